@@ -1,0 +1,3 @@
+from fastrnn.cli import main
+
+main()

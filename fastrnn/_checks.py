@@ -1,0 +1,88 @@
+"""Validation at the public boundary.
+
+Each check names the argument, says what it got and what it needs, and raises
+:class:`~fastrnn.exceptions.InvalidArgument` (a ``ValueError``) or
+:class:`~fastrnn.exceptions.InvalidType` (a ``TypeError``). Kernels never check:
+everything that reaches them has passed through here.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+from .exceptions import InvalidArgument, InvalidType
+
+
+def _describe(value):
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def check_int(name, value, minimum=None):
+    """Return ``value`` as an int, refusing bools, floats and numbers below ``minimum``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise InvalidType(f"{name} must be an integer, got {_describe(value)} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise InvalidArgument(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_float(name, value, minimum=None, positive=False):
+    """Return ``value`` as a finite float (``positive``: strictly above 0)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise InvalidType(f"{name} must be a real number, got {_describe(value)} ({type(value).__name__})")
+    value = float(value)
+    if not math.isfinite(value):
+        raise InvalidArgument(f"{name} must be a finite number, got {value}")
+    if positive and value <= 0:
+        raise InvalidArgument(f"{name} must be positive, got {value}")
+    if minimum is not None and value < minimum:
+        raise InvalidArgument(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def check_choice(name, value, choices):
+    """Return ``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(repr(c) for c in choices)
+        raise InvalidArgument(f"{name} must be one of {options}, got {_describe(value)}")
+    return value
+
+
+def check_optional_int(name, value, minimum=None):
+    return None if value is None else check_int(name, value, minimum)
+
+
+def as_float_array(name, value, dtype, ndim, shape=None, what=""):
+    """Convert ``value`` to a C-contiguous ``dtype`` array after checking it.
+
+    ``shape`` is a tuple whose ``None`` entries are free; ``what`` names the axes
+    in error messages, e.g. ``"(batch, time, n_in)"``.
+    """
+    if value is None:
+        raise InvalidType(f"{name} must be an array of shape {what}, got None")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # ragged lists and the like
+        raise InvalidArgument(f"{name} could not be read as an array of shape {what}: {exc}") from None
+    if arr.dtype == object or arr.dtype.kind not in "biuf":
+        raise InvalidType(
+            f"{name} has dtype {arr.dtype}; it needs real numbers (use .astype(np.{np.dtype(dtype).name}))"
+        )
+    if arr.ndim != ndim:
+        raise InvalidArgument(f"{name} is {arr.ndim}-dimensional with shape {arr.shape}; it must be {ndim}-dimensional {what}")
+    if arr.size == 0:
+        raise InvalidArgument(f"{name} is empty (shape {arr.shape}); every axis of {what} needs at least one element")
+    if shape is not None:
+        for axis, (got, need) in enumerate(zip(arr.shape, shape)):
+            if need is not None and got != need:
+                raise InvalidArgument(
+                    f"{name} has shape {arr.shape} but axis {axis} of {what} must be {need}"
+                )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise InvalidArgument(f"{name} contains NaN or infinite values (first at index {tuple(int(i) for i in bad)}); clean the data first")
+    return arr

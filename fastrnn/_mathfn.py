@@ -1,0 +1,101 @@
+"""Elementwise math that LLVM can vectorise: exp, expm1, tanh and sigmoid.
+
+Numba lowers ``math.tanh`` to a scalar libm call (about 13 ns an element here),
+which at the digit-addition shape is most of a training step. These versions are
+branch-free (selects only), so a loop over a row of activations compiles to AVX
+code: about 3 ns an element, within 3 ulp of numpy (tests/test_mathfn.py).
+
+expm1 uses Cody-Waite range reduction ``y = k ln2 + r`` with ``|r| <= ln2/2``, a
+degree-14 Taylor polynomial for ``expm1(r)`` (truncation error below 1e-17
+relative), and ``2**k`` built from the exponent bits.
+"""
+
+import numpy as np
+from numba import njit, types
+from numba.extending import intrinsic
+
+from .config import JIT
+
+_LN2_HI = 6.93147180369123816490e-01
+_LN2_LO = 1.90821492927058770002e-10
+_INV_LN2 = 1.44269504088896338700e00
+
+
+@intrinsic
+def _int64_bits_as_float64(typingctx, bits):
+    """Reinterpret the 64 bits of an int64 as a float64 (no conversion)."""
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return sig, codegen
+
+
+@njit(inline="always", **JIT)
+def expm1(y):
+    """exp(y) - 1, accurate near 0; y is clamped to [-708, 708]; NaN stays NaN."""
+    yc = y if y > -708.0 else -708.0
+    yc = yc if yc < 708.0 else 708.0
+    kf = np.floor(yc * _INV_LN2 + 0.5)
+    r = (yc - kf * _LN2_HI) - kf * _LN2_LO
+    p = 1.0 / 87178291200.0
+    p = p * r + 1.0 / 6227020800.0
+    p = p * r + 1.0 / 479001600.0
+    p = p * r + 1.0 / 39916800.0
+    p = p * r + 1.0 / 3628800.0
+    p = p * r + 1.0 / 362880.0
+    p = p * r + 1.0 / 40320.0
+    p = p * r + 1.0 / 5040.0
+    p = p * r + 1.0 / 720.0
+    p = p * r + 1.0 / 120.0
+    p = p * r + 1.0 / 24.0
+    p = p * r + 1.0 / 6.0
+    p = p * r + 0.5
+    em = r + r * r * p  # expm1(r)
+    scale = _int64_bits_as_float64((np.int64(kf) + 1023) << 52)  # 2**k
+    result = scale * em + (scale - 1.0)
+    # The clamps map NaN to -708; a select (not a branch) hands NaN back so that
+    # a numerical fault upstream shows in the loss instead of being hidden.
+    return result if y == y else y
+
+
+@njit(inline="always", **JIT)
+def exp(y):
+    """exp(y) for y in [-708, 708] (clamped outside)."""
+    return expm1(y) + 1.0
+
+
+@njit(inline="always", **JIT)
+def tanh(x):
+    """tanh(x) = -expm1(-2|x|) / (2 + expm1(-2|x|)), with the sign of x."""
+    t = expm1(-2.0 * abs(x))
+    v = -t / (2.0 + t)
+    return -v if x < 0 else v
+
+
+@njit(inline="always", **JIT)
+def sigmoid(x):
+    """1 / (1 + exp(-x)), without overflow."""
+    return 1.0 / (2.0 + expm1(-x))
+
+
+@njit(**JIT)
+def tanh_array(x, out):
+    """out[i] = tanh(x[i]) for 1-D arrays (used by the accuracy tests)."""
+    for i in range(x.shape[0]):
+        out[i] = tanh(x[i])
+
+
+@njit(**JIT)
+def sigmoid_array(x, out):
+    """out[i] = sigmoid(x[i]) for 1-D arrays (used by the accuracy tests)."""
+    for i in range(x.shape[0]):
+        out[i] = sigmoid(x[i])
+
+
+@njit(**JIT)
+def expm1_array(x, out):
+    """out[i] = expm1(x[i]) for 1-D arrays (used by the accuracy tests)."""
+    for i in range(x.shape[0]):
+        out[i] = expm1(x[i])

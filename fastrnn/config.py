@@ -1,0 +1,35 @@
+"""The one place for kernel flags, numeric defaults and tuning thresholds.
+
+Every ``@njit`` in fastrnn takes its options from ``JIT`` (or ``JIT_PARALLEL``), so
+that caching, the error model and fastmath are decided here and nowhere else.
+"""
+
+import numpy as np
+
+#: fastmath reassociates float sums, which changes float64 results; kept off so the
+#: kernels stay within rtol 1e-10 of the plain-numpy reference (tests/reference.py).
+FASTMATH = False
+
+#: Options shared by every kernel. ``cache=True`` writes compiled code to
+#: ``__pycache__`` so that a second process starts in about a second instead of
+#: compiling again. ``error_model="numpy"`` drops the Python-style
+#: ZeroDivisionError check on ``/``: that check is a branch inside every loop
+#: that divides, and it stops LLVM from vectorising the activation loops
+#: (measured 13 ns -> 3 ns per tanh element).
+JIT = dict(cache=True, error_model="numpy", fastmath=FASTMATH, nogil=True)
+JIT_PARALLEL = dict(JIT, parallel=True)
+
+#: Default float type of models and data.
+DTYPE = np.float64
+DTYPES = ("float64", "float32")
+
+#: A matrix product ``(m, k) @ (k, n)`` with ``m * k * n`` at or above this many
+#: multiply-adds goes to BLAS (``np.dot``); below it a hand loop is faster because
+#: a BLAS call costs about 0.15 us however small the product (benchmarks/bench_kernels.py).
+BLAS_MIN_WORK = 4096
+
+#: loss_and_grads splits the batch across threads (per-thread gradient buffers,
+#: serial reduction) only when each thread gets at least this many sequences and
+#: the call does at least ``PARALLEL_MIN_WORK`` multiply-adds in the recurrence.
+PARALLEL_MIN_BATCH_PER_THREAD = 8
+PARALLEL_MIN_WORK = 2_000_000

@@ -1,0 +1,53 @@
+"""Shared test settings: tolerances (each kind of test has its own), seeds, and helpers."""
+
+import numpy as np
+import pytest
+
+import fastrnn
+
+SEED = 20261122
+
+#: kernel against the plain-numpy twin, float64
+RTOL_TWIN = 1e-10
+ATOL_TWIN = 1e-12
+#: serial against parallel path (only the summation order differs)
+RTOL_PARALLEL = 1e-12
+#: the reference against central differences (SPEC.md: relative error under 1e-6)
+GRADCHECK_TOL = 1e-6
+#: float32 against float64 results
+RTOL_FLOAT32 = 2e-4
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(SEED)
+
+
+def make_data(rng, B, T, I, O, head, masked=False):
+    """Random inputs, targets that suit the head, and an optional ragged mask."""
+    X = rng.standard_normal((B, T, I))
+    if head == "softmax":
+        Y = np.eye(O)[rng.integers(0, O, (B, T))]
+    elif head == "sigmoid":
+        Y = rng.integers(0, 2, (B, T, O)).astype(float)
+    else:
+        Y = rng.standard_normal((B, T, O))
+    mask = None
+    if masked:
+        mask = (rng.random((B, T)) < 0.6).astype(float)
+        mask[:, -1] = 1.0  # a target somewhere in every sequence
+        lengths = rng.integers(1, T + 1, B)  # and ragged ends: padding after each length
+        for i, n in enumerate(lengths):
+            mask[i, n:] = 0.0
+    return X, Y, mask
+
+
+def model_from_params(ref_params, activation, head, dtype="float64"):
+    """A fastrnn.RNN holding the reference's parameter values."""
+    H, I = ref_params["U0"].shape
+    O = ref_params["V"].shape[0]
+    L = sum(1 for k in ref_params if k.startswith("W"))
+    model = fastrnn.RNN(I, H, O, layers=L, activation=activation, head=head, dtype=dtype)
+    for k, v in ref_params.items():
+        model.params[k][...] = v
+    return model
