@@ -10,7 +10,9 @@ import math
 import numbers
 
 import numpy as np
+from numba import njit
 
+from .config import JIT
 from .exceptions import InvalidArgument, InvalidType
 
 
@@ -55,7 +57,7 @@ def check_optional_int(name, value, minimum=None):
     return None if value is None else check_int(name, value, minimum)
 
 
-def as_float_array(name, value, dtype, ndim, shape=None, what=""):
+def as_float_array(name, value, dtype, ndim, shape=None, what="", check_finite=True):
     """Convert ``value`` to a C-contiguous ``dtype`` array after checking it.
 
     ``shape`` is a tuple whose ``None`` entries are free; ``what`` names the axes
@@ -82,7 +84,47 @@ def as_float_array(name, value, dtype, ndim, shape=None, what=""):
                     f"{name} has shape {arr.shape} but axis {axis} of {what} must be {need}"
                 )
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if not np.all(np.isfinite(arr)):
+    if check_finite and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise InvalidArgument(f"{name} contains NaN or infinite values (first at index {tuple(int(i) for i in bad)}); clean the data first")
     return arr
+
+
+# ------------------------------------------------------------- fast data scan
+
+#: Codes returned by :func:`scan_data`; the wrapper turns them into messages.
+DATA_OK, X_NOT_FINITE, Y_NOT_FINITE, MASK_NOT_01, H0_NOT_FINITE, Y_OUT_OF_RANGE, Y_NOT_ONE_HOT = range(7)
+
+
+@njit(**JIT)
+def scan_data(X, Y, M, h0, needs_probabilities, needs_one_hot):
+    """One pass over the data: 0 if it is fit for the kernels, else what is wrong.
+
+    Checking with numpy takes a ufunc call per condition (about 1.4 us each for
+    ``np.isfinite(X).all()`` on a small X); one compiled pass costs about 0.3 us in
+    all, which matters when a training step itself takes a few microseconds.
+    Messages are built by the caller, only when something is wrong.
+    """
+    B, T = X.shape[0], X.shape[1]
+    for v in X.ravel():
+        if not np.isfinite(v):
+            return X_NOT_FINITE
+    for v in h0.ravel():
+        if not np.isfinite(v):
+            return H0_NOT_FINITE
+    for i in range(B):
+        for t in range(T):
+            m = M[i, t] if M.shape[0] > 0 else 1.0
+            if m != 0.0 and m != 1.0:
+                return MASK_NOT_01
+            s = 0.0
+            for k in range(Y.shape[2]):
+                y = Y[i, t, k]
+                if not np.isfinite(y):
+                    return Y_NOT_FINITE
+                if m != 0.0 and needs_probabilities and (y < 0.0 or y > 1.0):
+                    return Y_OUT_OF_RANGE
+                s += y
+            if m != 0.0 and needs_one_hot and abs(s - 1.0) > 1e-6:
+                return Y_NOT_ONE_HOT
+    return DATA_OK

@@ -1,12 +1,20 @@
-"""Small dense products used inside the RNN kernels.
+"""Small dense products on flat buffers, used inside the RNN kernels.
 
-``mm(a, b, out)`` computes ``out = a @ b`` and ``mm_tn(a, b, out)`` computes
-``out = a.T @ b``. Both pick, at run time, between BLAS (``np.dot`` inside numba,
-which needs SciPy's BLAS) and a hand loop: a BLAS call costs about 0.15 us even
-for a 1x16x16 product, where the hand loop takes 0.07 us; from a few thousand
-multiply-adds on, BLAS wins by up to 7x (65 against 10 GFLOP/s at 32x100x100).
-The hand loops are written in axpy order (the inner loop runs along a row of
-``b`` and of ``out``) so that LLVM vectorises them without reassociating sums.
+Every buffer in the kernels is a flat 1-D array holding row-major matrices; a
+matrix is (buffer, offset, rows, columns). Flat buffers keep the time loop free of
+array views (each costs an atomic reference count and, for ``reshape``, a helper
+call) and let the elementwise work of a whole time step run as one long loop.
+
+``mm`` computes ``out = A @ B`` and ``mm_tn`` computes ``G = A.T @ B``. Both pick, at
+run time, between BLAS (``np.dot`` inside numba, through SciPy's BLAS) and a hand
+loop: a BLAS call costs about 0.15 us however small the product, where the hand
+loop does a 1x16x16 product in 0.07 us; from a few thousand multiply-adds on, BLAS
+is up to 7x faster (65 against 10 GFLOP/s at 32x100x100). ``blas=False`` forces the
+hand loop: the parallel kernel uses it, because OpenBLAS's own threads inside
+numba's threads oversubscribe the cores (measured 40x slower). The hand loops run in
+axpy order (the inner loop walks a row of B and of the output), so LLVM vectorises
+them without reassociating sums, except for narrow outputs (``NARROW``), where the
+dot-product order is faster.
 """
 
 import numpy as np
@@ -14,44 +22,76 @@ from numba import njit
 
 from .config import BLAS_MIN_WORK, JIT
 
+#: Below this many output columns the hand loops run in dot-product order: an axpy
+#: inner loop of 1 or 2 elements costs more in loop set-up than in arithmetic
+#: (measured: the O=1 output layer of the binary task took 5 us for 32 rows).
+NARROW = 8
+
 
 @njit(**JIT)
-def mm(a, b, out):
-    """out (m, n) = a (m, k) @ b (k, n); all C-contiguous."""
-    m, k = a.shape
-    n = b.shape[1]
-    if m * k * n >= BLAS_MIN_WORK:
-        np.dot(a, b, out)
+def mm(a, aoff, m, k, w, woff, n, out, ooff, blas):
+    """out[ooff:] (m, n) = a[aoff:] (m, k) @ w[woff:] (k, n)."""
+    if blas and m * k * n >= BLAS_MIN_WORK:
+        np.dot(
+            a[aoff : aoff + m * k].reshape((m, k)),
+            w[woff : woff + k * n].reshape((k, n)),
+            out[ooff : ooff + m * n].reshape((m, n)),
+        )
+        return
+    if n < NARROW:
+        for i in range(m):
+            for j in range(n):
+                acc = 0.0
+                for p in range(k):
+                    acc += a[aoff + i * k + p] * w[woff + p * n + j]
+                out[ooff + i * n + j] = acc
         return
     for i in range(m):
+        o = ooff + i * n
         for j in range(n):
-            out[i, j] = 0.0
+            out[o + j] = 0.0
         for p in range(k):
-            aip = a[i, p]
+            aip = a[aoff + i * k + p]
+            q = woff + p * n
             for j in range(n):
-                out[i, j] += aip * b[p, j]
+                out[o + j] += aip * w[q + j]
 
 
 @njit(**JIT)
-def mm_tn(a, b, out):
-    """out (m, n) = a.T @ b for a (r, m) and b (r, n); all C-contiguous."""
-    r, m = a.shape
-    n = b.shape[1]
-    if r * m * n >= BLAS_MIN_WORK:
-        np.dot(a.T, b, out)
+def mm_tn(a, aoff, m, b, boff, n, r, g, goff, blas):
+    """g[goff:] (m, n) = a[aoff:] (r, m) transposed @ b[boff:] (r, n)."""
+    if blas and r * m * n >= BLAS_MIN_WORK:
+        np.dot(
+            a[aoff : aoff + r * m].reshape((r, m)).T,
+            b[boff : boff + r * n].reshape((r, n)),
+            g[goff : goff + m * n].reshape((m, n)),
+        )
         return
-    out[:, :] = 0.0
+    if n < NARROW:
+        for i in range(m):
+            for j in range(n):
+                acc = 0.0
+                for p in range(r):
+                    acc += a[aoff + p * m + i] * b[boff + p * n + j]
+                g[goff + i * n + j] = acc
+        return
+    for q in range(goff, goff + m * n):
+        g[q] = 0.0
     for p in range(r):
         for i in range(m):
-            api = a[p, i]
+            api = a[aoff + p * m + i]
+            q = goff + i * n
+            s = boff + p * n
             for j in range(n):
-                out[i, j] += api * b[p, j]
+                g[q + j] += api * b[s + j]
 
 
 @njit(**JIT)
-def colsum(a, out):
-    """out (n,) = a.sum(axis=0) for a (r, n)."""
-    out[:] = 0.0
-    for p in range(a.shape[0]):
-        for j in range(a.shape[1]):
-            out[j] += a[p, j]
+def colsum(a, aoff, r, n, g, goff):
+    """g[goff:goff+n] = the column sums of a[aoff:] (r, n)."""
+    for j in range(n):
+        g[goff + j] = 0.0
+    for p in range(r):
+        s = aoff + p * n
+        for j in range(n):
+            g[goff + j] += a[s + j]

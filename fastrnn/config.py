@@ -28,8 +28,10 @@ DTYPES = ("float64", "float32")
 #: a BLAS call costs about 0.15 us however small the product (benchmarks/bench_kernels.py).
 BLAS_MIN_WORK = 4096
 
-#: loss_and_grads splits the batch across threads (per-thread gradient buffers,
-#: serial reduction) only when each thread gets at least this many sequences and
-#: the call does at least ``PARALLEL_MIN_WORK`` multiply-adds in the recurrence.
+#: With ``parallel=None``, loss_and_grads splits the batch across numba's threads
+#: (per-thread gradient buffers, then a serial reduction) only when each thread gets
+#: at least this many sequences and the hidden layer is at most
+#: ``PARALLEL_MAX_HIDDEN`` wide. Threads use the hand-written products; above that
+#: width the serial kernel, whose products go to (multi-threaded) BLAS, is faster.
 PARALLEL_MIN_BATCH_PER_THREAD = 8
-PARALLEL_MIN_WORK = 2_000_000
+PARALLEL_MAX_HIDDEN = 64

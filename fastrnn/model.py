@@ -7,12 +7,13 @@ time-major, contiguous layout the kernels expect, and only then passed on.
 
 import json
 import os
+import threading
 
 import numba
 import numpy as np
 
 from . import _checks, _kernels, params
-from .config import DTYPES, PARALLEL_MIN_BATCH_PER_THREAD, PARALLEL_MIN_WORK
+from .config import DTYPES, PARALLEL_MAX_HIDDEN, PARALLEL_MIN_BATCH_PER_THREAD
 from .exceptions import InvalidArgument, ModelFileError
 
 FORMAT = "fastrnn-model"
@@ -57,6 +58,7 @@ class RNN:
         self.activation = _checks.check_choice("activation", activation, tuple(_kernels.ACTIVATIONS))
         self.head = _checks.check_choice("head", head, tuple(_kernels.HEADS))
         self.dtype = np.dtype(_checks.check_choice("dtype", str(np.dtype(dtype)) if _is_dtype_like(dtype) else dtype, DTYPES))
+        self._dtype_name = self.dtype.name  # numpy builds dtype.name anew each time (about 2 us)
         self.seed = _checks.check_int("seed", seed, minimum=0)
         self.init_scale = None if init_scale is None else _checks.check_float("init_scale", init_scale, positive=True)
         self._entries, size = params.layout(self.n_in, self.n_hidden, self.n_out, self.layers)
@@ -66,6 +68,9 @@ class RNN:
             dtype=np.int64,
         )
         self._params = params.views(self.theta, self._entries)
+        self._scratch = np.empty(0, dtype=self.dtype)
+        self._scratch_lock = threading.Lock()
+        self._slices = [(name, off, off + int(np.prod(shape)), shape) for name, shape, off in self._entries]
 
     # ------------------------------------------------------------------ basics
 
@@ -104,36 +109,46 @@ class RNN:
 
     # ------------------------------------------------------------------ checks
 
-    def _check_X(self, X):
-        return _checks.as_float_array("X", X, self.dtype, 3, (None, None, self.n_in), f"(batch, time, n_in={self.n_in})")
+    def _array(self, name, value, ndim, shape, axes):
+        """``value`` as a C-contiguous array of the model's dtype with the given shape.
 
-    def _check_h0(self, h0, B):
-        L, H = self.layers, self.n_hidden
-        if h0 is None:
-            return np.zeros((L, B, H), dtype=self.dtype)
-        arr = np.asarray(h0) if not isinstance(h0, np.ndarray) else h0
-        if L == 1 and getattr(arr, "ndim", 0) == 2:
-            arr = arr[None]
-        return _checks.as_float_array("h0", arr, self.dtype, 3, (L, B, H), f"(layers={L}, batch={B}, n_hidden={H})")
+        An array that already is one passes straight through (the common case in a
+        training loop); anything else goes through the full conversion with its
+        messages. Finiteness is checked afterwards, by :func:`_checks.scan_data`.
+        """
+        if type(value) is np.ndarray and value.dtype == self.dtype and value.ndim == ndim and value.flags.c_contiguous and value.size:
+            for got, need in zip(value.shape, shape):
+                if need is not None and got != need:
+                    break
+            else:
+                return value
+        what = "(" + ", ".join(a if n is None else f"{a}={n}" for a, n in zip(axes, shape)) + ")"
+        return _checks.as_float_array(name, value, self.dtype, ndim, shape, what, check_finite=False)
 
-    def _check_targets(self, Y, mask, B, T):
-        O = self.n_out
-        Y = _checks.as_float_array("Y", Y, self.dtype, 3, (B, T, O), f"(batch={B}, time={T}, n_out={O})")
-        if mask is None:
-            M = np.ones((B, T), dtype=self.dtype)
+    def _check_data(self, X, Y=None, mask=None, h0=None):
+        """Check everything a kernel call reads; return X, Y, M, h0 ready for it.
+
+        ``Y=None`` (forward only) gives an empty Y; ``mask=None`` and ``h0=None``
+        give empty arrays, which the kernels read as "all ones" and "zeros".
+        """
+        X = self._array("X", X, 3, (None, None, self.n_in), ("batch", "time", "n_in"))
+        B, T = X.shape[0], X.shape[1]
+        if Y is None:
+            Y = np.empty((B, T, 0), dtype=self.dtype)
         else:
-            M = _checks.as_float_array("mask", mask, self.dtype, 2, (B, T), f"(batch={B}, time={T})")
-            if not np.all((M == 0) | (M == 1)):
-                raise InvalidArgument("mask must hold only 0 (no target) and 1 (target); got other values")
-        on = M > 0
-        if self.head in ("softmax", "sigmoid"):
-            if np.any(Y[on] < 0) or np.any(Y[on] > 1):
-                raise InvalidArgument(f"Y must lie in [0, 1] for the {self.head} head on every masked step")
-        if self.head == "softmax":
-            sums = Y.sum(axis=2)[on]
-            if sums.size and np.max(np.abs(sums - 1.0)) > 1e-6:
-                raise InvalidArgument("Y must be one-hot (each row summing to 1) for the softmax head on every masked step")
-        return Y, M
+            Y = self._array("Y", Y, 3, (B, T, self.n_out), ("batch", "time", "n_out"))
+        M = _EMPTY2[self._dtype_name] if mask is None else self._array("mask", mask, 2, (B, T), ("batch", "time"))
+        if h0 is None:
+            h0 = _EMPTY3[self._dtype_name]
+        else:
+            if self.layers == 1 and np.ndim(h0) == 2:
+                h0 = np.asarray(h0)[None]
+            h0 = self._array("h0", h0, 3, (self.layers, B, self.n_hidden), ("layers", "batch", "n_hidden"))
+        probabilities = Y.shape[2] > 0 and self.head != "linear"
+        code = _checks.scan_data(X, Y, M, h0, probabilities, probabilities and self.head == "softmax")
+        if code != _checks.DATA_OK:
+            raise InvalidArgument(_DATA_ERRORS[code].format(head=self.head, where=_first_bad(code, X, Y, h0)))
+        return X, Y, M, h0
 
     @staticmethod
     def _check_truncate(bptt_truncate):
@@ -158,14 +173,12 @@ class RNN:
             The hidden states h_1..h_T of every layer; ``hs[:, :, -1]`` is the final
             state, which can be passed as the next chunk's ``h0``.
         """
-        X = self._check_X(X)
-        B, T, _ = X.shape
-        h0 = self._check_h0(h0, B)
-        Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
-        hs = np.empty((self.layers, T + 1, B, self.n_hidden), dtype=self.dtype)
-        z = np.empty((T, B, self.n_out), dtype=self.dtype)
-        _kernels.predict(self.theta, self._dims, Xt, h0, hs, z)
-        return np.ascontiguousarray(z.transpose(1, 0, 2)), np.ascontiguousarray(hs[:, 1:].transpose(0, 2, 1, 3))
+        X, _, _, h0 = self._check_data(X, h0=h0)
+        B, T = X.shape[0], X.shape[1]
+        yhat = np.empty((B, T, self.n_out), dtype=self.dtype)
+        hs = np.empty((self.layers, B, T, self.n_hidden), dtype=self.dtype)
+        _kernels.predict(self.theta, self._dims, X, h0, yhat, hs)
+        return yhat, hs
 
     def loss_and_grads(self, X, Y, mask=None, bptt_truncate=None, h0=None, return_state=False, parallel=None):
         """Loss and its gradient with respect to every parameter, by (truncated) BPTT.
@@ -192,27 +205,34 @@ class RNN:
         loss : float
             Sum over masked steps, mean over the batch (SPEC.md).
         grads : dict of str to ndarray
-            Same keys and shapes as :attr:`params`.
+            Same keys and shapes as :attr:`params`; new arrays on every call.
         h_final : ndarray, only with ``return_state=True``
         """
-        X = self._check_X(X)
-        B, T, _ = X.shape
-        Y, M = self._check_targets(Y, mask, B, T)
-        K = self._check_truncate(bptt_truncate)
-        h0 = self._check_h0(h0, B)
-        if parallel is not None and not isinstance(parallel, (bool, np.bool_)):
-            raise _checks.InvalidType(f"parallel must be True, False or None, got {parallel!r}")
-        Xt = np.ascontiguousarray(X.transpose(1, 0, 2))
-        Yt = np.ascontiguousarray(Y.transpose(1, 0, 2))
-        Mt = np.ascontiguousarray(M.T)
+        X, Y, M, h0 = self._check_data(X, Y, mask, h0)
+        K = -1 if bptt_truncate is None else self._check_truncate(bptt_truncate)
+        B, T = X.shape[0], X.shape[1]
         grad = np.empty_like(self.theta)
         h_final = np.empty((self.layers, B, self.n_hidden), dtype=self.dtype)
         n_threads = self._n_threads(B, T, parallel)
-        if n_threads > 1:
-            loss = _kernels.loss_and_grads_parallel(self.theta, self._dims, K, Xt, Yt, Mt, h0, grad, h_final, n_threads)
-        else:
-            loss = _kernels.loss_and_grads_serial(self.theta, self._dims, K, Xt, Yt, Mt, h0, grad, h_final)
-        grads = params.views(grad, self._entries)
+        # One scratch vector per model, reused across calls; a concurrent call on
+        # the same model (another Python thread) gets a fresh one instead.
+        owned = self._scratch_lock.acquire(blocking=False)
+        try:
+            size = _kernels.scratch_size(T, B, self._dims, n_threads)
+            if not owned:
+                buf = np.empty(size, dtype=self.dtype)
+            else:
+                if self._scratch.shape[0] < size:
+                    self._scratch = np.empty(size, dtype=self.dtype)
+                buf = self._scratch
+            if n_threads > 1:
+                loss = _kernels.loss_and_grads_parallel(self.theta, self._dims, K, X, Y, M, h0, grad, h_final, buf, n_threads)
+            else:
+                loss = _kernels.loss_and_grads_serial(self.theta, self._dims, K, X, Y, M, h0, grad, h_final, buf)
+        finally:
+            if owned:
+                self._scratch_lock.release()
+        grads = {name: grad[a:b].reshape(shape) for name, a, b, shape in self._slices}
         if return_state:
             return float(loss), grads, h_final
         return float(loss), grads
@@ -222,14 +242,19 @@ class RNN:
         return self.loss_and_grads(X, Y, mask=mask, h0=h0, parallel=False)[0]
 
     def _n_threads(self, B, T, parallel):
+        """How many threads loss_and_grads splits the batch over (1: the serial kernel)."""
         if parallel is False:
             return 1
-        n = min(numba.get_num_threads(), B)
-        if parallel is None:
-            work = B * T * self.n_hidden * self.n_hidden * self.layers
-            if B < PARALLEL_MIN_BATCH_PER_THREAD * n or work < PARALLEL_MIN_WORK:
-                return 1
-        return max(n, 1)
+        if parallel is True:
+            return max(1, min(numba.get_num_threads(), B))
+        if parallel is not None:
+            raise _checks.InvalidType(f"parallel must be True, False or None, got {parallel!r}")
+        if B < 2 * PARALLEL_MIN_BATCH_PER_THREAD:
+            return 1
+        n = min(numba.get_num_threads(), B // PARALLEL_MIN_BATCH_PER_THREAD)
+        if n < 2 or self.n_hidden > PARALLEL_MAX_HIDDEN:
+            return 1
+        return n
 
     def _flatten_grads(self, grads):
         if not hasattr(grads, "keys") or set(grads.keys()) != set(self.param_names):
@@ -278,6 +303,26 @@ class RNN:
 
 def _is_dtype_like(value):
     return isinstance(value, type) or isinstance(value, np.dtype)
+
+
+_EMPTY2 = {name: np.empty((0, 0), dtype=name) for name in DTYPES}
+_EMPTY3 = {name: np.empty((0, 0, 0), dtype=name) for name in DTYPES}
+
+_DATA_ERRORS = {
+    _checks.X_NOT_FINITE: "X contains NaN or infinite values (first at index {where}); clean the data first",
+    _checks.Y_NOT_FINITE: "Y contains NaN or infinite values (first at index {where}); clean the targets first",
+    _checks.H0_NOT_FINITE: "h0 contains NaN or infinite values (first at index {where}); pass a finite initial state",
+    _checks.MASK_NOT_01: "mask must hold only 0 (no target) and 1 (target); got other values",
+    _checks.Y_OUT_OF_RANGE: "Y must lie in [0, 1] for the {head} head on every masked step",
+    _checks.Y_NOT_ONE_HOT: "Y must be one-hot (each row summing to 1) for the softmax head on every masked step",
+}
+
+
+def _first_bad(code, X, Y, h0):
+    arr = {_checks.X_NOT_FINITE: X, _checks.Y_NOT_FINITE: Y, _checks.H0_NOT_FINITE: h0}.get(code)
+    if arr is None:
+        return ""
+    return tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
 
 
 class _ParamView(dict):
