@@ -6,6 +6,7 @@ Public API::
     yhat, hs = model.forward(X)
     loss, grads = model.loss_and_grads(X, Y, mask=None, bptt_truncate=None)
     report = fastrnn.gradcheck(model, X, Y)
+    result = fastrnn.train(task="binary", iters=20000, seed=0)   # .model, .history, .train_seconds
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -13,7 +14,10 @@ from importlib.metadata import PackageNotFoundError, version
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError
 from .gradcheck import GradcheckReport, gradcheck
 from .model import RNN
+from .metrics import read_run
 from .optim import Optimizer
+from .tasks import BinaryAddition, DigitAddition, make_task
+from .training import TrainResult, train
 
 try:
     __version__ = version("fastrnn")
@@ -22,6 +26,12 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 
 __all__ = [
     "RNN",
+    "train",
+    "TrainResult",
+    "read_run",
+    "make_task",
+    "BinaryAddition",
+    "DigitAddition",
     "Optimizer",
     "gradcheck",
     "GradcheckReport",

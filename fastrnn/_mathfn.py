@@ -32,7 +32,7 @@ def _int64_bits_as_float64(typingctx, bits):
     return sig, codegen
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def expm1(y):
     """exp(y) - 1, accurate near 0; y is clamped to [-708, 708]; NaN stays NaN."""
     yc = y if y > -708.0 else -708.0
@@ -60,13 +60,13 @@ def expm1(y):
     return result if y == y else y
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def exp(y):
     """exp(y) for y in [-708, 708] (clamped outside)."""
     return expm1(y) + 1.0
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def tanh(x):
     """tanh(x) = -expm1(-2|x|) / (2 + expm1(-2|x|)), with the sign of x."""
     t = expm1(-2.0 * abs(x))
@@ -74,7 +74,7 @@ def tanh(x):
     return -v if x < 0 else v
 
 
-@njit(inline="always", **JIT)
+@njit(**JIT)
 def sigmoid(x):
     """1 / (1 + exp(-x)), without overflow."""
     return 1.0 / (2.0 + expm1(-x))

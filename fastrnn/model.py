@@ -68,6 +68,8 @@ class RNN:
             dtype=np.int64,
         )
         self._params = params.views(self.theta, self._entries)
+        #: Free-form JSON-able facts saved with the model (the training task, say).
+        self.metadata = {}
         self._scratch = np.empty(0, dtype=self.dtype)
         self._scratch_lock = threading.Lock()
         self._slices = [(name, off, off + int(np.prod(shape)), shape) for name, shape, off in self._entries]
@@ -99,6 +101,7 @@ class RNN:
         """An independent model with the same architecture and parameter values."""
         other = RNN(**self.config())
         other.theta[:] = self.theta
+        other.metadata = dict(self.metadata)
         return other
 
     def __repr__(self):
@@ -270,7 +273,7 @@ class RNN:
     def save(self, path):
         """Write the model to ``path`` (.npz): the parameters and the architecture."""
         path = os.fspath(path)
-        meta = dict(format=FORMAT, version=FORMAT_VERSION, config=self.config())
+        meta = dict(format=FORMAT, version=FORMAT_VERSION, config=self.config(), metadata=self.metadata)
         with open(path, "wb") as fh:
             np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)))
         return path
@@ -298,6 +301,7 @@ class RNN:
         if theta.shape != model.theta.shape or not np.all(np.isfinite(theta)):
             raise ModelFileError(f"model file {path!r} is corrupt: {theta.shape[0] if theta.ndim == 1 else theta.shape} parameters stored, {model.n_params} expected, or some are not finite")
         model.theta[:] = theta
+        model.metadata = dict(meta.get("metadata") or {})
         return model
 
 

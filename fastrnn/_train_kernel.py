@@ -1,0 +1,96 @@
+"""One kernel call trains a whole chunk of iterations, in place.
+
+A Python call per SGD step costs microseconds of dispatch and checking, more than
+the step's own arithmetic at the binary-addition size. So :func:`train_chunk` runs
+every iteration of a chunk (forward, loss, BPTT, error counts, clipping and the
+optimizer step) inside numba, and Python only sees the chunk's per-iteration losses,
+gradient norms and per-sample error counts. Numbers only: the caller validates.
+"""
+
+import numpy as np
+from numba import njit
+
+from ._kernels import HEAD_SIGMOID, HEAD_SOFTMAX, loss_grad_slice, transpose_params, workspace, workspace_size
+from .config import JIT
+from .optim import apply_update, clip_grads
+
+
+@njit(**JIT)
+def chunk_scratch_size(T, B, dims, P):
+    """Scratch :func:`train_chunk` needs: thetaT, the gradient, one workspace."""
+    return 2 * P + workspace_size(T, B, dims)
+
+
+@njit(**JIT)
+def count_errors(z, yt, mt, T, B, O, head, errors, off):
+    """errors[off + i] = wrong positions of sample i, from predictions z (T*B, O).
+
+    softmax: arg max differs; sigmoid: (p > 0.5) differs from (y > 0.5);
+    linear: |z - y| >= 0.5. Steps with mask 0 do not count.
+    """
+    for i in range(B):
+        errors[off + i] = 0
+    for t in range(T):
+        for i in range(B):
+            r = t * B + i
+            if mt[r] == 0.0:
+                continue
+            q = r * O
+            wrong = 0
+            if head == HEAD_SOFTMAX:
+                kp = 0
+                ky = 0
+                for k in range(1, O):
+                    if z[q + k] > z[q + kp]:
+                        kp = k
+                    if yt[q + k] > yt[q + ky]:
+                        ky = k
+                wrong = 1 if kp != ky else 0
+            elif head == HEAD_SIGMOID:
+                for k in range(O):
+                    if (z[q + k] > 0.5) != (yt[q + k] > 0.5):
+                        wrong = 1
+            else:
+                for k in range(O):
+                    if abs(z[q + k] - yt[q + k]) >= 0.5:
+                        wrong = 1
+            errors[off + i] += wrong
+
+
+@njit(**JIT)
+def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, state, step0, clip_norm, clip_value, buf, losses, grad_norms, errors):
+    """Run ``losses.shape[0]`` training iterations on ``theta`` in place.
+
+    Iteration ``it`` uses samples ``it*batch .. (it+1)*batch - 1`` of X (n, T, I),
+    Y (n, T, O) and M (n, T) (or an empty M: every step has a target), each from
+    a zero initial state. opt/lr/hyper/state: see :func:`fastrnn.optim.apply_update`;
+    ``step0`` is the number of updates already made. Per iteration it records the
+    loss, the gradient norm before clipping and every sample's wrong positions.
+
+    Returns the number of iterations completed. It is smaller than asked when a loss
+    or gradient became NaN or infinite: that iteration is not applied, and its index
+    is the return value.
+    """
+    n_iters = losses.shape[0]
+    T = X.shape[1]
+    P = theta.shape[0]
+    O = dims[2]
+    head = dims[5]
+    thetaT = buf[:P]
+    grad = buf[P : 2 * P]
+    ws = workspace(buf, 2 * P, T, batch, dims)
+    h0 = np.zeros((0, 0, 0), theta.dtype)
+    for it in range(n_iters):
+        transpose_params(theta, dims, thetaT)
+        lo = it * batch
+        loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, lo, lo + batch, 1.0 / batch, grad, ws, True)
+        if not np.isfinite(loss):
+            return it
+        norm = clip_grads(grad, clip_norm, clip_value)
+        if not np.isfinite(norm):
+            return it
+        losses[it] = loss
+        grad_norms[it] = norm
+        count_errors(ws[6], ws[1], ws[2], T, batch, O, head, errors, lo)
+        apply_update(opt, theta, grad, state, step0 + it + 1, lr, hyper)
+    return n_iters
