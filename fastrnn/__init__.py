@@ -11,6 +11,7 @@ Public API::
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .analysis import jacobian_norms, model_spectra, path_gradients, path_profile, spectrum
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError
 from .gradcheck import GradcheckReport, gradcheck
 from .model import RNN
@@ -27,6 +28,11 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 __all__ = [
     "RNN",
     "train",
+    "path_gradients",
+    "path_profile",
+    "spectrum",
+    "model_spectra",
+    "jacobian_norms",
     "TrainResult",
     "read_run",
     "make_task",

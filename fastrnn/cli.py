@@ -52,6 +52,11 @@ def cli():
     fastrnn train --task binary --iters 20000
     fastrnn predict model.npz 45 73
     fastrnn eval model.npz --bits 16
+    fastrnn gradcheck --layers 2 --bptt-truncate 3
+    fastrnn paths --activation tanh,sigmoid,relu --bits 24 --out paths.png
+    fastrnn spectrum model.npz
+    fastrnn plot runs/*.csv --out curves.png
+    fastrnn report runs/ --by lr
     """
 
 
@@ -81,8 +86,9 @@ def cli():
 @click.option("--digits", type=click.IntRange(2, 18), help="digits: digits per number [10].")
 @click.option("--encoding", type=click.Choice(["pair", "interleave"]), help="digits: both digits per step, or one [pair].")
 @click.option("--init-scale", type=InitScale(), help="Initial weights uniform in [-s, s], or fan_in [binary 1.0, digits fan_in].")
+@click.option("--log-spectrum", is_flag=True, help="Add W's spectral radius and mean |G_p| per path length to every row.")
 def train(task, iters, batch, hidden, layers, activation, lr, optimizer, clip, bptt_truncate, dtype, seed, log_every,
-          csv_path, no_csv, save, overwrite, quiet, bits, digits, encoding, init_scale):
+          csv_path, no_csv, save, overwrite, quiet, bits, digits, encoding, init_scale, log_spectrum):
     """Train an RNN on binary or digit addition, logging metrics to CSV."""
     from . import metrics
     from .training import train as run
@@ -96,7 +102,7 @@ def train(task, iters, batch, hidden, layers, activation, lr, optimizer, clip, b
             task=task, iters=iters, batch=batch, hidden=hidden, layers=layers, activation=activation, lr=lr,
             optimizer=optimizer, clip=clip, bptt_truncate=bptt_truncate, dtype=dtype, seed=seed, log_every=log_every,
             csv=None if no_csv else csv_path, save=save, overwrite=overwrite, progress=not quiet and sys.stderr.isatty(),
-            bits=bits, digits=digits, encoding=encoding, init_scale=init_scale,
+            bits=bits, digits=digits, encoding=encoding, init_scale=init_scale, log_spectrum=log_spectrum,
         )
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
@@ -195,6 +201,236 @@ def evaluate(model_path, samples, bits, digits, seed):
     click.echo(f"{task.unit} accuracy: {right.mean():.4f}")
     per = " ".join(f"{v:.3f}" for v in right.mean(axis=0))
     click.echo(f"per {task.unit}, least significant first: {per}")
+
+
+# ------------------------------------------------------------------------ analysis
+
+
+def _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
+    """(label, model, task) for each saved model, or a fresh model per activation."""
+    from .model import RNN
+    from .tasks import make_task
+    from .training import TASK_DEFAULTS
+
+    if model_paths:
+        if activations:
+            raise InvalidArgument("--activation builds fresh models; it cannot be combined with MODEL files")
+        out = []
+        for path in model_paths:
+            model, task_obj = _load(path, bits, digits)
+            out.append((str(path), model, task_obj))
+        return out
+    task_obj = make_task(task, bits=bits, digits=digits)
+    d = TASK_DEFAULTS[task_obj.name]
+    scale = d["init_scale"] if init_scale is None else init_scale
+    out = []
+    for act in activations or [d["activation"]]:
+        model = RNN(task_obj.n_in, hidden or d["hidden"], task_obj.n_out, layers=layers, activation=act, head=task_obj.head,
+                    seed=seed, init_scale=None if scale == "fan_in" else scale)
+        out.append((f"{act} (untrained)", model, task_obj))
+    return out
+
+
+def _activation_list(value):
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in names if v not in ("tanh", "sigmoid", "relu")]
+    if bad or not names:
+        raise click.BadParameter(f"{value!r}: give a comma-separated list of tanh, sigmoid, relu", param_hint="'--activation'")
+    return names
+
+
+STUDY_OPTIONS = [
+    click.option("--task", type=click.Choice(["binary", "digits"]), default="binary", show_default=True, help="Task whose data the study uses."),
+    click.option("--bits", type=click.IntRange(2, 62), help="binary: sequence length in bits [8]."),
+    click.option("--digits", type=click.IntRange(2, 18), help="digits: digits per number [10]."),
+    click.option("--hidden", type=click.IntRange(min=1), help="Hidden units of fresh models [the task's]."),
+    click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds fresh models and the data."),
+    click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True, help="Sequences of task data."),
+    click.option("--init-scale", type=InitScale(), help="Initial weights of fresh models [the task's]."),
+]
+
+
+def study_options(fn):
+    for option in reversed(STUDY_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@cli.command()
+@click.option("--task", type=click.Choice(["binary", "digits", "random"]), default="random", show_default=True,
+              help="Data: a task's encoding, or random inputs for --n-in/--n-out/--head.")
+@click.option("--n-in", type=click.IntRange(min=1), default=3, show_default=True, help="random: inputs.")
+@click.option("--n-out", type=click.IntRange(min=1), default=3, show_default=True, help="random: outputs.")
+@click.option("--head", type=click.Choice(["softmax", "sigmoid", "linear"]), default="softmax", show_default=True, help="random: head.")
+@click.option("--length", type=click.IntRange(min=1), default=6, show_default=True, help="random: time steps.")
+@click.option("--hidden", type=click.IntRange(min=1), default=5, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--eps", type=POSITIVE, default=1e-5, show_default=True, help="Finite-difference step.")
+@click.option("--bptt-truncate", type=click.IntRange(min=0), help="Also check truncated BPTT with this K.")
+def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, batch, seed, eps, bptt_truncate):
+    """Check BPTT gradients against central finite differences (float64)."""
+    import numpy as np
+
+    from . import analysis
+    from .gradcheck import gradcheck as check
+    from .model import RNN
+    from .tasks import make_task
+
+    rng = np.random.default_rng([seed, 3])
+    if task == "random":
+        X = rng.standard_normal((batch, length, n_in))
+        if head == "softmax":
+            Y = np.eye(n_out)[rng.integers(0, n_out, (batch, length))]
+        elif head == "sigmoid":
+            Y = rng.integers(0, 2, (batch, length, n_out)).astype(float)
+        else:
+            Y = rng.standard_normal((batch, length, n_out))
+        mask = None
+    else:
+        task_obj = make_task(task, digits=4 if task == "digits" else None)
+        data = task_obj.sample(rng, batch)
+        X, Y, mask = data.X, data.Y, data.mask
+        n_in, n_out, head = task_obj.n_in, task_obj.n_out, task_obj.head
+    model = RNN(n_in, hidden, n_out, layers=layers, activation=activation, head=head, seed=seed, init_scale=0.8)
+    click.echo(f"model: {model!r}; data: {task}, batch {X.shape[0]}, {X.shape[1]} steps; eps {eps}")
+    report = check(model, X, Y, mask=mask, eps=eps)
+    click.echo("full BPTT against central differences:")
+    click.echo(str(report))
+    ok = report.passed
+    if bptt_truncate is not None:
+        K = bptt_truncate
+        click.echo(
+            f"\nbptt_truncate={K}: a truncated gradient is not the gradient of the loss, so finite differences cannot "
+            f"check it. It is checked instead against the sum of the path-length parts G_p for p <= {K}, computed by "
+            f"plain numpy (fastrnn.path_gradients), whose sum over all p is the full gradient checked above."
+        )
+        _, trunc = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K)
+        G = analysis.path_gradients(model, X, Y, mask)
+        click.echo(f"{'parameter':<10} {'shape':<12} {'max rel error':>14}  result")
+        for name, parts in G.items():
+            want = parts[: K + 1].sum(axis=0)
+            err = float(np.max(np.abs(trunc[name] - want)) / max(np.max(np.abs(trunc[name])) + np.max(np.abs(want)), 1e-300))
+            passed = err < 1e-10
+            ok = ok and passed
+            click.echo(f"{name:<10} {str(want.shape):<12} {err:>14.3e}  {'pass' if passed else 'FAIL'}")
+    click.echo("all gradients pass" if ok else "some gradients FAIL")
+    sys.exit(0 if ok else 1)
+
+
+@cli.command()
+@click.argument("model_paths", metavar="[MODEL]...", nargs=-1, type=click.Path())
+@study_options
+@click.option("--activation", "activations", callback=lambda c, p, v: _activation_list(v),
+              help="Fresh models with these activations side by side, e.g. tanh,sigmoid,relu.")
+@click.option("--out", type=click.Path(), required=True, help="PNG of mean |G_p| against p.")
+@click.option("--csv", "csv_path", type=click.Path(), help="The curves as CSV (label, path_length, mean_abs_grad).")
+@click.option("--overwrite", is_flag=True, help="Allow replacing --out/--csv.")
+def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_scale, activations, out, csv_path, overwrite):
+    """Path-length gradients: how much of dW flows through paths of p recurrences."""
+    import numpy as np
+    import pandas as pd
+
+    from . import analysis, metrics, plots
+
+    metrics.check_new_file(out, "plot", overwrite, "--out")
+    if csv_path:
+        metrics.check_new_file(csv_path, "CSV", overwrite, "--csv")
+    profiles, rows = [], []
+    for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
+        data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
+        profile = analysis.path_profile(analysis.path_gradients(model, data.X, data.Y, data.mask), "W0")
+        profiles.append((label, profile))
+        rows += [dict(label=label, path_length=p, mean_abs_grad=float(v)) for p, v in enumerate(profile)]
+        shown = " ".join(f"{v:.2e}" for v in profile)
+        click.echo(f"{label}: mean |G_p| of W0 for p = 0..{len(profile) - 1}: {shown}")
+    plots.plot_paths(profiles, out, title=f"path-length gradients, {task_obj.name} data, {task_obj.T} steps")
+    click.echo(f"plot written to {out}")
+    if csv_path:
+        pd.DataFrame(rows).to_csv(csv_path, index=False)
+        click.echo(f"curves written to {csv_path}")
+
+
+@cli.command()
+@click.argument("model_paths", metavar="[MODEL]...", nargs=-1, type=click.Path())
+@study_options
+@click.option("--activation", "activations", callback=lambda c, p, v: _activation_list(v),
+              help="Fresh models with these activations, e.g. tanh,relu.")
+def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, init_scale, activations):
+    """Spectral radius and singular values of each W, and norms of step-Jacobian products."""
+    import numpy as np
+
+    from . import analysis
+
+    for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
+        click.echo(f"== {label}: {model!r}")
+        for spec in analysis.model_spectra(model):
+            sv = spec.singular_values
+            shown = " ".join(f"{v:.3f}" for v in sv[:8]) + (" ..." if sv.size > 8 else "")
+            click.echo(f"{spec.name}: spectral radius {spec.spectral_radius:.4f}; singular values {shown}")
+        data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
+        norms = analysis.jacobian_norms(model, data.X)
+        click.echo(f"||prod of k step Jacobians diag(f'(a)) W0||, mean over {samples} {task_obj.name} sequences:")
+        for k, v in enumerate(norms, start=1):
+            click.echo(f"  k={k:<3d} {v:.4e}")
+
+
+@cli.command()
+@click.argument("runs", metavar="RUN.csv...", nargs=-1, required=True, type=click.Path())
+@click.option("--out", type=click.Path(), required=True, help="PNG to write.")
+@click.option("--overwrite", is_flag=True, help="Allow replacing --out.")
+def plot(runs, out, overwrite):
+    """Loss, error and accuracy against iteration for one or more runs overlaid."""
+    from . import metrics, plots, report
+
+    metrics.check_new_file(out, "plot", overwrite, "--out")
+    loaded = [report.load_run(path) for path in runs]
+    labels = _run_labels([meta for _, meta in loaded], runs)
+    plots.plot_runs([(label, frame) for label, (frame, _) in zip(labels, loaded)], out)
+    click.echo(f"plot of {len(runs)} run(s) written to {out}")
+
+
+def _run_labels(metas, paths):
+    """Label each run by the settings that differ between the runs (all of task/lr/hidden if only one)."""
+    from .report import SETTINGS
+
+    keys = [k for k in SETTINGS if len({str(m.get(k)) for m in metas}) > 1]
+    if not keys:
+        keys = ["task", "lr", "hidden", "seed"]
+    labels = []
+    for meta, path in zip(metas, paths):
+        if not meta:
+            labels.append(str(path))
+        else:
+            labels.append(" ".join(f"{k}={meta.get(k)}" for k in keys))
+    return labels
+
+
+@cli.command()
+@click.argument("folder", type=click.Path())
+@click.option("--by", help="Comma-separated settings to group by [those that vary, seed aside].")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "markdown"]), default="table", show_default=True)
+def report(folder, by, fmt):
+    """Summarize every run in FOLDER, grouped by setting."""
+    import pandas as pd
+
+    from . import report as rep
+
+    runs = rep.collect(folder)
+    keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
+    summary = rep.summarize(runs, keys)
+    if fmt == "csv":
+        click.echo(summary.to_csv(index=False), nl=False)
+    elif fmt == "markdown":
+        click.echo(rep.to_markdown(summary))
+    else:
+        with pd.option_context("display.width", 200, "display.max_columns", 50):
+            click.echo(summary.to_string(index=False))
 
 
 # ------------------------------------------------------------------------- entry

@@ -53,21 +53,22 @@ def check_new_file(path, what, overwrite, option):
 class MetricsWriter:
     """Writes the metrics CSV row by row, flushing each, and the JSON beside it."""
 
-    def __init__(self, csv_path, settings, overwrite=False):
+    def __init__(self, csv_path, settings, overwrite=False, columns=COLUMNS):
         self.csv_path = check_new_file(csv_path, "metrics file", overwrite, "--csv")
         self.json_path = check_new_file(json_path_for(self.csv_path), "settings file", overwrite, "--csv")
         try:
             self._fh = open(self.csv_path, "w" if overwrite else "x", newline="")
         except OSError as exc:
             raise InvalidArgument(f"cannot write --csv {self.csv_path}: {exc.strerror or exc}") from None
-        self._writer = csv.DictWriter(self._fh, fieldnames=COLUMNS)
+        self.columns = list(columns)
+        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns)
         self._writer.writeheader()
         self._fh.flush()
         self.meta = dict(settings)
         self.write_json(status="running")
 
     def write(self, row):
-        self._writer.writerow({k: row[k] for k in COLUMNS})
+        self._writer.writerow({k: row[k] for k in self.columns})
         self._fh.flush()
 
     def write_json(self, **extra):

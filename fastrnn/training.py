@@ -112,7 +112,8 @@ def resolve_settings(task="binary", iters=None, batch=None, hidden=None, layers=
 
 def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activation=None, lr=None, optimizer=None,
           clip=None, bptt_truncate=None, dtype="float64", seed=0, log_every=100, csv=None, save=None,
-          overwrite=False, progress=False, bits=None, digits=None, encoding=None, init_scale=None, momentum=0.9):
+          overwrite=False, progress=False, bits=None, digits=None, encoding=None, init_scale=None, momentum=0.9,
+          log_spectrum=False):
     """Train an RNN on binary or digit addition and return a :class:`TrainResult`.
 
     Every argument left as None takes the task's default (``TASK_DEFAULTS``). The
@@ -150,6 +151,12 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
         1/sqrt(fan_in) per matrix; None, the task's default.
     momentum : float
         Momentum of the "momentum" optimizer.
+    log_spectrum : bool
+        Add to every row the spectral radius of each layer's W (``spectral_radius``
+        for W0, ``spectral_radius_W1``, ...) and mean |G_p| of W0 for every path
+        length p (``path_grad_0`` ...), measured on a fixed probe batch of 32 samples
+        (:func:`fastrnn.analysis.path_gradients`). This analysis time counts in
+        ``elapsed_s`` and ``train_seconds``.
 
     Raises
     ------
@@ -172,7 +179,13 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
                 head=task_obj.head, dtype=s["dtype"], seed=s["seed"],
                 init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"])
     model.metadata = dict(task_obj.settings())
-    writer = MetricsWriter(csv, s, overwrite) if csv is not None else None
+    s["log_spectrum"] = bool(log_spectrum)
+    columns = list(COLUMNS)
+    if log_spectrum:
+        probe_batch = task_obj.sample(np.random.default_rng([s["seed"], 2]), 32)
+        columns += ["spectral_radius"] + [f"spectral_radius_W{l}" for l in range(1, s["layers"])]
+        columns += [f"path_grad_{p}" for p in range(task_obj.T)]
+    writer = MetricsWriter(csv, s, overwrite, columns) if csv is not None else None
 
     B, T, P = s["batch"], task_obj.T, model.n_params
     K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
@@ -238,6 +251,8 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
                 learning_rate=s["lr"],
                 elapsed_s=time.perf_counter() - start,
             )
+            if log_spectrum:
+                row.update(_spectral_columns(model, probe_batch))
             rows.append(row)
             if writer is not None:
                 writer.write(row)
@@ -256,7 +271,7 @@ def _finish(model, rows, start, compile_seconds, tracker, status, s, writer, sav
     train_seconds = time.perf_counter() - start
     if bar is not None:
         bar.close()
-    history = pd.DataFrame(rows, columns=COLUMNS)
+    history = pd.DataFrame(rows, columns=list(rows[0]) if rows else COLUMNS)
     save_path = None
     if save is not None and status != "diverged":
         save_path = model.save(save)
@@ -278,6 +293,18 @@ def _finish(model, rows, start, compile_seconds, tracker, status, s, writer, sav
         compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=rows,
     )
+
+
+def _spectral_columns(model, probe):
+    from . import analysis
+
+    out = {}
+    for l, spec in enumerate(analysis.model_spectra(model)):
+        out["spectral_radius" if l == 0 else f"spectral_radius_W{l}"] = spec.spectral_radius
+    G = analysis.path_gradients(model, probe.X, probe.Y, probe.mask)
+    for p, v in enumerate(analysis.path_profile(G, "W0")):
+        out[f"path_grad_{p}"] = float(v)
+    return out
 
 
 class _AccuracyTracker:

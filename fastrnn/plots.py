@@ -1,0 +1,81 @@
+"""Pictures of runs and studies, drawn with matplotlib's non-interactive Agg backend
+(no screen needed). Each function writes one PNG and returns its path."""
+
+from pathlib import Path
+
+import numpy as np
+
+from .exceptions import InvalidArgument
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, out):
+    out = Path(out)
+    if out.suffix.lower() != ".png":
+        raise InvalidArgument(f"--out {out} must end in .png")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=110, bbox_inches="tight")
+    except OSError as exc:
+        raise InvalidArgument(f"cannot write --out {out}: {exc.strerror or exc}") from None
+    finally:
+        _pyplot().close(fig)
+    return out
+
+
+def plot_runs(runs, out):
+    """Loss, error and accuracy against iteration for several runs overlaid.
+
+    ``runs`` is a list of (label, DataFrame) pairs of metrics rows. Runs logged with
+    ``--log-spectrum`` get two more panels: W's spectral radius, and mean |G_p| at
+    the shortest and longest path length.
+    """
+    plt = _pyplot()
+    spectral = any("spectral_radius" in frame for _, frame in runs)
+    panels = [("loss", "loss (mean over interval)", True), ("error", "wrong positions per sample", False),
+              ("accuracy", "accuracy (last 1000 samples)", False)]
+    if spectral:
+        panels.append(("spectral_radius", "spectral radius of W0", False))
+        panels.append(("paths", "mean |G_p| of W0", True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    for ax, (col, title, log) in zip(axes, panels):
+        for i, (label, frame) in enumerate(runs):
+            color = f"C{i % 10}"
+            if col == "paths":
+                cols = [c for c in frame.columns if c.startswith("path_grad_")]
+                if cols:
+                    ax.plot(frame["iteration"], frame[cols[0]], color=color, label=f"{label}, p=0")
+                    ax.plot(frame["iteration"], frame[cols[-1]], color=color, ls="--", label=f"{label}, p={len(cols) - 1}")
+            elif col in frame:
+                ax.plot(frame["iteration"], frame[col], color=color, label=label)
+        ax.set_title(title)
+        ax.set_xlabel("iteration")
+        if log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[-1].legend(fontsize=7)
+    return _save(fig, out)
+
+
+def plot_paths(profiles, out, title="path-length gradients"):
+    """mean |G_p| against path length p (log scale), one line per (label, profile)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, profile in profiles:
+        p = np.arange(len(profile))
+        keep = profile > 0
+        ax.semilogy(p[keep], profile[keep], marker="o", ms=3, label=label)
+    ax.set_xlabel("path length p (recurrences between loss and weight use)")
+    ax.set_ylabel("mean |G_p| of W0")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _save(fig, out)
