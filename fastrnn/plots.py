@@ -50,10 +50,12 @@ def plot_runs(runs, out):
         for i, (label, frame) in enumerate(runs):
             color = f"C{i % 10}"
             if col == "paths":
-                cols = [c for c in frame.columns if c.startswith("path_grad_")]
+                # the longest path that carries gradient (W's use at step 0 meets h_0 = 0)
+                cols = [c for c in frame.columns if c.startswith("path_grad_") and (frame[c] > 0).any()]
                 if cols:
                     ax.plot(frame["iteration"], frame[cols[0]], color=color, label=f"{label}, p=0")
-                    ax.plot(frame["iteration"], frame[cols[-1]], color=color, ls="--", label=f"{label}, p={len(cols) - 1}")
+                    longest = cols[-1].removeprefix("path_grad_")
+                    ax.plot(frame["iteration"], frame[cols[-1]], color=color, ls="--", label=f"{label}, p={longest}")
             elif col in frame:
                 ax.plot(frame["iteration"], frame[col], color=color, label=label)
         ax.set_title(title)
