@@ -18,6 +18,7 @@ from .model import RNN
 from .metrics import read_run
 from .optim import Optimizer
 from .tasks import BinaryAddition, DigitAddition, make_task
+from .sweeps import SweepResult, sweep
 from .training import TrainResult, train
 
 try:
@@ -28,6 +29,8 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 __all__ = [
     "RNN",
     "train",
+    "sweep",
+    "SweepResult",
     "path_gradients",
     "path_profile",
     "spectrum",

@@ -433,6 +433,58 @@ def report(folder, by, fmt):
             click.echo(summary.to_string(index=False))
 
 
+# --------------------------------------------------------------------------- sweep
+
+
+@cli.command()
+@click.option("--task", type=click.Choice(["binary", "digits"]), default="binary", show_default=True)
+@click.option("--seeds", default="0", show_default=True, help="Seeds to run: 0-99, 3, or 0,5,7.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=V1,V2,...",
+              help="A train option and its values (repeatable), e.g. --set lr=0.05,0.1 --set hidden=8,16.")
+@click.option("--out", type=click.Path(), required=True, help="Folder for the runs' CSV/JSON files and summary.csv.")
+@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [every core].")
+@click.option("--scheduler", metavar="tcp://HOST:PORT", help="Send the runs to this Dask scheduler instead.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def sweep(task, seeds, sets, out, workers, scheduler, quiet):
+    """Train every combination of the --set values for every seed, on every core."""
+    from . import sweeps as sw
+
+    grid = {}
+    for text in sets:
+        name, values = sw.parse_set(text)
+        if name in grid:
+            raise InvalidArgument(f"--set {name}= is given twice; list all its values in one --set")
+        grid[name] = values
+    fixed = {k: v[0] for k, v in grid.items() if len(v) == 1}
+    swept = {k: v for k, v in grid.items() if len(v) > 1}
+    try:
+        result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers, scheduler=scheduler,
+                          progress=not quiet and sys.stderr.isatty(), **fixed)
+    except KeyboardInterrupt as exc:
+        result = getattr(exc, "result", None)
+        if result is not None:
+            click.echo(f"Interrupted: {result.ran} runs finished this time ({len(result.summary)} in all) are kept in "
+                       f"{result.out}; run the same command again to do the rest.", err=True)
+        sys.exit(130)
+    click.echo(_sweep_summary(result))
+
+
+def _sweep_summary(result):
+    summary = result.summary
+    n = len(summary)
+    perfect = summary[summary["final_accuracy"] == 1.0] if n else summary
+    lines = [
+        f"{n} runs in {result.out} ({result.ran} ran in {result.seconds:.1f} s, {result.skipped} already finished and skipped)",
+        f"reached accuracy 1.0: {len(perfect)}/{n}; diverged: {int(summary['diverged'].sum()) if n else 0}",
+    ]
+    missed = summary[summary["final_accuracy"] != 1.0]["run"].tolist() if n else []
+    if missed:
+        shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
+        lines.append(f"did not reach 1.0: {shown}")
+    lines.append(f"summary: {result.out / 'summary.csv'}")
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------------- entry
 
 

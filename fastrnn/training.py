@@ -64,6 +64,18 @@ class TrainResult:
     save_path: object = None
     rows: list = field(default_factory=list, repr=False)
 
+    def summary(self):
+        """The run's outcome as saved in its JSON file under "result"."""
+        return dict(
+            status=self.status,
+            iterations_done=self.iterations,
+            final_accuracy=self.rows[-1]["accuracy"] if self.rows else None,
+            first_perfect_iteration=self.first_perfect_iteration,
+            train_seconds=self.train_seconds,
+            compile_seconds=self.compile_seconds,
+            model_path=None if self.save_path is None else str(self.save_path),
+        )
+
     @property
     def final_accuracy(self):
         return float(self.history["accuracy"].iloc[-1]) if len(self.history) else float("nan")
@@ -275,24 +287,16 @@ def _finish(model, rows, start, compile_seconds, tracker, status, s, writer, sav
     save_path = None
     if save is not None and status != "diverged":
         save_path = model.save(save)
-    summary = dict(
-        status=status,
-        iterations_done=done,
-        final_accuracy=rows[-1]["accuracy"] if rows else None,
-        first_perfect_iteration=tracker.first_perfect_iteration,
-        train_seconds=train_seconds,
-        compile_seconds=compile_seconds,
-        model_path=None if save_path is None else str(save_path),
-    )
-    if writer is not None:
-        writer.write_json(status=status, result=summary)
-        writer.close()
-    return TrainResult(
+    result = TrainResult(
         model=model, history=history, train_seconds=train_seconds,
         first_perfect_iteration=tracker.first_perfect_iteration, status=status, settings=s, iterations=done,
         compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=rows,
     )
+    if writer is not None:
+        writer.write_json(status=status, result=result.summary())
+        writer.close()
+    return result
 
 
 def _spectral_columns(model, probe):
