@@ -8,10 +8,10 @@ gradient norms and per-sample error counts. Numbers only: the caller validates.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from ._kernels import HEAD_SIGMOID, HEAD_SOFTMAX, loss_grad_slice, transpose_params, workspace, workspace_size
-from .config import JIT
+from .config import JIT, JIT_PARALLEL
 from .optim import apply_update, clip_grads
 
 
@@ -58,7 +58,7 @@ def count_errors(z, yt, mt, T, B, O, head, errors, off):
 
 
 @njit(**JIT)
-def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, state, step0, clip_norm, clip_value, buf, losses, grad_norms, errors):
+def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, state, step0, clip_norm, clip_value, buf, losses, grad_norms, errors, blas):
     """Run ``losses.shape[0]`` training iterations on ``theta`` in place.
 
     Iteration ``it`` uses samples ``it*batch .. (it+1)*batch - 1`` of X (n, T, I),
@@ -66,6 +66,7 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, state, step0, cl
     a zero initial state. opt/lr/hyper/state: see :func:`fastrnn.optim.apply_update`;
     ``step0`` is the number of updates already made. Per iteration it records the
     loss, the gradient norm before clipping and every sample's wrong positions.
+    ``blas=False`` keeps every product in the hand loops (for use inside threads).
 
     Returns the number of iterations completed. It is smaller than asked when a loss
     or gradient became NaN or infinite: that iteration is not applied, and its index
@@ -83,7 +84,7 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, state, step0, cl
     for it in range(n_iters):
         transpose_params(theta, dims, thetaT)
         lo = it * batch
-        loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, lo, lo + batch, 1.0 / batch, grad, ws, True)
+        loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, lo, lo + batch, 1.0 / batch, grad, ws, blas)
         if not np.isfinite(loss):
             return it
         norm = clip_grads(grad, clip_norm, clip_value)
@@ -94,3 +95,21 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, state, step0, cl
         count_errors(ws[6], ws[1], ws[2], T, batch, O, head, errors, lo)
         apply_update(opt, theta, grad, state, step0 + it + 1, lr, hyper)
     return n_iters
+
+
+@njit(**JIT_PARALLEL)
+def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, states, step0s, clip_norms, bufs, n_iters,
+                      losses, grad_norms, errors, done):
+    """:func:`train_chunk` for many models at once, one model per prange iteration.
+
+    Model m trains ``n_iters[m]`` iterations on its own rows of every array (its
+    parameters ``thetas[m]``, data ``X[m]``, optimizer state, scratch and outputs);
+    ``done[m]`` receives its return value. Nothing is shared between iterations of
+    the parallel loop, and no BLAS is called inside it.
+    """
+    for m in prange(thetas.shape[0]):
+        n = n_iters[m]
+        Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
+        done[m] = train_chunk(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m], states[m],
+                              step0s[m], clip_norms[m], 0.0, bufs[m], losses[m, :n], grad_norms[m, :n],
+                              errors[m, : n * batch], False)

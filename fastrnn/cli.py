@@ -444,8 +444,10 @@ def report(folder, by, fmt):
 @click.option("--out", type=click.Path(), required=True, help="Folder for the runs' CSV/JSON files and summary.csv.")
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [every core].")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Send the runs to this Dask scheduler instead.")
+@click.option("--vectorize/--no-vectorize", default=True, show_default=True,
+              help="Train small same-shape runs together in one parallel kernel (same numbers as separate runs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sweep(task, seeds, sets, out, workers, scheduler, quiet):
+def sweep(task, seeds, sets, out, workers, scheduler, vectorize, quiet):
     """Train every combination of the --set values for every seed, on every core."""
     from . import sweeps as sw
 
@@ -459,7 +461,7 @@ def sweep(task, seeds, sets, out, workers, scheduler, quiet):
     swept = {k: v for k, v in grid.items() if len(v) > 1}
     try:
         result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers, scheduler=scheduler,
-                          progress=not quiet and sys.stderr.isatty(), **fixed)
+                          progress=not quiet and sys.stderr.isatty(), vectorize=vectorize, **fixed)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is not None:

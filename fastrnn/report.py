@@ -88,7 +88,14 @@ def summarize(runs, by=None):
         train_seconds_median=("train_seconds", lambda s: pd.to_numeric(s, errors="coerce").median()),
         diverged=("diverged", "sum"),
     ).reset_index()
-    return out
+    # the keys were grouped as text (None and numbers mix); order them as numbers where they all are
+    out = out.sort_values(by, key=_as_numbers_if_possible, kind="stable")
+    return out.reset_index(drop=True)
+
+
+def _as_numbers_if_possible(column):
+    numbers = pd.to_numeric(column, errors="coerce")
+    return numbers if numbers.notna().all() else column
 
 
 def to_markdown(frame):

@@ -158,10 +158,49 @@ def run_one(spec):
             result, error = exc.result, str(exc)
         except FastRNNError as exc:  # should not happen: expand() checked the settings
             return {"name": spec["name"], "settings": settings, "rows": [], "meta": dict(settings, status="failed", error=str(exc), result={})}
+    return _outcome(spec, result, error)
+
+
+def _outcome(spec, result, error=None):
     meta = dict(result.settings, status=result.status, result=result.summary())
     if error:
         meta["error"] = error
-    return {"name": spec["name"], "settings": settings, "rows": result.rows, "meta": meta}
+    return {"name": spec["name"], "settings": spec["settings"], "rows": result.rows, "meta": meta}
+
+
+#: Models trained together in one parallel kernel call (a Ctrl-C loses at most these).
+GROUP_SIZE = 16
+
+
+def run_group(specs):
+    """Train runs that differ only in seed together (:func:`fastrnn.training.train_many`)."""
+    from .training import train_many
+
+    results = train_many([dict(s["settings"]) for s in specs])
+    for spec, result in zip(specs, results):
+        message = None
+        if result.status == "diverged":
+            message = f"the loss became NaN or infinite at iteration {result.iterations + 1}; training stopped there"
+        yield _outcome(spec, result, message)
+
+
+def _groups(todo, vectorize):
+    """Split the runs into groups for train_many and singles for the pool."""
+    from .training import can_train_together
+
+    if not vectorize:
+        return [], todo
+    by_shape = {}
+    for spec in todo:
+        key = repr(sorted((k, v) for k, v in spec["settings"].items() if k != "seed"))
+        by_shape.setdefault(key, []).append(spec)
+    groups, singles = [], []
+    for specs in by_shape.values():
+        if len(specs) > 1 and can_train_together(specs[0]["settings"]):
+            groups += [specs[i : i + GROUP_SIZE] for i in range(0, len(specs), GROUP_SIZE)]
+        else:
+            singles += specs
+    return groups, singles
 
 
 def _write_run(out, outcome):
@@ -246,11 +285,17 @@ def _precompile(specs):
                 pass
 
 
-def _execute(todo, workers, scheduler):
+def _execute(todo, workers, scheduler, vectorize):
     """Yield the outcome of every run, in the order they finish."""
     if scheduler is not None:
         yield from _execute_dask(todo, scheduler)
-    elif workers == 1:
+        return
+    groups, todo = _groups(todo, vectorize and workers > 1)
+    for group in groups:
+        yield from run_group(group)
+    if not todo:
+        return
+    if workers == 1:
         for spec in todo:
             yield run_one(spec)
     else:
@@ -288,7 +333,8 @@ def _execute_dask(todo, scheduler):
         client.close()
 
 
-def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, scheduler=None, progress=False, **fixed):
+def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, scheduler=None, progress=False,
+          vectorize=True, **fixed):
     """Train every combination of ``grid`` for every seed and write the results to ``out``.
 
     Parameters
@@ -307,6 +353,11 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
         there instead of to local workers.
     progress : bool
         A tqdm bar over runs, with the best and worst final accuracy so far.
+    vectorize : bool
+        Train local runs that differ only in seed together, one model per thread of
+        one kernel call (:func:`fastrnn.training.train_many`), where their products
+        are small enough to stay out of BLAS; the numbers are the same as separate
+        runs. Other runs go to the process pool.
     **fixed
         Settings shared by every run (``iters=5000``, say).
 
@@ -340,7 +391,7 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     ran = 0
     interrupted = False
     try:
-        for outcome in _execute(todo, min(workers, max(len(todo), 1)), scheduler):
+        for outcome in _execute(todo, min(workers, max(len(todo), 1)), scheduler, vectorize):
             _write_run(out, outcome)
             ran += 1
             final = (outcome["meta"].get("result") or {}).get("final_accuracy")

@@ -179,49 +179,24 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
         After a Ctrl-C, with ``exc.result`` attached; the CSV keeps every finished
         row and the model is saved if ``save`` was given.
     """
-    import pandas as pd
-
     task_obj, s = resolve_settings(task, iters, batch, hidden, layers, activation, lr, optimizer, clip, bptt_truncate,
                                    dtype, seed, log_every, bits, digits, encoding, init_scale, momentum)
     if save is not None:
         save = check_new_file(save, "model file", overwrite, "--save")
-    s["versions"] = versions()
+    run = _Run(task_obj, s, log_spectrum)
+    writer = MetricsWriter(csv, s, overwrite, run.columns) if csv is not None else None
+    model, B, chunk = run.model, run.B, s["log_every"]
+    buf = np.empty(run.scratch_size(), dtype=model.dtype)
+    losses, norms, errors = np.empty(chunk), np.empty(chunk), np.empty(chunk * B, dtype=np.int64)
 
-    model = RNN(task_obj.n_in, s["hidden"], task_obj.n_out, layers=s["layers"], activation=s["activation"],
-                head=task_obj.head, dtype=s["dtype"], seed=s["seed"],
-                init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"])
-    model.metadata = dict(task_obj.settings())
-    s["log_spectrum"] = bool(log_spectrum)
-    columns = list(COLUMNS)
-    if log_spectrum:
-        probe_batch = task_obj.sample(np.random.default_rng([s["seed"], 2]), 32)
-        columns += ["spectral_radius"] + [f"spectral_radius_W{l}" for l in range(1, s["layers"])]
-        columns += [f"path_grad_{p}" for p in range(task_obj.T)]
-    writer = MetricsWriter(csv, s, overwrite, columns) if csv is not None else None
-
-    B, T, P = s["batch"], task_obj.T, model.n_params
-    K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
-    kind = optim.OPTIMIZERS[s["optimizer"]]
-    hyper = np.array([s["momentum"], 0.9, 0.999, 1e-8])
-    state = np.zeros((2, P), dtype=model.dtype)
-    clip_norm = 0.0 if s["clip"] is None else s["clip"]
-    buf = np.empty(_train_kernel.chunk_scratch_size(T, B, model._dims, P), dtype=model.dtype)
-    data_rng = np.random.default_rng([s["seed"], 1])
-    chunk = s["log_every"]
-    losses = np.empty(chunk)
-    norms = np.empty(chunk)
-    errors = np.empty(chunk * B, dtype=np.int64)
-
-    def run_chunk(X, Y, M, n, step0):
-        return _train_kernel.train_chunk(model.theta, model._dims, K, X, Y, M, B, kind, s["lr"], hyper, state, step0,
-                                         clip_norm, 0.0, buf, losses[:n], norms[:n], errors[: n * B])
+    def call(X, Y, M, n):
+        return _train_kernel.train_chunk(model.theta, model._dims, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper,
+                                         run.state, run.done, run.clip_norm, 0.0, buf, losses[:n], norms[:n],
+                                         errors[: n * B], True)
 
     # Compile (or load from numba's cache) before the clock starts: zero iterations.
     t0 = time.perf_counter()
-    empty_mask = np.zeros((0, 0), dtype=model.dtype)
-    probe = task_obj.sample(np.random.default_rng(0), B)
-    run_chunk(probe.X.astype(model.dtype), probe.Y.astype(model.dtype),
-              empty_mask if probe.mask is None else probe.mask.astype(model.dtype), 0, 0)
+    call(*run.warmup_batch(), 0)
     compile_seconds = time.perf_counter() - t0
 
     bar = None
@@ -229,43 +204,14 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
         from tqdm import tqdm
 
         bar = tqdm(total=s["iters"], unit="it", file=sys.stderr, dynamic_ncols=True, desc=s["task"], leave=False)
-    tracker = _AccuracyTracker(task_obj.positions)
-    rows = []
-    status = "completed"
-    done_total = 0
     start = time.perf_counter()
     try:
-        while done_total < s["iters"]:
-            n = min(chunk, s["iters"] - done_total)
-            data = task_obj.sample(data_rng, n * B)
-            X = np.ascontiguousarray(data.X, dtype=model.dtype)
-            Y = np.ascontiguousarray(data.Y, dtype=model.dtype)
-            M = empty_mask if data.mask is None else np.ascontiguousarray(data.mask, dtype=model.dtype)
-            done = run_chunk(X, Y, M, n, done_total)
-            if done < n:
-                bad = done_total + done + 1
-                status = "diverged"
-                advice = "try --clip 1.0 or a smaller --lr" if s["clip"] is None else "try a smaller --lr or --clip"
-                raise NumericalError(
-                    f"the loss became NaN or infinite at iteration {bad}; training stopped there "
-                    f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}"
-                )
-            done_total += n
-            tracker.add(errors[: n * B], done_total - n, B)
-            row = dict(
-                iteration=done_total,
-                samples=done_total * B,
-                loss=float(losses[:n].mean()),
-                error=float(errors[: n * B].mean()),
-                accuracy=tracker.accuracy(),
-                digit_accuracy=tracker.position_accuracy(),
-                grad_norm=float(norms[:n].mean()),
-                learning_rate=s["lr"],
-                elapsed_s=time.perf_counter() - start,
-            )
-            if log_spectrum:
-                row.update(_spectral_columns(model, probe_batch))
-            rows.append(row)
+        while run.remaining():
+            n = run.next_chunk()
+            done = call(*run.next_batch(n), n)
+            row = run.record(n, done, losses, norms, errors, time.perf_counter() - start)
+            if row is None:
+                raise NumericalError(run.error)
             if writer is not None:
                 writer.write(row)
             if bar is not None:
@@ -273,28 +219,204 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
                 bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}", refresh=False)
     except (KeyboardInterrupt, NumericalError) as exc:
         if isinstance(exc, KeyboardInterrupt):
-            status = "interrupted"
-        exc.result = _finish(model, rows, start, compile_seconds, tracker, status, s, writer, save, done_total, pd, bar)
+            run.status = "interrupted"
+        exc.result = _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar)
         raise
-    return _finish(model, rows, start, compile_seconds, tracker, status, s, writer, save, done_total, pd, bar)
+    return _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar)
 
 
-def _finish(model, rows, start, compile_seconds, tracker, status, s, writer, save, done, pd, bar):
-    train_seconds = time.perf_counter() - start
+def can_train_together(settings):
+    """Whether runs with these settings (seed aside) may share one :func:`train_many` call.
+
+    The parallel kernel's threads must not call BLAS (see fastrnn._linalg), so only
+    models whose every product stays below ``config.BLAS_MIN_WORK`` qualify: then
+    the arithmetic is the same as in a run of its own, number for number.
+    """
+    from .config import BLAS_MIN_WORK
+
+    task_obj, s = resolve_settings(**{k: v for k, v in settings.items() if k != "log_spectrum"})
+    widest = max(task_obj.n_in, s["hidden"], task_obj.n_out)
+    return not settings.get("log_spectrum") and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
+
+
+def train_many(settings_list):
+    """Train several runs that differ only in their seed, in one parallel kernel call per chunk.
+
+    Each element of ``settings_list`` is a dict of :func:`train` keyword arguments
+    (no files, no progress bar). Model m trains in its own prange iteration with
+    its own data stream, optimizer state and scratch, so each result equals
+    ``train(**settings_list[m])`` number for number (``can_train_together`` must
+    hold). A diverging run is returned with status "diverged", not raised.
+    ``train_seconds`` of each run is the group's wall time divided by its size.
+
+    Returns a list of :class:`TrainResult`.
+    """
+    runs = []
+    for settings in settings_list:
+        task_obj, s = resolve_settings(**settings)
+        runs.append(_Run(task_obj, s, False))
+    first = runs[0]
+    same = ("task", "bits", "digits", "encoding", "iters", "batch", "hidden", "layers", "dtype", "log_every")
+    for r in runs[1:]:
+        if any(r.s.get(k) != first.s.get(k) for k in same):
+            raise InvalidArgument(f"train_many needs runs of one shape; {', '.join(same)} must agree")
+    n_models, B, chunk, dt = len(runs), first.B, first.s["log_every"], first.model.dtype
+    P = first.model.n_params
+    thetas = np.stack([r.model.theta for r in runs])
+    dims = np.stack([r.model._dims for r in runs])
+    states = np.zeros((n_models, 2, P), dtype=dt)
+    bufs = np.empty((n_models, first.scratch_size()), dtype=dt)
+    Ks = np.array([r.K for r in runs], dtype=np.int64)
+    kinds = np.array([r.kind for r in runs], dtype=np.int64)
+    lrs = np.array([r.s["lr"] for r in runs])
+    hypers = np.stack([r.hyper for r in runs])
+    clips = np.array([r.clip_norm for r in runs])
+    losses, norms = np.empty((n_models, chunk)), np.empty((n_models, chunk))
+    errors = np.empty((n_models, chunk * B), dtype=np.int64)
+    n_iters = np.zeros(n_models, dtype=np.int64)
+    done = np.zeros(n_models, dtype=np.int64)
+    step0 = np.zeros(n_models, dtype=np.int64)
+
+    def call(X, Y, M):
+        _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, B, kinds, lrs, hypers, states, step0, clips, bufs,
+                                        n_iters, losses, norms, errors, done)
+
+    def stacked(batches):
+        X = np.stack([b[0] for b in batches])
+        Y = np.stack([b[1] for b in batches])
+        M = np.stack([b[2] for b in batches]) if batches[0][2].shape[0] else np.zeros((0, 0, 0), dtype=dt)
+        return X, Y, M
+
+    t0 = time.perf_counter()
+    call(*stacked([r.warmup_batch() for r in runs]))  # n_iters are 0: compile or load only
+    compile_seconds = time.perf_counter() - t0
+    start = time.perf_counter()
+    while any(r.remaining() for r in runs):
+        n = max(r.next_chunk() if r.remaining() else 0 for r in runs)
+        batches = [r.next_batch(n) if r.remaining() else r.blank_batch(n) for r in runs]
+        for m, r in enumerate(runs):
+            n_iters[m] = n if r.remaining() else 0
+            step0[m] = r.done
+        call(*stacked(batches))
+        elapsed = time.perf_counter() - start
+        for m, r in enumerate(runs):
+            if n_iters[m]:
+                r.record(n, done[m], losses[m], norms[m], errors[m], elapsed)
+    wall = time.perf_counter() - start
+    results = []
+    for m, r in enumerate(runs):
+        r.model.theta[:] = thetas[m]
+        results.append(_finish(r, wall / n_models, compile_seconds, None, None, None))
+    return results
+
+
+class _Run:
+    """One training run: settings, model, data stream, optimizer state, metrics so far."""
+
+    def __init__(self, task_obj, s, log_spectrum):
+        self.task, self.s = task_obj, s
+        s["versions"] = versions()
+        s["log_spectrum"] = bool(log_spectrum)
+        self.model = RNN(task_obj.n_in, s["hidden"], task_obj.n_out, layers=s["layers"], activation=s["activation"],
+                         head=task_obj.head, dtype=s["dtype"], seed=s["seed"],
+                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"])
+        self.model.metadata = dict(task_obj.settings())
+        self.B, self.T = s["batch"], task_obj.T
+        self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
+        self.kind = optim.OPTIMIZERS[s["optimizer"]]
+        self.hyper = np.array([s["momentum"], 0.9, 0.999, 1e-8])
+        self.state = np.zeros((2, self.model.n_params), dtype=self.model.dtype)
+        self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
+        self.data_rng = np.random.default_rng([s["seed"], 1])
+        self.columns = list(COLUMNS)
+        self.probe = None
+        if log_spectrum:
+            self.probe = task_obj.sample(np.random.default_rng([s["seed"], 2]), 32)
+            self.columns += ["spectral_radius"] + [f"spectral_radius_W{l}" for l in range(1, s["layers"])]
+            self.columns += [f"path_grad_{p}" for p in range(task_obj.T)]
+        self.tracker = _AccuracyTracker(task_obj.positions)
+        self.rows = []
+        self.status = "completed"
+        self.error = None
+        self.done = 0
+
+    def scratch_size(self):
+        return _train_kernel.chunk_scratch_size(self.T, self.B, self.model._dims, self.model.n_params)
+
+    def remaining(self):
+        return self.status == "completed" and self.done < self.s["iters"]
+
+    def next_chunk(self):
+        return min(self.s["log_every"], self.s["iters"] - self.done)
+
+    def _arrays(self, data):
+        dt = self.model.dtype
+        M = np.zeros((0, 0), dtype=dt) if data.mask is None else np.ascontiguousarray(data.mask, dtype=dt)
+        return np.ascontiguousarray(data.X, dtype=dt), np.ascontiguousarray(data.Y, dtype=dt), M
+
+    def next_batch(self, n):
+        """The data of the next n iterations, from this run's own stream."""
+        return self._arrays(self.task.sample(self.data_rng, n * self.B))
+
+    def warmup_batch(self):
+        """Data for the zero-iteration compile call (from a throwaway stream)."""
+        return self._arrays(self.task.sample(np.random.default_rng(0), self.B))
+
+    def blank_batch(self, n):
+        X, Y, M = self.warmup_batch()
+        return (np.zeros((n * self.B,) + X.shape[1:], X.dtype), np.zeros((n * self.B,) + Y.shape[1:], Y.dtype),
+                M if M.shape[0] == 0 else np.zeros((n * self.B,) + M.shape[1:], M.dtype))
+
+    def record(self, n, done, losses, norms, errors, elapsed):
+        """Account for a chunk of n iterations of which ``done`` finished; return its row.
+
+        Returns None when the loss or gradient became non-finite (the run is then
+        "diverged" and ``error`` says where).
+        """
+        s, B = self.s, self.B
+        if done < n:
+            bad = self.done + done + 1
+            self.status = "diverged"
+            advice = "try --clip 1.0 or a smaller --lr" if s["clip"] is None else "try a smaller --lr or --clip"
+            self.error = (f"the loss became NaN or infinite at iteration {bad}; training stopped there "
+                          f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
+            return None
+        self.done += n
+        self.tracker.add(errors[: n * B], self.done - n, B)
+        row = dict(
+            iteration=self.done,
+            samples=self.done * B,
+            loss=float(losses[:n].mean()),
+            error=float(errors[: n * B].mean()),
+            accuracy=self.tracker.accuracy(),
+            digit_accuracy=self.tracker.position_accuracy(),
+            grad_norm=float(norms[:n].mean()),
+            learning_rate=s["lr"],
+            elapsed_s=elapsed,
+        )
+        if self.probe is not None:
+            row.update(_spectral_columns(self.model, self.probe))
+        self.rows.append(row)
+        return row
+
+
+def _finish(run, train_seconds, compile_seconds, writer, save, bar):
+    import pandas as pd
+
     if bar is not None:
         bar.close()
-    history = pd.DataFrame(rows, columns=list(rows[0]) if rows else COLUMNS)
+    history = pd.DataFrame(run.rows, columns=run.columns)
     save_path = None
-    if save is not None and status != "diverged":
-        save_path = model.save(save)
+    if save is not None and run.status != "diverged":
+        save_path = run.model.save(save)
     result = TrainResult(
-        model=model, history=history, train_seconds=train_seconds,
-        first_perfect_iteration=tracker.first_perfect_iteration, status=status, settings=s, iterations=done,
-        compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
-        json_path=None if writer is None else writer.json_path, save_path=save_path, rows=rows,
+        model=run.model, history=history, train_seconds=train_seconds,
+        first_perfect_iteration=run.tracker.first_perfect_iteration, status=run.status, settings=run.s,
+        iterations=run.done, compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
+        json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
     )
     if writer is not None:
-        writer.write_json(status=status, result=result.summary())
+        writer.write_json(status=run.status, result=result.summary())
         writer.close()
     return result
 

@@ -109,18 +109,44 @@ def test_sweep_writes_runs_and_summary(tmp_path):
     pd.testing.assert_frame_equal(frame.drop(columns="elapsed_s"), alone.history.drop(columns="elapsed_s"), check_dtype=False)
 
 
-def test_pool_sequential_and_dask_give_identical_numbers(tmp_path):
+def test_pool_sequential_vectorized_and_dask_give_identical_numbers(tmp_path):
     distributed = pytest.importorskip("distributed")
-    sequential = small_sweep(tmp_path / "seq", workers=1).summary
-    pooled = small_sweep(tmp_path / "pool", workers=2).summary
+    outcomes = {"seq": small_sweep(tmp_path / "seq", workers=1).summary,
+                "pool": small_sweep(tmp_path / "pool", workers=2, vectorize=False).summary,
+                "vec": small_sweep(tmp_path / "vec", workers=2, vectorize=True).summary}
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None, processes=True) as cluster:
-        clustered = small_sweep(tmp_path / "dask", scheduler=cluster.scheduler_address).summary
-    for other in (pooled, clustered):
-        pd.testing.assert_frame_equal(sequential.drop(columns=TIME_COLUMNS), other.drop(columns=TIME_COLUMNS))
+        outcomes["dask"] = small_sweep(tmp_path / "dask", scheduler=cluster.scheduler_address).summary
+    sequential = outcomes.pop("seq")
+    for where, other in outcomes.items():
+        pd.testing.assert_frame_equal(sequential.drop(columns=TIME_COLUMNS), other.drop(columns=TIME_COLUMNS), obj=where)
         for row in sequential.itertuples():
             a = pd.read_csv(tmp_path / "seq" / f"{row.run}.csv").drop(columns="elapsed_s")
-            b = pd.read_csv(tmp_path / ("pool" if other is pooled else "dask") / f"{row.run}.csv").drop(columns="elapsed_s")
-            pd.testing.assert_frame_equal(a, b)
+            b = pd.read_csv(tmp_path / where / f"{row.run}.csv").drop(columns="elapsed_s")
+            pd.testing.assert_frame_equal(a, b, obj=f"{where} {row.run}")
+
+
+def test_train_many_equals_separate_runs():
+    from fastrnn.training import can_train_together, train_many
+
+    settings = [dict(task="binary", seed=s, iters=700, log_every=100, lr=0.2) for s in range(3)]
+    assert can_train_together(settings[0])
+    assert not can_train_together(dict(task="digits"))  # its products go to BLAS
+    for s, together in zip(settings, train_many(settings)):
+        alone = fastrnn.train(**s)
+        pd.testing.assert_frame_equal(together.history.drop(columns="elapsed_s"), alone.history.drop(columns="elapsed_s"))
+        np.testing.assert_array_equal(together.model.theta, alone.model.theta)
+        assert together.first_perfect_iteration == alone.first_perfect_iteration
+
+
+def test_train_many_records_a_diverging_run_and_trains_the_rest():
+    from fastrnn.training import train_many
+
+    base = dict(task="binary", iters=300, log_every=50, activation="relu", optimizer="sgd")
+    results = train_many([dict(base, seed=0, lr=1e300), dict(base, seed=1, lr=0.1)])
+    assert results[0].status == "diverged" and results[0].iterations < 300
+    assert results[1].status == "completed" and results[1].iterations == 300
+    alone = fastrnn.train(**dict(base, seed=1, lr=0.1))
+    np.testing.assert_array_equal(results[1].model.theta, alone.model.theta)
 
 
 def test_resume_skips_finished_runs_and_does_only_the_rest(tmp_path, monkeypatch):

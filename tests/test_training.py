@@ -65,7 +65,7 @@ def test_chunk_kernel_equals_a_python_loop_over_loss_and_grads(rng):
     buf = np.empty(_train_kernel.chunk_scratch_size(3, B, model._dims, P))
     losses, norms, errors = np.empty(n), np.empty(n), np.empty(n * B, dtype=np.int64)
     done = _train_kernel.train_chunk(model.theta, model._dims, -1, data.X, data.Y, np.zeros((0, 0)), B, 2, 0.01,
-                                     opt.hyper, state, 0, 0.5, 0.0, buf, losses, norms, errors)
+                                     opt.hyper, state, 0, 0.5, 0.0, buf, losses, norms, errors, True)
     assert done == n
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-12)
     np.testing.assert_array_equal(errors, ref_errors)
