@@ -54,3 +54,16 @@ def _cpu_name():
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def update_readme(block, mark):
+    """Put ``block`` into the README between ``<!-- mark:start -->`` and ``<!-- mark:end -->``."""
+    path = ROOT / "README.md"
+    text = path.read_text()
+    start, end = f"<!-- {mark}:start -->", f"<!-- {mark}:end -->"
+    if start not in text or end not in text:
+        return False
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(head + start + "\n" + block + end + tail)
+    return True

@@ -14,7 +14,9 @@ the products only: 2 T B (2 H I + 3 H^2 + 3 O H).
 The first call in a fresh process is measured separately, in a subprocess: once with
 an empty numba cache (compile) and once with the cache that run wrote (load).
 
-Writes benchmarks/results/bench_kernels.csv and prints the table.
+Writes benchmarks/results/bench_kernels.csv and .md, prints the table, and puts it
+into the README between its `<!-- kernels:start -->` and `<!-- kernels:end -->` marks
+(unless --no-readme).
 """
 
 import argparse
@@ -27,7 +29,7 @@ import tempfile
 
 import numpy as np
 
-from _common import RESULTS, ROOT, machine, time_call
+from _common import RESULTS, ROOT, machine, time_call, update_readme
 
 import fastrnn
 import numpy_batched
@@ -126,6 +128,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="only the two task shapes")
     parser.add_argument("--no-first-call", action="store_true", help="skip the fresh-process measurements")
+    parser.add_argument("--no-readme", action="store_true", help="do not update the README's table")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     rows = []
@@ -145,10 +148,37 @@ def main():
         spread = f"{r['min_us']:.1f}-{r['max_us']:.1f}"
         print(f"{r['shape']:<10} {r['B']:>3} {r['T']:>4} {r['I']:>3} {r['H']:>4} {r['O']:>3}  {r['contender']:<15} {r['median_us']:>11.1f} {spread:>19} {r['gflops']:>8.2f} {r['fastrnn_speedup']:>10.1f}")
     print(f"(x fastrnn: how many times longer than fastrnn a call takes; written to {path.relative_to(ROOT)})")
-    if not args.no_first_call:
+    first = first_call() if not args.no_first_call else []
+    if first:
         print("\n# first call in a fresh process (binary shape)")
-        for r in first_call():
+        for r in first:
             print(f"{r['start']:<40} import {r['import_s']:.2f} s, first call {r['first_call_s']:.2f} s, second call {r['second_call_us']:.1f} us")
+    block = markdown(rows, first, info, "python benchmarks/bench_kernels.py" + (" --quick" if args.quick else ""))
+    (RESULTS / "bench_kernels.md").write_text(block)
+    if not args.no_readme and update_readme(block, "kernels"):
+        print("README.md updated between its kernels marks")
+
+
+def markdown(rows, first, info, command):
+    by = {}
+    for r in rows:
+        by.setdefault(r["shape"], {})[r["contender"]] = r
+    lines = [f"Measured with `{command}` on {info['cpu']}, {info['cores']} cores, numpy {info['numpy']}, numba {info['numba']}: "
+             "one `loss_and_grads` call (float64, tanh, full BPTT), medians of 7 repeats after a warm-up.", "",
+             "| shape | B | T | I | H | O | numpy twin | numpy batched | fastrnn | fastrnn GFLOP/s | batched / fastrnn |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for shape, c in by.items():
+        f, b, t = c["fastrnn"], c["numpy_batched"], c["numpy_twin"]
+        lines.append(f"| {shape} | {f['B']} | {f['T']} | {f['I']} | {f['H']} | {f['O']} | {_us(t['median_us'])} | {_us(b['median_us'])} | "
+                     f"{_us(f['median_us'])} | {f['gflops']:.2f} | {b['median_us'] / f['median_us']:.1f}x |")
+    if first:
+        lines += ["", "First `loss_and_grads` call in a fresh process (binary shape): "
+                  + "; ".join(f"{r['start']}: import {r['import_s']:.2f} s, first call {r['first_call_s']:.2f} s" for r in first) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _us(v):
+    return f"{v / 1000:.2f} ms" if v >= 1000 else f"{v:.1f} us"
 
 
 if __name__ == "__main__":

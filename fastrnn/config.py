@@ -28,10 +28,11 @@ DTYPES = ("float64", "float32")
 #: a BLAS call costs about 0.15 us however small the product (benchmarks/bench_kernels.py).
 BLAS_MIN_WORK = 4096
 
-#: With ``parallel=None``, loss_and_grads splits the batch across numba's threads
-#: (per-thread gradient buffers, then a serial reduction) only when each thread gets
-#: at least this many sequences and the hidden layer is at most
-#: ``PARALLEL_MAX_HIDDEN`` wide. Threads use the hand-written products; above that
-#: width the serial kernel, whose products go to (multi-threaded) BLAS, is faster.
-PARALLEL_MIN_BATCH_PER_THREAD = 8
-PARALLEL_MAX_HIDDEN = 64
+#: ``loss_and_grads(parallel=None)`` uses the serial kernel: its products go to BLAS,
+#: which has threads of its own. Splitting the batch across numba's threads (per-thread
+#: gradient buffers, then a serial reduction; ``parallel=True``) forces the hand-written
+#: products, since OpenBLAS's threads inside numba's threads oversubscribe the cores.
+#: On this project's 2-core machine that was 2.2-5x slower at every shape measured
+#: (B 32-256, T 8-32, H 16-64; see the README), so it is never chosen automatically;
+#: it remains for machines with many more cores than BLAS uses well.
+AUTO_PARALLEL = False

@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from . import _checks, _kernels, params
-from .config import DTYPES, PARALLEL_MAX_HIDDEN, PARALLEL_MIN_BATCH_PER_THREAD
+from .config import AUTO_PARALLEL, DTYPES
 from .exceptions import InvalidArgument, ModelFileError
 
 FORMAT = "fastrnn-model"
@@ -201,7 +201,9 @@ class RNN:
             Also return the final hidden state (layers, B, n_hidden), to carry into
             the next chunk of a long stream.
         parallel : bool or None
-            Split the batch across numba's threads; None decides by batch size.
+            True splits the batch across numba's threads (hand-written products in
+            each); None and False use the serial kernel, whose products go to BLAS
+            (faster on every shape measured on a 2-core machine; config.AUTO_PARALLEL).
 
         Returns
         -------
@@ -252,12 +254,9 @@ class RNN:
             return max(1, min(numba.get_num_threads(), B))
         if parallel is not None:
             raise _checks.InvalidType(f"parallel must be True, False or None, got {parallel!r}")
-        if B < 2 * PARALLEL_MIN_BATCH_PER_THREAD:
+        if not AUTO_PARALLEL:
             return 1
-        n = min(numba.get_num_threads(), B // PARALLEL_MIN_BATCH_PER_THREAD)
-        if n < 2 or self.n_hidden > PARALLEL_MAX_HIDDEN:
-            return 1
-        return n
+        return max(1, min(numba.get_num_threads(), B))
 
     def _flatten_grads(self, grads):
         if not hasattr(grads, "keys") or set(grads.keys()) != set(self.param_names):

@@ -1,0 +1,162 @@
+"""JAX on the CPU, float64: ``jax.jit`` of a ``lax.scan`` step, and the whole loop in ``lax.fori_loop``.
+
+The step is the same math as fastrnn's (SPEC.md's loss, global-norm clipping, SGD
+or Adam with bias correction); ``jax.grad`` does BPTT through the scan.
+"""
+
+import functools
+import os
+
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+KEYS = ("U0", "W0", "b0", "V", "c")
+
+
+def _make_step(activation, head, lr, optimizer, clip):
+    f = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu}[activation]
+
+    def logits_fn(p, x):  # x (B, T, I) -> (B, T, O)
+        def cell(h, xt):
+            h = f(xt @ p["U0"].T + h @ p["W0"].T + p["b0"])
+            return h, h @ p["V"].T + p["c"]
+
+        h0 = jnp.zeros((x.shape[0], p["W0"].shape[0]))
+        _, zs = jax.lax.scan(cell, h0, jnp.swapaxes(x, 0, 1))
+        return jnp.swapaxes(zs, 0, 1)
+
+    def loss_fn(p, x, y):
+        z = logits_fn(p, x)
+        if head == "sigmoid":
+            per = jnp.maximum(z, 0) - y * z + jnp.log1p(jnp.exp(-jnp.abs(z)))
+        else:
+            per = -(y * jax.nn.log_softmax(z, axis=2))
+        return per.sum() / x.shape[0], z
+
+    def step(p, state, t, x, y):
+        (_, z), g = jax.value_and_grad(loss_fn, has_aux=True)(p, x, y)
+        if clip:
+            norm = jnp.sqrt(sum(jnp.sum(g[k] ** 2) for k in KEYS))
+            scale = jnp.where(norm > clip, clip / norm, 1.0)
+            g = {k: g[k] * scale for k in KEYS}
+        if optimizer == "sgd":
+            p = {k: p[k] - lr * g[k] for k in KEYS}
+        else:
+            m = {k: 0.9 * state[0][k] + 0.1 * g[k] for k in KEYS}
+            v = {k: 0.999 * state[1][k] + 0.001 * g[k] ** 2 for k in KEYS}
+            p = {k: p[k] - lr * (m[k] / (1 - 0.9**t)) / (jnp.sqrt(v[k] / (1 - 0.999**t)) + 1e-8) for k in KEYS}
+            state = (m, v)
+        if head == "sigmoid":
+            wrong = jnp.any((z > 0) != (y > 0.5), axis=2).sum(axis=1)
+        else:
+            wrong = (jnp.argmax(z, axis=2) != jnp.argmax(y, axis=2)).sum(axis=1)
+        return p, state, wrong
+
+    return step
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_step(activation, head, lr, optimizer, clip):
+    """One jitted step per configuration, shared by every trainer (compiled once)."""
+    return jax.jit(_make_step(activation, head, lr, optimizer, clip))
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted_loop(activation, head, lr, optimizer, clip, B):
+    step = _make_step(activation, head, lr, optimizer, clip)
+
+    def run(p, state, t0, X, Y):
+        n = X.shape[0] // B
+        errors = jnp.zeros((n, B), dtype=jnp.int64)
+
+        def body(i, carry):
+            p, state, errors = carry
+            x = jax.lax.dynamic_slice_in_dim(X, i * B, B)
+            y = jax.lax.dynamic_slice_in_dim(Y, i * B, B)
+            p, state, wrong = step(p, state, t0 + i + 1, x, y)
+            return p, state, errors.at[i].set(wrong)
+
+        return jax.lax.fori_loop(0, n, body, (p, state, errors))
+
+    return jax.jit(run)
+
+
+class _Base:
+    def __init__(self, params, activation, head, lr, optimizer="sgd", clip=None, batch=1):
+        self.p = {k: jnp.asarray(np.asarray(params[k], dtype=np.float64)) for k in KEYS}
+        zeros = {k: jnp.zeros_like(v) for k, v in self.p.items()}
+        self.state = (zeros, zeros)
+        self.t = 0
+        self.batch = batch
+        self.config = (activation, head, lr, optimizer, clip)
+
+    def params(self):
+        return {k: np.asarray(v) for k, v in self.p.items()}
+
+
+class StepJit(_Base):
+    """A Python loop over iterations calling one jitted training step."""
+
+    name = "jax jit step (lax.scan)"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.jstep = _jitted_step(*self.config)
+
+    def train(self, X, Y, n):
+        B = self.batch
+        X, Y = jnp.asarray(X), jnp.asarray(Y)
+        errors = []
+        for it in range(n):
+            self.t += 1
+            self.p, self.state, wrong = self.jstep(self.p, self.state, self.t, X[it * B : (it + 1) * B], Y[it * B : (it + 1) * B])
+            errors.append(wrong)
+        return np.asarray(jnp.concatenate(errors)) if errors else np.zeros(0, dtype=np.int64)
+
+
+class ForiLoop(_Base):
+    """The whole chunk of iterations jitted as one lax.fori_loop."""
+
+    name = "jax jit loop (lax.fori_loop)"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.run = _jitted_loop(*self.config, self.batch)
+
+    def train(self, X, Y, n):
+        self.p, self.state, errors = self.run(self.p, self.state, self.t, jnp.asarray(X[: n * self.batch]), jnp.asarray(Y[: n * self.batch]))
+        self.t += n
+        return np.asarray(errors).reshape(-1)
+
+
+def loss_and_grads_fn(params, activation, head):
+    """A jitted (X, Y) -> grads function, for the throughput grid."""
+    step = jax.jit(jax.grad(lambda p, x, y: _make_loss(activation, head)(p, x, y)))
+    p = {k: jnp.asarray(np.asarray(params[k], dtype=np.float64)) for k in KEYS}
+
+    def call(X, Y):
+        jax.block_until_ready(step(p, X, Y))
+
+    return call
+
+
+def _make_loss(activation, head):
+    f = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu}[activation]
+
+    def loss(p, x, y):
+        def cell(h, xt):
+            h = f(xt @ p["U0"].T + h @ p["W0"].T + p["b0"])
+            return h, h @ p["V"].T + p["c"]
+
+        _, zs = jax.lax.scan(cell, jnp.zeros((x.shape[0], p["W0"].shape[0])), jnp.swapaxes(x, 0, 1))
+        z = jnp.swapaxes(zs, 0, 1)
+        if head == "sigmoid":
+            return (jnp.maximum(z, 0) - y * z + jnp.log1p(jnp.exp(-jnp.abs(z)))).sum() / x.shape[0]
+        return -(y * jax.nn.log_softmax(z, axis=2)).sum() / x.shape[0]
+
+    return loss

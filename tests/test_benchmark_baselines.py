@@ -1,0 +1,58 @@
+"""The benchmarks' baselines compute what fastrnn computes, or their times would mean nothing."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import fastrnn
+import reference as ref
+from conftest import make_data
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import numpy_batched  # noqa: E402
+import numpy_loop  # noqa: E402
+from fastrnn import _train_kernel  # noqa: E402
+
+
+def fastrnn_after(p0, X, Y, activation, head, n, lr):
+    model = fastrnn.RNN(X.shape[2], p0["W0"].shape[0], Y.shape[2], activation=activation, head=head)
+    for k, v in p0.items():
+        model.params[k][...] = v
+    P = model.n_params
+    buf = np.empty(_train_kernel.chunk_scratch_size(X.shape[1], 1, model._dims, P))
+    _train_kernel.train_chunk(model.theta, model._dims, -1, X, Y, np.zeros((0, 0)), 1, 0, lr, np.zeros(4), np.zeros((2, P)), 0,
+                              0.0, 0.0, buf, np.empty(n), np.empty(n), np.empty(n, dtype=np.int64), True)
+    return model.params
+
+
+@pytest.mark.parametrize("activation,head", [("sigmoid", "sigmoid"), ("tanh", "softmax"), ("relu", "sigmoid")])
+def test_numpy_baselines_follow_fastrnns_sgd_trajectory(rng, activation, head):
+    I, O = (2, 1) if head == "sigmoid" else (3, 4)
+    X, Y, _ = make_data(rng, 40, 6, I, O, head)
+    p0 = ref.init_params(I, 7, O, 1, rng)
+    want = fastrnn_after(p0, X, Y, activation, head, 40, 0.1)
+    trainers = [numpy_loop.Trainer(p0, activation, head, 0.1), numpy_batched.Trainer(p0, activation, head, 0.1)]
+    try:
+        import torch_rnn
+
+        trainers.append(torch_rnn.CellLoop(p0, activation, head, 0.1))
+    except ImportError:
+        pass
+    for trainer in trainers:
+        trainer.train(X, Y, 40)
+        for k in want:
+            np.testing.assert_allclose(trainer.params()[k], want[k], rtol=1e-10, atol=1e-13, err_msg=f"{trainer.name} {k}")
+
+
+@pytest.mark.parametrize("head", ["softmax", "sigmoid", "linear"])
+def test_numpy_batched_gradients_match_the_twin(rng, head):
+    X, Y, mask = make_data(rng, 5, 7, 3, 4, head, masked=True)
+    p = ref.init_params(3, 6, 4, 1, rng)
+    for activation in ("tanh", "sigmoid", "relu"):
+        loss, grads = numpy_batched.loss_and_grads(p, X, Y, mask, activation, head)
+        ref_loss, ref_grads = ref.loss_and_grads(p, X, Y, mask, activation, head)
+        assert loss == pytest.approx(ref_loss, rel=1e-12)
+        for k in ref_grads:
+            np.testing.assert_allclose(grads[k], ref_grads[k], rtol=1e-10, atol=1e-13)
