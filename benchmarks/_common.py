@@ -1,5 +1,6 @@
 """Timing helpers shared by the benchmark scripts: warm-up, repeats, medians, spread."""
 
+import csv
 import os
 import platform
 import sys
@@ -67,3 +68,33 @@ def update_readme(block, mark):
     _, tail = rest.split(end, 1)
     path.write_text(head + start + "\n" + block + end + tail)
     return True
+
+
+def write_csv(path, rows):
+    """Write dict rows (keys of the first row as columns) to a CSV file; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def fastrnn_after_sgd(p0, X, Y, activation, head, n, lr=0.1):
+    """fastrnn's parameters after n plain-SGD iterations at batch 1 from p0 on X, Y.
+
+    The reference trajectory every benchmark contender must reproduce before its
+    time counts (and that tests/test_benchmark_baselines.py checks the numpy ones on).
+    """
+    import fastrnn
+    from fastrnn import _train_kernel
+
+    model = fastrnn.RNN(X.shape[2], p0["W0"].shape[0], Y.shape[2], activation=activation, head=head)
+    for k, v in p0.items():
+        model.params[k][...] = v
+    P = model.n_params
+    buf = np.empty(_train_kernel.chunk_scratch_size(X.shape[1], 1, model._dims, P))
+    _train_kernel.train_chunk(model.theta, model._dims, -1, X, Y, np.zeros((0, 0)), 1, 0, lr, np.zeros(4), np.zeros((2, P)),
+                              0, 0.0, 0.0, buf, np.empty(n), np.empty(n), np.empty(n, dtype=np.int64), True)
+    return {k: v.copy() for k, v in model.params.items()}

@@ -20,7 +20,6 @@ into the README between its `<!-- kernels:start -->` and `<!-- kernels:end -->` 
 """
 
 import argparse
-import csv
 import json
 import os
 import subprocess
@@ -29,7 +28,7 @@ import tempfile
 
 import numpy as np
 
-from _common import RESULTS, ROOT, machine, time_call, update_readme
+from _common import RESULTS, ROOT, machine, time_call, update_readme, write_csv
 
 import fastrnn
 import numpy_batched
@@ -136,11 +135,7 @@ def main():
         if args.quick and case[0] not in QUICK:
             continue
         rows.extend(bench_shape(*case))
-    path = RESULTS / "bench_kernels.csv"
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    path = write_csv(RESULTS / "bench_kernels.csv", rows)
     info = machine()
     print(f"# loss_and_grads, float64, tanh, full BPTT; {json.dumps(info)}")
     print(f"{'shape':<10} {'B':>3} {'T':>4} {'I':>3} {'H':>4} {'O':>3}  {'contender':<15} {'median us':>11} {'min-max us':>19} {'GFLOP/s':>8} {'x fastrnn':>10}")

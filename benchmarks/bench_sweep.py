@@ -10,12 +10,11 @@ differs. Writes benchmarks/results/bench_sweep.csv.
 """
 
 import argparse
-import csv
 import os
 import tempfile
 import time
 
-from _common import RESULTS, machine
+from _common import RESULTS, machine, write_csv
 
 import fastrnn
 
@@ -38,11 +37,7 @@ def main():
         rows.append(dict(config=label, runs=args.runs, iters=args.iters, wall_s=round(wall, 2),
                          runs_per_s=round(args.runs / wall, 2), reached_1=perfect))
         print(rows[-1], flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    with open(RESULTS / "bench_sweep.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(RESULTS / "bench_sweep.csv", rows)
     print(f"\n{machine()}, {os.cpu_count()} cores")
     print("| configuration | runs | wall s | runs/s | reached 1.0 |\n|---|---|---|---|---|")
     for r in rows:

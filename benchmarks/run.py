@@ -27,7 +27,6 @@ import csv
 import datetime
 import importlib
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -35,12 +34,11 @@ import time
 
 import numpy as np
 
-from _common import RESULTS, ROOT, machine, time_call, update_readme
+from _common import RESULTS, ROOT, fastrnn_after_sgd, machine, time_call, update_readme, write_csv
 
 import fastrnn
 import numpy_batched
 import numpy_loop
-from fastrnn import _train_kernel
 
 REPEATS = 5
 
@@ -60,22 +58,8 @@ jax_rnn = optional("jax_rnn")
 # --------------------------------------------------------------------- helpers
 
 
-def fastrnn_reference(p0, X, Y, activation, head, n, lr=0.1):
-    """fastrnn's parameters after n SGD iterations at batch 1 (for validation)."""
-    task_head = head
-    I, H, O = p0["U0"].shape[1], p0["U0"].shape[0], p0["V"].shape[0]
-    model = fastrnn.RNN(I, H, O, activation=activation, head=task_head)
-    for k, v in p0.items():
-        model.params[k][...] = v
-    P = model.n_params
-    buf = np.empty(_train_kernel.chunk_scratch_size(X.shape[1], 1, model._dims, P))
-    _train_kernel.train_chunk(model.theta, model._dims, -1, X, Y, np.zeros((0, 0)), 1, 0, lr, np.zeros(4), np.zeros((2, P)), 0,
-                              0.0, 0.0, buf, np.empty(n), np.empty(n), np.empty(n, dtype=np.int64), True)
-    return {k: v.copy() for k, v in model.params.items()}
-
-
 def validate(trainer_factory, p0, X, Y, activation, head, name):
-    want = fastrnn_reference(p0, X, Y, activation, head, 50)
+    want = fastrnn_after_sgd(p0, X, Y, activation, head, 50)
     trainer = trainer_factory()
     trainer.train(X, Y, 50)
     got = trainer.params()
@@ -370,15 +354,6 @@ def floor(headline_rows):
 # ----------------------------------------------------------------------- output
 
 
-def write_csv(name, rows):
-    path = RESULTS / f"{name}.csv"
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    return path
-
-
 def read_csv(name):
     """Rows of results/<name>.csv with numbers as numbers (empty cells as NaN)."""
     rows = []
@@ -463,9 +438,9 @@ def main():
                          ("throughput", lambda: throughput(args.quick)), ("startup", startup)):
             print(f"{name} ...", flush=True)
             results[name] = fn()
-            print(f"  wrote {write_csv(name, results[name]).relative_to(ROOT)}", flush=True)
+            print(f"  wrote {write_csv(RESULTS / f'{name}.csv', results[name]).relative_to(ROOT)}", flush=True)
         results["floor"] = floor(results["headline"])
-        write_csv("floor", results["floor"])
+        write_csv(RESULTS / "floor.csv", results["floor"])
     plot_throughput(results["throughput"], RESULTS / "throughput.png")
     command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
     block = markdown(results, args.quick, command)

@@ -11,11 +11,10 @@ the runs that diverged. Writes benchmarks/results/defaults_<task>.csv.
 """
 
 import argparse
-import csv
 
 import numpy as np
 
-from _common import RESULTS
+from _common import RESULTS, write_csv
 
 import fastrnn
 from fastrnn import NumericalError
@@ -81,11 +80,7 @@ def main():
         )
         rows.append(row)
         print(row, flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    with open(RESULTS / f"defaults_{args.task}.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(RESULTS / f"defaults_{args.task}.csv", rows)
     print(f"\n| setting | seeds reaching {target} | median iteration | worst | mean final accuracy | diverged |")
     print("|---|---|---|---|---|---|")
     for r in rows:

@@ -23,7 +23,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 
 from . import _checks
 from .exceptions import FastRNNError, InvalidArgument, NumericalError

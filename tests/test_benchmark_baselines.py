@@ -6,25 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import fastrnn
 import reference as ref
 from conftest import make_data
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import numpy_batched  # noqa: E402
 import numpy_loop  # noqa: E402
-from fastrnn import _train_kernel  # noqa: E402
-
-
-def fastrnn_after(p0, X, Y, activation, head, n, lr):
-    model = fastrnn.RNN(X.shape[2], p0["W0"].shape[0], Y.shape[2], activation=activation, head=head)
-    for k, v in p0.items():
-        model.params[k][...] = v
-    P = model.n_params
-    buf = np.empty(_train_kernel.chunk_scratch_size(X.shape[1], 1, model._dims, P))
-    _train_kernel.train_chunk(model.theta, model._dims, -1, X, Y, np.zeros((0, 0)), 1, 0, lr, np.zeros(4), np.zeros((2, P)), 0,
-                              0.0, 0.0, buf, np.empty(n), np.empty(n), np.empty(n, dtype=np.int64), True)
-    return model.params
+from _common import fastrnn_after_sgd  # noqa: E402
 
 
 @pytest.mark.parametrize("activation,head", [("sigmoid", "sigmoid"), ("tanh", "softmax"), ("relu", "sigmoid")])
@@ -32,7 +20,7 @@ def test_numpy_baselines_follow_fastrnns_sgd_trajectory(rng, activation, head):
     I, O = (2, 1) if head == "sigmoid" else (3, 4)
     X, Y, _ = make_data(rng, 40, 6, I, O, head)
     p0 = ref.init_params(I, 7, O, 1, rng)
-    want = fastrnn_after(p0, X, Y, activation, head, 40, 0.1)
+    want = fastrnn_after_sgd(p0, X, Y, activation, head, 40, 0.1)
     trainers = [numpy_loop.Trainer(p0, activation, head, 0.1), numpy_batched.Trainer(p0, activation, head, 0.1)]
     try:
         import torch_rnn
