@@ -72,6 +72,45 @@ def test_chunk_kernel_equals_a_python_loop_over_loss_and_grads(rng):
     np.testing.assert_allclose(model.theta, ref.theta, rtol=1e-11, atol=1e-14)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("head,masked,K", [("sigmoid", False, None), ("softmax", True, None), ("linear", False, None),
+                                           ("softmax", False, 7), ("sigmoid", False, 2)])
+def test_one_sequence_chunks_equal_a_python_loop(rng, activation, head, masked, K):
+    """The chunk kernel at batch 1, every activation and head, with a mask and with truncation."""
+    from conftest import make_data
+
+    n, T, I, H, O = 6, 8, 3, 5, 4
+    X, Y, mask = make_data(rng, n, T, I, O, head, masked)
+    model = fastrnn.RNN(I, H, O, activation=activation, head=head, seed=2, init_scale=0.7)
+    ref = model.copy()
+    opt = fastrnn.Optimizer("momentum", lr=0.05, clip_norm=1.0)
+    ref_losses, ref_norms, ref_errors = [], [], []
+    for it in range(n):
+        m = None if mask is None else mask[it : it + 1]
+        yhat, _ = ref.forward(X[it : it + 1])
+        if head == "softmax":
+            wrong = yhat[0].argmax(axis=1) != Y[it].argmax(axis=1)
+        elif head == "sigmoid":
+            wrong = np.any((yhat[0] > 0.5) != (Y[it] > 0.5), axis=1)
+        else:
+            wrong = np.any(np.abs(yhat[0] - Y[it]) >= 0.5, axis=1)
+        ref_errors.append(int(np.sum(wrong * (1 if m is None else m[0]))))
+        loss, grads = ref.loss_and_grads(X[it : it + 1], Y[it : it + 1], mask=m, bptt_truncate=K)
+        ref_losses.append(loss)
+        ref_norms.append(opt.step(ref, grads))
+    P = model.n_params
+    buf = np.empty(_train_kernel.chunk_scratch_size(T, 1, model._dims, P))
+    losses, norms, errors = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
+    M = np.zeros((0, 0)) if mask is None else mask
+    done = _train_kernel.train_chunk(model.theta, model._dims, -1 if K is None else K, X, Y, M, 1, 1, 0.05, opt.hyper,
+                                     np.zeros((2, P)), 0, 1.0, 0.0, buf, losses, norms, errors, True)
+    assert done == n
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-12)
+    np.testing.assert_allclose(norms, ref_norms, rtol=1e-12)
+    np.testing.assert_array_equal(errors, ref_errors)
+    np.testing.assert_allclose(model.theta, ref.theta, rtol=1e-11, atol=1e-14)
+
+
 def test_accuracy_tracker_finds_the_first_window_of_1000_right():
     tracker = _AccuracyTracker(positions=8)
     errors = np.zeros(3000, dtype=np.int64)
