@@ -386,10 +386,10 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out.")
 def plot(runs, out, overwrite):
     """Loss, error and accuracy against iteration for one or more runs overlaid."""
-    from . import metrics, plots, report
+    from . import metrics, plots
 
     metrics.check_new_file(out, "plot", overwrite, "--out")
-    loaded = [report.load_run(path) for path in runs]
+    loaded = [metrics.read_run(path) for path in runs]
     labels = _run_labels([meta for _, meta in loaded], runs)
     plots.plot_runs([(label, frame) for label, (frame, _) in zip(labels, loaded)], out)
     click.echo(f"plot of {len(runs)} run(s) written to {out}")

@@ -91,11 +91,28 @@ def write_json(path, data):
 
 
 def read_run(csv_path):
-    """A run's metrics as a pandas DataFrame and its settings as a dict."""
+    """A run's metrics as a pandas DataFrame and its settings as a dict ({} if no JSON).
+
+    Raises InvalidArgument, naming the file, when the CSV is missing, unreadable or
+    lacks SPEC.md's columns, or the JSON beside it is not valid JSON.
+    """
     import pandas as pd
 
     csv_path = Path(csv_path)
-    frame = pd.read_csv(csv_path)
+    if not csv_path.is_file():
+        raise InvalidArgument(f"run file {csv_path} does not exist")
+    try:
+        frame = pd.read_csv(csv_path)
+    except Exception as exc:
+        raise InvalidArgument(f"{csv_path} is not a readable metrics CSV ({type(exc).__name__}: {exc})") from None
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: it lacks the columns {', '.join(missing)}")
     meta_path = json_path_for(csv_path)
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    meta = {}
+    if meta_path.is_file():
+        try:
+            meta = json.loads(meta_path.read_text())
+        except ValueError as exc:
+            raise InvalidArgument(f"{meta_path} is not valid JSON ({exc})") from None
     return frame, meta

@@ -1,39 +1,16 @@
 """``fastrnn report``: every run in a folder, read back with pandas and grouped by setting."""
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .exceptions import InvalidArgument
-from .metrics import COLUMNS, json_path_for
+from .metrics import json_path_for, read_run
 
 #: Settings a report can group by (the JSON keys of a run).
 SETTINGS = ["task", "bits", "digits", "encoding", "iters", "batch", "hidden", "layers", "activation", "optimizer", "lr",
             "clip", "bptt_truncate", "dtype", "init_scale", "momentum", "seed"]
-
-
-def load_run(csv_path):
-    """One run's metrics (DataFrame) and settings (dict), with clear errors for bad files."""
-    csv_path = Path(csv_path)
-    if not csv_path.is_file():
-        raise InvalidArgument(f"run file {csv_path} does not exist")
-    try:
-        frame = pd.read_csv(csv_path)
-    except Exception as exc:
-        raise InvalidArgument(f"{csv_path} is not a readable metrics CSV ({type(exc).__name__}: {exc})") from None
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: it lacks the columns {', '.join(missing)}")
-    meta_path = json_path_for(csv_path)
-    meta = {}
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except ValueError as exc:
-            raise InvalidArgument(f"{meta_path} is not valid JSON ({exc})") from None
-    return frame, meta
 
 
 def run_csvs(folder):
@@ -51,7 +28,7 @@ def collect(folder):
     """One row per run: its settings, final accuracy, first-perfect iteration, time, status."""
     rows = []
     for path in run_csvs(folder):
-        frame, meta = load_run(path)
+        frame, meta = read_run(path)
         if not meta:
             raise InvalidArgument(f"{path} has no settings file {json_path_for(path).name} beside it; a report groups runs by their settings")
         result = meta.get("result") or {}

@@ -126,7 +126,7 @@ def expand(task="binary", seeds=(0,), grid=None, **fixed):
         for seed in seeds:
             run = dict(settings, seed=seed)
             try:
-                resolve_settings(**{k: v for k, v in run.items() if k != "log_spectrum"})
+                resolve_settings(**run)
             except FastRNNError as exc:
                 where = ", ".join(f"{n}={v}" for n, v in zip(names, combo)) or "the fixed settings"
                 raise type(exc)(f"sweep setting {where}: {exc}") from None

@@ -93,7 +93,7 @@ def versions():
 
 def resolve_settings(task="binary", iters=None, batch=None, hidden=None, layers=1, activation=None, lr=None,
                      optimizer=None, clip=None, bptt_truncate=None, dtype="float64", seed=0, log_every=100,
-                     bits=None, digits=None, encoding=None, init_scale=None, momentum=0.9):
+                     bits=None, digits=None, encoding=None, init_scale=None, momentum=0.9, log_spectrum=False):
     """Check every setting and fill in the task's defaults; return (task object, settings dict)."""
     task_obj = make_task(task, bits=bits, digits=digits, encoding=encoding)
     d = TASK_DEFAULTS[task_obj.name]
@@ -118,6 +118,9 @@ def resolve_settings(task="binary", iters=None, batch=None, hidden=None, layers=
     s["momentum"] = _checks.check_float("momentum", momentum, minimum=0.0)
     if s["momentum"] >= 1.0:
         raise InvalidArgument(f"momentum must be below 1, got {s['momentum']}")
+    if not isinstance(log_spectrum, (bool, np.bool_)):
+        raise _checks.InvalidType(f"log_spectrum must be True or False, got {log_spectrum!r}")
+    s["log_spectrum"] = bool(log_spectrum)
     s["head"] = task_obj.head
     return task_obj, s
 
@@ -180,10 +183,10 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
         row and the model is saved if ``save`` was given.
     """
     task_obj, s = resolve_settings(task, iters, batch, hidden, layers, activation, lr, optimizer, clip, bptt_truncate,
-                                   dtype, seed, log_every, bits, digits, encoding, init_scale, momentum)
+                                   dtype, seed, log_every, bits, digits, encoding, init_scale, momentum, log_spectrum)
     if save is not None:
         save = check_new_file(save, "model file", overwrite, "--save")
-    run = _Run(task_obj, s, log_spectrum)
+    run = _Run(task_obj, s)
     writer = MetricsWriter(csv, s, overwrite, run.columns) if csv is not None else None
     model, B, chunk = run.model, run.B, s["log_every"]
     buf = np.empty(run.scratch_size(), dtype=model.dtype)
@@ -234,9 +237,9 @@ def can_train_together(settings):
     """
     from .config import BLAS_MIN_WORK
 
-    task_obj, s = resolve_settings(**{k: v for k, v in settings.items() if k != "log_spectrum"})
+    task_obj, s = resolve_settings(**settings)
     widest = max(task_obj.n_in, s["hidden"], task_obj.n_out)
-    return not settings.get("log_spectrum") and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
+    return not s["log_spectrum"] and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
 
 
 def train_many(settings_list):
@@ -254,7 +257,9 @@ def train_many(settings_list):
     runs = []
     for settings in settings_list:
         task_obj, s = resolve_settings(**settings)
-        runs.append(_Run(task_obj, s, False))
+        if s["log_spectrum"]:
+            raise InvalidArgument("train_many does not log spectra; train runs with log_spectrum=True one by one")
+        runs.append(_Run(task_obj, s))
     first = runs[0]
     same = ("task", "bits", "digits", "encoding", "iters", "batch", "hidden", "layers", "dtype", "log_every")
     for r in runs[1:]:
@@ -313,10 +318,9 @@ def train_many(settings_list):
 class _Run:
     """One training run: settings, model, data stream, optimizer state, metrics so far."""
 
-    def __init__(self, task_obj, s, log_spectrum):
+    def __init__(self, task_obj, s):
         self.task, self.s = task_obj, s
         s["versions"] = versions()
-        s["log_spectrum"] = bool(log_spectrum)
         self.model = RNN(task_obj.n_in, s["hidden"], task_obj.n_out, layers=s["layers"], activation=s["activation"],
                          head=task_obj.head, dtype=s["dtype"], seed=s["seed"],
                          init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"])
@@ -330,7 +334,7 @@ class _Run:
         self.data_rng = np.random.default_rng([s["seed"], 1])
         self.columns = list(COLUMNS)
         self.probe = None
-        if log_spectrum:
+        if s["log_spectrum"]:
             self.probe = task_obj.sample(np.random.default_rng([s["seed"], 2]), 32)
             self.columns += ["spectral_radius"] + [f"spectral_radius_W{l}" for l in range(1, s["layers"])]
             self.columns += [f"path_grad_{p}" for p in range(task_obj.T)]

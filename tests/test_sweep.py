@@ -138,6 +138,13 @@ def test_train_many_equals_separate_runs():
         assert together.first_perfect_iteration == alone.first_perfect_iteration
 
 
+def test_train_many_refuses_spectrum_logging():
+    from fastrnn.training import train_many
+
+    with pytest.raises(fastrnn.InvalidArgument, match="does not log spectra"):
+        train_many([dict(task="binary", seed=0, log_spectrum=True), dict(task="binary", seed=1, log_spectrum=True)])
+
+
 def test_train_many_records_a_diverging_run_and_trains_the_rest():
     from fastrnn.training import train_many
 

@@ -209,6 +209,7 @@ def test_interrupt_keeps_every_finished_row_and_saves_the_model(tmp_path, monkey
         (dict(clip=-1.0), "clip must be at least 0"),
         (dict(log_every=0), "log_every must be at least 1"),
         (dict(init_scale="wide"), "init_scale must be a real number"),
+        (dict(log_spectrum="yes"), "log_spectrum must be True or False"),
     ],
 )
 def test_bad_training_settings(kwargs, pattern):
