@@ -170,20 +170,20 @@ def forward(theta, thetaT, dims, T, B, xt, hs, xu, tmp, z, blas):
     for l in range(L):
         o = layer_offset(l, I, H)
         Il = I if l == 0 else H
-        if l == 0:
-            mm(xt, 0, TB, I, thetaT, o, H, xu, 0, blas)
-        else:
-            mm(hs, ((l - 1) * (T + 1) * B + B) * H, TB, H, thetaT, o, H, xu, 0, blas)
+        # the layer's input: the data for layer 0, the states h_1..h_T of layer l-1 above it
+        src = xt if l == 0 else hs
+        src_off = 0 if l == 0 else ((l - 1) * (T + 1) * B + B) * H
+        mm(src, src_off, TB, Il, thetaT, o, H, xu, blas)
         bo = o + H * Il + H * H
         for r in range(TB):
             for j in range(H):
                 xu[r * H + j] += theta[bo + j]
         base = l * (T + 1) * BH
         for t in range(T):
-            mm(hs, base + t * BH, B, H, thetaT, o + H * Il, H, tmp, 0, blas)
+            mm(hs, base + t * BH, B, H, thetaT, o + H * Il, H, tmp, blas)
             _activate(tmp, xu, t * BH, hs, base + (t + 1) * BH, BH, act)
     oV = layer_offset(L, I, H)
-    mm(hs, ((L - 1) * (T + 1) * B + B) * H, TB, H, thetaT, oV, O, z, 0, blas)
+    mm(hs, ((L - 1) * (T + 1) * B + B) * H, TB, H, thetaT, oV, O, z, blas)
     for r in range(TB):
         for k in range(O):
             z[r * O + k] += theta[oV + O * H + k]
@@ -260,11 +260,11 @@ def _delta_step(theta, dims, T, B, hs, gv, k, inject, has_next, dcur, dnext, tmp
                 dcur[d + e] = 0.0
         if has_next:
             Il = I if l == 0 else H
-            mm(dnext, d, B, H, theta, layer_offset(l, I, H) + H * Il, H, tmp, 0, blas)
+            mm(dnext, d, B, H, theta, layer_offset(l, I, H) + H * Il, H, tmp, blas)
             for e in range(BH):
                 dcur[d + e] += tmp[e]
         if l < L - 1:
-            mm(dcur, d + BH, B, H, theta, layer_offset(l + 1, I, H), H, tmp, 0, blas)
+            mm(dcur, d + BH, B, H, theta, layer_offset(l + 1, I, H), H, tmp, blas)
             for e in range(BH):
                 dcur[d + e] += tmp[e]
         hoff = (l * (T + 1) + k + 1) * BH
@@ -293,39 +293,34 @@ def backward(theta, dims, K, T, B, xt, hs, g, gv, dsum, dcur, dnext, tmp, grad, 
     I, H, O, L = dims[0], dims[1], dims[2], dims[3]
     TB = T * B
     BH = B * H
+    zero = T - T  # a run-time 0: a literal 0 would compile extra specialisations (see _linalg)
     oV = layer_offset(L, I, H)
-    mm(g, 0, TB, O, theta, oV, H, gv, 0, blas)
-    if K < 0 or K >= T - 1:
-        for t in range(T - 1, -1, -1):
-            _delta_step(theta, dims, T, B, hs, gv, t, True, t < T - 1, dcur, dnext, tmp, blas)
+    mm(g, zero, TB, O, theta, oV, H, gv, blas)
+    full = K < 0 or K >= T - 1
+    dsum[:] = 0.0
+    # Full BPTT is one sweep from the last step, every step's loss joining as it
+    # passes; truncated BPTT is one sweep per loss origin t0, over steps t0..t0-K.
+    for origin in range(1 if full else T):
+        t0 = T - 1 if full else origin
+        k_min = 0 if full else (t0 - K if t0 > K else 0)
+        for k in range(t0, k_min - 1, -1):
+            _delta_step(theta, dims, T, B, hs, gv, k, full or k == t0, k < t0, dcur, dnext, tmp, blas)
             for l in range(L):
-                dst = (l * T + t) * BH
+                dst = (l * T + k) * BH
                 for e in range(BH):
-                    dsum[dst + e] = dcur[l * BH + e]
+                    dsum[dst + e] += dcur[l * BH + e]
             dcur, dnext = dnext, dcur
-    else:
-        dsum[:] = 0.0
-        for t0 in range(T):
-            k_min = t0 - K if t0 > K else 0
-            for k in range(t0, k_min - 1, -1):
-                _delta_step(theta, dims, T, B, hs, gv, k, k == t0, k < t0, dcur, dnext, tmp, blas)
-                for l in range(L):
-                    dst = (l * T + k) * BH
-                    for e in range(BH):
-                        dsum[dst + e] += dcur[l * BH + e]
-                dcur, dnext = dnext, dcur
     for l in range(L):
         o = layer_offset(l, I, H)
         Il = I if l == 0 else H
         dl = l * TB * H
-        if l == 0:
-            mm_tn(dsum, dl, H, xt, 0, I, TB, grad, o, blas)
-        else:
-            mm_tn(dsum, dl, H, hs, ((l - 1) * (T + 1) * B + B) * H, H, TB, grad, o, blas)
+        src = xt if l == 0 else hs
+        src_off = zero if l == 0 else ((l - 1) * (T + 1) * B + B) * H
+        mm_tn(dsum, dl, H, src, src_off, Il, TB, grad, o, blas)
         mm_tn(dsum, dl, H, hs, l * (T + 1) * BH, H, TB, grad, o + H * Il, blas)
         colsum(dsum, dl, TB, H, grad, o + H * Il + H * H)
-    mm_tn(g, 0, O, hs, ((L - 1) * (T + 1) * B + B) * H, H, TB, grad, oV, blas)
-    colsum(g, 0, TB, O, grad, oV + O * H)
+    mm_tn(g, zero, O, hs, ((L - 1) * (T + 1) * B + B) * H, H, TB, grad, oV, blas)
+    colsum(g, zero, TB, O, grad, oV + O * H)
 
 
 @njit(**JIT)
@@ -356,17 +351,18 @@ def store_final_state(hs, T, B, lo, h_final):
 
 
 @njit(**JIT)
-def predict(theta, dims, X, h0, yhat, states):
+def predict(theta, dims, X, h0, yhat, states, blas):
     """Forward pass only: yhat (B, T, O) and states (L, B, T, H) of h_1..h_T."""
     B, T = X.shape[0], X.shape[1]
+    zero = B - B  # a run-time 0 (see _linalg on literals)
     L, H, O = dims[3], dims[1], dims[2]
     buf = np.empty(scratch_size(T, B, dims, 1), theta.dtype)
     thetaT = buf[: theta.shape[0]]
     transpose_params(theta, dims, thetaT)
     ws = workspace(buf, theta.shape[0], T, B, dims)
     xt, yt, mt, hs, xu, tmp, z, g = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7]
-    load_batch(X, np.zeros((B, T, O), theta.dtype), np.zeros((B, T), theta.dtype), h0, 0, B, xt, yt, mt, hs, L, H)
-    forward(theta, thetaT, dims, T, B, xt, hs, xu, tmp, z, True)
+    load_batch(X, np.zeros((B, T, O), theta.dtype), np.zeros((B, T), theta.dtype), h0, zero, B, xt, yt, mt, hs, L, H)
+    forward(theta, thetaT, dims, T, B, xt, hs, xu, tmp, z, blas)
     head_loss(z, yt, mt, O, dims[5], 0.0, g)
     for i in range(B):
         for t in range(T):
@@ -378,30 +374,33 @@ def predict(theta, dims, X, h0, yhat, states):
 
 
 @njit(**JIT)
-def loss_and_grads_serial(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
+def loss_and_grads_serial(theta, dims, K, X, Y, M, h0, grad, h_final, buf, blas):
     """Loss (mean over the batch) and its gradient in ``grad``; final states in h_final.
 
-    ``buf`` is scratch of at least ``scratch_size(T, B, dims, 1)`` entries.
+    ``buf`` is scratch of at least ``scratch_size(T, B, dims, 1)`` entries; ``blas``
+    lets the products use BLAS (the caller passes it so that it is no literal).
     """
     B, T = X.shape[0], X.shape[1]
+    zero = B - B
     P = theta.shape[0]
     thetaT = buf[:P]
     transpose_params(theta, dims, thetaT)
     ws = workspace(buf, P, T, B, dims)
-    loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, 0, B, 1.0 / B, grad, ws, True)
-    store_final_state(ws[3], T, B, 0, h_final)
+    loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, zero, B, 1.0 / B, grad, ws, blas)
+    store_final_state(ws[3], T, B, zero, h_final)
     return loss
 
 
 @njit(**JIT_PARALLEL)
-def loss_and_grads_parallel(theta, dims, K, X, Y, M, h0, grad, h_final, buf, n_threads):
+def loss_and_grads_parallel(theta, dims, K, X, Y, M, h0, grad, h_final, buf, n_threads, blas):
     """As :func:`loss_and_grads_serial`, with the batch split over ``n_threads``.
 
     Each thread works on its own sequences with its own workspace and writes its
     own gradient row (never ``+=`` into a shared array); the rows are summed after
     the parallel loop in thread order, so the result does not depend on
-    scheduling. Threads use the hand-written products, not BLAS (see _linalg).
-    ``buf`` is scratch of at least ``scratch_size(T, B, dims, n_threads)`` entries.
+    scheduling. The caller passes ``blas=False``: threads must use the hand-written
+    products, not BLAS (see _linalg). ``buf`` is scratch of at least
+    ``scratch_size(T, B, dims, n_threads)`` entries.
     """
     B, T = X.shape[0], X.shape[1]
     P = theta.shape[0]
@@ -414,7 +413,7 @@ def loss_and_grads_parallel(theta, dims, K, X, Y, M, h0, grad, h_final, buf, n_t
         hi = (tid + 1) * B // n_threads
         start = P + tid * per_thread
         ws = workspace(buf, start + P, T, hi - lo, dims)
-        losses[tid] = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, lo, hi, 1.0 / B, buf[start : start + P], ws, False)
+        losses[tid] = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, lo, hi, 1.0 / B, buf[start : start + P], ws, blas)
         store_final_state(ws[3], T, hi - lo, lo, h_final)
     loss = 0.0
     for p in range(P):

@@ -5,7 +5,10 @@ matrix is (buffer, offset, rows, columns). Flat buffers keep the time loop free 
 array views (each costs an atomic reference count and, for ``reshape``, a helper
 call) and let the elementwise work of a whole time step run as one long loop.
 
-``mm`` computes ``out = A @ B`` and ``mm_tn`` computes ``G = A.T @ B``. Both pick, at
+``mm`` computes ``out = A @ B`` and ``mm_tn`` computes ``G = A.T @ B``. Offsets
+are always passed as run-time integers, never as literal constants: numba compiles
+a separate specialisation of a function for every literal argument value
+(``Literal[int](0)``, ``Literal[bool](True)``), which multiplies compile time. Both pick, at
 run time, between BLAS (``np.dot`` inside numba, through SciPy's BLAS) and a hand
 loop: a BLAS call costs about 0.15 us however small the product, where the hand
 loop does a 1x16x16 product in 0.07 us; from a few thousand multiply-adds on, BLAS
@@ -29,14 +32,10 @@ NARROW = 8
 
 
 @njit(**JIT)
-def mm(a, aoff, m, k, w, woff, n, out, ooff, blas):
-    """out[ooff:] (m, n) = a[aoff:] (m, k) @ w[woff:] (k, n)."""
+def mm(a, aoff, m, k, w, woff, n, out, blas):
+    """out[:m*n] (m, n) = a[aoff:] (m, k) @ w[woff:] (k, n)."""
     if blas and m * k * n >= BLAS_MIN_WORK:
-        np.dot(
-            a[aoff : aoff + m * k].reshape((m, k)),
-            w[woff : woff + k * n].reshape((k, n)),
-            out[ooff : ooff + m * n].reshape((m, n)),
-        )
+        np.dot(a[aoff : aoff + m * k].reshape((m, k)), w[woff : woff + k * n].reshape((k, n)), out[: m * n].reshape((m, n)))
         return
     if n < NARROW:
         for i in range(m):
@@ -44,10 +43,10 @@ def mm(a, aoff, m, k, w, woff, n, out, ooff, blas):
                 acc = 0.0
                 for p in range(k):
                     acc += a[aoff + i * k + p] * w[woff + p * n + j]
-                out[ooff + i * n + j] = acc
+                out[i * n + j] = acc
         return
     for i in range(m):
-        o = ooff + i * n
+        o = i * n
         for j in range(n):
             out[o + j] = 0.0
         for p in range(k):

@@ -99,17 +99,17 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, state, step0, cl
 
 @njit(**JIT_PARALLEL)
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, states, step0s, clip_norms, bufs, n_iters,
-                      losses, grad_norms, errors, done):
+                      losses, grad_norms, errors, done, blas):
     """:func:`train_chunk` for many models at once, one model per prange iteration.
 
     Model m trains ``n_iters[m]`` iterations on its own rows of every array (its
     parameters ``thetas[m]``, data ``X[m]``, optimizer state, scratch and outputs);
     ``done[m]`` receives its return value. Nothing is shared between iterations of
-    the parallel loop, and no BLAS is called inside it.
+    the parallel loop. The caller passes ``blas=False``: no BLAS inside threads.
     """
     for m in prange(thetas.shape[0]):
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
         done[m] = train_chunk(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m], states[m],
                               step0s[m], clip_norms[m], 0.0, bufs[m], losses[m, :n], grad_norms[m, :n],
-                              errors[m, : n * batch], False)
+                              errors[m, : n * batch], blas)

@@ -180,7 +180,7 @@ class RNN:
         B, T = X.shape[0], X.shape[1]
         yhat = np.empty((B, T, self.n_out), dtype=self.dtype)
         hs = np.empty((self.layers, B, T, self.n_hidden), dtype=self.dtype)
-        _kernels.predict(self.theta, self._dims, X, h0, yhat, hs)
+        _kernels.predict(self.theta, self._dims, X, h0, yhat, hs, True)
         return yhat, hs
 
     def loss_and_grads(self, X, Y, mask=None, bptt_truncate=None, h0=None, return_state=False, parallel=None):
@@ -231,9 +231,9 @@ class RNN:
                     self._scratch = np.empty(size, dtype=self.dtype)
                 buf = self._scratch
             if n_threads > 1:
-                loss = _kernels.loss_and_grads_parallel(self.theta, self._dims, K, X, Y, M, h0, grad, h_final, buf, n_threads)
+                loss = _kernels.loss_and_grads_parallel(self.theta, self._dims, K, X, Y, M, h0, grad, h_final, buf, n_threads, False)
             else:
-                loss = _kernels.loss_and_grads_serial(self.theta, self._dims, K, X, Y, M, h0, grad, h_final, buf)
+                loss = _kernels.loss_and_grads_serial(self.theta, self._dims, K, X, Y, M, h0, grad, h_final, buf, True)
         finally:
             if owned:
                 self._scratch_lock.release()

@@ -284,7 +284,7 @@ def train_many(settings_list):
 
     def call(X, Y, M):
         _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, B, kinds, lrs, hypers, states, step0, clips, bufs,
-                                        n_iters, losses, norms, errors, done)
+                                        n_iters, losses, norms, errors, done, False)
 
     def stacked(batches):
         X = np.stack([b[0] for b in batches])
