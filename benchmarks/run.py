@@ -67,13 +67,10 @@ def validate(trainer_factory, p0, X, Y, activation, head, name):
         np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, err_msg=f"{name}: {k} after 50 iterations")
 
 
-def stream(task, seed, iters, batch, chunk=100):
-    """The data fastrnn.train draws for this seed: default_rng([seed, 1]), chunk by chunk."""
-    rng = np.random.default_rng([seed, 1])
-    parts = [task.sample(rng, min(chunk, iters - i) * batch) for i in range(0, iters, chunk)]
-    X = np.concatenate([p.X for p in parts])
-    Y = np.concatenate([p.Y for p in parts])
-    return X, Y
+def stream(task, seed, iters, batch):
+    """The data fastrnn.train draws for this seed: default_rng([seed, 1]) (however it is chunked)."""
+    data = task.sample(np.random.default_rng([seed, 1]), iters * batch)
+    return data.X, data.Y
 
 
 def spread(times):

@@ -64,9 +64,7 @@ class BinaryAddition:
         return {"task": self.name, "bits": self.bits}
 
     def sample(self, rng, n):
-        a = rng.integers(0, self.limit, n, dtype=np.int64)
-        b = rng.integers(0, self.limit, n, dtype=np.int64)
-        return self.encode(a, b)
+        return self.encode(*_operands(rng, n, self.limit))
 
     def encode(self, a, b):
         a = np.asarray(a, dtype=np.int64)
@@ -131,9 +129,7 @@ class DigitAddition:
         return {"task": self.name, "digits": self.digits, "encoding": self.encoding}
 
     def sample(self, rng, n):
-        a = rng.integers(0, self.limit, n, dtype=np.int64)
-        b = rng.integers(0, self.limit, n, dtype=np.int64)
-        return self.encode(a, b)
+        return self.encode(*_operands(rng, n, self.limit))
 
     def _digits_of(self, v):
         return (v[:, None] // (10 ** np.arange(self.digits, dtype=np.int64))) % 10
@@ -180,6 +176,17 @@ class DigitAddition:
 
     def format_positions(self, positions):
         return "".join(str(int(v)) for v in positions[::-1])
+
+
+def _operands(rng, n, limit):
+    """n pairs (a, b), each uniform in 0..limit-1, drawn pair by pair.
+
+    Drawing the pairs together makes the stream independent of how it is cut into
+    chunks: n1 samples and then n2 are the same numbers as n1 + n2 at once, so
+    ``log_every`` (the chunk size of training) does not change what a run learns.
+    """
+    ab = rng.integers(0, limit, (n, 2), dtype=np.int64)
+    return ab[:, 0], ab[:, 1]
 
 
 def make_task(name, bits=None, digits=None, encoding=None):

@@ -28,6 +28,15 @@ def test_binary_sampling_is_reproducible():
     np.testing.assert_array_equal(a.X, b.X)
 
 
+@pytest.mark.parametrize("task", [BinaryAddition(8), DigitAddition(5)])
+def test_samples_do_not_depend_on_how_the_stream_is_cut(task):
+    whole = task.sample(np.random.default_rng(7), 300)
+    rng = np.random.default_rng(7)
+    parts = [task.sample(rng, n) for n in (100, 37, 163)]
+    np.testing.assert_array_equal(np.concatenate([p.X for p in parts]), whole.X)
+    np.testing.assert_array_equal(np.concatenate([p.Y for p in parts]), whole.Y)
+
+
 def test_digits_pair_encoding_of_the_material_example():
     task = DigitAddition(10, "pair")
     batch = task.encode(np.array([142857]), np.array([3]))

@@ -44,6 +44,14 @@ def test_same_seed_same_numbers_and_other_seed_other_numbers(tmp_path):
     assert not frames[0]["loss"].equals(frames[2]["loss"])
 
 
+def test_log_every_changes_the_rows_not_the_training():
+    runs = [fastrnn.train(iters=1000, seed=3, log_every=k) for k in (100, 250, 1000)]
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other.model.theta, runs[0].model.theta)
+        assert other.final_accuracy == runs[0].final_accuracy
+    assert [len(r.history) for r in runs] == [10, 4, 1]
+
+
 def test_chunk_kernel_equals_a_python_loop_over_loss_and_grads(rng):
     """The in-kernel loop must do exactly what the checked public pieces do."""
     task = fastrnn.DigitAddition(3)
