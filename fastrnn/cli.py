@@ -70,7 +70,7 @@ def cli():
 @click.option("--hidden", type=click.IntRange(min=1), help="Hidden units [binary 16, digits 100].")
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Stacked recurrent layers.")
 @click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), help="Hidden activation [binary sigmoid, digits tanh].")
-@click.option("--lr", type=POSITIVE, help="Learning rate [binary 0.1, digits 0.003].")
+@click.option("--lr", type=POSITIVE, help="Learning rate [binary 0.1, digits 0.005].")
 @click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), help="Update rule [binary sgd, digits adam].")
 @click.option("--clip", type=click.FloatRange(min=0.0), help="Rescale gradients to at most this global norm; 0 = off [binary off, digits 1.0].")
 @click.option("--bptt-truncate", type=click.IntRange(min=0), help="The loss at step t reaches only steps t-K..t [full BPTT].")

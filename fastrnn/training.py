@@ -27,7 +27,7 @@ ACCURACY_WINDOW = 1000
 #: were chosen"; benchmarks/study_defaults.py reproduces the table).
 TASK_DEFAULTS = {
     "binary": dict(iters=20000, batch=1, hidden=16, activation="sigmoid", optimizer="sgd", lr=0.1, clip=None, init_scale=1.0),
-    "digits": dict(iters=2000, batch=32, hidden=100, activation="tanh", optimizer="adam", lr=0.01, clip=1.0, init_scale="fan_in"),
+    "digits": dict(iters=2000, batch=32, hidden=100, activation="tanh", optimizer="adam", lr=0.005, clip=1.0, init_scale="fan_in"),
 }
 
 
