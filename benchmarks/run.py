@@ -15,7 +15,9 @@ Every contender starts from the same weights and reads the same data. Before any
 time counts, each one's parameters after 50 training iterations are compared with
 fastrnn's (rtol 1e-9), so all of them compute the same thing. Times are medians of
 5 repeats after a warm-up, with the min-max spread, and ratios are taken against
-fastrnn in the same run. PyTorch and JAX are optional (`pip install '.[bench]'`); a
+fastrnn in the same run. In the headline workload the repeats go round-robin (each
+round times every contender once), so a slow spell of the shared machine falls on
+all contenders alike. PyTorch and JAX are optional (`pip install '.[bench]'`); a
 contender that is not installed is skipped with a line saying so.
 
 Writes benchmarks/results/summary.md and throughput.png, and puts the same tables
@@ -87,64 +89,61 @@ def headline(quick):
     X, Y = stream(task, seed, iters, 1)
     init = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid", seed=seed, init_scale=1.0)
     p0 = {k: v.copy() for k, v in init.params.items()}
-    rows = []
 
-    lib_times = []
-    fastrnn.train(task="binary", iters=100, seed=seed)  # warm-up: compile or load
-    for _ in range(REPEATS):
+    # Every contender as (name, run-once -> (seconds for 20000 iterations, final accuracy), iterations timed, threads).
+    def fastrnn_lib():
         t0 = time.perf_counter()
         result = fastrnn.train(task="binary", iters=iters, seed=seed)
-        lib_times.append(time.perf_counter() - t0)
-    assert result.final_accuracy == 1.0, "fastrnn did not learn"
-    rows.append(dict(contender="fastrnn (library call)", iterations_timed=iters, final_accuracy=result.final_accuracy,
-                     threads=1, **dict(zip(("median_s", "min_s", "max_s"), spread(lib_times)))))
+        assert result.final_accuracy == 1.0, "fastrnn did not learn"
+        return time.perf_counter() - t0, result.final_accuracy
 
-    cli_times = []
     cmd = [sys.executable, "-m", "fastrnn", "train", "--task", "binary", "--iters", str(iters), "--no-csv", "-q"]
-    subprocess.run(cmd, check=True, capture_output=True)
-    for _ in range(REPEATS):
+
+    def fastrnn_cli():
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
-        cli_times.append(time.perf_counter() - t0)
-    rows.append(dict(contender="fastrnn train (whole command)", iterations_timed=iters, final_accuracy=result.final_accuracy,
-                     threads=1, **dict(zip(("median_s", "min_s", "max_s"), spread(cli_times)))))
+        return time.perf_counter() - t0, np.nan
 
-    contenders = [("numpy per-sample loop", lambda: numpy_loop.Trainer(p0, "sigmoid", "sigmoid", 0.1), 2000 if quick else iters, 1),
-                  ("numpy batched, batch 1", lambda: numpy_batched.Trainer(p0, "sigmoid", "sigmoid", 0.1), 2000 if quick else iters, 1)]
-    if torch_rnn:
-        contenders.append(("PyTorch cell loop, batch 1", lambda: torch_rnn.CellLoop(p0, "sigmoid", "sigmoid", 0.1), 300 if quick else 2000, torch_rnn.threads()))
-    if jax_rnn:
-        contenders.append(("JAX jit step (lax.scan), batch 1", lambda: jax_rnn.StepJit(p0, "sigmoid", "sigmoid", 0.1), 300 if quick else 2000, 1))
-        contenders.append(("JAX jit loop (lax.fori_loop), batch 1", lambda: jax_rnn.ForiLoop(p0, "sigmoid", "sigmoid", 0.1), iters, 1))
-    for name, factory, n, threads in contenders:
-        validate(factory, p0, X, Y, "sigmoid", "sigmoid", name)
-        factory().train(X[:n], Y[:n], n if "fori" in name else min(n, 50))  # warm-up (JAX compiles for this shape)
-        times, finals = [], []
-        for _ in range(REPEATS):
+    def trainer_run(factory, n):
+        def once():
             trainer = factory()
             t0 = time.perf_counter()
             errors = trainer.train(X[:n], Y[:n], n)
-            times.append((time.perf_counter() - t0) * iters / n)
-            finals.append(float(np.mean(errors[-1000:] == 0)) if n >= 5000 else np.nan)
-        rows.append(dict(contender=name, iterations_timed=n, final_accuracy=finals[-1], threads=threads,
-                         **dict(zip(("median_s", "min_s", "max_s"), spread(times)))))
-        print(f"  headline {name}: {rows[-1]['median_s']:.2f} s for {iters} iterations (timed on {n})", flush=True)
+            return (time.perf_counter() - t0) * iters / n, float(np.mean(errors[-1000:] == 0)) if n >= 5000 else np.nan
+        return once
 
-    if torch_rnn:  # nn.RNN has no sigmoid units: the same loop with tanh units, checked the same way
-        name = "PyTorch nn.RNN (tanh), batch 1"
+    contenders = [("fastrnn (library call)", fastrnn_lib, iters, 1), ("fastrnn train (whole command)", fastrnn_cli, iters, 1)]
+    trainers = [("numpy per-sample loop", lambda: numpy_loop.Trainer(p0, "sigmoid", "sigmoid", 0.1), 2000 if quick else iters, 1, p0, "sigmoid"),
+                ("numpy batched, batch 1", lambda: numpy_batched.Trainer(p0, "sigmoid", "sigmoid", 0.1), 2000 if quick else iters, 1, p0, "sigmoid")]
+    if torch_rnn:
+        trainers.append(("PyTorch cell loop, batch 1", lambda: torch_rnn.CellLoop(p0, "sigmoid", "sigmoid", 0.1), 300 if quick else 2000, torch_rnn.threads(), p0, "sigmoid"))
+        # nn.RNN has no sigmoid units: the same loop with tanh units, checked the same way
         tanh0 = fastrnn.RNN(2, 16, 1, activation="tanh", head="sigmoid", seed=seed, init_scale=0.5)
         pt = {k: v.copy() for k, v in tanh0.params.items()}
-        factory = lambda: torch_rnn.NNRNN(pt, "tanh", "sigmoid", 0.1)  # noqa: E731
-        validate(factory, pt, X, Y, "tanh", "sigmoid", name)
-        n = 300 if quick else 2000
-        times = []
-        for _ in range(REPEATS):
-            trainer = factory()
-            t0 = time.perf_counter()
-            trainer.train(X[:n], Y[:n], n)
-            times.append((time.perf_counter() - t0) * iters / n)
-        rows.append(dict(contender=name, iterations_timed=n, final_accuracy=np.nan, threads=torch_rnn.threads(),
-                         **dict(zip(("median_s", "min_s", "max_s"), spread(times)))))
+        trainers.append(("PyTorch nn.RNN (tanh), batch 1", lambda: torch_rnn.NNRNN(pt, "tanh", "sigmoid", 0.1), 300 if quick else 2000, torch_rnn.threads(), pt, "tanh"))
+    if jax_rnn:
+        trainers.append(("JAX jit step (lax.scan), batch 1", lambda: jax_rnn.StepJit(p0, "sigmoid", "sigmoid", 0.1), 300 if quick else 2000, 1, p0, "sigmoid"))
+        trainers.append(("JAX jit loop (lax.fori_loop), batch 1", lambda: jax_rnn.ForiLoop(p0, "sigmoid", "sigmoid", 0.1), iters, 1, p0, "sigmoid"))
+    for name, factory, n, threads, params, activation in trainers:
+        validate(factory, params, X, Y, activation, "sigmoid", name)
+        factory().train(X[:n], Y[:n], n if "fori" in name else min(n, 50))  # warm-up (JAX compiles for this shape)
+        contenders.append((name, trainer_run(factory, n), n, threads))
+    fastrnn_lib()  # warm-up: compile or load
+    fastrnn_cli()
+    # Round-robin: each round times every contender once, so that the drift of a
+    # shared machine falls on all of them alike instead of on whoever runs first.
+    times = {name: [] for name, *_ in contenders}
+    finals = {}
+    for _ in range(REPEATS):
+        for name, once, _, _ in contenders:
+            seconds, final = once()
+            times[name].append(seconds)
+            finals[name] = final
+    rows = []
+    for name, _, n, threads in contenders:
+        rows.append(dict(contender=name, iterations_timed=n, final_accuracy=finals[name], threads=threads,
+                         **dict(zip(("median_s", "min_s", "max_s"), spread(times[name])))))
+        print(f"  headline {name}: {rows[-1]['median_s']:.2f} s for {iters} iterations (timed on {n})", flush=True)
     base = rows[0]["median_s"]
     for r in rows:
         r["x_fastrnn"] = r["median_s"] / base
@@ -164,35 +163,20 @@ def digits(quick):
     X, Y = stream(task, seed, max_iters, B)
     init = fastrnn.RNN(20, 100, 10, activation="tanh", head="softmax", seed=seed)
     p0 = {k: v.copy() for k, v in init.params.items()}
-    rows = []
     repeats = 3 if quick else REPEATS
 
-    times, per_it, reached_at = [], [], None
-    fastrnn.train(task="digits", iters=10, seed=seed)
-    for _ in range(repeats):
+    def fastrnn_once():
         result = fastrnn.train(task="digits", iters=max_iters, seed=seed)
         hit = result.history.index[result.history["accuracy"] >= target]
-        reached_at = int(result.history.loc[hit[0], "iteration"])
-        times.append(float(result.history.loc[hit[0], "elapsed_s"]))
-        per_it.append(result.train_seconds / max_iters)
-    rows.append(dict(contender="fastrnn", reached_at=reached_at, per_iteration_ms=float(np.median(per_it)) * 1e3,
-                     **dict(zip(("median_s", "min_s", "max_s"), spread(times)))))
+        at = int(result.history.loc[hit[0], "iteration"])
+        return float(result.history.loc[hit[0], "elapsed_s"]), result.train_seconds / max_iters, at
 
-    kwargs = dict(optimizer=d["optimizer"], clip=d["clip"], batch=B)
-    contenders = [("numpy batched", lambda: numpy_batched.Trainer(p0, "tanh", "softmax", lr, **kwargs))]
-    if torch_rnn:
-        contenders.append(("PyTorch nn.RNN", lambda: torch_rnn.NNRNN(p0, "tanh", "softmax", lr, **kwargs)))
-        contenders.append(("PyTorch cell loop", lambda: torch_rnn.CellLoop(p0, "tanh", "softmax", lr, **kwargs)))
-    if jax_rnn:
-        contenders.append(("JAX jit loop (lax.fori_loop)", lambda: jax_rnn.ForiLoop(p0, "tanh", "softmax", lr, **kwargs)))
-    for name, factory in contenders:
-        factory().train(X[: chunk * B], Y[: chunk * B], chunk)  # warm-up (JAX compiles for the chunk's shape)
-        times, per_it, at = [], [], None
-        for _ in range(repeats):
+    def trainer_once(factory):
+        def once():
             trainer = factory()
             errors = np.zeros(0, dtype=np.int64)
-            t0 = time.perf_counter()
             done = 0
+            t0 = time.perf_counter()
             while done < max_iters:
                 sl = slice(done * B, (done + chunk) * B)
                 errors = np.concatenate([errors, trainer.train(X[sl], Y[sl], chunk)])[-1000:]
@@ -200,12 +184,32 @@ def digits(quick):
                 if np.mean(errors == 0) >= target:
                     break
             elapsed = time.perf_counter() - t0
-            times.append(elapsed)
-            per_it.append(elapsed / done)
-            at = done if np.mean(errors == 0) >= target else None
-        rows.append(dict(contender=name, reached_at=at, per_iteration_ms=float(np.median(per_it)) * 1e3,
-                         **dict(zip(("median_s", "min_s", "max_s"), spread(times)))))
-        print(f"  digits {name}: {rows[-1]['median_s']:.2f} s, accuracy 0.99 at iteration {at}", flush=True)
+            return elapsed, elapsed / done, done if np.mean(errors == 0) >= target else None
+        return once
+
+    kwargs = dict(optimizer=d["optimizer"], clip=d["clip"], batch=B)
+    factories = [("numpy batched", lambda: numpy_batched.Trainer(p0, "tanh", "softmax", lr, **kwargs))]
+    if torch_rnn:
+        factories.append(("PyTorch nn.RNN", lambda: torch_rnn.NNRNN(p0, "tanh", "softmax", lr, **kwargs)))
+        factories.append(("PyTorch cell loop", lambda: torch_rnn.CellLoop(p0, "tanh", "softmax", lr, **kwargs)))
+    if jax_rnn:
+        factories.append(("JAX jit loop (lax.fori_loop)", lambda: jax_rnn.ForiLoop(p0, "tanh", "softmax", lr, **kwargs)))
+    contenders = [("fastrnn", fastrnn_once)]
+    fastrnn.train(task="digits", iters=10, seed=seed)  # warm-up
+    for name, factory in factories:
+        factory().train(X[: chunk * B], Y[: chunk * B], chunk)  # warm-up (JAX compiles for the chunk's shape)
+        contenders.append((name, trainer_once(factory)))
+    # Round-robin repeats, as in the headline workload.
+    results = {name: [] for name, _ in contenders}
+    for _ in range(repeats):
+        for name, once in contenders:
+            results[name].append(once())
+    rows = []
+    for name, _ in contenders:
+        seconds = [r[0] for r in results[name]]
+        rows.append(dict(contender=name, reached_at=results[name][-1][2], per_iteration_ms=float(np.median([r[1] for r in results[name]])) * 1e3,
+                         **dict(zip(("median_s", "min_s", "max_s"), spread(seconds)))))
+        print(f"  digits {name}: {rows[-1]['median_s']:.2f} s, accuracy 0.99 at iteration {rows[-1]['reached_at']}", flush=True)
     base = rows[0]
     for r in rows:
         r["x_fastrnn"] = r["median_s"] / base["median_s"]
