@@ -77,11 +77,20 @@ def transpose_params(theta, dims, thetaT):
 
 
 @njit(**JIT)
-def workspace_size(T, B, dims):
-    """Number of scratch entries :func:`workspace` carves for a (B, T) batch."""
+def _workspace_sizes(T, B, dims):
+    """Lengths of the 12 buffers of :func:`workspace`, in order (the one place they are written)."""
     I, H, O, L = dims[0], dims[1], dims[2], dims[3]
     TB = T * B
-    return TB * (I + 3 * O + 1 + 2 * H) + L * (T + 1) * B * H + B * H + L * TB * H + 2 * L * B * H
+    return (TB * I, TB * O, TB, L * (T + 1) * B * H, TB * H, B * H, TB * O, TB * O, TB * H, L * TB * H, L * B * H, L * B * H)
+
+
+@njit(**JIT)
+def workspace_size(T, B, dims):
+    """Number of scratch entries :func:`workspace` carves for a (B, T) batch."""
+    total = 0
+    for n in _workspace_sizes(T, B, dims):
+        total += n
+    return total
 
 
 @njit(**JIT)
@@ -109,9 +118,7 @@ def workspace(buf, off, T, B, dims):
     summed over loss origins; dcur and dnext (L*B, H) the deltas of the step in hand
     and of the step after it.
     """
-    I, H, O, L = dims[0], dims[1], dims[2], dims[3]
-    TB = T * B
-    sizes = (TB * I, TB * O, TB, L * (T + 1) * B * H, TB * H, B * H, TB * O, TB * O, TB * H, L * TB * H, L * B * H, L * B * H)
+    sizes = _workspace_sizes(T, B, dims)
     o = np.empty(13, np.int64)
     o[0] = off
     for q in range(12):

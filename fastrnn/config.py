@@ -4,7 +4,6 @@ Every ``@njit`` in fastrnn takes its options from ``JIT`` (or ``JIT_PARALLEL``),
 that caching, the error model and fastmath are decided here and nowhere else.
 """
 
-import numpy as np
 
 #: fastmath reassociates float sums, which changes float64 results; kept off so the
 #: kernels stay within rtol 1e-10 of the plain-numpy reference (tests/reference.py).
@@ -19,8 +18,7 @@ FASTMATH = False
 JIT = dict(cache=True, error_model="numpy", fastmath=FASTMATH, nogil=True)
 JIT_PARALLEL = dict(JIT, parallel=True)
 
-#: Default float type of models and data.
-DTYPE = np.float64
+#: Float types of models and data (the first is the default).
 DTYPES = ("float64", "float32")
 
 #: A matrix product ``(m, k) @ (k, n)`` with ``m * k * n`` at or above this many

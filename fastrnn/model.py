@@ -248,15 +248,13 @@ class RNN:
 
     def _n_threads(self, B, T, parallel):
         """How many threads loss_and_grads splits the batch over (1: the serial kernel)."""
+        if parallel is None:
+            parallel = AUTO_PARALLEL
         if parallel is False:
             return 1
         if parallel is True:
             return max(1, min(numba.get_num_threads(), B))
-        if parallel is not None:
-            raise _checks.InvalidType(f"parallel must be True, False or None, got {parallel!r}")
-        if not AUTO_PARALLEL:
-            return 1
-        return max(1, min(numba.get_num_threads(), B))
+        raise _checks.InvalidType(f"parallel must be True, False or None, got {parallel!r}")
 
     def _flatten_grads(self, grads):
         if not hasattr(grads, "keys") or set(grads.keys()) != set(self.param_names):

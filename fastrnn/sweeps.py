@@ -218,16 +218,17 @@ def _write_run(out, outcome):
 
 
 def _finished(out, name):
-    """Whether a run's files are complete (its JSON is written last)."""
+    """A finished run's settings and result (its JSON, written last), or None if it is not complete."""
     import json
 
     path = out / f"{name}.json"
     if not path.is_file() or not (out / f"{name}.csv").is_file():
-        return False
+        return None
     try:
-        return json.loads(path.read_text()).get("status") in ("completed", "diverged", "failed")
+        meta = json.loads(path.read_text())
     except ValueError:
-        return False
+        return None
+    return meta if meta.get("status") in ("completed", "diverged", "failed") else None
 
 
 # ---------------------------------------------------------------- executing
@@ -378,7 +379,7 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidArgument(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    todo = [s for s in specs if not _finished(out, s["name"])]
+    todo = [s for s in specs if _finished(out, s["name"]) is None]
     skipped = len(specs) - len(todo)
     start = time.perf_counter()
     bar = None
@@ -417,17 +418,14 @@ def _finish(out, specs, ran, skipped, start, interrupted, bar, pd):
 
 def summarize(out, specs, pd=None):
     """One row per finished run of ``specs``: name, settings, seed and results."""
-    import json
-
     if pd is None:
         import pandas as pd
     swept = [k for k in SWEEPABLE if len({repr(s["settings"].get(k)) for s in specs}) > 1]
     rows = []
     for spec in specs:
-        path = out / f"{spec['name']}.json"
-        if not _finished(out, spec["name"]):
+        meta = _finished(out, spec["name"])
+        if meta is None:
             continue
-        meta = json.loads(path.read_text())
         result = meta.get("result") or {}
         row = {"run": spec["name"], "task": spec["settings"]["task"]}
         row.update({k: spec["settings"].get(k) for k in swept if k != "task"})

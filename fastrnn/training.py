@@ -6,6 +6,7 @@ every iteration of a chunk. Numba's compile (or cache load) happens before the
 clock starts, so ``train_seconds`` is training time alone.
 """
 
+import functools
 import importlib.metadata
 import platform
 import sys
@@ -82,6 +83,12 @@ class TrainResult:
 
 
 def versions():
+    """The versions a run records in its JSON (looked up once per process)."""
+    return dict(_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _versions():
     out = {"python": platform.python_version()}
     for name in ("fastrnn", "numpy", "numba", "scipy"):
         try:
