@@ -8,6 +8,7 @@ everything that reaches them has passed through here.
 
 import math
 import numbers
+import os
 
 import numpy as np
 from numba import njit
@@ -55,6 +56,53 @@ def check_choice(name, value, choices):
 
 def check_optional_int(name, value, minimum=None):
     return None if value is None else check_int(name, value, minimum)
+
+
+# ------------------------------------------------------------- memory requests
+
+#: Used where the platform does not report its physical memory (128 GiB).
+FALLBACK_MEMORY = 128 * 2**30
+
+
+def memory_limit():
+    """Bytes of physical memory on this machine: the most any one request may ask for.
+
+    A request above it cannot succeed (it would fail in numpy with a MemoryError,
+    or swap the machine to a halt), so it is refused before anything is allocated.
+    """
+    try:
+        pages, size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return FALLBACK_MEMORY
+    return pages * size if pages > 0 and size > 0 else FALLBACK_MEMORY
+
+
+def format_bytes(n):
+    """1536 -> '1.5 KiB'."""
+    n = float(n)
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.3g} {unit}"
+        n /= 1024
+
+
+def check_memory(what, nbytes, fix):
+    """Refuse a request of ``nbytes`` (an int, exact or a lower bound) above :func:`memory_limit`.
+
+    ``what`` names the request ("a model with n_hidden=10000000"), ``fix`` says what to change.
+    """
+    limit = memory_limit()
+    if nbytes > limit:
+        raise InvalidArgument(
+            f"{what} would need at least {format_bytes(nbytes)} of memory, more than this machine's "
+            f"{format_bytes(limit)}; {fix}"
+        )
+
+
+def model_bytes(n_in, n_hidden, n_out, layers, itemsize):
+    """Bytes of one parameter vector of a stacked RNN (exact, in Python integers: no overflow)."""
+    n_params = n_hidden * (n_in + n_hidden + 1) + (layers - 1) * n_hidden * (2 * n_hidden + 1) + n_out * (n_hidden + 1)
+    return n_params * itemsize
 
 
 def as_float_array(name, value, dtype, ndim, shape=None, what="", check_finite=True):

@@ -106,8 +106,12 @@ def train(task, iters, batch, hidden, layers, activation, lr, optimizer, clip, b
         )
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
-        if result is not None:
-            click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}", err=True)
+        if result is None:
+            click.echo("Interrupted before training started.", err=True)
+        elif result.iterations == 0:
+            click.echo(f"Interrupted before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
+        else:
+            click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}".rstrip(), err=True)
         sys.exit(130)
     except NumericalError as exc:
         result = getattr(exc, "result", None)
@@ -140,12 +144,50 @@ def _summary(result):
 # ------------------------------------------------------------------- predict / eval
 
 
-def _load(model_path, bits=None, digits=None):
+def _load(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False):
+    """The saved model and the task whose data it reads (None when it has none and none is needed).
+
+    The task is ``task`` when given (a name), else the one the model was trained on,
+    at the width ``bits``/``digits`` when given. A model whose stored task is
+    malformed, or does not fit the model's sizes, is refused naming the file.
+    """
     from .model import RNN
-    from .tasks import task_from_metadata
+    from .tasks import make_task, task_from_metadata
 
     model = RNN.load(model_path)
-    return model, task_from_metadata(model.metadata, bits=bits, digits=digits)
+    if task is not None:
+        task_obj = make_task(task, bits=bits, digits=digits)
+        what = f"--task {task}"
+    elif model.metadata.get("task") is None and not need_task:
+        return model, None
+    elif model.metadata.get("task") is None and offer_task:
+        raise InvalidArgument(f"the model carries no task: {model_path} was saved with RNN.save; "
+                              f"pass --task binary or --task digits to give it that task's data")
+    elif model.metadata.get("task") is None:
+        raise InvalidArgument(f"the model carries no task: {model_path} was saved with RNN.save, not by "
+                              f"`fastrnn train --save`, so it cannot add numbers")
+    else:
+        try:
+            task_from_metadata(model.metadata)
+        except FastRNNError as exc:
+            raise ModelFileError(f"model file {model_path} is corrupt: its task ({exc})") from None
+        task_obj = task_from_metadata(model.metadata, bits=bits, digits=digits)
+        what = f"the task it was trained on ({task_obj.name})"
+    if task_obj.n_in != model.n_in or (need_task and (task_obj.n_out, task_obj.head) != (model.n_out, model.head)):
+        raise ModelFileError(
+            f"model file {model_path} (n_in={model.n_in}, n_out={model.n_out}, head {model.head}) does not fit {what}, "
+            f"which needs n_in={task_obj.n_in}, n_out={task_obj.n_out}, head {task_obj.head}"
+        )
+    return model, task_obj
+
+
+def _check_data_memory(task_obj, samples, hidden, layers, option="--samples"):
+    """Refuse task data (and the forward pass over it) that cannot fit in memory."""
+    from ._checks import check_memory
+
+    per_sample = task_obj.T * (2 * task_obj.n_in + 3 * task_obj.n_out + 1 + 2 * layers * hidden) * 8
+    check_memory(f"{option} {samples} ({task_obj.name}, {task_obj.T} steps, hidden {hidden})", samples * per_sample,
+                 f"choose a smaller {option}")
 
 
 @cli.command(context_settings=dict(ignore_unknown_options=True))  # so that -1 reaches the range check
@@ -189,6 +231,7 @@ def evaluate(model_path, samples, bits, digits, seed):
     import numpy as np
 
     model, task = _load(model_path, bits, digits)
+    _check_data_memory(task, samples, model.n_hidden, model.layers)
     batch = task.sample(np.random.default_rng(seed), samples)
     yhat, _ = model.forward(batch.X)
     got = task.predicted_positions(yhat)
@@ -206,8 +249,12 @@ def evaluate(model_path, samples, bits, digits, seed):
 # ------------------------------------------------------------------------ analysis
 
 
-def _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
-    """(label, model, task) for each saved model, or a fresh model per activation."""
+def _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale, need_task=True):
+    """(label, model, task) for each saved model, or a fresh model per activation.
+
+    A saved model reads ``task``'s data when it is given, else its own task's; with
+    ``need_task=False`` a model with neither comes with task None.
+    """
     from .model import RNN
     from .tasks import make_task
     from .training import TASK_DEFAULTS
@@ -217,10 +264,10 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
             raise InvalidArgument("--activation builds fresh models; it cannot be combined with MODEL files")
         out = []
         for path in model_paths:
-            model, task_obj = _load(path, bits, digits)
+            model, task_obj = _load(path, bits, digits, task=task, need_task=need_task, offer_task=True)
             out.append((str(path), model, task_obj))
         return out
-    task_obj = make_task(task, bits=bits, digits=digits)
+    task_obj = make_task(task or "binary", bits=bits, digits=digits)
     d = TASK_DEFAULTS[task_obj.name]
     scale = d["init_scale"] if init_scale is None else init_scale
     out = []
@@ -242,7 +289,8 @@ def _activation_list(value):
 
 
 STUDY_OPTIONS = [
-    click.option("--task", type=click.Choice(["binary", "digits"]), default="binary", show_default=True, help="Task whose data the study uses."),
+    click.option("--task", type=click.Choice(["binary", "digits"]),
+                 help="Task whose data the study uses [a MODEL's own task; binary for fresh models]."),
     click.option("--bits", type=click.IntRange(2, 62), help="binary: sequence length in bits [8]."),
     click.option("--digits", type=click.IntRange(2, 18), help="digits: digits per number [10]."),
     click.option("--hidden", type=click.IntRange(min=1), help="Hidden units of fresh models [the task's]."),
@@ -338,11 +386,14 @@ def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_s
 
     from . import analysis, metrics, plots
 
+    plots.check_png(out)
     metrics.check_new_file(out, "plot", overwrite, "--out")
     if csv_path:
+        metrics.check_distinct_files(**{"--out": out, "--csv": csv_path})
         metrics.check_new_file(csv_path, "CSV", overwrite, "--csv")
     profiles, rows = [], []
     for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
+        _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
         data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
         profile = analysis.path_profile(analysis.path_gradients(model, data.X, data.Y, data.mask), "W0")
         profiles.append((label, profile))
@@ -352,7 +403,7 @@ def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_s
     plots.plot_paths(profiles, out, title=f"path-length gradients, {task_obj.name} data, {task_obj.T} steps")
     click.echo(f"plot written to {out}")
     if csv_path:
-        pd.DataFrame(rows).to_csv(csv_path, index=False)
+        metrics.write_csv(csv_path, pd.DataFrame(rows))
         click.echo(f"curves written to {csv_path}")
 
 
@@ -367,12 +418,18 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
 
     from . import analysis
 
-    for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
+    for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale,
+                                                need_task=False):
         click.echo(f"== {label}: {model!r}")
         for spec in analysis.model_spectra(model):
             sv = spec.singular_values
             shown = " ".join(f"{v:.3f}" for v in sv[:8]) + (" ..." if sv.size > 8 else "")
             click.echo(f"{spec.name}: spectral radius {spec.spectral_radius:.4f}; singular values {shown}")
+        if task_obj is None:
+            click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; pass "
+                       f"--task binary (inputs of size 2) or --task digits (size 20) to fit its n_in={model.n_in}")
+            continue
+        _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
         data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
         norms = analysis.jacobian_norms(model, data.X)
         click.echo(f"||prod of k step Jacobians diag(f'(a)) W0||, mean over {samples} {task_obj.name} sequences:")
@@ -388,7 +445,10 @@ def plot(runs, out, overwrite):
     """Loss, error and accuracy against iteration for one or more runs overlaid."""
     from . import metrics, plots
 
+    plots.check_png(out)
     metrics.check_new_file(out, "plot", overwrite, "--out")
+    for path in runs:
+        metrics.check_distinct_files(**{"--out": out, "the run": path})
     loaded = [metrics.read_run(path) for path in runs]
     labels = _run_labels([meta for _, meta in loaded], runs)
     plots.plot_runs([(label, frame) for label, (frame, _) in zip(labels, loaded)], out)

@@ -11,6 +11,8 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
+
 from .exceptions import InvalidArgument
 
 #: SPEC.md's columns, in order.
@@ -48,6 +50,47 @@ def check_new_file(path, what, overwrite, option):
     if not os.access(path.parent, os.W_OK):
         raise InvalidArgument(f"cannot write {option} {path}: the folder {path.parent} is not writable")
     return path
+
+
+def _same_file_key(path):
+    try:
+        return os.path.normcase(Path(path).resolve())
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL in the name
+        return os.path.normcase(os.path.abspath(path))
+
+
+def check_output_files(csv=None, save=None):
+    """Refuse a run whose output files overlap, before anything is written.
+
+    A run writes up to three files: the metrics CSV, the settings JSON beside it
+    (same stem, ``.json``) and the model (``save``). No two may be one file, or one
+    write destroys the other (``--csv run.json`` would replace its own rows with the
+    JSON). Paths are compared resolved: relative or absolute, ``./x`` or ``x``,
+    symbolic links followed.
+    """
+    if csv is not None and _same_file_key(csv) == _same_file_key(json_path_for(csv)):
+        raise InvalidArgument(
+            f"--csv {csv} is the path of the settings JSON that goes beside the metrics CSV; give the CSV a name ending in .csv"
+        )
+    files = [("--csv", csv), (f"the settings JSON {json_path_for(csv)} beside --csv" if csv is not None else None,
+                              None if csv is None else json_path_for(csv))]
+    if save is not None:
+        for option, path in files:
+            if path is not None and _same_file_key(path) == _same_file_key(save):
+                raise InvalidArgument(f"--save {save} is the same file as {option}{' ' + str(path) if option == '--csv' else ''}; "
+                                      f"give the model another path")
+
+
+def check_distinct_files(**paths):
+    """Refuse two of the given output files being one file (``{option: path}``; None is skipped)."""
+    seen = {}
+    for option, path in paths.items():
+        if path is None:
+            continue
+        key = _same_file_key(path)
+        if key in seen:
+            raise InvalidArgument(f"{seen[key][0]} {seen[key][1]} and {option} {path} are the same file; give them different paths")
+        seen[key] = (option, path)
 
 
 class MetricsWriter:
@@ -90,11 +133,25 @@ def write_json(path, data):
     os.replace(tmp, path)
 
 
+def write_csv(path, frame):
+    """Write a DataFrame as CSV atomically (a temporary file beside it, then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
 def read_run(csv_path):
     """A run's metrics as a pandas DataFrame and its settings as a dict ({} if no JSON).
 
-    Raises InvalidArgument, naming the file, when the CSV is missing, unreadable or
-    lacks SPEC.md's columns, or the JSON beside it is not valid JSON.
+    Raises InvalidArgument, naming the file, when the CSV is missing, unreadable,
+    truncated in a row or lacks the metrics columns (:data:`COLUMNS`, all numbers), or
+    the JSON beside it is not a JSON object with the run's ``task`` and ``status``.
     """
     import pandas as pd
 
@@ -104,15 +161,39 @@ def read_run(csv_path):
     try:
         frame = pd.read_csv(csv_path)
     except Exception as exc:
-        raise InvalidArgument(f"{csv_path} is not a readable metrics CSV ({type(exc).__name__}: {exc})") from None
+        raise InvalidArgument(f"{csv_path} is not a readable metrics CSV ({type(exc).__name__}: {_short(exc)})") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: it lacks the columns {', '.join(missing)}")
+    numeric = COLUMNS + [c for c in frame.columns if str(c).startswith(("spectral_radius", "path_grad_"))]
+    for column in numeric:
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: its column {column} holds text, not numbers")
+        bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0]) + 1
+            raise InvalidArgument(f"{csv_path} is truncated or corrupt: row {row} has no finite number in column {column}")
     meta_path = json_path_for(csv_path)
     meta = {}
     if meta_path.is_file():
         try:
             meta = json.loads(meta_path.read_text())
-        except ValueError as exc:
-            raise InvalidArgument(f"{meta_path} is not valid JSON ({exc})") from None
+        except (ValueError, RecursionError) as exc:
+            raise InvalidArgument(f"{meta_path} is not valid JSON ({_short(exc)})") from None
+        except OSError as exc:
+            raise InvalidArgument(f"cannot read {meta_path}: {exc.strerror or exc}") from None
+        if not isinstance(meta, dict):
+            raise InvalidArgument(f"{meta_path} is not a fastrnn run file: it holds a JSON {type(meta).__name__}, not an object")
+        lacking = [k for k in ("task", "status") if k not in meta]
+        if lacking:
+            raise InvalidArgument(f"{meta_path} is not a fastrnn run file: it lacks the fields {', '.join(lacking)}")
+        if not isinstance(meta["status"], str) or not isinstance(meta.get("result", {}), (dict, type(None))):
+            raise InvalidArgument(f"{meta_path} is corrupt: its status is not text or its result not an object")
     return frame, meta
+
+
+def _short(value, limit=200):
+    """str(value) on one line, cut to ``limit`` characters (file contents can be anything)."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

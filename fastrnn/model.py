@@ -5,9 +5,11 @@ checked here (:mod:`fastrnn._checks`), converted to the model's dtype and to the
 time-major, contiguous layout the kernels expect, and only then passed on.
 """
 
+import contextlib
 import json
 import os
 import threading
+import uuid
 
 import numba
 import numpy as np
@@ -61,6 +63,9 @@ class RNN:
         self._dtype_name = self.dtype.name  # numpy builds dtype.name anew each time (about 2 us)
         self.seed = _checks.check_int("seed", seed, minimum=0)
         self.init_scale = None if init_scale is None else _checks.check_float("init_scale", init_scale, positive=True)
+        _checks.check_memory(f"a model with n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, layers={self.layers}",
+                             _checks.model_bytes(self.n_in, self.n_hidden, self.n_out, self.layers, self.dtype.itemsize),
+                             "choose a smaller n_hidden or fewer layers")
         self._entries, size = params.layout(self.n_in, self.n_hidden, self.n_out, self.layers)
         self.theta = params.init_theta(self._entries, size, self.dtype, self.seed, self.init_scale)
         self._dims = np.array(
@@ -268,11 +273,24 @@ class RNN:
     # ------------------------------------------------------------------ files
 
     def save(self, path):
-        """Write the model to ``path`` (.npz): the parameters and the architecture."""
+        """Write the model to ``path`` (.npz): the parameters and the architecture.
+
+        The file is written under a temporary name in the same folder and then
+        renamed over ``path`` (``os.replace``), so ``path`` holds either the old
+        file or the complete new one, never a partial write.
+        """
         path = os.fspath(path)
         meta = dict(format=FORMAT, version=FORMAT_VERSION, config=self.config(), metadata=self.metadata)
-        with open(path, "wb") as fh:
-            np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)))
+        folder, name = os.path.split(path)
+        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
+        try:
+            with open(tmp, "xb") as fh:
+                np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(tmp)
+            raise
         return path
 
     @classmethod
@@ -286,20 +304,33 @@ class RNN:
                 meta = json.loads(str(data["meta"][()]))
                 theta = np.array(data["theta"])
         except Exception as exc:
-            raise ModelFileError(f"model file {path!r} is not a readable fastrnn model ({type(exc).__name__}: {exc})") from None
+            raise ModelFileError(f"model file {path!r} is not a readable fastrnn model ({type(exc).__name__}: {_short(exc)})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ModelFileError(f"file {path!r} is not a fastrnn model (no fastrnn format tag)")
         if meta.get("version") != FORMAT_VERSION:
-            raise ModelFileError(f"model file {path!r} has format version {meta.get('version')}; this fastrnn reads version {FORMAT_VERSION}")
+            raise ModelFileError(f"model file {path!r} has format version {_short(meta.get('version'))}; this fastrnn reads version {FORMAT_VERSION}")
+        if not isinstance(meta.get("config"), dict):
+            raise ModelFileError(f"model file {path!r} is corrupt: its architecture (config) is not a JSON object")
         try:
             model = cls(**meta["config"])
         except Exception as exc:
-            raise ModelFileError(f"model file {path!r} has an invalid architecture: {exc}") from None
+            raise ModelFileError(f"model file {path!r} has an invalid architecture: {_short(exc)}") from None
+        if theta.dtype.kind not in "fiu":
+            raise ModelFileError(f"model file {path!r} is corrupt: its parameters have dtype {theta.dtype}, not real numbers")
         if theta.shape != model.theta.shape or not np.all(np.isfinite(theta)):
-            raise ModelFileError(f"model file {path!r} is corrupt: {theta.shape[0] if theta.ndim == 1 else theta.shape} parameters stored, {model.n_params} expected, or some are not finite")
+            raise ModelFileError(f"model file {path!r} is corrupt: parameters of shape {theta.shape} stored, ({model.n_params},) expected, or some are not finite")
+        metadata = meta.get("metadata")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise ModelFileError(f"model file {path!r} is corrupt: its metadata is not a JSON object")
         model.theta[:] = theta
-        model.metadata = dict(meta.get("metadata") or {})
+        model.metadata = dict(metadata or {})
         return model
+
+
+def _short(value, limit=200):
+    """str(value), cut to ``limit`` characters (file contents can be anything)."""
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _is_dtype_like(value):

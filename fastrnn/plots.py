@@ -1,6 +1,9 @@
 """Pictures of runs and studies, drawn with matplotlib's non-interactive Agg backend
 (no screen needed). Each function writes one PNG and returns its path."""
 
+import contextlib
+import os
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -17,17 +20,27 @@ def _pyplot():
     return plt
 
 
-def _save(fig, out):
-    out = Path(out)
-    if out.suffix.lower() != ".png":
+def check_png(out):
+    """Refuse an --out that does not end in .png (before any work is done)."""
+    if Path(out).suffix.lower() != ".png":
         raise InvalidArgument(f"--out {out} must end in .png")
+    return Path(out)
+
+
+def _save(fig, out):
+    """Write the figure under a temporary name beside ``out``, then rename it (never a partial PNG)."""
+    out = check_png(out)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        os.replace(tmp, out)
     except OSError as exc:
         raise InvalidArgument(f"cannot write --out {out}: {exc.strerror or exc}") from None
     finally:
         _pyplot().close(fig)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
     return out
 
 

@@ -6,6 +6,7 @@ every iteration of a chunk. Numba's compile (or cache load) happens before the
 clock starts, so ``train_seconds`` is training time alone.
 """
 
+import contextlib
 import functools
 import importlib.metadata
 import platform
@@ -17,7 +18,7 @@ import numpy as np
 
 from . import _checks, _train_kernel, optim
 from .exceptions import InvalidArgument, NumericalError
-from .metrics import COLUMNS, MetricsWriter, check_new_file
+from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
 from .model import RNN
 from .tasks import make_task
 
@@ -191,31 +192,34 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
     """
     task_obj, s = resolve_settings(task, iters, batch, hidden, layers, activation, lr, optimizer, clip, bptt_truncate,
                                    dtype, seed, log_every, bits, digits, encoding, init_scale, momentum, log_spectrum)
+    check_output_files(csv, save)
+    check_training_memory(task_obj, s)
     if save is not None:
         save = check_new_file(save, "model file", overwrite, "--save")
     run = _Run(task_obj, s)
-    writer = MetricsWriter(csv, s, overwrite, run.columns) if csv is not None else None
     model, B, chunk = run.model, run.B, s["log_every"]
     buf = np.empty(run.scratch_size(), dtype=model.dtype)
     losses, norms, errors = np.empty(chunk), np.empty(chunk), np.empty(chunk * B, dtype=np.int64)
+    writer = MetricsWriter(csv, s, overwrite, run.columns) if csv is not None else None
 
     def call(X, Y, M, n):
         return _train_kernel.train_chunk(model.theta, model._dims, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper,
                                          run.state, run.done, run.clip_norm, 0.0, buf, losses[:n], norms[:n],
                                          errors[: n * B], True)
 
-    # Compile (or load from numba's cache) before the clock starts: zero iterations.
-    t0 = time.perf_counter()
-    call(*run.warmup_batch(), 0)
-    compile_seconds = time.perf_counter() - t0
-
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=s["iters"], unit="it", file=sys.stderr, dynamic_ncols=True, desc=s["task"], leave=False)
-    start = time.perf_counter()
+    bar, start, compile_seconds = None, None, 0.0
     try:
+        # Compile (or load from numba's cache) before the clock starts: zero iterations.
+        # A Ctrl-C here (the compile takes seconds on a fresh machine) ends the run
+        # as "interrupted" like one during training.
+        t0 = time.perf_counter()
+        call(*run.warmup_batch(), 0)
+        compile_seconds = time.perf_counter() - t0
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=s["iters"], unit="it", file=sys.stderr, dynamic_ncols=True, desc=s["task"], leave=False)
+        start = time.perf_counter()
         while run.remaining():
             n = run.next_chunk()
             done = call(*run.next_batch(n), n)
@@ -230,9 +234,37 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
     except (KeyboardInterrupt, NumericalError) as exc:
         if isinstance(exc, KeyboardInterrupt):
             run.status = "interrupted"
-        exc.result = _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar)
+        train_seconds = 0.0 if start is None else time.perf_counter() - start
+        exc.result = _finish(run, train_seconds, compile_seconds, writer, save, bar)
+        raise
+    except BaseException as exc:  # anything else (a full disk, say): the JSON must not keep saying "running"
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.write_json(status="failed", error=f"{type(exc).__name__}: {exc}")
+            writer.close()
         raise
     return _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar)
+
+
+def check_training_memory(task_obj, s):
+    """Refuse a run whose arrays cannot fit in this machine's memory, before allocating any.
+
+    Counted (a lower bound): the parameters five times over (the model, two optimizer
+    state vectors, the kernel's transposed copy and gradient), one chunk of data
+    (``log_every * batch`` sequences of inputs, targets and mask, in the model's dtype
+    and as drawn in float64) and the hidden states and their gradients of one batch.
+    """
+    itemsize = np.dtype(s["dtype"]).itemsize
+    I, O, T, H, L, B = task_obj.n_in, task_obj.n_out, task_obj.T, s["hidden"], s["layers"], s["batch"]
+    params = _checks.model_bytes(I, H, O, L, itemsize)
+    data = s["log_every"] * B * T * (I + O + 1) * (itemsize + 8)
+    states = 2 * L * B * T * H * itemsize
+    _checks.check_memory(
+        f"training with hidden={H}, layers={L}, batch={B}, log_every={s['log_every']} ({task_obj.name}, {T} steps)",
+        5 * params + data + states, "choose a smaller hidden, layers, batch or log_every",
+    )
 
 
 def can_train_together(settings):
