@@ -1,4 +1,4 @@
-"""Gradient check: BPTT gradients against central finite differences (SPEC.md)."""
+"""Gradient check: BPTT gradients against central finite differences (docs/math.md, section 7)."""
 
 from dataclasses import dataclass
 
@@ -7,7 +7,7 @@ import numpy as np
 from . import _checks
 from .model import RNN
 
-#: SPEC.md: relative error under 1e-6 passes for smooth activations.
+#: Relative error under 1e-6 passes for smooth activations (docs/math.md, section 7).
 DEFAULT_TOLERANCE = 1e-6
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .exceptions import InvalidArgument
 
-#: SPEC.md's columns, in order.
+#: The metrics columns (docs/math.md, section 8, defines accuracy), in order.
 COLUMNS = ["iteration", "samples", "loss", "error", "accuracy", "digit_accuracy", "grad_norm", "learning_rate", "elapsed_s"]
 
 

@@ -22,7 +22,7 @@ from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
 from .model import RNN
 from .tasks import make_task
 
-#: Accuracy is over the last this many training samples (SPEC.md).
+#: Accuracy is over the last this many training samples (docs/math.md, section 8).
 ACCURACY_WINDOW = 1000
 
 #: Per-task defaults, chosen by measurement over seeds (README, "How the defaults
@@ -42,7 +42,7 @@ class TrainResult:
     model : fastrnn.RNN
         The trained model (its ``metadata`` names the task, for predict and eval).
     history : pandas.DataFrame
-        The metrics rows (SPEC.md columns), as written to the CSV.
+        The metrics rows (metrics.COLUMNS), as written to the CSV.
     train_seconds : float
         Wall time of the training loop, compile and start-up excluded.
     first_perfect_iteration : int or None
