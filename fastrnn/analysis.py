@@ -109,6 +109,8 @@ def spectrum(W, name="W"):
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 2 or W.shape[0] != W.shape[1] or W.size == 0:
         raise _checks.InvalidArgument(f"{name} must be a non-empty square matrix, got shape {W.shape}")
+    if not np.isfinite(W).all():
+        raise _checks.InvalidArgument(f"{name} contains NaN or infinite values; its spectrum is undefined")
     eig = np.linalg.eigvals(W)
     eig = eig[np.argsort(-np.abs(eig))]
     return Spectrum(name, float(np.abs(eig[0])), eig, np.linalg.svd(W, compute_uv=False))
@@ -145,6 +147,9 @@ def jacobian_norms(model, X, layer=0, h0=None):
             J = np.eye(W.shape[0])
             for k in range(1, t + 2):  # steps t, t-1, ..., 0
                 J = J @ (D[i, t - k + 1][:, None] * W)
-                sums[k - 1] += np.linalg.norm(J, 2)
+                if np.isfinite(J).all():
+                    sums[k - 1] += np.linalg.norm(J, 2)
+                else:  # the states or the product overflowed: no SVD of it
+                    sums[k - 1] += np.nan if np.isnan(J).any() else np.inf
                 counts[k - 1] += 1
     return sums / np.maximum(counts, 1)

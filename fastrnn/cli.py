@@ -7,6 +7,7 @@ run that failed (a diverging loss), 130 after Ctrl-C.
 
 import math
 import sys
+import warnings
 
 import click
 
@@ -330,6 +331,10 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, batch
     from .model import RNN
     from .tasks import make_task
 
+    from ._checks import check_memory
+
+    check_memory(f"--batch {batch} --length {length}", batch * length * (n_in + 2 * n_out + 2 * layers * hidden) * 8 * 4,
+                 "choose a smaller --batch or --length")
     rng = np.random.default_rng([seed, 3])
     if task == "random":
         X = rng.standard_normal((batch, length, n_in))
@@ -392,14 +397,15 @@ def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_s
         metrics.check_distinct_files(**{"--out": out, "--csv": csv_path})
         metrics.check_new_file(csv_path, "CSV", overwrite, "--csv")
     profiles, rows = [], []
-    for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
-        _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
-        data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
-        profile = analysis.path_profile(analysis.path_gradients(model, data.X, data.Y, data.mask), "W0")
-        profiles.append((label, profile))
-        rows += [dict(label=label, path_length=p, mean_abs_grad=float(v)) for p, v in enumerate(profile)]
-        shown = " ".join(f"{v:.2e}" for v in profile)
-        click.echo(f"{label}: mean |G_p| of W0 for p = 0..{len(profile) - 1}: {shown}")
+    with np.errstate(all="ignore"):  # overflowing states show as inf or nan in the output, not as warnings
+        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
+            _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
+            data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
+            profile = analysis.path_profile(analysis.path_gradients(model, data.X, data.Y, data.mask), "W0")
+            profiles.append((label, profile))
+            rows += [dict(label=label, path_length=p, mean_abs_grad=float(v)) for p, v in enumerate(profile)]
+            shown = " ".join(f"{v:.2e}" for v in profile)
+            click.echo(f"{label}: mean |G_p| of W0 for p = 0..{len(profile) - 1}: {shown}")
     plots.plot_paths(profiles, out, title=f"path-length gradients, {task_obj.name} data, {task_obj.T} steps")
     click.echo(f"plot written to {out}")
     if csv_path:
@@ -418,23 +424,24 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
 
     from . import analysis
 
-    for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale,
-                                                need_task=False):
-        click.echo(f"== {label}: {model!r}")
-        for spec in analysis.model_spectra(model):
-            sv = spec.singular_values
-            shown = " ".join(f"{v:.3f}" for v in sv[:8]) + (" ..." if sv.size > 8 else "")
-            click.echo(f"{spec.name}: spectral radius {spec.spectral_radius:.4f}; singular values {shown}")
-        if task_obj is None:
-            click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; pass "
-                       f"--task binary (inputs of size 2) or --task digits (size 20) to fit its n_in={model.n_in}")
-            continue
-        _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
-        data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
-        norms = analysis.jacobian_norms(model, data.X)
-        click.echo(f"||prod of k step Jacobians diag(f'(a)) W0||, mean over {samples} {task_obj.name} sequences:")
-        for k, v in enumerate(norms, start=1):
-            click.echo(f"  k={k:<3d} {v:.4e}")
+    with np.errstate(all="ignore"):  # overflowing states show as inf or nan in the output, not as warnings
+        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale,
+                                                    need_task=False):
+            click.echo(f"== {label}: {model!r}")
+            for spec in analysis.model_spectra(model):
+                sv = spec.singular_values
+                shown = " ".join(f"{v:.3f}" for v in sv[:8]) + (" ..." if sv.size > 8 else "")
+                click.echo(f"{spec.name}: spectral radius {spec.spectral_radius:.4f}; singular values {shown}")
+            if task_obj is None:
+                click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; pass "
+                           f"--task binary (inputs of size 2) or --task digits (size 20) to fit its n_in={model.n_in}")
+                continue
+            _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
+            data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
+            norms = analysis.jacobian_norms(model, data.X)
+            click.echo(f"||prod of k step Jacobians diag(f'(a)) W0||, mean over {samples} {task_obj.name} sequences:")
+            for k, v in enumerate(norms, start=1):
+                click.echo(f"  k={k:<3d} {v:.4e}")
 
 
 @cli.command()
@@ -451,7 +458,15 @@ def plot(runs, out, overwrite):
         metrics.check_distinct_files(**{"--out": out, "the run": path})
     loaded = [metrics.read_run(path) for path in runs]
     labels = _run_labels([meta for _, meta in loaded], runs)
-    plots.plot_runs([(label, frame) for label, (frame, _) in zip(labels, loaded)], out)
+    try:
+        with warnings.catch_warnings():  # matplotlib's and numpy's warnings about odd values: the line below says it
+            warnings.simplefilter("ignore")
+            plots.plot_runs([(label, frame) for label, (frame, _) in zip(labels, loaded)], out)
+    except FastRNNError:
+        raise
+    except (ValueError, OverflowError) as exc:  # matplotlib cannot place ticks for values near the float limits
+        raise InvalidArgument(f"cannot draw {', '.join(map(str, runs))}: values out of range for a plot "
+                              f"({' '.join(str(exc).split())})") from None
     click.echo(f"plot of {len(runs)} run(s) written to {out}")
 
 
@@ -572,6 +587,10 @@ def main(argv=None):
     except FastRNNError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
+    except MemoryError as exc:  # a size no up-front check foresaw
+        detail = f" ({' '.join(str(exc).split())})" if str(exc) else ""
+        click.echo(f"Error: not enough memory for this request{detail}; choose smaller sizes", err=True)
+        sys.exit(2)
     except OSError as exc:
         click.echo(f"Error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), err=True)
         sys.exit(1)

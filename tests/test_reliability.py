@@ -254,3 +254,32 @@ def test_plot_refuses_to_draw_over_its_own_input(capsys, tmp_path):
     code, _, err = run(capsys, "plot", csv, "--out", csv, "--overwrite")
     assert_one_line_error(code, err, 2, "same file")
     assert csv.read_bytes() == before
+
+
+def test_gradcheck_sizes_that_cannot_fit_and_any_memory_error_get_one_line(capsys, monkeypatch):
+    code, _, err = run(capsys, "gradcheck", "--batch", "100000", "--length", "1000000")
+    assert_one_line_error(code, err, 2, "--batch 100000 --length 1000000", "would need at least")
+
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 1.00 PiB for an array with shape (10, 10)")
+
+    monkeypatch.setattr(fastrnn.RNN, "load", too_big)
+    code, _, err = run(capsys, "eval", "m.npz")
+    assert_one_line_error(code, err, 2, "not enough memory", "1.00 PiB")
+
+
+@pytest.mark.parametrize("value", [1e308, -1e308])
+def test_plot_of_values_near_the_float_limits_gets_one_line(capsys, tmp_path, value):
+    csv = tmp_path / "run.csv"
+    pd.DataFrame({c: [value, -value, value] for c in metrics.COLUMNS}).to_csv(csv, index=False)
+    code, _, err = run(capsys, "plot", csv, "--out", tmp_path / "p.png")
+    assert_one_line_error(code, err, 2, str(csv), "out of range")
+    assert not (tmp_path / "p.png").exists() and sorted(os.listdir(tmp_path)) == ["run.csv"]
+
+
+def test_spectrum_of_a_model_whose_states_overflow_prints_inf_or_nan(capsys):
+    code, out, err = run(capsys, "spectrum", "--activation", "relu", "--init-scale", "1e300")
+    assert code == 0 and err == "", err
+    assert "k=1" in out and ("nan" in out or "inf" in out)
+    with pytest.raises(fastrnn.InvalidArgument, match="NaN or infinite"):
+        fastrnn.spectrum(np.array([[np.inf, 0.0], [0.0, 1.0]]))
