@@ -449,9 +449,12 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar):
     if bar is not None:
         bar.close()
     history = pd.DataFrame(run.rows, columns=run.columns)
-    save_path = None
+    save_path, save_error = None, None
     if save is not None and run.status != "diverged":
-        save_path = run.model.save(save)
+        try:
+            save_path = run.model.save(save)
+        except OSError as exc:  # the JSON below still records the run, then the error is raised
+            save_error = exc
     result = TrainResult(
         model=run.model, history=history, train_seconds=train_seconds,
         first_perfect_iteration=run.tracker.first_perfect_iteration, status=run.status, settings=run.s,
@@ -459,8 +462,11 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar):
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
     )
     if writer is not None:
-        writer.write_json(status=run.status, result=result.summary())
+        extra = {} if save_error is None else {"error": f"the model could not be saved to {save}: {save_error}"}
+        writer.write_json(status=run.status, result=result.summary(), **extra)
         writer.close()
+    if save_error is not None:
+        raise save_error
     return result
 
 

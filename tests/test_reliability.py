@@ -283,3 +283,15 @@ def test_spectrum_of_a_model_whose_states_overflow_prints_inf_or_nan(capsys):
     assert "k=1" in out and ("nan" in out or "inf" in out)
     with pytest.raises(fastrnn.InvalidArgument, match="NaN or infinite"):
         fastrnn.spectrum(np.array([[np.inf, 0.0], [0.0, 1.0]]))
+
+
+def test_a_model_that_cannot_be_saved_still_leaves_a_finished_json(capsys, tmp_path, monkeypatch):
+    def disk_full(self, path):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(fastrnn.RNN, "save", disk_full)
+    csv = tmp_path / "run.csv"
+    code, _, err = run(capsys, "train", "--iters", "200", "--csv", csv, "--save", tmp_path / "m.npz")
+    assert_one_line_error(code, err, 1, "No space left on device")
+    meta = json.loads(metrics.json_path_for(csv).read_text())
+    assert meta["status"] == "completed" and "could not be saved" in meta["error"] and len(pd.read_csv(csv)) == 2
