@@ -328,10 +328,9 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, batch
 
     from . import analysis
     from .gradcheck import gradcheck as check
+    from ._checks import check_memory
     from .model import RNN
     from .tasks import make_task
-
-    from ._checks import check_memory
 
     check_memory(f"--batch {batch} --length {length}", batch * length * (n_in + 2 * n_out + 2 * layers * hidden) * 8 * 4,
                  "choose a smaller --batch or --length")

@@ -62,8 +62,10 @@ def truncated_csv(draw, text):
     lines = text.splitlines(keepends=True)
     i = draw(st.integers(0, len(lines) - 1))
     line = lines[i]
-    limit = len(line.rstrip("\n")) - 1 if i == 0 else line.rindex(",")
-    cut = draw(st.integers(0, limit))
+    if i == 0:  # the header loses at least its last character
+        cut = draw(st.integers(0, len(line.rstrip("\n")) - 1))
+    else:  # a row keeps at least one character and loses at least its last field
+        cut = draw(st.integers(1, line.rindex(",")))
     return "".join(lines[:i]) + line[:cut]
 
 
@@ -130,6 +132,11 @@ def zip_bytes(members):
     return buf.getvalue()
 
 
+def not_a_width(value):
+    """Anything but a valid --bits (an int 2..62)."""
+    return not (isinstance(value, int) and not isinstance(value, bool) and 2 <= value <= 62)
+
+
 def corrupt_model(good):
     meta = dict(format="fastrnn-model", version=1, config=good["config"], metadata={"task": "binary", "bits": 8})
     theta = np.linspace(-1, 1, good["n_params"])
@@ -150,7 +157,8 @@ def corrupt_model(good):
         st.builds(lambda t: npz_bytes(theta=theta, meta=np.array(t)), st.text(max_size=30)),             # meta not JSON
         st.builds(lambda c: npz_bytes(theta=theta, meta=with_meta(config=c)), json_lacking_fields | json_not_object),
         st.builds(lambda m: npz_bytes(theta=theta, meta=with_meta(metadata=m)),
-                  json_not_object.filter(lambda v: v is not None) | st.fixed_dictionaries({"task": st.just("binary"), "bits": json_not_object})),
+                  json_not_object.filter(lambda v: v is not None)
+                  | st.fixed_dictionaries({"task": st.just("binary"), "bits": json_not_object.filter(not_a_width)})),
         st.builds(lambda v: npz_bytes(theta=theta, meta=with_meta(version=v)), json_not_object.filter(lambda v: v != 1)),
         st.builds(lambda v: npz_bytes(theta=theta, meta=with_meta(format=v)), st.text(max_size=8)),
         st.builds(zip_bytes, st.lists(st.tuples(st.text("abcxyz.npy", min_size=1, max_size=9), st.binary(max_size=40)), max_size=3, unique_by=lambda m: m[0])),
