@@ -458,18 +458,33 @@ def report(folder, by, fmt):
 # --------------------------------------------------------------------------- sweep
 
 
+def _task_option(help_text):
+    from . import settings
+
+    return click.option("--task", type=_click_type(settings.TASK), default=settings.TASK.default, show_default=True,
+                        help=help_text)
+
+
+def _sweepable_help():
+    from .sweeps import SWEEPABLE
+
+    return ("A train setting and its values (repeatable), e.g. --set lr=0.05,0.1 --set hidden=8,16; "
+            f"'default' is the setting's default. Settings: {', '.join(SWEEPABLE)}.")
+
+
 @cli.command()
-@click.option("--task", type=click.Choice(["binary", "digits"]), default="binary", show_default=True)
+@_task_option("What to learn (or --set task=...).")
 @click.option("--seeds", default="0", show_default=True, help="Seeds to run: 0-99, 3, or 0,5,7.")
-@click.option("--set", "sets", multiple=True, metavar="NAME=V1,V2,...",
-              help="A train option and its values (repeatable), e.g. --set lr=0.05,0.1 --set hidden=8,16.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=V1,V2,...", help=_sweepable_help())
 @click.option("--out", type=click.Path(), required=True, help="Folder for the runs' CSV/JSON files and summary.csv.")
+@click.option("--overwrite", is_flag=True,
+              help="Redo runs in --out made with other settings or whose files are unreadable (else refused).")
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [every core].")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Send the runs to this Dask scheduler instead.")
 @click.option("--vectorize/--no-vectorize", default=True, show_default=True,
               help="Train small same-shape runs together in one parallel kernel (same numbers as separate runs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sweep(task, seeds, sets, out, workers, scheduler, vectorize, quiet):
+def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, quiet):
     """Train every combination of the --set values for every seed, on every core."""
     from . import sweeps as sw
 
@@ -483,7 +498,7 @@ def sweep(task, seeds, sets, out, workers, scheduler, vectorize, quiet):
     swept = {k: v for k, v in grid.items() if len(v) > 1}
     try:
         result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers, scheduler=scheduler,
-                          progress=not quiet and sys.stderr.isatty(), vectorize=vectorize, **fixed)
+                          progress=not quiet and sys.stderr.isatty(), vectorize=vectorize, overwrite=overwrite, **fixed)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is not None:
