@@ -68,7 +68,8 @@ def task_from_metadata(meta, **widths):
     own = {p.name: p for p in cls.PARAMS}
     wrong = [k for k, v in widths.items() if v is not None and k not in own]
     if wrong:
-        mine = ", ".join(p.flag for p in cls.PARAMS if p.name in widths) or "no width option"
+        offered = [p.flag for p in cls.PARAMS if p.name in widths] or [p.flag for p in cls.PARAMS]
+        mine = ", ".join(offered) or "no width option"
         raise InvalidArgument(f"this model {cls.description or 'has the task ' + cls.name}: use {mine}, not "
                               f"{', '.join('--' + k.replace('_', '-') for k in wrong)}")
     params = {k: meta.get(k, p.default) for k, p in own.items()}
