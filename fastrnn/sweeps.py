@@ -597,8 +597,12 @@ def _finish(out, specs, metas, ran, skipped, start, interrupted, bar, pd):
     summary = summarize(out, specs, pd, metas)
     path = out / "summary.csv"
     tmp = path.with_name(path.name + ".tmp")  # the same folder, so that the replace is atomic
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        summary.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return SweepResult(summary=summary, out=out, ran=ran, skipped=skipped, seconds=time.perf_counter() - start, interrupted=interrupted)
 
 
