@@ -193,15 +193,15 @@ def run_one(spec):
 
     from .training import train
 
-    settings = spec["settings"]
+    given = spec["settings"]
     error = None
     with threadpool_limits(1):
         try:
-            result = train(**settings, csv=None, progress=False)
+            result = train(**given, csv=None, progress=False)
         except NumericalError as exc:
             result, error = exc.result, str(exc)
         except FastRNNError as exc:  # should not happen: expand() checked the settings
-            return {"name": spec["name"], "settings": settings, "rows": [], "meta": dict(settings, status="failed", error=str(exc), result={})}
+            return {"name": spec["name"], "settings": given, "rows": [], "meta": dict(given, status="failed", error=str(exc), result={})}
     return _outcome(spec, result, error)
 
 
@@ -451,9 +451,9 @@ def _precompile(specs):
         key = (s.get("dtype", "float64"), bool(s.get("log_spectrum")))
         if key not in seen:
             seen.add(key)
-            settings = {k: v for k, v in s.items() if k not in ("iters", "log_every")}
+            given = {k: v for k, v in s.items() if k not in ("iters", "log_every")}
             try:
-                train(**settings, iters=1, log_every=1)
+                train(**given, iters=1, log_every=1)
             except NumericalError:
                 pass
 
