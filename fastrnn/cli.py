@@ -12,6 +12,7 @@ import click
 
 from . import __version__
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError
+from .tasks import TASKS
 
 USAGE_ERRORS = (InvalidArgument, InvalidType, ModelFileError)
 
@@ -264,7 +265,7 @@ def _activation_list(value):
 
 
 STUDY_OPTIONS = [
-    click.option("--task", type=click.Choice(["binary", "digits"]), default="binary", show_default=True, help="Task whose data the study uses."),
+    click.option("--task", type=click.Choice(list(TASKS)), default="binary", show_default=True, help="Task whose data the study uses."),
     click.option("--bits", type=click.IntRange(2, 62), help="binary: sequence length in bits [8]."),
     click.option("--digits", type=click.IntRange(2, 18), help="digits: digits per number [10]."),
     click.option("--hidden", type=click.IntRange(min=1), help="Hidden units of fresh models [the task's]."),
@@ -282,7 +283,7 @@ def study_options(fn):
 
 
 @cli.command()
-@click.option("--task", type=click.Choice(["binary", "digits", "random"]), default="random", show_default=True,
+@click.option("--task", type=click.Choice([*TASKS, "random"]), default="random", show_default=True,
               help="Data: a task's encoding, or random inputs for --n-in/--n-out/--head.")
 @click.option("--n-in", type=click.IntRange(min=1), default=3, show_default=True, help="random: inputs.")
 @click.option("--n-out", type=click.IntRange(min=1), default=3, show_default=True, help="random: outputs.")
