@@ -84,7 +84,6 @@ def setting_options(fn):
     in the default, the task's where the task chooses it; the help shows them.
     """
     from . import settings
-    from .tasks import TASKS
 
     for setting in reversed(settings.every()):
         text = f"{setting.help} {setting.default_text(TASKS.values())}"

@@ -254,11 +254,15 @@ def _write_run(out, outcome):
     csv_path = out / f"{outcome['name']}.csv"
     columns = list(outcome["rows"][0]) if outcome["rows"] else list(COLUMNS)
     tmp = csv_path.with_name(csv_path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv_module.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(outcome["rows"])
-    os.replace(tmp, csv_path)
+    try:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv_module.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(outcome["rows"])
+        os.replace(tmp, csv_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     write_json(json_path_for(csv_path), outcome["meta"])
 
 

@@ -17,6 +17,7 @@ One sample, a = 45 = 0b00101101 and b = 73 = 0b01001001, LSB first:
 
 import numpy as np
 
+from ..exceptions import InvalidArgument
 from ..settings import Setting
 from ._base import Batch, Task, operands
 
@@ -71,8 +72,6 @@ class BinaryAddition(Task):
         return (positions << np.arange(positions.shape[1], dtype=np.int64)).sum(axis=1)
 
     def check_operand(self, name, value):
-        from ..exceptions import InvalidArgument
-
         if value < 0 or value >= self.limit:
             raise InvalidArgument(
                 f"{name} = {value} does not fit: with --bits {self.bits} the operands must lie in 0..{self.limit - 1}; "

@@ -11,6 +11,7 @@ with the target on each b step and the mask 0 on each a step.
 
 import numpy as np
 
+from ..exceptions import InvalidArgument
 from ..settings import Setting
 from ._base import Batch, Task, operands
 
@@ -86,8 +87,6 @@ class DigitAddition(Task):
         return (positions * 10 ** np.arange(positions.shape[1], dtype=np.int64)).sum(axis=1)
 
     def check_operand(self, name, value):
-        from ..exceptions import InvalidArgument
-
         if value < 0 or value >= self.limit:
             raise InvalidArgument(
                 f"{name} = {value} does not fit: with --digits {self.digits} the operands must lie in "
