@@ -263,15 +263,24 @@ def _activation_list(value):
     return names
 
 
+def _setting_option(name, text=None):
+    """An option of a study command for a training setting: its type and defaults from fastrnn.settings."""
+    from . import settings
+
+    setting = settings.get(name)
+    return click.option(setting.flag, name, type=_click_type(setting),
+                        help=f"{text or setting.help} {setting.default_text(TASKS.values())}")
+
+
 STUDY_OPTIONS = [
     click.option("--task", type=click.Choice(list(TASKS)), default="binary", show_default=True, help="Task whose data the study uses."),
-    click.option("--bits", type=click.IntRange(2, 62), help="binary: sequence length in bits [8]."),
-    click.option("--digits", type=click.IntRange(2, 18), help="digits: digits per number [10]."),
-    click.option("--hidden", type=click.IntRange(min=1), help="Hidden units of fresh models [the task's]."),
+    _setting_option("bits", "binary: sequence length in bits."),
+    _setting_option("digits"),
+    _setting_option("hidden", "Hidden units of fresh models."),
     click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds fresh models and the data."),
     click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True, help="Sequences of task data."),
-    click.option("--init-scale", type=InitScale(), help="Initial weights of fresh models [the task's]."),
+    _setting_option("init_scale", "Initial weights of fresh models: uniform in [-s, s], or fan_in."),
 ]
 
 
