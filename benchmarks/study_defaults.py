@@ -1,4 +1,4 @@
-"""How the task defaults in fastrnn/train.py (TASK_DEFAULTS in fastrnn/training.py) were chosen.
+"""How the task defaults (DEFAULTS in fastrnn/tasks/binary.py and fastrnn/tasks/digits.py) were chosen.
 
 Usage:
     python benchmarks/study_defaults.py binary [--seeds 10]

@@ -13,6 +13,7 @@ import click
 
 from . import __version__
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError
+from .tasks import TASKS
 
 USAGE_ERRORS = (InvalidArgument, InvalidType, ModelFileError)
 
@@ -64,33 +65,49 @@ def cli():
 # ----------------------------------------------------------------------------- train
 
 
+def _click_type(setting):
+    """The click type of a setting (fastrnn.settings): its bounds and choices, checked while parsing."""
+    if setting.kind == "int":
+        return click.IntRange(min=setting.minimum, max=setting.maximum)
+    if setting.kind == "float":
+        return POSITIVE if setting.positive else click.FloatRange(min=setting.minimum)
+    if setting.kind == "scale":
+        return InitScale()
+    if setting.kind == "choice":
+        return click.Choice(setting.choice_list())
+    return None
+
+
+def setting_options(fn):
+    """One option per training setting, help and defaults from fastrnn.settings.
+
+    Every option defaults to None (the flags to False), so that the library fills
+    in the default, the task's where the task chooses it; the help shows them.
+    """
+    from . import settings
+
+    for setting in reversed(settings.every()):
+        text = f"{setting.help} {setting.default_text(TASKS.values())}"
+        if setting.kind == "flag":
+            option = click.option(setting.flag, setting.name, is_flag=True, default=False, help=text)
+        elif setting.name == "task":
+            option = click.option(setting.flag, type=_click_type(setting), default=setting.default, show_default=True,
+                                  help=setting.help)
+        else:
+            option = click.option(setting.flag, setting.name, type=_click_type(setting), help=text)
+        fn = option(fn)
+    return fn
+
+
 @cli.command()
-@click.option("--task", type=click.Choice(["binary", "digits"]), default="binary", show_default=True, help="What to learn.")
-@click.option("--iters", type=click.IntRange(min=1), help="Training iterations [binary 20000, digits 3000].")
-@click.option("--batch", type=click.IntRange(min=1), help="Sequences per iteration [binary 1, digits 32].")
-@click.option("--hidden", type=click.IntRange(min=1), help="Hidden units [binary 16, digits 100].")
-@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Stacked recurrent layers.")
-@click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), help="Hidden activation [binary sigmoid, digits tanh].")
-@click.option("--lr", type=POSITIVE, help="Learning rate [binary 0.1, digits 0.005].")
-@click.option("--optimizer", type=click.Choice(["sgd", "momentum", "adam"]), help="Update rule [binary sgd, digits adam].")
-@click.option("--clip", type=click.FloatRange(min=0.0), help="Rescale gradients to at most this global norm; 0 = off [binary off, digits 1.0].")
-@click.option("--bptt-truncate", type=click.IntRange(min=0), help="The loss at step t reaches only steps t-K..t [full BPTT].")
-@click.option("--dtype", type=click.Choice(["float64", "float32"]), default="float64", show_default=True)
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds the weights and the data.")
-@click.option("--log-every", type=click.IntRange(min=1), default=100, show_default=True, help="Iterations per CSV row.")
+@setting_options
 @click.option("--csv", "csv_path", type=click.Path(), help="Metrics CSV [runs/<task>-<timestamp>.csv].")
 @click.option("--no-csv", is_flag=True, help="Write no metrics files.")
 @click.option("--save", type=click.Path(), help="Save the trained model (.npz) here.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing existing --csv/--save files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-@click.option("--bits", type=click.IntRange(2, 62), help="binary: bits per number [8].")
-@click.option("--digits", type=click.IntRange(2, 18), help="digits: digits per number [10].")
-@click.option("--encoding", type=click.Choice(["pair", "interleave"]), help="digits: both digits per step, or one [pair].")
-@click.option("--init-scale", type=InitScale(), help="Initial weights uniform in [-s, s], or fan_in [binary 1.0, digits fan_in].")
-@click.option("--log-spectrum", is_flag=True, help="Add W's spectral radius and mean |G_p| per path length to every row.")
-def train(task, iters, batch, hidden, layers, activation, lr, optimizer, clip, bptt_truncate, dtype, seed, log_every,
-          csv_path, no_csv, save, overwrite, quiet, bits, digits, encoding, init_scale, log_spectrum):
-    """Train an RNN on binary or digit addition, logging metrics to CSV."""
+def train(task, csv_path, no_csv, save, overwrite, quiet, **settings):
+    """Train an RNN on a task (binary or digit addition), logging metrics to CSV."""
     from . import metrics
     from .training import train as run
 
@@ -99,12 +116,8 @@ def train(task, iters, batch, hidden, layers, activation, lr, optimizer, clip, b
     if not no_csv and csv_path is None:
         csv_path = metrics.default_csv_path(task)
     try:
-        result = run(
-            task=task, iters=iters, batch=batch, hidden=hidden, layers=layers, activation=activation, lr=lr,
-            optimizer=optimizer, clip=clip, bptt_truncate=bptt_truncate, dtype=dtype, seed=seed, log_every=log_every,
-            csv=None if no_csv else csv_path, save=save, overwrite=overwrite, progress=not quiet and sys.stderr.isatty(),
-            bits=bits, digits=digits, encoding=encoding, init_scale=init_scale, log_spectrum=log_spectrum,
-        )
+        result = run(task=task, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
+                     progress=not quiet and sys.stderr.isatty(), **settings)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is None:
@@ -145,7 +158,7 @@ def _summary(result):
 # ------------------------------------------------------------------- predict / eval
 
 
-def _load(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False):
+def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False):
     """The saved model and the task whose data it reads (None when it has none and none is needed).
 
     The task is ``task`` when given (a name), else the one the model was trained on,
@@ -189,6 +202,14 @@ def _check_data_memory(task_obj, samples, hidden, layers, option="--samples"):
     per_sample = task_obj.T * (2 * task_obj.n_in + 3 * task_obj.n_out + 1 + 2 * layers * hidden) * 8
     check_memory(f"{option} {samples} ({task_obj.name}, {task_obj.T} steps, hidden {hidden})", samples * per_sample,
                  f"choose a smaller {option}")
+
+
+def _load(model_path, bits=None, digits=None):
+    """A saved model and its task, which must decode outputs (for predict and eval)."""
+    from .tasks import require_decoding
+
+    model, task = _load_model(model_path, bits, digits)
+    return model, require_decoding(task, "predict` and `fastrnn eval")
 
 
 @cli.command(context_settings=dict(ignore_unknown_options=True))  # so that -1 reaches the range check
@@ -265,7 +286,7 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
             raise InvalidArgument("--activation builds fresh models; it cannot be combined with MODEL files")
         out = []
         for path in model_paths:
-            model, task_obj = _load(path, bits, digits, task=task, need_task=need_task, offer_task=True)
+            model, task_obj = _load_model(path, bits, digits, task=task, need_task=need_task, offer_task=True)
             out.append((str(path), model, task_obj))
         return out
     task_obj = make_task(task or "binary", bits=bits, digits=digits)
@@ -289,16 +310,25 @@ def _activation_list(value):
     return names
 
 
+def _setting_option(name, text=None):
+    """An option of a study command for a training setting: its type and defaults from fastrnn.settings."""
+    from . import settings
+
+    setting = settings.get(name)
+    return click.option(setting.flag, name, type=_click_type(setting),
+                        help=f"{text or setting.help} {setting.default_text(TASKS.values())}")
+
+
 STUDY_OPTIONS = [
-    click.option("--task", type=click.Choice(["binary", "digits"]),
+    click.option("--task", type=click.Choice(list(TASKS)),
                  help="Task whose data the study uses [a MODEL's own task; binary for fresh models]."),
-    click.option("--bits", type=click.IntRange(2, 62), help="binary: sequence length in bits [8]."),
-    click.option("--digits", type=click.IntRange(2, 18), help="digits: digits per number [10]."),
-    click.option("--hidden", type=click.IntRange(min=1), help="Hidden units of fresh models [the task's]."),
+    _setting_option("bits", "binary: sequence length in bits."),
+    _setting_option("digits"),
+    _setting_option("hidden", "Hidden units of fresh models."),
     click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds fresh models and the data."),
     click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True, help="Sequences of task data."),
-    click.option("--init-scale", type=InitScale(), help="Initial weights of fresh models [the task's]."),
+    _setting_option("init_scale", "Initial weights of fresh models: uniform in [-s, s], or fan_in."),
 ]
 
 
@@ -309,7 +339,7 @@ def study_options(fn):
 
 
 @cli.command()
-@click.option("--task", type=click.Choice(["binary", "digits", "random"]), default="random", show_default=True,
+@click.option("--task", type=click.Choice([*TASKS, "random"]), default="random", show_default=True,
               help="Data: a task's encoding, or random inputs for --n-in/--n-out/--head.")
 @click.option("--n-in", type=click.IntRange(min=1), default=3, show_default=True, help="random: inputs.")
 @click.option("--n-out", type=click.IntRange(min=1), default=3, show_default=True, help="random: outputs.")
@@ -510,18 +540,33 @@ def report(folder, by, fmt):
 # --------------------------------------------------------------------------- sweep
 
 
+def _task_option(help_text):
+    from . import settings
+
+    return click.option("--task", type=_click_type(settings.TASK), default=settings.TASK.default, show_default=True,
+                        help=help_text)
+
+
+def _sweepable_help():
+    from .sweeps import SWEEPABLE
+
+    return ("A train setting and its values (repeatable), e.g. --set lr=0.05,0.1 --set hidden=8,16; "
+            f"'default' is the setting's default. Settings: {', '.join(SWEEPABLE)}.")
+
+
 @cli.command()
-@click.option("--task", type=click.Choice(["binary", "digits"]), default="binary", show_default=True)
+@_task_option("What to learn (or --set task=...).")
 @click.option("--seeds", default="0", show_default=True, help="Seeds to run: 0-99, 3, or 0,5,7.")
-@click.option("--set", "sets", multiple=True, metavar="NAME=V1,V2,...",
-              help="A train option and its values (repeatable), e.g. --set lr=0.05,0.1 --set hidden=8,16.")
+@click.option("--set", "sets", multiple=True, metavar="NAME=V1,V2,...", help=_sweepable_help())
 @click.option("--out", type=click.Path(), required=True, help="Folder for the runs' CSV/JSON files and summary.csv.")
+@click.option("--overwrite", is_flag=True,
+              help="Redo runs in --out made with other settings or whose files are unreadable (else refused).")
 @click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [every core].")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Send the runs to this Dask scheduler instead.")
 @click.option("--vectorize/--no-vectorize", default=True, show_default=True,
               help="Train small same-shape runs together in one parallel kernel (same numbers as separate runs).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sweep(task, seeds, sets, out, workers, scheduler, vectorize, quiet):
+def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, quiet):
     """Train every combination of the --set values for every seed, on every core."""
     from . import sweeps as sw
 
@@ -535,7 +580,7 @@ def sweep(task, seeds, sets, out, workers, scheduler, vectorize, quiet):
     swept = {k: v for k, v in grid.items() if len(v) > 1}
     try:
         result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers, scheduler=scheduler,
-                          progress=not quiet and sys.stderr.isatty(), vectorize=vectorize, **fixed)
+                          progress=not quiet and sys.stderr.isatty(), vectorize=vectorize, overwrite=overwrite, **fixed)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is not None:

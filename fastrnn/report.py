@@ -5,12 +5,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import settings
 from .exceptions import InvalidArgument
 from .metrics import json_path_for, read_run
 
-#: Settings a report can group by (the JSON keys of a run).
-SETTINGS = ["task", "bits", "digits", "encoding", "iters", "batch", "hidden", "layers", "activation", "optimizer", "lr",
-            "clip", "bptt_truncate", "dtype", "init_scale", "momentum", "seed"]
+#: Settings a report can group by (the JSON keys of a run): every setting of fastrnn.settings.
+SETTINGS = settings.names()
 
 
 def run_csvs(folder):

@@ -8,12 +8,19 @@ settings) plus one ``summary.csv`` with a row per run.
 Where the runs execute does not change their numbers. Every run is a pure function
 of its settings, and a worker runs it with one BLAS thread and one numba thread.
 The results come back to the caller, which alone writes files: the CSV first, then
-the JSON, each atomically. A run whose JSON exists is finished, so running the same
-sweep again skips it (resume).
+the JSON, each atomically (and ``summary.csv`` too). A run whose JSON says it
+finished is skipped when the same sweep runs again (resume), but only if every
+setting the JSON records equals the one asked for; a folder holding runs made with
+other settings, or run files that are malformed, truncated or not fastrnn's, is
+refused before anything runs, in one line naming the folder or the file
+(``overwrite=True``, ``--overwrite``, redoes those runs instead).
 """
 
+import collections
+import hashlib
 import itertools
 import multiprocessing
+import numbers
 import os
 import re
 import signal
@@ -23,17 +30,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 
-from . import _checks
-from .exceptions import FastRNNError, InvalidArgument, NumericalError
+from . import _checks, settings
+from .exceptions import FastRNNError, InvalidArgument, InvalidType, NumericalError
 from .metrics import COLUMNS, json_path_for, write_json
 
-#: Every option of ``fastrnn train`` a sweep can set, with its parser.
-SWEEPABLE = {
-    "task": str, "iters": int, "batch": int, "hidden": int, "layers": int, "activation": str, "lr": float,
-    "optimizer": str, "clip": float, "bptt_truncate": int, "dtype": str, "log_every": int, "bits": int,
-    "digits": int, "encoding": str, "init_scale": "init_scale", "momentum": float, "log_spectrum": "bool",
-}
+#: Every setting a sweep can set with ``--set NAME=...`` (fastrnn.settings; seeds come from ``--seeds``).
+SWEEPABLE = tuple(name for name in settings.names() if name != "seed")
+
+#: The most runs one sweep may ask for; more is refused before anything is built.
+MAX_RUNS = 1_000_000
 
 #: Environment of local worker processes: one thread each, so N workers use N cores.
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -45,8 +52,11 @@ SUMMARY_RESULTS = ["final_accuracy", "first_perfect_iteration", "train_seconds",
 
 
 def parse_seeds(text):
-    """'0-99', '3', '0,5,7' or '0-9,20-29' -> a sorted list of distinct seeds."""
-    seeds = set()
+    """'0-99', '3', '0,5,7' or '0-9,20-29' -> a sorted list of distinct seeds.
+
+    The count is checked before the list is built: more than MAX_RUNS seeds is refused.
+    """
+    ranges = []
     for part in str(text).split(","):
         part = part.strip()
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
@@ -56,26 +66,25 @@ def parse_seeds(text):
         hi = int(m.group(2)) if m.group(2) is not None else lo
         if hi < lo:
             raise InvalidArgument(f"--seeds {text!r}: the range {part} runs backwards; write it as {hi}-{lo}")
+        ranges.append((lo, hi))
+    count = sum(hi - lo + 1 for lo, hi in ranges)
+    if count > MAX_RUNS:
+        raise InvalidArgument(f"--seeds {text}: that is {count} runs per setting; a sweep runs at most {MAX_RUNS}, "
+                              f"so split it into several sweeps")
+    seeds = set()
+    for lo, hi in ranges:
         seeds.update(range(lo, hi + 1))
     return sorted(seeds)
 
 
-def _parse_value(name, text):
-    kind = SWEEPABLE[name]
-    text = text.strip()
-    if text.lower() in ("none", "default") and name in ("bptt_truncate", "clip", "init_scale", "bits", "digits", "encoding"):
-        return None
-    try:
-        if kind == "bool":
-            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            return text.lower() in ("true", "1", "yes")
-        if kind == "init_scale":
-            return text if text == "fan_in" else float(text)
-        return kind(text)
-    except ValueError:
-        need = {int: "an integer", float: "a number", "bool": "true or false", "init_scale": "a number or fan_in"}.get(kind, "a word")
-        raise InvalidArgument(f"--set {name}={text!r}: {name} needs {need}") from None
+def _check_distinct(name, values, shown=None):
+    """Refuse a value given twice (0.1 and 0.10, 1 and 1.0): two runs would be one."""
+    shown = list(values) if shown is None else shown
+    for j in range(len(values)):
+        for i in range(j):
+            if settings.same_value(values[i], values[j]):
+                raise InvalidArgument(f"--set {name}: the value {shown[i]} is given twice ({shown[i]} and {shown[j]}); "
+                                      f"give each value once")
 
 
 def parse_set(text):
@@ -88,11 +97,23 @@ def parse_set(text):
         raise InvalidArgument("--set seed=...: give seeds with --seeds (for example --seeds 0-99)")
     if name not in SWEEPABLE:
         raise InvalidArgument(f"--set {text!r}: {name!r} is not a train option; choose from {', '.join(sorted(SWEEPABLE))}")
-    return name, [_parse_value(name, v) for v in values.split(",")]
+    texts = [v.strip() for v in values.split(",")]
+    parsed = [settings.parse(name, v) for v in texts]
+    _check_distinct(name, parsed, texts)
+    return name, parsed
 
 
 def _slug(value):
-    return re.sub(r"[^A-Za-z0-9.]+", "_", str(value))
+    """A value as it appears in a run's name: its repr with only -, +, . and _ besides letters and digits."""
+    text = value if isinstance(value, str) else repr(value)
+    return re.sub(r"[^A-Za-z0-9.+-]+", "_", text)
+
+
+def _count(seeds, grid):
+    n = len(seeds)
+    for values in grid.values():
+        n *= len(values)
+    return n
 
 
 def expand(task="binary", seeds=(0,), grid=None, **fixed):
@@ -101,37 +122,61 @@ def expand(task="binary", seeds=(0,), grid=None, **fixed):
     Each spec is ``{"name": ..., "settings": {...}}``; the name is built from the
     task, the swept values and the seed, e.g. ``binary-lr0.05-hidden8-seed3``.
     Every combination is checked before anything runs: a bad value stops the sweep
-    before its first run, with a message that names the setting.
+    before its first run, with a message that names the setting. So is a value
+    given twice (two combinations that would be the same run), a seed given twice,
+    and a sweep of more than MAX_RUNS runs. Different runs always get different
+    names (a short hash is added where two values would write alike).
     """
     from .training import resolve_settings
 
     grid = dict(grid or {})
     for name in list(grid) + list(fixed):
         if name not in SWEEPABLE:
+            if name == "seed":
+                raise InvalidArgument("seed cannot be fixed or swept as a setting; give seeds=[...]")
             raise InvalidArgument(f"{name!r} is not a train option; choose from {', '.join(sorted(SWEEPABLE))}")
     for name, values in grid.items():
         if not isinstance(values, (list, tuple)) or not values:
             raise InvalidArgument(f"grid[{name!r}] must be a non-empty list of values, got {values!r}")
+        _check_distinct(name, list(values))
+    if not hasattr(seeds, "__len__"):
+        seeds = list(itertools.islice(seeds, MAX_RUNS + 1))
+    if _count(seeds, grid) > MAX_RUNS:
+        raise InvalidArgument(f"the sweep asks for {_count(seeds, grid)} runs ({len(seeds)} seeds times "
+                              f"{_count([0], grid)} combinations); a sweep runs at most {MAX_RUNS}, so split it")
     seeds = [_checks.check_int("seed", s, minimum=0) for s in seeds]
     if not seeds:
         raise InvalidArgument("seeds is empty; give at least one seed")
+    if len(set(seeds)) < len(seeds):
+        twice = next(s for i, s in enumerate(seeds) if s in seeds[:i])
+        raise InvalidArgument(f"seeds: {twice} is given twice; give each seed once")
     if "task" in fixed:
         task = fixed.pop("task")
     names = list(grid)
-    specs = []
+    combos, seen = [], {}
     for combo in itertools.product(*(grid[n] for n in names)):
-        settings = dict(fixed, task=task)
-        settings.update(zip(names, combo))
+        run = dict(fixed, task=task)
+        run.update(zip(names, combo))
+        where = ", ".join(f"{n}={v}" for n, v in zip(names, combo)) or "the fixed settings"
+        try:
+            _, resolved = resolve_settings(**dict(run, seed=seeds[0]))
+        except FastRNNError as exc:
+            raise type(exc)(f"sweep setting {where}: {exc}") from None
+        key = repr(sorted(resolved.items()))
+        if key in seen:
+            raise InvalidArgument(f"sweep settings {seen[key]} and {where} are the same run (a default given as a value?); "
+                                  f"give each value once")
+        seen[key] = where
         label = "-".join(f"{n}{_slug(v)}" for n, v in zip(names, combo))
+        combos.append((run, label))
+    uses = collections.Counter(label for _, label in combos)
+    specs = []
+    for run, label in combos:
+        if uses[label] > 1:  # two values that write alike: tell them apart by a hash of the settings
+            label += "-h" + hashlib.sha1(repr(sorted(run.items())).encode()).hexdigest()[:8]
         for seed in seeds:
-            run = dict(settings, seed=seed)
-            try:
-                resolve_settings(**run)
-            except FastRNNError as exc:
-                where = ", ".join(f"{n}={v}" for n, v in zip(names, combo)) or "the fixed settings"
-                raise type(exc)(f"sweep setting {where}: {exc}") from None
             name = "-".join(p for p in (str(run["task"]), label, f"seed{seed}") if p)
-            specs.append({"name": name, "settings": run})
+            specs.append({"name": name, "settings": dict(run, seed=seed)})
     return specs
 
 
@@ -148,15 +193,15 @@ def run_one(spec):
 
     from .training import train
 
-    settings = spec["settings"]
+    given = spec["settings"]
     error = None
     with threadpool_limits(1):
         try:
-            result = train(**settings, csv=None, progress=False)
+            result = train(**given, csv=None, progress=False)
         except NumericalError as exc:
             result, error = exc.result, str(exc)
         except FastRNNError as exc:  # should not happen: expand() checked the settings
-            return {"name": spec["name"], "settings": settings, "rows": [], "meta": dict(settings, status="failed", error=str(exc), result={})}
+            return {"name": spec["name"], "settings": given, "rows": [], "meta": dict(given, status="failed", error=str(exc), result={})}
     return _outcome(spec, result, error)
 
 
@@ -209,26 +254,158 @@ def _write_run(out, outcome):
     csv_path = out / f"{outcome['name']}.csv"
     columns = list(outcome["rows"][0]) if outcome["rows"] else list(COLUMNS)
     tmp = csv_path.with_name(csv_path.name + ".tmp")
-    with open(tmp, "w", newline="") as fh:
-        writer = csv_module.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(outcome["rows"])
-    os.replace(tmp, csv_path)
+    try:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv_module.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(outcome["rows"])
+        os.replace(tmp, csv_path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     write_json(json_path_for(csv_path), outcome["meta"])
 
 
-def _finished(out, name):
-    """A finished run's settings and result (its JSON, written last), or None if it is not complete."""
+#: A run whose JSON says one of these is finished; "running" and "interrupted" are redone.
+FINISHED = ("completed", "diverged", "failed")
+UNFINISHED = ("running", "interrupted")
+
+#: The result fields a summary reads from a run's JSON, with the types they may have.
+RESULT_FIELDS = {"final_accuracy": numbers.Real, "first_perfect_iteration": numbers.Integral,
+                 "train_seconds": numbers.Real, "iterations_done": numbers.Integral}
+
+
+class _BadRunFile(Exception):
+    """A run's file exists but is not what a finished sweep run writes (the message says why)."""
+
+    def __init__(self, path, why):
+        super().__init__(f"{path} {why}")
+        self.path = path
+
+
+def _read_meta(path):
+    """A run's JSON as a dict, or None if the run is not finished; _BadRunFile if the file is malformed."""
     import json
 
-    path = out / f"{name}.json"
-    if not path.is_file() or not (out / f"{name}.csv").is_file():
+    if not path.exists():
         return None
+    if not path.is_file():
+        raise _BadRunFile(path, "is not a file")
     try:
-        meta = json.loads(path.read_text())
-    except ValueError:
+        meta = json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise _BadRunFile(path, f"is not valid JSON ({type(exc).__name__})") from None
+    except OSError as exc:
+        raise _BadRunFile(path, f"cannot be read ({exc.strerror or exc})") from None
+    if not isinstance(meta, dict):
+        raise _BadRunFile(path, f"holds a JSON {type(meta).__name__}, not a run's settings object")
+    status = meta.get("status")
+    if status in UNFINISHED:
         return None
-    return meta if meta.get("status") in ("completed", "diverged", "failed") else None
+    if status not in FINISHED:
+        raise _BadRunFile(path, f"has no run status fastrnn writes (status {_short(status)})")
+    result = meta.get("result", {})
+    if not isinstance(result, dict):
+        raise _BadRunFile(path, "has a result that is not an object")
+    for key, kind in RESULT_FIELDS.items():
+        value = result.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise _BadRunFile(path, f"has result.{key} = {_short(value)}, not a number")
+    return meta
+
+
+def _check_rows(path, meta):
+    """The metrics CSV of a finished run: readable, SPEC.md's columns, rows up to the iterations recorded."""
+    import csv as csv_module
+
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv_module.reader(fh))
+    except (OSError, UnicodeDecodeError, csv_module.Error) as exc:
+        raise _BadRunFile(path, f"is not a readable metrics CSV ({type(exc).__name__})") from None
+    header = rows[0] if rows else []
+    missing = [c for c in COLUMNS if c not in header]
+    if missing:
+        raise _BadRunFile(path, f"is not a fastrnn metrics CSV (it lacks the column {missing[0]})")
+    if any(len(r) != len(header) for r in rows[1:]):
+        raise _BadRunFile(path, "has rows of the wrong length (truncated?)")
+    done = (meta.get("result") or {}).get("iterations_done")
+    last = rows[-1][header.index("iteration")] if len(rows) > 1 else "0"
+    if done is not None and last != str(done):
+        raise _BadRunFile(path, f"ends at iteration {_short(last)} but its JSON says {done} were done (truncated?)")
+
+
+def _short(value):
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _differences(meta, requested):
+    """[(setting, recorded, requested)] for every setting of the run that its JSON records otherwise.
+
+    A setting missing from the JSON (a run made before the setting existed) counts
+    as its fixed default, if it has one.
+    """
+    out = []
+    for setting in settings.every():
+        if setting.name not in requested:
+            continue
+        want = requested[setting.name]
+        if setting.name in meta:
+            have = meta[setting.name]
+        elif setting.default != settings.PER_TASK and settings.same_value(setting.default, want):
+            continue
+        else:
+            out.append((setting.name, "(not recorded)", want))
+            continue
+        if not settings.same_value(have, want):
+            out.append((setting.name, have, want))
+    return out
+
+
+def _existing(out, specs, overwrite):
+    """Which runs are finished with the requested settings: (todo specs, {name: meta} of the rest).
+
+    Refuses, before anything runs, a folder whose finished runs were made with
+    other settings, or whose run files are malformed, truncated or foreign, in one
+    line naming the folder or the file; with ``overwrite`` those runs are redone.
+    """
+    from .training import resolve_settings
+
+    todo, done, differ, bad = [], {}, {}, []
+    for spec in specs:
+        json_path, csv_path = out / f"{spec['name']}.json", out / f"{spec['name']}.csv"
+        try:
+            meta = _read_meta(json_path)
+            if meta is not None and not csv_path.is_file():
+                meta = None  # the JSON comes last: a run without its CSV is redone
+            if meta is not None:
+                _check_rows(csv_path, meta)
+        except _BadRunFile as exc:
+            bad.append(str(exc))
+            todo.append(spec)
+            continue
+        if meta is None:
+            todo.append(spec)
+            continue
+        _, requested = resolve_settings(**spec["settings"])
+        found = _differences(meta, requested)
+        if found:
+            for name, have, want in found:
+                differ.setdefault(name, (have, want, []))[2].append(spec["name"])
+            todo.append(spec)
+            continue
+        done[spec["name"]] = meta
+    if bad and not overwrite:
+        more = f" (and {len(bad) - 1} more run files like it)" if len(bad) > 1 else ""
+        raise InvalidArgument(f"sweep folder {out}: {bad[0]}{more}; move it away, choose another --out, "
+                              f"or pass --overwrite to redo the run")
+    if differ and not overwrite:
+        runs = len({n for _, _, names in differ.values() for n in names})
+        what = "; ".join(f"{name} {_short(have)} there, {_short(want)} asked" for name, (have, want, _) in differ.items())
+        raise InvalidArgument(f"sweep folder {out} already holds {runs} finished run(s) of this sweep made with other "
+                              f"settings ({what}); choose another --out, or pass --overwrite to redo them")
+    return todo, done
 
 
 # ---------------------------------------------------------------- executing
@@ -278,9 +455,9 @@ def _precompile(specs):
         key = (s.get("dtype", "float64"), bool(s.get("log_spectrum")))
         if key not in seen:
             seen.add(key)
-            settings = {k: v for k, v in s.items() if k not in ("iters", "log_every")}
+            given = {k: v for k, v in s.items() if k not in ("iters", "log_every")}
             try:
-                train(**settings, iters=1, log_every=1)
+                train(**given, iters=1, log_every=1)
             except NumericalError:
                 pass
 
@@ -334,7 +511,7 @@ def _execute_dask(todo, scheduler):
 
 
 def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, scheduler=None, progress=False,
-          vectorize=True, **fixed):
+          vectorize=True, overwrite=False, **fixed):
     """Train every combination of ``grid`` for every seed and write the results to ``out``.
 
     Parameters
@@ -358,6 +535,13 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
         one kernel call (:func:`fastrnn.training.train_many`), where their products
         are small enough to stay out of BLAS; the numbers are the same as separate
         runs. Other runs go to the process pool.
+    overwrite : bool
+        Redo the runs in ``out`` whose files cannot be reused. Without it such a
+        folder is refused before anything runs: a finished run is reused only when
+        every setting its JSON records equals the one asked for, and a malformed,
+        truncated or foreign run file (JSON or CSV) stops the sweep with one line
+        naming it. A run whose JSON is missing or says "running"/"interrupted" is
+        unfinished and is always redone.
     **fixed
         Settings shared by every run (``iters=5000``, say).
 
@@ -379,7 +563,9 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InvalidArgument(f"cannot create --out {out}: {exc.strerror or exc}") from None
-    todo = [s for s in specs if _finished(out, s["name"]) is None]
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise InvalidType(f"overwrite must be True or False, got {overwrite!r}")
+    todo, metas = _existing(out, specs, overwrite)
     skipped = len(specs) - len(todo)
     start = time.perf_counter()
     bar = None
@@ -393,6 +579,7 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     try:
         for outcome in _execute(todo, min(workers, max(len(todo), 1)), scheduler, vectorize):
             _write_run(out, outcome)
+            metas[outcome["name"]] = outcome["meta"]
             ran += 1
             final = (outcome["meta"].get("result") or {}).get("final_accuracy")
             if final is not None:
@@ -403,27 +590,47 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
                     bar.set_postfix(best=f"{max(accuracies):.3f}", worst=f"{min(accuracies):.3f}", refresh=False)
     except KeyboardInterrupt as exc:
         interrupted = True
-        exc.result = _finish(out, specs, ran, skipped, start, True, bar, pd)
+        exc.result = _finish(out, specs, metas, ran, skipped, start, True, bar, pd)
         raise
-    return _finish(out, specs, ran, skipped, start, interrupted, bar, pd)
+    return _finish(out, specs, metas, ran, skipped, start, interrupted, bar, pd)
 
 
-def _finish(out, specs, ran, skipped, start, interrupted, bar, pd):
+def _finish(out, specs, metas, ran, skipped, start, interrupted, bar, pd):
     if bar is not None:
         bar.close()
-    summary = summarize(out, specs, pd)
-    summary.to_csv(out / "summary.csv", index=False)
+    summary = summarize(out, specs, pd, metas)
+    path = out / "summary.csv"
+    tmp = path.with_name(path.name + ".tmp")  # the same folder, so that the replace is atomic
+    try:
+        summary.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return SweepResult(summary=summary, out=out, ran=ran, skipped=skipped, seconds=time.perf_counter() - start, interrupted=interrupted)
 
 
-def summarize(out, specs, pd=None):
-    """One row per finished run of ``specs``: name, settings, seed and results."""
+def summarize(out, specs, pd=None, metas=None):
+    """One row per finished run of ``specs``: name, settings, seed and results.
+
+    ``metas`` maps run names to their JSON contents where the caller has them;
+    the others are read from ``out`` (InvalidArgument naming a malformed file).
+    """
     if pd is None:
         import pandas as pd
+    if metas is None:
+        metas = {}
+        for spec in specs:
+            try:
+                meta = _read_meta(Path(out) / f"{spec['name']}.json")
+            except _BadRunFile as exc:
+                raise InvalidArgument(f"sweep folder {out}: {exc}") from None
+            if meta is not None:
+                metas[spec["name"]] = meta
     swept = [k for k in SWEEPABLE if len({repr(s["settings"].get(k)) for s in specs}) > 1]
     rows = []
     for spec in specs:
-        meta = _finished(out, spec["name"])
+        meta = metas.get(spec["name"])
         if meta is None:
             continue
         result = meta.get("result") or {}

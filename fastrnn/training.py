@@ -17,20 +17,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _checks, _train_kernel, optim
+from . import settings as _settings
 from .exceptions import InvalidArgument, NumericalError
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
 from .model import RNN
-from .tasks import make_task
+from .tasks import TASKS
 
 #: Accuracy is over the last this many training samples (docs/math.md, section 8).
 ACCURACY_WINDOW = 1000
 
-#: Per-task defaults, chosen by measurement over seeds (README, "How the defaults
-#: were chosen"; benchmarks/study_defaults.py reproduces the table).
-TASK_DEFAULTS = {
-    "binary": dict(iters=20000, batch=1, hidden=16, activation="sigmoid", optimizer="sgd", lr=0.1, clip=None, init_scale=1.0),
-    "digits": dict(iters=2000, batch=32, hidden=100, activation="tanh", optimizer="adam", lr=0.005, clip=1.0, init_scale="fan_in"),
-}
+#: Per-task defaults (each task module's DEFAULTS), for callers that look them up here.
+TASK_DEFAULTS = {name: cls.defaults for name, cls in TASKS.items()}
 
 
 @dataclass
@@ -99,66 +96,30 @@ def _versions():
     return out
 
 
-def resolve_settings(task="binary", iters=None, batch=None, hidden=None, layers=1, activation=None, lr=None,
-                     optimizer=None, clip=None, bptt_truncate=None, dtype="float64", seed=0, log_every=100,
-                     bits=None, digits=None, encoding=None, init_scale=None, momentum=0.9, log_spectrum=False):
-    """Check every setting and fill in the task's defaults; return (task object, settings dict)."""
-    task_obj = make_task(task, bits=bits, digits=digits, encoding=encoding)
-    d = TASK_DEFAULTS[task_obj.name]
-    s = dict(task_obj.settings())
-    s["iters"] = _checks.check_int("iters", d["iters"] if iters is None else iters, minimum=1)
-    s["batch"] = _checks.check_int("batch", d["batch"] if batch is None else batch, minimum=1)
-    s["hidden"] = _checks.check_int("hidden", d["hidden"] if hidden is None else hidden, minimum=1)
-    s["layers"] = _checks.check_int("layers", layers, minimum=1)
-    s["activation"] = _checks.check_choice("activation", d["activation"] if activation is None else activation, ("tanh", "sigmoid", "relu"))
-    s["optimizer"] = _checks.check_choice("optimizer", d["optimizer"] if optimizer is None else optimizer, tuple(optim.OPTIMIZERS))
-    s["lr"] = _checks.check_float("lr", d["lr"] if lr is None else lr, positive=True)
-    clip = d["clip"] if clip is None else _checks.check_float("clip", clip, minimum=0.0)
-    s["clip"] = None if not clip else clip  # 0 turns a task's default clipping off
-    s["bptt_truncate"] = _checks.check_optional_int("bptt_truncate", bptt_truncate, minimum=0)
-    s["dtype"] = _checks.check_choice("dtype", dtype, ("float64", "float32"))
-    s["seed"] = _checks.check_int("seed", seed, minimum=0)
-    s["log_every"] = _checks.check_int("log_every", log_every, minimum=1)
-    init_scale = d["init_scale"] if init_scale is None else init_scale
-    if init_scale != "fan_in":
-        init_scale = _checks.check_float("init_scale", init_scale, positive=True)
-    s["init_scale"] = init_scale
-    s["momentum"] = _checks.check_float("momentum", momentum, minimum=0.0)
-    if s["momentum"] >= 1.0:
-        raise InvalidArgument(f"momentum must be below 1, got {s['momentum']}")
-    if not isinstance(log_spectrum, (bool, np.bool_)):
-        raise _checks.InvalidType(f"log_spectrum must be True or False, got {log_spectrum!r}")
-    s["log_spectrum"] = bool(log_spectrum)
+def resolve_settings(**given):
+    """Check every setting and fill in the task's defaults; return (task object, settings dict).
+
+    ``given`` maps setting names (:func:`fastrnn.settings.names`) to values; None
+    or a missing name means the default. The dict holds every setting that applies
+    to the task, plus the task's ``head``.
+    """
+    task_obj, s = _settings.resolve(given)
     s["head"] = task_obj.head
     return task_obj, s
 
 
-def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activation=None, lr=None, optimizer=None,
-          clip=None, bptt_truncate=None, dtype="float64", seed=0, log_every=100, csv=None, save=None,
-          overwrite=False, progress=False, bits=None, digits=None, encoding=None, init_scale=None, momentum=0.9,
-          log_spectrum=False):
-    """Train an RNN on binary or digit addition and return a :class:`TrainResult`.
+def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False, **settings):
+    """Train an RNN on a task (binary or digit addition) and return a :class:`TrainResult`.
 
-    Every argument left as None takes the task's default (``TASK_DEFAULTS``). The
-    data come from ``numpy.random.default_rng([seed, 1])`` and the initial weights
-    from ``default_rng(seed)``: the same seed and settings give the same numbers.
+    Every setting left out (or None) takes its default, the task's where the
+    task chooses it (``fastrnn train --help`` lists them). The data come from
+    ``numpy.random.default_rng([seed, 1])`` and the initial weights from
+    ``default_rng(seed)``: the same seed and settings give the same numbers.
 
     Parameters
     ----------
-    task : {"binary", "digits"}
-    iters, batch, hidden, layers : int
-    activation : {"tanh", "sigmoid", "relu"}
-    lr : float
-    optimizer : {"sgd", "momentum", "adam"}
-    clip : float or None
-        Rescale each gradient to at most this global L2 norm; 0 turns clipping off,
-        None takes the task's default.
-    bptt_truncate : int or None
-        The loss at step t reaches only steps t-K..t.
-    dtype : {"float64", "float32"}
-    seed : int
-    log_every : int
-        Iterations per metrics row (and per kernel call).
+    task : str
+        A name in :data:`fastrnn.tasks.TASKS` ("binary", "digits").
     csv : path or None
         Write the metrics rows here (and the settings to the .json beside it).
         The library writes no file unless given a path.
@@ -168,18 +129,10 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
         Allow replacing existing ``csv``/``save`` files; without it they are refused.
     progress : bool
         Show a tqdm progress bar on stderr.
-    bits, digits, encoding : task width and encoding (binary: bits; digits: digits, encoding).
-    init_scale : float, "fan_in" or None
-        Initial weights uniform in [-init_scale, init_scale]; "fan_in" means
-        1/sqrt(fan_in) per matrix; None, the task's default.
-    momentum : float
-        Momentum of the "momentum" optimizer.
-    log_spectrum : bool
-        Add to every row the spectral radius of each layer's W (``spectral_radius``
-        for W0, ``spectral_radius_W1``, ...) and mean |G_p| of W0 for every path
-        length p (``path_grad_0`` ...), measured on a fixed probe batch of 32 samples
-        (:func:`fastrnn.analysis.path_gradients`). This analysis time counts in
-        ``elapsed_s`` and ``train_seconds``.
+    **settings
+        The training settings of :mod:`fastrnn.settings`:
+
+{settings}
 
     Raises
     ------
@@ -189,9 +142,16 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
     KeyboardInterrupt
         After a Ctrl-C, with ``exc.result`` attached; the CSV keeps every finished
         row and the model is saved if ``save`` was given.
+
+    Notes
+    -----
+    ``log_spectrum=True`` adds to every row the spectral radius of each layer's W
+    (``spectral_radius`` for W0, ``spectral_radius_W1``, ...) and mean |G_p| of W0
+    for every path length p (``path_grad_0`` ...), measured on a fixed probe batch
+    of 32 samples (:func:`fastrnn.analysis.path_gradients`). This analysis time
+    counts in ``elapsed_s`` and ``train_seconds``.
     """
-    task_obj, s = resolve_settings(task, iters, batch, hidden, layers, activation, lr, optimizer, clip, bptt_truncate,
-                                   dtype, seed, log_every, bits, digits, encoding, init_scale, momentum, log_spectrum)
+    task_obj, s = resolve_settings(task=task, **settings)
     check_output_files(csv, save)
     check_training_memory(task_obj, s)
     if save is not None:
@@ -202,9 +162,10 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
     losses, norms, errors = np.empty(chunk), np.empty(chunk), np.empty(chunk * B, dtype=np.int64)
     writer = MetricsWriter(csv, s, overwrite, run.columns) if csv is not None else None
 
-    def call(X, Y, M, n):
+    def call(X, Y, M, resets, n):
+        # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
         return _train_kernel.train_chunk(model.theta, model._dims, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper,
-                                         run.state, run.done, run.clip_norm, 0.0, buf, losses[:n], norms[:n],
+                                         run.state, run.done, run.clip_norm, run.clip_value, buf, losses[:n], norms[:n],
                                          errors[: n * B], True)
 
     bar, start, compile_seconds = None, None, 0.0
@@ -222,7 +183,7 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
         start = time.perf_counter()
         while run.remaining():
             n = run.next_chunk()
-            done = call(*run.next_batch(n), n)
+            done = call(*run.source.next(n), n)
             row = run.record(n, done, losses, norms, errors, time.perf_counter() - start)
             if row is None:
                 raise NumericalError(run.error)
@@ -246,6 +207,9 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
             writer.close()
         raise
     return _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar)
+
+
+train.__doc__ = train.__doc__.replace("{settings}", _settings.doc(indent=8))
 
 
 def check_training_memory(task_obj, s):
@@ -278,7 +242,8 @@ def can_train_together(settings):
 
     task_obj, s = resolve_settings(**settings)
     widest = max(task_obj.n_in, s["hidden"], task_obj.n_out)
-    return not s["log_spectrum"] and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
+    # the parallel kernel applies no per-entry clipping (clip_value): such runs train one by one
+    return not s["log_spectrum"] and s["clip_value"] is None and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
 
 
 def train_many(settings_list):
@@ -298,9 +263,11 @@ def train_many(settings_list):
         task_obj, s = resolve_settings(**settings)
         if s["log_spectrum"]:
             raise InvalidArgument("train_many does not log spectra; train runs with log_spectrum=True one by one")
+        if s["clip_value"] is not None:
+            raise InvalidArgument("train_many does not clip per entry; train runs with clip_value one by one")
         runs.append(_Run(task_obj, s))
     first = runs[0]
-    same = ("task", "bits", "digits", "encoding", "iters", "batch", "hidden", "layers", "dtype", "log_every")
+    same = [setting.name for setting in _settings.every() if setting.together]
     for r in runs[1:]:
         if any(r.s.get(k) != first.s.get(k) for k in same):
             raise InvalidArgument(f"train_many needs runs of one shape; {', '.join(same)} must agree")
@@ -332,12 +299,12 @@ def train_many(settings_list):
         return X, Y, M
 
     t0 = time.perf_counter()
-    call(*stacked([r.warmup_batch() for r in runs]))  # n_iters are 0: compile or load only
+    call(*stacked([r.warmup_batch()[:3] for r in runs]))  # n_iters are 0: compile or load only
     compile_seconds = time.perf_counter() - t0
     start = time.perf_counter()
     while any(r.remaining() for r in runs):
         n = max(r.next_chunk() if r.remaining() else 0 for r in runs)
-        batches = [r.next_batch(n) if r.remaining() else r.blank_batch(n) for r in runs]
+        batches = [r.source.next(n)[:3] if r.remaining() else r.blank_batch(n) for r in runs]
         for m, r in enumerate(runs):
             n_iters[m] = n if r.remaining() else 0
             step0[m] = r.done
@@ -370,7 +337,8 @@ class _Run:
         self.hyper = np.array([s["momentum"], 0.9, 0.999, 1e-8])
         self.state = np.zeros((2, self.model.n_params), dtype=self.model.dtype)
         self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
-        self.data_rng = np.random.default_rng([s["seed"], 1])
+        self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]
+        self.source = task_obj.source(np.random.default_rng([s["seed"], 1]), self.B, self.model.dtype)
         self.columns = list(COLUMNS)
         self.probe = None
         if s["log_spectrum"]:
@@ -392,21 +360,12 @@ class _Run:
     def next_chunk(self):
         return min(self.s["log_every"], self.s["iters"] - self.done)
 
-    def _arrays(self, data):
-        dt = self.model.dtype
-        M = np.zeros((0, 0), dtype=dt) if data.mask is None else np.ascontiguousarray(data.mask, dtype=dt)
-        return np.ascontiguousarray(data.X, dtype=dt), np.ascontiguousarray(data.Y, dtype=dt), M
-
-    def next_batch(self, n):
-        """The data of the next n iterations, from this run's own stream."""
-        return self._arrays(self.task.sample(self.data_rng, n * self.B))
-
     def warmup_batch(self):
-        """Data for the zero-iteration compile call (from a throwaway stream)."""
-        return self._arrays(self.task.sample(np.random.default_rng(0), self.B))
+        """Data (X, Y, M, resets) for the zero-iteration compile call, from a throwaway stream."""
+        return self.task.source(np.random.default_rng(0), self.B, self.model.dtype).next(1)
 
     def blank_batch(self, n):
-        X, Y, M = self.warmup_batch()
+        X, Y, M, _ = self.warmup_batch()
         return (np.zeros((n * self.B,) + X.shape[1:], X.dtype), np.zeros((n * self.B,) + Y.shape[1:], Y.dtype),
                 M if M.shape[0] == 0 else np.zeros((n * self.B,) + M.shape[1:], M.dtype))
 

@@ -234,3 +234,250 @@ def test_bad_sweep_input(capsys, tmp_path, args, fragment):
     assert code == 2, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], err
+
+
+# ------------------------------------------------------------ issue 9 (sweeps)
+
+
+def tiny(out, *sets, extra=()):
+    return ["sweep", "--seeds", "0-1", *[a for s in sets for a in ("--set", s)], "--out", str(out), "--workers", "1", "-q", *extra]
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("first,second,fragment", [
+    (["iters=30"], ["iters=40"], "iters 30 there, 40 asked"),
+    (["iters=30", "lr=0.3"], ["iters=30", "lr=0.1"], "lr 0.3 there, 0.1 asked"),
+    (["iters=30", "hidden=4,8"], ["iters=30", "hidden=4,8", "activation=tanh"], "activation 'sigmoid' there, 'tanh' asked"),
+])
+def test_issue9_item1_a_sweep_never_reuses_runs_made_with_other_settings(capsys, tmp_path, first, second, fragment):
+    out = tmp_path / "sw"
+    code, _, err = run_cli(capsys, *tiny(out, "log_every=10", *first))
+    assert code == 0, err
+    before = snapshot(out)
+    code, _, err = run_cli(capsys, *tiny(out, "log_every=10", *second))
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(out) in lines[0] and fragment in lines[0] and "--overwrite" in lines[0], err
+    assert snapshot(out) == before, "nothing ran, nothing was written"
+    code, outtext, err = run_cli(capsys, *tiny(out, "log_every=10", *second, extra=["--overwrite"]))
+    assert code == 0, err
+    summary = pd.read_csv(out / "summary.csv")
+    for text in second:
+        name, value = text.split("=")
+        if "," in value:
+            continue
+        for run in summary["run"]:
+            meta = json.loads((out / f"{run}.json").read_text())
+            assert str(meta[name]) == value or meta[name] == float(value), (name, meta[name])
+    # the same command again reuses every run
+    code, outtext, _ = run_cli(capsys, *tiny(out, "log_every=10", *second))
+    assert code == 0 and f"{len(summary)} already finished and skipped" in outtext
+
+
+def test_issue9_item1_library_refuses_too(tmp_path):
+    fastrnn.sweep(seeds=[0], out=tmp_path, workers=1, iters=20, log_every=10)
+    with pytest.raises(fastrnn.InvalidArgument, match=r"iters 20 there, 30 asked.*--overwrite"):
+        fastrnn.sweep(seeds=[0], out=tmp_path, workers=1, iters=30, log_every=10)
+    again = fastrnn.sweep(seeds=[0], out=tmp_path, workers=1, iters=30, log_every=10, overwrite=True)
+    assert again.ran == 1 and again.summary["final_accuracy"].notna().all()
+    assert pd.read_csv(tmp_path / "binary-seed0.csv")["iteration"].tolist() == [10, 20, 30]
+
+
+@pytest.mark.parametrize("text", ["lr=0.1,0.10", "lr=1,1.0", "hidden=8,08", "activation=tanh,tanh"])
+def test_issue9_item2_equal_values_given_twice_are_a_usage_error(capsys, tmp_path, text):
+    code, _, err = run_cli(capsys, *tiny(tmp_path / "sw", text, "iters=10"))
+    assert code == 2 and "is given twice" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "sw").exists()
+
+
+def test_issue9_item2_different_values_always_get_different_names(capsys, tmp_path):
+    names = [s["name"] for s in sweeps.expand("binary", [0], {"lr": [1e-16, 1e16, 1e-6]})]
+    assert len(set(names)) == 3, names
+    code, out, err = run_cli(capsys, *tiny(tmp_path / "sw", "lr=1e-16,1e+16", "iters=10", "log_every=10"))
+    assert code == 0, err
+    summary = pd.read_csv(tmp_path / "sw" / "summary.csv")
+    assert len(summary) == 4 and summary["run"].nunique() == 4 and sorted(set(summary["lr"])) == [1e-16, 1e16]
+    for row in summary.itertuples():
+        assert json.loads((tmp_path / "sw" / f"{row.run}.json").read_text())["lr"] == row.lr
+    # values that would write alike still get names of their own
+    specs = sweeps.expand("binary", [0], {"init_scale": ["fan_in", 1.0]}, iters=10)
+    assert len({s["name"] for s in specs}) == 2
+
+
+@pytest.mark.parametrize("kwargs,fragment", [
+    (dict(seeds=[0, 0]), "seeds: 0 is given twice"),
+    (dict(task="digits", grid={"clip": [None, 1.0]}), "are the same run"),
+    (dict(grid={"lr": [0.1, 0.1]}), "is given twice"),
+])
+def test_issue9_item2_library_refuses_the_same_run_twice(tmp_path, kwargs, fragment):
+    with pytest.raises(fastrnn.InvalidArgument, match=fragment):
+        fastrnn.sweep(out=tmp_path / "sw", workers=1, iters=10, **{"seeds": [0], **kwargs})
+
+
+def test_issue9_item6_summary_csv_is_replaced_atomically(tmp_path, monkeypatch):
+    out = tmp_path / "sw"
+    fastrnn.sweep(seeds=[0, 1], out=out, workers=1, iters=10, log_every=10)
+    before = (out / "summary.csv").read_bytes()
+    real = pd.DataFrame.to_csv
+
+    def disk_full(self, path=None, *args, **kwargs):
+        with open(path, "w") as fh:  # half a file, then the disk is full
+            fh.write("run,ta")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    with pytest.raises(OSError):
+        fastrnn.sweep(seeds=[0, 1, 2], out=out, workers=1, iters=10, log_every=10)
+    monkeypatch.setattr(pd.DataFrame, "to_csv", real)
+    assert (out / "summary.csv").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith("summary")) == ["summary.csv"]
+
+
+def test_issue9_item7_a_huge_seed_range_is_refused_before_it_is_built():
+    import resource
+    import subprocess
+    import sys
+
+    def limit():  # a build of the whole set would fail fast, not swap the machine
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    res = subprocess.run([sys.executable, "-m", "fastrnn", "sweep", "--seeds", "0-10000000000", "--out", "never"],
+                         capture_output=True, text=True, timeout=300, preexec_fn=limit)
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "10000000001 runs" in lines[0] and "at most" in lines[0]
+
+
+class Seeds:
+    """10**10 seeds that refuse to be listed (a list of them would not fit in memory)."""
+
+    def __len__(self):
+        return 10**10
+
+    def __iter__(self):
+        for i in range(10**10):
+            if i > 2_000_000:
+                raise AssertionError("the sweep lists every seed")
+            yield i
+
+
+def test_issue9_item7_library_counts_before_building(tmp_path):
+    with pytest.raises(fastrnn.InvalidArgument, match=r"asks for 20000000000 runs"):
+        sweeps.expand("binary", Seeds(), {"lr": [0.1, 0.2]})
+    with pytest.raises(fastrnn.InvalidArgument, match=r"asks for 1000001 runs"):
+        sweeps.expand("binary", iter(Seeds()), {})
+
+
+MALFORMED = [
+    ("json", b"[]", "holds a JSON list"),
+    ("json", b'{"status": "completed", "result": 5}', "result that is not an object"),
+    ("json", b'{"status": "completed", "result": {"final_accuracy": "high"}}', "result.final_accuracy"),
+    ("json", b'{"status": "done"}', "no run status"),
+    ("json", b'{"status": "compl', "not valid JSON"),
+    ("json", b"\xff\xfe\x00garbage", "not valid JSON"),
+    ("csv", b"iteration,samples\n1,1\n", "lacks the column"),
+    ("csv", None, "ends at iteration"),  # the real CSV cut after its first row
+    ("csv", b"\x00\x01\x02", "not a fastrnn metrics CSV"),
+]
+
+
+@pytest.mark.parametrize("suffix,content,fragment", MALFORMED)
+def test_issue9_item8_sweep_resume_names_a_malformed_run_file(capsys, tmp_path, suffix, content, fragment):
+    out = tmp_path / "sw"
+    args = tiny(out, "iters=30", "log_every=10")
+    assert run_cli(capsys, *args)[0] == 0
+    target = out / f"binary-seed1.{suffix}"
+    if content is None:
+        content = b"".join(target.read_bytes().splitlines(keepends=True)[:2])
+    target.write_bytes(content)
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and str(target) in lines[0] and fragment in lines[0] and "--overwrite" in lines[0], err
+    assert target.read_bytes() == content, "the file is left alone"
+    code, out_text, err = run_cli(capsys, *args, "--overwrite")
+    assert code == 0 and "1 already finished and skipped" in out_text, err
+    assert json.loads((out / "binary-seed1.json").read_text())["status"] == "completed"
+
+
+def test_a_run_marked_running_is_redone(capsys, tmp_path):
+    out = tmp_path / "sw"
+    args = tiny(out, "iters=30", "log_every=10")
+    run_cli(capsys, *args)
+    meta = json.loads((out / "binary-seed0.json").read_text())
+    (out / "binary-seed0.json").write_text(json.dumps(dict(meta, status="running")))
+    code, text, err = run_cli(capsys, *args)
+    assert code == 0 and "1 ran" in text and "1 already finished" in text, err
+
+
+# -------------------------------------------- issue 9 item 8: property-based
+
+
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+RUN_KEYS = ["status", "result", "iters", "lr", "seed", "task", "bits", "final_accuracy", "iterations_done"]
+
+
+@st.composite
+def corruptions(draw):
+    """(file suffix, how to change it): random bytes, a cut, JSON of any shape, a run's JSON with a field changed."""
+    suffix = draw(st.sampled_from(["json", "csv"]))
+    kind = draw(st.sampled_from(["bytes", "cut", "json", "field"]))
+    if kind == "bytes":
+        return suffix, ("bytes", draw(st.binary(max_size=64)))
+    if kind == "cut":
+        return suffix, ("cut", draw(st.integers(min_value=0, max_value=400)))
+    if kind == "json":
+        return suffix, ("json", draw(json_values))
+    return "json", ("field", draw(st.sampled_from(RUN_KEYS)), draw(json_values))
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("base") / "sw"
+    fastrnn.sweep(task="binary", seeds=[0, 1], out=out, workers=1, iters=20, log_every=10)
+    return out
+
+
+@hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(change=corruptions())
+def test_issue9_item8_sweep_resume_turns_any_malformed_file_into_one_line(finished_sweep, tmp_path_factory, change):
+    """Whatever a run file holds, resuming the sweep either reuses/redoes the run or refuses in one line naming the folder."""
+    import contextlib
+    import io
+    import shutil
+
+    out = tmp_path_factory.mktemp("case") / "sw"
+    shutil.copytree(finished_sweep, out)
+    suffix, how = change
+    target = out / f"binary-seed1.{suffix}"
+    if how[0] == "bytes":
+        target.write_bytes(how[1])
+    elif how[0] == "cut":
+        target.write_bytes(target.read_bytes()[: how[1]])
+    elif how[0] == "json":
+        target.write_text(json.dumps(how[1]))
+    else:
+        meta = json.loads(target.read_text())
+        meta[how[1]] = how[2]
+        target.write_text(json.dumps(meta))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        with pytest.raises(SystemExit) as info:
+            main(["sweep", "--seeds", "0-1", "--set", "iters=20", "--set", "log_every=10", "--out", str(out), "--workers", "1", "-q"])
+    text = err.getvalue()
+    assert "Traceback" not in text
+    if info.value.code == 0:
+        summary = pd.read_csv(out / "summary.csv")
+        assert len(summary) == 2 and (summary["status"] == "completed").all()
+    else:
+        lines = text.strip().splitlines()
+        assert info.value.code == 2 and len(lines) == 1 and lines[0].startswith("Error: ") and str(out) in lines[0], text

@@ -1,0 +1,290 @@
+"""Every training setting, defined once.
+
+Each :class:`Setting` holds a setting's name, kind, check, default and help text.
+Everything else is derived from this list, so a setting added here appears
+everywhere at once:
+
+- the options of ``fastrnn train`` (fastrnn.cli), their help showing the defaults;
+- the checks of :func:`fastrnn.train` (:func:`resolve`);
+- the names and the value parser of ``fastrnn sweep --set NAME=V1,V2`` (:func:`parse`);
+- the columns of ``fastrnn report`` and the settings in each run's JSON file.
+
+Defaults that depend on the task (``iters``, ``lr``, ...) are marked
+:data:`PER_TASK` and come from the task's module (``fastrnn/tasks/binary.py``
+``DEFAULTS``, the task class's ``defaults``). A task's own parameters (``bits``; ``digits``, ``encoding``)
+are Settings too, declared in the task's module (``PARAMS``) and listed here after
+``task``. None given for a setting always means "its default".
+"""
+
+import functools
+import numbers
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks
+from .exceptions import InvalidArgument, InvalidType
+
+#: The default of a setting whose default the task chooses (its module's DEFAULTS).
+PER_TASK = "per task"
+
+#: Kinds of setting: what values they take, how the command line and a sweep write them.
+KINDS = ("int", "float", "choice", "flag", "scale")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One training setting.
+
+    Attributes
+    ----------
+    name : str
+        The keyword of :func:`fastrnn.train`, the JSON key; the option is ``--name``
+        with ``_`` written ``-``.
+    kind : {"int", "float", "choice", "flag", "scale"}
+        "flag" is True/False; "scale" is a positive number or "fan_in".
+    help : str
+        One sentence for ``--help`` (the default is appended from ``default``).
+    default : object
+        The value when the setting is not given, or :data:`PER_TASK`.
+    minimum, maximum : number or None
+        Bounds, both allowed.
+    positive : bool
+        A float strictly above zero.
+    below : float or None
+        A float strictly below this.
+    choices : tuple or callable
+        The allowed words of a "choice" (a callable is asked at use, so that the
+        list can come from a registry such as ``fastrnn.optim.OPTIMIZERS``).
+    zero_is_off : bool
+        0 turns the setting off (stored as None).
+    off : str or None
+        What None means when it is a value ("off", "full BPTT"); None if it is not.
+    tasks : tuple or None
+        The tasks that use it (None: every task).
+    why : str
+        Said after a bound in the error message (``maximum`` of bits: "operands are int64").
+    together : bool
+        Runs trained together in one kernel call (:func:`fastrnn.training.train_many`)
+        must agree on it (it sets array shapes or the chunking).
+    """
+
+    name: str
+    kind: str
+    help: str
+    default: object = None
+    minimum: object = None
+    maximum: object = None
+    positive: bool = False
+    below: object = None
+    choices: object = ()
+    zero_is_off: bool = False
+    off: object = None
+    tasks: object = None
+    why: str = ""
+    together: bool = False
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+    def choice_list(self):
+        return tuple(self.choices() if callable(self.choices) else self.choices)
+
+    def applies_to(self, task_name):
+        return self.tasks is None or task_name in self.tasks
+
+    def default_for(self, task):
+        """The default value for a task object (or its class)."""
+        return task.defaults[self.name] if self.default == PER_TASK else self.default
+
+    def check(self, value):
+        """``value`` checked and normalised (0 -> None where zero is off); raises InvalidArgument/InvalidType."""
+        name = self.name
+        if value is None and self.off is not None:
+            return None
+        why = f" ({self.why})" if self.why else ""
+        if self.kind == "int":
+            value = _checks.check_int(name, value, minimum=self.minimum)
+            if self.maximum is not None and value > self.maximum:
+                raise InvalidArgument(f"{name} must be at most {self.maximum}{why}, got {value}")
+        elif self.kind == "float":
+            value = _checks.check_float(name, value, minimum=self.minimum, positive=self.positive)
+            if self.below is not None and value >= self.below:
+                raise InvalidArgument(f"{name} must be below {self.below}, got {value}")
+        elif self.kind == "choice":
+            value = _checks.check_choice(name, value, self.choice_list())
+        elif self.kind == "flag":
+            if not isinstance(value, (bool, np.bool_)):
+                raise InvalidType(f"{name} must be True or False, got {value!r}")
+            value = bool(value)
+        elif self.kind == "scale":
+            if value != "fan_in":
+                value = _checks.check_float(name, value, positive=True)
+        if self.zero_is_off and value == 0:
+            return None
+        return value
+
+    def parse(self, text):
+        """A value written as text (``fastrnn sweep --set``); "default" (or "none") is None."""
+        text = str(text).strip()
+        if text.lower() in ("none", "default") and self.name != "task":
+            return None
+        try:
+            if self.kind == "int":
+                return int(text)
+            if self.kind == "float":
+                return float(text)  # NaN and infinity are refused by check, naming the setting
+            if self.kind == "flag":
+                if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError
+                return text.lower() in ("true", "1", "yes")
+            if self.kind == "scale":
+                return text if text == "fan_in" else float(text)
+            return text
+        except ValueError:
+            need = {"int": "an integer", "float": "a number", "flag": "true or false",
+                    "scale": "a number or fan_in"}.get(self.kind, "a word")
+            raise InvalidArgument(f"--set {self.name}={text!r}: {self.name} needs {need}") from None
+
+    def default_text(self, tasks):
+        """The default as ``--help`` shows it: "[binary 20000, digits 2000]", "[1]", "[off]"."""
+        def show(v):
+            if v is None:
+                return self.off or "off"
+            if self.kind == "flag":
+                return "on" if v else "off"
+            return str(v)
+
+        if self.default == PER_TASK:
+            return "[" + ", ".join(f"{t.name} {show(t.defaults[self.name])}" for t in tasks if self.applies_to(t.name)) + "]"
+        return f"[{show(self.default)}]"
+
+
+def _optimizers():
+    from .optim import OPTIMIZERS
+
+    return tuple(OPTIMIZERS)
+
+
+def _activations():
+    from ._kernels import ACTIVATIONS
+
+    return tuple(ACTIVATIONS)
+
+
+def _tasks():
+    from .tasks import TASKS
+
+    return tuple(TASKS)
+
+
+#: The task setting; the tasks' own parameters follow it (see :func:`every`).
+TASK = Setting("task", "choice", "What to learn.", default="binary", choices=_tasks, together=True)
+
+#: The training settings every task takes, in the order the JSON and the report list them.
+TRAINING = (
+    Setting("iters", "int", "Training iterations.", PER_TASK, minimum=1, together=True),
+    Setting("batch", "int", "Sequences per iteration.", PER_TASK, minimum=1, together=True),
+    Setting("hidden", "int", "Hidden units per layer.", PER_TASK, minimum=1, together=True),
+    Setting("layers", "int", "Stacked recurrent layers.", 1, minimum=1, together=True),
+    Setting("activation", "choice", "Hidden activation.", PER_TASK, choices=_activations),
+    Setting("optimizer", "choice", "Update rule.", PER_TASK, choices=_optimizers),
+    Setting("lr", "float", "Learning rate.", PER_TASK, positive=True),
+    Setting("momentum", "float", "Momentum of the momentum optimizer.", 0.9, minimum=0.0, below=1.0),
+    Setting("clip", "float", "Rescale each gradient to at most this global norm; 0 = off.", PER_TASK, minimum=0.0,
+            zero_is_off=True, off="off"),
+    Setting("clip_value", "float", "Clip every gradient entry to [-V, V] (before --clip); 0 = off.", None, minimum=0.0,
+            zero_is_off=True, off="off"),
+    Setting("bptt_truncate", "int", "The loss at step t reaches only steps t-K..t.", None, minimum=0, off="full BPTT"),
+    Setting("dtype", "choice", "Floating-point type of the model and data.", "float64", choices=("float64", "float32"),
+            together=True),
+    Setting("init_scale", "scale", "Initial weights uniform in [-s, s], or fan_in (1/sqrt(fan-in) per matrix).", PER_TASK),
+    Setting("seed", "int", "Seeds the weights and the data.", 0, minimum=0),
+    Setting("log_every", "int", "Iterations per metrics row (and per kernel call).", 100, minimum=1, together=True),
+    Setting("log_spectrum", "flag", "Add W's spectral radius and mean |G_p| per path length to every row.", False),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def every():
+    """Every setting: task, each task's parameters (first use wins a shared name), the training settings."""
+    from .tasks import TASKS
+
+    out, seen = [TASK], {"task"}
+    for cls in TASKS.values():
+        for p in cls.PARAMS:
+            if p.name not in seen:
+                seen.add(p.name)
+                out.append(p)
+    return tuple(out) + TRAINING
+
+
+def names():
+    """Every setting's name, in order."""
+    return [s.name for s in every()]
+
+
+def by_name():
+    return {s.name: s for s in every()}
+
+
+def get(name):
+    """The Setting called ``name``; InvalidArgument naming the choices if there is none."""
+    table = by_name()
+    if name not in table:
+        raise InvalidArgument(f"{name!r} is not a training setting; choose from {', '.join(sorted(table))}")
+    return table[name]
+
+
+def parse(name, text):
+    """The value of setting ``name`` written as text (sweep ``--set``)."""
+    return get(name).parse(text)
+
+
+def resolve(given):
+    """Check every given setting and fill in the defaults: (task object, settings dict).
+
+    ``given`` maps setting names to values (None: the default). The dict holds
+    every setting that applies to the task, in the order of :func:`every`.
+    """
+    from .tasks import make_task
+
+    given = dict(given)
+    for name in given:
+        if not isinstance(name, str) or name not in by_name():
+            get(str(name))  # raises, naming the choices
+    params = {s.name: given.pop(s.name) for s in every()[1:] if s.tasks is not None and s.name in given}
+    task_obj = make_task(TASK.default if given.get("task") is None else given["task"], **params)
+    s = dict(task_obj.settings())
+    for setting in TRAINING:
+        value = given.get(setting.name)
+        s[setting.name] = setting.check(setting.default_for(task_obj) if value is None else value)
+    return task_obj, s
+
+
+def same_value(a, b):
+    """Whether two values of a setting are the same (1 == 1.0, but True is not 1)."""
+    if isinstance(a, (bool, np.bool_)) or isinstance(b, (bool, np.bool_)):
+        return type(a) is type(b) and a == b
+    if isinstance(a, numbers.Number) and isinstance(b, numbers.Number):
+        return a == b
+    return type(a) is type(b) and a == b
+
+
+def doc(indent=0):
+    """The settings as numpydoc parameter entries (for :func:`fastrnn.train`'s docstring)."""
+    from .tasks import TASKS
+
+    kinds = {"int": "int", "float": "float", "flag": "bool", "scale": 'float or "fan_in"'}
+    pad = " " * indent
+    lines = []
+    for s in every():
+        if s.name == "task":
+            continue
+        kind = kinds.get(s.kind) or "{" + ", ".join(repr(c) for c in s.choice_list()) + "}"
+        if s.off is not None:
+            kind += " or None"
+        lines.append(f"{pad}{s.name} : {kind}")
+        lines.append(f"{pad}    {s.help} {s.default_text(TASKS.values())}")
+    return "\n".join(lines)

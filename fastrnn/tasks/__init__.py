@@ -1,0 +1,86 @@
+"""The tasks: one module each, and the registry that names them.
+
+A task is a class implementing :class:`fastrnn.tasks._base.Task` (its sizes, head,
+training defaults, own parameters and ``sample(rng, n)``; optionally decoding for
+``predict``/``eval``). To add one, write ``fastrnn/tasks/<name>.py`` and add its
+class to :data:`TASKS` below: ``fastrnn train --task <name>``, the sweep and the
+report then know it, its parameters become options, its defaults show in ``--help``.
+
+Each task draws its data from a ``numpy.random.Generator`` (reproducible and
+independent of numba's own generator).
+"""
+
+from .. import _checks
+from ..exceptions import InvalidArgument
+from ._base import Batch, Task, operands
+from .binary import BinaryAddition
+from .digits import ENCODINGS, DigitAddition
+
+#: name -> task class. One line per task.
+TASKS = {
+    "binary": BinaryAddition,
+    "digits": DigitAddition,
+}
+
+#: The registered names (kept for callers of the old module).
+TASK_NAMES = tuple(TASKS)
+
+__all__ = ["Batch", "BinaryAddition", "DigitAddition", "ENCODINGS", "TASKS", "Task", "make_task", "operands",
+           "require_decoding", "task_from_metadata"]
+
+
+def _owner_message(name, param):
+    """'bits belongs to the binary task; the digits task takes digits and encoding'."""
+    owner = next(cls for cls in TASKS.values() if any(p.name == param for p in cls.PARAMS))
+    mine = [p.name for p in TASKS[name].PARAMS]
+    theirs = [p.name for p in owner.PARAMS]
+    verb = "belongs" if len(theirs) == 1 else "belong"
+    takes = f"takes {' and '.join(mine)}" if mine else "takes no parameters"
+    return f"{' and '.join(theirs)} {verb} to the {owner.name} task; the {name} task {takes}"
+
+
+def make_task(name, **params):
+    """The task called ``name``; ``params`` are its own parameters (None: the default).
+
+    >>> make_task("digits", digits=4).T
+    4
+    """
+    name = _checks.check_choice("task", name, tuple(TASKS))
+    cls = TASKS[name]
+    own = {p.name for p in cls.PARAMS}
+    for param, value in params.items():
+        if value is None or param in own:
+            continue
+        if any(param in {p.name for p in other.PARAMS} for other in TASKS.values()):
+            raise InvalidArgument(_owner_message(name, param))
+        raise InvalidArgument(f"{param!r} is not a parameter of the {name} task; it takes {', '.join(sorted(own)) or 'none'}")
+    return cls(**{k: v for k, v in params.items() if v is not None})
+
+
+def task_from_metadata(meta, **widths):
+    """The task a saved model was trained on, optionally with other parameters (``bits=16``).
+
+    ``widths`` left as None keep the value the model was trained with.
+    """
+    if not isinstance(meta, dict) or meta.get("task") not in TASKS:
+        raise InvalidArgument("the model carries no task; only models saved by `fastrnn train --save` can add numbers")
+    cls = TASKS[meta["task"]]
+    own = {p.name: p for p in cls.PARAMS}
+    wrong = [k for k, v in widths.items() if v is not None and k not in own]
+    if wrong:
+        offered = [p.flag for p in cls.PARAMS if p.name in widths] or [p.flag for p in cls.PARAMS]
+        mine = ", ".join(offered) or "no width option"
+        raise InvalidArgument(f"this model {cls.description or 'has the task ' + cls.name}: use {mine}, not "
+                              f"{', '.join('--' + k.replace('_', '-') for k in wrong)}")
+    params = {k: meta.get(k, p.default) for k, p in own.items()}
+    params.update({k: v for k, v in widths.items() if v is not None})
+    return cls(**params)
+
+
+def require_decoding(task, command):
+    """Refuse a task that cannot turn outputs into answers, for ``predict``/``eval``."""
+    if not getattr(task, "decodes", False):
+        able = ", ".join(n for n, cls in TASKS.items() if cls.decodes)
+        raise InvalidArgument(f"the {task.name} task has no decoding, so `fastrnn {command}` cannot read its outputs "
+                              f"(tasks that decode: {able})")
+    return task

@@ -1,0 +1,89 @@
+"""What every task shares: the Task interface, the Batch it samples, the operand draw."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Batch:
+    """Encoded samples: X (n, T, n_in), Y (n, T, n_out), mask (n, T) or None, and (addition) the operands.
+
+    ``X, Y, mask = task.sample(rng, n)`` unpacks the first three.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    mask: object
+    a: object = None
+    b: object = None
+
+    @property
+    def c(self):
+        return self.a + self.b
+
+    def __iter__(self):
+        return iter((self.X, self.Y, self.mask))
+
+
+class Task:
+    """The interface of a task (one module in fastrnn/tasks/, one line in the registry).
+
+    Class attributes
+    ----------------
+    name : str
+        The registry key, ``--task NAME``.
+    head : {"softmax", "sigmoid", "linear"}
+        The output head a model of this task needs.
+    defaults : dict
+        The task's training defaults, for every setting marked ``PER_TASK`` in
+        :mod:`fastrnn.settings` (iters, batch, hidden, activation, optimizer, lr,
+        clip, init_scale).
+    PARAMS : tuple of fastrnn.settings.Setting
+        The task's own parameters (``bits``; ``digits``, ``encoding``): keywords of
+        the constructor, options of ``fastrnn train``, settable by a sweep.
+    decodes : bool
+        Whether the task turns outputs back into answers (``predict``/``eval``);
+        then it also has ``encode``, ``decode``, ``predicted_positions``,
+        ``true_positions``, ``check_operand``, ``format_positions``, ``unit``, ``limit``.
+    description : str
+        What a model of the task does, for messages ("adds binary numbers").
+
+    Instance attributes: ``n_in``, ``n_out``, ``T`` (steps per sequence) and
+    ``positions`` (scored steps per sequence, for the per-position accuracy).
+
+    Methods: ``settings()`` (its name and parameters, as recorded in a run's JSON
+    and a model's metadata), ``sample(rng, n)`` (a :class:`Batch` of n fresh
+    sequences from a ``numpy.random.Generator``), and ``source(rng, batch, dtype)``
+    (the training loop's data, :class:`fastrnn.sources.SampledSource`).
+    """
+
+    name = ""
+    head = "linear"
+    defaults = {}
+    PARAMS = ()
+    decodes = False
+    description = ""
+
+    def settings(self):
+        return {"task": self.name, **{p.name: getattr(self, p.name) for p in self.PARAMS}}
+
+    def sample(self, rng, n):
+        raise NotImplementedError
+
+    def source(self, rng, batch, dtype):
+        """The training data: fresh samples from ``rng``, ``batch`` sequences per iteration."""
+        from ..sources import SampledSource
+
+        return SampledSource(self, rng, batch, dtype)
+
+
+def operands(rng, n, limit):
+    """n pairs (a, b), each uniform in 0..limit-1, drawn pair by pair.
+
+    Drawing the pairs together makes the stream independent of how it is cut into
+    chunks: n1 samples and then n2 are the same numbers as n1 + n2 at once, so
+    ``log_every`` (the chunk size of training) does not change what a run learns.
+    """
+    ab = rng.integers(0, limit, (n, 2), dtype=np.int64)
+    return ab[:, 0], ab[:, 1]

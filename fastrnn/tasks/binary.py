@@ -1,0 +1,83 @@
+"""Binary addition (SPEC.md): a + b, bit by bit, least significant bit first.
+
+The carry flows forward in time, the direction the RNN reads.
+
+>>> task = BinaryAddition(bits=8)
+>>> batch = task.sample(np.random.default_rng(0), 2)
+>>> batch.X.shape, batch.Y.shape          # (samples, time, features)
+((2, 8, 2), (2, 8, 1))
+
+One sample, a = 45 = 0b00101101 and b = 73 = 0b01001001, LSB first:
+
+    t     0 1 2 3 4 5 6 7
+    x_t0  1 0 1 1 0 1 0 0      bits of a
+    x_t1  1 0 0 1 0 0 1 0      bits of b
+    y_t   0 1 1 0 1 1 1 0      bits of c = 118
+"""
+
+import numpy as np
+
+from ..exceptions import InvalidArgument
+from ..settings import Setting
+from ._base import Batch, Task, operands
+
+BITS = Setting("bits", "int", "binary: bits per number.", 8, minimum=2, maximum=62, tasks=("binary",),
+               why="operands are int64", together=True)
+
+#: Chosen by measurement over seeds (README, "How the defaults were chosen";
+#: benchmarks/study_defaults.py reproduces the table).
+DEFAULTS = dict(iters=20000, batch=1, hidden=16, activation="sigmoid", optimizer="sgd", lr=0.1, clip=None, init_scale=1.0)
+
+
+class BinaryAddition(Task):
+    """a + b with a, b < 2**(bits-1), so that c fits ``bits`` bits; input 2, output 1, sigmoid head."""
+
+    name = "binary"
+    n_in = 2
+    n_out = 1
+    head = "sigmoid"
+    unit = "bit"
+    defaults = DEFAULTS
+    PARAMS = (BITS,)
+    decodes = True
+    description = "adds binary numbers"
+
+    def __init__(self, bits=8):
+        self.bits = BITS.check(bits)
+        self.T = self.bits
+        self.positions = self.bits
+        self.limit = 2 ** (self.bits - 1)
+
+    def sample(self, rng, n):
+        return self.encode(*operands(rng, n, self.limit))
+
+    def encode(self, a, b):
+        a = np.asarray(a, dtype=np.int64)
+        b = np.asarray(b, dtype=np.int64)
+        shifts = np.arange(self.bits, dtype=np.int64)
+        X = np.empty((a.shape[0], self.bits, 2))
+        X[:, :, 0] = (a[:, None] >> shifts) & 1
+        X[:, :, 1] = (b[:, None] >> shifts) & 1
+        Y = (((a + b)[:, None] >> shifts) & 1).astype(np.float64)[:, :, None]
+        return Batch(X, Y, None, a, b)
+
+    def predicted_positions(self, yhat, mask=None):
+        """The predicted bits (n, bits), LSB first."""
+        return (yhat[:, :, 0] > 0.5).astype(np.int64)
+
+    def true_positions(self, batch):
+        return batch.Y[:, :, 0].astype(np.int64)
+
+    def decode(self, positions):
+        return (positions << np.arange(positions.shape[1], dtype=np.int64)).sum(axis=1)
+
+    def check_operand(self, name, value):
+        if value < 0 or value >= self.limit:
+            raise InvalidArgument(
+                f"{name} = {value} does not fit: with --bits {self.bits} the operands must lie in 0..{self.limit - 1}; "
+                f"pass a larger --bits"
+            )
+
+    def format_positions(self, positions):
+        """Bits as a human reads them, most significant first."""
+        return "".join(str(int(v)) for v in positions[::-1])
