@@ -220,13 +220,14 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
             n = run.next_chunk()
             done = call(*run.next_batch(n), n)
             row = run.record(n, done, losses, norms, errors, time.perf_counter() - start)
-            if row is None:
+            if row is not None:
+                if writer is not None:
+                    writer.write(row)
+                if bar is not None:
+                    bar.update(done)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}", refresh=False)
+            if run.status == "diverged":
                 raise NumericalError(run.error)
-            if writer is not None:
-                writer.write(row)
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}", refresh=False)
     except (KeyboardInterrupt, NumericalError) as exc:
         if isinstance(exc, KeyboardInterrupt):
             run.status = "interrupted"
@@ -335,7 +336,7 @@ class _Run:
         self.B, self.T = s["batch"], task_obj.T
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
         self.kind = optim.OPTIMIZERS[s["optimizer"]]
-        self.hyper = np.array([s["momentum"], 0.9, 0.999, 1e-8])
+        self.hyper = optim.hyper_array(momentum=s["momentum"])
         self.state = np.zeros((2, self.model.n_params), dtype=self.model.dtype)
         self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
         self.data_rng = np.random.default_rng([s["seed"], 1])
@@ -381,8 +382,9 @@ class _Run:
     def record(self, n, done, losses, norms, errors, elapsed):
         """Account for a chunk of n iterations of which ``done`` finished; return its row.
 
-        Returns None when the loss or gradient became non-finite (the run is then
-        "diverged" and ``error`` says where).
+        When the loss or gradient became non-finite (``done < n``) the run is
+        "diverged" and ``error`` says where; the ``done`` iterations applied before
+        the bad one still get their row, and None is returned only when there are none.
         """
         s, B = self.s, self.B
         if done < n:
@@ -391,7 +393,9 @@ class _Run:
             advice = "try --clip 1.0 or a smaller --lr" if s["clip"] is None else "try a smaller --lr or --clip"
             self.error = (f"the loss became NaN or infinite at iteration {bad}; training stopped there "
                           f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
-            return None
+            if done == 0:
+                return None
+            n = done
         self.done += n
         self.tracker.add(errors[: n * B], self.done - n, B)
         row = dict(
