@@ -167,7 +167,7 @@ class Optimizer:
 
     def step(self, model, grads):
         """Clip ``grads`` (a dict like ``model.params``), update the model; return the pre-clip norm."""
-        flat = model._flatten_grads(grads)
+        flat = model.flatten_grads(grads)
         if self._state is None or self._state.shape[1] != flat.shape[0] or self._state.dtype != flat.dtype:
             self._state = np.zeros((2, flat.shape[0]), dtype=flat.dtype)
         norm = clip_grads(flat, self.clip_norm, self.clip_value)

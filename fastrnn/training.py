@@ -1,7 +1,7 @@
 """The training loop: ``fastrnn.train(task="binary", iters=20000, seed=0)``.
 
 Python owns the chunks (``log_every`` iterations each), the data, the progress bar
-and the CSV rows; one kernel call (:func:`fastrnn._train_kernel.train_chunk`) runs
+and the CSV rows; one kernel call (:func:`fastrnn.engine.train_chunk`) runs
 every iteration of a chunk. Numba's compile (or cache load) happens before the
 clock starts, so ``train_seconds`` is training time alone.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _train_kernel, optim
+from . import _checks, engine, optim
 from .exceptions import InvalidArgument, NumericalError
 from .metrics import COLUMNS, MetricsWriter, check_new_file
 from .model import RNN
@@ -198,11 +198,11 @@ def train(task="binary", iters=None, batch=None, hidden=None, layers=1, activati
     model, B, chunk = run.model, run.B, s["log_every"]
     buf = np.empty(run.scratch_size(), dtype=model.dtype)
     losses, norms, errors = np.empty(chunk), np.empty(chunk), np.empty(chunk * B, dtype=np.int64)
+    hstate = engine.new_state(model, B)
 
     def call(X, Y, M, n):
-        return _train_kernel.train_chunk(model.theta, model._dims, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper,
-                                         run.state, run.done, run.clip_norm, 0.0, buf, losses[:n], norms[:n],
-                                         errors[: n * B], True)
+        return engine.train_chunk(model, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper, run.state, run.done,
+                                  run.clip_norm, 0.0, hstate, None, buf, losses[:n], norms[:n], errors[: n * B])
 
     # Compile (or load from numba's cache) before the clock starts: zero iterations.
     t0 = time.perf_counter()
@@ -276,7 +276,8 @@ def train_many(settings_list):
     n_models, B, chunk, dt = len(runs), first.B, first.s["log_every"], first.model.dtype
     P = first.model.n_params
     thetas = np.stack([r.model.theta for r in runs])
-    dims = np.stack([r.model._dims for r in runs])
+    dims = np.stack([r.model.dims for r in runs])
+    hstates = np.zeros((n_models, engine.state_size(first.model, B)), dtype=dt)
     states = np.zeros((n_models, 2, P), dtype=dt)
     bufs = np.empty((n_models, first.scratch_size()), dtype=dt)
     Ks = np.array([r.K for r in runs], dtype=np.int64)
@@ -291,8 +292,8 @@ def train_many(settings_list):
     step0 = np.zeros(n_models, dtype=np.int64)
 
     def call(X, Y, M):
-        _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, B, kinds, lrs, hypers, states, step0, clips, bufs,
-                                        n_iters, losses, norms, errors, done, False)
+        engine.train_chunks_many(thetas, dims, Ks, X, Y, M, B, kinds, lrs, hypers, states, step0, clips, hstates, None,
+                                 bufs, n_iters, losses, norms, errors, done)
 
     def stacked(batches):
         X = np.stack([b[0] for b in batches])
@@ -353,7 +354,7 @@ class _Run:
         self.done = 0
 
     def scratch_size(self):
-        return _train_kernel.chunk_scratch_size(self.T, self.B, self.model._dims, self.model.n_params)
+        return engine.chunk_scratch_size(self.model, self.T, self.B)
 
     def remaining(self):
         return self.status == "completed" and self.done < self.s["iters"]
