@@ -103,7 +103,7 @@ def transpose_params(theta, dims, thetaT):
 # ------------------------------------------------------------------------ workspace
 
 #: Number of buffers :func:`workspace` carves.
-N_BUFFERS = 20
+N_BUFFERS = 14
 
 
 @njit(**JIT)
@@ -117,8 +117,7 @@ def _workspace_sizes(T, B, dims):
     R = cells.carry_size(cell, H)
     sep = 1 if cells.separate_dah(cell) else 0
     return (TB * I, TB * O, TB, L * (T + 1) * B * H, L * (S - 1) * (T + 1) * B * H, L * TB * C, TB * GH, B * GH,
-            TB * O, TB * O, TB * H, L * TB * GH, sep * L * TB * GH, L * B * GH, L * B * GH, sep * L * B * GH,
-            sep * L * B * GH, L * B * R, L * B * R, B * H)
+            TB * O, TB * O, TB * H, L * TB * GH, sep * L * TB * GH, (2 + 2 * sep) * L * B * GH + 2 * L * B * R + B * H)
 
 
 @njit(**JIT)
@@ -147,16 +146,17 @@ def workspace(buf, off, T, B, dims):
     calls matters: fresh buffers of a few hundred kB come from mmap and cost a page
     fault per 4 kB on first touch (measured 400 us of a 1 ms call at the digit shape).
 
-    Returns ``(xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dxc, dxn,
-    dhc, dhn, rc, rn, dh)``: flat views holding, as row-major matrices, xt (T*B, I),
+    Returns ``(xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd)``: flat
+    views holding, as row-major matrices, xt (T*B, I),
     yt (T*B, O), mt (T*B,) time-major copies of the data; hs (L*(T+1)*B, H) the
     h states and cs (L*(S-1)*(T+1)*B, H) the cell's other states; cache the cell's
     per-step cache; xu (T*B, G*H) the current layer's input projection plus bias;
     tmp (B, G*H); z (T*B, O) logits, then predictions; g (T*B, O) dL/dz; gv
-    (T*B, H) g V; dsx and dsh (L*T*B, G*H) da_x and da_h summed over loss origins;
-    dxc, dxn, dhc, dhn (L*B, G*H) da_x and da_h of the step in hand and the step
-    after it; rc, rn the cell's carried state-gradients; dh (B, H). The da_h
-    buffers are empty for a cell whose da_h is da_x (the driver aliases them).
+    (T*B, H) g V; dsx and dsh (L*T*B, G*H) da_x and da_h summed over loss origins
+    (dsh is empty for a cell whose da_h is da_x: the driver aliases them); dd the
+    per-step deltas, carved by :func:`_delta_offsets`. One buffer with integer
+    offsets, not seven arrays, keeps the backward functions' argument lists short,
+    which keeps their compile time down.
     """
     sizes = _workspace_sizes(T, B, dims)
     o = np.empty(N_BUFFERS + 1, np.int64)
@@ -166,8 +166,7 @@ def workspace(buf, off, T, B, dims):
     return (
         buf[o[0] : o[1]], buf[o[1] : o[2]], buf[o[2] : o[3]], buf[o[3] : o[4]], buf[o[4] : o[5]],
         buf[o[5] : o[6]], buf[o[6] : o[7]], buf[o[7] : o[8]], buf[o[8] : o[9]], buf[o[9] : o[10]],
-        buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[13] : o[14]], buf[o[14] : o[15]],
-        buf[o[15] : o[16]], buf[o[16] : o[17]], buf[o[17] : o[18]], buf[o[18] : o[19]], buf[o[19] : o[20]],
+        buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[13] : o[14]],
     )
 
 
@@ -309,8 +308,24 @@ def head_loss(z, yt, mt, O, head, scale, g):
 
 
 @njit(**JIT)
-def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dxc, dxn, dhc, dhn, rc, rn, dh, tmp, blas):
-    """da_x and da_h of every layer at step k, top layer first, into dxc and dhc.
+def _delta_offsets(B, dims):
+    """Offsets in ``dd`` of da_x (L, B, G*H) for two steps, da_h for two steps (the
+    da_x ones again for a cell whose da_h is da_x), the cell's carried
+    state-gradient for two steps and dh (B, H)."""
+    H, L, cell = dims[1], dims[3], dims[6]
+    LBG = L * B * cells.gates(cell) * H
+    LBR = L * B * cells.carry_size(cell, H)
+    x0, x1 = B - B, LBG
+    h0, h1 = x0, x1
+    if cells.separate_dah(cell):
+        h0, h1 = 2 * LBG, 3 * LBG
+    r0 = h1 + LBG
+    return x0, x1, h0, h1, r0, r0 + LBR, r0 + 2 * LBR
+
+
+@njit(**JIT)
+def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, xc, xn, hc, hn, rc, rn, dho, tmp, blas):
+    """da_x and da_h of every layer at step k, top layer first, into dd at xc and hc.
 
     dh^l_k = [l top and inject] g_k V + [has_next] da_h^l_{k+1} W_l
              + [l below top] da_x^{l+1}_k U_{l+1}; the cell turns it (with its
@@ -329,27 +344,27 @@ def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dxc, 
         if l == L - 1 and inject:
             src = k * BH
             for e in range(BH):
-                dh[e] = gv[src + e]
+                dd[dho + e] = gv[src + e]
         else:
             for e in range(BH):
-                dh[e] = 0.0
+                dd[dho + e] = 0.0
         if has_next:
-            mm(dhn, d, B, GH, theta, o + GH * Il, H, tmp, blas)
+            mm(dd, hn + d, B, GH, theta, o + GH * Il, H, tmp, blas)
             for e in range(BH):
-                dh[e] += tmp[e]
+                dd[dho + e] += tmp[e]
         if l < L - 1:
-            mm(dxc, d + B * GH, B, GH, theta, layer_offset(dims, l + 1), H, tmp, blas)
+            mm(dd, xc + d + B * GH, B, GH, theta, layer_offset(dims, l + 1), H, tmp, blas)
             for e in range(BH):
-                dh[e] += tmp[e]
+                dd[dho + e] += tmp[e]
         hbase = l * (T + 1) * BH
         cbase = l * (S - 1) * (T + 1) * BH
-        cells.backward_step(cell, act, B, H, dh, has_next, rn, rc, l * B * R, theta, o + GH * (Il + H + 1), hs,
-                            hbase + k * BH, hbase + (k + 1) * BH, cs, cbase + k * (S - 1) * BH,
-                            cbase + (k + 1) * (S - 1) * BH, cache, (l * T + k) * B * C, dxc, dhc, d)
+        cells.backward_step(cell, act, B, H, dd, dho, has_next, rn + l * B * R, rc + l * B * R, xc + d, hc + d, theta,
+                            o + GH * (Il + H + 1), hs, hbase + k * BH, hbase + (k + 1) * BH, cs,
+                            cbase + k * (S - 1) * BH, cbase + (k + 1) * (S - 1) * BH, cache, (l * T + k) * B * C)
 
 
 @njit(**JIT)
-def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dxc, dxn, dhc, dhn, rc, rn, dh, tmp, grad, blas):
+def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas):
     """BPTT from g = dL/dz; writes every parameter's gradient into ``grad``.
 
     K < 0: full BPTT, one backward sweep. K >= 0: the loss at step t reaches only
@@ -357,13 +372,14 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dxc, dxn,
     da_x and da_h of all origins are summed per step (``dsx``, ``dsh``; they are
     linear in the incoming gradient), which is all the weight gradients need.
     K >= T - 1 is full BPTT and takes the single sweep. For a cell whose da_h is
-    its da_x the da_h buffers are aliases of the da_x ones (no copy).
+    its da_x the da_h sums and deltas are the da_x ones (no copy).
     """
     I, H, O, L, cell = dims[0], dims[1], dims[2], dims[3], dims[6]
     GH = cells.gates(cell) * H
     sep = cells.separate_dah(cell)
     if not sep:
-        dsh, dhc, dhn = dsx, dxc, dxn
+        dsh = dsx
+    xc, xn, hc, hn, rc, rn, dho = _delta_offsets(B, dims)
     TB = T * B
     BGH = B * GH
     zero = T - T  # a run-time 0: a literal 0 would compile extra specialisations (see _linalg)
@@ -379,17 +395,17 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dxc, dxn,
         t0 = T - 1 if full else origin
         k_min = 0 if full else (t0 - K if t0 > K else 0)
         for k in range(t0, k_min - 1, -1):
-            _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, full or k == t0, k < t0, dxc, dxn, dhc, dhn, rc, rn,
-                        dh, tmp, blas)
+            _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, full or k == t0, k < t0, dd, xc, xn, hc, hn, rc, rn,
+                        dho, tmp, blas)
             for l in range(L):
                 dst = (l * T + k) * BGH
                 for e in range(BGH):
-                    dsx[dst + e] += dxc[l * BGH + e]
+                    dsx[dst + e] += dd[xc + l * BGH + e]
                 if sep:
                     for e in range(BGH):
-                        dsh[dst + e] += dhc[l * BGH + e]
-            dxc, dxn = dxn, dxc
-            dhc, dhn = dhn, dhc
+                        dsh[dst + e] += dd[hc + l * BGH + e]
+            xc, xn = xn, xc
+            hc, hn = hn, hc
             rc, rn = rn, rc
     for l in range(L):
         o = layer_offset(dims, l)
@@ -410,14 +426,14 @@ def loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, n_rows, lo, hi, scale, 
 
     The initial states are rows lo..hi-1 of the flat (L, S, n_rows, H) ``h0`` (empty: zeros).
     """
-    xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dxc, dxn, dhc, dhn, rc, rn, dh = ws
+    xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd = ws
     T = X.shape[1]
     B = hi - lo
     load_data(X, Y, M, lo, hi, xt, yt, mt)
     load_state(h0, lo, n_rows, dims, T, B, hs, cs)
     forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas)
     loss = head_loss(z, yt, mt, dims[2], dims[5], scale, g)
-    backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dxc, dxn, dhc, dhn, rc, rn, dh, tmp, grad, blas)
+    backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas)
     return loss
 
 

@@ -90,8 +90,7 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
     head = dims[5]
     thetaT = buf[:P]
     grad = buf[P : 2 * P]
-    xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dxc, dxn, dhc, dhn, rc, rn, dh = workspace(buf, 2 * P, T,
-                                                                                                       batch, dims)
+    xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd = workspace(buf, 2 * P, T, batch, dims)
     zero = T - T  # a run-time 0 (see _linalg on literals)
     for it in range(n_iters):
         if resets.shape[0] == 0 or resets[it] != 0:
@@ -104,8 +103,7 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
         loss = head_loss(z, yt, mt, O, head, 1.0 / batch, g)
         if not np.isfinite(loss):
             return it
-        backward(theta, dims, K, T, batch, xt, hs, cs, cache, g, gv, dsx, dsh, dxc, dxn, dhc, dhn, rc, rn, dh, tmp,
-                 grad, blas)
+        backward(theta, dims, K, T, batch, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas)
         norm = clip_grads(grad, clip_norm, clip_value)
         if not np.isfinite(norm):
             return it

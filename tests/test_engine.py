@@ -153,3 +153,40 @@ def test_many_models_carry_their_own_state(rng):
         np.testing.assert_array_equal(thetas[m], theta)
         np.testing.assert_array_equal(hstates[m], hstate)
         np.testing.assert_array_equal(losses[m], ls)
+
+
+# ---------------------------------------------------------------- cell seam and public names
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_layout_tiles_theta_in_the_documented_order(layers):
+    model = fastrnn.RNN(3, 4, 2, layers=layers)
+    expected = []
+    for l in range(layers):
+        expected += [(f"U{l}", (4, 3 if l == 0 else 4)), (f"W{l}", (4, 4)), (f"b{l}", (4,))]
+    expected += [("V", (2, 4)), ("c", (2,))]
+    assert [(name, shape) for name, shape, _ in model.layout] == expected
+    end = 0
+    for name, shape, off in model.layout:
+        assert off == end, name
+        end += int(np.prod(shape))
+    assert end == model.n_params == model.theta.shape[0]
+    assert model.dims.tolist()[:4] == [3, 4, 2, layers] and model.dims.dtype == np.int64
+
+
+def test_the_cell_is_an_argument_saved_with_the_model(tmp_path):
+    model = fastrnn.RNN(2, 3, 2, cell="rnn")
+    assert model.config()["cell"] == "rnn"
+    loaded = fastrnn.RNN.load(model.save(tmp_path / "m.npz"))
+    assert loaded.cell == "rnn" and loaded.config() == model.config()
+    with pytest.raises(fastrnn.InvalidArgument, match="cell must be one of"):
+        fastrnn.RNN(2, 3, 2, cell="gru-not-yet")
+
+
+def test_flatten_grads_is_the_layout_of_theta(rng):
+    model = fastrnn.RNN(3, 4, 2, layers=2)
+    X, Y, _ = make_data(rng, 2, 5, 3, 2, "softmax")
+    _, grads = model.loss_and_grads(X, Y)
+    flat = model.flatten_grads(grads)
+    for name, shape, off in model.layout:
+        np.testing.assert_array_equal(flat[off : off + int(np.prod(shape))].reshape(shape), grads[name])

@@ -95,8 +95,11 @@ def forward_step(cell, act, B, H, xu, xoff, hw, theta, eoff, hs, hprev, hout, cs
 
 
 @njit(**JIT)
-def backward_step(cell, act, B, H, dh, has_next, carry_next, carry_cur, roff, theta, eoff, hs, hprev, hcur, cs, cprev,
-                  ccur, cache, coff, dax, dah, daoff):
-    """One step of one layer backward: da_x, da_h (at ``daoff``) and the carry for step t-1."""
+def backward_step(cell, act, B, H, dd, dh, has_next, rnext, rcur, dax, dah, theta, eoff, hs, hprev, hcur, cs, cprev,
+                  ccur, cache, coff):
+    """One step of one layer backward, all deltas in the one buffer ``dd``: read dh (B, H)
+    at ``dd[dh:]`` and the carry of step t+1 at ``dd[rnext:]`` (valid if has_next);
+    write da_x (B, G*H) at ``dd[dax:]``, da_h at ``dd[dah:]`` (the same offset for a
+    cell without SEPARATE_DAH) and the carry for step t-1 at ``dd[rcur:]``."""
     if cell == RNN:
-        rnn.backward_step(act, B * H, dh, hs, hcur, dax, daoff)
+        rnn.backward_step(act, B * H, dd, dh, hs, hcur, dax)

@@ -48,16 +48,16 @@ def forward_step(act, n, xu, xoff, hw, hs, hoff):
 
 
 @njit(**JIT)
-def backward_step(act, n, dh, hs, hoff, da, doff):
-    """da[doff + e] = f'(a) * dh[e], with f'(a) written from h = hs[hoff + e]."""
+def backward_step(act, n, dd, dh, hs, hoff, da):
+    """dd[da + e] = f'(a) * dd[dh + e], with f'(a) written from h = hs[hoff + e]."""
     if act == TANH:
         for e in range(n):
             h = hs[hoff + e]
-            da[doff + e] = dh[e] * (1.0 - h * h)
+            dd[da + e] = dd[dh + e] * (1.0 - h * h)
     elif act == SIGMOID:
         for e in range(n):
             h = hs[hoff + e]
-            da[doff + e] = dh[e] * (h * (1.0 - h))
+            dd[da + e] = dd[dh + e] * (h * (1.0 - h))
     else:
         for e in range(n):
-            da[doff + e] = dh[e] if hs[hoff + e] > 0.0 else 0.0
+            dd[da + e] = dd[dh + e] if hs[hoff + e] > 0.0 else 0.0
