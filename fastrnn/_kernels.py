@@ -41,7 +41,6 @@ from numba import njit, prange
 from . import cells
 from ._linalg import colsum, mm, mm_tn
 from ._mathfn import exp, sigmoid
-from .cells.rnn import ACTIVATIONS, RELU, SIGMOID, TANH  # noqa: F401 (the vanilla cell's codes, re-exported)
 from .config import JIT, JIT_PARALLEL
 
 HEAD_SOFTMAX, HEAD_SIGMOID, HEAD_LINEAR = 0, 1, 2

@@ -62,7 +62,7 @@ class RNN:
         self.n_hidden = _checks.check_int("n_hidden", n_hidden, minimum=1)
         self.n_out = _checks.check_int("n_out", n_out, minimum=1)
         self.layers = _checks.check_int("layers", layers, minimum=1)
-        self.activation = _checks.check_choice("activation", activation, tuple(_kernels.ACTIVATIONS))
+        self.activation = _checks.check_choice("activation", activation, tuple(cells.rnn.ACTIVATIONS))
         self.head = _checks.check_choice("head", head, tuple(_kernels.HEADS))
         self.dtype = np.dtype(_checks.check_choice("dtype", str(np.dtype(dtype)) if _is_dtype_like(dtype) else dtype, DTYPES))
         self._dtype_name = self.dtype.name  # numpy builds dtype.name anew each time (about 2 us)
@@ -70,7 +70,7 @@ class RNN:
         self.init_scale = None if init_scale is None else _checks.check_float("init_scale", init_scale, positive=True)
         self.cell = _checks.check_choice("cell", cell, tuple(cells.CELLS))
         self._dims = np.array(
-            [self.n_in, self.n_hidden, self.n_out, self.layers, _kernels.ACTIVATIONS[self.activation],
+            [self.n_in, self.n_hidden, self.n_out, self.layers, cells.rnn.ACTIVATIONS[self.activation],
              _kernels.HEADS[self.head], cells.CELLS[self.cell]],
             dtype=np.int64,
         )
