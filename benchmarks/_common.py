@@ -88,13 +88,13 @@ def fastrnn_after_sgd(p0, X, Y, activation, head, n, lr=0.1):
     time counts (and that tests/test_benchmark_baselines.py checks the numpy ones on).
     """
     import fastrnn
-    from fastrnn import _train_kernel
+    from fastrnn import engine
 
     model = fastrnn.RNN(X.shape[2], p0["W0"].shape[0], Y.shape[2], activation=activation, head=head)
     for k, v in p0.items():
         model.params[k][...] = v
     P = model.n_params
-    buf = np.empty(_train_kernel.chunk_scratch_size(X.shape[1], 1, model._dims, P))
-    _train_kernel.train_chunk(model.theta, model._dims, -1, X, Y, np.zeros((0, 0)), 1, 0, lr, np.zeros(4), np.zeros((2, P)),
-                              0, 0.0, 0.0, buf, np.empty(n), np.empty(n), np.empty(n, dtype=np.int64), True)
+    buf = np.empty(engine.chunk_scratch_size(model, X.shape[1], 1))
+    engine.train_chunk(model, -1, X, Y, np.zeros((0, 0)), 1, 0, lr, np.zeros(5), np.zeros((2, P)), 0, 0.0, 0.0,
+                       engine.new_state(model, 1), None, buf, np.empty(n), np.empty(n), np.empty(n, dtype=np.int64))
     return {k: v.copy() for k, v in model.params.items()}

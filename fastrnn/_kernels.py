@@ -1,29 +1,34 @@
-"""JIT-compiled forward pass and BPTT for a stacked vanilla RNN (SPEC.md).
+"""JIT-compiled forward pass and BPTT for a stacked RNN of any registered cell (SPEC.md).
 
-Numbers only: no checks, no I/O. Everything here is called by the public wrappers in
-:mod:`fastrnn.model` (and the training loop), which validate first.
+Numbers only: no checks, no I/O. Everything here is called through
+:mod:`fastrnn.engine`, whose callers validate first.
 
 Conventions
 -----------
 * Inputs arrive batch-major as users hold them: ``X (B, T, I)``, ``Y (B, T, O)``,
-  ``M (B, T)`` and ``h0 (L, B, H)``. An empty ``M`` (shape (0, 0)) means "every step
-  has a target" and an empty ``h0`` means zeros, so callers allocate nothing.
+  ``M (B, T)``. An empty ``M`` (shape (0, 0)) means "every step has a target".
+  Recurrent states travel flat, laid out ``(L, S, B, H)`` (S state vectors per
+  layer, h first); an empty one means zeros, so callers allocate nothing.
 * All parameters live in one flat vector ``theta`` laid out per layer as
-  ``U_l (H, I_l), W_l (H, H), b_l (H,)`` and then ``V (O, H), c (O,)``
-  (``I_0 = I``, ``I_l = H`` above). ``thetaT`` holds the same matrices transposed, so
-  that every product is ``rows @ (k, n)`` on contiguous memory. Gradients use the
-  layout of ``theta``; :func:`fastrnn.params.layout` is the Python twin of
-  :func:`layer_offset`.
-* ``dims`` is an int64 array ``[I, H, O, L, activation, head]``; activation and head
-  are the integer codes below, so one compiled kernel serves every combination
-  (one specialisation per dtype, not one per option).
+  ``U_l (G*H, I_l), W_l (G*H, H), b_l (G*H,)``, the cell's extras, and then
+  ``V (O, H), c (O,)`` (``I_0 = I``, ``I_l = H`` above; G is the cell's gate
+  count). :func:`layer_offset` is the one formula for it; :mod:`fastrnn.params`
+  builds the named views from it. ``thetaT`` holds the same matrices transposed,
+  so that every product is ``rows @ (k, n)`` on contiguous memory. Gradients use
+  the layout of ``theta``.
+* ``dims`` is an int64 array ``[I, H, O, L, activation, head, cell]``;
+  activation, head and cell are integer codes, so one compiled kernel serves every
+  combination (one specialisation per dtype, not one per option).
+* The driver here knows nothing about the cell: it computes xu = x U^T + b over
+  all rows and hw = h W^T per step, and the cell's elementwise step
+  (:mod:`fastrnn.cells`) does the rest, forward and backward.
 * Work buffers are flat arrays of rows, time-major inside: row ``t * B + i`` is
   sequence i at step t, so the B rows of one step are one contiguous block and
   the elementwise work of a step is one loop. The states of layer l start at row
   ``l * (T + 1) * B``, with ``h_0`` first. See :func:`workspace`.
 
 The time loop only does what must be sequential: ``h_{t-1} W^T`` forward and
-``delta_{t+1} W`` backward. The input projection, the output layer and every weight
+``da_h W`` backward. The input projection, the output layer and every weight
 gradient are single products over all ``T * B`` rows, outside the loop. Every buffer
 is allocated before the time loop.
 """
@@ -33,25 +38,45 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import cells
 from ._linalg import colsum, mm, mm_tn
-from ._mathfn import exp, sigmoid, tanh
+from ._mathfn import exp, sigmoid
 from .config import JIT, JIT_PARALLEL
 
-TANH, SIGMOID, RELU = 0, 1, 2
-ACTIVATIONS = {"tanh": TANH, "sigmoid": SIGMOID, "relu": RELU}
 HEAD_SOFTMAX, HEAD_SIGMOID, HEAD_LINEAR = 0, 1, 2
 HEADS = {"softmax": HEAD_SOFTMAX, "sigmoid": HEAD_SIGMOID, "linear": HEAD_LINEAR}
+#: Length of ``dims``; the fields in order.
+DIMS_FIELDS = ("n_in", "n_hidden", "n_out", "layers", "activation", "head", "cell")
 
 
 # --------------------------------------------------------------------------- layout
 
 
 @njit(**JIT)
-def layer_offset(l, I, H):
-    """Offset of U_l in theta; ``layer_offset(L, I, H)`` is the offset of V."""
+def layer_offset(dims, l):
+    """Offset of U_l in theta; ``layer_offset(dims, L)`` is the offset of V.
+
+    Layer l holds G*H*(I_l + H + 1) + extra entries: U_l, W_l, b_l, the cell's
+    extras. Called by the kernels and by :func:`fastrnn.params.layout` alike.
+    """
+    I, H, cell = dims[0], dims[1], dims[6]
+    GH = cells.gates(cell) * H
+    per_layer = GH * (H + H + 1) + cells.extra_size(cell, H)
     if l == 0:
-        return 0
-    return H * I + H * H + H + (l - 1) * (2 * H * H + H)
+        return l
+    return GH * (I + H + 1) + cells.extra_size(cell, H) + (l - 1) * per_layer
+
+
+@njit(**JIT)
+def param_count(dims):
+    """Entries of theta."""
+    return layer_offset(dims, dims[3]) + dims[2] * dims[1] + dims[2]
+
+
+@njit(**JIT)
+def state_size(dims, B):
+    """Entries of a flat (L, S, B, H) recurrent state."""
+    return dims[3] * cells.states(dims[6]) * B * dims[1]
 
 
 @njit(**JIT)
@@ -65,23 +90,33 @@ def _transpose_block(theta, thetaT, off, rows, cols):
 def transpose_params(theta, dims, thetaT):
     """Write U_l^T, W_l^T and V^T into ``thetaT`` at the offsets of U_l, W_l and V."""
     I, H, O, L = dims[0], dims[1], dims[2], dims[3]
+    GH = cells.gates(dims[6]) * H
     for l in range(L):
-        o = layer_offset(l, I, H)
+        o = layer_offset(dims, l)
         Il = I if l == 0 else H
-        _transpose_block(theta, thetaT, o, H, Il)
-        _transpose_block(theta, thetaT, o + H * Il, H, H)
-    _transpose_block(theta, thetaT, layer_offset(L, I, H), O, H)
+        _transpose_block(theta, thetaT, o, GH, Il)
+        _transpose_block(theta, thetaT, o + GH * Il, GH, H)
+    _transpose_block(theta, thetaT, layer_offset(dims, L), O, H)
 
 
 # ------------------------------------------------------------------------ workspace
 
+#: Number of buffers :func:`workspace` carves.
+N_BUFFERS = 14
+
 
 @njit(**JIT)
 def _workspace_sizes(T, B, dims):
-    """Lengths of the 12 buffers of :func:`workspace`, in order (the one place they are written)."""
-    I, H, O, L = dims[0], dims[1], dims[2], dims[3]
+    """Lengths of the buffers of :func:`workspace`, in order (the one place they are written)."""
+    I, H, O, L, cell = dims[0], dims[1], dims[2], dims[3], dims[6]
     TB = T * B
-    return (TB * I, TB * O, TB, L * (T + 1) * B * H, TB * H, B * H, TB * O, TB * O, TB * H, L * TB * H, L * B * H, L * B * H)
+    GH = cells.gates(cell) * H
+    S = cells.states(cell)
+    C = cells.cache_size(cell, H)
+    R = cells.carry_size(cell, H)
+    sep = 1 if cells.separate_dah(cell) else 0
+    return (TB * I, TB * O, TB, L * (T + 1) * B * H, L * (S - 1) * (T + 1) * B * H, L * TB * C, TB * GH, B * GH,
+            TB * O, TB * O, TB * H, L * TB * GH, sep * L * TB * GH, (2 + 2 * sep) * L * B * GH + 2 * L * B * R + B * H)
 
 
 @njit(**JIT)
@@ -97,7 +132,7 @@ def workspace_size(T, B, dims):
 def scratch_size(T, B, dims, n_threads):
     """Scratch a loss_and_grads call needs: thetaT, then per thread a gradient row
     (parallel only) and a workspace for its share of the batch."""
-    P = layer_offset(dims[3], dims[0], dims[1]) + dims[2] * dims[1] + dims[2]
+    P = param_count(dims)
     if n_threads == 1:
         return P + workspace_size(T, B, dims)
     return P + n_threads * (P + workspace_size(T, (B + n_threads - 1) // n_threads, dims))
@@ -110,28 +145,32 @@ def workspace(buf, off, T, B, dims):
     calls matters: fresh buffers of a few hundred kB come from mmap and cost a page
     fault per 4 kB on first touch (measured 400 us of a 1 ms call at the digit shape).
 
-    Returns ``(xt, yt, mt, hs, xu, tmp, z, g, gv, dsum, dcur, dnext)``: flat views
-    holding, as row-major matrices, xt (T*B, I), yt (T*B, O), mt (T*B,) time-major
-    copies of the data; hs (L*(T+1)*B, H) the states; xu (T*B, H) the current
-    layer's input projection plus bias; tmp (B, H); z (T*B, O) logits, then
-    predictions; g (T*B, O) dL/dz; gv (T*B, H) g V; dsum (L*T*B, H) the deltas
-    summed over loss origins; dcur and dnext (L*B, H) the deltas of the step in hand
-    and of the step after it.
+    Returns ``(xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd)``: flat
+    views holding, as row-major matrices, xt (T*B, I),
+    yt (T*B, O), mt (T*B,) time-major copies of the data; hs (L*(T+1)*B, H) the
+    h states and cs (L*(S-1)*(T+1)*B, H) the cell's other states; cache the cell's
+    per-step cache; xu (T*B, G*H) the current layer's input projection plus bias;
+    tmp (B, G*H); z (T*B, O) logits, then predictions; g (T*B, O) dL/dz; gv
+    (T*B, H) g V; dsx and dsh (L*T*B, G*H) da_x and da_h summed over loss origins
+    (dsh is empty for a cell whose da_h is da_x: the driver aliases them); dd the
+    per-step deltas, carved by :func:`_delta_offsets`. One buffer with integer
+    offsets, not seven arrays, keeps the backward functions' argument lists short,
+    which keeps their compile time down.
     """
     sizes = _workspace_sizes(T, B, dims)
-    o = np.empty(13, np.int64)
+    o = np.empty(N_BUFFERS + 1, np.int64)
     o[0] = off
-    for q in range(12):
+    for q in range(N_BUFFERS):
         o[q + 1] = o[q] + sizes[q]
     return (
-        buf[o[0] : o[1]], buf[o[1] : o[2]], buf[o[2] : o[3]], buf[o[3] : o[4]],
-        buf[o[4] : o[5]], buf[o[5] : o[6]], buf[o[6] : o[7]], buf[o[7] : o[8]],
-        buf[o[8] : o[9]], buf[o[9] : o[10]], buf[o[10] : o[11]], buf[o[11] : o[12]],
+        buf[o[0] : o[1]], buf[o[1] : o[2]], buf[o[2] : o[3]], buf[o[3] : o[4]], buf[o[4] : o[5]],
+        buf[o[5] : o[6]], buf[o[6] : o[7]], buf[o[7] : o[8]], buf[o[8] : o[9]], buf[o[9] : o[10]],
+        buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[13] : o[14]],
     )
 
 
 @njit(**JIT)
-def load_batch(X, Y, M, h0, lo, hi, xt, yt, mt, hs, L, H):
+def load_data(X, Y, M, lo, hi, xt, yt, mt):
     """Copy sequences lo..hi-1 of the batch-major data into the time-major buffers."""
     T, I, O = X.shape[1], X.shape[2], Y.shape[2]
     B = hi - lo
@@ -143,53 +182,73 @@ def load_batch(X, Y, M, h0, lo, hi, xt, yt, mt, hs, L, H):
             for q in range(O):
                 yt[r * O + q] = Y[lo + i, t, q]
             mt[r] = M[lo + i, t] if M.shape[0] > 0 else 1.0
+
+
+@njit(**JIT)
+def load_state(h0, lo, n_rows, dims, T, B, hs, cs):
+    """Initial states of rows lo..lo+B-1 of the flat (L, S, n_rows, H) ``h0`` (empty:
+    zeros) into step 0 of hs (h) and cs (the cell's other states)."""
+    H, L = dims[1], dims[3]
+    S = cells.states(dims[6])
     for l in range(L):
-        base = l * (T + 1) * B * H
-        for i in range(B):
-            for j in range(H):
-                hs[base + i * H + j] = h0[l, lo + i, j] if h0.shape[0] > 0 else 0.0
+        for s in range(S):
+            dst = l * (T + 1) * B * H if s == 0 else ((l * (S - 1) + s - 1) * (T + 1)) * B * H
+            src = ((l * S + s) * n_rows + lo) * H
+            out = hs if s == 0 else cs
+            if h0.shape[0] > 0:
+                for e in range(B * H):
+                    out[dst + e] = h0[src + e]
+            else:
+                for e in range(B * H):
+                    out[dst + e] = 0.0
+
+
+@njit(**JIT)
+def store_state(hs, cs, dims, T, B, lo, n_rows, h_final):
+    """The states after step T into rows lo..lo+B-1 of the flat (L, S, n_rows, H) h_final."""
+    H, L = dims[1], dims[3]
+    S = cells.states(dims[6])
+    for l in range(L):
+        for s in range(S):
+            src = (l * (T + 1) + T) * B * H if s == 0 else ((l * (S - 1) + s - 1) * (T + 1) + T) * B * H
+            dst = ((l * S + s) * n_rows + lo) * H
+            out = hs if s == 0 else cs
+            for e in range(B * H):
+                h_final[dst + e] = out[src + e]
 
 
 # -------------------------------------------------------------------------- forward
 
 
 @njit(**JIT)
-def _activate(pre, xu, xoff, hs, hoff, n, act):
-    """hs[hoff + e] = f(pre[e] + xu[xoff + e]) for the n = B*H entries of one step."""
-    if act == TANH:
-        for e in range(n):
-            hs[hoff + e] = tanh(pre[e] + xu[xoff + e])
-    elif act == SIGMOID:
-        for e in range(n):
-            hs[hoff + e] = sigmoid(pre[e] + xu[xoff + e])
-    else:
-        for e in range(n):
-            a = pre[e] + xu[xoff + e]
-            hs[hoff + e] = a if a > 0.0 else 0.0
-
-
-@njit(**JIT)
-def forward(theta, thetaT, dims, T, B, xt, hs, xu, tmp, z, blas):
-    """Run every layer over the sequences in xt (hs must hold h_0); logits into z."""
-    I, H, O, L, act = dims[0], dims[1], dims[2], dims[3], dims[4]
+def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas):
+    """Run every layer over the sequences in xt (hs, cs must hold the states at step 0); logits into z."""
+    I, H, O, L, act, cell = dims[0], dims[1], dims[2], dims[3], dims[4], dims[6]
+    G = cells.gates(cell)
+    S = cells.states(cell)
+    C = cells.cache_size(cell, H)
+    GH = G * H
     TB = T * B
     BH = B * H
     for l in range(L):
-        o = layer_offset(l, I, H)
+        o = layer_offset(dims, l)
         Il = I if l == 0 else H
-        # the layer's input: the data for layer 0, the states h_1..h_T of layer l-1 above it
+        # the layer's input: the data for layer 0, the states h_1..h_T of layer l-1 below it
         src = xt if l == 0 else hs
         src_off = 0 if l == 0 else ((l - 1) * (T + 1) * B + B) * H
-        mm(src, src_off, TB, Il, thetaT, o, H, xu, blas)
-        bo = o + H * Il + H * H
+        mm(src, src_off, TB, Il, thetaT, o, GH, xu, blas)
+        bo = o + GH * Il + GH * H
         for r in range(TB):
-            for j in range(H):
-                xu[r * H + j] += theta[bo + j]
+            for j in range(GH):
+                xu[r * GH + j] += theta[bo + j]
         base = l * (T + 1) * BH
+        cbase = l * (S - 1) * (T + 1) * BH
         for t in range(T):
-            mm(hs, base + t * BH, B, H, thetaT, o + H * Il, H, tmp, blas)
-            _activate(tmp, xu, t * BH, hs, base + (t + 1) * BH, BH, act)
-    oV = layer_offset(L, I, H)
+            mm(hs, base + t * BH, B, H, thetaT, o + GH * Il, GH, tmp, blas)
+            cells.forward_step(cell, act, B, H, xu, t * B * GH, tmp, theta, bo + GH, hs, base + t * BH,
+                               base + (t + 1) * BH, cs, cbase + t * (S - 1) * BH, cbase + (t + 1) * (S - 1) * BH,
+                               cache, (l * T + t) * B * C)
+    oV = layer_offset(dims, L)
     mm(hs, ((L - 1) * (T + 1) * B + B) * H, TB, H, thetaT, oV, O, z, blas)
     for r in range(TB):
         for k in range(O):
@@ -248,110 +307,133 @@ def head_loss(z, yt, mt, O, head, scale, g):
 
 
 @njit(**JIT)
-def _delta_step(theta, dims, T, B, hs, gv, k, inject, has_next, dcur, dnext, tmp, blas):
-    """delta of every layer at step k, top layer first, into dcur.
-
-    delta^l_k = f'(a^l_k) * ([l top and inject] g_k V + [has_next] delta^l_{k+1} W_l
-                             + [l below top] delta^{l+1}_k U_{l+1})
-    """
-    I, H, L, act = dims[0], dims[1], dims[3], dims[4]
-    BH = B * H
-    for l in range(L - 1, -1, -1):
-        d = l * BH
-        if l == L - 1 and inject:
-            src = k * BH
-            for e in range(BH):
-                dcur[d + e] = gv[src + e]
-        else:
-            for e in range(BH):
-                dcur[d + e] = 0.0
-        if has_next:
-            Il = I if l == 0 else H
-            mm(dnext, d, B, H, theta, layer_offset(l, I, H) + H * Il, H, tmp, blas)
-            for e in range(BH):
-                dcur[d + e] += tmp[e]
-        if l < L - 1:
-            mm(dcur, d + BH, B, H, theta, layer_offset(l + 1, I, H), H, tmp, blas)
-            for e in range(BH):
-                dcur[d + e] += tmp[e]
-        hoff = (l * (T + 1) + k + 1) * BH
-        if act == TANH:
-            for e in range(BH):
-                h = hs[hoff + e]
-                dcur[d + e] *= 1.0 - h * h
-        elif act == SIGMOID:
-            for e in range(BH):
-                h = hs[hoff + e]
-                dcur[d + e] *= h * (1.0 - h)
-        else:
-            for e in range(BH):
-                dcur[d + e] = dcur[d + e] if hs[hoff + e] > 0.0 else 0.0
+def _delta_offsets(B, dims):
+    """Offsets in ``dd`` of da_x (L, B, G*H) for two steps, da_h for two steps (the
+    da_x ones again for a cell whose da_h is da_x), the cell's carried
+    state-gradient for two steps and dh (B, H)."""
+    H, L, cell = dims[1], dims[3], dims[6]
+    LBG = L * B * cells.gates(cell) * H
+    LBR = L * B * cells.carry_size(cell, H)
+    x0, x1 = B - B, LBG
+    h0, h1 = x0, x1
+    if cells.separate_dah(cell):
+        h0, h1 = 2 * LBG, 3 * LBG
+    r0 = h1 + LBG
+    return x0, x1, h0, h1, r0, r0 + LBR, r0 + 2 * LBR
 
 
 @njit(**JIT)
-def backward(theta, dims, K, T, B, xt, hs, g, gv, dsum, dcur, dnext, tmp, grad, blas):
+def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, xc, xn, hc, hn, rc, rn, dho, tmp, blas):
+    """da_x and da_h of every layer at step k, top layer first, into dd at xc and hc.
+
+    dh^l_k = [l top and inject] g_k V + [has_next] da_h^l_{k+1} W_l
+             + [l below top] da_x^{l+1}_k U_{l+1}; the cell turns it (with its
+    carried state-gradient from step k+1) into da_x^l_k and da_h^l_k.
+    """
+    I, H, L, act, cell = dims[0], dims[1], dims[3], dims[4], dims[6]
+    GH = cells.gates(cell) * H
+    S = cells.states(cell)
+    C = cells.cache_size(cell, H)
+    R = cells.carry_size(cell, H)
+    BH = B * H
+    for l in range(L - 1, -1, -1):
+        o = layer_offset(dims, l)
+        Il = I if l == 0 else H
+        d = l * B * GH
+        if l == L - 1 and inject:
+            src = k * BH
+            for e in range(BH):
+                dd[dho + e] = gv[src + e]
+        else:
+            for e in range(BH):
+                dd[dho + e] = 0.0
+        if has_next:
+            mm(dd, hn + d, B, GH, theta, o + GH * Il, H, tmp, blas)
+            for e in range(BH):
+                dd[dho + e] += tmp[e]
+        if l < L - 1:
+            mm(dd, xc + d + B * GH, B, GH, theta, layer_offset(dims, l + 1), H, tmp, blas)
+            for e in range(BH):
+                dd[dho + e] += tmp[e]
+        hbase = l * (T + 1) * BH
+        cbase = l * (S - 1) * (T + 1) * BH
+        cells.backward_step(cell, act, B, H, dd, dho, has_next, rn + l * B * R, rc + l * B * R, xc + d, hc + d, theta,
+                            o + GH * (Il + H + 1), hs, hbase + k * BH, hbase + (k + 1) * BH, cs,
+                            cbase + k * (S - 1) * BH, cbase + (k + 1) * (S - 1) * BH, cache, (l * T + k) * B * C)
+
+
+@njit(**JIT)
+def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas):
     """BPTT from g = dL/dz; writes every parameter's gradient into ``grad``.
 
     K < 0: full BPTT, one backward sweep. K >= 0: the loss at step t reaches only
     steps t-K..t (SPEC.md), so each loss origin gets its own sweep of K + 1 steps;
-    the deltas of all origins are summed per step (``dsum``), which is all the
-    weight gradients need. K >= T - 1 is full BPTT and takes the single sweep.
+    da_x and da_h of all origins are summed per step (``dsx``, ``dsh``; they are
+    linear in the incoming gradient), which is all the weight gradients need.
+    K >= T - 1 is full BPTT and takes the single sweep. For a cell whose da_h is
+    its da_x the da_h sums and deltas are the da_x ones (no copy).
     """
-    I, H, O, L = dims[0], dims[1], dims[2], dims[3]
+    I, H, O, L, cell = dims[0], dims[1], dims[2], dims[3], dims[6]
+    GH = cells.gates(cell) * H
+    sep = cells.separate_dah(cell)
+    if not sep:
+        dsh = dsx
+    xc, xn, hc, hn, rc, rn, dho = _delta_offsets(B, dims)
     TB = T * B
-    BH = B * H
+    BGH = B * GH
     zero = T - T  # a run-time 0: a literal 0 would compile extra specialisations (see _linalg)
-    oV = layer_offset(L, I, H)
+    oV = layer_offset(dims, L)
     mm(g, zero, TB, O, theta, oV, H, gv, blas)
     full = K < 0 or K >= T - 1
-    dsum[:] = 0.0
+    dsx[:] = 0.0
+    if sep:
+        dsh[:] = 0.0
     # Full BPTT is one sweep from the last step, every step's loss joining as it
     # passes; truncated BPTT is one sweep per loss origin t0, over steps t0..t0-K.
     for origin in range(1 if full else T):
         t0 = T - 1 if full else origin
         k_min = 0 if full else (t0 - K if t0 > K else 0)
         for k in range(t0, k_min - 1, -1):
-            _delta_step(theta, dims, T, B, hs, gv, k, full or k == t0, k < t0, dcur, dnext, tmp, blas)
+            _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, full or k == t0, k < t0, dd, xc, xn, hc, hn, rc, rn,
+                        dho, tmp, blas)
             for l in range(L):
-                dst = (l * T + k) * BH
-                for e in range(BH):
-                    dsum[dst + e] += dcur[l * BH + e]
-            dcur, dnext = dnext, dcur
+                dst = (l * T + k) * BGH
+                for e in range(BGH):
+                    dsx[dst + e] += dd[xc + l * BGH + e]
+                if sep:
+                    for e in range(BGH):
+                        dsh[dst + e] += dd[hc + l * BGH + e]
+            xc, xn = xn, xc
+            hc, hn = hn, hc
+            rc, rn = rn, rc
     for l in range(L):
-        o = layer_offset(l, I, H)
+        o = layer_offset(dims, l)
         Il = I if l == 0 else H
-        dl = l * TB * H
+        dl = l * TB * GH
         src = xt if l == 0 else hs
         src_off = zero if l == 0 else ((l - 1) * (T + 1) * B + B) * H
-        mm_tn(dsum, dl, H, src, src_off, Il, TB, grad, o, blas)
-        mm_tn(dsum, dl, H, hs, l * (T + 1) * BH, H, TB, grad, o + H * Il, blas)
-        colsum(dsum, dl, TB, H, grad, o + H * Il + H * H)
+        mm_tn(dsx, dl, GH, src, src_off, Il, TB, grad, o, blas)
+        mm_tn(dsh, dl, GH, hs, l * (T + 1) * B * H, H, TB, grad, o + GH * Il, blas)
+        colsum(dsx, dl, TB, GH, grad, o + GH * Il + GH * H)
     mm_tn(g, zero, O, hs, ((L - 1) * (T + 1) * B + B) * H, H, TB, grad, oV, blas)
     colsum(g, zero, TB, O, grad, oV + O * H)
 
 
 @njit(**JIT)
-def loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, lo, hi, scale, grad, ws, blas):
-    """Forward, loss and BPTT over sequences lo..hi-1 of the batch."""
-    xt, yt, mt, hs, xu, tmp, z, g, gv, dsum, dcur, dnext = ws
+def loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, n_rows, lo, hi, scale, grad, ws, blas):
+    """Forward, loss and BPTT over sequences lo..hi-1 of the batch.
+
+    The initial states are rows lo..hi-1 of the flat (L, S, n_rows, H) ``h0`` (empty: zeros).
+    """
+    xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd = ws
     T = X.shape[1]
     B = hi - lo
-    load_batch(X, Y, M, h0, lo, hi, xt, yt, mt, hs, dims[3], dims[1])
-    forward(theta, thetaT, dims, T, B, xt, hs, xu, tmp, z, blas)
+    load_data(X, Y, M, lo, hi, xt, yt, mt)
+    load_state(h0, lo, n_rows, dims, T, B, hs, cs)
+    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas)
     loss = head_loss(z, yt, mt, dims[2], dims[5], scale, g)
-    backward(theta, dims, K, T, B, xt, hs, g, gv, dsum, dcur, dnext, tmp, grad, blas)
+    backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas)
     return loss
-
-
-@njit(**JIT)
-def store_final_state(hs, T, B, lo, h_final):
-    """h_final[l, lo + i] = the state of layer l after step T."""
-    L, H = h_final.shape[0], h_final.shape[2]
-    for l in range(L):
-        r = (l * (T + 1) + T) * B
-        for i in range(B):
-            for j in range(H):
-                h_final[l, lo + i, j] = hs[(r + i) * H + j]
 
 
 # -------------------------------------------------------------------------- drivers
@@ -359,17 +441,17 @@ def store_final_state(hs, T, B, lo, h_final):
 
 @njit(**JIT)
 def predict(theta, dims, X, h0, yhat, states, blas):
-    """Forward pass only: yhat (B, T, O) and states (L, B, T, H) of h_1..h_T."""
+    """Forward pass only: yhat (B, T, O) and states (L, B, T, H) of h_1..h_T; h0 flat (L, S, B, H) or empty."""
     B, T = X.shape[0], X.shape[1]
     zero = B - B  # a run-time 0 (see _linalg on literals)
     L, H, O = dims[3], dims[1], dims[2]
     buf = np.empty(scratch_size(T, B, dims, 1), theta.dtype)
     thetaT = buf[: theta.shape[0]]
     transpose_params(theta, dims, thetaT)
-    ws = workspace(buf, theta.shape[0], T, B, dims)
-    xt, yt, mt, hs, xu, tmp, z, g = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6], ws[7]
-    load_batch(X, np.zeros((B, T, O), theta.dtype), np.zeros((B, T), theta.dtype), h0, zero, B, xt, yt, mt, hs, L, H)
-    forward(theta, thetaT, dims, T, B, xt, hs, xu, tmp, z, blas)
+    xt, yt, mt, hs, cs, cache, xu, tmp, z, g = workspace(buf, theta.shape[0], T, B, dims)[:10]
+    load_data(X, np.zeros((B, T, O), theta.dtype), np.zeros((B, T), theta.dtype), zero, B, xt, yt, mt)
+    load_state(h0, zero, B, dims, T, B, hs, cs)
+    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas)
     head_loss(z, yt, mt, O, dims[5], 0.0, g)
     for i in range(B):
         for t in range(T):
@@ -384,8 +466,9 @@ def predict(theta, dims, X, h0, yhat, states, blas):
 def loss_and_grads_serial(theta, dims, K, X, Y, M, h0, grad, h_final, buf, blas):
     """Loss (mean over the batch) and its gradient in ``grad``; final states in h_final.
 
-    ``buf`` is scratch of at least ``scratch_size(T, B, dims, 1)`` entries; ``blas``
-    lets the products use BLAS (the caller passes it so that it is no literal).
+    h0 and h_final are flat (L, S, B, H) (h0 empty: zeros). ``buf`` is scratch of
+    at least ``scratch_size(T, B, dims, 1)`` entries; ``blas`` lets the products
+    use BLAS (the caller passes it so that it is no literal).
     """
     B, T = X.shape[0], X.shape[1]
     zero = B - B
@@ -393,8 +476,8 @@ def loss_and_grads_serial(theta, dims, K, X, Y, M, h0, grad, h_final, buf, blas)
     thetaT = buf[:P]
     transpose_params(theta, dims, thetaT)
     ws = workspace(buf, P, T, B, dims)
-    loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, zero, B, 1.0 / B, grad, ws, blas)
-    store_final_state(ws[3], T, B, zero, h_final)
+    loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, B, zero, B, 1.0 / B, grad, ws, blas)
+    store_state(ws[3], ws[4], dims, T, B, zero, B, h_final)
     return loss
 
 
@@ -420,8 +503,9 @@ def loss_and_grads_parallel(theta, dims, K, X, Y, M, h0, grad, h_final, buf, n_t
         hi = (tid + 1) * B // n_threads
         start = P + tid * per_thread
         ws = workspace(buf, start + P, T, hi - lo, dims)
-        losses[tid] = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, lo, hi, 1.0 / B, buf[start : start + P], ws, blas)
-        store_final_state(ws[3], T, hi - lo, lo, h_final)
+        losses[tid] = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, B, lo, hi, 1.0 / B, buf[start : start + P],
+                                      ws, blas)
+        store_state(ws[3], ws[4], dims, T, hi - lo, lo, B, h_final)
     loss = 0.0
     for p in range(P):
         acc = buf[P + p]

@@ -10,7 +10,9 @@ gradient norms and per-sample error counts. Numbers only: the caller validates.
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import HEAD_SIGMOID, HEAD_SOFTMAX, loss_grad_slice, transpose_params, workspace, workspace_size
+from ._kernels import (HEAD_SIGMOID, HEAD_SOFTMAX, load_data, load_state, store_state, transpose_params, workspace,
+                       workspace_size)
+from ._kernels import backward, forward, head_loss
 from .config import JIT, JIT_PARALLEL
 from .optim import apply_update, clip_grads
 
@@ -58,19 +60,28 @@ def count_errors(z, yt, mt, T, B, O, head, errors, off):
 
 
 @njit(**JIT)
-def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, state, step0, clip_norm, clip_value, buf, losses, grad_norms, errors, blas):
+def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
+                buf, losses, grad_norms, errors, blas):
     """Run ``losses.shape[0]`` training iterations on ``theta`` in place.
 
     Iteration ``it`` uses samples ``it*batch .. (it+1)*batch - 1`` of X (n, T, I),
-    Y (n, T, O) and M (n, T) (or an empty M: every step has a target), each from
-    a zero initial state. opt/lr/hyper/state: see :func:`fastrnn.optim.apply_update`;
-    ``step0`` is the number of updates already made. Per iteration it records the
-    loss, the gradient norm before clipping and every sample's wrong positions.
-    ``blas=False`` keeps every product in the hand loops (for use inside threads).
+    Y (n, T, O) and M (n, T) (or an empty M: every step has a target).
+    opt/lr/hyper/opt_state: see :func:`fastrnn.optim.apply_update`; ``step0`` is the
+    number of updates already made. Per iteration it records the loss, the gradient
+    norm before clipping and every sample's wrong positions. ``blas=False`` keeps
+    every product in the hand loops (for use inside threads).
+
+    ``hstate`` is the batch's carried recurrent state, flat (L, S, batch, H)
+    (:func:`fastrnn._kernels.state_size` entries). Before iteration ``it`` it is set
+    to zeros if ``resets`` is empty or ``resets[it] != 0``; the iteration starts
+    from it, and afterwards it holds the iteration's final state. The gradient
+    never crosses an iteration boundary. So an empty ``resets`` starts every
+    sequence from zeros, and ``[1, 0, 0, ...]`` carries the state across windows
+    of one stream (truncated BPTT with k1 = k2 = T).
 
     Returns the number of iterations completed. It is smaller than asked when a loss
-    or gradient became NaN or infinite: that iteration is not applied, and its index
-    is the return value.
+    or gradient became NaN or infinite: that iteration is not applied (nor its
+    final state kept), and its index is the return value.
     """
     n_iters = losses.shape[0]
     T = X.shape[1]
@@ -79,37 +90,47 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, state, step0, cl
     head = dims[5]
     thetaT = buf[:P]
     grad = buf[P : 2 * P]
-    ws = workspace(buf, 2 * P, T, batch, dims)
-    h0 = np.zeros((0, 0, 0), theta.dtype)
+    xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd = workspace(buf, 2 * P, T, batch, dims)
+    zero = T - T  # a run-time 0 (see _linalg on literals)
     for it in range(n_iters):
+        if resets.shape[0] == 0 or resets[it] != 0:
+            hstate[:] = 0.0
         transpose_params(theta, dims, thetaT)
         lo = it * batch
-        loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, lo, lo + batch, 1.0 / batch, grad, ws, blas)
+        load_data(X, Y, M, lo, lo + batch, xt, yt, mt)
+        load_state(hstate, zero, batch, dims, T, batch, hs, cs)
+        forward(theta, thetaT, dims, T, batch, xt, hs, cs, cache, xu, tmp, z, blas)
+        loss = head_loss(z, yt, mt, O, head, 1.0 / batch, g)
         if not np.isfinite(loss):
             return it
+        backward(theta, dims, K, T, batch, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas)
         norm = clip_grads(grad, clip_norm, clip_value)
         if not np.isfinite(norm):
             return it
         losses[it] = loss
         grad_norms[it] = norm
-        count_errors(ws[6], ws[1], ws[2], T, batch, O, head, errors, lo)
-        apply_update(opt, theta, grad, state, step0 + it + 1, lr, hyper)
+        count_errors(z, yt, mt, T, batch, O, head, errors, lo)
+        store_state(hs, cs, dims, T, batch, zero, batch, hstate)
+        apply_update(opt, theta, grad, opt_state, step0 + it + 1, lr, hyper)
     return n_iters
 
 
 @njit(**JIT_PARALLEL)
-def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, states, step0s, clip_norms, bufs, n_iters,
-                      losses, grad_norms, errors, done, blas):
+def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
+                      resets, bufs, n_iters, losses, grad_norms, errors, done, blas):
     """:func:`train_chunk` for many models at once, one model per prange iteration.
 
     Model m trains ``n_iters[m]`` iterations on its own rows of every array (its
-    parameters ``thetas[m]``, data ``X[m]``, optimizer state, scratch and outputs);
-    ``done[m]`` receives its return value. Nothing is shared between iterations of
-    the parallel loop. The caller passes ``blas=False``: no BLAS inside threads.
+    parameters ``thetas[m]``, data ``X[m]``, optimizer state, carried state
+    ``hstates[m]``, resets ``resets[m]`` (read up to n_iters[m]; an empty (0, 0) ``resets``: every
+    iteration starts from zeros), scratch and outputs); ``done[m]`` receives its
+    return value. Nothing is shared between iterations of the parallel loop. The
+    caller passes ``blas=False``: no BLAS inside threads.
     """
     for m in prange(thetas.shape[0]):
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
-        done[m] = train_chunk(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m], states[m],
-                              step0s[m], clip_norms[m], 0.0, bufs[m], losses[m, :n], grad_norms[m, :n],
-                              errors[m, : n * batch], blas)
+        Rm = resets[m] if resets.shape[0] > 0 else np.zeros(0, np.int64)
+        done[m] = train_chunk(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
+                              opt_states[m], step0s[m], clip_norms[m], 0.0, hstates[m], Rm, bufs[m], losses[m, :n],
+                              grad_norms[m, :n], errors[m, : n * batch], blas)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks
+from . import _checks, engine
 from .model import RNN
 
 
@@ -51,7 +51,7 @@ def path_gradients(model, X, Y, mask=None, max_length=None, h0=None):
         with ``bptt_truncate=K``.
     """
     _check_model(model)
-    X, Y, M, h0c = model._check_data(X, Y, mask, h0)
+    X, Y, M, h0c = engine.prepare(model, X, Y, mask, h0)
     B, T = X.shape[0], X.shape[1]
     max_length = T - 1 if max_length is None else _checks.check_int("max_length", max_length, minimum=0)
     n_paths = min(max_length, T - 1) + 1

@@ -66,7 +66,7 @@ def gradcheck(model, X, Y, mask=None, eps=1e-5, h0=None, tolerance=DEFAULT_TOLER
     _, grads = m64.loss_and_grads(X, Y, mask=mask, h0=h0, parallel=False)
     theta = m64.theta
     errors, shapes = {}, {}
-    for name, shape, off in m64._entries:
+    for name, shape, off in m64.layout:
         size = int(np.prod(shape))
         numeric = np.empty(size)
         for i in range(size):

@@ -1,8 +1,8 @@
-"""The public model: :class:`RNN`, a stacked vanilla (Elman) RNN.
+"""The public model: :class:`RNN`, a stacked recurrent network (the vanilla Elman cell by default).
 
 This module is the boundary between users and the kernels: every argument is
-checked here (:mod:`fastrnn._checks`), converted to the model's dtype and to the
-time-major, contiguous layout the kernels expect, and only then passed on.
+checked here (data through :func:`fastrnn.engine.prepare`), converted to the
+model's dtype and layout, and only then passed on through :mod:`fastrnn.engine`.
 """
 
 import contextlib
@@ -14,7 +14,7 @@ import uuid
 import numba
 import numpy as np
 
-from . import _checks, _kernels, params
+from . import _checks, _kernels, cells, engine, params
 from .config import AUTO_PARALLEL, DTYPES
 from .exceptions import InvalidArgument, ModelFileError
 
@@ -41,6 +41,8 @@ class RNN:
     init_scale : float or None
         Weights start uniform in ``[-init_scale, init_scale]``; None means
         ``1 / sqrt(fan_in)`` per matrix. Biases start at zero.
+    cell : {"rnn"}
+        The recurrent cell (:mod:`fastrnn.cells`; "rnn" is the vanilla cell above).
 
     Attributes
     ----------
@@ -50,28 +52,35 @@ class RNN:
         ``c (O,)``. Write into them in place (``model.params["W0"][:] = W``).
     theta : ndarray of shape (n_params,)
         All parameters in one vector.
+    dims : ndarray of int64
+        The kernels' description of the architecture (see :attr:`dims`).
+    layout : list of (name, shape, offset)
+        Where each parameter lives in :attr:`theta`.
     """
 
-    def __init__(self, n_in, n_hidden, n_out, layers=1, activation="tanh", head="softmax", dtype="float64", seed=0, init_scale=None):
+    def __init__(self, n_in, n_hidden, n_out, layers=1, activation="tanh", head="softmax", dtype="float64", seed=0,
+                 init_scale=None, cell="rnn"):
         self.n_in = _checks.check_int("n_in", n_in, minimum=1)
         self.n_hidden = _checks.check_int("n_hidden", n_hidden, minimum=1)
         self.n_out = _checks.check_int("n_out", n_out, minimum=1)
         self.layers = _checks.check_int("layers", layers, minimum=1)
-        self.activation = _checks.check_choice("activation", activation, tuple(_kernels.ACTIVATIONS))
+        self.activation = _checks.check_choice("activation", activation, tuple(cells.rnn.ACTIVATIONS))
         self.head = _checks.check_choice("head", head, tuple(_kernels.HEADS))
         self.dtype = np.dtype(_checks.check_choice("dtype", str(np.dtype(dtype)) if _is_dtype_like(dtype) else dtype, DTYPES))
         self._dtype_name = self.dtype.name  # numpy builds dtype.name anew each time (about 2 us)
         self.seed = _checks.check_int("seed", seed, minimum=0)
         self.init_scale = None if init_scale is None else _checks.check_float("init_scale", init_scale, positive=True)
+        self.cell = _checks.check_choice("cell", cell, tuple(cells.CELLS))
         _checks.check_memory(f"a model with n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, layers={self.layers}",
                              _checks.model_bytes(self.n_in, self.n_hidden, self.n_out, self.layers, self.dtype.itemsize),
                              "choose a smaller n_hidden or fewer layers")
-        self._entries, size = params.layout(self.n_in, self.n_hidden, self.n_out, self.layers)
-        self.theta = params.init_theta(self._entries, size, self.dtype, self.seed, self.init_scale)
         self._dims = np.array(
-            [self.n_in, self.n_hidden, self.n_out, self.layers, _kernels.ACTIVATIONS[self.activation], _kernels.HEADS[self.head]],
+            [self.n_in, self.n_hidden, self.n_out, self.layers, cells.rnn.ACTIVATIONS[self.activation],
+             _kernels.HEADS[self.head], cells.CELLS[self.cell]],
             dtype=np.int64,
         )
+        self._entries, size = params.layout(self._dims, self.cell)
+        self.theta = params.init_theta(self._entries, size, self.dtype, self.seed, self.init_scale)
         self._params = params.views(self.theta, self._entries)
         #: Free-form JSON-able facts saved with the model (the training task, say).
         self.metadata = {}
@@ -91,6 +100,18 @@ class RNN:
         return [name for name, _, _ in self._entries]
 
     @property
+    def dims(self):
+        """The architecture as the kernels read it (do not modify): an int64 array
+        ``[n_in, n_hidden, n_out, layers, activation, head, cell]`` (the last three
+        as integer codes; fields in ``fastrnn._kernels.DIMS_FIELDS``)."""
+        return self._dims
+
+    @property
+    def layout(self):
+        """``[(name, shape, offset), ...]``: where each parameter lives in :attr:`theta`, in order."""
+        return list(self._entries)
+
+    @property
     def n_params(self):
         return self.theta.shape[0]
 
@@ -99,7 +120,7 @@ class RNN:
         return dict(
             n_in=self.n_in, n_hidden=self.n_hidden, n_out=self.n_out, layers=self.layers,
             activation=self.activation, head=self.head, dtype=self.dtype.name, seed=self.seed,
-            init_scale=self.init_scale,
+            init_scale=self.init_scale, cell=self.cell,
         )
 
     def copy(self):
@@ -112,51 +133,11 @@ class RNN:
     def __repr__(self):
         return (
             f"RNN(n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, layers={self.layers}, "
-            f"activation={self.activation!r}, head={self.head!r}, dtype={self.dtype.name!r}, seed={self.seed})"
+            f"activation={self.activation!r}, head={self.head!r}, dtype={self.dtype.name!r}, seed={self.seed}, "
+            f"cell={self.cell!r})"
         )
 
     # ------------------------------------------------------------------ checks
-
-    def _array(self, name, value, ndim, shape, axes):
-        """``value`` as a C-contiguous array of the model's dtype with the given shape.
-
-        An array that already is one passes straight through (the common case in a
-        training loop); anything else goes through the full conversion with its
-        messages. Finiteness is checked afterwards, by :func:`_checks.scan_data`.
-        """
-        if type(value) is np.ndarray and value.dtype == self.dtype and value.ndim == ndim and value.flags.c_contiguous and value.size:
-            for got, need in zip(value.shape, shape):
-                if need is not None and got != need:
-                    break
-            else:
-                return value
-        what = "(" + ", ".join(a if n is None else f"{a}={n}" for a, n in zip(axes, shape)) + ")"
-        return _checks.as_float_array(name, value, self.dtype, ndim, shape, what, check_finite=False)
-
-    def _check_data(self, X, Y=None, mask=None, h0=None):
-        """Check everything a kernel call reads; return X, Y, M, h0 ready for it.
-
-        ``Y=None`` (forward only) gives an empty Y; ``mask=None`` and ``h0=None``
-        give empty arrays, which the kernels read as "all ones" and "zeros".
-        """
-        X = self._array("X", X, 3, (None, None, self.n_in), ("batch", "time", "n_in"))
-        B, T = X.shape[0], X.shape[1]
-        if Y is None:
-            Y = np.empty((B, T, 0), dtype=self.dtype)
-        else:
-            Y = self._array("Y", Y, 3, (B, T, self.n_out), ("batch", "time", "n_out"))
-        M = _EMPTY2[self._dtype_name] if mask is None else self._array("mask", mask, 2, (B, T), ("batch", "time"))
-        if h0 is None:
-            h0 = _EMPTY3[self._dtype_name]
-        else:
-            if self.layers == 1 and np.ndim(h0) == 2:
-                h0 = np.asarray(h0)[None]
-            h0 = self._array("h0", h0, 3, (self.layers, B, self.n_hidden), ("layers", "batch", "n_hidden"))
-        probabilities = Y.shape[2] > 0 and self.head != "linear"
-        code = _checks.scan_data(X, Y, M, h0, probabilities, probabilities and self.head == "softmax")
-        if code != _checks.DATA_OK:
-            raise InvalidArgument(_DATA_ERRORS[code].format(head=self.head, where=_first_bad(code, X, Y, h0)))
-        return X, Y, M, h0
 
     @staticmethod
     def _check_truncate(bptt_truncate):
@@ -181,12 +162,8 @@ class RNN:
             The hidden states h_1..h_T of every layer; ``hs[:, :, -1]`` is the final
             state, which can be passed as the next chunk's ``h0``.
         """
-        X, _, _, h0 = self._check_data(X, h0=h0)
-        B, T = X.shape[0], X.shape[1]
-        yhat = np.empty((B, T, self.n_out), dtype=self.dtype)
-        hs = np.empty((self.layers, B, T, self.n_hidden), dtype=self.dtype)
-        _kernels.predict(self.theta, self._dims, X, h0, yhat, hs, True)
-        return yhat, hs
+        X, _, _, h0 = engine.prepare(self, X, h0=h0)
+        return engine.forward(self, X, h0)
 
     def loss_and_grads(self, X, Y, mask=None, bptt_truncate=None, h0=None, return_state=False, parallel=None):
         """Loss and its gradient with respect to every parameter, by (truncated) BPTT.
@@ -218,27 +195,22 @@ class RNN:
             Same keys and shapes as :attr:`params`; new arrays on every call.
         h_final : ndarray, only with ``return_state=True``
         """
-        X, Y, M, h0 = self._check_data(X, Y, mask, h0)
+        X, Y, M, h0 = engine.prepare(self, X, Y, mask, h0)
         K = -1 if bptt_truncate is None else self._check_truncate(bptt_truncate)
         B, T = X.shape[0], X.shape[1]
-        grad = np.empty_like(self.theta)
-        h_final = np.empty((self.layers, B, self.n_hidden), dtype=self.dtype)
         n_threads = self._n_threads(B, T, parallel)
         # One scratch vector per model, reused across calls; a concurrent call on
         # the same model (another Python thread) gets a fresh one instead.
         owned = self._scratch_lock.acquire(blocking=False)
         try:
-            size = _kernels.scratch_size(T, B, self._dims, n_threads)
+            size = engine.scratch_size(self, T, B, n_threads)
             if not owned:
                 buf = np.empty(size, dtype=self.dtype)
             else:
                 if self._scratch.shape[0] < size:
                     self._scratch = np.empty(size, dtype=self.dtype)
                 buf = self._scratch
-            if n_threads > 1:
-                loss = _kernels.loss_and_grads_parallel(self.theta, self._dims, K, X, Y, M, h0, grad, h_final, buf, n_threads, False)
-            else:
-                loss = _kernels.loss_and_grads_serial(self.theta, self._dims, K, X, Y, M, h0, grad, h_final, buf, True)
+            loss, grad, h_final = engine.loss_and_grads(self, X, Y, M, h0, K, buf, n_threads)
         finally:
             if owned:
                 self._scratch_lock.release()
@@ -261,7 +233,8 @@ class RNN:
             return max(1, min(numba.get_num_threads(), B))
         raise _checks.InvalidType(f"parallel must be True, False or None, got {parallel!r}")
 
-    def _flatten_grads(self, grads):
+    def flatten_grads(self, grads):
+        """A dict like :attr:`params` (as :meth:`loss_and_grads` returns) as one vector in the layout of :attr:`theta`."""
         if not hasattr(grads, "keys") or set(grads.keys()) != set(self.param_names):
             raise InvalidArgument(f"grads must be a dict with the keys {self.param_names}, as loss_and_grads returns")
         parts = []
@@ -335,26 +308,6 @@ def _short(value, limit=200):
 
 def _is_dtype_like(value):
     return isinstance(value, type) or isinstance(value, np.dtype)
-
-
-_EMPTY2 = {name: np.empty((0, 0), dtype=name) for name in DTYPES}
-_EMPTY3 = {name: np.empty((0, 0, 0), dtype=name) for name in DTYPES}
-
-_DATA_ERRORS = {
-    _checks.X_NOT_FINITE: "X contains NaN or infinite values (first at index {where}); clean the data first",
-    _checks.Y_NOT_FINITE: "Y contains NaN or infinite values (first at index {where}); clean the targets first",
-    _checks.H0_NOT_FINITE: "h0 contains NaN or infinite values (first at index {where}); pass a finite initial state",
-    _checks.MASK_NOT_01: "mask must hold only 0 (no target) and 1 (target); got other values",
-    _checks.Y_OUT_OF_RANGE: "Y must lie in [0, 1] for the {head} head on every masked step",
-    _checks.Y_NOT_ONE_HOT: "Y must be one-hot (each row summing to 1) for the softmax head on every masked step",
-}
-
-
-def _first_bad(code, X, Y, h0):
-    arr = {_checks.X_NOT_FINITE: X, _checks.Y_NOT_FINITE: Y, _checks.H0_NOT_FINITE: h0}.get(code)
-    if arr is None:
-        return ""
-    return tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
 
 
 class _ParamView(dict):

@@ -3,28 +3,42 @@
 All parameters of a model live in one flat, C-contiguous vector ``theta``; the
 arrays users see (``model.params["W0"]`` and so on) are views into it. One vector
 keeps the kernels' argument lists short and lets the optimizers and gradient
-clipping work on a single array. The order matches
-:func:`fastrnn._kernels.layer_offset`:
+clipping work on a single array. Every offset comes from the kernels' own formula,
+:func:`fastrnn._kernels.layer_offset` (there is no second copy of it here):
 
-    U0 (H, I), W0 (H, H), b0 (H,), U1 (H, H), W1 (H, H), b1 (H,), ..., V (O, H), c (O,)
+    U0 (G*H, I), W0 (G*H, H), b0 (G*H,), extras0, U1 (G*H, H), ..., V (O, H), c (O,)
+
+with G the cell's gate count (1 for the vanilla cell) and extras its per-layer
+extra vectors (none for the vanilla cell).
 """
 
 import numpy as np
 
+from . import cells
+from ._kernels import layer_offset, param_count
 
-def layout(n_in, n_hidden, n_out, layers):
-    """Return ``[(name, shape, offset), ...]`` and the total number of parameters."""
+
+def layout(dims, cell="rnn"):
+    """Return ``[(name, shape, offset), ...]`` and the total number of parameters.
+
+    ``dims`` is the model's int64 kernel description (:attr:`fastrnn.RNN.dims`);
+    ``cell`` names its cell (for the names of the cell's extra vectors).
+    """
+    I, H, O, L = (int(v) for v in dims[:4])
+    mod = cells.module(cell)
+    GH = mod.G * H
     entries = []
-    offset = 0
-    for l in range(layers):
-        fan_in = n_in if l == 0 else n_hidden
-        for name, shape in ((f"U{l}", (n_hidden, fan_in)), (f"W{l}", (n_hidden, n_hidden)), (f"b{l}", (n_hidden,))):
-            entries.append((name, shape, offset))
-            offset += int(np.prod(shape))
-    for name, shape in (("V", (n_out, n_hidden)), ("c", (n_out,))):
-        entries.append((name, shape, offset))
-        offset += int(np.prod(shape))
-    return entries, offset
+    for l in range(L):
+        o = int(layer_offset(dims, l))
+        fan_in = I if l == 0 else H
+        entries += [(f"U{l}", (GH, fan_in), o), (f"W{l}", (GH, H), o + GH * fan_in), (f"b{l}", (GH,), o + GH * (fan_in + H))]
+        off = o + GH * (fan_in + H + 1)
+        for name in mod.EXTRA_NAMES:
+            entries.append((f"{name}{l}", (H,), off))
+            off += H
+    oV = int(layer_offset(dims, L))
+    entries += [("V", (O, H), oV), ("c", (O,), oV + O * H)]
+    return entries, int(param_count(dims))
 
 
 def views(flat, entries):

@@ -168,7 +168,7 @@ def _optimizers():
 
 
 def _activations():
-    from ._kernels import ACTIVATIONS
+    from .cells.rnn import ACTIVATIONS
 
     return tuple(ACTIVATIONS)
 

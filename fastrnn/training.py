@@ -1,7 +1,7 @@
 """The training loop: ``fastrnn.train(task="binary", iters=20000, seed=0)``.
 
 Python owns the chunks (``log_every`` iterations each), the data, the progress bar
-and the CSV rows; one kernel call (:func:`fastrnn._train_kernel.train_chunk`) runs
+and the CSV rows; one kernel call (:func:`fastrnn.engine.train_chunk`) runs
 every iteration of a chunk. Numba's compile (or cache load) happens before the
 clock starts, so ``train_seconds`` is training time alone.
 """
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _train_kernel, optim
+from . import _checks, engine, optim
 from . import settings as _settings
 from .exceptions import InvalidArgument, NumericalError
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
@@ -161,12 +161,13 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
     buf = np.empty(run.scratch_size(), dtype=model.dtype)
     losses, norms, errors = np.empty(chunk), np.empty(chunk), np.empty(chunk * B, dtype=np.int64)
     writer = MetricsWriter(csv, s, overwrite, run.columns) if csv is not None else None
+    hstate = engine.new_state(model, B)
 
     def call(X, Y, M, resets, n):
         # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
-        return _train_kernel.train_chunk(model.theta, model._dims, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper,
-                                         run.state, run.done, run.clip_norm, run.clip_value, buf, losses[:n], norms[:n],
-                                         errors[: n * B], True)
+        return engine.train_chunk(model, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper, run.state, run.done,
+                                  run.clip_norm, run.clip_value, hstate, resets, buf, losses[:n], norms[:n],
+                                  errors[: n * B])
 
     bar, start, compile_seconds = None, None, 0.0
     try:
@@ -185,13 +186,14 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
             n = run.next_chunk()
             done = call(*run.source.next(n), n)
             row = run.record(n, done, losses, norms, errors, time.perf_counter() - start)
-            if row is None:
+            if row is not None:
+                if writer is not None:
+                    writer.write(row)
+                if bar is not None:
+                    bar.update(done)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}", refresh=False)
+            if run.status == "diverged":
                 raise NumericalError(run.error)
-            if writer is not None:
-                writer.write(row)
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}", refresh=False)
     except (KeyboardInterrupt, NumericalError) as exc:
         if isinstance(exc, KeyboardInterrupt):
             run.status = "interrupted"
@@ -274,7 +276,8 @@ def train_many(settings_list):
     n_models, B, chunk, dt = len(runs), first.B, first.s["log_every"], first.model.dtype
     P = first.model.n_params
     thetas = np.stack([r.model.theta for r in runs])
-    dims = np.stack([r.model._dims for r in runs])
+    dims = np.stack([r.model.dims for r in runs])
+    hstates = np.zeros((n_models, engine.state_size(first.model, B)), dtype=dt)
     states = np.zeros((n_models, 2, P), dtype=dt)
     bufs = np.empty((n_models, first.scratch_size()), dtype=dt)
     Ks = np.array([r.K for r in runs], dtype=np.int64)
@@ -289,8 +292,8 @@ def train_many(settings_list):
     step0 = np.zeros(n_models, dtype=np.int64)
 
     def call(X, Y, M):
-        _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, B, kinds, lrs, hypers, states, step0, clips, bufs,
-                                        n_iters, losses, norms, errors, done, False)
+        engine.train_chunks_many(thetas, dims, Ks, X, Y, M, B, kinds, lrs, hypers, states, step0, clips, hstates, None,
+                                 bufs, n_iters, losses, norms, errors, done)
 
     def stacked(batches):
         X = np.stack([b[0] for b in batches])
@@ -334,7 +337,7 @@ class _Run:
         self.B, self.T = s["batch"], task_obj.T
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
         self.kind = optim.OPTIMIZERS[s["optimizer"]]
-        self.hyper = np.array([s["momentum"], 0.9, 0.999, 1e-8])
+        self.hyper = optim.hyper_array(momentum=s["momentum"])
         self.state = np.zeros((2, self.model.n_params), dtype=self.model.dtype)
         self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
         self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]
@@ -352,7 +355,7 @@ class _Run:
         self.done = 0
 
     def scratch_size(self):
-        return _train_kernel.chunk_scratch_size(self.T, self.B, self.model._dims, self.model.n_params)
+        return engine.chunk_scratch_size(self.model, self.T, self.B)
 
     def remaining(self):
         return self.status == "completed" and self.done < self.s["iters"]
@@ -372,8 +375,9 @@ class _Run:
     def record(self, n, done, losses, norms, errors, elapsed):
         """Account for a chunk of n iterations of which ``done`` finished; return its row.
 
-        Returns None when the loss or gradient became non-finite (the run is then
-        "diverged" and ``error`` says where).
+        When the loss or gradient became non-finite (``done < n``) the run is
+        "diverged" and ``error`` says where; the ``done`` iterations applied before
+        the bad one still get their row, and None is returned only when there are none.
         """
         s, B = self.s, self.B
         if done < n:
@@ -382,7 +386,9 @@ class _Run:
             advice = "try --clip 1.0 or a smaller --lr" if s["clip"] is None else "try a smaller --lr or --clip"
             self.error = (f"the loss became NaN or infinite at iteration {bad}; training stopped there "
                           f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
-            return None
+            if done == 0:
+                return None
+            n = done
         self.done += n
         self.tracker.add(errors[: n * B], self.done - n, B)
         row = dict(

@@ -259,3 +259,15 @@ def adam(theta, grad, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8):
     mhat = m / (1 - b1**t)
     vhat = v / (1 - b2**t)
     return theta - lr * mhat / (np.sqrt(vhat) + eps), m, v
+
+
+def adagrad(theta, grad, mem, lr, eps=1e-8):
+    """min-char-rnn: mem += g*g; theta -= lr g / sqrt(mem + eps)."""
+    mem = mem + grad * grad
+    return theta - lr * grad / np.sqrt(mem + eps), mem
+
+
+def rmsprop(theta, grad, ms, lr, decay=0.95, eps=1e-8):
+    """char-rnn: ms = decay ms + (1 - decay) g*g; theta -= lr g / sqrt(ms + eps)."""
+    ms = decay * ms + (1 - decay) * grad * grad
+    return theta - lr * grad / np.sqrt(ms + eps), ms

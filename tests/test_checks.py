@@ -193,7 +193,7 @@ def test_load_a_model_with_the_wrong_parameter_count(tmp_path):
 @pytest.mark.parametrize(
     "kwargs,exc,pattern",
     [
-        (dict(kind="rmsprop"), InvalidArgument, "kind must be one of 'sgd', 'momentum', 'adam'"),
+        (dict(kind="lbfgs"), InvalidArgument, "kind must be one of 'sgd', 'momentum', 'adam', 'adagrad', 'rmsprop'"),
         (dict(lr=0.0), InvalidArgument, "lr must be positive"),
         (dict(lr=float("nan")), InvalidArgument, "lr must be a finite number"),
         (dict(beta1=1.0), InvalidArgument, "must be below 1"),

@@ -8,7 +8,7 @@ import pytest
 import fastrnn
 import reference as ref
 from conftest import ATOL_TWIN, RTOL_FLOAT32, RTOL_PARALLEL, RTOL_TWIN, make_data, model_from_params
-from fastrnn import _kernels
+from fastrnn import engine
 
 
 def assert_grads_close(comp, ref_grads, rtol=RTOL_TWIN, atol=ATOL_TWIN):
@@ -129,13 +129,11 @@ def test_parallel_kernel_with_uneven_thread_split(rng):
     model = fastrnn.RNN(3, 6, 2, seed=7)
     X, Y, mask = make_data(rng, 10, 5, 3, 2, "softmax", masked=True)
     h0 = np.zeros((1, 10, 6))
-    args = (model.theta, model._dims, -1, X, Y, mask, h0)
-    g_s, g_p = np.empty_like(model.theta), np.empty_like(model.theta)
-    hf_s, hf_p = np.empty((1, 10, 6)), np.empty((1, 10, 6))
-    buf_s = np.full(_kernels.scratch_size(5, 10, model._dims, 1), np.nan)
-    buf_p = np.full(_kernels.scratch_size(5, 10, model._dims, 3), np.nan)
-    loss_s = _kernels.loss_and_grads_serial(*args, g_s, hf_s, buf_s, True)
-    loss_p = _kernels.loss_and_grads_parallel(*args, g_p, hf_p, buf_p, 3, False)
+    args = (model, X, Y, mask, h0, -1)
+    buf_s = np.full(engine.scratch_size(model, 5, 10, 1), np.nan)
+    buf_p = np.full(engine.scratch_size(model, 5, 10, 3), np.nan)
+    loss_s, g_s, hf_s = engine.loss_and_grads(*args, buf_s, 1)
+    loss_p, g_p, hf_p = engine.loss_and_grads(*args, buf_p, 3)
     assert loss_p == pytest.approx(loss_s, rel=RTOL_PARALLEL)
     np.testing.assert_allclose(g_p, g_s, rtol=RTOL_PARALLEL, atol=1e-15)
     np.testing.assert_allclose(hf_p, hf_s, rtol=RTOL_PARALLEL, atol=1e-15)

@@ -72,7 +72,7 @@ def test_expand_builds_every_combination_for_every_seed():
     [
         ({"lr": [0.1, -1.0]}, {}, "sweep setting lr=-1.0: lr must be positive"),
         ({"hidden": [8, 0]}, {}, "hidden=0: hidden must be at least 1"),
-        ({"optimizer": ["sgd", "rmsprop"]}, {}, "optimizer must be one of"),
+        ({"optimizer": ["sgd", "lbfgs"]}, {}, "optimizer must be one of"),
         ({"colour": [1, 2]}, {}, "'colour' is not a train option"),
         ({}, {"digits": 3}, "digits and encoding belong to the digits task"),
         ({"lr": []}, {}, "must be a non-empty list"),

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import fastrnn
-from fastrnn import NumericalError, _train_kernel, metrics
+from fastrnn import NumericalError, _train_kernel, engine, metrics
 from fastrnn.training import _AccuracyTracker
 
 
@@ -70,10 +70,10 @@ def test_chunk_kernel_equals_a_python_loop_over_loss_and_grads(rng):
         opt.step(ref, grads)
     P = model.n_params
     state = np.zeros((2, P))
-    buf = np.empty(_train_kernel.chunk_scratch_size(3, B, model._dims, P))
+    buf = np.empty(engine.chunk_scratch_size(model, 3, B))
     losses, norms, errors = np.empty(n), np.empty(n), np.empty(n * B, dtype=np.int64)
-    done = _train_kernel.train_chunk(model.theta, model._dims, -1, data.X, data.Y, np.zeros((0, 0)), B, 2, 0.01,
-                                     opt.hyper, state, 0, 0.5, 0.0, buf, losses, norms, errors, True)
+    done = engine.train_chunk(model, -1, data.X, data.Y, np.zeros((0, 0)), B, 2, 0.01, opt.hyper, state, 0, 0.5, 0.0,
+                              engine.new_state(model, B), None, buf, losses, norms, errors)
     assert done == n
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-12)
     np.testing.assert_array_equal(errors, ref_errors)
@@ -107,11 +107,11 @@ def test_one_sequence_chunks_equal_a_python_loop(rng, activation, head, masked, 
         ref_losses.append(loss)
         ref_norms.append(opt.step(ref, grads))
     P = model.n_params
-    buf = np.empty(_train_kernel.chunk_scratch_size(T, 1, model._dims, P))
+    buf = np.empty(engine.chunk_scratch_size(model, T, 1))
     losses, norms, errors = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
     M = np.zeros((0, 0)) if mask is None else mask
-    done = _train_kernel.train_chunk(model.theta, model._dims, -1 if K is None else K, X, Y, M, 1, 1, 0.05, opt.hyper,
-                                     np.zeros((2, P)), 0, 1.0, 0.0, buf, losses, norms, errors, True)
+    done = engine.train_chunk(model, -1 if K is None else K, X, Y, M, 1, 1, 0.05, opt.hyper, np.zeros((2, P)), 0, 1.0,
+                              0.0, engine.new_state(model, 1), None, buf, losses, norms, errors)
     assert done == n
     np.testing.assert_allclose(losses, ref_losses, rtol=1e-12)
     np.testing.assert_allclose(norms, ref_norms, rtol=1e-12)

@@ -1,0 +1,173 @@
+"""The one way into the kernels.
+
+Every caller of the compiled code goes through the functions here:
+:meth:`fastrnn.RNN.forward` and :meth:`~fastrnn.RNN.loss_and_grads`, the training
+loop (and ``fit``), :mod:`fastrnn.analysis`, :mod:`fastrnn.gradcheck` and the
+benchmarks. :func:`prepare` is the one place data is checked and converted for
+them; the others take prepared arrays and a model, and read only the model's
+public attributes (``theta``, ``dims``, ``dtype``, ``layers``, ``n_hidden``, ...).
+
+Recurrent states: the kernels hold a layer's S state vectors (S = 1, h, for the
+vanilla cell) flat, laid out (L, S, B, H). For the vanilla cell that is the
+memory of the (layers, B, n_hidden) arrays users pass as ``h0``, so these pass
+through without a copy.
+"""
+
+import numpy as np
+
+from . import _checks, _kernels, _train_kernel
+from .config import DTYPES
+from .exceptions import InvalidArgument
+
+_EMPTY1 = {name: np.empty(0, dtype=name) for name in DTYPES}
+_EMPTY2 = {name: np.empty((0, 0), dtype=name) for name in DTYPES}
+_EMPTY3 = {name: np.empty((0, 0, 0), dtype=name) for name in DTYPES}
+_NO_RESETS = np.zeros(0, dtype=np.int64)
+
+
+# ------------------------------------------------------------------ data
+
+
+def _array(model, name, value, ndim, shape, axes):
+    """``value`` as a C-contiguous array of the model's dtype with the given shape.
+
+    An array that already is one passes straight through (the common case in a
+    training loop); anything else goes through the full conversion with its
+    messages. Finiteness is checked afterwards, by :func:`_checks.scan_data`.
+    """
+    if type(value) is np.ndarray and value.dtype == model.dtype and value.ndim == ndim and value.flags.c_contiguous and value.size:
+        for got, need in zip(value.shape, shape):
+            if need is not None and got != need:
+                break
+        else:
+            return value
+    what = "(" + ", ".join(a if n is None else f"{a}={n}" for a, n in zip(axes, shape)) + ")"
+    return _checks.as_float_array(name, value, model.dtype, ndim, shape, what, check_finite=False)
+
+
+def prepare(model, X, Y=None, mask=None, h0=None):
+    """Check everything a kernel call reads; return ``X, Y, M, h0`` ready for it.
+
+    ``X (B, T, n_in)``, ``Y (B, T, n_out)``, ``mask (B, T)`` of 0/1, ``h0``
+    ``(layers, B, n_hidden)`` (or ``(B, n_hidden)`` for one layer). ``Y=None``
+    (forward only) gives an empty Y; ``mask=None`` and ``h0=None`` give empty
+    arrays, which the kernels read as "all ones" and "zeros". Raises
+    :class:`~fastrnn.InvalidArgument` / :class:`~fastrnn.InvalidType` naming the
+    argument.
+    """
+    dt = model.dtype.name
+    X = _array(model, "X", X, 3, (None, None, model.n_in), ("batch", "time", "n_in"))
+    B, T = X.shape[0], X.shape[1]
+    if Y is None:
+        Y = np.empty((B, T, 0), dtype=model.dtype)
+    else:
+        Y = _array(model, "Y", Y, 3, (B, T, model.n_out), ("batch", "time", "n_out"))
+    M = _EMPTY2[dt] if mask is None else _array(model, "mask", mask, 2, (B, T), ("batch", "time"))
+    if h0 is None:
+        h0 = _EMPTY3[dt]
+    else:
+        if model.layers == 1 and np.ndim(h0) == 2:
+            h0 = np.asarray(h0)[None]
+        h0 = _array(model, "h0", h0, 3, (model.layers, B, model.n_hidden), ("layers", "batch", "n_hidden"))
+    probabilities = Y.shape[2] > 0 and model.head != "linear"
+    code = _checks.scan_data(X, Y, M, h0, probabilities, probabilities and model.head == "softmax")
+    if code != _checks.DATA_OK:
+        raise InvalidArgument(_DATA_ERRORS[code].format(head=model.head, where=_first_bad(code, X, Y, h0)))
+    return X, Y, M, h0
+
+
+_DATA_ERRORS = {
+    _checks.X_NOT_FINITE: "X contains NaN or infinite values (first at index {where}); clean the data first",
+    _checks.Y_NOT_FINITE: "Y contains NaN or infinite values (first at index {where}); clean the targets first",
+    _checks.H0_NOT_FINITE: "h0 contains NaN or infinite values (first at index {where}); pass a finite initial state",
+    _checks.MASK_NOT_01: "mask must hold only 0 (no target) and 1 (target); got other values",
+    _checks.Y_OUT_OF_RANGE: "Y must lie in [0, 1] for the {head} head on every masked step",
+    _checks.Y_NOT_ONE_HOT: "Y must be one-hot (each row summing to 1) for the softmax head on every masked step",
+}
+
+
+def _first_bad(code, X, Y, h0):
+    arr = {_checks.X_NOT_FINITE: X, _checks.Y_NOT_FINITE: Y, _checks.H0_NOT_FINITE: h0}.get(code)
+    if arr is None:
+        return ""
+    return tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+
+
+# ------------------------------------------------------------------ sizes
+
+
+def state_size(model, batch):
+    """Entries of the flat (L, S, batch, H) recurrent state of ``batch`` sequences."""
+    return int(_kernels.state_size(model.dims, batch))
+
+
+def new_state(model, batch):
+    """A zero recurrent state for ``batch`` sequences, flat (L, S, batch, H), for :func:`train_chunk`."""
+    return np.zeros(state_size(model, batch), dtype=model.dtype)
+
+
+def scratch_size(model, T, batch, n_threads=1):
+    """Scratch entries one :func:`loss_and_grads` call on a (batch, T) batch needs."""
+    return int(_kernels.scratch_size(T, batch, model.dims, n_threads))
+
+
+def chunk_scratch_size(model, T, batch):
+    """Scratch entries :func:`train_chunk` needs for sequences of T steps."""
+    return int(_train_kernel.chunk_scratch_size(T, batch, model.dims, model.n_params))
+
+
+def _flat(a):
+    return a.reshape(-1) if a.shape[0] else _EMPTY1[a.dtype.name]
+
+
+# ------------------------------------------------------------------ calls
+
+
+def forward(model, X, h0):
+    """yhat (B, T, O) and the states h_1..h_T (L, B, T, H) for prepared X and h0."""
+    B, T = X.shape[0], X.shape[1]
+    yhat = np.empty((B, T, model.n_out), dtype=model.dtype)
+    hs = np.empty((model.layers, B, T, model.n_hidden), dtype=model.dtype)
+    _kernels.predict(model.theta, model.dims, X, _flat(h0), yhat, hs, True)
+    return yhat, hs
+
+
+def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
+    """Loss, flat gradient (layout of theta) and final state (L, B, H) for prepared arrays.
+
+    ``K`` is the truncation (-1: full BPTT); ``buf`` scratch of at least
+    :func:`scratch_size` entries; ``n_threads > 1`` splits the batch over numba's
+    threads with the hand-written products.
+    """
+    B = X.shape[0]
+    grad = np.empty_like(model.theta)
+    h_final = np.empty((model.layers, B, model.n_hidden), dtype=model.dtype)
+    if n_threads > 1:
+        loss = _kernels.loss_and_grads_parallel(model.theta, model.dims, K, X, Y, M, _flat(h0), grad,
+                                                h_final.reshape(-1), buf, n_threads, False)
+    else:
+        loss = _kernels.loss_and_grads_serial(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1),
+                                              buf, True)
+    return loss, grad, h_final
+
+
+def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, buf,
+                losses, grad_norms, errors, blas=True):
+    """Train ``losses.shape[0]`` iterations of ``model`` in place; see :func:`fastrnn._train_kernel.train_chunk`.
+
+    ``resets=None`` starts every iteration from zeros; ``hstate`` is a flat state
+    from :func:`new_state`. Returns the number of iterations completed.
+    """
+    return _train_kernel.train_chunk(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0,
+                                     clip_norm, clip_value, hstate, _NO_RESETS if resets is None else resets, buf,
+                                     losses, grad_norms, errors, blas)
+
+
+def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
+                      resets, bufs, n_iters, losses, grad_norms, errors, done):
+    """Many models (stacked ``thetas``, ``dims``, ...) in one parallel call; see
+    :func:`fastrnn._train_kernel.train_chunks_many`. ``resets=None``: every iteration from zeros."""
+    if resets is None:
+        resets = np.zeros((0, 0), dtype=np.int64)
+    _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
+                                    hstates, resets, bufs, n_iters, losses, grad_norms, errors, done, False)
