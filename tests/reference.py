@@ -12,6 +12,10 @@ Two BPTT forms, both from SPEC.md:
   ``bptt_truncate``). With K >= T-1 it must equal ``bptt_full``.
 
 Parameters are a dict with the keys U0, W0, b0, (U1, W1, b1, ...), V, c.
+
+The gated cells (PyTorch's GRU and LSTM) follow at the end, with the same heads, losses, masks
+and truncation: ``gru_loss_and_grads``, ``lstm_loss_and_grads``, ``gated_forward`` and
+``gated_path_gradients``.
 """
 
 import numpy as np
@@ -422,8 +426,8 @@ def _gated_backward_step(cell, params, caches, k, dh_top, dstate_next, grads):
 def gated_sequence_grads(cell, params, x, y, m, head, K=None, state0=None, depth_grads=None):
     """Loss, gradients and final states of one sequence (full BPTT, or truncated at K).
 
-    With ``depth_grads`` (a list of P zeroed grads dicts) and K given, the layer-parameter
-    gradient carried by weight uses exactly p steps before the loss (p < P, p <= K) is also added
+    With ``depth_grads`` (a list of at least K + 1 zeroed grads dicts) and K given, the
+    layer-parameter gradient carried by weight uses exactly p steps before the loss is also added
     into depth_grads[p]: the path-length parts G_p.
     """
     L = layer_count(params)
@@ -445,13 +449,11 @@ def gated_sequence_grads(cell, params, x, y, m, head, K=None, state0=None, depth
             dstate = zero
             for k in range(t, max(0, t - K) - 1, -1):
                 dh_top = params["V"].T @ g[t] if k == t else np.zeros(H)
-                if depth_grads is None or t - k >= len(depth_grads):
-                    dstate = _gated_backward_step(cell, params, caches, k, dh_top, dstate, grads)
-                else:
-                    part = _zero_grads(params)
-                    dstate = _gated_backward_step(cell, params, caches, k, dh_top, dstate, part)
-                    for name in part:
-                        grads[name] += part[name]
+                part = _zero_grads(params)  # from the weight uses at step k, p = t - k steps before the loss
+                dstate = _gated_backward_step(cell, params, caches, k, dh_top, dstate, part)
+                for name in part:
+                    grads[name] += part[name]
+                    if depth_grads is not None:
                         depth_grads[t - k][name] += part[name]
     final = [states[l][T] for l in range(L)]
     return loss, grads, final
