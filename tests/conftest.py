@@ -16,6 +16,9 @@ RTOL_PARALLEL = 1e-12
 GRADCHECK_TOL = 1e-6
 #: float32 against float64 results
 RTOL_FLOAT32 = 2e-4
+#: the plain-numpy twin against PyTorch in float64: forward outputs, and autograd's gradients
+TOL_TORCH_FORWARD = 1e-12
+RTOL_TORCH_GRAD = 1e-9
 
 
 @pytest.fixture
