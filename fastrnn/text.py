@@ -84,9 +84,28 @@ def decode(vocab, ids):
     return "".join(vocab[int(i)] for i in ids)
 
 
+#: The key of ``model.metadata`` that holds a text model's vocabulary (a string).
+VOCAB_KEY = "vocab"
+
+
 def one_hot(ids, n_vocab, dtype="float64"):
     """One-hot rows: ``ids`` of any shape -> array of shape ``ids.shape + (n_vocab,)``."""
     return np.eye(n_vocab, dtype=dtype)[ids]
+
+
+def init_normal(model, std=0.01, seed=0):
+    """min-char-rnn's initialisation, in place: weights N(0, std^2), biases zero.
+
+    Drawn from ``numpy.random.default_rng(seed)``, one matrix after the other in
+    ``model.param_names`` order; names of 1-dimensional parameters (b0, c, ...)
+    are biases. Returns the model.
+    """
+    std = _checks.check_float("std", std, positive=True)
+    rng = np.random.default_rng(_checks.check_int("seed", seed, minimum=0))
+    for name in model.param_names:
+        view = model.params[name]
+        view[...] = 0.0 if view.ndim == 1 else rng.standard_normal(view.shape) * std
+    return model
 
 
 # ---------------------------------------------------------------------- reading
@@ -441,7 +460,7 @@ def next_char_distribution(z, temperature):
     return e / e.sum()
 
 
-def sample(model, vocab, length, temperature=1.0, prime="", seed=0, h0=None):
+def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=None):
     """Draw ``length`` characters from a trained character model.
 
     Each next character is drawn from softmax(z / temperature): a temperature
@@ -452,8 +471,9 @@ def sample(model, vocab, length, temperature=1.0, prime="", seed=0, h0=None):
     ----------
     model : fastrnn.RNN
         A softmax model with ``n_in == n_out == len(vocab)``.
-    vocab : str
-        The vocabulary the model was trained on (character i is ``vocab[i]``).
+    vocab : str or None
+        The vocabulary the model was trained on (character i is ``vocab[i]``);
+        None reads it from ``model.metadata["vocab"]``.
     length : int
         How many characters to draw (the prime is not counted nor returned).
     temperature : float >= 0
@@ -471,6 +491,10 @@ def sample(model, vocab, length, temperature=1.0, prime="", seed=0, h0=None):
     str
         The ``length`` drawn characters.
     """
+    if vocab is None:
+        vocab = model.metadata.get(VOCAB_KEY)
+        if vocab is None:
+            raise InvalidArgument("the model has no vocabulary in its metadata (it was not trained on text); pass vocab")
     if not isinstance(vocab, str) or not vocab:
         raise InvalidArgument(f"vocab must be the non-empty string of the model's characters, got {type(vocab).__name__}")
     length = _checks.check_int("length", length, minimum=0)

@@ -121,6 +121,18 @@ def test_the_example_text_ships_and_reads():
     assert "\n" in t.vocab and " " in t.vocab
 
 
+def test_init_normal():
+    model = text.init_normal(fastrnn.RNN(30, 100, 30, layers=2), std=0.01, seed=3)
+    for name in model.param_names:
+        v = model.params[name]
+        if v.ndim == 1:
+            assert np.all(v == 0), name
+        else:
+            assert abs(v.std() - 0.01) < 0.001 and abs(v.mean()) < 0.001, name
+    again = text.init_normal(fastrnn.RNN(30, 100, 30, layers=2, seed=9), std=0.01, seed=3)
+    assert np.array_equal(again.theta, model.theta)  # from the seed alone
+
+
 # ---------------------------------------------------------------------- the walk
 
 
@@ -331,6 +343,16 @@ def test_temperature_direction():
     cold, hot = concentration(0.1), concentration(2.0)
     assert cold[0] > hot[0] + 0.2  # the most common character is much more common when cold
     assert cold[1] < hot[1] - 0.5  # and the spread (entropy, nats) much smaller
+
+
+def test_sample_reads_the_vocabulary_from_the_model_metadata(tmp_path):
+    model = random_model()
+    model.metadata[text.VOCAB_KEY] = VOCAB
+    model = fastrnn.RNN.load(model.save(tmp_path / "m.npz"))  # the vocabulary survives a save
+    assert text.sample(model, length=30, seed=2) == text.sample(model, VOCAB, 30, seed=2)
+    model.metadata.clear()
+    with pytest.raises(InvalidArgument, match="no vocabulary"):
+        text.sample(model, length=3)
 
 
 def test_sample_refuses_unknown_prime_characters():
