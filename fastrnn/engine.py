@@ -8,9 +8,10 @@ them; the others take prepared arrays and a model, and read only the model's
 public attributes (``theta``, ``dims``, ``dtype``, ``layers``, ``n_hidden``, ...).
 
 Recurrent states: the kernels hold a layer's S state vectors (S = 1, h, for the
-vanilla cell) flat, laid out (L, S, B, H). For the vanilla cell that is the
-memory of the (layers, B, n_hidden) arrays users pass as ``h0``, so these pass
-through without a copy.
+vanilla cell and the GRU; S = 2, h and c, for the LSTM) flat, laid out
+(L, S, B, H). For S = 1 that is the memory of the (layers, B, n_hidden) arrays
+users pass as ``h0``, so these pass through without a copy; the LSTM's users pass
+and get the pair (h, c) of such arrays, stacked here into (L * S, B, H).
 """
 
 import numpy as np
@@ -65,15 +66,38 @@ def prepare(model, X, Y=None, mask=None, h0=None):
     M = _EMPTY2[dt] if mask is None else _array(model, "mask", mask, 2, (B, T), ("batch", "time"))
     if h0 is None:
         h0 = _EMPTY3[dt]
+    elif model.n_states == 1:
+        h0 = _state(model, "h0", h0, B)
     else:
-        if model.layers == 1 and np.ndim(h0) == 2:
-            h0 = np.asarray(h0)[None]
-        h0 = _array(model, "h0", h0, 3, (model.layers, B, model.n_hidden), ("layers", "batch", "n_hidden"))
+        if not isinstance(h0, (tuple, list)) or len(h0) != model.n_states:
+            raise InvalidArgument(
+                f"h0 of a {model.cell} model must be a pair (h0, c0), each (layers, batch, n_hidden), got "
+                f"{type(h0).__name__}; pass a tuple as return_state=True returns it"
+            )
+        parts = [_state(model, name, v, B) for name, v in zip(("h0", "c0"), h0)]
+        # (layers * S, B, H): the memory of the kernels' (L, S, B, H), kept 3-D for scan_data
+        h0 = np.stack(parts, axis=1).reshape(model.layers * model.n_states, B, model.n_hidden)
     probabilities = Y.shape[2] > 0 and model.head != "linear"
     code = _checks.scan_data(X, Y, M, h0, probabilities, probabilities and model.head == "softmax")
     if code != _checks.DATA_OK:
         raise InvalidArgument(_DATA_ERRORS[code].format(head=model.head, where=_first_bad(code, X, Y, h0)))
     return X, Y, M, h0
+
+
+def _state(model, name, value, B):
+    """One recurrent state vector of every layer as (layers, B, n_hidden)."""
+    if model.layers == 1 and np.ndim(value) == 2:
+        value = np.asarray(value)[None]
+    return _array(model, name, value, 3, (model.layers, B, model.n_hidden), ("layers", "batch", "n_hidden"))
+
+
+def split_state(model, flat_state):
+    """A (layers * S, B, H) or flat (L, S, B, H) state as users hold it: (layers, B, n_hidden)
+    for one state vector per layer, the pair (h, c) of such arrays for the LSTM."""
+    if model.n_states == 1:
+        return flat_state.reshape(model.layers, -1, model.n_hidden)
+    four = flat_state.reshape(model.layers, model.n_states, -1, model.n_hidden)
+    return tuple(four[:, s] for s in range(model.n_states))
 
 
 _DATA_ERRORS = {
@@ -133,7 +157,8 @@ def forward(model, X, h0):
 
 
 def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
-    """Loss, flat gradient (layout of theta) and final state (L, B, H) for prepared arrays.
+    """Loss, flat gradient (layout of theta) and final state (L * S, B, H) for prepared arrays
+    (the memory of (L, S, B, H); :func:`split_state` gives the users' form).
 
     ``K`` is the truncation (-1: full BPTT); ``buf`` scratch of at least
     :func:`scratch_size` entries; ``n_threads > 1`` splits the batch over numba's
@@ -141,7 +166,7 @@ def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
     """
     B = X.shape[0]
     grad = np.empty_like(model.theta)
-    h_final = np.empty((model.layers, B, model.n_hidden), dtype=model.dtype)
+    h_final = np.empty((model.layers * model.n_states, B, model.n_hidden), dtype=model.dtype)
     if n_threads > 1:
         loss = _kernels.loss_and_grads_parallel(model.theta, model.dims, K, X, Y, M, _flat(h0), grad,
                                                 h_final.reshape(-1), buf, n_threads, False)

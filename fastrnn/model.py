@@ -23,7 +23,11 @@ FORMAT_VERSION = 1
 
 
 class RNN:
-    """A vanilla RNN: ``h_t = f(U x_t + W h_{t-1} + b)``, ``yhat_t = head(V h_t + c)``.
+    """A stacked recurrent network: ``h_t = cell(x_t, h_{t-1})``, ``yhat_t = head(V h_t + c)``.
+
+    The cell is the vanilla one, ``h_t = f(U x_t + W h_{t-1} + b)``, or PyTorch's GRU
+    or LSTM (docs/math.md, "Gated cells"); :meth:`from_torch` / :meth:`to_torch`
+    convert from and to ``torch.nn.RNN``/``GRU``/``LSTM`` (+ ``nn.Linear``).
 
     Parameters
     ----------
@@ -32,7 +36,8 @@ class RNN:
     layers : int
         Number of stacked recurrent layers (L); layer l > 0 reads layer l-1's states.
     activation : {"tanh", "sigmoid", "relu"}
-        Hidden activation f.
+        Hidden activation f of the vanilla cell; the gated cells take only "tanh"
+        (their activations are fixed).
     head : {"softmax", "sigmoid", "linear"}
         Output head and its loss: cross-entropy, binary cross-entropy or squared error.
     dtype : {"float64", "float32"}
@@ -40,16 +45,23 @@ class RNN:
         Seed of the ``numpy.random.default_rng`` that draws the initial weights.
     init_scale : float or None
         Weights start uniform in ``[-init_scale, init_scale]``; None means
-        ``1 / sqrt(fan_in)`` per matrix. Biases start at zero.
-    cell : {"rnn"}
-        The recurrent cell (:mod:`fastrnn.cells`; "rnn" is the vanilla cell above).
+        ``1 / sqrt(fan_in)`` per matrix for the vanilla cell and ``1 / sqrt(n_hidden)``
+        for every matrix of a gated cell (PyTorch's rule). Biases start at zero.
+    cell : {"rnn", "gru", "lstm"}
+        The recurrent cell (:mod:`fastrnn.cells`): "rnn" is the vanilla cell above,
+        "gru" and "lstm" compute exactly ``torch.nn.GRU`` and ``torch.nn.LSTM``.
 
     Attributes
     ----------
     params : mapping of str to ndarray
-        The live parameter arrays (views into :attr:`theta`): ``U0 (H, I)``,
-        ``W0 (H, H)``, ``b0 (H,)``, ``U1``, ``W1``, ``b1``, ..., ``V (O, H)``,
-        ``c (O,)``. Write into them in place (``model.params["W0"][:] = W``).
+        The live parameter arrays (views into :attr:`theta`): ``U0 (G*H, I)``,
+        ``W0 (G*H, H)``, ``b0 (G*H,)``, (GRU: ``bn0 (H,)``), ``U1``, ``W1``, ``b1``,
+        ..., ``V (O, H)``, ``c (O,)``, with G = 1 (rnn), 3 (gru: gates r, z, n) or
+        4 (lstm: i, f, g, o) in PyTorch's order. Write into them in place
+        (``model.params["W0"][:] = W``).
+    n_states : int
+        State vectors per layer: 1 (h) for rnn and gru, 2 (h, c) for lstm. An LSTM's
+        ``h0`` and returned state are the pair ``(h, c)``, each (layers, B, n_hidden).
     theta : ndarray of shape (n_params,)
         All parameters in one vector.
     dims : ndarray of int64
@@ -71,6 +83,14 @@ class RNN:
         self.seed = _checks.check_int("seed", seed, minimum=0)
         self.init_scale = None if init_scale is None else _checks.check_float("init_scale", init_scale, positive=True)
         self.cell = _checks.check_choice("cell", cell, tuple(cells.CELLS))
+        if self.cell != "rnn" and self.activation != "tanh":
+            raise InvalidArgument(
+                f"activation={self.activation!r} applies to the vanilla cell only; the {self.cell} cell's activations"
+                " are fixed: leave activation='tanh' or use cell='rnn'"
+            )
+        cell_module = cells.module(self.cell)
+        #: state vectors per layer (1: h; the LSTM's 2: h and c)
+        self.n_states = cell_module.S
         _checks.check_memory(f"a model with n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, layers={self.layers}",
                              _checks.model_bytes(self.n_in, self.n_hidden, self.n_out, self.layers, self.dtype.itemsize),
                              "choose a smaller n_hidden or fewer layers")
@@ -80,7 +100,8 @@ class RNN:
             dtype=np.int64,
         )
         self._entries, size = params.layout(self._dims, self.cell)
-        self.theta = params.init_theta(self._entries, size, self.dtype, self.seed, self.init_scale)
+        default_scale = None if self.cell == "rnn" else 1.0 / np.sqrt(self.n_hidden)
+        self.theta = params.init_theta(self._entries, size, self.dtype, self.seed, self.init_scale, default_scale)
         self._params = params.views(self.theta, self._entries)
         #: Free-form JSON-able facts saved with the model (the training task, say).
         self.metadata = {}
@@ -152,7 +173,8 @@ class RNN:
         Parameters
         ----------
         X : array of shape (B, T, n_in)
-        h0 : array of shape (layers, B, n_hidden), or (B, n_hidden) for one layer; zeros if None
+        h0 : array of shape (layers, B, n_hidden), or (B, n_hidden) for one layer; zeros if None.
+            For an LSTM, the pair (h0, c0) of such arrays.
 
         Returns
         -------
@@ -179,9 +201,10 @@ class RNN:
             K: the loss at step t sends gradient back only to steps t-K..t; None is
             full BPTT.
         h0 : array of shape (layers, B, n_hidden), or (B, n_hidden) for one layer
+            (an LSTM: the pair (h0, c0) of such arrays)
         return_state : bool
             Also return the final hidden state (layers, B, n_hidden), to carry into
-            the next chunk of a long stream.
+            the next chunk of a long stream; for an LSTM the pair (h_T, c_T).
         parallel : bool or None
             True splits the batch across numba's threads (hand-written products in
             each); None and False use the serial kernel, whose products go to BLAS
@@ -193,7 +216,7 @@ class RNN:
             Sum over masked steps, mean over the batch (SPEC.md).
         grads : dict of str to ndarray
             Same keys and shapes as :attr:`params`; new arrays on every call.
-        h_final : ndarray, only with ``return_state=True``
+        h_final : ndarray (the pair of them for an LSTM), only with ``return_state=True``
         """
         X, Y, M, h0 = engine.prepare(self, X, Y, mask, h0)
         K = -1 if bptt_truncate is None else self._check_truncate(bptt_truncate)
@@ -216,7 +239,7 @@ class RNN:
                 self._scratch_lock.release()
         grads = {name: grad[a:b].reshape(shape) for name, a, b, shape in self._slices}
         if return_state:
-            return float(loss), grads, h_final
+            return float(loss), grads, engine.split_state(self, h_final)
         return float(loss), grads
 
     def loss(self, X, Y, mask=None, h0=None):
