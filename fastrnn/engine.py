@@ -120,6 +120,15 @@ def _first_bad(code, X, Y, h0):
 # ------------------------------------------------------------------ sizes
 
 
+def cellset(dims):
+    """The kernels' ``cellset`` argument for models with these ``dims`` (one row, or
+    stacked rows): None when every model has the vanilla cell, so that the gated
+    cells' code is not compiled for it, else 1 (every cell; see :mod:`fastrnn.cells`)."""
+    if dims.ndim == 1:
+        return None if dims[6] == 0 else 1
+    return None if not (dims[:, 6] != 0).any() else 1
+
+
 def state_size(model, batch):
     """Entries of the flat (L, S, batch, H) recurrent state of ``batch`` sequences."""
     return int(_kernels.state_size(model.dims, batch))
@@ -152,7 +161,7 @@ def forward(model, X, h0):
     B, T = X.shape[0], X.shape[1]
     yhat = np.empty((B, T, model.n_out), dtype=model.dtype)
     hs = np.empty((model.layers, B, T, model.n_hidden), dtype=model.dtype)
-    _kernels.predict(model.theta, model.dims, X, _flat(h0), yhat, hs, True)
+    _kernels.predict(model.theta, model.dims, X, _flat(h0), yhat, hs, True, cellset(model.dims))
     return yhat, hs
 
 
@@ -169,10 +178,10 @@ def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
     h_final = np.empty((model.layers * model.n_states, B, model.n_hidden), dtype=model.dtype)
     if n_threads > 1:
         loss = _kernels.loss_and_grads_parallel(model.theta, model.dims, K, X, Y, M, _flat(h0), grad,
-                                                h_final.reshape(-1), buf, n_threads, False)
+                                                h_final.reshape(-1), buf, n_threads, False, cellset(model.dims))
     else:
         loss = _kernels.loss_and_grads_serial(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1),
-                                              buf, True)
+                                              buf, True, cellset(model.dims))
     return loss, grad, h_final
 
 
@@ -185,7 +194,7 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
     """
     return _train_kernel.train_chunk(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0,
                                      clip_norm, clip_value, hstate, _NO_RESETS if resets is None else resets, buf,
-                                     losses, grad_norms, errors, blas)
+                                     losses, grad_norms, errors, blas, cellset(model.dims))
 
 
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
@@ -195,4 +204,5 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
     if resets is None:
         resets = np.zeros((0, 0), dtype=np.int64)
     _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
-                                    hstates, resets, bufs, n_iters, losses, grad_norms, errors, done, False)
+                                    hstates, resets, bufs, n_iters, losses, grad_norms, errors, done, False,
+                                    cellset(dims))

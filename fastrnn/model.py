@@ -158,6 +158,63 @@ class RNN:
             f"cell={self.cell!r})"
         )
 
+    # ------------------------------------------------------------------ PyTorch
+
+    @classmethod
+    def from_torch(cls, module, head=None, output="linear", seed=0):
+        """A model computing what a PyTorch ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` (and head) computes.
+
+        Parameters
+        ----------
+        module : torch.nn.RNN (nonlinearity tanh or relu), torch.nn.GRU or torch.nn.LSTM
+            Unidirectional, without projections, dropout 0; batch_first either way
+            (fastrnn's arrays are always (B, T, ...)). float32 or float64: the model
+            gets that dtype.
+        head : torch.nn.Linear or None
+            The output layer (in_features = hidden_size). None gives a linear head
+            with V = identity and c = 0, so that ``forward`` returns the module's
+            top-layer output.
+        output : {"linear", "softmax", "sigmoid"}
+            The model's head function and loss on top of ``head``'s logits.
+
+        Refusals name the module's attribute that cannot be converted (see
+        :mod:`fastrnn.torch_interop`). The module's ``batch_first`` is kept in
+        :attr:`metadata` for :meth:`to_torch`.
+        """
+        from . import torch_interop
+
+        output = _checks.check_choice("output", output, tuple(_kernels.HEADS))
+        tp = torch_interop.params_from_torch(module, head)
+        dtype = next(iter(tp.params.values())).dtype.name
+        n_out = tp.n_hidden if tp.n_out is None else tp.n_out
+        model = cls(tp.n_in, tp.n_hidden, n_out, layers=tp.layers, activation=tp.activation or "tanh", head=output,
+                    dtype=dtype, seed=seed, cell=tp.cell)
+        values = dict(tp.params)
+        if tp.n_out is None:
+            values["V"] = np.eye(tp.n_hidden, dtype=dtype)
+            values["c"] = np.zeros(tp.n_hidden, dtype=dtype)
+        for name, value in values.items():
+            model._params[name][...] = value
+        model.metadata["torch_batch_first"] = tp.batch_first
+        return model
+
+    def to_torch(self, batch_first=None):
+        """``(module, head)``: a PyTorch ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` and ``nn.Linear``
+        holding this model's parameters, in its dtype (torch must be installed).
+
+        ``batch_first`` None takes the value recorded by :meth:`from_torch` (False
+        otherwise). PyTorch applies no head function: the head's output is the
+        logits z, which this model turns into :attr:`head` probabilities. A vanilla
+        model with the sigmoid activation has no PyTorch twin and is refused.
+        """
+        from . import torch_interop
+
+        if batch_first is None:
+            batch_first = bool(self.metadata.get("torch_batch_first", False))
+        activation = self.activation if self.cell == "rnn" else None
+        return torch_interop.torch_from_params(self.cell, {k: np.array(v) for k, v in self._params.items()},
+                                               batch_first=bool(batch_first), activation=activation)
+
     # ------------------------------------------------------------------ checks
 
     @staticmethod

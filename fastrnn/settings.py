@@ -173,6 +173,12 @@ def _activations():
     return tuple(ACTIVATIONS)
 
 
+def _cells():
+    from .cells import CELLS
+
+    return tuple(CELLS)
+
+
 def _tasks():
     from .tasks import TASKS
 
@@ -188,7 +194,10 @@ TRAINING = (
     Setting("batch", "int", "Sequences per iteration.", PER_TASK, minimum=1, together=True),
     Setting("hidden", "int", "Hidden units per layer.", PER_TASK, minimum=1, together=True),
     Setting("layers", "int", "Stacked recurrent layers.", 1, minimum=1, together=True),
-    Setting("activation", "choice", "Hidden activation.", PER_TASK, choices=_activations),
+    Setting("cell", "choice", "Recurrent cell: rnn (vanilla), or PyTorch's gru or lstm.", "rnn", choices=_cells,
+            together=True),
+    Setting("activation", "choice", "Hidden activation (the vanilla cell; gated cells use tanh).", PER_TASK,
+            choices=_activations),
     Setting("optimizer", "choice", "Update rule.", PER_TASK, choices=_optimizers),
     Setting("lr", "float", "Learning rate.", PER_TASK, positive=True),
     Setting("momentum", "float", "Momentum of the momentum optimizer.", 0.9, minimum=0.0, below=1.0),
@@ -260,6 +269,14 @@ def resolve(given):
     for setting in TRAINING:
         value = given.get(setting.name)
         s[setting.name] = setting.check(setting.default_for(task_obj) if value is None else value)
+    if s["cell"] != "rnn":  # the gated cells' activations are fixed
+        if given.get("activation") not in (None, "tanh"):
+            raise InvalidArgument(f"activation={given['activation']!r} applies to cell='rnn' only; the {s['cell']} cell's"
+                                  " activations are fixed: leave activation unset")
+        if s["log_spectrum"]:
+            raise InvalidArgument(f"log_spectrum needs the vanilla cell's square W; a {s['cell']} model stacks gate"
+                                  " matrices: train with cell='rnn' or without log_spectrum")
+        s["activation"] = "tanh"
     return task_obj, s
 
 

@@ -332,7 +332,7 @@ class _Run:
         s["versions"] = versions()
         self.model = RNN(task_obj.n_in, s["hidden"], task_obj.n_out, layers=s["layers"], activation=s["activation"],
                          head=task_obj.head, dtype=s["dtype"], seed=s["seed"],
-                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"])
+                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"], cell=s["cell"])
         self.model.metadata = dict(task_obj.settings())
         self.B, self.T = s["batch"], task_obj.T
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]

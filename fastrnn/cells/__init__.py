@@ -13,6 +13,14 @@ step functions of :mod:`fastrnn.cells.rnn` (same meaning, see its docstring and
 A cell with extra per-layer parameters also writes their gradient from the
 summed dL/d(xu) / dL/d(hw) in :func:`extras_grad` (the driver computes U, W and b's).
 
+Compiling only what runs: the step functions take ``cellset`` first. ``None``
+means "the vanilla cell only": numba prunes the ``cellset is None`` branch at
+compile time (dead-branch pruning of a None-typed argument), so the kernels a
+vanilla model runs never compile the gated cells' code. Any integer means "every
+registered cell", chosen at run time by the code in ``dims``. So there are at
+most two specialisations per dtype (vanilla only; all cells), whatever the
+activation, head or cell; :func:`fastrnn.engine.cellset` picks the argument.
+
 Per-step contract, for one layer and the B rows of one step:
 
 * forward: given xu_t (B, G*H) = x_t U^T + b, hw_t (B, G*H) = h_{t-1} W^T, the
@@ -102,9 +110,11 @@ def separate_dah(cell):
 
 
 @njit(**JIT)
-def forward_step(cell, act, B, H, xu, xoff, hw, theta, eoff, hs, hprev, hout, cs, cprev, cout, cache, coff):
+def forward_step(cellset, cell, act, B, H, xu, xoff, hw, theta, eoff, hs, hprev, hout, cs, cprev, cout, cache, coff):
     """One step of one layer: states at t from xu_t, hw_t and the states at t-1."""
-    if cell == GRU:
+    if cellset is None:
+        rnn.forward_step(act, B * H, xu, xoff, hw, hs, hout)
+    elif cell == GRU:
         gru.forward_step(B, H, xu, xoff, hw, theta, eoff, hs, hprev, hout, cache, coff)
     elif cell == LSTM:
         lstm.forward_step(B, H, xu, xoff, hw, hs, hout, cs, cprev, cout, cache, coff)
@@ -113,13 +123,15 @@ def forward_step(cell, act, B, H, xu, xoff, hw, theta, eoff, hs, hprev, hout, cs
 
 
 @njit(**JIT)
-def backward_step(cell, act, B, H, dd, dh, has_next, rnext, rcur, dax, dah, theta, eoff, hs, hprev, hcur, cs, cprev,
+def backward_step(cellset, cell, act, B, H, dd, dh, has_next, rnext, rcur, dax, dah, theta, eoff, hs, hprev, hcur, cs, cprev,
                   ccur, cache, coff):
     """One step of one layer backward, all deltas in the one buffer ``dd``: read dh (B, H)
     at ``dd[dh:]`` and the carry of step t+1 at ``dd[rnext:]`` (valid if has_next);
     write da_x (B, G*H) at ``dd[dax:]``, da_h at ``dd[dah:]`` (the same offset for a
     cell without SEPARATE_DAH) and the carry for step t-1 at ``dd[rcur:]``."""
-    if cell == GRU:
+    if cellset is None:
+        rnn.backward_step(act, B * H, dd, dh, hs, hcur, dax)
+    elif cell == GRU:
         gru.backward_step(B, H, dd, dh, has_next, rnext, rcur, dax, dah, hs, hprev, cache, coff)
     elif cell == LSTM:
         lstm.backward_step(B, H, dd, dh, has_next, rnext, rcur, dax, cs, cprev, cache, coff)
@@ -128,8 +140,8 @@ def backward_step(cell, act, B, H, dd, dh, has_next, rnext, rcur, dax, dah, thet
 
 
 @njit(**JIT)
-def extras_grad(cell, H, rows, dsx, dsh, doff, grad, eoff):
+def extras_grad(cellset, cell, H, rows, dsx, dsh, doff, grad, eoff):
     """The gradient of a layer's extra parameters (at grad[eoff:]) from the sums over
     all rows of dL/d(xu) (rows, G*H) at dsx[doff:] and dL/d(hw) at dsh[doff:]."""
-    if cell == GRU:
+    if cellset is not None and cell == GRU:
         gru.extras_grad(H, rows, dsh, doff, grad, eoff)
