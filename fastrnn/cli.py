@@ -271,8 +271,10 @@ def evaluate(model_path, samples, bits, digits, seed):
 # ------------------------------------------------------------------------ analysis
 
 
-def _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale, need_task=True):
-    """(label, model, task) for each saved model, or a fresh model per activation.
+def _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale, need_task=True,
+                  cells=None):
+    """(label, model, task) for each saved model, or a fresh model per activation (and per cell:
+    the activations apply to the vanilla cell, the gated cells have their own).
 
     A saved model reads ``task``'s data when it is given, else its own task's; with
     ``need_task=False`` a model with neither comes with task None.
@@ -282,8 +284,8 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
     from .training import TASK_DEFAULTS
 
     if model_paths:
-        if activations:
-            raise InvalidArgument("--activation builds fresh models; it cannot be combined with MODEL files")
+        if activations or cells:
+            raise InvalidArgument("--activation and --cell build fresh models; they cannot be combined with MODEL files")
         out = []
         for path in model_paths:
             model, task_obj = _load_model(path, bits, digits, task=task, need_task=need_task, offer_task=True)
@@ -293,11 +295,25 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
     d = TASK_DEFAULTS[task_obj.name]
     scale = d["init_scale"] if init_scale is None else init_scale
     out = []
-    for act in activations or [d["activation"]]:
-        model = RNN(task_obj.n_in, hidden or d["hidden"], task_obj.n_out, layers=layers, activation=act, head=task_obj.head,
-                    seed=seed, init_scale=None if scale == "fan_in" else scale)
-        out.append((f"{act} (untrained)", model, task_obj))
+    for cell in cells or ["rnn"]:
+        for act in (activations or [d["activation"]]) if cell == "rnn" else ["tanh"]:
+            model = RNN(task_obj.n_in, hidden or d["hidden"], task_obj.n_out, layers=layers, activation=act,
+                        head=task_obj.head, seed=seed, init_scale=None if scale == "fan_in" else scale, cell=cell)
+            name = act if not cells else cell if cell != "rnn" else f"rnn {act}"
+            out.append((f"{name} (untrained)", model, task_obj))
     return out
+
+
+def _cell_list(value):
+    from .cells import CELLS
+
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in names if v not in CELLS]
+    if bad or not names:
+        raise click.BadParameter(f"{value!r}: give a comma-separated list of {', '.join(CELLS)}", param_hint="'--cell'")
+    return names
 
 
 def _activation_list(value):
@@ -347,12 +363,15 @@ def study_options(fn):
 @click.option("--length", type=click.IntRange(min=1), default=6, show_default=True, help="random: time steps.")
 @click.option("--hidden", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True)
+@click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True,
+              help="The vanilla cell's activation.")
+@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="rnn", show_default=True,
+              help="The recurrent cell (gru and lstm: PyTorch's).")
 @click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--eps", type=POSITIVE, default=1e-5, show_default=True, help="Finite-difference step.")
 @click.option("--bptt-truncate", type=click.IntRange(min=0), help="Also check truncated BPTT with this K.")
-def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, batch, seed, eps, bptt_truncate):
+def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, cell, batch, seed, eps, bptt_truncate):
     """Check BPTT gradients against central finite differences (float64)."""
     import numpy as np
 
@@ -379,13 +398,20 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, batch
         data = task_obj.sample(rng, batch)
         X, Y, mask = data.X, data.Y, data.mask
         n_in, n_out, head = task_obj.n_in, task_obj.n_out, task_obj.head
-    model = RNN(n_in, hidden, n_out, layers=layers, activation=activation, head=head, seed=seed, init_scale=0.8)
+    model = RNN(n_in, hidden, n_out, layers=layers, activation=activation, head=head, seed=seed, init_scale=0.8, cell=cell)
     click.echo(f"model: {model!r}; data: {task}, batch {X.shape[0]}, {X.shape[1]} steps; eps {eps}")
     report = check(model, X, Y, mask=mask, eps=eps)
     click.echo("full BPTT against central differences:")
     click.echo(str(report))
     ok = report.passed
-    if bptt_truncate is not None:
+    if bptt_truncate is not None and cell != "rnn":
+        click.echo(
+            f"\nbptt_truncate={bptt_truncate}: a truncated gradient is not the gradient of the loss, so finite differences "
+            f"cannot check it, and a {cell} cell's path-length parts are defined by truncation itself (G_p = "
+            f"grad(K=p) - grad(K=p-1)), so they cannot check it either. The test suite checks truncated {cell} "
+            f"gradients against a plain-numpy twin written from the definition (tests/test_cells.py)."
+        )
+    elif bptt_truncate is not None:
         K = bptt_truncate
         click.echo(
             f"\nbptt_truncate={K}: a truncated gradient is not the gradient of the loss, so finite differences cannot "
@@ -410,10 +436,13 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, batch
 @study_options
 @click.option("--activation", "activations", callback=lambda c, p, v: _activation_list(v),
               help="Fresh models with these activations side by side, e.g. tanh,sigmoid,relu.")
+@click.option("--cell", "cells", callback=lambda c, p, v: _cell_list(v),
+              help="Fresh models with these cells side by side, e.g. rnn,gru,lstm (--activation sets rnn's).")
 @click.option("--out", type=click.Path(), required=True, help="PNG of mean |G_p| against p.")
 @click.option("--csv", "csv_path", type=click.Path(), help="The curves as CSV (label, path_length, mean_abs_grad).")
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out/--csv.")
-def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_scale, activations, out, csv_path, overwrite):
+def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_scale, activations, cells, out, csv_path,
+          overwrite):
     """Path-length gradients: how much of dW flows through paths of p recurrences."""
     import numpy as np
     import pandas as pd
@@ -427,7 +456,8 @@ def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_s
         metrics.check_new_file(csv_path, "CSV", overwrite, "--csv")
     profiles, rows = [], []
     with np.errstate(all="ignore"):  # overflowing states show as inf or nan in the output, not as warnings
-        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
+        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits,
+                                                    init_scale, cells=cells):
             _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
             data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
             profile = analysis.path_profile(analysis.path_gradients(model, data.X, data.Y, data.mask), "W0")

@@ -1,0 +1,65 @@
+"""The gated cells on the command line: train --cell, gradcheck --cell, paths --cell, sweeps over
+cells, and one line for each bad cell option."""
+
+import pandas as pd
+import pytest
+
+import fastrnn
+from test_cli import assert_one_line_error, run
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_train_cell_records_it_everywhere(capsys, tmp_path, cell):
+    csv, model_path = tmp_path / "r.csv", tmp_path / "m.npz"
+    code, out, err = run(capsys, "train", "--cell", cell, "--iters", "200", "--log-every", "100", "--csv", str(csv),
+                         "--save", str(model_path))
+    assert code == 0, err
+    assert fastrnn.RNN.load(model_path).cell == cell
+    _, info = fastrnn.read_run(csv)
+    settings = info.get("settings", info)
+    assert settings["cell"] == cell and settings["activation"] == "tanh"  # the task's sigmoid default is the rnn's
+
+
+def test_train_cell_refuses_an_explicit_activation(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "--cell", "gru", "--activation", "relu", "--no-csv")
+    assert_one_line_error(code, err, 2, "activation='relu' applies to cell='rnn' only")
+
+
+def test_train_cell_refuses_log_spectrum(capsys):
+    code, _, err = run(capsys, "train", "--cell", "lstm", "--log-spectrum", "--no-csv")
+    assert_one_line_error(code, err, 2, "log_spectrum needs the vanilla cell")
+
+
+def test_train_bad_cell_is_one_line(capsys):
+    code, _, err = run(capsys, "train", "--cell", "transformer", "--no-csv")
+    assert code == 2 and "transformer" in err and "Traceback" not in err
+
+
+def test_sweep_over_cells(tmp_path):
+    result = fastrnn.sweep(task="binary", seeds=[0, 1], grid={"cell": ["rnn", "gru", "lstm"]}, out=tmp_path / "sweep",
+                           workers=1, iters=200, log_every=100)
+    assert sorted(result.summary["cell"]) == ["gru", "gru", "lstm", "lstm", "rnn", "rnn"]
+    assert result.summary["final_accuracy"].notna().all()
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_gradcheck_cell_passes(capsys, cell):
+    code, out, err = run(capsys, "gradcheck", "--cell", cell, "--layers", "2", "--bptt-truncate", "1")
+    assert code == 0, err
+    assert "all gradients pass" in out and f"cell='{cell}'" in out
+    assert "bn0" in out if cell == "gru" else "bn0" not in out
+
+
+def test_paths_draws_the_cells_side_by_side(capsys, tmp_path):
+    png, csv = tmp_path / "p.png", tmp_path / "p.csv"
+    code, out, err = run(capsys, "paths", "--cell", "rnn,gru,lstm", "--bits", "6", "--samples", "4", "--out", str(png),
+                         "--csv", str(csv))
+    assert code == 0, err
+    frame = pd.read_csv(csv)
+    assert sorted(set(frame["label"])) == ["gru (untrained)", "lstm (untrained)", "rnn sigmoid (untrained)"]
+    assert png.stat().st_size > 0
+
+
+def test_paths_bad_cell_is_one_line(capsys, tmp_path):
+    code, _, err = run(capsys, "paths", "--cell", "rnn,elman", "--out", str(tmp_path / "x.png"))
+    assert_one_line_error(code, err, 2, "give a comma-separated list of rnn, gru, lstm")
