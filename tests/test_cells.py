@@ -399,3 +399,30 @@ def test_from_torch_refuses_mismatched_heads_and_modules(torch):
         fastrnn.RNN.from_torch(torch.nn.GRUCell(2, 3))
     with pytest.raises(InvalidArgument, match="output"):
         fastrnn.RNN.from_torch(gru, output="tanh")
+
+
+# ----------------------------------------------------------------- the recall task
+
+
+@pytest.mark.parametrize("lag", [1, 2, 7])
+def test_recall_targets_the_symbol_seen_lag_steps_earlier(lag):
+    from fastrnn.tasks import make_task
+    from fastrnn.tasks.recall import QUERY, STORE, SYMBOLS
+
+    task = make_task("recall", lag=lag)
+    X, Y, mask = task.sample(np.random.default_rng(0), 50)
+    assert X.shape == (50, lag + 1, SYMBOLS + 2) and Y.shape == (50, lag + 1, SYMBOLS)
+    assert (mask[:, :-1] == 0).all() and (mask[:, -1] == 1).all()
+    np.testing.assert_array_equal(Y[:, -1], X[:, 0, :SYMBOLS])  # the target is step 0's symbol
+    assert (X[:, 0, STORE] == 1).all() and (X[:, 1:, STORE] == 0).all()
+    assert (X[:, -1, QUERY] == 1).all() and (X[:, :-1, QUERY] == 0).all()
+    assert (X[:, :-1, :SYMBOLS].sum(axis=2) == 1).all()  # a symbol at every step before the query
+    again = task.sample(np.random.default_rng(0), 20)
+    np.testing.assert_array_equal(again.X, X[:20])  # the draw does not depend on how it is cut
+
+
+def test_recall_bad_lag_is_refused():
+    from fastrnn.tasks import make_task
+
+    with pytest.raises(InvalidArgument, match="lag"):
+        make_task("recall", lag=0)

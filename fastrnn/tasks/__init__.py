@@ -15,11 +15,13 @@ from ..exceptions import InvalidArgument
 from ._base import Batch, Task, operands
 from .binary import BinaryAddition
 from .digits import ENCODINGS, DigitAddition
+from .recall import Recall
 
 #: name -> task class. One line per task.
 TASKS = {
     "binary": BinaryAddition,
     "digits": DigitAddition,
+    "recall": Recall,
 }
 
 #: The registered names (kept for callers of the old module).
