@@ -50,7 +50,8 @@ def prepare(model, X, Y=None, mask=None, h0=None):
     """Check everything a kernel call reads; return ``X, Y, M, h0`` ready for it.
 
     ``X (B, T, n_in)``, ``Y (B, T, n_out)``, ``mask (B, T)`` of 0/1, ``h0``
-    ``(layers, B, n_hidden)`` (or ``(B, n_hidden)`` for one layer). ``Y=None``
+    ``(layers, B, n_hidden)`` (or ``(B, n_hidden)`` for one layer; for an LSTM the
+    pair ``(h0, c0)`` of such arrays, returned stacked as ``(layers * 2, B, n_hidden)``). ``Y=None``
     (forward only) gives an empty Y; ``mask=None`` and ``h0=None`` give empty
     arrays, which the kernels read as "all ones" and "zeros". Raises
     :class:`~fastrnn.InvalidArgument` / :class:`~fastrnn.InvalidType` naming the
