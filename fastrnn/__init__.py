@@ -1,8 +1,9 @@
-"""fastrnn: a Numba-accelerated training engine for vanilla RNNs (BPTT).
+"""fastrnn: a Numba-accelerated training engine for small RNNs (BPTT): vanilla, GRU and LSTM cells.
 
 Public API::
 
-    model = fastrnn.RNN(n_in, n_hidden, n_out, layers=1, activation="tanh", head="softmax")
+    model = fastrnn.RNN(n_in, n_hidden, n_out, layers=1, activation="tanh", head="softmax", cell="rnn")
+    model = fastrnn.RNN.from_torch(torch_lstm, torch_linear); module, head = model.to_torch()
     yhat, hs = model.forward(X)
     loss, grads = model.loss_and_grads(X, Y, mask=None, bptt_truncate=None)
     report = fastrnn.gradcheck(model, X, Y)

@@ -243,7 +243,9 @@ def can_train_together(settings):
     from .config import BLAS_MIN_WORK
 
     task_obj, s = resolve_settings(**settings)
-    widest = max(task_obj.n_in, s["hidden"], task_obj.n_out)
+    from .cells import module
+
+    widest = max(task_obj.n_in, s["hidden"], task_obj.n_out) * module(s["cell"]).G  # a gated cell's products are G*H wide
     # the parallel kernel applies no per-entry clipping (clip_value): such runs train one by one
     return not s["log_spectrum"] and s["clip_value"] is None and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
 

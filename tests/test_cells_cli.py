@@ -63,3 +63,15 @@ def test_paths_draws_the_cells_side_by_side(capsys, tmp_path):
 def test_paths_bad_cell_is_one_line(capsys, tmp_path):
     code, _, err = run(capsys, "paths", "--cell", "rnn,elman", "--out", str(tmp_path / "x.png"))
     assert_one_line_error(code, err, 2, "give a comma-separated list of rnn, gru, lstm")
+
+
+def test_vectorized_gated_runs_equal_runs_of_their_own(tmp_path):
+    """Seeds of a gated cell trained together in one parallel kernel give the numbers of separate runs."""
+    common = dict(task="binary", seeds=[0, 1], grid={"cell": ["gru", "lstm"]}, workers=1, iters=200, log_every=100,
+                  bits=4, hidden=4)
+    together = fastrnn.sweep(out=tmp_path / "a", vectorize=True, **common)
+    alone = fastrnn.sweep(out=tmp_path / "b", vectorize=False, **common)
+    for run in together.summary["run"]:
+        a = pd.read_csv(tmp_path / "a" / f"{run}.csv")
+        b = pd.read_csv(tmp_path / "b" / f"{run}.csv")
+        assert a["loss"].tolist() == b["loss"].tolist(), run
