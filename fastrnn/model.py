@@ -382,7 +382,7 @@ class RNN:
 
 def _short(value, limit=200):
     """str(value), cut to ``limit`` characters (file contents can be anything)."""
-    text = str(value).replace("\n", " ")
+    text = " ".join(str(value).splitlines())  # every line break (\x1e, \u2028, ... too): the message stays one line
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

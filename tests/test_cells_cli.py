@@ -75,3 +75,18 @@ def test_vectorized_gated_runs_equal_runs_of_their_own(tmp_path):
         a = pd.read_csv(tmp_path / "a" / f"{run}.csv")
         b = pd.read_csv(tmp_path / "b" / f"{run}.csv")
         assert a["loss"].tolist() == b["loss"].tolist(), run
+
+
+def test_a_config_key_with_a_line_separator_stays_one_line(capsys, tmp_path):
+    """Found by test_readers_fuzz: str.splitlines also breaks at \\x1e, so the message must not carry it."""
+    import json
+
+    import numpy as np
+
+    path = tmp_path / "m.npz"
+    model = fastrnn.RNN(2, 3, 1, head="sigmoid", cell="gru")
+    meta = dict(format="fastrnn-model", version=1, config={**model.config(), "\x1e": 1}, metadata={})
+    with open(path, "wb") as fh:
+        np.savez(fh, theta=model.theta, meta=np.array(json.dumps(meta)))
+    code, _, err = run(capsys, "spectrum", str(path))
+    assert_one_line_error(code, err, code, "has an invalid architecture")
