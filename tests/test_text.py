@@ -32,29 +32,6 @@ def char_model(p, **kw):
     return model
 
 
-def fastrnn_loop(model, source, iters, lr, clip_value=5.0):
-    """min-char-rnn's loop with fastrnn doing the math: one loss_and_grads per window,
-    the state carried, every gradient entry clipped, a numpy Adagrad step.
-
-    Stands in for the training kernel until the engine's carried state lands.
-    """
-    mem = {k: np.zeros_like(v) for k, v in model.params.items()}
-    h = None
-    losses = []
-    for _ in range(iters):
-        X, Y, M, resets = source.next(1)
-        assert M.size == 0
-        if resets[0]:
-            h = np.zeros((model.layers, source.batch, model.n_hidden))
-        loss, grads, h = model.loss_and_grads(X, Y, h0=h, return_state=True)
-        losses.append(loss)
-        for k, g in grads.items():
-            g = np.clip(g, -clip_value, clip_value)
-            mem[k] += g * g
-            model.params[k][...] -= lr * g / np.sqrt(mem[k] + 1e-8)
-    return np.array(losses)
-
-
 @pytest.fixture
 def write(tmp_path):
     def _write(content, name="t.txt"):
@@ -373,25 +350,33 @@ def test_sample_refuses_a_vocabulary_that_does_not_fit():
 
 
 @pytest.mark.parametrize("batch", [1, 4])
-def test_training_equals_min_char_rnn(batch):
+def test_training_equals_min_char_rnn(batch, tmp_path):
     """400 iterations of min-char-rnn (lr 0.01, H 100, L 25, clip 5) on the example
-    text: the loss of every iteration and the final weights agree with the reference.
+    text through fastrnn's training path (``train(task="text", init_from=...)``, the
+    chunk kernel with carried state): the loss of every iteration and the final
+    weights agree with the reference.
 
     The walk wraps around within the 400 iterations (at batch 1 after 178 windows,
-    at batch 4 every 44), so resets and the carried state are both exercised.
+    at batch 4 every 44), so resets and the carried state are both exercised; rows
+    of 7 iterations put chunk boundaries inside and across the wraps.
     """
     t = text.read_text(text.example_path())
     H, L, iters, lr = 100, 25, 400, 0.01
     p0 = ref.init_weights(t.n_vocab, H, np.random.default_rng(11))
     ref_losses, ref_p = ref.train(list(t.ids), p0, L, iters, lr, batch=batch, clip=5.0)
 
-    model = char_model(p0)
-    source = text.TextSource(t.train_ids, t.n_vocab, seq_length=L, batch=batch)
-    losses = fastrnn_loop(model, source, iters, lr, clip_value=5.0)
-
+    start = char_model(p0).save(tmp_path / "init.npz")
+    per_iteration = fastrnn.train(task="text", text=text.example_path(), iters=iters, batch=batch, lr=lr,
+                                  init_from=start, log_every=1)
+    assert per_iteration.settings["optimizer"] == "adagrad" and per_iteration.settings["clip_value"] == 5.0
+    losses = per_iteration.history["loss"].to_numpy()
     np.testing.assert_allclose(losses, ref_losses, rtol=RTOL_MINCHAR, atol=0)
-    for k, v in ref_to_fastrnn(ref_p).items():
-        np.testing.assert_allclose(model.params[k], v, rtol=RTOL_MINCHAR, atol=1e-14, err_msg=k)
+    chunked = fastrnn.train(task="text", text=text.example_path(), iters=iters, batch=batch, lr=lr, init_from=start,
+                            log_every=7)
+    assert np.array_equal(chunked.model.theta, per_iteration.model.theta)  # how the run is cut does not matter
+    for model in (per_iteration.model, chunked.model):
+        for k, v in ref_to_fastrnn(ref_p).items():
+            np.testing.assert_allclose(model.params[k], v, rtol=RTOL_MINCHAR, atol=1e-14, err_msg=k)
     assert ref_losses[-1] < ref_losses[0] - 5  # it learned something, so the comparison is not of noise
 
 

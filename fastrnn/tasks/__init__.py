@@ -15,17 +15,19 @@ from ..exceptions import InvalidArgument
 from ._base import Batch, Task, operands
 from .binary import BinaryAddition
 from .digits import ENCODINGS, DigitAddition
+from .text import TextTask
 
 #: name -> task class. One line per task.
 TASKS = {
     "binary": BinaryAddition,
     "digits": DigitAddition,
+    "text": TextTask,
 }
 
 #: The registered names (kept for callers of the old module).
 TASK_NAMES = tuple(TASKS)
 
-__all__ = ["Batch", "BinaryAddition", "DigitAddition", "ENCODINGS", "TASKS", "Task", "make_task", "operands",
+__all__ = ["Batch", "BinaryAddition", "DigitAddition", "ENCODINGS", "TASKS", "Task", "TextTask", "make_task", "operands",
            "require_decoding", "task_from_metadata"]
 
 
