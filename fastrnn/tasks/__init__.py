@@ -37,8 +37,13 @@ def _owner_message(name, param):
     mine = [p.name for p in TASKS[name].PARAMS]
     theirs = [p.name for p in owner.PARAMS]
     verb = "belongs" if len(theirs) == 1 else "belong"
-    takes = f"takes {' and '.join(mine)}" if mine else "takes no parameters"
-    return f"{' and '.join(theirs)} {verb} to the {owner.name} task; the {name} task {takes}"
+    takes = f"takes {_and(mine)}" if mine else "takes no parameters"
+    return f"{_and(theirs)} {verb} to the {owner.name} task; the {name} task {takes}"
+
+
+def _and(words):
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def make_task(name, **params):
