@@ -528,7 +528,7 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
 @click.option("--out", type=click.Path(), required=True, help="PNG to write.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out.")
 def plot(runs, out, overwrite):
-    """Loss, error and accuracy against iteration for one or more runs overlaid."""
+    """Loss, error and accuracy against iteration for one or more runs overlaid (text runs: bits per character)."""
     from . import metrics, plots
 
     plots.check_png(out)

@@ -187,7 +187,8 @@ def read_run(csv_path):
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: it lacks the columns {', '.join(missing)}")
-    numeric = COLUMNS + [c for c in frame.columns if str(c).startswith(("spectral_radius", "path_grad_"))]
+    text_columns = ("loss_per_char", "bpc", "smooth_loss", "char_accuracy", "val_bpc")  # fastrnn.text's
+    numeric = COLUMNS + [c for c in frame.columns if str(c).startswith(("spectral_radius", "path_grad_")) or c in text_columns]
     for column in numeric:
         values = frame[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):

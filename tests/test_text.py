@@ -503,3 +503,31 @@ def test_sample_help_says_which_way_the_temperature_goes(capsys):
     flat = " ".join(out.split())
     assert code == 0 and "below 1 more conservative" in flat and "above 1 more varied" in flat
     assert "0 always takes the most likely character" in flat
+
+
+def test_plot_draws_a_text_runs_bits_per_character(tmp_path, capsys, monkeypatch):
+    from fastrnn import plots
+
+    fastrnn.train(task="text", iters=40, hidden=16, log_every=10, val_fraction=0.1, csv=tmp_path / "r.csv")
+    drawn = []
+    real = plots.plot_runs
+
+    def spy(runs, out):
+        drawn.extend(frame for _, frame in runs)
+        return real(runs, out)
+
+    monkeypatch.setattr(plots, "plot_runs", spy)
+    code, out, err = run_cli(capsys, "plot", tmp_path / "r.csv", "--out", tmp_path / "bpc.png")
+    assert code == 0, err
+    assert (tmp_path / "bpc.png").stat().st_size > 1000 and "bpc" in drawn[0] and "val_bpc" in drawn[0]
+    import matplotlib.pyplot as plt
+
+    try:  # the panels of a text run
+        axes = []
+        monkeypatch.setattr(plots, "_save", lambda f, o: axes.extend(f.axes))
+        real([("r", drawn[0])], tmp_path / "x.png")
+        assert [ax.get_title() for ax in axes] == ["bits per character (val dashed)", "smoothed loss (min-char-rnn)",
+                                                    "next-character accuracy"]
+        assert len(axes[0].lines) == 2  # training and held-out bpc
+    finally:
+        plt.close("all")
