@@ -31,9 +31,11 @@ import tempfile
 import numpy as np
 from _common import RESULTS, ROOT, machine, update_readme, write_csv
 
-import fastrnn
-import reference_text as ref
-from fastrnn import text
+sys.path.insert(0, str(ROOT / "tests"))  # min-char-rnn's numpy loop, tests/reference_text.py
+
+import fastrnn  # noqa: E402
+import reference_text as ref  # noqa: E402
+from fastrnn import text  # noqa: E402
 
 H, L = 100, 25
 
