@@ -106,7 +106,11 @@ class NNRNN(_Base):
 
 
 def loss_and_grads_fn(params, activation, head):
-    """A (X, Y) -> None callable running one forward + backward of torch.nn.RNN (throughput)."""
+    """A (X, Y) -> None callable running one forward + backward of torch.nn.RNN (throughput).
+
+    The second value, called after a step, returns that step's gradients as numpy arrays
+    under fastrnn's names (U0, W0, b0, V, c), so that the grid can check them.
+    """
     trainer = NNRNN(params, activation, head, lr=0.0)
 
     def step(X, Y):
@@ -114,7 +118,10 @@ def loss_and_grads_fn(params, activation, head):
         loss, _ = trainer._loss_and_logits(X, Y)
         loss.backward()
 
-    return step, trainer
+    def grads():
+        return dict(zip(("U0", "W0", "b0", "V", "c"), (w.grad.detach().numpy().copy() for w in trainer._trainable())))
+
+    return step, grads
 
 
 def threads():
