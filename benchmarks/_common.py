@@ -61,7 +61,7 @@ def environment(command=None):
         blas = f"unknown ({exc.__class__.__name__})"
     return dict(
         date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        command=command or "python " + " ".join([Path(sys.argv[0]).as_posix().split(str(ROOT.as_posix()) + "/")[-1]] + sys.argv[1:]),
+        command=command or " ".join(["python", _script()] + sys.argv[1:]),
         platform=platform.platform(),
         cpu=_cpu_name(),
         cores=os.cpu_count(),
@@ -86,6 +86,15 @@ def machine():
     return {k: v for k, v in info.items() if k not in ("date", "command")}
 
 
+def _script():
+    """The running script's path from the repository root (benchmarks/run.py), as a user would type it."""
+    path = Path(sys.argv[0]).resolve()
+    try:
+        return path.relative_to(ROOT).as_posix()
+    except ValueError:
+        return sys.argv[0]
+
+
 def _cpu_name():
     try:
         with open("/proc/cpuinfo") as fh:
@@ -99,6 +108,8 @@ def _cpu_name():
 
 def describe(row):
     """One sentence naming the machine, versions, threads and date recorded in a results row."""
+    if not row.get("date"):
+        return "Measured before results files recorded their machine, versions, threads and date (none on file)."
     row = {k: row.get(k, "not recorded") for k in ENVIRONMENT_KEYS}
     def threads(n):
         return f"{n} threads" if isinstance(n, int) or str(n).isdigit() else f"threads {n}"

@@ -75,12 +75,12 @@ def validate(trainer_factory, p0, X, Y, activation, head, name):
     same_params(trainer_factory, fastrnn_after_sgd(p0, X, Y, activation, head, 50), X, Y, name)
 
 
-def same_params(trainer_factory, want, X, Y, name, n=50):
+def same_params(trainer_factory, want, X, Y, name, n=50, rtol=1e-9, atol=1e-12):
     trainer = trainer_factory()
     trainer.train(X, Y, n)
     got = trainer.params()
     for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, err_msg=f"{name}: {k} after {n} iterations")
+        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=atol, err_msg=f"{name}: {k} after {n} iterations")
 
 
 def same_grads(got, want, name):
@@ -224,7 +224,10 @@ def digits(quick):
     # must be p0, and its own data stream) is what every contender must reach from p0 on X, Y.
     want = fastrnn.train(task="digits", iters=50, seed=seed).model.params
     for name, factory in factories:
-        same_params(factory, want, X, Y, name)
+        # torch.nn.utils.clip_grad_norm_ scales by clip / (norm + 1e-6), not clip / norm: after 50
+        # iterations that moves PyTorch's parameters by about 5e-9; a wrong step would move them by about lr.
+        tol = dict(rtol=1e-6, atol=1e-7) if name.startswith("PyTorch") else {}
+        same_params(factory, want, X, Y, name, **tol)
         factory().train(X[: chunk * B], Y[: chunk * B], chunk)  # warm-up (JAX compiles for the chunk's shape)
         contenders.append((name, trainer_once(factory)))
     # Round-robin repeats, as in the headline workload.
