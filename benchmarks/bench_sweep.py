@@ -2,7 +2,8 @@
 
 Usage:
     python benchmarks/bench_sweep.py [--runs 24] [--iters 20000]
-    python benchmarks/bench_sweep.py --from-csv     # measure nothing: rebuild the table from the results file
+    python benchmarks/bench_sweep.py --examples     # run the README's sweep/report examples instead of the timing
+    python benchmarks/bench_sweep.py --from-csv     # measure nothing: rebuild the README blocks from the results files
 
 Every configuration trains the same binary-addition runs (seeds 0..runs-1) into a
 fresh temporary folder; compile time is paid once before timing. Before any time
@@ -12,10 +13,17 @@ number for number: the configurations differ in wall time only. Writes
 benchmarks/results/bench_sweep.csv (with the machine, versions, threads and date)
 and puts the table into the README between its `<!-- sweep:start -->` and
 `<!-- sweep:end -->` marks (unless --no-readme).
+
+With --examples it runs the README's example commands instead (`fastrnn sweep` and
+`fastrnn report`) in a temporary folder, keeps their output in
+benchmarks/results/sweep_examples.csv and writes the transcript between the
+README's `<!-- sweep-examples:start -->` and `<!-- sweep-examples:end -->` marks.
 """
 
 import argparse
 import os
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -26,6 +34,13 @@ from _common import RESULTS, describe, environment, read_csv, update_readme, wri
 import fastrnn
 
 CSV = RESULTS / "bench_sweep.csv"
+EXAMPLES_CSV = RESULTS / "sweep_examples.csv"
+EXAMPLES = [
+    "fastrnn sweep --task binary --seeds 0-99 --out runs/bin100",
+    "fastrnn report runs/bin100",
+    "fastrnn sweep --task binary --seeds 0-9 --set lr=0.05,0.1,0.3 --set hidden=8,16 --out runs/lrh",
+    "fastrnn report runs/lrh --format markdown",
+]
 
 
 def alone(runs, iters, folder):
@@ -81,23 +96,56 @@ def markdown(rows):
     return "\n".join(lines) + "\n"
 
 
+def examples():
+    """Run the README's example commands in a fresh folder; rows of (command, output) with the folder spelled runs/."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for command in EXAMPLES:
+            argv = [sys.executable, "-m"] + command.replace("runs/", os.path.join(tmp, "runs") + "/").split()
+            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+            rows.append(dict(example=command, output=out.replace(os.path.join(tmp, "runs") + "/", "runs/").rstrip("\n")))
+            print(f"$ {command}\n{rows[-1]['output']}", flush=True)
+    return rows
+
+
+def examples_markdown(rows):
+    """The transcript: commands and plain output indented as code, a markdown report as a table."""
+    lines = []
+    for r in rows:
+        lines.append(f"    $ {r['example']}")
+        if "--format markdown" in r["example"]:
+            lines += ["", str(r["output"])]
+        else:
+            lines += [f"    {line}" for line in str(r["output"]).splitlines()]
+            if r["example"].startswith("fastrnn report"):
+                lines.append("")
+    lines += ["", "(" + describe(rows[0]) + ")"]
+    return "\n".join(lines) + "\n"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=24)
     parser.add_argument("--iters", type=int, default=20000)
     parser.add_argument("--from-csv", action="store_true", help=f"measure nothing: rebuild the table from {CSV.name}")
+    parser.add_argument("--examples", action="store_true", help="run the README's sweep and report examples instead of the timing")
     parser.add_argument("--no-readme", action="store_true", help="do not update the README's table")
     args = parser.parse_args()
-    if args.from_csv:
-        rows = read_csv(CSV)
-    else:
-        rows = measure(args.runs, args.iters)
-        write_csv(CSV, rows, environment())
-        rows = read_csv(CSV)
-    block = markdown(rows)
+    if args.examples and not args.from_csv:
+        write_csv(EXAMPLES_CSV, examples(), environment())
+    elif not args.from_csv:
+        write_csv(CSV, measure(args.runs, args.iters), environment())
+    block = markdown(read_csv(CSV))
     print("\n" + block)
     if not args.no_readme and update_readme(block, "sweep"):
         print("README.md updated between its sweep marks")
+    if EXAMPLES_CSV.exists():
+        with open(EXAMPLES_CSV, newline="") as fh:  # read as text: the outputs are not numbers
+            import csv
+
+            block = examples_markdown(list(csv.DictReader(fh)))
+        if not args.no_readme and update_readme(block, "sweep-examples"):
+            print("README.md updated between its sweep-examples marks")
 
 
 if __name__ == "__main__":
