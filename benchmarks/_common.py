@@ -73,11 +73,14 @@ def environment(command=None):
         numba_threads=numba.get_num_threads(),
         torch_threads=torch.get_num_threads() if torch is not None else "not loaded",
         blas=blas or "none loaded",
+        thread_env=" ".join(f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ) or "none set",
     )
 
 
 ENVIRONMENT_KEYS = ("date", "command", "platform", "cpu", "cores", "python", "numpy", "numba", "torch", "jax",
-                    "numba_threads", "torch_threads", "blas")
+                    "numba_threads", "torch_threads", "blas", "thread_env")
+#: environment variables that set thread counts, recorded when set
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "XLA_FLAGS")
 
 
 def machine():
@@ -116,7 +119,8 @@ def describe(row):
 
     return (f"Measured {str(row['date'])[:10]} with `{row['command']}` on {row['cpu']} ({row['cores']} cores, {row['platform']}); "
             f"Python {row['python']}, numpy {row['numpy']}, numba {row['numba']} ({threads(row['numba_threads'])}), "
-            f"PyTorch {row['torch']} ({threads(row['torch_threads'])}), JAX {row['jax']}; BLAS: {row['blas']}.")
+            f"PyTorch {row['torch']} ({threads(row['torch_threads'])}), JAX {row['jax']}; BLAS: {row['blas']}"
+            + (f"; thread variables: {row['thread_env']}" if row["thread_env"] not in ("not recorded", "none set", "") else "") + ".")
 
 
 def update_readme(block, mark):

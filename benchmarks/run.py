@@ -537,8 +537,8 @@ def markdown(results):
         if r["iterations_timed"] < r.get("iterations", ITERS):
             scaled.setdefault(r["iterations_timed"], []).append(r["contender"])
     if scaled:
-        lines += ["", "Scaled times: " + "; ".join(f"{', '.join(names)} ran {n} iterations, and their seconds are multiplied by "
-                                                   f"{ITERS}/{n} = {ITERS / n:g}" for n, names in scaled.items()) + "."]
+        lines += ["", "Scaled times: " + "; ".join(f"{' and '.join(repr(str(c)) for c in names)} ran {n} iterations, and their seconds "
+                                                   f"are multiplied by {ITERS}/{n} = {ITERS / n:.4g}" for n, names in scaled.items()) + "."]
     lib = by_contender(head, "fastrnn (library call)")
     if lib is not None:
         lines += ["", f"fastrnn's library call includes drawing the data and building the history; of its {fmt(lib['median_s'])} s, "
@@ -637,8 +637,8 @@ def main():
     for name in WORKLOADS:
         if name in run and name in only:
             print(f"{name} ...", flush=True)
-            results[name] = run[name]()
-            path = write_csv(RESULTS / f"{name}.csv", results[name], environment())
+            path = write_csv(RESULTS / f"{name}.csv", run[name](), environment())
+            results[name] = read_csv(path)  # render what the file holds, exactly as --from-csv would
             print(f"  wrote {path.relative_to(ROOT)}", flush=True)
         elif (RESULTS / f"{name}.csv").exists():
             results[name] = read_csv(RESULTS / f"{name}.csv")

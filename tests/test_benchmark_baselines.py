@@ -121,7 +121,7 @@ def test_results_tables_render_from_the_files_alone(tmp_path):
     text = run.markdown(results)
     assert "Measured 2026-11-30 with `python benchmarks/run.py --quick` on Test CPU (2 cores, Linux-x)" in text
     assert "openblas 0.3 (2 threads)" in text
-    assert "numpy per-sample loop ran 2000 iterations, and their seconds are multiplied by 20000/2000 = 10" in text
+    assert "'numpy per-sample loop' ran 2000 iterations, and their seconds are multiplied by 20000/2000 = 10" in text
     assert "1000 seeds would take 1.6 x 1000/32 = 50 s" in text
     verdicts = {line.split(" | ")[0].lstrip("| "): line.rstrip(" |").rsplit(" | ", 1)[1] for line in text.splitlines()
                 if line.startswith("| ") and line.rstrip(" |").endswith(("met", "missed"))}
