@@ -17,6 +17,8 @@ Adagrad, entries clipped to [-5, 5]:
   ``NUMBA_CACHE_DIR`` runs ``fastrnn train --task text --iters 1``.
 
 Writes benchmarks/results/text.csv and the README table between its text-bench marks.
+Run it with ``OPENBLAS_NUM_THREADS=1`` on a shared machine: BLAS threads competing
+with other jobs slow every product of the batch-32 run many times over.
 """
 
 import argparse
@@ -122,7 +124,9 @@ def markdown(rows, command):
     it, ch, first = by["iterations per second"], by["characters per second"], by["first run"]
     lines = [
         f"Measured {datetime.date.today()} with `{command}` on {m['cpu']}, {m['cores']} cores; numpy {m['numpy']}, "
-        f"numba {m['numba']}. Provisional: the machine was shared with other jobs while measuring.",
+        f"numba {m['numba']}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}. Provisional: "
+        f"the machine was shared with other jobs while measuring (on it, two BLAS threads made batch 32 about ten "
+        f"times slower than one).",
         "",
         "| min-char-rnn on fastrnn/data/bptt.txt (H 100, L 25, Adagrad) | fastrnn | numpy loop | speed-up |",
         "|---|---:|---:|---:|",
