@@ -77,6 +77,8 @@ def _click_type(setting):
         return InitScale()
     if setting.kind == "choice":
         return click.Choice(setting.choice_list())
+    if setting.kind == "path":
+        return click.Path()
     return None
 
 
