@@ -103,40 +103,43 @@ def measure(iters, repeats):
         fastrnn.train(task="text", iters=1, init_from=start)  # compile (or load) before timing
         numpy_iters = max(50, iters // 10)
         fast, slow = time_fastrnn(start, iters, 1, repeats), time_numpy(t, p0, numpy_iters, 1, repeats)
-        rows.append(dict(measure="iterations per second, batch 1", fastrnn=iters / fast, numpy=numpy_iters / slow,
-                         fastrnn_iters=iters, numpy_iters=numpy_iters))
+        rows.append(dict(measure="iterations per second, batch 1", fastrnn=iters / fast, numpy_loop=numpy_iters / slow,
+                         fastrnn_iters=iters, numpy_loop_iters=numpy_iters))
         b_iters = max(20, iters // 10)
         fast32, slow32 = time_fastrnn(start, b_iters, 32, repeats), time_numpy(t, p0, max(5, b_iters // 20), 32, repeats)
         rows.append(dict(measure="characters per second, batch 32", fastrnn=b_iters * 32 * L / fast32,
-                         numpy=max(5, b_iters // 20) * 32 * L / slow32, fastrnn_iters=b_iters,
-                         numpy_iters=max(5, b_iters // 20)))
+                         numpy_loop=max(5, b_iters // 20) * 32 * L / slow32, fastrnn_iters=b_iters,
+                         numpy_loop_iters=max(5, b_iters // 20)))
     kernel, whole = compile_time()
-    rows.append(dict(measure="first run, empty numba cache: compile s (whole run s in numpy column)", fastrnn=kernel,
-                     numpy=whole, fastrnn_iters=1, numpy_iters=0))
+    rows.append(dict(measure="first run, empty numba cache: compile s (whole run s in numpy_loop column)", fastrnn=kernel,
+                     numpy_loop=whole, fastrnn_iters=1, numpy_loop_iters=0))
     for row in rows:
-        row["speedup"] = row["fastrnn"] / row["numpy"] if row["numpy_iters"] else ""
+        row["speedup"] = row["fastrnn"] / row["numpy_loop"] if row["numpy_loop_iters"] else ""
     return rows
 
 
 def markdown(rows, command):
-    m = machine()
+    """The README block, from the rows as the results file holds them (they carry the machine and threads)."""
+    m = {**machine(), **{k: v for k, v in rows[0].items() if k in ("cpu", "cores", "numpy", "numba") and v}}
+    threads = rows[0].get("thread_env") or f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
+    day = str(rows[0].get("date") or datetime.date.today())[:10]
     by = {r["measure"].split(",")[0]: r for r in rows}
     it, ch, first = by["iterations per second"], by["characters per second"], by["first run"]
     lines = [
-        f"Measured {datetime.date.today()} with `{command}` on {m['cpu']}, {m['cores']} cores; numpy {m['numpy']}, "
-        f"numba {m['numba']}, OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}. Provisional: "
+        f"Measured {day} with `{command}` on {m['cpu']}, {m['cores']} cores; numpy {m['numpy']}, "
+        f"numba {m['numba']}, threads: {threads}. Provisional: "
         f"the machine was shared with other jobs while measuring (on it, two BLAS threads made batch 32 about ten "
         f"times slower than one).",
         "",
         "| min-char-rnn on fastrnn/data/bptt.txt (H 100, L 25, Adagrad) | fastrnn | numpy loop | speed-up |",
         "|---|---:|---:|---:|",
-        f"| iterations per second, batch 1 | {float(it['fastrnn']):,.0f} | {float(it['numpy']):,.0f} | "
+        f"| iterations per second, batch 1 | {float(it['fastrnn']):,.0f} | {float(it['numpy_loop']):,.0f} | "
         f"{float(it['speedup']):.1f}x |",
-        f"| characters per second, batch 32 | {float(ch['fastrnn']):,.0f} | {float(ch['numpy']):,.0f} | "
+        f"| characters per second, batch 32 | {float(ch['fastrnn']):,.0f} | {float(ch['numpy_loop']):,.0f} | "
         f"{float(ch['speedup']):.1f}x |",
         "",
         f"First run of the text path in a fresh process with an empty numba cache: {float(first['fastrnn']):.1f} s "
-        f"compiling the kernels, {float(first['numpy']):.1f} s for the whole run (import included); later runs load "
+        f"compiling the kernels, {float(first['numpy_loop']):.1f} s for the whole run (import included); later runs load "
         f"the cache.",
         "",
     ]
@@ -151,13 +154,12 @@ def main(argv=None):
     parser.add_argument("--from-csv", action="store_true", help="measure nothing: rebuild the table from results/text.csv")
     args = parser.parse_args(argv)
     path = RESULTS / "text.csv"
-    if args.from_csv:
-        with open(path, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    else:
-        rows = measure(args.iters, args.repeats)
-        write_csv(path, rows)
-    block = markdown(rows, f"python benchmarks/bench_text.py --iters {args.iters}")
+    if not args.from_csv:
+        write_csv(path, measure(args.iters, args.repeats))
+    with open(path, newline="") as fh:  # render what the file holds, exactly as --from-csv would
+        rows = list(csv.DictReader(fh))
+    iters = rows[0].get("fastrnn_iters") or args.iters
+    block = markdown(rows, f"python benchmarks/bench_text.py --iters {iters}")
     print(block)
     if not args.no_readme and update_readme(block, "text-bench"):
         print("README.md updated between its text-bench marks")
