@@ -199,13 +199,12 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     try:
         # Compile (or load from numba's cache) before the clock starts: zero iterations.
         # A Ctrl-C here (the compile takes seconds on a fresh machine) ends the run
-        # as "interrupted" like one during training. Ctrl-C (SIGINT) takes effect
-        # between chunks, so that the saved state is that of a finished row.
-        stop.install()
+        # as "interrupted" like one during training. From then on Ctrl-C (SIGINT)
+        # takes effect between chunks, so that the saved state is that of a finished row.
         t0 = time.perf_counter()
         call(*run.warmup_batch(), 0)
         compile_seconds = time.perf_counter() - t0
-        stop.check()
+        stop.install()
         if progress:
             from tqdm import tqdm
 
@@ -232,6 +231,7 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
             run.status = "interrupted"
             if pending is not None:
                 run.source.restore(pending)
+            run.resumable = stop.presses < 2  # a second Ctrl-C may have cut a chunk: save the weights only
         train_seconds = 0.0 if start is None else time.perf_counter() - start
         exc.result = _finish(run, train_seconds, compile_seconds, writer, save, bar)
         raise
@@ -258,11 +258,13 @@ class _DeferredInterrupt:
     A kernel call cannot be interrupted anyway (Python raises KeyboardInterrupt
     only after it returns); deferring the raise until the chunk's row is recorded
     keeps the weights, the optimizer state and the data position in step, so the
-    saved state resumes exactly.
+    saved state resumes exactly. A second Ctrl-C stops at once (the run is then
+    saved without its training state, as the chunk may have been cut).
     """
 
     def __init__(self):
         self.flag = False
+        self.presses = 0
         self.old = None
 
     def install(self):
@@ -270,6 +272,9 @@ class _DeferredInterrupt:
             self.old = signal.signal(signal.SIGINT, self._handler)
 
     def _handler(self, signum, frame):
+        self.presses += 1
+        if self.presses > 1:
+            raise KeyboardInterrupt
         self.flag = True
 
     def check(self):
@@ -441,6 +446,7 @@ class _Run:
             self.columns += self.extra.columns
         self.hstate = engine.new_state(self.model, self.B)
         self.seconds_before = 0.0  # training seconds of the run before a resume
+        self.resumable = True  # False: save the weights without the training state
         self.csv = None
         self.probe = None
         if s["log_spectrum"]:
@@ -544,7 +550,10 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar):
     save_path, save_error = None, None
     if save is not None and run.status != "diverged":
         try:
-            save_path = checkpoint.save(save, run.model, *run.checkpoint_state(run.seconds_before + train_seconds))
+            if run.resumable:
+                save_path = checkpoint.save(save, run.model, *run.checkpoint_state(run.seconds_before + train_seconds))
+            else:
+                save_path = run.model.save(save)
         except OSError as exc:  # the JSON below still records the run, then the error is raised
             save_error = exc
     result = TrainResult(

@@ -214,3 +214,34 @@ def test_init_from_refuses_other_shapes_in_one_line(tmp_path, capsys):
                         "--init-from", tmp_path / "abc.npz")
     V = text.read_text(text.example_path()).n_vocab
     one_line(code, err, 2, "--init-from", "U0 (16, 5)", f"U0 (16, {V})", "n_in 5", f"n_in {V}")
+
+
+def test_ctrl_c_waits_for_the_chunk_and_a_second_one_stops_at_once(tmp_path, monkeypatch):
+    """The first SIGINT ends the run after the chunk in flight (its row recorded, the state
+    resumable); a second one raises at once and the model is saved without training state."""
+    real, calls = engine.train_chunk, []
+
+    def signalling(presses):
+        def call(*args, **kw):
+            calls.append(1)
+            if len(calls) == 3:  # inside the second chunk's kernel call
+                for _ in range(presses):
+                    os.kill(os.getpid(), signal.SIGINT)
+            return real(*args, **kw)
+        return call
+
+    case = CASES["binary"]
+    monkeypatch.setattr(engine, "train_chunk", signalling(1))
+    with pytest.raises(KeyboardInterrupt) as info:
+        fastrnn.train(save=tmp_path / "a.npz", **case)
+    assert info.value.result.iterations == 2 * case["log_every"]  # the chunk in flight finished and counts
+    _, state, _ = checkpoint.load(tmp_path / "a.npz")
+    assert state["done"] == 2 * case["log_every"]
+    calls.clear()
+    monkeypatch.setattr(engine, "train_chunk", signalling(2))
+    with pytest.raises(KeyboardInterrupt):
+        fastrnn.train(save=tmp_path / "b.npz", **case)
+    fastrnn.RNN.load(tmp_path / "b.npz")  # the weights are saved
+    with pytest.raises(fastrnn.ModelFileError, match="no training state"):
+        checkpoint.load(tmp_path / "b.npz")
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
