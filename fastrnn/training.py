@@ -112,7 +112,7 @@ def resolve_settings(**given):
 
 
 def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, resume=None, **settings):
-    """Train an RNN on a task (binary or digit addition) and return a :class:`TrainResult`.
+    """Train an RNN on a task (binary or digit addition, a text's characters) and return a :class:`TrainResult`.
 
     Every setting left out (or None) takes its default, the task's where the
     task chooses it (``fastrnn train --help`` lists them). The data come from
