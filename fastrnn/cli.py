@@ -52,6 +52,8 @@ def cli():
 
     \b
     fastrnn train --task binary --iters 20000
+    fastrnn train --task text --text notes.txt --save chars.npz
+    fastrnn sample chars.npz --length 300 --temperature 0.5
     fastrnn predict model.npz 45 73
     fastrnn eval model.npz --bits 16
     fastrnn gradcheck --layers 2 --bptt-truncate 3
@@ -75,6 +77,8 @@ def _click_type(setting):
         return InitScale()
     if setting.kind == "choice":
         return click.Choice(setting.choice_list())
+    if setting.kind == "path":
+        return click.Path()
     return None
 
 
@@ -106,18 +110,32 @@ def setting_options(fn):
 @click.option("--save", type=click.Path(), help="Save the trained model (.npz) here.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing existing --csv/--save files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(task, csv_path, no_csv, save, overwrite, quiet, **settings):
-    """Train an RNN on a task (binary or digit addition), logging metrics to CSV."""
+@click.option("--resume", type=click.Path(), help="Continue the run saved (--save) in this model file to --iters "
+              "iterations in total, exactly; its rows are appended to the run's CSV (or all go to a new --csv) and "
+              "the model is saved back to it (or to --save).")
+def train(task, csv_path, no_csv, save, overwrite, quiet, resume, **settings):
+    """Train an RNN on a task (binary or digit addition, or a text's characters), logging metrics to CSV."""
     from . import metrics
     from .training import train as run
 
     if no_csv and csv_path:
         raise InvalidArgument("--csv and --no-csv exclude each other; give one")
+    extra = {}
+    if resume is not None:
+        from . import checkpoint
+
+        _, state, _ = checkpoint.load(resume)
+        if click.get_current_context().get_parameter_source("task") == click.core.ParameterSource.DEFAULT:
+            task = None  # the saved run's
+        if not no_csv and csv_path is None:
+            csv_path = state.get("csv") or metrics.default_csv_path(state["settings"]["task"])
+        save = resume if save is None else save
+        extra["resume"] = resume
     if not no_csv and csv_path is None:
         csv_path = metrics.default_csv_path(task)
     try:
         result = run(task=task, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
-                     progress=not quiet and sys.stderr.isatty(), **settings)
+                     progress=not quiet and sys.stderr.isatty(), **extra, **settings)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is None:
@@ -125,7 +143,9 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, **settings):
         elif result.iterations == 0:
             click.echo(f"Interrupted before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
         else:
-            click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}".rstrip(), err=True)
+            how = (f" Continue with: fastrnn train --resume {result.save_path} --iters {result.settings['iters']}"
+                   if result.save_path is not None else "")
+            click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}{how}".rstrip(), err=True)
         sys.exit(130)
     except NumericalError as exc:
         result = getattr(exc, "result", None)
@@ -145,6 +165,14 @@ def _where(result):
 
 
 def _summary(result):
+    if "bpc" in result.history and len(result.history):
+        row = result.rows[-1]
+        val = f", held-out bpc {row['val_bpc']:.3f}" if "val_bpc" in row else ""
+        text = (f"text: {row['bpc']:.3f} bits per character{val} (smoothed loss {row['smooth_loss']:.2f}, next-character "
+                f"accuracy {row['char_accuracy']:.3f}) after {result.iterations} iterations; training "
+                f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
+        where = _where(result)
+        return text + (f"; {where}" if where else "")
     first = result.first_perfect_iteration
     reached = f"first 1.0 at iteration {first}" if first is not None else "never reached 1.0"
     text = (
@@ -153,6 +181,30 @@ def _summary(result):
     )
     where = _where(result)
     return text + (f"; {where}" if where else "")
+
+
+# ------------------------------------------------------------------------- sample
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.option("--length", type=click.IntRange(min=0), default=200, show_default=True, help="Characters to draw.")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Each character is drawn from softmax(logits / T): below 1 more conservative (the likely characters "
+                   "likelier), above 1 more varied (closer to uniform); 0 always takes the most likely character.")
+@click.option("--prime", default="", help="Text the model reads first; the sample continues it (printed before it).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the draw: the same seed gives the same text.")
+def sample(model_path, length, temperature, prime, seed):
+    """Print text drawn from a character model trained with --task text."""
+    from . import text
+    from .model import RNN
+
+    model = RNN.load(model_path)
+    if not isinstance(model.metadata.get(text.VOCAB_KEY), str):
+        raise InvalidArgument(f"model file {model_path} has no vocabulary: it was not trained on text; sample from a "
+                              f"model saved by `fastrnn train --task text --save FILE`")
+    click.echo(prime + text.sample(model, length=length, temperature=temperature, prime=prime, seed=seed))
 
 
 # ------------------------------------------------------------------- predict / eval
@@ -508,7 +560,7 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
 @click.option("--out", type=click.Path(), required=True, help="PNG to write.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out.")
 def plot(runs, out, overwrite):
-    """Loss, error and accuracy against iteration for one or more runs overlaid."""
+    """Loss, error and accuracy against iteration for one or more runs overlaid (text runs: bits per character)."""
     from . import metrics, plots
 
     plots.check_png(out)

@@ -325,8 +325,11 @@ class RNN:
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path):
+    def save(self, path, extra=None):
         """Write the model to ``path`` (.npz): the parameters and the architecture.
+
+        ``extra`` maps further npz keys to arrays (a training run's state for
+        resume, :mod:`fastrnn.checkpoint`); :meth:`load` ignores them.
 
         The file is written under a temporary name in the same folder and then
         renamed over ``path`` (``os.replace``), so ``path`` holds either the old
@@ -338,7 +341,7 @@ class RNN:
         tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
         try:
             with open(tmp, "xb") as fh:
-                np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)))
+                np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)), **(extra or {}))
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):

@@ -18,6 +18,7 @@ are Settings too, declared in the task's module (``PARAMS``) and listed here aft
 
 import functools
 import numbers
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ from .exceptions import InvalidArgument, InvalidType
 PER_TASK = "per task"
 
 #: Kinds of setting: what values they take, how the command line and a sweep write them.
-KINDS = ("int", "float", "choice", "flag", "scale")
+KINDS = ("int", "float", "choice", "flag", "scale", "path")
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Setting:
     name : str
         The keyword of :func:`fastrnn.train`, the JSON key; the option is ``--name``
         with ``_`` written ``-``.
-    kind : {"int", "float", "choice", "flag", "scale"}
-        "flag" is True/False; "scale" is a positive number or "fan_in".
+    kind : {"int", "float", "choice", "flag", "scale", "path"}
+        "flag" is True/False; "scale" is a positive number or "fan_in"; "path" a file path (kept as text).
     help : str
         One sentence for ``--help`` (the default is appended from ``default``).
     default : object
@@ -95,8 +96,12 @@ class Setting:
         return self.tasks is None or task_name in self.tasks
 
     def default_for(self, task):
-        """The default value for a task object (or its class)."""
-        return task.defaults[self.name] if self.default == PER_TASK else self.default
+        """The default value for a task object (or its class).
+
+        A task may also override a setting that is not :data:`PER_TASK` by naming it
+        in its ``defaults`` (the text task's ``clip_value`` 5, min-char-rnn's).
+        """
+        return task.defaults[self.name] if self.default == PER_TASK else task.defaults.get(self.name, self.default)
 
     def check(self, value):
         """``value`` checked and normalised (0 -> None where zero is off); raises InvalidArgument/InvalidType."""
@@ -121,6 +126,13 @@ class Setting:
         elif self.kind == "scale":
             if value != "fan_in":
                 value = _checks.check_float(name, value, positive=True)
+        elif self.kind == "path":
+            try:
+                value = os.fspath(value)
+            except TypeError:
+                raise InvalidType(f"{name} must be a file path, got {type(value).__name__}") from None
+            if not isinstance(value, str) or not value:
+                raise InvalidArgument(f"{name} must be a non-empty file path, got {value!r}")
         if self.zero_is_off and value == 0:
             return None
         return value
@@ -158,7 +170,8 @@ class Setting:
 
         if self.default == PER_TASK:
             return "[" + ", ".join(f"{t.name} {show(t.defaults[self.name])}" for t in tasks if self.applies_to(t.name)) + "]"
-        return f"[{show(self.default)}]"
+        others = "".join(f"; {t.name} {show(t.defaults[self.name])}" for t in tasks if self.name in t.defaults)
+        return f"[{show(self.default)}{others}]"
 
 
 def _optimizers():
@@ -208,7 +221,10 @@ TRAINING = (
     Setting("bptt_truncate", "int", "The loss at step t reaches only steps t-K..t.", None, minimum=0, off="full BPTT"),
     Setting("dtype", "choice", "Floating-point type of the model and data.", "float64", choices=("float64", "float32"),
             together=True),
-    Setting("init_scale", "scale", "Initial weights uniform in [-s, s], or fan_in (1/sqrt(fan-in) per matrix).", PER_TASK),
+    Setting("init_scale", "scale", "Initial weights uniform in [-s, s] (text: normal with std s, biases 0), or fan_in "
+            "(1/sqrt(fan-in) per matrix).", PER_TASK),
+    Setting("init_from", "path", "Start from the weights of this saved model (.npz) instead of drawing them.", None,
+            off="drawn"),
     Setting("seed", "int", "Seeds the weights and the data.", 0, minimum=0),
     Setting("log_every", "int", "Iterations per metrics row (and per kernel call).", 100, minimum=1, together=True),
     Setting("log_spectrum", "flag", "Add W's spectral radius and mean |G_p| per path length to every row.", False),
