@@ -442,8 +442,10 @@ def loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, n_rows, lo, hi, scale, 
 
 
 @njit(**JIT)
-def predict(theta, dims, X, h0, yhat, states, blas, cellset):
-    """Forward pass only: yhat (B, T, O) and states (L, B, T, H) of h_1..h_T; h0 flat (L, S, B, H) or empty."""
+def predict(theta, dims, X, h0, yhat, states, h_final, blas, cellset):
+    """Forward pass only: yhat (B, T, O), states (L, B, T, H) of h_1..h_T and the final
+    states (every state vector: the LSTM's c too) into the flat (L, S, B, H) h_final;
+    h0 flat (L, S, B, H) or empty."""
     B, T = X.shape[0], X.shape[1]
     zero = B - B  # a run-time 0 (see _linalg on literals)
     L, H, O = dims[3], dims[1], dims[2]
@@ -462,6 +464,7 @@ def predict(theta, dims, X, h0, yhat, states, blas, cellset):
             for l in range(L):
                 for j in range(H):
                     states[l, i, t, j] = hs[((l * (T + 1) + t + 1) * B + i) * H + j]
+    store_state(hs, cs, dims, T, B, zero, B, h_final)
 
 
 @njit(**JIT)

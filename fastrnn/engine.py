@@ -157,12 +157,16 @@ def _flat(a):
 # ------------------------------------------------------------------ calls
 
 
-def forward(model, X, h0):
-    """yhat (B, T, O) and the states h_1..h_T (L, B, T, H) for prepared X and h0."""
+def forward(model, X, h0, return_state=False):
+    """yhat (B, T, O) and the states h_1..h_T (L, B, T, H) for prepared X and h0; with
+    ``return_state`` also the final state as users hold it (:func:`split_state`)."""
     B, T = X.shape[0], X.shape[1]
     yhat = np.empty((B, T, model.n_out), dtype=model.dtype)
     hs = np.empty((model.layers, B, T, model.n_hidden), dtype=model.dtype)
-    _kernels.predict(model.theta, model.dims, X, _flat(h0), yhat, hs, True, cellset(model.dims))
+    h_final = np.empty((model.layers * model.n_states, B, model.n_hidden), dtype=model.dtype)
+    _kernels.predict(model.theta, model.dims, X, _flat(h0), yhat, hs, h_final.reshape(-1), True, cellset(model.dims))
+    if return_state:
+        return yhat, hs, split_state(model, h_final)
     return yhat, hs
 
 

@@ -224,7 +224,7 @@ class RNN:
 
     # ------------------------------------------------------------------ compute
 
-    def forward(self, X, h0=None):
+    def forward(self, X, h0=None, return_state=False):
         """Run the model over a batch.
 
         Parameters
@@ -239,10 +239,14 @@ class RNN:
             Head outputs (probabilities for softmax and sigmoid, z for linear).
         hs : ndarray of shape (layers, B, T, n_hidden)
             The hidden states h_1..h_T of every layer; ``hs[:, :, -1]`` is the final
-            state, which can be passed as the next chunk's ``h0``.
+            state, which can be passed as the next chunk's ``h0`` (an LSTM's also
+            needs its c: use ``return_state``).
+        h_final : only with ``return_state=True``
+            The final state to pass as the next chunk's ``h0``: (layers, B, n_hidden),
+            the pair (h, c) of such arrays for an LSTM.
         """
         X, _, _, h0 = engine.prepare(self, X, h0=h0)
-        return engine.forward(self, X, h0)
+        return engine.forward(self, X, h0, return_state)
 
     def loss_and_grads(self, X, Y, mask=None, bptt_truncate=None, h0=None, return_state=False, parallel=None):
         """Loss and its gradient with respect to every parameter, by (truncated) BPTT.

@@ -426,3 +426,31 @@ def test_recall_bad_lag_is_refused():
 
     with pytest.raises(InvalidArgument, match="lag"):
         make_task("recall", lag=0)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_forward_in_chunks_carries_the_whole_state(rng, cell):
+    model = fastrnn.RNN(2, 3, 2, layers=2, cell=cell, seed=1)
+    X = rng.standard_normal((2, 9, 2))
+    yhat, hs, final = model.forward(X, return_state=True)
+    y1, _, state = model.forward(X[:, :4], return_state=True)
+    y2, hs2, final2 = model.forward(X[:, 4:], h0=state, return_state=True)
+    np.testing.assert_allclose(np.concatenate([y1, y2], axis=1), yhat, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(as_four(cell, final2), as_four(cell, final), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(as_four(cell, final)[:, 0], hs[:, :, -1], rtol=0, atol=0)
+    _, _, from_grads = model.loss_and_grads(X, np.zeros((2, 9, 2)) + [1.0, 0.0], return_state=True)
+    np.testing.assert_allclose(as_four(cell, from_grads), as_four(cell, final), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cell", GATED)
+def test_text_task_trains_and_evaluates_gated_cells(tmp_path, cell):
+    from fastrnn import text
+
+    result = fastrnn.train(task="text", iters=60, log_every=20, csv=tmp_path / "t.csv", cell=cell, hidden=8,
+                           seq_length=10)
+    assert result.model.cell == cell and np.isfinite(result.history["loss"]).all()
+    ids = np.arange(30) % result.model.n_in
+    scores = text.evaluate(result.model, ids, chunk=7)
+    assert np.isfinite(scores["bpc"]) and scores["n_chars"] == 29
+    whole = text.evaluate(result.model, ids)  # one chunk: the same numbers when h (and c) cross the chunk boundaries
+    assert scores["loss_per_char"] == pytest.approx(whole["loss_per_char"], rel=1e-12)
