@@ -169,23 +169,42 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
                                   run.clip_norm, run.clip_value, hstate, resets, buf, losses[:n], norms[:n],
                                   errors[: n * B])
 
+    def advance(clock):
+        n = run.next_chunk()
+        done = call(*run.source.next(n), n)
+        return run.record(n, done, losses, norms, errors, clock()), done
+
+    return drive(run, lambda: call(*run.warmup_batch(), 0), advance, writer, save, progress, s["iters"], s["task"])
+
+
+train.__doc__ = train.__doc__.replace("{settings}", _settings.doc(indent=8))
+
+
+def drive(run, warmup, advance, writer, save, progress, total, desc):
+    """The loop :func:`train` and :func:`fastrnn.fit` share: compile, chunks, rows, files, Ctrl-C, divergence.
+
+    ``warmup()`` makes the zero-iteration kernel call (compile or cache load, before
+    the clock starts); ``advance(clock) -> (row or None, iterations done)`` trains
+    the run's next chunk and records its row (``clock()``: seconds since the start).
+    ``run`` is a :class:`_Run` or has its attributes (``remaining()``, ``status``,
+    ``error``, ``rows``, ``columns``, ``model``, ``s``, ``done``, ``tracker``).
+    Rows go to ``writer`` as they come; the end goes through :func:`_finish`.
+    """
     bar, start, compile_seconds = None, None, 0.0
     try:
         # Compile (or load from numba's cache) before the clock starts: zero iterations.
         # A Ctrl-C here (the compile takes seconds on a fresh machine) ends the run
         # as "interrupted" like one during training.
         t0 = time.perf_counter()
-        call(*run.warmup_batch(), 0)
+        warmup()
         compile_seconds = time.perf_counter() - t0
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=s["iters"], unit="it", file=sys.stderr, dynamic_ncols=True, desc=s["task"], leave=False)
+            bar = tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
         start = time.perf_counter()
         while run.remaining():
-            n = run.next_chunk()
-            done = call(*run.source.next(n), n)
-            row = run.record(n, done, losses, norms, errors, time.perf_counter() - start)
+            row, done = advance(lambda: time.perf_counter() - start)
             if row is not None:
                 if writer is not None:
                     writer.write(row)
@@ -209,9 +228,6 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
             writer.close()
         raise
     return _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar)
-
-
-train.__doc__ = train.__doc__.replace("{settings}", _settings.doc(indent=8))
 
 
 def check_training_memory(task_obj, s):
