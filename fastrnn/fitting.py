@@ -82,7 +82,8 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         ``val_accuracy``). ``loss`` is the mean of the row's iteration losses (each a
         sum over the masked steps, a mean over the batch); ``accuracy`` (and the
         same number in ``digit_accuracy``, the per-position accuracy) is the fraction
-        of the row's target steps (mask 1) the head gets right: softmax, arg max
+        of the row's target steps (mask 1) the head gets right (1.0 for a row
+        without any, possible with ``window`` when the targets are sparse): softmax, arg max
         equals the target's; sigmoid, every output on the target's side of 0.5;
         linear, every output within 0.5 of its target. ``error`` is the mean number
         of wrong steps per sequence (per stream and window with ``window``).
@@ -125,6 +126,9 @@ class _Plan:
                      "seed", "log_every"):
             s[name] = _check_setting(name, given[name])
         self.X, self.Y, self.M, _ = engine.prepare(model, X, Y, mask)
+        if self.M.shape[0] and not self.M.any():
+            raise InvalidArgument("mask is all zeros: no step has a target, so there is nothing to learn; mark the "
+                                  "steps with targets with 1")
         N, T = self.X.shape[0], self.X.shape[1]
         self.N, self.T = N, T
         if s["window"] is None:
@@ -302,13 +306,13 @@ class _FitRun:
             self.at = 0
         if n_done == 0:
             return None, 0
-        accuracy = 1.0 - wrong / targets if targets else float("nan")
+        accuracy = 1.0 - wrong / targets if targets else 1.0  # no target step in the row: none wrong
         row = dict(iteration=self.done, samples=self._samples(), loss=loss_sum / n_done, error=wrong / seqs,
                    accuracy=accuracy, digit_accuracy=accuracy, grad_norm=norm_sum / n_done,
                    learning_rate=self.s["lr"], elapsed_s=clock(), epoch=self.epoch)
         if self.val is not None:
             row.update(self._validate())
-        if accuracy == 1.0 and self.tracker.first_perfect_iteration is None:
+        if targets and accuracy == 1.0 and self.tracker.first_perfect_iteration is None:
             self.tracker.first_perfect_iteration = self.done
         self.rows.append(row)
         return row, n_done
@@ -330,7 +334,7 @@ class _FitRun:
         yhat, _ = engine.forward(self.model, Xv, h0)
         wrong, targets = step_errors(self.model, yhat, Yv, Mv)
         total = targets.sum()
-        return dict(val_loss=float(loss), val_accuracy=float(1.0 - wrong.sum() / total) if total else float("nan"))
+        return dict(val_loss=float(loss), val_accuracy=float(1.0 - wrong.sum() / total) if total else 1.0)
 
 
 class _FirstPerfect:

@@ -230,3 +230,25 @@ def test_bad_arguments_are_refused_naming_the_argument(kwargs, error, match):
 def test_a_csv_that_is_a_folder_is_refused(tmp_path):
     with pytest.raises(fastrnn.InvalidArgument, match="folder"):
         fastrnn.fit(make_model(), X0, Y0, M0, csv=tmp_path)
+
+
+def test_an_all_zero_mask_is_refused():
+    with pytest.raises(fastrnn.InvalidArgument, match="mask is all zeros"):
+        fastrnn.fit(make_model(), X0, Y0, M0 * 0)
+
+
+@pytest.mark.parametrize("Y, head", [
+    (np.eye(3)[[0, 2, 1]][:, None, :], "softmax"),
+    (np.array([[[0.0, 1.0]], [[1.0, 1.0]], [[0.0, 0.0]]]), "sigmoid"),
+    (np.array([[[1.0]], [[0.0]], [[1.0]]]), "sigmoid"),  # one output is never one-hot
+    (np.array([[[0.5]], [[0.0]], [[1.0]]]), "linear"),
+    (np.array([[[2.0, -1.0]], [[0.0, 1.0]], [[1.0, 0.0]]]), "linear"),
+])
+def test_infer_head(Y, head):
+    assert fitting.infer_head(Y) == head
+
+
+def test_infer_head_reads_only_steps_with_a_target():
+    Y = np.array([[[0.0, 1.0], [0.3, 0.3]]])
+    assert fitting.infer_head(Y) == "linear"
+    assert fitting.infer_head(Y, np.array([[1.0, 0.0]])) == "softmax"
