@@ -180,7 +180,7 @@ def _data_summary(result):
     s, last = result.settings, (result.rows[-1] if result.rows else {})
     scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in last)
     text = (f"{s.get('data_file', 'arrays')}: {scores or 'no rows'} after {last.get('epoch', 0)} epochs "
-            f"({result.iterations} iterations of {s['batch']} {'streams' if s['window'] else 'sequences'}); "
+            f"({result.iterations} iterations of {s['batch']} {'stream' if s['window'] else 'sequence'}{'' if s['batch'] == 1 else 's'}); "
             f"training {result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
     where = _where(result)
     return text + (f"; {where}" if where else "")

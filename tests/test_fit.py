@@ -252,3 +252,17 @@ def test_infer_head_reads_only_steps_with_a_target():
     Y = np.array([[[0.0, 1.0], [0.3, 0.3]]])
     assert fitting.infer_head(Y) == "linear"
     assert fitting.infer_head(Y, np.array([[1.0, 0.0]])) == "softmax"
+
+
+def test_bench_fit_checks_fit_against_the_loop_and_reports_both():
+    """benchmarks/bench_fit.py times fit and the Python loop only after their weights agree (rtol 1e-10)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import bench_fit
+
+    rows = bench_fit.bench_shape("tiny", 2, 4, 2, 3, 2, "softmax", 3)
+    assert [r["contender"] for r in rows] == ["python_loop", "fit"]
+    assert all(r["median_us"] > 0 and r["min_us"] <= r["median_us"] <= r["max_us"] for r in rows)
+    assert "| tiny | 2 | 4 | 2 | 3 | 2 | 3 |" in bench_fit.markdown(rows, [], dict(cpu="c", cores=1, numpy="n", numba="m"), "x")
