@@ -55,8 +55,12 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         Sequences per iteration; None is min(32, N). A last partial batch is trained
         as a smaller batch. With ``window`` every iteration trains all N streams, so
         batch must be None or N.
-    optimizer, lr, momentum, clip, clip_value, bptt_truncate, seed, log_every
+    optimizer, lr, momentum, clip, clip_value, bptt_truncate, log_every
         As in :func:`fastrnn.train` (``clip`` and ``clip_value``: None or 0 is off).
+        The defaults are those of ``fastrnn train --data``
+        (:data:`fastrnn.settings.DATA_DEFAULTS`).
+    seed : int
+        Seeds the order of the sequences (``shuffle``); the weights are the model's.
     window : int or None
         K: X holds long streams, trained K steps at a time with the state carried
         (see the module docstring).
@@ -364,7 +368,6 @@ def load_arrays(path):
     that differ between training and validation, empty arrays, NaN or infinity,
     a mask of other values than 0 and 1.
     """
-    import zipfile
     from pathlib import Path
 
     where = f"--data {path}"
@@ -375,7 +378,7 @@ def load_arrays(path):
         raise InvalidArgument(f"{where}: no such file; {_SAVE_HINT}")
     try:
         npz = np.load(p, allow_pickle=False)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # numpy raises many kinds for foreign bytes
         raise InvalidArgument(f"{where} is not a .npz file numpy can read ({type(exc).__name__}); {_SAVE_HINT}") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise InvalidArgument(f"{where} holds one array (.npy), not named arrays; {_SAVE_HINT}")
@@ -396,9 +399,11 @@ def load_arrays(path):
             except ValueError:  # an object array: numpy refuses to unpickle it
                 raise InvalidArgument(f"{where}: {key} holds Python objects; save it as a numeric array "
                                       f"(np.asarray({key}, dtype=float))") from None
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
+            except Exception as exc:  # a damaged member: zlib, zipfile, header parsing errors of any kind
                 raise InvalidArgument(f"{where}: the array {key} cannot be read ({type(exc).__name__}); save the file "
                                       f"again") from None
+            if not isinstance(a, np.ndarray):  # a zip member not written by numpy
+                raise InvalidArgument(f"{where}: {key} is not a numpy array; {_SAVE_HINT}")
             if a.dtype.kind not in "biuf":
                 raise InvalidArgument(f"{where}: {key} holds {a.dtype} values; save it as a numeric array "
                                       f"(np.asarray({key}, dtype=float))")

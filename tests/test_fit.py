@@ -266,3 +266,17 @@ def test_bench_fit_checks_fit_against_the_loop_and_reports_both():
     assert [r["contender"] for r in rows] == ["python_loop", "fit"]
     assert all(r["median_us"] > 0 and r["min_us"] <= r["median_us"] <= r["max_us"] for r in rows)
     assert "| tiny | 2 | 4 | 2 | 3 | 2 | 3 |" in bench_fit.markdown(rows, [], dict(cpu="c", cores=1, numpy="n", numba="m"), "x")
+
+
+def test_fit_defaults_are_the_data_defaults_of_the_settings():
+    import inspect
+
+    from fastrnn import settings
+
+    params = inspect.signature(fastrnn.fit).parameters
+    for name in ("optimizer", "lr", "clip"):
+        assert params[name].default == settings.DATA_DEFAULTS[name], name
+    for s in settings.DATA:
+        if s.name != "head":  # the head is the model's
+            assert params[s.name].default == s.default, s.name
+    assert params["momentum"].default == settings.get("momentum").default

@@ -120,3 +120,66 @@ def test_data_options_without_data_are_refused(capsys, option):
 def test_data_settings_are_refused_by_train():
     with pytest.raises(fastrnn.InvalidArgument, match="epochs applies only to training on arrays"):
         fastrnn.train(iters=1, epochs=3)
+
+
+# ------------------------------------------------------------------ fuzz: never a traceback
+
+def _npz_bytes(**arrays_):
+    import io
+
+    buf = io.BytesIO()
+    np.savez(buf, **arrays_)
+    return buf.getvalue()
+
+
+def _zip_bytes(members):
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in members:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_data_reader_never_traces_back():
+    """Random bytes, truncated files, foreign zips and arrays of any dtype and shape: one line naming the file."""
+    import contextlib
+    import io
+    import tempfile
+    from pathlib import Path
+
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    good = _npz_bytes(X=X1, Y=Y1)
+    shapes = st.lists(st.integers(0, 4), min_size=0, max_size=4).map(tuple)
+    dtypes = st.sampled_from(["float64", "float32", "int8", "bool", "U3", "complex64"])
+    content = st.one_of(
+        st.binary(max_size=200),
+        st.builds(lambda n: good[:n], st.integers(0, len(good) - 1)),
+        st.builds(_zip_bytes, st.lists(st.tuples(st.sampled_from(["X.npy", "Y.npy", "a.txt"]), st.binary(max_size=30)),
+                                        max_size=2, unique_by=lambda m: m[0])),
+        st.builds(lambda sx, sy, d: _npz_bytes(X=np.zeros(sx, dtype=d), Y=np.zeros(sy)), shapes, shapes, dtypes),
+        st.builds(lambda v: _npz_bytes(X=X1, Y=np.full_like(Y1, v)), st.sampled_from([np.nan, np.inf, 2.0, -1.0])),
+    )
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(content)
+    def check(data):
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "d.npz"
+            path.write_bytes(data)
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                with pytest.raises(SystemExit) as info:
+                    main(["train", "--data", str(path), "--no-csv", "--epochs", "1"])
+            text = err.getvalue()
+            if info.value.code == 0:  # a file that happens to be valid (2.0 or -1.0 targets train a linear head)
+                return
+            lines = text.strip().splitlines()
+            assert info.value.code == 2 and len(lines) == 1 and "Traceback" not in text, text
+            assert lines[0].startswith("Error: --data") and str(path) in lines[0], lines[0]
+
+    check()
