@@ -22,9 +22,11 @@ only the data differ. Two ways to cut the arrays into iterations:
 See docs/math.md, section "Your own arrays: fit".
 """
 
+import os
+
 import numpy as np
 
-from . import _checks, engine, optim
+from . import engine, optim
 from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
@@ -102,8 +104,12 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
                        clip=clip, clip_value=clip_value, bptt_truncate=bptt_truncate, window=window, shuffle=shuffle,
                        seed=seed, log_every=log_every)
     val = _validation(model, validation, plan)
-    if not isinstance(overwrite, (bool, np.bool_)):
-        raise InvalidType(f"overwrite must be True or False, got {overwrite!r}")
+    for name, value in (("overwrite", overwrite), ("progress", progress)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InvalidType(f"{name} must be True or False, got {value!r}")
+    for name, value in (("csv", csv), ("save", save)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise InvalidType(f"{name} must be a file path (str or pathlib.Path) or None, got {type(value).__name__}")
     check_output_files(csv, save)
     if save is not None:
         save = check_new_file(save, "model file", overwrite, "--save")

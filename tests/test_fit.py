@@ -218,6 +218,10 @@ X0, Y0, M0 = classification()
     (dict(validation=(X0, Y0[:, :, :2])), fastrnn.InvalidArgument, "validation: Y"),
     (dict(validation=(X0[:, :, :2], Y0)), fastrnn.InvalidArgument, "validation: X"),
     (dict(overwrite="yes"), fastrnn.InvalidType, "overwrite"),
+    (dict(progress=1), fastrnn.InvalidType, "progress"),
+    (dict(csv=123), fastrnn.InvalidType, "csv must be a file path"),
+    (dict(save=3.5), fastrnn.InvalidType, "save must be a file path"),
+    (dict(validation=(X0, Y0, M0[:, :2])), fastrnn.InvalidArgument, "validation: mask"),
 ])
 def test_bad_arguments_are_refused_naming_the_argument(kwargs, error, match):
     args = dict(model=make_model(), X=X0, Y=Y0, mask=M0)
