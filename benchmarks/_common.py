@@ -34,27 +34,93 @@ def time_call(fn, repeats=7, min_seconds=0.05):
     return float(np.median(per_call)), float(np.min(per_call)), float(np.max(per_call))
 
 
-def machine():
+def environment(command=None):
+    """Where and with what a measurement ran, read at run time: one dict that every results row carries.
+
+    Versions of PyTorch and JAX come from the installed distributions (nothing is
+    imported for them); thread counts are read from the libraries that are loaded:
+    numba's, PyTorch's (if imported) and every BLAS/OpenMP pool threadpoolctl finds.
+    """
+    import datetime
+    from importlib import metadata
+
     import numba
 
+    def version(dist):
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    torch = sys.modules.get("torch")
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = "; ".join(f"{d.get('internal_api')} {d.get('version')} ({d.get('num_threads')} threads)" for d in threadpool_info())
+    except Exception as exc:  # threadpoolctl missing or failing: say so instead of guessing
+        blas = f"unknown ({exc.__class__.__name__})"
     return dict(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        command=command or " ".join(["python", _script()] + sys.argv[1:]),
+        platform=platform.platform(),
+        cpu=_cpu_name(),
+        cores=os.cpu_count(),
         python=platform.python_version(),
         numpy=np.__version__,
         numba=numba.__version__,
-        cpu=_cpu_name(),
-        cores=os.cpu_count(),
+        torch=version("torch"),
+        jax=version("jax"),
         numba_threads=numba.get_num_threads(),
+        torch_threads=torch.get_num_threads() if torch is not None else "not loaded",
+        blas=blas or "none loaded",
+        thread_env=" ".join(f"{k}={os.environ[k]}" for k in THREAD_VARIABLES if k in os.environ) or "none set",
     )
+
+
+ENVIRONMENT_KEYS = ("date", "command", "platform", "cpu", "cores", "python", "numpy", "numba", "torch", "jax",
+                    "numba_threads", "torch_threads", "blas", "thread_env")
+#: environment variables that set thread counts, recorded when set
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "XLA_FLAGS")
+
+
+def machine():
+    """The environment (see :func:`environment`) without the date and command."""
+    info = environment()
+    return {k: v for k, v in info.items() if k not in ("date", "command")}
+
+
+def _script():
+    """The running script's path from the repository root (benchmarks/run.py), as a user would type it."""
+    path = Path(sys.argv[0]).resolve()
+    try:
+        return path.relative_to(ROOT).as_posix()
+    except ValueError:
+        return sys.argv[0]
 
 
 def _cpu_name():
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def describe(row):
+    """One sentence naming the machine, versions, threads and date recorded in a results row."""
+    if not row.get("date"):
+        return "Measured before results files recorded their machine, versions, threads and date (none on file)."
+    row = {k: row.get(k, "not recorded") for k in ENVIRONMENT_KEYS}
+    def threads(n):
+        return f"{n} threads" if isinstance(n, int) or str(n).isdigit() else f"threads {n}"
+
+    return (f"Measured {str(row['date'])[:10]} with `{row['command']}` on {row['cpu']} ({row['cores']} cores, {row['platform']}); "
+            f"Python {row['python']}, numpy {row['numpy']}, numba {row['numba']} ({threads(row['numba_threads'])}), "
+            f"PyTorch {row['torch']} ({threads(row['torch_threads'])}), JAX {row['jax']}; BLAS: {row['blas']}"
+            + (f"; thread variables: {row['thread_env']}" if row["thread_env"] not in ("not recorded", "none set", "") else "") + ".")
 
 
 def update_readme(block, mark):
@@ -70,15 +136,40 @@ def update_readme(block, mark):
     return True
 
 
-def write_csv(path, rows):
-    """Write dict rows (keys of the first row as columns) to a CSV file; return the path."""
+def write_csv(path, rows, env=None):
+    """Write dict rows to a CSV file, each followed by the environment columns; return the path.
+
+    ``env`` is an :func:`environment` dict (read now if not given), so that every
+    results file says on which machine, with which versions and threads and when
+    its numbers were measured.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    env = environment() if env is None else env
+    columns = list(dict.fromkeys(k for row in rows for k in row))
     with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(fh, fieldnames=columns + [k for k in env if k not in columns])
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows({**env, **row} for row in rows)
     return path
+
+
+def read_csv(path):
+    """Rows of a results CSV with numbers as numbers (empty cells as NaN)."""
+    rows = []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            out = {}
+            for k, v in row.items():
+                try:
+                    out[k] = int(v)
+                except ValueError:
+                    try:
+                        out[k] = float(v) if v not in ("", "None") else float("nan")
+                    except ValueError:
+                        out[k] = v
+            rows.append(out)
+    return rows
 
 
 def fastrnn_after_sgd(p0, X, Y, activation, head, n, lr=0.1):

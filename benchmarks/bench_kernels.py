@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/bench_kernels.py            # the full grid
     python benchmarks/bench_kernels.py --quick    # the two task shapes only
+    python benchmarks/bench_kernels.py --from-csv # measure nothing: rebuild the table from the results files
 
 For each shape (B, T, I, H, O) every contender computes the loss and all gradients
 (one layer, tanh, full BPTT) from the same parameters and data. Each contender is
@@ -14,13 +15,13 @@ the products only: 2 T B (2 H I + 3 H^2 + 3 O H).
 The first call in a fresh process is measured separately, in a subprocess: once with
 an empty numba cache (compile) and once with the cache that run wrote (load).
 
-Writes benchmarks/results/bench_kernels.csv and .md, prints the table, and puts it
+Writes benchmarks/results/bench_kernels.csv (and bench_kernels_first_call.csv), each
+row with the machine, versions, threads and date, and .md, prints the table, and puts it
 into the README between its `<!-- kernels:start -->` and `<!-- kernels:end -->` marks
 (unless --no-readme).
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -28,7 +29,7 @@ import tempfile
 
 import numpy as np
 
-from _common import RESULTS, ROOT, machine, time_call, update_readme, write_csv
+from _common import RESULTS, ROOT, describe, environment, read_csv, time_call, update_readme, write_csv
 
 import fastrnn
 import numpy_batched
@@ -128,38 +129,45 @@ def main():
     parser.add_argument("--quick", action="store_true", help="only the two task shapes")
     parser.add_argument("--no-first-call", action="store_true", help="skip the fresh-process measurements")
     parser.add_argument("--no-readme", action="store_true", help="do not update the README's table")
+    parser.add_argument("--from-csv", action="store_true", help="measure nothing: rebuild the table from results/bench_kernels*.csv")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    rows = []
-    for case in GRID:
-        if args.quick and case[0] not in QUICK:
-            continue
-        rows.extend(bench_shape(*case))
-    path = write_csv(RESULTS / "bench_kernels.csv", rows)
-    info = machine()
-    print(f"# loss_and_grads, float64, tanh, full BPTT; {json.dumps(info)}")
+    path, first_path = RESULTS / "bench_kernels.csv", RESULTS / "bench_kernels_first_call.csv"
+    if not args.from_csv:
+        rows = []
+        for case in GRID:
+            if args.quick and case[0] not in QUICK:
+                continue
+            rows.extend(bench_shape(*case))
+        env = environment()
+        write_csv(path, rows, env)
+        first = first_call() if not args.no_first_call else []
+        if first:
+            write_csv(first_path, first, env)
+        elif first_path.exists():
+            first_path.unlink()  # an old file would be rendered beside this run's numbers
+    rows = read_csv(path)
+    first = read_csv(first_path) if first_path.exists() else []
     print(f"{'shape':<10} {'B':>3} {'T':>4} {'I':>3} {'H':>4} {'O':>3}  {'contender':<15} {'median us':>11} {'min-max us':>19} {'GFLOP/s':>8} {'x fastrnn':>10}")
     for r in rows:
         spread = f"{r['min_us']:.1f}-{r['max_us']:.1f}"
         print(f"{r['shape']:<10} {r['B']:>3} {r['T']:>4} {r['I']:>3} {r['H']:>4} {r['O']:>3}  {r['contender']:<15} {r['median_us']:>11.1f} {spread:>19} {r['gflops']:>8.2f} {r['fastrnn_speedup']:>10.1f}")
-    print(f"(x fastrnn: how many times longer than fastrnn a call takes; written to {path.relative_to(ROOT)})")
-    first = first_call() if not args.no_first_call else []
+    print(f"(x fastrnn: how many times longer than fastrnn a call takes; in {path.relative_to(ROOT)})")
     if first:
         print("\n# first call in a fresh process (binary shape)")
         for r in first:
             print(f"{r['start']:<40} import {r['import_s']:.2f} s, first call {r['first_call_s']:.2f} s, second call {r['second_call_us']:.1f} us")
-    block = markdown(rows, first, info, "python benchmarks/bench_kernels.py" + (" --quick" if args.quick else ""))
+    block = markdown(rows, first)
     (RESULTS / "bench_kernels.md").write_text(block)
     if not args.no_readme and update_readme(block, "kernels"):
         print("README.md updated between its kernels marks")
 
 
-def markdown(rows, first, info, command):
+def markdown(rows, first):
     by = {}
     for r in rows:
         by.setdefault(r["shape"], {})[r["contender"]] = r
-    lines = [f"Measured with `{command}` on {info['cpu']}, {info['cores']} cores, numpy {info['numpy']}, numba {info['numba']}: "
-             "one `loss_and_grads` call (float64, tanh, full BPTT), medians of 7 repeats after a warm-up.", "",
+    lines = [describe(rows[0]) + " One `loss_and_grads` call (float64, tanh, full BPTT), medians of 7 repeats after a warm-up.", "",
              "| shape | B | T | I | H | O | numpy twin | numpy batched | fastrnn | fastrnn GFLOP/s | batched / fastrnn |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for shape, c in by.items():

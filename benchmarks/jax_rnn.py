@@ -1,4 +1,4 @@
-"""JAX on the CPU, float64: ``jax.jit`` of a ``lax.scan`` step, and the whole loop in ``lax.fori_loop``.
+"""JAX on the CPU, float64: ``jax.jit`` of a ``lax.scan`` step, and the whole loop jitted as one ``lax.scan``.
 
 The step is the same math as fastrnn's (SPEC.md's loss, global-norm clipping, SGD
 or Adam with bias correction); ``jax.grad`` does BPTT through the scan.
@@ -67,30 +67,46 @@ def _jitted_step(activation, head, lr, optimizer, clip):
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted_loop(activation, head, lr, optimizer, clip, B):
+def _jitted_loop(activation, head, lr, optimizer, clip, B, O):
+    """n training iterations in one jitted ``lax.scan`` over the iterations.
+
+    The data arrive compact (int8 inputs; int8 target bits, or int8 class indices for
+    the softmax head) and become float64 (one-hot) inside the jit; the parameters and
+    optimizer state are donated, so XLA updates them in place.
+    """
     step = _make_step(activation, head, lr, optimizer, clip)
 
-    def run(p, state, t0, X, Y):
-        n = X.shape[0] // B
-        errors = jnp.zeros((n, B), dtype=jnp.int64)
+    def run(p, state, t0, Xc, Yc):
+        n = Xc.shape[0] // B
 
-        def body(i, carry):
-            p, state, errors = carry
-            x = jax.lax.dynamic_slice_in_dim(X, i * B, B)
-            y = jax.lax.dynamic_slice_in_dim(Y, i * B, B)
-            p, state, wrong = step(p, state, t0 + i + 1, x, y)
-            return p, state, errors.at[i].set(wrong)
+        def body(carry, xy):
+            p, state, t = carry
+            x, y = xy
+            x = x.astype(jnp.float64)
+            y = jax.nn.one_hot(y, O, dtype=jnp.float64) if head == "softmax" else y.astype(jnp.float64)
+            p, state, wrong = step(p, state, t + 1, x, y)
+            return (p, state, t + 1), wrong.astype(jnp.int32)
 
-        return jax.lax.fori_loop(0, n, body, (p, state, errors))
+        batches = (Xc.reshape((n, B) + Xc.shape[1:]), Yc.reshape((n, B) + Yc.shape[1:]))
+        (p, state, _), wrong = jax.lax.scan(body, (p, state, t0), batches)
+        return p, state, wrong
 
-    return jax.jit(run)
+    return jax.jit(run, donate_argnums=(0, 1))
+
+
+def compact(X, Y, head):
+    """int8 forms of 0/1 inputs and of the targets (bits, or the class index for softmax)."""
+    Xc = X.astype(np.int8)
+    if not np.array_equal(Xc, X):
+        raise ValueError("the compact JAX loop takes 0/1 (one-hot) inputs only")
+    Yc = Y.argmax(axis=2).astype(np.int8) if head == "softmax" else Y.astype(np.int8)
+    return Xc, Yc
 
 
 class _Base:
     def __init__(self, params, activation, head, lr, optimizer="sgd", clip=None, batch=1):
         self.p = {k: jnp.asarray(np.asarray(params[k], dtype=np.float64)) for k in KEYS}
-        zeros = {k: jnp.zeros_like(v) for k, v in self.p.items()}
-        self.state = (zeros, zeros)
+        self.state = tuple({k: jnp.zeros_like(v) for k, v in self.p.items()} for _ in range(2))  # Adam's m and v
         self.t = 0
         self.batch = batch
         self.config = (activation, head, lr, optimizer, clip)
@@ -119,28 +135,27 @@ class StepJit(_Base):
         return np.asarray(jnp.concatenate(errors)) if errors else np.zeros(0, dtype=np.int64)
 
 
-class ForiLoop(_Base):
-    """The whole chunk of iterations jitted as one lax.fori_loop."""
+class JitLoop(_Base):
+    """A whole chunk of iterations as one jitted ``lax.scan``, data on the device as int8."""
 
-    name = "jax jit loop (lax.fori_loop)"
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.run = _jitted_loop(*self.config, self.batch)
+    name = "jax jit loop (lax.scan over iterations)"
 
     def train(self, X, Y, n):
-        self.p, self.state, errors = self.run(self.p, self.state, self.t, jnp.asarray(X[: n * self.batch]), jnp.asarray(Y[: n * self.batch]))
+        B = self.batch
+        run = _jitted_loop(*self.config, B, Y.shape[2])
+        Xc, Yc = compact(X[: n * B], Y[: n * B], self.config[1])
+        self.p, self.state, errors = run(self.p, self.state, self.t, jax.device_put(Xc), jax.device_put(Yc))
         self.t += n
         return np.asarray(errors).reshape(-1)
 
 
 def loss_and_grads_fn(params, activation, head):
-    """A jitted (X, Y) -> grads function, for the throughput grid."""
+    """A jitted (X, Y) -> grads function (dict of device arrays, ready), for the throughput grid."""
     step = jax.jit(jax.grad(lambda p, x, y: _make_loss(activation, head)(p, x, y)))
     p = {k: jnp.asarray(np.asarray(params[k], dtype=np.float64)) for k in KEYS}
 
     def call(X, Y):
-        jax.block_until_ready(step(p, X, Y))
+        return jax.block_until_ready(step(p, X, Y))
 
     return call
 

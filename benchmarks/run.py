@@ -8,25 +8,34 @@ Workloads (each written to benchmarks/results/<workload>.csv):
 - headline: binary addition, 20000 SGD iterations at batch 1 (the lab);
 - digits: digit addition at batch 32 (Adam, clipping), time until accuracy first reaches 0.99;
 - throughput: one forward + backward over a grid of hidden size, length and batch;
+- loss_and_grads: one `loss_and_grads` call at the binary and the digit shape (issue 12's target 5);
 - startup: `fastrnn train` in a fresh process, with an empty numba cache (cold) and cached (warm);
+- sweep: `fastrnn.sweep` over 1000 binary seeds (--quick: 32 seeds, scaled to 1000);
 - floor: how close the headline run is to this machine's peak for the same loop shapes.
 
-Every contender starts from the same weights and reads the same data. Before any
-time counts, each one's parameters after 50 training iterations are compared with
-fastrnn's (rtol 1e-9), so all of them compute the same thing. Times are medians of
-5 repeats after a warm-up, with the min-max spread, and ratios are taken against
-fastrnn in the same run. In the headline workload the repeats go round-robin (each
-round times every contender once), so a slow spell of the shared machine falls on
-all contenders alike. PyTorch and JAX are optional (`pip install '.[bench]'`); a
-contender that is not installed is skipped with a line saying so.
+Every workload checks that its contenders do the same work before any time counts:
+in the headline and digits workloads each contender's parameters after 50 training
+iterations from the same weights and data must equal fastrnn's (rtol 1e-9; in the
+digits workload PyTorch gets rtol 1e-6, atol 1e-7, because its clip_grad_norm_ divides
+by norm + 1e-6, which moves its parameters by about 5e-9 in 50 iterations); in the
+throughput grid and loss_and_grads every contender's gradients must equal fastrnn's
+(or the plain-numpy twin's) at each shape; in the sweep, runs picked across the
+seed range must equal separate `fastrnn.train` runs row for row. Times are medians
+of 5 repeats after a warm-up, with the min-max spread, and ratios are taken against
+fastrnn in the same run. In the headline and digits workloads the repeats go
+round-robin (each round times every contender once), so a slow spell of the shared
+machine falls on all contenders alike. PyTorch and JAX are optional
+(`pip install '.[bench]'`); a contender that is not installed is skipped with a
+line saying so.
 
-Writes benchmarks/results/summary.md and throughput.png, and puts the same tables
-into the README between its `<!-- bench:start -->` and `<!-- bench:end -->` marks.
+Every results file records the machine (platform, CPU, cores), the versions, the
+thread counts read at run time and the date. `--from-csv` renders the tables, the
+notes on scaled times and issue 12's targets table from those files alone into
+benchmarks/results/summary.md and the README (between its `<!-- bench:start -->`
+and `<!-- bench:end -->` marks).
 """
 
 import argparse
-import csv
-import datetime
 import importlib
 import os
 import subprocess
@@ -36,13 +45,17 @@ import time
 
 import numpy as np
 
-from _common import RESULTS, ROOT, fastrnn_after_sgd, machine, time_call, update_readme, write_csv
+from _common import RESULTS, ROOT, describe, environment, fastrnn_after_sgd, read_csv, time_call, update_readme, write_csv
 
 import fastrnn
+import numba_loop
 import numpy_batched
 import numpy_loop
 
 REPEATS = 5
+ITERS = 20000  # the headline's iterations
+SWEEP_SEEDS = 1000  # issue 12's sweep: fastrnn sweep --task binary --seeds 0-999
+WORKLOADS = ("headline", "digits", "throughput", "loss_and_grads", "startup", "sweep", "floor")
 
 
 def optional(name):
@@ -53,20 +66,28 @@ def optional(name):
         return None
 
 
-torch_rnn = optional("torch_rnn")
-jax_rnn = optional("jax_rnn")
+torch_rnn = jax_rnn = None  # loaded by main() when it measures: rendering from the files needs neither
 
 
 # --------------------------------------------------------------------- helpers
 
 
 def validate(trainer_factory, p0, X, Y, activation, head, name):
-    want = fastrnn_after_sgd(p0, X, Y, activation, head, 50)
+    """The contender's parameters after 50 SGD iterations at batch 1 equal fastrnn's."""
+    same_params(trainer_factory, fastrnn_after_sgd(p0, X, Y, activation, head, 50), X, Y, name)
+
+
+def same_params(trainer_factory, want, X, Y, name, n=50, rtol=1e-9, atol=1e-12):
     trainer = trainer_factory()
-    trainer.train(X, Y, 50)
+    trainer.train(X, Y, n)
     got = trainer.params()
     for k in want:
-        np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, err_msg=f"{name}: {k} after 50 iterations")
+        np.testing.assert_allclose(got[k], want[k], rtol=rtol, atol=atol, err_msg=f"{name}: {k} after {n} iterations")
+
+
+def same_grads(got, want, name):
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-12, err_msg=f"{name}: gradient of {k}")
 
 
 def stream(task, seed, iters, batch):
@@ -84,66 +105,77 @@ def spread(times):
 
 def headline(quick):
     """Binary addition, 20000 SGD iterations at batch 1, sigmoid units, lr 0.1 (the lab)."""
-    iters, seed = 20000, 0
+    iters, seed = ITERS, 0
     task = fastrnn.BinaryAddition(8)
     X, Y = stream(task, seed, iters, 1)
     init = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid", seed=seed, init_scale=1.0)
     p0 = {k: v.copy() for k, v in init.params.items()}
 
-    # Every contender as (name, run-once -> (seconds for 20000 iterations, final accuracy), iterations timed, threads).
+    # Every contender as (name, run-once -> (seconds for 20000 iterations, final accuracy, training seconds), iterations timed, threads).
     def fastrnn_lib():
         t0 = time.perf_counter()
         result = fastrnn.train(task="binary", iters=iters, seed=seed)
         assert result.final_accuracy == 1.0, "fastrnn did not learn"
-        return time.perf_counter() - t0, result.final_accuracy
+        return time.perf_counter() - t0, result.final_accuracy, result.train_seconds
 
     cmd = [sys.executable, "-m", "fastrnn", "train", "--task", "binary", "--iters", str(iters), "--no-csv", "-q"]
 
     def fastrnn_cli():
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True)
-        return time.perf_counter() - t0, np.nan
+        return time.perf_counter() - t0, np.nan, np.nan
 
-    def trainer_run(factory, n):
+    used = {}  # threads a trainer reported while it trained, read at run time
+
+    def trainer_run(name, factory, n):
         def once():
             trainer = factory()
             t0 = time.perf_counter()
             errors = trainer.train(X[:n], Y[:n], n)
-            return (time.perf_counter() - t0) * iters / n, float(np.mean(errors[-1000:] == 0)) if n >= 5000 else np.nan
+            seconds = (time.perf_counter() - t0) * iters / n
+            if getattr(trainer, "threads_used", None) is not None:
+                used[name] = trainer.threads_used
+            return seconds, float(np.mean(errors[-1000:] == 0)) if n >= 5000 else np.nan, seconds
         return once
 
+    slow = 2000 if quick else iters
     contenders = [("fastrnn (library call)", fastrnn_lib, iters, 1), ("fastrnn train (whole command)", fastrnn_cli, iters, 1)]
-    trainers = [("numpy per-sample loop", lambda: numpy_loop.Trainer(p0, "sigmoid", "sigmoid", 0.1), 2000 if quick else iters, 1, p0, "sigmoid"),
-                ("numpy batched, batch 1", lambda: numpy_batched.Trainer(p0, "sigmoid", "sigmoid", 0.1), 2000 if quick else iters, 1, p0, "sigmoid")]
+    trainers = [("numpy per-sample loop", lambda: numpy_loop.Trainer(p0, "sigmoid", "sigmoid", 0.1), slow, 1, p0, "sigmoid"),
+                ("numpy batched, batch 1", lambda: numpy_batched.Trainer(p0, "sigmoid", "sigmoid", 0.1), slow, 1, p0, "sigmoid"),
+                ("numba single-purpose loop", lambda: numba_loop.Trainer(p0, "sigmoid", "sigmoid", 0.1), iters, 1, p0, "sigmoid")]
     if torch_rnn:
-        trainers.append(("PyTorch cell loop, batch 1", lambda: torch_rnn.CellLoop(p0, "sigmoid", "sigmoid", 0.1), 300 if quick else 2000, torch_rnn.threads(), p0, "sigmoid"))
+        # one intra-op thread, as PyTorch users run batch-1 models: more threads only add synchronisation
+        trainers.append(("PyTorch cell loop, batch 1", lambda: torch_rnn.CellLoop(p0, "sigmoid", "sigmoid", 0.1, threads=1), 300 if quick else 2000, None, p0, "sigmoid"))
         # nn.RNN has no sigmoid units: the same loop with tanh units, checked the same way
         tanh0 = fastrnn.RNN(2, 16, 1, activation="tanh", head="sigmoid", seed=seed, init_scale=0.5)
         pt = {k: v.copy() for k, v in tanh0.params.items()}
-        trainers.append(("PyTorch nn.RNN (tanh), batch 1", lambda: torch_rnn.NNRNN(pt, "tanh", "sigmoid", 0.1), 300 if quick else 2000, torch_rnn.threads(), pt, "tanh"))
+        trainers.append(("PyTorch nn.RNN (tanh), batch 1", lambda: torch_rnn.NNRNN(pt, "tanh", "sigmoid", 0.1, threads=1), 300 if quick else 2000, None, pt, "tanh"))
     if jax_rnn:
         trainers.append(("JAX jit step (lax.scan), batch 1", lambda: jax_rnn.StepJit(p0, "sigmoid", "sigmoid", 0.1), 300 if quick else 2000, 1, p0, "sigmoid"))
-        trainers.append(("JAX jit loop (lax.fori_loop), batch 1", lambda: jax_rnn.ForiLoop(p0, "sigmoid", "sigmoid", 0.1), iters, 1, p0, "sigmoid"))
+        trainers.append(("JAX jit loop (lax.scan over iterations, int8 data), batch 1", lambda: jax_rnn.JitLoop(p0, "sigmoid", "sigmoid", 0.1), iters, 1, p0, "sigmoid"))
     for name, factory, n, threads, params, activation in trainers:
         validate(factory, params, X, Y, activation, "sigmoid", name)
-        factory().train(X[:n], Y[:n], n if "fori" in name else min(n, 50))  # warm-up (JAX compiles for this shape)
-        contenders.append((name, trainer_run(factory, n), n, threads))
+        factory().train(X[:n], Y[:n], n if n == iters else min(n, 50))  # warm-up (compiles for the timed shape)
+        contenders.append((name, trainer_run(name, factory, n), n, threads))
     fastrnn_lib()  # warm-up: compile or load
     fastrnn_cli()
     # Round-robin: each round times every contender once, so that the drift of a
     # shared machine falls on all of them alike instead of on whoever runs first.
     times = {name: [] for name, *_ in contenders}
+    training = {name: [] for name, *_ in contenders}
     finals = {}
     for _ in range(REPEATS):
         for name, once, _, _ in contenders:
-            seconds, final = once()
+            seconds, final, train_s = once()
             times[name].append(seconds)
+            training[name].append(train_s)
             finals[name] = final
     rows = []
     for name, _, n, threads in contenders:
-        rows.append(dict(contender=name, iterations_timed=n, final_accuracy=finals[name], threads=threads,
-                         **dict(zip(("median_s", "min_s", "max_s"), spread(times[name])))))
-        print(f"  headline {name}: {rows[-1]['median_s']:.2f} s for {iters} iterations (timed on {n})", flush=True)
+        rows.append(dict(contender=name, iterations=iters, iterations_timed=n, final_accuracy=finals[name], threads=used.get(name, threads),
+                         **dict(zip(("median_s", "min_s", "max_s"), spread(times[name]))),
+                         train_s=float(np.median(training[name]))))
+        print(f"  headline {name}: {rows[-1]['median_s']:.3f} s for {iters} iterations (timed on {n})", flush=True)
     base = rows[0]["median_s"]
     for r in rows:
         r["x_fastrnn"] = r["median_s"] / base
@@ -193,10 +225,16 @@ def digits(quick):
         factories.append(("PyTorch nn.RNN", lambda: torch_rnn.NNRNN(p0, "tanh", "softmax", lr, **kwargs)))
         factories.append(("PyTorch cell loop", lambda: torch_rnn.CellLoop(p0, "tanh", "softmax", lr, **kwargs)))
     if jax_rnn:
-        factories.append(("JAX jit loop (lax.fori_loop)", lambda: jax_rnn.ForiLoop(p0, "tanh", "softmax", lr, **kwargs)))
+        factories.append(("JAX jit loop (lax.scan over iterations, int8 data)", lambda: jax_rnn.JitLoop(p0, "tanh", "softmax", lr, **kwargs)))
     contenders = [("fastrnn", fastrnn_once)]
-    fastrnn.train(task="digits", iters=10, seed=seed)  # warm-up
+    # The same work: fastrnn.train's model after 50 iterations (its own initial weights, which
+    # must be p0, and its own data stream) is what every contender must reach from p0 on X, Y.
+    want = fastrnn.train(task="digits", iters=50, seed=seed).model.params
     for name, factory in factories:
+        # torch.nn.utils.clip_grad_norm_ scales by clip / (norm + 1e-6), not clip / norm: after 50
+        # iterations that moves PyTorch's parameters by about 5e-9; a wrong step would move them by about lr.
+        tol = dict(rtol=1e-6, atol=1e-7) if name.startswith("PyTorch") else {}
+        same_params(factory, want, X, Y, name, **tol)
         factory().train(X[: chunk * B], Y[: chunk * B], chunk)  # warm-up (JAX compiles for the chunk's shape)
         contenders.append((name, trainer_once(factory)))
     # Round-robin repeats, as in the headline workload.
@@ -207,7 +245,7 @@ def digits(quick):
     rows = []
     for name, _ in contenders:
         seconds = [r[0] for r in results[name]]
-        rows.append(dict(contender=name, reached_at=results[name][-1][2], per_iteration_ms=float(np.median([r[1] for r in results[name]])) * 1e3,
+        rows.append(dict(contender=name, target=target, batch=B, reached_at=results[name][-1][2], per_iteration_ms=float(np.median([r[1] for r in results[name]])) * 1e3,
                          **dict(zip(("median_s", "min_s", "max_s"), spread(seconds)))))
         print(f"  digits {name}: {rows[-1]['median_s']:.2f} s, accuracy 0.99 at iteration {rows[-1]['reached_at']}", flush=True)
     base = rows[0]
@@ -241,14 +279,20 @@ def throughput(quick):
                 Y = np.eye(O)[rng.integers(0, O, (B, T))]
                 calls = {"fastrnn": lambda: model.loss_and_grads(X, Y),
                          "numpy batched": lambda: numpy_batched.loss_and_grads(p, X, Y, None, "tanh", "softmax")}
+                # The same work: every contender's gradients at this shape equal fastrnn's.
+                want = {k: v.copy() for k, v in model.loss_and_grads(X, Y)[1].items()}
+                same_grads(calls["numpy batched"]()[1], want, f"numpy batched at T={T} B={B} H={H}")
                 if torch_rnn:
-                    step, _ = torch_rnn.loss_and_grads_fn(p, "tanh", "softmax")
+                    step, grads = torch_rnn.loss_and_grads_fn(p, "tanh", "softmax")
                     Xt, Yt = torch_rnn.torch.from_numpy(X), torch_rnn.torch.from_numpy(Y)
                     calls["PyTorch nn.RNN"] = lambda step=step, Xt=Xt, Yt=Yt: step(Xt, Yt)
+                    step(Xt, Yt)
+                    same_grads(grads(), want, f"PyTorch nn.RNN at T={T} B={B} H={H}")
                 if jax_rnn:
                     call = jax_rnn.loss_and_grads_fn(p, "tanh", "softmax")
                     Xj, Yj = jax_rnn.jnp.asarray(X), jax_rnn.jnp.asarray(Y)
                     calls["JAX jit(grad)"] = lambda call=call, Xj=Xj, Yj=Yj: call(Xj, Yj)
+                    same_grads({k: np.asarray(v) for k, v in call(Xj, Yj).items()}, want, f"JAX jit(grad) at T={T} B={B} H={H}")
                 results = {}
                 for name, fn in calls.items():
                     med, lo, hi = time_call(fn, repeats=REPEATS, min_seconds=0.02 if quick else 0.05)
@@ -303,10 +347,59 @@ def startup():
                 t0 = time.perf_counter()
                 out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
                 times.append(time.perf_counter() - t0)
-                compile_s.append(float(out.split("start-up and compile ")[1].split(" s")[0]))
+                compile_s.append(float(out.split("start-up and compile ")[1].split(" s")[0]) if "start-up and compile " in out else np.nan)
             rows.append(dict(start=start, repeats=repeats, **dict(zip(("median_s", "min_s", "max_s"), spread(times))),
                              compile_or_load_s=float(np.median(compile_s))))
     return rows
+
+
+# ---------------------------------------------------------------- loss_and_grads
+
+
+def loss_and_grads():
+    """One `loss_and_grads` call at the binary and the digit shape against the numpy forms (bench_kernels.py)."""
+    import bench_kernels
+
+    rows = []
+    for case in bench_kernels.GRID:
+        if case[0] in bench_kernels.QUICK:  # each contender is checked against the twin (rtol 1e-10) first
+            rows.extend(bench_kernels.bench_shape(*case))
+            by = {r["contender"]: r for r in rows if r["shape"] == case[0]}
+            print(f"  loss_and_grads {case[0]}: fastrnn {by['fastrnn']['median_us']:.1f} us, "
+                  f"numpy batched {by['numpy_batched']['median_us']:.1f} us", flush=True)
+    return rows
+
+
+# ------------------------------------------------------------------------ sweep
+
+
+def sweep(quick):
+    """`fastrnn.sweep` over binary seeds, 20000 iterations each, on every core (issue 12's target 6).
+
+    A few runs across the seed range are trained again on their own with
+    `fastrnn.train` first and must give the same metrics rows, number for number.
+    """
+    n = 32 if quick else SWEEP_SEEDS
+    with tempfile.TemporaryDirectory() as tmp:
+        fastrnn.sweep(task="binary", seeds=range(2), out=os.path.join(tmp, "warm-up"), iters=200)  # compile or load once
+        t0 = time.perf_counter()
+        result = fastrnn.sweep(task="binary", seeds=range(n), out=os.path.join(tmp, "runs"), iters=ITERS)
+        wall = time.perf_counter() - t0
+        summary = result.summary.set_index("seed")
+        checked = sorted({0, n // 2, n - 1})
+        for seed in checked:
+            alone = os.path.join(tmp, f"alone-{seed}.csv")
+            fastrnn.train(task="binary", iters=ITERS, seed=seed, csv=alone)
+            import pandas as pd
+
+            got = pd.read_csv(os.path.join(tmp, "runs", summary.loc[seed, "run"] + ".csv"))
+            want = pd.read_csv(alone)
+            for col in ("iteration", "loss", "accuracy"):
+                np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy(), err_msg=f"sweep seed {seed}: {col}")
+    reached = int((summary["final_accuracy"] == 1.0).sum())
+    print(f"  sweep: {n} seeds in {wall:.1f} s, {reached} reached 1.0 (checked against train(): seeds {checked})", flush=True)
+    return [dict(seeds=n, iters=ITERS, workers=os.cpu_count(), wall_s=wall, scaled_to=SWEEP_SEEDS,
+                 scaled_s=wall * SWEEP_SEEDS / n, reached_1=reached, checked_seeds=" ".join(map(str, checked)))]
 
 
 # ------------------------------------------------------------------------ floor
@@ -358,49 +451,108 @@ def floor(headline_rows):
 # ----------------------------------------------------------------------- output
 
 
-def read_csv(name):
-    """Rows of results/<name>.csv with numbers as numbers (empty cells as NaN)."""
-    rows = []
-    with open(RESULTS / f"{name}.csv", newline="") as fh:
-        for row in csv.DictReader(fh):
-            out = {}
-            for k, v in row.items():
-                try:
-                    out[k] = int(v)
-                except ValueError:
-                    try:
-                        out[k] = float(v) if v != "" else float("nan")
-                    except ValueError:
-                        out[k] = v
-            rows.append(out)
-    return rows
-
-
 def fmt(v, digits=3):
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    if v is None or (isinstance(v, float) and np.isnan(v)) or v == "":
         return "-"
     if isinstance(v, float):
         return f"{v:.{digits}g}"
     return str(v)
 
 
-def markdown(results, quick, command):
-    info = machine()
-    lines = [f"Measured {datetime.date.today().isoformat()} with `{command}` on {info['cpu']}, {info['cores']} cores; "
-             f"Python {info['python']}, numpy {info['numpy']}, numba {info['numba']}"
-             + (f", PyTorch {torch_rnn.torch.__version__} ({torch_rnn.threads()} threads)" if torch_rnn else ", no PyTorch")
-             + (f", JAX {jax_rnn.jax.__version__}" if jax_rnn else ", no JAX") + ". Medians of 5 repeats, min-max in brackets."
-             + (" Quick run: the slow contenders were timed on fewer iterations and scaled to 20000." if quick else ""), ""]
+def by_contender(rows, name):
+    return next((r for r in rows if str(r.get("contender", "")).startswith(name)), None)
+
+
+def targets(results):
+    """Issue 12's targets, each as (target, measured, met), computed from the results rows alone."""
+    out = []
+
+    def add(target, value, text, met):
+        out.append(dict(target=target, measured=text if value is not None else "not measured",
+                        met="-" if value is None else ("met" if met else "missed")))
+
+    head = results.get("headline") or []
+    lib = by_contender(head, "fastrnn (library call)")
+    loop = by_contender(head, "numba single-purpose loop")
+    jax_loop = by_contender(head, "JAX jit loop")
+    t = lib["train_s"] if lib else None
+    add("headline training <= 0.04 s (fastrnn.train's train_seconds, 20000 iterations)", t,
+        f"{fmt(t)} s ({fmt(t / ITERS * 1e6 if t else None)} us an iteration)", t is not None and t <= 0.04)
+    for other, factor in ((jax_loop, 4.0), (loop, 1.75)):
+        if other is None:
+            continue
+        ratio = other["train_s"] / t if t else None
+        add(f"headline training >= {factor:g}x {other['contender']}", ratio, f"{fmt(ratio)}x ({fmt(other['train_s'])} s)",
+            ratio is not None and ratio >= factor)
+    start = {r["start"].split(" ")[0]: r for r in results.get("startup") or []}
+    warm, cold = start.get("warm"), start.get("cold")
+    add("`fastrnn train --task binary --iters 20000` warm <= 0.6 s median", warm, f"{fmt(warm['median_s'])} s" if warm else "",
+        warm is not None and warm["median_s"] <= 0.6)
+    add("the same, first run with an empty numba cache <= 5 s", cold, f"{fmt(cold['median_s'])} s" if cold else "",
+        cold is not None and cold["median_s"] <= 5.0)
+    dig = results.get("digits") or []
+    fd, jd = by_contender(dig, "fastrnn"), by_contender(dig, "JAX")
+    add("digits defaults: first reach 0.99 in <= 0.5 s of training", fd,
+        f"{fmt(fd['median_s'])} s (iteration {fmt(fd['reached_at'])})" if fd else "", fd is not None and fd["median_s"] <= 0.5)
+    if jd is not None and fd is not None:
+        ratio = jd["median_s"] / fd["median_s"]
+        add("digits: >= 2x the JAX contender", ratio, f"{fmt(ratio)}x ({fmt(jd['median_s'])} s)", ratio >= 2.0)
+    lg = results.get("loss_and_grads") or []
+    for shape, label, factor in (("digits", "B=32, T=10, I=20, H=100, O=10", 2.0), ("binary", "the binary shape (B=1, T=8, I=2, H=16, O=1)", 20.0)):
+        rows = {r["contender"]: r for r in lg if r["shape"] == shape}
+        ratio = rows["numpy_batched"]["median_us"] / rows["fastrnn"]["median_us"] if rows else None
+        add(f"`loss_and_grads` >= {factor:g}x batched numpy at {label}", ratio,
+            f"{fmt(ratio)}x ({fmt(rows['fastrnn']['median_us'])} us against {fmt(rows['numpy_batched']['median_us'])} us)" if rows else "",
+            ratio is not None and ratio >= factor)
+    sw = (results.get("sweep") or [None])[0]
+    add(f"sweep of {SWEEP_SEEDS} binary seeds (20000 iterations each) <= 30 s, every run reaching 1.0", sw,
+        (f"{fmt(sw['scaled_s'])} s" + (f" (scaled from {sw['seeds']} seeds in {fmt(sw['wall_s'])} s)" if sw["seeds"] != sw["scaled_to"] else "")
+         + f"; {sw['reached_1']}/{sw['seeds']} reached 1.0") if sw else "",
+        sw is not None and sw["scaled_s"] <= 30.0 and sw["reached_1"] == sw["seeds"])
+    return out
+
+
+def provenance(results, name, base):
+    """A note when a workload's file was measured by another command or on another day than the headline's."""
+    rows = results.get(name) or []
+    if not rows or not base:
+        return []
+    r = rows[0]
+    if (r.get("command"), str(r.get("date"))[:10], r.get("cpu")) == (base.get("command"), str(base.get("date"))[:10], base.get("cpu")):
+        return []
+    return ["", "(This table: " + describe(r) + ")"]
+
+
+def markdown(results):
+    """The README block and summary.md, from the results rows alone."""
+    head = results["headline"]
+    base = head[0]
+    lines = [describe(base) + " Medians of 5 repeats, min-max in brackets.", ""]
     lines += ["**Binary addition, 20000 SGD iterations at batch 1** (the headline):", "",
               "| contender | seconds for 20000 iterations | x fastrnn | iterations timed | threads |", "|---|---|---|---|---|"]
-    for r in results["headline"]:
+    for r in head:
         lines.append(f"| {r['contender']} | {fmt(r['median_s'])} [{fmt(r['min_s'])}-{fmt(r['max_s'])}] | {fmt(r['x_fastrnn'])} | {r['iterations_timed']} | {r['threads']} |")
-    lines += ["", "**Digit addition at the task's defaults (batch 32, Adam, clip 1.0), seconds until accuracy first reaches 0.99**:", "",
+    scaled = {}
+    for r in head:
+        if r["iterations_timed"] < r.get("iterations", ITERS):
+            scaled.setdefault(r["iterations_timed"], []).append(r["contender"])
+    if scaled:
+        lines += ["", "Scaled times: " + "; ".join(f"{' and '.join(repr(str(c)) for c in names)} ran {n} iterations, and their seconds "
+                                                   f"are multiplied by {ITERS}/{n} = {ITERS / n:.4g}" for n, names in scaled.items()) + "."]
+    lib = by_contender(head, "fastrnn (library call)")
+    if lib is not None:
+        lines += ["", f"fastrnn's library call includes drawing the data and building the history; of its {fmt(lib['median_s'])} s, "
+                      f"training took {fmt(lib['train_s'])} s (median of `train_seconds`), {fmt(lib['train_s'] / ITERS * 1e6)} us an iteration."]
+    lines += provenance(results, "headline", base)
+    lines += ["", "**Digit addition at the task's defaults (batch 32, Adam, clip 1.0), seconds until accuracy first reaches 0.99**"
+              " (checked every 100 iterations; every contender's parameters after 50 iterations equal fastrnn's first):", "",
               "| contender | seconds | x fastrnn | reached at iteration | ms per iteration | x fastrnn per iteration |", "|---|---|---|---|---|---|"]
     for r in results["digits"]:
         lines.append(f"| {r['contender']} | {fmt(r['median_s'])} [{fmt(r['min_s'])}-{fmt(r['max_s'])}] | {fmt(r['x_fastrnn'])} | "
                      f"{fmt(r['reached_at'])} | {fmt(r['per_iteration_ms'])} | {fmt(r['x_fastrnn_per_iteration'])} |")
-    lines += ["", "**One forward + backward** (I=10, O=10, tanh, softmax; sequences per second and x fastrnn):", "",
+    lines += provenance(results, "digits", base)
+    lines += ["", "**One forward + backward** (I=10, O=10, tanh, softmax; sequences per second and x fastrnn; "
+              "every contender's gradients equal fastrnn's at each shape first):", "",
               "| T | B | H | " + " | ".join(dict.fromkeys(r["contender"] for r in results["throughput"])) + " |"]
     names = list(dict.fromkeys(r["contender"] for r in results["throughput"]))
     lines.append("|---|---|---|" + "---|" * len(names))
@@ -411,47 +563,94 @@ def markdown(results, quick, command):
             r = next(r for r in results["throughput"] if (r["T"], r["B"], r["H"], r["contender"]) == (T, B, H, name))
             cells.append(f"{r['sequences_per_s']:.3g}/s ({r['x_fastrnn']:.2g}x)")
         lines.append(f"| {T} | {B} | {H} | " + " | ".join(cells) + " |")
-    lines += ["", "![throughput against hidden size](benchmarks/results/throughput.png)", "",
-              "**Start-up** of `fastrnn train --task binary --iters 20000` in a fresh process:", "",
+    lines += provenance(results, "throughput", base)
+    lines += ["", "![throughput against hidden size](benchmarks/results/throughput.png)"]
+    if results.get("loss_and_grads"):
+        lines += ["", "**One `loss_and_grads` call** (float64, tanh, full BPTT; each contender checked against the plain-numpy twin first):", "",
+                  "| shape | B | T | I | H | O | numpy batched | fastrnn | batched / fastrnn |", "|---|---|---|---|---|---|---|---|---|"]
+        for shape in dict.fromkeys(r["shape"] for r in results["loss_and_grads"]):
+            c = {r["contender"]: r for r in results["loss_and_grads"] if r["shape"] == shape}
+            f, b = c["fastrnn"], c["numpy_batched"]
+            lines.append(f"| {shape} | {f['B']} | {f['T']} | {f['I']} | {f['H']} | {f['O']} | {fmt(b['median_us'])} us | "
+                         f"{fmt(f['median_us'])} us | {fmt(b['median_us'] / f['median_us'])}x |")
+        lines += provenance(results, "loss_and_grads", base)
+    lines += ["", "**Start-up** of `fastrnn train --task binary --iters 20000` in a fresh process:", "",
               "| start | wall seconds | of which compile or cache load |", "|---|---|---|"]
     for r in results["startup"]:
         lines.append(f"| {r['start']} | {fmt(r['median_s'])} [{fmt(r['min_s'])}-{fmt(r['max_s'])}] | {fmt(r['compile_or_load_s'])} |")
+    lines += provenance(results, "startup", base)
+    if results.get("sweep"):
+        sw = results["sweep"][0]
+        lines += ["", f"**Sweep**: `fastrnn.sweep(task=\"binary\", seeds=range({sw['seeds']}), iters={sw['iters']})` on {sw['workers']} cores "
+                      f"took {fmt(sw['wall_s'])} s; {sw['reached_1']}/{sw['seeds']} runs reached accuracy 1.0. Seeds {sw['checked_seeds']} "
+                      "were trained again alone with `fastrnn.train` and gave the same metrics rows."]
+        if sw["seeds"] != sw["scaled_to"]:
+            lines.append(f"Scaled: {sw['scaled_to']} seeds would take {fmt(sw['wall_s'])} x {sw['scaled_to']}/{sw['seeds']} = {fmt(sw['scaled_s'])} s.")
+        lines += provenance(results, "sweep", base)
     f = results["floor"][0]
     lines += ["", f"**Floor**: one headline iteration does {f['flops_per_iteration']} flops in {f['seconds_per_iteration'] * 1e6:.1f} us, "
               f"{f['achieved_gflops']:.2f} GFLOP/s; chained 16x16 matrix-vector products (the recurrence's shape) peak at "
               f"{f['peak_gflops_same_shapes']:.2f} GFLOP/s on this machine, so the headline run reaches "
               f"{100 * f['achieved_over_peak']:.0f}% of that peak."]
+    lines += ["", "**Issue 12's targets**, computed from the files above:", "", "| target | measured | |", "|---|---|---|"]
+    for r in targets(results):
+        lines.append(f"| {r['target']} | {r['measured']} | {r['met']} |")
     return "\n".join(lines) + "\n"
+
+
+def intro(results):
+    """The sentence at the top of the README: first run, a later run, training time."""
+    lib = by_contender(results["headline"], "fastrnn (library call)")
+    start = {r["start"].split(" ")[0]: r for r in results.get("startup") or []}
+    base = results["headline"][0]
+    parts = []
+    if "cold" in start:
+        parts.append(f"the first run on an empty numba cache took {fmt(start['cold']['median_s'])} s")
+    if "warm" in start:
+        parts.append(f"a later run of `fastrnn train --task binary --iters 20000` took {fmt(start['warm']['median_s'])} s in all")
+    if lib is not None:
+        parts.append(f"training the lab's 20000 iterations took {fmt(lib['train_s'])} s of that")
+    return (f"In the last benchmark run (`{base.get('command')}`, {str(base.get('date'))[:10]}, {base.get('cpu')}, "
+            f"{base.get('cores')} cores) " + ", ".join(parts) + ".\n")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer iterations for the slow contenders and a small grid (< 5 minutes)")
+    parser.add_argument("--quick", action="store_true", help="fewer iterations for the slow contenders, a small grid, 32 sweep seeds (< 5 minutes)")
     parser.add_argument("--no-readme", action="store_true", help="do not update the README's table")
-    parser.add_argument("--from-csv", action="store_true", help="measure nothing: rebuild the table and plot from results/*.csv")
+    parser.add_argument("--from-csv", action="store_true", help="measure nothing: rebuild the tables and plot from results/*.csv")
+    parser.add_argument("--only", default=",".join(WORKLOADS), help="comma-separated workloads to measure (the rest are read from results/*.csv)")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     t0 = time.perf_counter()
+    if not args.from_csv:
+        global torch_rnn, jax_rnn
+        torch_rnn, jax_rnn = optional("torch_rnn"), optional("jax_rnn")
     results = {}
-    if args.from_csv:
-        for name in ("headline", "digits", "throughput", "startup", "floor"):
-            results[name] = read_csv(name)
-        args.quick = max(r["iterations_timed"] for r in results["headline"]) < 20000 or len(results["throughput"]) < 30
-    else:
-        for name, fn in (("headline", lambda: headline(args.quick)), ("digits", lambda: digits(args.quick)),
-                         ("throughput", lambda: throughput(args.quick)), ("startup", startup)):
+    run = {} if args.from_csv else {
+        "headline": lambda: headline(args.quick), "digits": lambda: digits(args.quick), "throughput": lambda: throughput(args.quick),
+        "loss_and_grads": loss_and_grads, "startup": startup, "sweep": lambda: sweep(args.quick), "floor": lambda: floor(results["headline"])}
+    only = [w.strip() for w in args.only.split(",") if w.strip()]
+    unknown = [w for w in only if w not in WORKLOADS]
+    if unknown:
+        parser.error(f"--only {','.join(unknown)}: unknown workload; choose from {', '.join(WORKLOADS)}")
+    for name in WORKLOADS:
+        if name in run and name in only:
             print(f"{name} ...", flush=True)
-            results[name] = fn()
-            print(f"  wrote {write_csv(RESULTS / f'{name}.csv', results[name]).relative_to(ROOT)}", flush=True)
-        results["floor"] = floor(results["headline"])
-        write_csv(RESULTS / "floor.csv", results["floor"])
+            path = write_csv(RESULTS / f"{name}.csv", run[name](), environment())
+            results[name] = read_csv(path)  # render what the file holds, exactly as --from-csv would
+            print(f"  wrote {path.relative_to(ROOT)}", flush=True)
+        elif (RESULTS / f"{name}.csv").exists():
+            results[name] = read_csv(RESULTS / f"{name}.csv")
+    missing = [name for name in ("headline", "digits", "throughput", "startup", "floor") if name not in results]
+    if missing:
+        sys.exit(f"no results for {', '.join(missing)} in {RESULTS}: run without --from-csv (or with --only {','.join(missing)}) first")
     plot_throughput(results["throughput"], RESULTS / "throughput.png")
-    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
-    block = markdown(results, args.quick, command)
+    block = markdown(results)
     (RESULTS / "summary.md").write_text(block)
     print("\n" + block)
-    if not args.no_readme and update_readme(block, "bench"):
-        print("README.md updated between its bench marks")
+    if not args.no_readme and update_readme(block, "bench") and update_readme(intro(results), "intro"):
+        print("README.md updated between its bench and intro marks")
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

@@ -3,18 +3,21 @@
 Usage:
     python benchmarks/study_defaults.py binary [--seeds 10]
     python benchmarks/study_defaults.py digits [--seeds 3]
+    python benchmarks/study_defaults.py digits --from-csv    # measure nothing: rebuild the table from the results file
 
 Trains every candidate setting on several seeds and reports, per setting: how many
 seeds reached the target accuracy (binary: 1.0 over the last 1000 samples; digits:
 0.99), the median iteration at which they first did, the mean final accuracy, and
-the runs that diverged. Writes benchmarks/results/defaults_<task>.csv.
+the runs that diverged. Writes benchmarks/results/defaults_<task>.csv and puts the
+table into the README between its `<!-- defaults-<task>:start -->` and
+`<!-- defaults-<task>:end -->` marks (unless --no-readme).
 """
 
 import argparse
 
 import numpy as np
 
-from _common import RESULTS, write_csv
+from _common import RESULTS, describe, read_csv, update_readme, write_csv
 
 import fastrnn
 from fastrnn import NumericalError
@@ -47,21 +50,14 @@ def first_at(history, target):
     return int(history.loc[hit[0], "iteration"]) if len(hit) else None
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("task", choices=sorted(CANDIDATES))
-    parser.add_argument("--seeds", type=int, default=None)
-    parser.add_argument("--iters", type=int, default=None)
-    args = parser.parse_args()
-    seeds = range(args.seeds or (10 if args.task == "binary" else 5))
-    iters = args.iters or ITERS[args.task]
-    target = TARGET[args.task]
+def study(task, seeds, iters):
+    target = TARGET[task]
     rows = []
-    for cand in CANDIDATES[args.task]:
+    for cand in CANDIDATES[task]:
         hits, finals, diverged, seconds = [], [], 0, []
         for seed in seeds:
             try:
-                r = fastrnn.train(task=args.task, iters=iters, seed=seed, clip=cand.get("clip"), **{k: v for k, v in cand.items() if k != "clip"})
+                r = fastrnn.train(task=task, iters=iters, seed=seed, clip=cand.get("clip"), **{k: v for k, v in cand.items() if k != "clip"})
             except NumericalError as exc:
                 diverged += 1
                 r = exc.result
@@ -79,15 +75,44 @@ def main():
             min_final_accuracy=round(float(np.min(finals)), 4),
             diverged=diverged,
             median_train_s=round(float(np.median(seconds)), 3),
+            iters=iters,
         )
         rows.append(row)
         print(row, flush=True)
-    write_csv(RESULTS / f"defaults_{args.task}.csv", rows)
-    print(f"\n| setting | seeds reaching {target} | median iteration | worst | mean final accuracy | lowest final accuracy | diverged |")
-    print("|---|---|---|---|---|---|---|")
+    return rows
+
+
+def markdown(rows, task):
+    def cell(v):
+        return "-" if isinstance(v, float) and np.isnan(v) else (str(int(v)) if isinstance(v, float) and v == int(v) and abs(v) > 1 else str(v))
+
+    lines = []
+    if "date" in rows[0]:
+        lines += [describe(rows[0]) + (f" {rows[0]['iters']} iterations a run." if "iters" in rows[0] else ""), ""]
+    lines += [f"| setting | seeds reaching {TARGET[task]} | median iteration | worst | mean final accuracy | lowest final accuracy | diverged |",
+              "|---|---|---|---|---|---|---|"]
     for r in rows:
-        print(f"| {r['setting']} | {r['reached']}/{r['seeds']} | {r['median_iteration']} | {r['worst_iteration']} | "
-              f"{r['mean_final_accuracy']} | {r['min_final_accuracy']} | {r['diverged']} |")
+        lines.append(f"| {r['setting']} | {r['reached']}/{r['seeds']} | {cell(r['median_iteration'])} | {cell(r['worst_iteration'])} | "
+                     f"{cell(r['mean_final_accuracy'])} | {cell(r['min_final_accuracy'])} | {r['diverged']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("task", choices=sorted(CANDIDATES))
+    parser.add_argument("--seeds", type=int, default=None)
+    parser.add_argument("--iters", type=int, default=None)
+    parser.add_argument("--from-csv", action="store_true", help="measure nothing: rebuild the table from results/defaults_<task>.csv")
+    parser.add_argument("--no-readme", action="store_true", help="do not update the README's table")
+    args = parser.parse_args()
+    path = RESULTS / f"defaults_{args.task}.csv"
+    if not args.from_csv:
+        seeds = range(args.seeds or (10 if args.task == "binary" else 5))
+        write_csv(path, study(args.task, seeds, args.iters or ITERS[args.task]))
+    block = markdown(read_csv(path), args.task)
+    print("\n" + block)
+    if not args.no_readme and update_readme(block, f"defaults-{args.task}"):
+        print(f"README.md updated between its defaults-{args.task} marks")
 
 
 if __name__ == "__main__":

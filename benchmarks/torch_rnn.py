@@ -12,8 +12,10 @@ import torch
 
 
 class _Base:
-    def __init__(self, params, activation, head, lr, optimizer="sgd", clip=None, batch=1):
+    def __init__(self, params, activation, head, lr, optimizer="sgd", clip=None, batch=1, threads=None):
         self.activation, self.head, self.lr, self.clip, self.batch = activation, head, lr, clip, batch
+        self.threads = threads  # torch's intra-op threads while training (None: leave torch's setting)
+        self.threads_used = None
         self.tensors = {k: torch.tensor(np.asarray(v), dtype=torch.float64, requires_grad=True) for k, v in params.items()}
         self._setup()
         weights = list(self._trainable())
@@ -28,6 +30,16 @@ class _Base:
         return loss, logits
 
     def train(self, X, Y, n):
+        before = torch.get_num_threads()
+        if self.threads is not None:
+            torch.set_num_threads(self.threads)
+        self.threads_used = torch.get_num_threads()  # read back, not assumed
+        try:
+            return self._train(X, Y, n)
+        finally:
+            torch.set_num_threads(before)
+
+    def _train(self, X, Y, n):
         B = self.batch
         X = torch.from_numpy(np.ascontiguousarray(X))
         Y = torch.from_numpy(np.ascontiguousarray(Y))
@@ -106,7 +118,11 @@ class NNRNN(_Base):
 
 
 def loss_and_grads_fn(params, activation, head):
-    """A (X, Y) -> None callable running one forward + backward of torch.nn.RNN (throughput)."""
+    """A (X, Y) -> None callable running one forward + backward of torch.nn.RNN (throughput).
+
+    The second value, called after a step, returns that step's gradients as numpy arrays
+    under fastrnn's names (U0, W0, b0, V, c), so that the grid can check them.
+    """
     trainer = NNRNN(params, activation, head, lr=0.0)
 
     def step(X, Y):
@@ -114,7 +130,10 @@ def loss_and_grads_fn(params, activation, head):
         loss, _ = trainer._loss_and_logits(X, Y)
         loss.backward()
 
-    return step, trainer
+    def grads():
+        return dict(zip(("U0", "W0", "b0", "V", "c"), (w.grad.detach().numpy().copy() for w in trainer._trainable())))
+
+    return step, grads
 
 
 def threads():
