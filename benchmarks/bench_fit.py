@@ -17,12 +17,12 @@ call, its checks and rows included; ``log_every`` 100), reported per iteration. 
 first fit call in a fresh process with an empty numba cache (compile) is measured
 separately, in a subprocess.
 
-Writes benchmarks/results/fit.csv and puts a table into the README between its
+Writes benchmarks/results/fit.csv (and fit_first_call.csv), every row with the machine,
+versions, threads and date, and puts a table into the README between its
 `<!-- fit:start -->` and `<!-- fit:end -->` marks (unless --no-readme).
 """
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from _common import RESULTS, ROOT, machine, update_readme, write_csv
+from _common import RESULTS, ROOT, describe, environment, read_csv, update_readme, write_csv
 
 import fastrnn
 
@@ -122,10 +122,9 @@ def first_call():
     return out
 
 
-def markdown(rows, first, info, command):
-    lines = [f"Measured with `{command}` on {info['cpu']}, {info['cores']} cores, numpy {info['numpy']}, numba "
-             f"{info['numba']}: time per training iteration (float64, tanh, full BPTT, SGD), median of 5 timed runs "
-             "after a warm-up; both contenders were first checked to give the same parameters (rtol 1e-10).", "",
+def markdown(rows, first):
+    lines = [describe(rows[0]) + " Time per training iteration (float64, tanh, full BPTT, SGD), median of 5 timed "
+             "runs after a warm-up round; both contenders were first checked to give the same parameters (rtol 1e-10).", "",
              "| shape | B | T | I | H | O | iterations per run | Python loop | fit | loop / fit |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     by = {}
@@ -151,22 +150,30 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer iterations per timed run")
     parser.add_argument("--no-first-call", action="store_true", help="skip the fresh-process measurements")
     parser.add_argument("--no-readme", action="store_true", help="do not update the README's table")
+    parser.add_argument("--from-csv", action="store_true", help="measure nothing: rebuild the table from results/fit*.csv")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
-    rows = []
-    for name, B, T, I, H, O, head, n, quick in SHAPES:
-        rows.extend(bench_shape(name, B, T, I, H, O, head, quick if args.quick else n))
-    path = write_csv(RESULTS / "fit.csv", rows)
-    info = machine()
-    print(f"# fit against the Python loop, per iteration; {json.dumps(info)}")
+    path, first_path = RESULTS / "fit.csv", RESULTS / "fit_first_call.csv"
+    if not args.from_csv:
+        rows = []
+        for name, B, T, I, H, O, head, n, quick in SHAPES:
+            rows.extend(bench_shape(name, B, T, I, H, O, head, quick if args.quick else n))
+        env = environment()
+        write_csv(path, rows, env)
+        first = first_call() if not args.no_first_call else []
+        if first:
+            write_csv(first_path, first, env)
+        elif first_path.exists():
+            first_path.unlink()  # an old file would be rendered beside this run's numbers
+    rows = read_csv(path)
+    first = read_csv(first_path) if first_path.exists() else []
     for r in rows:
         print(f"{r['shape']:<8} {r['contender']:<12} {r['median_us']:>10.1f} us  ({r['min_us']:.1f}-{r['max_us']:.1f})  "
               f"{r['speedup_of_fit']:.1f}x fit")
-    print(f"(written to {path.relative_to(ROOT)})")
-    first = first_call() if not args.no_first_call else []
+    print(f"(in {path.relative_to(ROOT)})")
     for r in first:
         print(f"{r['start']:<40} import {r['import_s']:.2f} s, first fit {r['first_fit_s']:.2f} s, compile {r['compile_s']:.2f} s")
-    block = markdown(rows, first, info, "python benchmarks/bench_fit.py" + (" --quick" if args.quick else ""))
+    block = markdown(rows, first)
     if not args.no_readme and update_readme(block, "fit"):
         print("README.md updated between its fit marks")
 

@@ -269,7 +269,7 @@ def test_bench_fit_checks_fit_against_the_loop_and_reports_both():
     rows = bench_fit.bench_shape("tiny", 2, 4, 2, 3, 2, "softmax", 3)
     assert [r["contender"] for r in rows] == ["python_loop", "fit"]
     assert all(r["median_us"] > 0 and r["min_us"] <= r["median_us"] <= r["max_us"] for r in rows)
-    assert "| tiny | 2 | 4 | 2 | 3 | 2 | 3 |" in bench_fit.markdown(rows, [], dict(cpu="c", cores=1, numpy="n", numba="m"), "x")
+    assert "| tiny | 2 | 4 | 2 | 3 | 2 | 3 |" in bench_fit.markdown(rows, [])
 
 
 def test_fit_defaults_are_the_data_defaults_of_the_settings():
