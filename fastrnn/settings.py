@@ -217,7 +217,7 @@ DATA = (
             "else linear.", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=("data",)),
 )
 
-#: Defaults of the PER_TASK settings when training on arrays (``--data``): the help shows them as "data".
+#: Defaults of the PER_TASK settings when training on arrays (``--data``; ``--help`` shows them as "(--data: V)").
 DATA_DEFAULTS = dict(batch=32, hidden=32, activation="tanh", optimizer="adam", lr=0.01, clip=1.0, init_scale="fan_in")
 
 
