@@ -7,6 +7,7 @@ Public API::
     loss, grads = model.loss_and_grads(X, Y, mask=None, bptt_truncate=None)
     report = fastrnn.gradcheck(model, X, Y)
     result = fastrnn.train(task="binary", iters=20000, seed=0)   # .model, .history, .train_seconds
+    result = fastrnn.fit(model, X, Y, epochs=10)                  # your own arrays, same kernel
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -20,6 +21,7 @@ from .optim import Optimizer
 from .tasks import BinaryAddition, DigitAddition, make_task
 from .sweeps import SweepResult, sweep
 from .training import TrainResult, train
+from .fitting import fit
 
 try:
     __version__ = version("fastrnn")
@@ -29,6 +31,7 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 __all__ = [
     "RNN",
     "train",
+    "fit",
     "sweep",
     "SweepResult",
     "path_gradients",

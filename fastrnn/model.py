@@ -305,7 +305,7 @@ class RNN:
 
 def _short(value, limit=200):
     """str(value), cut to ``limit`` characters (file contents can be anything)."""
-    text = str(value).replace("\n", " ")
+    text = " ".join(str(value).splitlines())  # every line break str.splitlines knows (\x1e, \x85, ...)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
