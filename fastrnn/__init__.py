@@ -8,6 +8,7 @@ Public API::
     loss, grads = model.loss_and_grads(X, Y, mask=None, bptt_truncate=None)
     report = fastrnn.gradcheck(model, X, Y)
     result = fastrnn.train(task="binary", iters=20000, seed=0)   # .model, .history, .train_seconds
+    result = fastrnn.fit(model, X, Y, epochs=10)                  # your own arrays, same kernel
 """
 
 from importlib.metadata import PackageNotFoundError, version
@@ -21,6 +22,7 @@ from .optim import Optimizer
 from .tasks import BinaryAddition, DigitAddition, make_task
 from .sweeps import SweepResult, sweep
 from .training import TrainResult, train
+from .fitting import fit
 
 try:
     __version__ = version("fastrnn")
@@ -30,6 +32,7 @@ except PackageNotFoundError:  # running from a checkout that is not installed
 __all__ = [
     "RNN",
     "train",
+    "fit",
     "sweep",
     "SweepResult",
     "path_gradients",

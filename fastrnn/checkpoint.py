@@ -89,7 +89,8 @@ def resume_settings(path, saved, task, given):
     """
     old = saved["settings"]
     table = _settings.by_name()
-    merged = {k: old[k] for k in table if k in old}
+    arrays_only = {setting.name for setting in _settings.DATA}  # a task run records its head, not as a setting
+    merged = {k: old[k] for k in table if k in old and k not in arrays_only}
     if task is not None and task != old.get("task"):
         raise InvalidArgument(f"--task {task} differs from the saved run's task {old.get('task')} in {path}; "
                               f"a resume continues that run (leave --task out)")

@@ -92,7 +92,9 @@ def setting_options(fn):
 
     for setting in reversed(settings.every()):
         text = f"{setting.help} {setting.default_text(TASKS.values())}"
-        if setting.kind == "flag":
+        if setting.kind == "flag" and setting.default:  # on unless turned off: --name/--no-name
+            option = click.option(f"{setting.flag}/--no-{setting.flag[2:]}", setting.name, default=None, help=text)
+        elif setting.kind == "flag":
             option = click.option(setting.flag, setting.name, is_flag=True, default=False, help=text)
         elif setting.name == "task":
             option = click.option(setting.flag, type=_click_type(setting), default=setting.default, show_default=True,
@@ -113,14 +115,26 @@ def setting_options(fn):
 @click.option("--resume", type=click.Path(), help="Continue the run saved (--save) in this model file to --iters "
               "iterations in total, exactly; its rows are appended to the run's CSV (or all go to a new --csv) and "
               "the model is saved back to it (or to --save).")
-def train(task, csv_path, no_csv, save, overwrite, quiet, resume, **settings):
-    """Train an RNN on a task (binary or digit addition, or a text's characters), logging metrics to CSV."""
+@click.option("--data", type=click.Path(), help="Train on your own arrays instead of a task: a .npz with X (N, T, I), "
+              "Y (N, T, O), optional mask (N, T), X_val, Y_val, mask_val (the --data settings apply).")
+def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settings):
+    """Train an RNN on a task (binary or digit addition, a text's characters) or on your own arrays (--data), logging metrics to CSV."""
     from . import metrics
+    from . import settings as setting_defs
     from .training import train as run
 
     if no_csv and csv_path:
         raise InvalidArgument("--csv and --no-csv exclude each other; give one")
+    given_data = {s.name: settings.pop(s.name) for s in setting_defs.DATA}
+    if data is None:
+        for name, value in given_data.items():
+            if value is not None:
+                raise InvalidArgument(f"{setting_defs.get(name).flag} applies only with --data FILE.npz; leave it out for a task")
+    elif click.get_current_context().get_parameter_source("task") == click.core.ParameterSource.COMMANDLINE:
+        raise InvalidArgument("--task and --data exclude each other; give one")
     extra = {}
+    if resume is not None and data is not None:
+        raise InvalidArgument("--resume continues a task run; runs on --data cannot be resumed yet")
     if resume is not None:
         from . import checkpoint
 
@@ -132,10 +146,16 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, **settings):
         save = resume if save is None else save
         extra["resume"] = resume
     if not no_csv and csv_path is None:
-        csv_path = metrics.default_csv_path(task)
+        csv_path = metrics.default_csv_path(task if data is None else "data")
     try:
-        result = run(task=task, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
-                     progress=not quiet and sys.stderr.isatty(), **extra, **settings)
+        if data is None:
+            result = run(task=task, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
+                         progress=not quiet and sys.stderr.isatty(), **extra, **settings)
+        else:
+            from .fitting import fit_file
+
+            result = fit_file(data, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
+                              progress=not quiet and sys.stderr.isatty(), **settings, **given_data)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is None:
@@ -144,7 +164,7 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, **settings):
             click.echo(f"Interrupted before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
         else:
             how = (f" Continue with: fastrnn train --resume {result.save_path} --iters {result.settings['iters']}"
-                   if result.save_path is not None else "")
+                   if result.save_path is not None and result.settings.get("task") != "data" else "")
             click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}{how}".rstrip(), err=True)
         sys.exit(130)
     except NumericalError as exc:
@@ -165,6 +185,8 @@ def _where(result):
 
 
 def _summary(result):
+    if result.settings.get("task") == "data":
+        return _data_summary(result)
     if "bpc" in result.history and len(result.history):
         row = result.rows[-1]
         val = f", held-out bpc {row['val_bpc']:.3f}" if "val_bpc" in row else ""
@@ -179,6 +201,17 @@ def _summary(result):
         f"{result.settings['task']}: accuracy {result.final_accuracy:.3f} ({reached}) after {result.iterations} iterations; "
         f"training {result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)"
     )
+    where = _where(result)
+    return text + (f"; {where}" if where else "")
+
+
+def _data_summary(result):
+    """The line `fastrnn train --data` ends with: the last row's loss and accuracy (and validation)."""
+    s, last = result.settings, (result.rows[-1] if result.rows else {})
+    scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in last)
+    text = (f"{s.get('data_file', 'arrays')}: {scores or 'no rows'} after {last.get('epoch', 0)} epochs "
+            f"({result.iterations} iterations of {s['batch']} {'stream' if s['window'] else 'sequence'}{'' if s['batch'] == 1 else 's'}); "
+            f"training {result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
     where = _where(result)
     return text + (f"; {where}" if where else "")
 

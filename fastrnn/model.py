@@ -389,7 +389,7 @@ class RNN:
 
 def _short(value, limit=200):
     """str(value), cut to ``limit`` characters (file contents can be anything)."""
-    text = " ".join(str(value).splitlines())  # every line break (\x1e, \u2028, ... too): the message stays one line
+    text = " ".join(str(value).splitlines())  # every line break str.splitlines knows (\x1e, \x85, ...)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -169,7 +169,8 @@ class Setting:
             return str(v)
 
         if self.default == PER_TASK:
-            return "[" + ", ".join(f"{t.name} {show(t.defaults[self.name])}" for t in tasks if self.applies_to(t.name)) + "]"
+            shown = "[" + ", ".join(f"{t.name} {show(t.defaults[self.name])}" for t in tasks if self.applies_to(t.name)) + "]"
+            return shown + (f" (--data: {show(DATA_DEFAULTS[self.name])})" if self.name in DATA_DEFAULTS else "")
         others = "".join(f"; {t.name} {show(t.defaults[self.name])}" for t in tasks if self.name in t.defaults)
         return f"[{show(self.default)}{others}]"
 
@@ -230,6 +231,20 @@ TRAINING = (
     Setting("log_spectrum", "flag", "Add W's spectral radius and mean |G_p| per path length to every row.", False),
 )
 
+#: The settings of training on arrays only (``fastrnn.fit``, ``fastrnn train --data``); a task run refuses them.
+DATA = (
+    Setting("epochs", "int", "--data: passes over the training arrays.", 10, minimum=1, tasks=("data",)),
+    Setting("window", "int", "--data: train windows of K steps of long streams, carrying the state (BPTT(K, K)).", None,
+            minimum=1, off="whole sequences", tasks=("data",)),
+    Setting("shuffle", "flag", "--data: a new order of the sequences every epoch (not with --window).", True,
+            tasks=("data",)),
+    Setting("head", "choice", "--data: output head; left out: one-hot Y rows -> softmax, Y in {0, 1} -> sigmoid, "
+            "else linear.", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=("data",)),
+)
+
+#: Defaults of the PER_TASK settings when training on arrays (``--data``; ``--help`` shows them as "(--data: V)").
+DATA_DEFAULTS = dict(batch=32, hidden=32, activation="tanh", optimizer="adam", lr=0.01, clip=1.0, init_scale="fan_in")
+
 
 @functools.lru_cache(maxsize=1)
 def every():
@@ -242,7 +257,7 @@ def every():
             if p.name not in seen:
                 seen.add(p.name)
                 out.append(p)
-    return tuple(out) + TRAINING
+    return tuple(out) + TRAINING + DATA
 
 
 def names():
@@ -279,6 +294,10 @@ def resolve(given):
     for name in given:
         if not isinstance(name, str) or name not in by_name():
             get(str(name))  # raises, naming the choices
+    for setting in DATA:
+        if given.pop(setting.name, None) is not None:
+            raise InvalidArgument(f"{setting.name} applies only to training on arrays (fastrnn.fit, fastrnn train --data); "
+                                  f"leave it out for a task")
     params = {s.name: given.pop(s.name) for s in every()[1:] if s.tasks is not None and s.name in given}
     task_obj = make_task(TASK.default if given.get("task") is None else given["task"], **params)
     s = dict(task_obj.settings())
@@ -313,7 +332,7 @@ def doc(indent=0):
     pad = " " * indent
     lines = []
     for s in every():
-        if s.name == "task":
+        if s.name == "task" or s in DATA:
             continue
         kind = kinds.get(s.kind) or "{" + ", ".join(repr(c) for c in s.choice_list()) + "}"
         if s.off is not None:

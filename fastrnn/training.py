@@ -194,6 +194,29 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
                                   run.clip_norm, run.clip_value, hstate, resets, buf, losses[:n], norms[:n],
                                   errors[: n * B])
 
+    def advance(clock):
+        n = run.next_chunk()
+        done = call(*run.source.next(n), n)
+        return run.record(n, done, losses, norms, errors, run.seconds_before + clock()), done
+
+    return drive(run, lambda: call(*run.warmup_batch(), 0), advance, writer, save, progress, s["iters"], s["task"])
+
+
+train.__doc__ = train.__doc__.replace("{settings}", _settings.doc(indent=8))
+
+
+def drive(run, warmup, advance, writer, save, progress, total, desc):
+    """The loop :func:`train` and :func:`fastrnn.fit` share: compile, chunks, rows, files, Ctrl-C, divergence.
+
+    ``warmup()`` makes the zero-iteration kernel call (compile or cache load, before
+    the clock starts); ``advance(clock) -> (row or None, iterations done)`` trains
+    the run's next chunk and records its row (``clock()``: seconds since the start).
+    ``run`` is a :class:`_Run` or has its attributes (``remaining()``, ``status``,
+    ``error``, ``rows``, ``columns``, ``model``, ``s``, ``done``, ``tracker``,
+    ``snapshot()``/``rewind(state)`` of the data position, ``resumable``,
+    ``seconds_before``). Rows go to ``writer`` as they come; the end goes through
+    :func:`_finish`.
+    """
     bar, start, compile_seconds, pending = None, None, 0.0, None
     stop = _DeferredInterrupt()
     try:
@@ -202,19 +225,17 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         # as "interrupted" like one during training. From then on Ctrl-C (SIGINT)
         # takes effect between chunks, so that the saved state is that of a finished row.
         t0 = time.perf_counter()
-        call(*run.warmup_batch(), 0)
+        warmup()
         compile_seconds = time.perf_counter() - t0
         stop.install()
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=s["iters"], unit="it", file=sys.stderr, dynamic_ncols=True, desc=s["task"], leave=False)
+            bar = tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
         start = time.perf_counter()
         while run.remaining():
-            n = run.next_chunk()
-            pending = run.source.state()  # restored if the chunk does not finish (Ctrl-C)
-            done = call(*run.source.next(n), n)
-            row = run.record(n, done, losses, norms, errors, run.seconds_before + time.perf_counter() - start)
+            pending = run.snapshot()  # rewound to if the chunk does not finish (Ctrl-C)
+            row, done = advance(lambda: time.perf_counter() - start)
             pending = None
             if row is not None:
                 if writer is not None:
@@ -230,8 +251,8 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         if isinstance(exc, KeyboardInterrupt):
             run.status = "interrupted"
             if pending is not None:
-                run.source.restore(pending)
-            run.resumable = stop.presses < 2  # a second Ctrl-C may have cut a chunk: save the weights only
+                run.rewind(pending)
+            run.resumable = run.resumable and stop.presses < 2  # a second Ctrl-C may have cut a chunk: save the weights only
         train_seconds = 0.0 if start is None else time.perf_counter() - start
         exc.result = _finish(run, train_seconds, compile_seconds, writer, save, bar)
         raise
@@ -286,9 +307,6 @@ class _DeferredInterrupt:
         if self.old is not None:
             signal.signal(signal.SIGINT, self.old)
             self.old = None
-
-
-train.__doc__ = train.__doc__.replace("{settings}", _settings.doc(indent=8))
 
 
 def init_from(model, path):
@@ -492,6 +510,13 @@ class _Run:
 
     def remaining(self):
         return self.status == "completed" and self.done < self.s["iters"]
+
+    def snapshot(self):
+        """The data position before a chunk (:func:`drive` rewinds to it when a Ctrl-C cuts the chunk)."""
+        return self.source.state()
+
+    def rewind(self, state):
+        self.source.restore(state)
 
     def next_chunk(self):
         return min(self.s["log_every"], self.s["iters"] - self.done)

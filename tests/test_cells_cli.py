@@ -90,3 +90,37 @@ def test_a_config_key_with_a_line_separator_stays_one_line(capsys, tmp_path):
         np.savez(fh, theta=model.theta, meta=np.array(json.dumps(meta)))
     code, _, err = run(capsys, "spectrum", str(path))
     assert_one_line_error(code, err, code, "has an invalid architecture")
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("truncate", [None, 1])
+def test_fit_windows_carry_h_and_c(cell, truncate):
+    """fit's windows carry the whole state (the LSTM's (h, c)): the same weights as a Python loop of
+    loss_and_grads(h0=state, return_state=True) + SGD, from zeros at each epoch's start."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(3, 12, 3))
+    Y = np.eye(4)[rng.integers(0, 4, (3, 12))]
+    a, b = (fastrnn.RNN(3, 5, 4, cell=cell, seed=0) for _ in range(2))
+    fastrnn.fit(a, X, Y, epochs=2, window=4, optimizer="sgd", lr=0.1, clip=None, bptt_truncate=truncate)
+    opt = fastrnn.Optimizer("sgd", lr=0.1)
+    for _ in range(2):
+        state = None
+        for t0 in range(0, 12, 4):
+            w = slice(t0, t0 + 4)
+            _, grads, state = b.loss_and_grads(X[:, w], Y[:, w], bptt_truncate=truncate, h0=state, return_state=True)
+            opt.step(b, grads)
+    np.testing.assert_allclose(a.theta, b.theta, rtol=1e-10, atol=0)
+
+
+def test_train_data_takes_cell(capsys, tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(4, 10, 2))
+    np.savez(tmp_path / "d.npz", X=X, Y=(X[:, :, :1] > 0).astype(float))
+    code, out, err = run(capsys, "train", "--data", str(tmp_path / "d.npz"), "--cell", "lstm", "--window", "5",
+                         "--epochs", "2", "--save", str(tmp_path / "m.npz"), "--no-csv")
+    assert code == 0, err
+    assert fastrnn.RNN.load(tmp_path / "m.npz").cell == "lstm"

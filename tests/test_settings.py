@@ -45,6 +45,14 @@ def test_every_setting_appears_in_train_options_sweep_names_report_columns_and_j
         assert set(applies) <= set(meta), f"{name}: the JSON lacks {set(applies) - set(meta)}"
         assert all(result.settings[k] == meta[k] for k in applies)
         recorded |= set(meta)
+    # the settings of training on arrays (settings.DATA) are recorded by a fit
+    rng = np.random.default_rng(0)
+    model = fastrnn.RNN(2, 3, 1, head="linear")
+    result = fastrnn.fit(model, rng.normal(size=(4, 6, 2)), rng.normal(size=(4, 6, 1)), epochs=1, window=3,
+                         csv=tmp_path / "fit.csv")
+    meta = json.loads(result.json_path.read_text())
+    assert all(meta[s.name] == result.settings[s.name] for s in settings.DATA)
+    recorded |= set(meta)
     columns = report.collect(tmp_path).columns
     for s in settings.every():
         assert s.name in options and s.flag in options[s.name].opts, s.name
