@@ -124,3 +124,16 @@ def test_train_data_takes_cell(capsys, tmp_path):
                          "--epochs", "2", "--save", str(tmp_path / "m.npz"), "--no-csv")
     assert code == 0, err
     assert fastrnn.RNN.load(tmp_path / "m.npz").cell == "lstm"
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_text_resume_with_a_gated_cell_equals_one_run(tmp_path, cell):
+    """The text task carries the state across windows; a resumed LSTM run restores (h, c) with it."""
+    import numpy as np
+
+    case = dict(task="text", log_every=20, hidden=6, batch=2, seq_length=8, cell=cell)
+    whole = fastrnn.train(iters=80, **case)
+    fastrnn.train(iters=40, save=tmp_path / "m.npz", **case)
+    resumed = fastrnn.train(resume=tmp_path / "m.npz", iters=80)
+    assert resumed.model.cell == cell
+    assert np.array_equal(resumed.model.theta, whole.model.theta)
