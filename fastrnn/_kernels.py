@@ -416,7 +416,8 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
         mm_tn(dsx, dl, GH, src, src_off, Il, TB, grad, o, blas)
         mm_tn(dsh, dl, GH, hs, l * (T + 1) * B * H, H, TB, grad, o + GH * Il, blas)
         colsum(dsx, dl, TB, GH, grad, o + GH * Il + GH * H)
-        cells.extras_grad(cellset, cell, H, TB, dsx, dsh, dl, grad, o + GH * (Il + H + 1))
+        if cellset is not None:  # pruned at compile time for a vanilla model (no extras)
+            cells.extras_grad(cellset, cell, H, TB, dsx, dsh, dl, grad, o + GH * (Il + H + 1))
     mm_tn(g, zero, O, hs, ((L - 1) * (T + 1) * B + B) * H, H, TB, grad, oV, blas)
     colsum(g, zero, TB, O, grad, oV + O * H)
 
