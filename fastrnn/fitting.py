@@ -387,15 +387,16 @@ class _FitRun:
     def restore(self, path, model, state, arrays):
         """Continue the fit saved in ``path`` (``checkpoint.load``'s model, state, arrays)."""
         source = state.get("source")
+        saved_sum = source.get("checksum") if isinstance(source, dict) else None
+        if saved_sum != self.checksum():
+            raise InvalidArgument(f"the arrays (X, Y, mask, validation) differ from those the run in {path} was trained "
+                                  f"on (checksum {self.checksum():08x}, saved {_hex(saved_sum)}); a resume continues on "
+                                  f"the same arrays")
         if (not isinstance(source, dict) or source.get("kind") != "arrays" or arrays.get("opt_state") is None
                 or arrays.get("hstate") is None or arrays["opt_state"].shape != self.opt_state.shape
                 or arrays["hstate"].shape != self.hstate.shape or state.get("columns") != self.columns):
             raise InvalidArgument(f"the training state in {path} does not fit its settings and arrays; it cannot be "
                                   f"resumed")
-        if source.get("checksum") != self.checksum():
-            raise InvalidArgument(f"the arrays (X, Y, mask, validation) differ from those the run in {path} was trained "
-                                  f"on (checksum {self.checksum():08x}, saved {_hex(source.get('checksum'))}); a resume "
-                                  f"continues on the same arrays")
         self.model.theta[:] = model.theta
         self.opt_state[...] = arrays["opt_state"]
         self.hstate[...] = arrays["hstate"]
