@@ -113,8 +113,8 @@ def setting_options(fn):
 @click.option("--overwrite", is_flag=True, help="Allow replacing existing --csv/--save files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--resume", type=click.Path(), help="Continue the run saved (--save) in this model file to --iters "
-              "iterations in total, exactly; its rows are appended to the run's CSV (or all go to a new --csv) and "
-              "the model is saved back to it (or to --save).")
+              "iterations in total (a run on --data: --epochs epochs, on its --data file), exactly; its rows are "
+              "appended to the run's CSV (or all go to a new --csv) and the model is saved back to it (or to --save).")
 @click.option("--data", type=click.Path(), help="Train on your own arrays instead of a task: a .npz with X (N, T, I), "
               "Y (N, T, O), optional mask (N, T), X_val, Y_val, mask_val (the --data settings apply).")
 def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settings):
