@@ -33,7 +33,7 @@ from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
 from .model import RNN
-from .training import _same_path, drive, open_writer, versions
+from .training import _same_path, drive, init_from, open_writer, versions
 
 #: The columns fit adds to metrics.COLUMNS (val_* only with ``validation``).
 FIT_COLUMNS = ["epoch"]
@@ -639,12 +639,15 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
                 head=head, dtype=value["dtype"], seed=value["seed"],
                 init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"])
     model.metadata = {"task": "data", "data_file": str(path)}
+    if value["init_from"] is not None:
+        value["init_from"] = _check_setting("init_from", value["init_from"])
+        init_from(model, value["init_from"])
     validation = _file_validation(arrays)
     kwargs = {k: value[k] for k in ("epochs", "batch", "optimizer", "lr", "clip", "clip_value", "bptt_truncate",
                                     "window", "seed", "log_every", "momentum", "shuffle")}
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
-                   _record=dict(data_file=str(path), init_scale=value["init_scale"]), **kwargs)
+                   _record=dict(data_file=str(path), init_scale=value["init_scale"], init_from=value["init_from"]), **kwargs)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
             raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {infer_head(Y, M)})"
