@@ -19,6 +19,9 @@ only the data differ. Two ways to cut the arrays into iterations:
   shorter final window. ``bptt_truncate`` (k) then limits the reach inside a window
   further: the loss at step t reaches back to ``max(window start, t - k)``.
 
+``save=PATH`` writes the training state with the weights, and
+``fit(None, X, Y, resume=PATH, epochs=N)`` continues it exactly (:mod:`fastrnn.checkpoint`).
+
 See docs/math.md, section "Your own arrays: fit".
 """
 
@@ -392,20 +395,29 @@ class _FitRun:
             raise InvalidArgument(f"the arrays (X, Y, mask, validation) differ from those the run in {path} was trained "
                                   f"on (checksum {self.checksum():08x}, saved {_hex(saved_sum)}); a resume continues on "
                                   f"the same arrays")
-        if (not isinstance(source, dict) or source.get("kind") != "arrays" or arrays.get("opt_state") is None
-                or arrays.get("hstate") is None or arrays["opt_state"].shape != self.opt_state.shape
-                or arrays["hstate"].shape != self.hstate.shape or state.get("columns") != self.columns):
-            raise InvalidArgument(f"the training state in {path} does not fit its settings and arrays; it cannot be "
-                                  f"resumed")
+        unfit = InvalidArgument(f"the training state in {path} does not fit its settings and arrays; it cannot be "
+                                f"resumed")
+        if (source.get("kind") != "arrays" or arrays.get("opt_state") is None or arrays.get("hstate") is None
+                or arrays["opt_state"].shape != self.opt_state.shape or arrays["hstate"].shape != self.hstate.shape
+                or state.get("columns") != self.columns or not isinstance(state.get("tracker"), dict)
+                or not isinstance(state.get("rows", []), list)):
+            raise unfit
+        epoch, at, done = source.get("epoch"), source.get("at"), state["done"]
+        if not (isinstance(epoch, int) and isinstance(at, int) and 0 <= at < self.plan.per_epoch
+                and done == (epoch - (at > 0)) * self.plan.per_epoch + at):
+            raise unfit
+        try:
+            self.plan.rng.bit_generator.state = source["rng"]
+        except (KeyError, TypeError, ValueError):
+            raise unfit from None
         self.model.theta[:] = model.theta
         self.opt_state[...] = arrays["opt_state"]
         self.hstate[...] = arrays["hstate"]
-        self.done, self.epoch, self.at = state["done"], source["epoch"], source["at"]
-        self.plan.rng.bit_generator.state = source["rng"]
+        self.done, self.epoch, self.at = done, epoch, at
         if self.at:
             self.epoch_rng = source["rng"]
             self.pieces = self.plan.epoch_pieces()  # the epoch's permutation, drawn again
-        self.tracker.first_perfect_iteration = state["tracker"]["first_perfect_iteration"]
+        self.tracker.first_perfect_iteration = state["tracker"].get("first_perfect_iteration")
         self.rows = [dict(r) for r in state.get("rows", [])]
         self.seconds_before = float(state.get("train_seconds", 0.0))
         for key, value in state["settings"].items():  # what the first leg recorded beyond the settings (data_file)

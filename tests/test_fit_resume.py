@@ -144,6 +144,38 @@ def test_interrupted_then_resumed_equals_one_run(name, call, uninterrupted, tmp_
     assert_same_run(resumed, whole, csv, whole_csv)
 
 
+def test_a_real_ctrl_c_waits_for_the_chunk_then_resume_equals_one_run(uninterrupted, tmp_path, monkeypatch):
+    """SIGINT (in-process) during the first of a chunk's two kernel calls: the chunk finishes, its row counts."""
+    whole, whole_csv = uninterrupted["shuffle"]
+    real, calls = engine.train_chunk, []
+
+    def signalling(*args, **kw):
+        calls.append(1)
+        if len(calls) == 3:  # the first call of the second chunk (iterations 3 and 4 of epoch 1)
+            os.kill(os.getpid(), signal.SIGINT)
+        return real(*args, **kw)
+
+    monkeypatch.setattr(engine, "train_chunk", signalling)
+    csv, model = tmp_path / "run.csv", tmp_path / "m.npz"
+    with pytest.raises(KeyboardInterrupt) as info:
+        run("shuffle", EPOCHS, csv=csv, save=model)
+    assert info.value.result.iterations == 4 and len(calls) == 4
+    monkeypatch.setattr(engine, "train_chunk", real)
+    assert_same_run(resume("shuffle", model, EPOCHS, csv=csv), whole, csv, whole_csv)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_state_that_does_not_add_up_is_refused(saved, tmp_path):
+    model, state, arrays_ = checkpoint.load(saved)
+    state = {k: v for k, v in state.items() if k not in ("format", "version")}
+    X, Y, M, val = case_data("shuffle")
+    for source in (dict(state["source"], at=1), dict(state["source"], rng={"bit_generator": "x"}),
+                   dict(state["source"], epoch="2")):
+        checkpoint.save(tmp_path / "bad.npz", model, dict(state, source=source), arrays_)
+        with pytest.raises(fastrnn.InvalidArgument, match="does not fit its settings and arrays"):
+            fastrnn.fit(None, X, Y, M, validation=val, epochs=EPOCHS, resume=tmp_path / "bad.npz")
+
+
 def test_the_saved_state_holds_the_position_the_generator_and_the_carried_state(tmp_path):
     X, Y, M, val = case_data("window")
     fastrnn.fit(new_model("window"), X, Y, M, epochs=2, validation=val, save=tmp_path / "w.npz",
