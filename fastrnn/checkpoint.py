@@ -19,7 +19,13 @@ of one uninterrupted run of N iterations, when the first run stopped at a
 multiple of ``log_every`` (a stop elsewhere gives an extra row there).
 
 Anything with a source (``state()``/``restore()``) and the arrays above can use
-:func:`save` and :func:`load`; ``fit`` plugs in its own source the same way.
+:func:`save` and :func:`load`. A fit on arrays (``fastrnn.fit(..., save=PATH)``,
+``fastrnn train --data``) saves the same keys (``train_recent`` aside): its
+``train_state`` holds ``"task": "data"`` in the settings and, as its source, the
+epoch, the iteration within it, the shuffle generator's state at the epoch's start
+and a CRC-32 of the arrays (a resume on other arrays is refused); the first
+perfect iteration is its tracker. ``fit(None, X, Y, resume=PATH, epochs=N)``
+continues it (:func:`fastrnn.fit`).
 """
 
 import json
@@ -75,7 +81,8 @@ def load(path):
     return model, state, arrays
 
 
-def _same(setting, a, b):
+def same_setting(setting, a, b):
+    """Whether a and b are the same value of ``setting`` (paths compared absolute)."""
     if setting.kind == "path" and a is not None and b is not None:
         return os.path.abspath(a) == os.path.abspath(b)
     return _settings.same_value(a, b)
@@ -88,6 +95,9 @@ def resume_settings(path, saved, task, given):
     a difference is refused in one line naming the setting and both values.
     """
     old = saved["settings"]
+    if old.get("task") == "data":
+        raise InvalidArgument(f"{path} holds a fit on arrays, not a task run; resume it with fastrnn train --data FILE.npz "
+                              f"--resume {path} --epochs N (library: fastrnn.fit(None, X, Y, resume=PATH, epochs=N))")
     table = _settings.by_name()
     arrays_only = {setting.name for setting in _settings.DATA}  # a task run records its head, not as a setting
     merged = {k: old[k] for k in table if k in old and k not in arrays_only}
@@ -101,7 +111,7 @@ def resume_settings(path, saved, task, given):
         if setting is None:
             _settings.get(name)  # raises, naming the choices
         checked = setting.check(value)
-        if not _same(setting, checked, old.get(name)):
+        if not same_setting(setting, checked, old.get(name)):
             raise InvalidArgument(
                 f"{setting.flag} {checked} differs from the saved run's {old.get(name)} in {path}; a resume continues "
                 f"that run with its own settings (leave {setting.flag} out, or start a new run with --init-from {path})"

@@ -113,8 +113,8 @@ def setting_options(fn):
 @click.option("--overwrite", is_flag=True, help="Allow replacing existing --csv/--save files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.option("--resume", type=click.Path(), help="Continue the run saved (--save) in this model file to --iters "
-              "iterations in total, exactly; its rows are appended to the run's CSV (or all go to a new --csv) and "
-              "the model is saved back to it (or to --save).")
+              "iterations in total (a run on --data: --epochs epochs, on its --data file), exactly; its rows are "
+              "appended to the run's CSV (or all go to a new --csv) and the model is saved back to it (or to --save).")
 @click.option("--data", type=click.Path(), help="Train on your own arrays instead of a task: a .npz with X (N, T, I), "
               "Y (N, T, O), optional mask (N, T), X_val, Y_val, mask_val (the --data settings apply).")
 def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settings):
@@ -126,6 +126,16 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
     if no_csv and csv_path:
         raise InvalidArgument("--csv and --no-csv exclude each other; give one")
     given_data = {s.name: settings.pop(s.name) for s in setting_defs.DATA}
+    state = None
+    if resume is not None:
+        from . import checkpoint
+
+        _, state, _ = checkpoint.load(resume)
+        if state["settings"].get("task") == "data" and data is None:  # a fit: on the file it was trained on
+            data = state["settings"].get("data_file")
+            if data is None:
+                raise InvalidArgument(f"--resume {resume}: the run was fitted on arrays given to fastrnn.fit; save them "
+                                      f"with numpy.savez(FILE, X=X, Y=Y, ...) and give --data FILE")
     if data is None:
         for name, value in given_data.items():
             if value is not None:
@@ -133,12 +143,7 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
     elif click.get_current_context().get_parameter_source("task") == click.core.ParameterSource.COMMANDLINE:
         raise InvalidArgument("--task and --data exclude each other; give one")
     extra = {}
-    if resume is not None and data is not None:
-        raise InvalidArgument("--resume continues a task run; runs on --data cannot be resumed yet")
     if resume is not None:
-        from . import checkpoint
-
-        _, state, _ = checkpoint.load(resume)
         if click.get_current_context().get_parameter_source("task") == click.core.ParameterSource.DEFAULT:
             task = None  # the saved run's
         if not no_csv and csv_path is None:
@@ -155,7 +160,7 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
             from .fitting import fit_file
 
             result = fit_file(data, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
-                              progress=not quiet and sys.stderr.isatty(), **settings, **given_data)
+                              progress=not quiet and sys.stderr.isatty(), **extra, **settings, **given_data)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is None:
@@ -163,8 +168,9 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
         elif result.iterations == 0:
             click.echo(f"Interrupted before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
         else:
-            how = (f" Continue with: fastrnn train --resume {result.save_path} --iters {result.settings['iters']}"
-                   if result.save_path is not None and result.settings.get("task") != "data" else "")
+            s = result.settings
+            goal = f"--epochs {s['epochs']}" if s.get("task") == "data" else f"--iters {s['iters']}"
+            how = f" Continue with: fastrnn train --resume {result.save_path} {goal}" if result.save_path is not None else ""
             click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}{how}".rstrip(), err=True)
         sys.exit(130)
     except NumericalError as exc:

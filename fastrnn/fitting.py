@@ -19,19 +19,24 @@ only the data differ. Two ways to cut the arrays into iterations:
   shorter final window. ``bptt_truncate`` (k) then limits the reach inside a window
   further: the loss at step t reaches back to ``max(window start, t - k)``.
 
+``save=PATH`` writes the training state with the weights, and
+``fit(None, X, Y, resume=PATH, epochs=N)`` continues it exactly (:mod:`fastrnn.checkpoint`).
+
 See docs/math.md, section "Your own arrays: fit".
 """
 
+import inspect
 import os
+import zlib
 
 import numpy as np
 
-from . import engine, optim
+from . import checkpoint, engine, optim
 from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
 from .model import RNN
-from .training import drive, versions
+from .training import _same_path, drive, init_from, open_writer, versions
 
 #: The columns fit adds to metrics.COLUMNS (val_* only with ``validation``).
 FIT_COLUMNS = ["epoch"]
@@ -40,14 +45,15 @@ VAL_COLUMNS = ["val_loss", "val_accuracy"]
 
 def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, momentum=0.9, clip=1.0,
         clip_value=None, bptt_truncate=None, window=None, shuffle=True, seed=0, validation=None, log_every=100,
-        csv=None, save=None, overwrite=False, progress=False, _record=None):
+        csv=None, save=None, overwrite=False, progress=False, resume=None, _record=None):
     # _record: extra JSON fields from fit_file (the file, the model's settings); not for users
     """Train ``model`` in place on arrays X (N, T, n_in), Y (N, T, n_out), mask (N, T); return a TrainResult.
 
     Parameters
     ----------
-    model : fastrnn.RNN
+    model : fastrnn.RNN or None
         Its sizes, head, activation and dtype are the model's; it is trained in place.
+        None with ``resume``: the model saved in that file.
     X, Y, mask : arrays
         Inputs, targets (one-hot for softmax, in [0, 1] for sigmoid) and an optional
         0/1 mask of the steps that have a target (None: every step).
@@ -78,7 +84,21 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     csv, save, overwrite, progress
         As in :func:`fastrnn.train`: the metrics CSV with the settings JSON beside it
         (``"task": "data"``, ``"data": "arrays"`` and the arrays' ``shapes``), the
-        model file, replacing files only with ``overwrite``, a tqdm bar.
+        model file, replacing files only with ``overwrite``, a tqdm bar. ``save``
+        writes, beside the weights, everything a resume needs (:mod:`fastrnn.checkpoint`):
+        the optimizer state, the update count, the epoch and the iteration within it,
+        the shuffle generator's state at the epoch's start, the carried window state,
+        the rows so far and a checksum of the arrays.
+    resume : path or None
+        Continue the fit saved (with ``save``) in this file up to ``epochs`` epochs in
+        total, exactly as if it had not stopped: the weights and every row (``elapsed_s``
+        aside) equal those of one uninterrupted run, after a Ctrl-C too. Give the same
+        X, Y, mask and validation (other arrays are refused: their checksum differs)
+        and ``model=None`` (the saved model is loaded) or a model of the same
+        architecture (its weights are replaced by the saved ones). The settings are
+        the saved run's: an argument left at its default is ignored, any other value
+        must equal the saved one. ``csv`` naming the saved run's CSV appends to it;
+        another path gets the earlier rows first. ``save`` may name ``resume`` itself.
 
     Returns
     -------
@@ -100,22 +120,71 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     InvalidArgument, InvalidType
         A bad argument, named; NumericalError and KeyboardInterrupt as :func:`fastrnn.train`.
     """
-    plan = _Plan.build(model, X, Y, mask, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, momentum=momentum,
-                       clip=clip, clip_value=clip_value, bptt_truncate=bptt_truncate, window=window, shuffle=shuffle,
-                       seed=seed, log_every=log_every)
+    given = dict(epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, momentum=momentum, clip=clip,
+                 clip_value=clip_value, bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
+                 log_every=log_every)
+    for name, value in (("csv", csv), ("save", save), ("resume", resume)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise InvalidType(f"{name} must be a file path (str or pathlib.Path) or None, got {type(value).__name__}")
+    saved = None
+    if resume is not None:
+        saved = checkpoint.load(resume)
+        model, given = _resumed(resume, saved, model, given)
+    plan = _Plan.build(model, X, Y, mask, **given)
+    if saved is not None and plan.total <= saved[1]["done"]:
+        raise InvalidArgument(f"epochs {plan.s['epochs']}: the run saved in {resume} already has {saved[1]['done']} "
+                              f"iterations ({saved[1]['done'] / plan.per_epoch:g} epochs); give a larger total")
     val = _validation(model, validation, plan)
     for name, value in (("overwrite", overwrite), ("progress", progress)):
         if not isinstance(value, (bool, np.bool_)):
             raise InvalidType(f"{name} must be True or False, got {value!r}")
-    for name, value in (("csv", csv), ("save", save)):
-        if value is not None and not isinstance(value, (str, os.PathLike)):
-            raise InvalidType(f"{name} must be a file path (str or pathlib.Path) or None, got {type(value).__name__}")
     check_output_files(csv, save)
-    if save is not None:
+    if save is not None and not (saved is not None and _same_path(save, resume)):  # a resume may move its file on
         save = check_new_file(save, "model file", overwrite, "--save")
     run = _FitRun(model, plan, val, _record)
-    writer = MetricsWriter(csv, run.s, overwrite, run.columns) if csv is not None else None
+    if saved is not None:
+        run.restore(resume, *saved)
+    writer = open_writer(csv, run, overwrite, resume, saved)
     return drive(run, run.warmup, run.advance, writer, save, bool(progress), plan.total, "fit")
+
+
+def _resumed(path, saved, model, given):
+    """The model and settings of a resumed fit: the saved run's; ``given`` may differ only in epochs and defaults."""
+    loaded, state, _ = saved
+    old = state["settings"]
+    if old.get("task") != "data":
+        raise InvalidArgument(f"resume: {path} holds a run of the {old.get('task')} task, not a fit on arrays; resume it "
+                              f"with fastrnn.train(resume=...) or fastrnn train --resume {path} --iters N")
+    if model is None:
+        model = loaded
+    elif not isinstance(model, RNN):
+        raise InvalidType(f"model must be a fastrnn.RNN (or None with resume: the saved one), got {type(model).__name__}")
+    else:
+        mine, theirs = ({k: v for k, v in m.config().items() if k not in ("seed", "init_scale")} for m in (model, loaded))
+        if mine != theirs:
+            raise InvalidArgument(f"model {model!r} differs from the model saved in {path} ({loaded!r}); pass model=None "
+                                  f"to continue the saved one")
+    out = {}
+    for name, value in given.items():
+        if name == "epochs" or value is None or _settings.same_value(value, _DEFAULTS[name]):
+            out[name] = value if name == "epochs" else old.get(name)
+            continue
+        checked = _check_setting(name, value)
+        if name == "batch" and old.get("shapes", {}).get("X"):
+            checked = min(checked, old["shapes"]["X"][0])  # as the plan takes it
+        if name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
+            checked = False
+        if not _settings.same_value(checked, old.get(name)):
+            raise InvalidArgument(f"{name} {checked} differs from the saved run's {old.get(name)} in {path}; a resume "
+                                  f"continues that run with its own settings (leave {name} out, or start a new run "
+                                  f"from its weights with fit(fastrnn.RNN.load({str(path)!r}), ...))")
+        out[name] = old.get(name)
+    return model, out
+
+
+#: fit's defaults: with ``resume`` an argument left at its default takes the saved run's value.
+_DEFAULTS = {name: p.default for name, p in inspect.signature(fit).parameters.items()
+             if p.default is not inspect.Parameter.empty}
 
 
 def _check_setting(name, value):
@@ -265,19 +334,94 @@ class _FitRun:
         self.tracker = _FirstPerfect()
         self.rows, self.status, self.error, self.done = [], "completed", None, 0
         self.epoch, self.pieces, self.at = 0, [], 0  # the epoch's kernel calls, and the iteration within the epoch
+        self.epoch_rng = None  # the shuffle generator's state before this epoch's permutation was drawn
+        self.resumable, self.seconds_before, self.csv = True, 0.0, None
+        self._kept = None  # snapshot's copies of the weights, optimizer state and carried state
+        self._checksum = None
 
     def remaining(self):
         return self.status == "completed" and self.done < self.plan.total
 
-    # fit has no resume yet: a saved fit holds the weights only, and nothing is rewound
-    resumable = False
-    seconds_before = 0.0
-
     def snapshot(self):
-        return None
+        """Everything a chunk changes, before it: :func:`drive` rewinds to it when a Ctrl-C cuts the chunk.
+
+        A chunk may be several kernel calls (an epoch's full batches, then its partial
+        one), so the weights, the optimizer state and the carried state are copied too
+        (into buffers kept for the run; small next to the chunk's work).
+        """
+        arrays = (self.model.theta, self.opt_state, self.hstate)
+        if self._kept is None:
+            self._kept = tuple(a.copy() for a in arrays)
+        else:
+            for keep, a in zip(self._kept, arrays):
+                np.copyto(keep, a)
+        return dict(done=self.done, epoch=self.epoch, at=self.at, pieces=self.pieces, epoch_rng=self.epoch_rng,
+                    rng=self.plan.rng.bit_generator.state, rows=len(self.rows), first=self.tracker.first_perfect_iteration)
 
     def rewind(self, state):
-        pass
+        for keep, a in zip(self._kept, (self.model.theta, self.opt_state, self.hstate)):
+            np.copyto(a, keep)
+        self.done, self.epoch, self.at, self.pieces = state["done"], state["epoch"], state["at"], state["pieces"]
+        self.epoch_rng, self.plan.rng.bit_generator.state = state["epoch_rng"], state["rng"]
+        del self.rows[state["rows"]:]
+        self.tracker.first_perfect_iteration = state["first"]  # (drive has set the status: "interrupted")
+
+    def checksum(self):
+        """CRC-32 of the arrays trained on (X, Y, mask and the validation arrays, with their shapes)."""
+        if self._checksum is None:
+            crc = 0
+            for a in (self.plan.X, self.plan.Y, self.plan.M) + (self.val or ()):
+                crc = zlib.crc32(repr(a.shape).encode(), crc)
+                crc = zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8), crc)
+            self._checksum = crc & 0xFFFFFFFF
+        return self._checksum
+
+    def checkpoint_state(self, train_seconds):
+        """What :mod:`fastrnn.checkpoint` saves: (JSON-able state, arrays), at a row's end."""
+        settings = {k: v for k, v in self.s.items() if k != "versions"}
+        # mid-epoch the permutation is drawn again from the generator's state at the epoch's start
+        rng = self.plan.rng.bit_generator.state if self.at == 0 else self.epoch_rng
+        source = dict(kind="arrays", epoch=self.epoch, at=self.at, rng=rng, checksum=self.checksum())
+        state = dict(settings=settings, done=int(self.done), source=source,
+                     tracker=dict(first_perfect_iteration=self.tracker.first_perfect_iteration), rows=self.rows,
+                     columns=self.columns, train_seconds=float(train_seconds), csv=self.csv)
+        return state, dict(opt_state=self.opt_state, hstate=self.hstate)
+
+    def restore(self, path, model, state, arrays):
+        """Continue the fit saved in ``path`` (``checkpoint.load``'s model, state, arrays)."""
+        source = state.get("source")
+        saved_sum = source.get("checksum") if isinstance(source, dict) else None
+        if saved_sum != self.checksum():
+            raise InvalidArgument(f"the arrays (X, Y, mask, validation) differ from those the run in {path} was trained "
+                                  f"on (checksum {self.checksum():08x}, saved {_hex(saved_sum)}); a resume continues on "
+                                  f"the same arrays")
+        unfit = InvalidArgument(f"the training state in {path} does not fit its settings and arrays; it cannot be "
+                                f"resumed")
+        if (source.get("kind") != "arrays" or arrays.get("opt_state") is None or arrays.get("hstate") is None
+                or arrays["opt_state"].shape != self.opt_state.shape or arrays["hstate"].shape != self.hstate.shape
+                or state.get("columns") != self.columns or not isinstance(state.get("tracker"), dict)
+                or not isinstance(state.get("rows", []), list)):
+            raise unfit
+        epoch, at, done = source.get("epoch"), source.get("at"), state["done"]
+        if not (isinstance(epoch, int) and isinstance(at, int) and 0 <= at < self.plan.per_epoch
+                and done == (epoch - (at > 0)) * self.plan.per_epoch + at):
+            raise unfit
+        try:
+            self.plan.rng.bit_generator.state = source["rng"]
+        except (KeyError, TypeError, ValueError):
+            raise unfit from None
+        self.model.theta[:] = model.theta
+        self.opt_state[...] = arrays["opt_state"]
+        self.hstate[...] = arrays["hstate"]
+        self.done, self.epoch, self.at = done, epoch, at
+        if self.at:
+            self.epoch_rng = source["rng"]
+            self.pieces = self.plan.epoch_pieces()  # the epoch's permutation, drawn again
+        self.tracker.first_perfect_iteration = state["tracker"].get("first_perfect_iteration")
+        self.rows = [dict(r) for r in state.get("rows", [])]
+        self.seconds_before = float(state.get("train_seconds", 0.0))
+        for key, value in state["settings"].items():  # what the first leg recorded beyond the settings (data_file)
+            self.s.setdefault(key, value)
 
     def _call(self, X, Y, M, resets, batch, n, out):
         losses, norms, errors = out
@@ -295,6 +439,7 @@ class _FitRun:
         plan = self.plan
         if self.at == 0:
             self.epoch += 1
+            self.epoch_rng = plan.rng.bit_generator.state
             self.pieces = plan.epoch_pieces()
         want = min(self.s["log_every"], plan.per_epoch - self.at)
         n_done, loss_sum, norm_sum, wrong, targets, seqs = 0, 0.0, 0.0, 0, 0, 0
@@ -329,7 +474,7 @@ class _FitRun:
         accuracy = 1.0 - wrong / targets if targets else 1.0  # no target step in the row: none wrong
         row = dict(iteration=self.done, samples=self._samples(), loss=loss_sum / n_done, error=wrong / seqs,
                    accuracy=accuracy, digit_accuracy=accuracy, grad_norm=norm_sum / n_done,
-                   learning_rate=self.s["lr"], elapsed_s=clock(), epoch=self.epoch)
+                   learning_rate=self.s["lr"], elapsed_s=self.seconds_before + clock(), epoch=self.epoch)
         if self.val is not None:
             row.update(self._validate())
         if targets and accuracy == 1.0 and self.tracker.first_perfect_iteration is None:
@@ -355,6 +500,10 @@ class _FitRun:
         wrong, targets = step_errors(self.model, yhat, Yv, Mv)
         total = targets.sum()
         return dict(val_loss=float(loss), val_accuracy=float(1.0 - wrong.sum() / total) if total else 1.0)
+
+
+def _hex(value):
+    return f"{value:08x}" if isinstance(value, int) else "none"
 
 
 class _FirstPerfect:
@@ -463,13 +612,17 @@ def infer_head(Y, mask=None):
     return "sigmoid" if binary else "linear"
 
 
-def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, **given):
+def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resume=None, **given):
     """``fastrnn train --data FILE.npz``: build a model from the settings and :func:`fit` the file's arrays.
 
     ``given`` maps setting names to values (None: the default, :data:`fastrnn.settings.DATA_DEFAULTS`
     where a task would choose it). The model: inputs and outputs from X and Y, the
     head from ``head`` or :func:`infer_head`. Settings that belong to the tasks
     (``iters``, the tasks' parameters, ``log_spectrum``) are refused.
+
+    ``resume``: continue the fit saved in that model file to ``epochs`` epochs in
+    total (``--resume MODEL.npz --epochs N``); the settings given must equal the
+    saved run's, and the file's arrays the saved run's (their checksum).
     """
     for name, value in given.items():
         if value in (None, False):
@@ -480,6 +633,8 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, **gi
         if setting in _settings.DATA or setting in _settings.TRAINING and name != "log_spectrum":
             continue
         raise InvalidArgument(f"{setting.flag} does not apply to --data (it belongs to the tasks); leave it out")
+    if resume is not None:
+        return _resume_file(path, resume, given, dict(csv=csv, save=save, overwrite=overwrite, progress=progress))
     value = {}
     for setting in _settings.TRAINING + _settings.DATA:
         v = given.get(setting.name)
@@ -496,16 +651,57 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, **gi
                 head=head, dtype=value["dtype"], seed=value["seed"],
                 init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"], cell=value["cell"])
     model.metadata = {"task": "data", "data_file": str(path)}
-    validation = None
-    if "X_val" in arrays:
-        validation = (arrays["X_val"], arrays["Y_val"]) + (("mask_val" in arrays) * (arrays.get("mask_val"),))
+    if value["init_from"] is not None:
+        value["init_from"] = _check_setting("init_from", value["init_from"])
+        init_from(model, value["init_from"])
+    validation = _file_validation(arrays)
     kwargs = {k: value[k] for k in ("epochs", "batch", "optimizer", "lr", "clip", "clip_value", "bptt_truncate",
                                     "window", "seed", "log_every", "momentum", "shuffle")}
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
-                   _record=dict(data_file=str(path), init_scale=value["init_scale"]), **kwargs)
+                   _record=dict(data_file=str(path), init_scale=value["init_scale"], init_from=value["init_from"]), **kwargs)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
             raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {infer_head(Y, M)})"
                                                         if "head" in str(exc) and given.get("head") else "")) from None
+        raise
+
+
+def _file_validation(arrays):
+    if "X_val" not in arrays:
+        return None
+    return (arrays["X_val"], arrays["Y_val"]) + (("mask_val" in arrays) * (arrays.get("mask_val"),))
+
+
+def _resume_file(path, resume, given, files):
+    """``fastrnn train --data FILE --resume MODEL --epochs N``: the saved run's settings, checked against those given."""
+    _, state, _ = checkpoint.load(resume)
+    old = state["settings"]
+    if old.get("task") != "data":
+        raise InvalidArgument(f"--resume {resume} holds a run of the {old.get('task')} task, not a fit on arrays; leave "
+                              f"out --data to resume it")
+    if given.get("epochs") is None:
+        done = state["done"]
+        per_epoch = old["iters"] / old["epochs"] if old.get("epochs") else float("nan")
+        raise InvalidArgument(f"resuming {resume} needs --epochs N, the total number of epochs to reach (it has {done} "
+                              f"iterations, {done / per_epoch:g} epochs)")
+    for name, value in given.items():
+        setting = _settings.get(name)
+        if value is None or name == "epochs" or (setting.kind == "flag" and value is False and not setting.default):
+            continue
+        checked = setting.check(value)
+        if name == "batch" and old.get("shapes", {}).get("X"):
+            checked = min(checked, old["shapes"]["X"][0])  # as the plan takes it
+        if name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
+            continue
+        if not checkpoint.same_setting(setting, checked, old.get(name)):
+            raise InvalidArgument(f"{setting.flag} {checked} differs from the saved run's {old.get(name)} in {resume}; "
+                                  f"a resume continues that run with its own settings (leave {setting.flag} out)")
+    arrays = load_arrays(path)
+    try:
+        return fit(None, arrays["X"], arrays["Y"], arrays.get("mask"), validation=_file_validation(arrays),
+                   epochs=given["epochs"], resume=resume, _record=dict(data_file=str(path)), **files)
+    except (InvalidArgument, InvalidType) as exc:
+        if str(exc).startswith("the arrays"):
+            raise type(exc)(f"--data {path}: {exc}") from None
         raise

@@ -176,16 +176,7 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     model, B, chunk = run.model, run.B, s["log_every"]
     buf = np.empty(run.scratch_size(), dtype=model.dtype)
     losses, norms, errors = np.empty(chunk), np.empty(chunk), np.empty(chunk * B, dtype=np.int64)
-    writer = None
-    if csv is not None:
-        append = saved is not None and saved[1].get("csv") is not None and _same_path(csv, saved[1]["csv"])
-        writer = MetricsWriter(csv, s, overwrite or append, run.columns, append_rows=run.rows if append else None)
-        if not append:
-            for row in run.rows:  # a resume into a new CSV: the earlier rows first
-                writer.write(row)
-        if saved is not None:
-            writer.write_json(status="running", resumed_from=os.path.abspath(resume))
-    run.csv = None if writer is None else os.path.abspath(writer.csv_path)
+    writer = open_writer(csv, run, overwrite, resume, saved)
     hstate = run.hstate
 
     def call(X, Y, M, resets, n):
@@ -267,6 +258,21 @@ def drive(run, warmup, advance, writer, save, progress, total, desc):
         raise
     stop.uninstall()
     return _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar)
+
+
+def open_writer(csv, run, overwrite, resume, saved):
+    """The metrics writer of a run (None without ``csv``); for a resume, appending to the run's CSV or copying its rows."""
+    writer = None
+    if csv is not None:
+        append = saved is not None and saved[1].get("csv") is not None and _same_path(csv, saved[1]["csv"])
+        writer = MetricsWriter(csv, run.s, overwrite or append, run.columns, append_rows=run.rows if append else None)
+        if not append:
+            for row in run.rows:  # a resume into a new CSV: the earlier rows first
+                writer.write(row)
+        if saved is not None:
+            writer.write_json(status="running", resumed_from=os.path.abspath(resume))
+    run.csv = None if writer is None else os.path.abspath(writer.csv_path)
+    return writer
 
 
 def _same_path(a, b):

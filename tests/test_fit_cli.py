@@ -183,3 +183,19 @@ def test_data_reader_never_traces_back():
             assert lines[0].startswith("Error: --data") and str(path) in lines[0], lines[0]
 
     check()
+
+
+def test_init_from_starts_a_data_run_from_saved_weights(tmp_path, capsys):
+    X, Y = arrays()
+    np.savez(tmp_path / "d.npz", X=X, Y=Y)
+    start = fastrnn.RNN(2, 6, 3, head="softmax", seed=7)
+    start.save(tmp_path / "init.npz")
+    code, out, err = run(capsys, "--data", tmp_path / "d.npz", "--hidden", 6, "--epochs", 1, "--optimizer", "sgd",
+                         "--lr", 1e-300, "--init-from", tmp_path / "init.npz", "--csv", tmp_path / "r.csv",
+                         "--save", tmp_path / "m.npz")
+    assert code == 0, err
+    np.testing.assert_allclose(fastrnn.RNN.load(tmp_path / "m.npz").theta, start.theta, rtol=0, atol=1e-290)
+    assert json.loads((tmp_path / "r.json").read_text())["init_from"] == str(tmp_path / "init.npz")
+    code, out, err = run(capsys, "--data", tmp_path / "d.npz", "--hidden", 7, "--init-from", tmp_path / "init.npz",
+                         "--no-csv")
+    one_line(code, err, "--init-from .*do not fit this run's model")
