@@ -54,3 +54,23 @@ def model_from_params(ref_params, activation, head, dtype="float64"):
     for k, v in ref_params.items():
         model.params[k][...] = v
     return model
+
+
+def run_cli(capsys, *args):
+    """Run ``fastrnn ARGS`` in-process; return (exit code, stdout, stderr)."""
+    from fastrnn.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def assert_one_line_error(code, err, expected_code, *fragments):
+    """The CLI's promise for bad input: the exit code, one line "Error: ...", no traceback."""
+    assert code == expected_code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("Error: ") and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]

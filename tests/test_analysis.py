@@ -9,13 +9,7 @@ import pytest
 import fastrnn
 from conftest import make_data
 from fastrnn.cli import main
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+from conftest import run_cli as run
 
 
 def is_png(path):

@@ -11,23 +11,7 @@ import pytest
 import fastrnn
 from fastrnn import _checks, metrics, training
 from fastrnn.cli import main
-
-
-def run(capsys, *args):
-    """Run ``fastrnn ARGS`` in-process; return (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
-def assert_one_line_error(code, err, expected_code, *fragments):
-    assert code == expected_code, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("Error: ") and "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from conftest import run_cli as run, assert_one_line_error
 
 
 # ------------------------------------------------- item 4: overlapping output files

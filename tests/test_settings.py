@@ -11,21 +11,7 @@ from fastrnn import optim, report, settings, sweeps, tasks
 from fastrnn.cli import cli, main
 from fastrnn.sources import SampledSource
 from fastrnn.tasks import BinaryAddition, DigitAddition
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
-def one_line_error(code, err, expected_code, *fragments):
-    assert code == expected_code, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in err, err
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from conftest import run_cli as run, assert_one_line_error as one_line_error
 
 
 def train_options():

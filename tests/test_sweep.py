@@ -9,15 +9,9 @@ import pytest
 import fastrnn
 from fastrnn import sweeps
 from fastrnn.cli import main
+from conftest import run_cli
 
 TIME_COLUMNS = ["train_seconds"]
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 # ------------------------------------------------------------------------ grid

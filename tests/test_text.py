@@ -13,6 +13,7 @@ from fastrnn import text
 from fastrnn.exceptions import InvalidArgument
 
 import reference_text as ref
+from conftest import run_cli
 
 #: fastrnn against the min-char-rnn reference over 400 iterations at lr 0.01 (issue 11)
 RTOL_MINCHAR = 1e-9
@@ -388,15 +389,6 @@ def test_the_module_example_runs():
 
 
 # ---------------------------------------------------------------------- the text task
-
-
-def run_cli(capsys, *args):
-    from fastrnn.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def one_line(code, err, expected, *fragments):
