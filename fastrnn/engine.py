@@ -15,7 +15,7 @@ through without a copy.
 
 import numpy as np
 
-from . import _checks, _kernels, _train_kernel
+from . import _checks, _kernels, _small, _train_kernel
 from .config import DTYPES
 from .exceptions import InvalidArgument
 
@@ -145,6 +145,8 @@ def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
     if n_threads > 1:
         loss = _kernels.loss_and_grads_parallel(model.theta, model.dims, K, X, Y, M, _flat(h0), grad,
                                                 h_final.reshape(-1), buf, n_threads, False)
+    elif _small.eligible(model.dims, X.shape[1], B):  # the small-model path, same numbers
+        loss = _small.loss_and_grads(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1), buf)
     else:
         loss = _kernels.loss_and_grads_serial(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1),
                                               buf, True)
@@ -153,7 +155,8 @@ def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
 
 def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, buf,
                 losses, grad_norms, errors, blas=True):
-    """Train ``losses.shape[0]`` iterations of ``model`` in place; see :func:`fastrnn._train_kernel.train_chunk`.
+    """Train ``losses.shape[0]`` iterations of ``model`` in place; see :func:`fastrnn._train_kernel.train_chunk`
+    (which takes the small-model path, :mod:`fastrnn._small`, where it applies).
 
     ``resets=None`` starts every iteration from zeros; ``hstate`` is a flat state
     from :func:`new_state`. Returns the number of iterations completed.
@@ -169,5 +172,9 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
     :func:`fastrnn._train_kernel.train_chunks_many`. ``resets=None``: every iteration from zeros."""
     if resets is None:
         resets = np.zeros((0, 0), dtype=np.int64)
+    if _small.eligible(dims[0], X.shape[2], batch):  # the small-model path, same numbers
+        _small.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
+                                 hstates, resets, bufs, n_iters, losses, grad_norms, errors, done)
+        return
     _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
                                     hstates, resets, bufs, n_iters, losses, grad_norms, errors, done, False)
