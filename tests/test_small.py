@@ -120,3 +120,24 @@ def test_train_many_on_the_small_path_equals_separate_runs():
         alone = fastrnn.train(**s)
         np.testing.assert_array_equal(got.model.theta, alone.model.theta)
         np.testing.assert_array_equal(got.history["loss"].to_numpy(), alone.history["loss"].to_numpy())
+
+
+def test_the_version_constant_is_pyprojects():
+    import pathlib
+    import tomllib
+
+    project = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert fastrnn.__version__ == project["version"]
+
+
+def test_training_imports_neither_pandas_nor_scipys_linalg_until_asked(tmp_path):
+    """Start-up (issue 12): a small binary run loads no pandas and no scipy.linalg; history still reads as a frame."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fastrnn; r = fastrnn.train(task='binary', iters=200, log_every=100, progress=False); "
+            "print(sorted(m for m in ('pandas', 'scipy.linalg') if m in sys.modules)); "
+            "print(type(r.history).__name__, r.history.shape, r.final_accuracy == r.history['accuracy'].iloc[-1])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
+    assert out.stdout.splitlines() == ["[]", "DataFrame (2, 9) True"]
