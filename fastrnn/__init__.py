@@ -10,6 +10,7 @@ Public API::
 """
 
 import importlib
+import importlib.util
 
 from . import _startup
 
@@ -36,7 +37,10 @@ _LAZY = {
 def __getattr__(name):
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'fastrnn' has no attribute {name!r}")
+        # a submodule read as an attribute (fastrnn.training, ...), as when every one was imported eagerly
+        if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module 'fastrnn' has no attribute {name!r}")
+        return importlib.import_module("." + name, __name__)
     value = getattr(importlib.import_module("." + module, __name__), name)
     globals()[name] = value
     return value

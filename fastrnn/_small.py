@@ -185,7 +185,7 @@ def loss_grad(theta, I, H, O, act, head, K, T, B, scale, ws, grad):
             if full or k == t0:
                 _delta(act, BH, gv, k * BH, rec, hs, (k + 1) * BH, dc, ds, k * BH)
             else:
-                _delta(act, BH, zb, 0, rec, hs, (k + 1) * BH, dc, ds, k * BH)
+                _delta(act, BH, zb, k - k, rec, hs, (k + 1) * BH, dc, ds, k * BH)  # k - k: no literal 0 (see _linalg)
             dc, dn = dn, dc
     # weight gradients from the summed deltas, every entry summed over rows in order
     for j in range(H):

@@ -98,7 +98,7 @@ def _first_bad(code, X, Y, h0):
 
 def state_size(model, batch):
     """Entries of the flat (L, S, batch, H) recurrent state of ``batch`` sequences."""
-    return int(_kernels.state_size(model.dims, batch))
+    return int(_kernels.state_size.py_func(model.dims, batch))  # plain Python: nothing to compile for a size
 
 
 def new_state(model, batch):
@@ -113,6 +113,8 @@ def scratch_size(model, T, batch, n_threads=1):
 
 def chunk_scratch_size(model, T, batch):
     """Scratch entries :func:`train_chunk` needs for sequences of T steps."""
+    if _small.eligible(model.dims, T, batch):  # the kernel train_chunk will choose; the sizes in plain Python
+        return model.n_params + int(_small.scratch_size.py_func(T, batch, model.n_in, model.n_hidden, model.n_out))
     return int(_train_kernel.chunk_scratch_size(T, batch, model.dims, model.n_params))
 
 

@@ -16,7 +16,7 @@ def _chunk(fn, model, K, X, Y, M, B, kind, resets, n, extra=()):
     hstate = np.full(engine.state_size(model, B), 0.25)
     losses, norms, errors = np.empty(n), np.empty(n), np.empty(n * B, dtype=np.int64)
     state = np.zeros((2, model.n_params))
-    buf = np.empty(engine.chunk_scratch_size(model, X.shape[1], B))
+    buf = np.empty(_train_kernel.chunk_scratch_size(X.shape[1], B, model.dims, model.n_params))  # the general kernel's
     done = fn(model.theta, model.dims, K, X, Y, M, B, kind, 0.05, optim.hyper_array(), state, 0, 1.5, 0.0, hstate,
               resets, buf, losses, norms, errors, *extra)
     return done, losses, norms, errors, hstate
