@@ -13,6 +13,9 @@ memory of the (layers, B, n_hidden) arrays users pass as ``h0``, so these pass
 through without a copy.
 """
 
+import os
+import sys
+
 import numpy as np
 
 from . import _checks, _kernels, _small, _train_kernel
@@ -180,3 +183,27 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
         return
     _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
                                     hstates, resets, bufs, n_iters, losses, grad_norms, errors, done, False)
+
+
+#: What a first compile of each training kernel costs on the project's 2-core machine (measured, empty cache).
+_COMPILE_SECONDS = {"small-model training": 9, "general training": 12}
+
+
+def compile_note(model, T, batch, stream=None):
+    """Say on stderr, once, that the training kernel this run needs must be compiled first.
+
+    Only when numba's cache holds no copy of it (its index file is missing) and this
+    process has not compiled it yet; returns the line written, or None.
+    """
+    eligible = _small.eligible(model.dims, T, batch)
+    kernel = _small.train_chunk if eligible else _train_kernel.train_chunk_general
+    name = "small-model training" if eligible else "general training"
+    if kernel.signatures:
+        return None
+    cache = getattr(kernel, "_cache", None)
+    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+    if index is None or os.path.exists(index):
+        return None
+    line = f"fastrnn: compiling the {name} kernels once, about {_COMPILE_SECONDS[name]} s (numba caches them for later runs)"
+    print(line, file=sys.stderr if stream is None else stream, flush=True)
+    return line

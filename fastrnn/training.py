@@ -202,6 +202,7 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
         # A Ctrl-C here (the compile takes seconds on a fresh machine) ends the run
         # as "interrupted" like one during training.
         t0 = time.perf_counter()
+        engine.compile_note(model, run.T, B)
         call(*run.warmup_batch(), 0)
         compile_seconds = time.perf_counter() - t0
         if progress:

@@ -141,3 +141,21 @@ def test_training_imports_neither_pandas_nor_scipys_linalg_until_asked(tmp_path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True,
                          env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
     assert out.stdout.splitlines() == ["[]", "DataFrame (2, 9) True"]
+
+
+def test_a_first_compile_is_announced_once(tmp_path, monkeypatch):
+    """Issue 12: a run whose kernel is neither compiled nor cached says so on stderr, naming it; else nothing."""
+    import io
+    from types import SimpleNamespace
+
+    model = fastrnn.RNN(2, 16, 1)
+    fake = SimpleNamespace(signatures=[], _cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(tmp_path / "k.nbi"))))
+    monkeypatch.setattr(_small, "train_chunk", fake)
+    out = io.StringIO()
+    line = engine.compile_note(model, 8, 1, out)
+    assert line is not None and "compiling the small-model training kernels once, about" in out.getvalue()
+    (tmp_path / "k.nbi").write_text("")  # cached now
+    assert engine.compile_note(model, 8, 1, io.StringIO()) is None
+    fake.signatures.append("compiled")
+    (tmp_path / "k.nbi").unlink()
+    assert engine.compile_note(model, 8, 1, io.StringIO()) is None
