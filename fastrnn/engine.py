@@ -192,11 +192,14 @@ _COMPILE_SECONDS = {"small-model training": 9, "general training": 12}
 
 
 def compile_note(model, T, batch, stream=None):
-    """Say on stderr, once, that the training kernel this run needs must be compiled first.
+    """Say on the screen, once, that the training kernel this run needs must be compiled first.
 
-    Only when numba's cache holds no copy of it (its index file is missing) and this
-    process has not compiled it yet; returns the line written, or None.
+    Only when numba's cache holds no copy of it (its index file is missing), this
+    process has not compiled it yet, and stderr is a terminal (``stream=None``; a
+    captured stderr keeps its one line per error); returns the line written, or None.
     """
+    if stream is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
     eligible = _small.eligible(model.dims, T, batch)
     kernel = _small.train_chunk if eligible else _train_kernel.train_chunk_general
     name = "small-model training" if eligible else "general training"
