@@ -651,6 +651,10 @@ def main():
     print("\n" + block)
     if not args.no_readme and update_readme(block, "bench") and update_readme(intro(results), "intro"):
         print("README.md updated between its bench and intro marks")
+    if (RESULTS / "text.csv").exists():  # the text task's table: measured by bench_text.py, rendered here too
+        import bench_text
+
+        bench_text.main(["--from-csv"] + (["--no-readme"] if args.no_readme else []))
     print(f"total {time.perf_counter() - t0:.0f} s")
 
 

@@ -1,12 +1,14 @@
-"""fastrnn: a Numba-accelerated training engine for vanilla RNNs (BPTT).
+"""fastrnn: a Numba-accelerated training engine for small RNNs (BPTT): vanilla, GRU and LSTM cells.
 
 Public API::
 
-    model = fastrnn.RNN(n_in, n_hidden, n_out, layers=1, activation="tanh", head="softmax")
+    model = fastrnn.RNN(n_in, n_hidden, n_out, layers=1, activation="tanh", head="softmax", cell="rnn")
+    model = fastrnn.RNN.from_torch(torch_lstm, torch_linear); module, head = model.to_torch()
     yhat, hs = model.forward(X)
     loss, grads = model.loss_and_grads(X, Y, mask=None, bptt_truncate=None)
     report = fastrnn.gradcheck(model, X, Y)
     result = fastrnn.train(task="binary", iters=20000, seed=0)   # .model, .history, .train_seconds
+    result = fastrnn.fit(model, X, Y, epochs=10)                  # your own arrays, same kernel
 """
 
 import importlib
@@ -31,6 +33,7 @@ _LAZY = {
     "path_profile": "analysis", "spectrum": "analysis", "RNN": "model", "read_run": "metrics",
     "Optimizer": "optim", "BinaryAddition": "tasks", "DigitAddition": "tasks", "make_task": "tasks",
     "SweepResult": "sweeps", "sweep": "sweeps", "TrainResult": "training", "train": "training",
+    "fit": "fitting",
 }
 
 
@@ -53,6 +56,7 @@ def __dir__():
 __all__ = [
     "RNN",
     "train",
+    "fit",
     "sweep",
     "SweepResult",
     "path_gradients",

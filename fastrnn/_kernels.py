@@ -221,7 +221,7 @@ def store_state(hs, cs, dims, T, B, lo, n_rows, h_final):
 
 
 @njit(**JIT)
-def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas):
+def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cellset):
     """Run every layer over the sequences in xt (hs, cs must hold the states at step 0); logits into z."""
     I, H, O, L, act, cell = dims[0], dims[1], dims[2], dims[3], dims[4], dims[6]
     G = cells.gates(cell)
@@ -245,7 +245,7 @@ def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas):
         cbase = l * (S - 1) * (T + 1) * BH
         for t in range(T):
             mm(hs, base + t * BH, B, H, thetaT, o + GH * Il, GH, tmp, blas)
-            cells.forward_step(cell, act, B, H, xu, t * B * GH, tmp, theta, bo + GH, hs, base + t * BH,
+            cells.forward_step(cellset, cell, act, B, H, xu, t * B * GH, tmp, theta, bo + GH, hs, base + t * BH,
                                base + (t + 1) * BH, cs, cbase + t * (S - 1) * BH, cbase + (t + 1) * (S - 1) * BH,
                                cache, (l * T + t) * B * C)
     oV = layer_offset(dims, L)
@@ -323,7 +323,8 @@ def _delta_offsets(B, dims):
 
 
 @njit(**JIT)
-def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, xc, xn, hc, hn, rc, rn, dho, tmp, blas):
+def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, xc, xn, hc, hn, rc, rn, dho, tmp, blas,
+                cellset):
     """da_x and da_h of every layer at step k, top layer first, into dd at xc and hc.
 
     dh^l_k = [l top and inject] g_k V + [has_next] da_h^l_{k+1} W_l
@@ -357,13 +358,13 @@ def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, x
                 dd[dho + e] += tmp[e]
         hbase = l * (T + 1) * BH
         cbase = l * (S - 1) * (T + 1) * BH
-        cells.backward_step(cell, act, B, H, dd, dho, has_next, rn + l * B * R, rc + l * B * R, xc + d, hc + d, theta,
+        cells.backward_step(cellset, cell, act, B, H, dd, dho, has_next, rn + l * B * R, rc + l * B * R, xc + d, hc + d, theta,
                             o + GH * (Il + H + 1), hs, hbase + k * BH, hbase + (k + 1) * BH, cs,
                             cbase + k * (S - 1) * BH, cbase + (k + 1) * (S - 1) * BH, cache, (l * T + k) * B * C)
 
 
 @njit(**JIT)
-def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas):
+def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas, cellset):
     """BPTT from g = dL/dz; writes every parameter's gradient into ``grad``.
 
     K < 0: full BPTT, one backward sweep. K >= 0: the loss at step t reaches only
@@ -395,7 +396,7 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
         k_min = 0 if full else (t0 - K if t0 > K else 0)
         for k in range(t0, k_min - 1, -1):
             _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, full or k == t0, k < t0, dd, xc, xn, hc, hn, rc, rn,
-                        dho, tmp, blas)
+                        dho, tmp, blas, cellset)
             for l in range(L):
                 dst = (l * T + k) * BGH
                 for e in range(BGH):
@@ -415,12 +416,14 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
         mm_tn(dsx, dl, GH, src, src_off, Il, TB, grad, o, blas)
         mm_tn(dsh, dl, GH, hs, l * (T + 1) * B * H, H, TB, grad, o + GH * Il, blas)
         colsum(dsx, dl, TB, GH, grad, o + GH * Il + GH * H)
+        if cellset is not None:  # pruned at compile time for a vanilla model (no extras)
+            cells.extras_grad(cellset, cell, H, TB, dsx, dsh, dl, grad, o + GH * (Il + H + 1))
     mm_tn(g, zero, O, hs, ((L - 1) * (T + 1) * B + B) * H, H, TB, grad, oV, blas)
     colsum(g, zero, TB, O, grad, oV + O * H)
 
 
 @njit(**JIT)
-def loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, n_rows, lo, hi, scale, grad, ws, blas):
+def loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, n_rows, lo, hi, scale, grad, ws, blas, cellset):
     """Forward, loss and BPTT over sequences lo..hi-1 of the batch.
 
     The initial states are rows lo..hi-1 of the flat (L, S, n_rows, H) ``h0`` (empty: zeros).
@@ -430,9 +433,9 @@ def loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, n_rows, lo, hi, scale, 
     B = hi - lo
     load_data(X, Y, M, lo, hi, xt, yt, mt)
     load_state(h0, lo, n_rows, dims, T, B, hs, cs)
-    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas)
+    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cellset)
     loss = head_loss(z, yt, mt, dims[2], dims[5], scale, g)
-    backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas)
+    backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas, cellset)
     return loss
 
 
@@ -440,8 +443,10 @@ def loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, n_rows, lo, hi, scale, 
 
 
 @njit(**JIT)
-def predict(theta, dims, X, h0, yhat, states, blas):
-    """Forward pass only: yhat (B, T, O) and states (L, B, T, H) of h_1..h_T; h0 flat (L, S, B, H) or empty."""
+def predict(theta, dims, X, h0, yhat, states, h_final, blas, cellset):
+    """Forward pass only: yhat (B, T, O), states (L, B, T, H) of h_1..h_T and the final
+    states (every state vector: the LSTM's c too) into the flat (L, S, B, H) h_final;
+    h0 flat (L, S, B, H) or empty."""
     B, T = X.shape[0], X.shape[1]
     zero = B - B  # a run-time 0 (see _linalg on literals)
     L, H, O = dims[3], dims[1], dims[2]
@@ -451,7 +456,7 @@ def predict(theta, dims, X, h0, yhat, states, blas):
     xt, yt, mt, hs, cs, cache, xu, tmp, z, g = workspace(buf, theta.shape[0], T, B, dims)[:10]
     load_data(X, np.zeros((B, T, O), theta.dtype), np.zeros((B, T), theta.dtype), zero, B, xt, yt, mt)
     load_state(h0, zero, B, dims, T, B, hs, cs)
-    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas)
+    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cellset)
     head_loss(z, yt, mt, O, dims[5], 0.0, g)
     for i in range(B):
         for t in range(T):
@@ -460,15 +465,17 @@ def predict(theta, dims, X, h0, yhat, states, blas):
             for l in range(L):
                 for j in range(H):
                     states[l, i, t, j] = hs[((l * (T + 1) + t + 1) * B + i) * H + j]
+    store_state(hs, cs, dims, T, B, zero, B, h_final)
 
 
 @njit(**JIT)
-def loss_and_grads_serial(theta, dims, K, X, Y, M, h0, grad, h_final, buf, blas):
+def loss_and_grads_serial(theta, dims, K, X, Y, M, h0, grad, h_final, buf, blas, cellset):
     """Loss (mean over the batch) and its gradient in ``grad``; final states in h_final.
 
     h0 and h_final are flat (L, S, B, H) (h0 empty: zeros). ``buf`` is scratch of
     at least ``scratch_size(T, B, dims, 1)`` entries; ``blas`` lets the products
-    use BLAS (the caller passes it so that it is no literal).
+    use BLAS (the caller passes it so that it is no literal); ``cellset`` None
+    compiles the vanilla cell only (see :mod:`fastrnn.cells`).
     """
     B, T = X.shape[0], X.shape[1]
     zero = B - B
@@ -476,13 +483,13 @@ def loss_and_grads_serial(theta, dims, K, X, Y, M, h0, grad, h_final, buf, blas)
     thetaT = buf[:P]
     transpose_params(theta, dims, thetaT)
     ws = workspace(buf, P, T, B, dims)
-    loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, B, zero, B, 1.0 / B, grad, ws, blas)
+    loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, B, zero, B, 1.0 / B, grad, ws, blas, cellset)
     store_state(ws[3], ws[4], dims, T, B, zero, B, h_final)
     return loss
 
 
 @njit(**JIT_PARALLEL)
-def loss_and_grads_parallel(theta, dims, K, X, Y, M, h0, grad, h_final, buf, n_threads, blas):
+def loss_and_grads_parallel(theta, dims, K, X, Y, M, h0, grad, h_final, buf, n_threads, blas, cellset):
     """As :func:`loss_and_grads_serial`, with the batch split over ``n_threads``.
 
     Each thread works on its own sequences with its own workspace and writes its
@@ -504,7 +511,7 @@ def loss_and_grads_parallel(theta, dims, K, X, Y, M, h0, grad, h_final, buf, n_t
         start = P + tid * per_thread
         ws = workspace(buf, start + P, T, hi - lo, dims)
         losses[tid] = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, B, lo, hi, 1.0 / B, buf[start : start + P],
-                                      ws, blas)
+                                      ws, blas, cellset)
         store_state(ws[3], ws[4], dims, T, hi - lo, lo, B, h_final)
     loss = 0.0
     for p in range(P):

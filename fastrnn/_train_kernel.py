@@ -60,7 +60,7 @@ def count_errors(z, yt, mt, T, B, O, head, errors, off):
 
 
 def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
-                buf, losses, grad_norms, errors, blas):
+                buf, losses, grad_norms, errors, blas, cellset):
     """:func:`train_chunk_general`, or for a small one-layer vanilla model the same
     numbers from :func:`fastrnn._small.train_chunk`; chosen once per chunk, and only
     the chosen kernel is compiled (or loaded from numba's cache)."""
@@ -70,12 +70,12 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
         return _small.train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
                                   clip_value, hstate, resets, buf, losses, grad_norms, errors)
     return train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value,
-                               hstate, resets, buf, losses, grad_norms, errors, blas)
+                               hstate, resets, buf, losses, grad_norms, errors, blas, cellset)
 
 
 @njit(**JIT)
 def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate,
-                        resets, buf, losses, grad_norms, errors, blas):
+                        resets, buf, losses, grad_norms, errors, blas, cellset):
     """Run ``losses.shape[0]`` training iterations on ``theta`` in place.
 
     Iteration ``it`` uses samples ``it*batch .. (it+1)*batch - 1`` of X (n, T, I),
@@ -89,7 +89,8 @@ def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_stat
     (:func:`fastrnn._kernels.state_size` entries). Before iteration ``it`` it is set
     to zeros if ``resets`` is empty or ``resets[it] != 0``; the iteration starts
     from it, and afterwards it holds the iteration's final state. The gradient
-    never crosses an iteration boundary. So an empty ``resets`` starts every
+    never crosses an iteration boundary. ``cellset``: None for a vanilla model
+    (the gated cells are then not compiled), 1 for any cell (:mod:`fastrnn.cells`). So an empty ``resets`` starts every
     sequence from zeros, and ``[1, 0, 0, ...]`` carries the state across windows
     of one stream (truncated BPTT with k1 = k2 = T).
 
@@ -113,11 +114,11 @@ def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_stat
         lo = it * batch
         load_data(X, Y, M, lo, lo + batch, xt, yt, mt)
         load_state(hstate, zero, batch, dims, T, batch, hs, cs)
-        forward(theta, thetaT, dims, T, batch, xt, hs, cs, cache, xu, tmp, z, blas)
+        forward(theta, thetaT, dims, T, batch, xt, hs, cs, cache, xu, tmp, z, blas, cellset)
         loss = head_loss(z, yt, mt, O, head, 1.0 / batch, g)
         if not np.isfinite(loss):
             return it
-        backward(theta, dims, K, T, batch, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas)
+        backward(theta, dims, K, T, batch, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas, cellset)
         norm = clip_grads(grad, clip_norm, clip_value)
         if not np.isfinite(norm):
             return it
@@ -131,7 +132,7 @@ def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_stat
 
 @njit(**JIT_PARALLEL)
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
-                      resets, bufs, n_iters, losses, grad_norms, errors, done, blas):
+                      resets, bufs, n_iters, losses, grad_norms, errors, done, blas, cellset):
     """:func:`train_chunk_general` for many models at once, one model per prange iteration.
 
     Model m trains ``n_iters[m]`` iterations on its own rows of every array (its
@@ -147,4 +148,4 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
         Rm = resets[m] if resets.shape[0] > 0 else np.zeros(0, np.int64)
         done[m] = train_chunk_general(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
                               opt_states[m], step0s[m], clip_norms[m], 0.0, hstates[m], Rm, bufs[m], losses[m, :n],
-                              grad_norms[m, :n], errors[m, : n * batch], blas)
+                              grad_norms[m, :n], errors[m, : n * batch], blas, cellset)

@@ -9,6 +9,12 @@ loss at step t to the parameter's use at step t - p. Summed over p it is the ful
 gradient; summed over p <= K it is the gradient of truncated BPTT with
 ``bptt_truncate=K``. ``mean |G_p|`` against p shows vanishing (or exploding)
 gradients.
+
+For the gated cells a path crosses recurrences through h and c alike, and the
+parts are defined by truncation itself: G_p = grad(K = p) - grad(K = p - 1)
+(with grad(K = -1) = 0), so the identities above hold by construction; the
+vanilla cell's parts are computed directly from the delta recurrence, and equal
+the same differences (tests/test_cells.py checks both).
 """
 
 from dataclasses import dataclass
@@ -33,7 +39,7 @@ def _check_model(model):
 
 
 def path_gradients(model, X, Y, mask=None, max_length=None, h0=None):
-    """G_p for p = 0..max_length of every recurrent parameter (U_l, W_l, b_l).
+    """G_p for p = 0..max_length of every recurrent parameter (U_l, W_l, b_l; GRU bn_l).
 
     Parameters
     ----------
@@ -55,6 +61,8 @@ def path_gradients(model, X, Y, mask=None, max_length=None, h0=None):
     B, T = X.shape[0], X.shape[1]
     max_length = T - 1 if max_length is None else _checks.check_int("max_length", max_length, minimum=0)
     n_paths = min(max_length, T - 1) + 1
+    if model.cell != "rnn":
+        return _path_gradients_by_truncation(model, X, Y, mask, h0, n_paths)
     L, H = model.layers, model.n_hidden
     p = {k: np.asarray(v, dtype=np.float64) for k, v in model.params.items()}
     yhat, hs = model.forward(X, h0=None if h0 is None else h0c)
@@ -89,6 +97,20 @@ def path_gradients(model, X, Y, mask=None, max_length=None, h0=None):
     return G
 
 
+def _path_gradients_by_truncation(model, X, Y, mask, h0, n_paths):
+    """G_p = grad(K = p) - grad(K = p - 1) for p < n_paths, for every layer parameter."""
+    names = [name for name in model.param_names if name not in ("V", "c")]
+    G = {name: np.zeros((n_paths,) + model.params[name].shape) for name in names}
+    previous = {name: 0.0 for name in names}
+    for p in range(n_paths):
+        grads = model.loss_and_grads(X, Y, mask, bptt_truncate=p, h0=h0)[1]
+        for name in names:
+            g = grads[name].astype(np.float64)
+            G[name][p] = g - previous[name]
+            previous[name] = g
+    return G
+
+
 def path_profile(G, name="W0"):
     """mean |G_p| against p for one parameter: an array of length n_paths."""
     return np.abs(G[name]).reshape(G[name].shape[0], -1).mean(axis=1)
@@ -117,8 +139,13 @@ def spectrum(W, name="W"):
 
 
 def model_spectra(model):
-    """:class:`Spectrum` of every layer's W."""
+    """:class:`Spectrum` of every layer's W (the vanilla cell; a gated cell's W stacks G gate matrices and is refused)."""
     _check_model(model)
+    if model.cell != "rnn":
+        raise _checks.InvalidArgument(
+            f"model_spectra needs the vanilla cell's square W, got a {model.cell} model whose W{{l}} stacks gate matrices"
+            f" {model.params['W0'].shape}; pass one gate's (H, H) block to spectrum() instead"
+        )
     return [spectrum(model.params[f"W{l}"], f"W{l}") for l in range(model.layers)]
 
 
@@ -130,8 +157,15 @@ def jacobian_norms(model, X, layer=0, h0=None):
     geometrically with k is the vanishing gradient, growing is the exploding one.
 
     Returns an array of length T: entry k-1 is the mean norm over k steps.
+    Defined for the vanilla cell only (a gated cell's step Jacobian is not
+    diag(f') W); gated models are refused.
     """
     _check_model(model)
+    if model.cell != "rnn":
+        raise _checks.InvalidArgument(
+            f"jacobian_norms is defined for the vanilla cell (cell='rnn'), got a {model.cell} model;"
+            " use path_gradients, which works for every cell"
+        )
     layer = _checks.check_int("layer", layer, minimum=0)
     if layer >= model.layers:
         raise _checks.InvalidArgument(f"layer must be below {model.layers} (the model's layers), got {layer}")

@@ -52,6 +52,8 @@ def cli():
 
     \b
     fastrnn train --task binary --iters 20000
+    fastrnn train --task text --text notes.txt --save chars.npz
+    fastrnn sample chars.npz --length 300 --temperature 0.5
     fastrnn predict model.npz 45 73
     fastrnn eval model.npz --bits 16
     fastrnn gradcheck --layers 2 --bptt-truncate 3
@@ -75,6 +77,8 @@ def _click_type(setting):
         return InitScale()
     if setting.kind == "choice":
         return click.Choice(setting.choice_list())
+    if setting.kind == "path":
+        return click.Path()
     return None
 
 
@@ -88,7 +92,9 @@ def setting_options(fn):
 
     for setting in reversed(settings.every()):
         text = f"{setting.help} {setting.default_text(TASKS.values())}"
-        if setting.kind == "flag":
+        if setting.kind == "flag" and setting.default:  # on unless turned off: --name/--no-name
+            option = click.option(f"{setting.flag}/--no-{setting.flag[2:]}", setting.name, default=None, help=text)
+        elif setting.kind == "flag":
             option = click.option(setting.flag, setting.name, is_flag=True, default=False, help=text)
         elif setting.name == "task":
             option = click.option(setting.flag, type=_click_type(setting), default=setting.default, show_default=True,
@@ -106,18 +112,50 @@ def setting_options(fn):
 @click.option("--save", type=click.Path(), help="Save the trained model (.npz) here.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing existing --csv/--save files.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def train(task, csv_path, no_csv, save, overwrite, quiet, **settings):
-    """Train an RNN on a task (binary or digit addition), logging metrics to CSV."""
+@click.option("--resume", type=click.Path(), help="Continue the run saved (--save) in this model file to --iters "
+              "iterations in total, exactly; its rows are appended to the run's CSV (or all go to a new --csv) and "
+              "the model is saved back to it (or to --save).")
+@click.option("--data", type=click.Path(), help="Train on your own arrays instead of a task: a .npz with X (N, T, I), "
+              "Y (N, T, O), optional mask (N, T), X_val, Y_val, mask_val (the --data settings apply).")
+def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settings):
+    """Train an RNN on a task (binary or digit addition, a text's characters) or on your own arrays (--data), logging metrics to CSV."""
     from . import metrics
+    from . import settings as setting_defs
     from .training import train as run
 
     if no_csv and csv_path:
         raise InvalidArgument("--csv and --no-csv exclude each other; give one")
+    given_data = {s.name: settings.pop(s.name) for s in setting_defs.DATA}
+    if data is None:
+        for name, value in given_data.items():
+            if value is not None:
+                raise InvalidArgument(f"{setting_defs.get(name).flag} applies only with --data FILE.npz; leave it out for a task")
+    elif click.get_current_context().get_parameter_source("task") == click.core.ParameterSource.COMMANDLINE:
+        raise InvalidArgument("--task and --data exclude each other; give one")
+    extra = {}
+    if resume is not None and data is not None:
+        raise InvalidArgument("--resume continues a task run; runs on --data cannot be resumed yet")
+    if resume is not None:
+        from . import checkpoint
+
+        _, state, _ = checkpoint.load(resume)
+        if click.get_current_context().get_parameter_source("task") == click.core.ParameterSource.DEFAULT:
+            task = None  # the saved run's
+        if not no_csv and csv_path is None:
+            csv_path = state.get("csv") or metrics.default_csv_path(state["settings"]["task"])
+        save = resume if save is None else save
+        extra["resume"] = resume
     if not no_csv and csv_path is None:
-        csv_path = metrics.default_csv_path(task)
+        csv_path = metrics.default_csv_path(task if data is None else "data")
     try:
-        result = run(task=task, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
-                     progress=not quiet and sys.stderr.isatty(), **settings)
+        if data is None:
+            result = run(task=task, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
+                         progress=not quiet and sys.stderr.isatty(), **extra, **settings)
+        else:
+            from .fitting import fit_file
+
+            result = fit_file(data, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
+                              progress=not quiet and sys.stderr.isatty(), **settings, **given_data)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is None:
@@ -125,7 +163,9 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, **settings):
         elif result.iterations == 0:
             click.echo(f"Interrupted before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
         else:
-            click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}".rstrip(), err=True)
+            how = (f" Continue with: fastrnn train --resume {result.save_path} --iters {result.settings['iters']}"
+                   if result.save_path is not None and result.settings.get("task") != "data" else "")
+            click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}{how}".rstrip(), err=True)
         sys.exit(130)
     except NumericalError as exc:
         result = getattr(exc, "result", None)
@@ -145,6 +185,16 @@ def _where(result):
 
 
 def _summary(result):
+    if result.settings.get("task") == "data":
+        return _data_summary(result)
+    if "bpc" in result.history and len(result.history):
+        row = result.rows[-1]
+        val = f", held-out bpc {row['val_bpc']:.3f}" if "val_bpc" in row else ""
+        text = (f"text: {row['bpc']:.3f} bits per character{val} (smoothed loss {row['smooth_loss']:.2f}, next-character "
+                f"accuracy {row['char_accuracy']:.3f}) after {result.iterations} iterations; training "
+                f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
+        where = _where(result)
+        return text + (f"; {where}" if where else "")
     first = result.first_perfect_iteration
     reached = f"first 1.0 at iteration {first}" if first is not None else "never reached 1.0"
     text = (
@@ -153,6 +203,41 @@ def _summary(result):
     )
     where = _where(result)
     return text + (f"; {where}" if where else "")
+
+
+def _data_summary(result):
+    """The line `fastrnn train --data` ends with: the last row's loss and accuracy (and validation)."""
+    s, last = result.settings, (result.rows[-1] if result.rows else {})
+    scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in last)
+    text = (f"{s.get('data_file', 'arrays')}: {scores or 'no rows'} after {last.get('epoch', 0)} epochs "
+            f"({result.iterations} iterations of {s['batch']} {'stream' if s['window'] else 'sequence'}{'' if s['batch'] == 1 else 's'}); "
+            f"training {result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
+    where = _where(result)
+    return text + (f"; {where}" if where else "")
+
+
+# ------------------------------------------------------------------------- sample
+
+
+@cli.command()
+@click.argument("model_path", metavar="MODEL", type=click.Path())
+@click.option("--length", type=click.IntRange(min=0), default=200, show_default=True, help="Characters to draw.")
+@click.option("--temperature", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Each character is drawn from softmax(logits / T): below 1 more conservative (the likely characters "
+                   "likelier), above 1 more varied (closer to uniform); 0 always takes the most likely character.")
+@click.option("--prime", default="", help="Text the model reads first; the sample continues it (printed before it).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the draw: the same seed gives the same text.")
+def sample(model_path, length, temperature, prime, seed):
+    """Print text drawn from a character model trained with --task text."""
+    from . import text
+    from .model import RNN
+
+    model = RNN.load(model_path)
+    if not isinstance(model.metadata.get(text.VOCAB_KEY), str):
+        raise InvalidArgument(f"model file {model_path} has no vocabulary: it was not trained on text; sample from a "
+                              f"model saved by `fastrnn train --task text --save FILE`")
+    click.echo(prime + text.sample(model, length=length, temperature=temperature, prime=prime, seed=seed))
 
 
 # ------------------------------------------------------------------- predict / eval
@@ -271,8 +356,10 @@ def evaluate(model_path, samples, bits, digits, seed):
 # ------------------------------------------------------------------------ analysis
 
 
-def _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale, need_task=True):
-    """(label, model, task) for each saved model, or a fresh model per activation.
+def _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale, need_task=True,
+                  cells=None):
+    """(label, model, task) for each saved model, or a fresh model per activation (and per cell:
+    the activations apply to the vanilla cell, the gated cells have their own).
 
     A saved model reads ``task``'s data when it is given, else its own task's; with
     ``need_task=False`` a model with neither comes with task None.
@@ -282,8 +369,8 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
     from .training import TASK_DEFAULTS
 
     if model_paths:
-        if activations:
-            raise InvalidArgument("--activation builds fresh models; it cannot be combined with MODEL files")
+        if activations or cells:
+            raise InvalidArgument("--activation and --cell build fresh models; they cannot be combined with MODEL files")
         out = []
         for path in model_paths:
             model, task_obj = _load_model(path, bits, digits, task=task, need_task=need_task, offer_task=True)
@@ -293,11 +380,25 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
     d = TASK_DEFAULTS[task_obj.name]
     scale = d["init_scale"] if init_scale is None else init_scale
     out = []
-    for act in activations or [d["activation"]]:
-        model = RNN(task_obj.n_in, hidden or d["hidden"], task_obj.n_out, layers=layers, activation=act, head=task_obj.head,
-                    seed=seed, init_scale=None if scale == "fan_in" else scale)
-        out.append((f"{act} (untrained)", model, task_obj))
+    for cell in cells or ["rnn"]:
+        for act in (activations or [d["activation"]]) if cell == "rnn" else ["tanh"]:
+            model = RNN(task_obj.n_in, hidden or d["hidden"], task_obj.n_out, layers=layers, activation=act,
+                        head=task_obj.head, seed=seed, init_scale=None if scale == "fan_in" else scale, cell=cell)
+            name = act if not cells else cell if cell != "rnn" else f"rnn {act}"
+            out.append((f"{name} (untrained)", model, task_obj))
     return out
+
+
+def _cell_list(value):
+    from .cells import CELLS
+
+    if value is None:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [v for v in names if v not in CELLS]
+    if bad or not names:
+        raise click.BadParameter(f"{value!r}: give a comma-separated list of {', '.join(CELLS)}", param_hint="'--cell'")
+    return names
 
 
 def _activation_list(value):
@@ -347,12 +448,15 @@ def study_options(fn):
 @click.option("--length", type=click.IntRange(min=1), default=6, show_default=True, help="random: time steps.")
 @click.option("--hidden", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True)
+@click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True,
+              help="The vanilla cell's activation.")
+@click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="rnn", show_default=True,
+              help="The recurrent cell (gru and lstm: PyTorch's).")
 @click.option("--batch", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--eps", type=POSITIVE, default=1e-5, show_default=True, help="Finite-difference step.")
 @click.option("--bptt-truncate", type=click.IntRange(min=0), help="Also check truncated BPTT with this K.")
-def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, batch, seed, eps, bptt_truncate):
+def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, cell, batch, seed, eps, bptt_truncate):
     """Check BPTT gradients against central finite differences (float64)."""
     import numpy as np
 
@@ -379,13 +483,20 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, batch
         data = task_obj.sample(rng, batch)
         X, Y, mask = data.X, data.Y, data.mask
         n_in, n_out, head = task_obj.n_in, task_obj.n_out, task_obj.head
-    model = RNN(n_in, hidden, n_out, layers=layers, activation=activation, head=head, seed=seed, init_scale=0.8)
+    model = RNN(n_in, hidden, n_out, layers=layers, activation=activation, head=head, seed=seed, init_scale=0.8, cell=cell)
     click.echo(f"model: {model!r}; data: {task}, batch {X.shape[0]}, {X.shape[1]} steps; eps {eps}")
     report = check(model, X, Y, mask=mask, eps=eps)
     click.echo("full BPTT against central differences:")
     click.echo(str(report))
     ok = report.passed
-    if bptt_truncate is not None:
+    if bptt_truncate is not None and cell != "rnn":
+        click.echo(
+            f"\nbptt_truncate={bptt_truncate}: a truncated gradient is not the gradient of the loss, so finite differences "
+            f"cannot check it, and a {cell} cell's path-length parts are defined by truncation itself (G_p = "
+            f"grad(K=p) - grad(K=p-1)), so they cannot check it either. The test suite checks truncated {cell} "
+            f"gradients against a plain-numpy twin written from the definition (tests/test_cells.py)."
+        )
+    elif bptt_truncate is not None:
         K = bptt_truncate
         click.echo(
             f"\nbptt_truncate={K}: a truncated gradient is not the gradient of the loss, so finite differences cannot "
@@ -410,10 +521,13 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, batch
 @study_options
 @click.option("--activation", "activations", callback=lambda c, p, v: _activation_list(v),
               help="Fresh models with these activations side by side, e.g. tanh,sigmoid,relu.")
+@click.option("--cell", "cells", callback=lambda c, p, v: _cell_list(v),
+              help="Fresh models with these cells side by side, e.g. rnn,gru,lstm (--activation sets rnn's).")
 @click.option("--out", type=click.Path(), required=True, help="PNG of mean |G_p| against p.")
 @click.option("--csv", "csv_path", type=click.Path(), help="The curves as CSV (label, path_length, mean_abs_grad).")
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out/--csv.")
-def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_scale, activations, out, csv_path, overwrite):
+def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_scale, activations, cells, out, csv_path,
+          overwrite):
     """Path-length gradients: how much of dW flows through paths of p recurrences."""
     import numpy as np
     import pandas as pd
@@ -427,7 +541,8 @@ def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_s
         metrics.check_new_file(csv_path, "CSV", overwrite, "--csv")
     profiles, rows = [], []
     with np.errstate(all="ignore"):  # overflowing states show as inf or nan in the output, not as warnings
-        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale):
+        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits,
+                                                    init_scale, cells=cells):
             _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
             data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
             profile = analysis.path_profile(analysis.path_gradients(model, data.X, data.Y, data.mask), "W0")
@@ -478,7 +593,7 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
 @click.option("--out", type=click.Path(), required=True, help="PNG to write.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out.")
 def plot(runs, out, overwrite):
-    """Loss, error and accuracy against iteration for one or more runs overlaid."""
+    """Loss, error and accuracy against iteration for one or more runs overlaid (text runs: bits per character)."""
     from . import metrics, plots
 
     plots.check_png(out)

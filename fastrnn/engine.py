@@ -8,9 +8,10 @@ them; the others take prepared arrays and a model, and read only the model's
 public attributes (``theta``, ``dims``, ``dtype``, ``layers``, ``n_hidden``, ...).
 
 Recurrent states: the kernels hold a layer's S state vectors (S = 1, h, for the
-vanilla cell) flat, laid out (L, S, B, H). For the vanilla cell that is the
-memory of the (layers, B, n_hidden) arrays users pass as ``h0``, so these pass
-through without a copy.
+vanilla cell and the GRU; S = 2, h and c, for the LSTM) flat, laid out
+(L, S, B, H). For S = 1 that is the memory of the (layers, B, n_hidden) arrays
+users pass as ``h0``, so these pass through without a copy; the LSTM's users pass
+and get the pair (h, c) of such arrays, stacked here into (L * S, B, H).
 """
 
 import os
@@ -54,7 +55,8 @@ def prepare(model, X, Y=None, mask=None, h0=None):
     """Check everything a kernel call reads; return ``X, Y, M, h0`` ready for it.
 
     ``X (B, T, n_in)``, ``Y (B, T, n_out)``, ``mask (B, T)`` of 0/1, ``h0``
-    ``(layers, B, n_hidden)`` (or ``(B, n_hidden)`` for one layer). ``Y=None``
+    ``(layers, B, n_hidden)`` (or ``(B, n_hidden)`` for one layer; for an LSTM the
+    pair ``(h0, c0)`` of such arrays, returned stacked as ``(layers * 2, B, n_hidden)``). ``Y=None``
     (forward only) gives an empty Y; ``mask=None`` and ``h0=None`` give empty
     arrays, which the kernels read as "all ones" and "zeros". Raises
     :class:`~fastrnn.InvalidArgument` / :class:`~fastrnn.InvalidType` naming the
@@ -70,15 +72,38 @@ def prepare(model, X, Y=None, mask=None, h0=None):
     M = _EMPTY2[dt] if mask is None else _array(model, "mask", mask, 2, (B, T), ("batch", "time"))
     if h0 is None:
         h0 = _EMPTY3[dt]
+    elif model.n_states == 1:
+        h0 = _state(model, "h0", h0, B)
     else:
-        if model.layers == 1 and np.ndim(h0) == 2:
-            h0 = np.asarray(h0)[None]
-        h0 = _array(model, "h0", h0, 3, (model.layers, B, model.n_hidden), ("layers", "batch", "n_hidden"))
+        if not isinstance(h0, (tuple, list)) or len(h0) != model.n_states:
+            raise InvalidArgument(
+                f"h0 of a {model.cell} model must be a pair (h0, c0), each (layers, batch, n_hidden), got "
+                f"{type(h0).__name__}; pass a tuple as return_state=True returns it"
+            )
+        parts = [_state(model, name, v, B) for name, v in zip(("h0", "c0"), h0)]
+        # (layers * S, B, H): the memory of the kernels' (L, S, B, H), kept 3-D for scan_data
+        h0 = np.stack(parts, axis=1).reshape(model.layers * model.n_states, B, model.n_hidden)
     probabilities = Y.shape[2] > 0 and model.head != "linear"
     code = _checks.scan_data(X, Y, M, h0, probabilities, probabilities and model.head == "softmax")
     if code != _checks.DATA_OK:
         raise InvalidArgument(_DATA_ERRORS[code].format(head=model.head, where=_first_bad(code, X, Y, h0)))
     return X, Y, M, h0
+
+
+def _state(model, name, value, B):
+    """One recurrent state vector of every layer as (layers, B, n_hidden)."""
+    if model.layers == 1 and np.ndim(value) == 2:
+        value = np.asarray(value)[None]
+    return _array(model, name, value, 3, (model.layers, B, model.n_hidden), ("layers", "batch", "n_hidden"))
+
+
+def split_state(model, flat_state):
+    """A (layers * S, B, H) or flat (L, S, B, H) state as users hold it: (layers, B, n_hidden)
+    for one state vector per layer, the pair (h, c) of such arrays for the LSTM."""
+    if model.n_states == 1:
+        return flat_state.reshape(model.layers, -1, model.n_hidden)
+    four = flat_state.reshape(model.layers, model.n_states, -1, model.n_hidden)
+    return tuple(four[:, s] for s in range(model.n_states))
 
 
 _DATA_ERRORS = {
@@ -99,6 +124,15 @@ def _first_bad(code, X, Y, h0):
 
 
 # ------------------------------------------------------------------ sizes
+
+
+def cellset(dims):
+    """The kernels' ``cellset`` argument for models with these ``dims`` (one row, or
+    stacked rows): None when every model has the vanilla cell, so that the gated
+    cells' code is not compiled for it, else 1 (every cell; see :mod:`fastrnn.cells`)."""
+    if dims.ndim == 1:
+        return None if dims[6] == 0 else 1
+    return None if not (dims[:, 6] != 0).any() else 1
 
 
 def state_size(model, batch):
@@ -130,17 +164,22 @@ def _flat(a):
 # ------------------------------------------------------------------ calls
 
 
-def forward(model, X, h0):
-    """yhat (B, T, O) and the states h_1..h_T (L, B, T, H) for prepared X and h0."""
+def forward(model, X, h0, return_state=False):
+    """yhat (B, T, O) and the states h_1..h_T (L, B, T, H) for prepared X and h0; with
+    ``return_state`` also the final state as users hold it (:func:`split_state`)."""
     B, T = X.shape[0], X.shape[1]
     yhat = np.empty((B, T, model.n_out), dtype=model.dtype)
     hs = np.empty((model.layers, B, T, model.n_hidden), dtype=model.dtype)
-    _kernels.predict(model.theta, model.dims, X, _flat(h0), yhat, hs, True)
+    h_final = np.empty((model.layers * model.n_states, B, model.n_hidden), dtype=model.dtype)
+    _kernels.predict(model.theta, model.dims, X, _flat(h0), yhat, hs, h_final.reshape(-1), True, cellset(model.dims))
+    if return_state:
+        return yhat, hs, split_state(model, h_final)
     return yhat, hs
 
 
 def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
-    """Loss, flat gradient (layout of theta) and final state (L, B, H) for prepared arrays.
+    """Loss, flat gradient (layout of theta) and final state (L * S, B, H) for prepared arrays
+    (the memory of (L, S, B, H); :func:`split_state` gives the users' form).
 
     ``K`` is the truncation (-1: full BPTT); ``buf`` scratch of at least
     :func:`scratch_size` entries; ``n_threads > 1`` splits the batch over numba's
@@ -148,15 +187,15 @@ def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
     """
     B = X.shape[0]
     grad = np.empty_like(model.theta)
-    h_final = np.empty((model.layers, B, model.n_hidden), dtype=model.dtype)
+    h_final = np.empty((model.layers * model.n_states, B, model.n_hidden), dtype=model.dtype)
     if n_threads > 1:
         loss = _kernels.loss_and_grads_parallel(model.theta, model.dims, K, X, Y, M, _flat(h0), grad,
-                                                h_final.reshape(-1), buf, n_threads, False)
+                                                h_final.reshape(-1), buf, n_threads, False, cellset(model.dims))
     elif _small.eligible(model.dims, X.shape[1], B):  # the small-model path, same numbers
         loss = _small.loss_and_grads(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1), buf)
     else:
         loss = _kernels.loss_and_grads_serial(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1),
-                                              buf, True)
+                                              buf, True, cellset(model.dims))
     return loss, grad, h_final
 
 
@@ -170,7 +209,7 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
     """
     return _train_kernel.train_chunk(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0,
                                      clip_norm, clip_value, hstate, _NO_RESETS if resets is None else resets, buf,
-                                     losses, grad_norms, errors, blas)
+                                     losses, grad_norms, errors, blas, cellset(model.dims))
 
 
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
@@ -184,7 +223,8 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
                                  hstates, resets, bufs, n_iters, losses, grad_norms, errors, done)
         return
     _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
-                                    hstates, resets, bufs, n_iters, losses, grad_norms, errors, done, False)
+                                    hstates, resets, bufs, n_iters, losses, grad_norms, errors, done, False,
+                                    cellset(dims))
 
 
 #: What a first compile of each training kernel costs on the project's 2-core machine (measured, empty cache).

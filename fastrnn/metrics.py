@@ -96,16 +96,20 @@ def check_distinct_files(**paths):
 class MetricsWriter:
     """Writes the metrics CSV row by row, flushing each, and the JSON beside it."""
 
-    def __init__(self, csv_path, settings, overwrite=False, columns=COLUMNS):
+    def __init__(self, csv_path, settings, overwrite=False, columns=COLUMNS, append_rows=None):
+        """``append_rows``: continue a resumed run's CSV, which must hold exactly these rows (its columns the same)."""
         self.csv_path = check_new_file(csv_path, "metrics file", overwrite, "--csv")
         self.json_path = check_new_file(json_path_for(self.csv_path), "settings file", overwrite, "--csv")
+        self.columns = list(columns)
+        if append_rows is not None:
+            _check_rows_to_append(self.csv_path, self.columns, append_rows)
         try:
-            self._fh = open(self.csv_path, "w" if overwrite else "x", newline="")
+            self._fh = open(self.csv_path, "a" if append_rows is not None else "w" if overwrite else "x", newline="")
         except OSError as exc:
             raise InvalidArgument(f"cannot write --csv {self.csv_path}: {exc.strerror or exc}") from None
-        self.columns = list(columns)
         self._writer = csv.DictWriter(self._fh, fieldnames=self.columns)
-        self._writer.writeheader()
+        if append_rows is None:
+            self._writer.writeheader()
         self._fh.flush()
         self.meta = dict(settings)
         self.write_json(status="running")
@@ -121,6 +125,24 @@ class MetricsWriter:
     def close(self):
         if not self._fh.closed:
             self._fh.close()
+
+
+def _check_rows_to_append(path, columns, rows):
+    """Refuse to append to a run's CSV that does not end where the saved state does."""
+    try:
+        with open(path, newline="") as fh:
+            table = list(csv.reader(fh))
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read the run's CSV {path} to append to it: {exc.strerror or exc}; "
+                              f"give a new --csv") from None
+    last = rows[-1]["iteration"] if rows else 0
+    got = table[-1][0] if len(table) > 1 and table[-1] else "none"
+    if not table or table[0] != list(columns) or len(table) - 1 != len(rows) or (rows and got != str(last)):
+        raise InvalidArgument(
+            f"the run's CSV {path} does not end where the saved state does ({len(table) - 1 if table else 0} rows, last "
+            f"iteration {got}; the state has {len(rows)} rows up to iteration {last}); give a new --csv, which gets "
+            f"the earlier rows first"
+        )
 
 
 def write_json(path, data):
@@ -165,7 +187,8 @@ def read_run(csv_path):
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: it lacks the columns {', '.join(missing)}")
-    numeric = COLUMNS + [c for c in frame.columns if str(c).startswith(("spectral_radius", "path_grad_"))]
+    text_columns = ("loss_per_char", "bpc", "smooth_loss", "char_accuracy", "val_bpc")  # fastrnn.text's
+    numeric = COLUMNS + [c for c in frame.columns if str(c).startswith(("spectral_radius", "path_grad_")) or c in text_columns]
     for column in numeric:
         values = frame[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):

@@ -23,7 +23,11 @@ FORMAT_VERSION = 1
 
 
 class RNN:
-    """A vanilla RNN: ``h_t = f(U x_t + W h_{t-1} + b)``, ``yhat_t = head(V h_t + c)``.
+    """A stacked recurrent network: ``h_t = cell(x_t, h_{t-1})``, ``yhat_t = head(V h_t + c)``.
+
+    The cell is the vanilla one, ``h_t = f(U x_t + W h_{t-1} + b)``, or PyTorch's GRU
+    or LSTM (docs/math.md, "Gated cells"); :meth:`from_torch` / :meth:`to_torch`
+    convert from and to ``torch.nn.RNN``/``GRU``/``LSTM`` (+ ``nn.Linear``).
 
     Parameters
     ----------
@@ -32,7 +36,8 @@ class RNN:
     layers : int
         Number of stacked recurrent layers (L); layer l > 0 reads layer l-1's states.
     activation : {"tanh", "sigmoid", "relu"}
-        Hidden activation f.
+        Hidden activation f of the vanilla cell; the gated cells take only "tanh"
+        (their activations are fixed).
     head : {"softmax", "sigmoid", "linear"}
         Output head and its loss: cross-entropy, binary cross-entropy or squared error.
     dtype : {"float64", "float32"}
@@ -40,16 +45,23 @@ class RNN:
         Seed of the ``numpy.random.default_rng`` that draws the initial weights.
     init_scale : float or None
         Weights start uniform in ``[-init_scale, init_scale]``; None means
-        ``1 / sqrt(fan_in)`` per matrix. Biases start at zero.
-    cell : {"rnn"}
-        The recurrent cell (:mod:`fastrnn.cells`; "rnn" is the vanilla cell above).
+        ``1 / sqrt(fan_in)`` per matrix for the vanilla cell and ``1 / sqrt(n_hidden)``
+        for every matrix of a gated cell (PyTorch's rule). Biases start at zero.
+    cell : {"rnn", "gru", "lstm"}
+        The recurrent cell (:mod:`fastrnn.cells`): "rnn" is the vanilla cell above,
+        "gru" and "lstm" compute exactly ``torch.nn.GRU`` and ``torch.nn.LSTM``.
 
     Attributes
     ----------
     params : mapping of str to ndarray
-        The live parameter arrays (views into :attr:`theta`): ``U0 (H, I)``,
-        ``W0 (H, H)``, ``b0 (H,)``, ``U1``, ``W1``, ``b1``, ..., ``V (O, H)``,
-        ``c (O,)``. Write into them in place (``model.params["W0"][:] = W``).
+        The live parameter arrays (views into :attr:`theta`): ``U0 (G*H, I)``,
+        ``W0 (G*H, H)``, ``b0 (G*H,)``, (GRU: ``bn0 (H,)``), ``U1``, ``W1``, ``b1``,
+        ..., ``V (O, H)``, ``c (O,)``, with G = 1 (rnn), 3 (gru: gates r, z, n) or
+        4 (lstm: i, f, g, o) in PyTorch's order. Write into them in place
+        (``model.params["W0"][:] = W``).
+    n_states : int
+        State vectors per layer: 1 (h) for rnn and gru, 2 (h, c) for lstm. An LSTM's
+        ``h0`` and returned state are the pair ``(h, c)``, each (layers, B, n_hidden).
     theta : ndarray of shape (n_params,)
         All parameters in one vector.
     dims : ndarray of int64
@@ -71,6 +83,14 @@ class RNN:
         self.seed = _checks.check_int("seed", seed, minimum=0)
         self.init_scale = None if init_scale is None else _checks.check_float("init_scale", init_scale, positive=True)
         self.cell = _checks.check_choice("cell", cell, tuple(cells.CELLS))
+        if self.cell != "rnn" and self.activation != "tanh":
+            raise InvalidArgument(
+                f"activation={self.activation!r} applies to the vanilla cell only; the {self.cell} cell's activations"
+                " are fixed: leave activation='tanh' or use cell='rnn'"
+            )
+        cell_module = cells.module(self.cell)
+        #: state vectors per layer (1: h; the LSTM's 2: h and c)
+        self.n_states = cell_module.S
         _checks.check_memory(f"a model with n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, layers={self.layers}",
                              _checks.model_bytes(self.n_in, self.n_hidden, self.n_out, self.layers, self.dtype.itemsize),
                              "choose a smaller n_hidden or fewer layers")
@@ -80,7 +100,8 @@ class RNN:
             dtype=np.int64,
         )
         self._entries, size = params.layout(self._dims, self.cell)
-        self.theta = params.init_theta(self._entries, size, self.dtype, self.seed, self.init_scale)
+        default_scale = None if self.cell == "rnn" else 1.0 / np.sqrt(self.n_hidden)
+        self.theta = params.init_theta(self._entries, size, self.dtype, self.seed, self.init_scale, default_scale)
         self._params = params.views(self.theta, self._entries)
         #: Free-form JSON-able facts saved with the model (the training task, say).
         self.metadata = {}
@@ -137,6 +158,63 @@ class RNN:
             f"cell={self.cell!r})"
         )
 
+    # ------------------------------------------------------------------ PyTorch
+
+    @classmethod
+    def from_torch(cls, module, head=None, output="linear", seed=0):
+        """A model computing what a PyTorch ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` (and head) computes.
+
+        Parameters
+        ----------
+        module : torch.nn.RNN (nonlinearity tanh or relu), torch.nn.GRU or torch.nn.LSTM
+            Unidirectional, without projections, dropout 0; batch_first either way
+            (fastrnn's arrays are always (B, T, ...)). float32 or float64: the model
+            gets that dtype.
+        head : torch.nn.Linear or None
+            The output layer (in_features = hidden_size). None gives a linear head
+            with V = identity and c = 0, so that ``forward`` returns the module's
+            top-layer output.
+        output : {"linear", "softmax", "sigmoid"}
+            The model's head function and loss on top of ``head``'s logits.
+
+        Refusals name the module's attribute that cannot be converted (see
+        :mod:`fastrnn.torch_interop`). The module's ``batch_first`` is kept in
+        :attr:`metadata` for :meth:`to_torch`.
+        """
+        from . import torch_interop
+
+        output = _checks.check_choice("output", output, tuple(_kernels.HEADS))
+        tp = torch_interop.params_from_torch(module, head)
+        dtype = next(iter(tp.params.values())).dtype.name
+        n_out = tp.n_hidden if tp.n_out is None else tp.n_out
+        model = cls(tp.n_in, tp.n_hidden, n_out, layers=tp.layers, activation=tp.activation or "tanh", head=output,
+                    dtype=dtype, seed=seed, cell=tp.cell)
+        values = dict(tp.params)
+        if tp.n_out is None:
+            values["V"] = np.eye(tp.n_hidden, dtype=dtype)
+            values["c"] = np.zeros(tp.n_hidden, dtype=dtype)
+        for name, value in values.items():
+            model._params[name][...] = value
+        model.metadata["torch_batch_first"] = tp.batch_first
+        return model
+
+    def to_torch(self, batch_first=None):
+        """``(module, head)``: a PyTorch ``nn.RNN`` / ``nn.GRU`` / ``nn.LSTM`` and ``nn.Linear``
+        holding this model's parameters, in its dtype (torch must be installed).
+
+        ``batch_first`` None takes the value recorded by :meth:`from_torch` (False
+        otherwise). PyTorch applies no head function: the head's output is the
+        logits z, which this model turns into :attr:`head` probabilities. A vanilla
+        model with the sigmoid activation has no PyTorch twin and is refused.
+        """
+        from . import torch_interop
+
+        if batch_first is None:
+            batch_first = bool(self.metadata.get("torch_batch_first", False))
+        activation = self.activation if self.cell == "rnn" else None
+        return torch_interop.torch_from_params(self.cell, {k: np.array(v) for k, v in self._params.items()},
+                                               batch_first=bool(batch_first), activation=activation)
+
     # ------------------------------------------------------------------ checks
 
     @staticmethod
@@ -146,13 +224,14 @@ class RNN:
 
     # ------------------------------------------------------------------ compute
 
-    def forward(self, X, h0=None):
+    def forward(self, X, h0=None, return_state=False):
         """Run the model over a batch.
 
         Parameters
         ----------
         X : array of shape (B, T, n_in)
-        h0 : array of shape (layers, B, n_hidden), or (B, n_hidden) for one layer; zeros if None
+        h0 : array of shape (layers, B, n_hidden), or (B, n_hidden) for one layer; zeros if None.
+            For an LSTM, the pair (h0, c0) of such arrays.
 
         Returns
         -------
@@ -160,10 +239,14 @@ class RNN:
             Head outputs (probabilities for softmax and sigmoid, z for linear).
         hs : ndarray of shape (layers, B, T, n_hidden)
             The hidden states h_1..h_T of every layer; ``hs[:, :, -1]`` is the final
-            state, which can be passed as the next chunk's ``h0``.
+            state, which can be passed as the next chunk's ``h0`` (an LSTM's also
+            needs its c: use ``return_state``).
+        h_final : only with ``return_state=True``
+            The final state to pass as the next chunk's ``h0``: (layers, B, n_hidden),
+            the pair (h, c) of such arrays for an LSTM.
         """
         X, _, _, h0 = engine.prepare(self, X, h0=h0)
-        return engine.forward(self, X, h0)
+        return engine.forward(self, X, h0, return_state)
 
     def loss_and_grads(self, X, Y, mask=None, bptt_truncate=None, h0=None, return_state=False, parallel=None):
         """Loss and its gradient with respect to every parameter, by (truncated) BPTT.
@@ -179,9 +262,10 @@ class RNN:
             K: the loss at step t sends gradient back only to steps t-K..t; None is
             full BPTT.
         h0 : array of shape (layers, B, n_hidden), or (B, n_hidden) for one layer
+            (an LSTM: the pair (h0, c0) of such arrays)
         return_state : bool
             Also return the final hidden state (layers, B, n_hidden), to carry into
-            the next chunk of a long stream.
+            the next chunk of a long stream; for an LSTM the pair (h_T, c_T).
         parallel : bool or None
             True splits the batch across numba's threads (hand-written products in
             each); None and False use the serial kernel, whose products go to BLAS
@@ -193,7 +277,7 @@ class RNN:
             Sum over masked steps, mean over the batch (SPEC.md).
         grads : dict of str to ndarray
             Same keys and shapes as :attr:`params`; new arrays on every call.
-        h_final : ndarray, only with ``return_state=True``
+        h_final : ndarray (the pair of them for an LSTM), only with ``return_state=True``
         """
         X, Y, M, h0 = engine.prepare(self, X, Y, mask, h0)
         K = -1 if bptt_truncate is None else self._check_truncate(bptt_truncate)
@@ -216,7 +300,7 @@ class RNN:
                 self._scratch_lock.release()
         grads = {name: grad[a:b].reshape(shape) for name, a, b, shape in self._slices}
         if return_state:
-            return float(loss), grads, h_final
+            return float(loss), grads, engine.split_state(self, h_final)
         return float(loss), grads
 
     def loss(self, X, Y, mask=None, h0=None):
@@ -245,8 +329,11 @@ class RNN:
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path):
+    def save(self, path, extra=None):
         """Write the model to ``path`` (.npz): the parameters and the architecture.
+
+        ``extra`` maps further npz keys to arrays (a training run's state for
+        resume, :mod:`fastrnn.checkpoint`); :meth:`load` ignores them.
 
         The file is written under a temporary name in the same folder and then
         renamed over ``path`` (``os.replace``), so ``path`` holds either the old
@@ -258,7 +345,7 @@ class RNN:
         tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
         try:
             with open(tmp, "xb") as fh:
-                np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)))
+                np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)), **(extra or {}))
             os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -302,7 +389,7 @@ class RNN:
 
 def _short(value, limit=200):
     """str(value), cut to ``limit`` characters (file contents can be anything)."""
-    text = str(value).replace("\n", " ")
+    text = " ".join(str(value).splitlines())  # every line break str.splitlines knows (\x1e, \x85, ...)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -46,17 +46,18 @@ def views(flat, entries):
     return {name: flat[off : off + int(np.prod(shape))].reshape(shape) for name, shape, off in entries}
 
 
-def init_theta(entries, size, dtype, seed, init_scale=None):
+def init_theta(entries, size, dtype, seed, init_scale=None, default_scale=None):
     """Draw initial weights with ``numpy.random.default_rng(seed)``.
 
-    Matrices are uniform in ``[-s, s]`` with ``s = init_scale``, or
-    ``s = 1 / sqrt(fan_in)`` when ``init_scale`` is None (the PyTorch default for
-    ``nn.RNN``); biases start at zero.
+    Matrices are uniform in ``[-s, s]`` with ``s = init_scale``, or, when
+    ``init_scale`` is None, ``s = default_scale`` if given (the gated cells pass
+    1 / sqrt(H), PyTorch's rule for nn.GRU/nn.LSTM) else ``s = 1 / sqrt(fan_in)``;
+    biases start at zero.
     """
     rng = np.random.default_rng(seed)
     theta = np.zeros(size, dtype=np.float64)
     for name, shape, off in entries:
         if len(shape) == 2:
-            s = init_scale if init_scale is not None else 1.0 / np.sqrt(shape[1])
+            s = init_scale if init_scale is not None else default_scale if default_scale is not None else 1.0 / np.sqrt(shape[1])
             theta[off : off + shape[0] * shape[1]] = rng.uniform(-s, s, size=shape[0] * shape[1])
     return theta.astype(dtype)

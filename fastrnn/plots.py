@@ -47,6 +47,9 @@ def _save(fig, out):
 def plot_runs(runs, out):
     """Loss, error and accuracy against iteration for several runs overlaid.
 
+    Text runs (a ``bpc`` column) get bits per character (``val_bpc`` dashed), the
+    smoothed loss and the next-character accuracy instead.
+
     ``runs`` is a list of (label, DataFrame) pairs of metrics rows. Runs logged with
     ``--log-spectrum`` get two more panels: W's spectral radius, and mean |G_p| at
     the shortest and longest path length.
@@ -55,6 +58,9 @@ def plot_runs(runs, out):
     spectral = any("spectral_radius" in frame for _, frame in runs)
     panels = [("loss", "loss (mean over interval)", True), ("error", "wrong positions per sample", False),
               ("accuracy", "accuracy (last 1000 samples)", False)]
+    if any("bpc" in frame for _, frame in runs):  # text runs: bits per character, held out dashed
+        panels = [("bpc", "bits per character (val dashed)", False), ("smooth_loss", "smoothed loss (min-char-rnn)", False),
+                  ("char_accuracy", "next-character accuracy", False)]
     if spectral:
         panels.append(("spectral_radius", "spectral radius of W0", False))
         panels.append(("paths", "mean |G_p| of W0", True))
@@ -71,6 +77,8 @@ def plot_runs(runs, out):
                     ax.plot(frame["iteration"], frame[cols[-1]], color=color, ls="--", label=f"{label}, p={longest}")
             elif col in frame:
                 ax.plot(frame["iteration"], frame[col], color=color, label=label)
+                if col == "bpc" and "val_bpc" in frame:
+                    ax.plot(frame["iteration"], frame["val_bpc"], color=color, ls="--", label=f"{label}, held out")
         ax.set_title(title)
         ax.set_xlabel("iteration")
         if log:

@@ -18,6 +18,7 @@ are Settings too, declared in the task's module (``PARAMS``) and listed here aft
 
 import functools
 import numbers
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +30,7 @@ from .exceptions import InvalidArgument, InvalidType
 PER_TASK = "per task"
 
 #: Kinds of setting: what values they take, how the command line and a sweep write them.
-KINDS = ("int", "float", "choice", "flag", "scale")
+KINDS = ("int", "float", "choice", "flag", "scale", "path")
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ class Setting:
     name : str
         The keyword of :func:`fastrnn.train`, the JSON key; the option is ``--name``
         with ``_`` written ``-``.
-    kind : {"int", "float", "choice", "flag", "scale"}
-        "flag" is True/False; "scale" is a positive number or "fan_in".
+    kind : {"int", "float", "choice", "flag", "scale", "path"}
+        "flag" is True/False; "scale" is a positive number or "fan_in"; "path" a file path (kept as text).
     help : str
         One sentence for ``--help`` (the default is appended from ``default``).
     default : object
@@ -95,8 +96,12 @@ class Setting:
         return self.tasks is None or task_name in self.tasks
 
     def default_for(self, task):
-        """The default value for a task object (or its class)."""
-        return task.defaults[self.name] if self.default == PER_TASK else self.default
+        """The default value for a task object (or its class).
+
+        A task may also override a setting that is not :data:`PER_TASK` by naming it
+        in its ``defaults`` (the text task's ``clip_value`` 5, min-char-rnn's).
+        """
+        return task.defaults[self.name] if self.default == PER_TASK else task.defaults.get(self.name, self.default)
 
     def check(self, value):
         """``value`` checked and normalised (0 -> None where zero is off); raises InvalidArgument/InvalidType."""
@@ -121,6 +126,13 @@ class Setting:
         elif self.kind == "scale":
             if value != "fan_in":
                 value = _checks.check_float(name, value, positive=True)
+        elif self.kind == "path":
+            try:
+                value = os.fspath(value)
+            except TypeError:
+                raise InvalidType(f"{name} must be a file path, got {type(value).__name__}") from None
+            if not isinstance(value, str) or not value:
+                raise InvalidArgument(f"{name} must be a non-empty file path, got {value!r}")
         if self.zero_is_off and value == 0:
             return None
         return value
@@ -157,8 +169,10 @@ class Setting:
             return str(v)
 
         if self.default == PER_TASK:
-            return "[" + ", ".join(f"{t.name} {show(t.defaults[self.name])}" for t in tasks if self.applies_to(t.name)) + "]"
-        return f"[{show(self.default)}]"
+            shown = "[" + ", ".join(f"{t.name} {show(t.defaults[self.name])}" for t in tasks if self.applies_to(t.name)) + "]"
+            return shown + (f" (--data: {show(DATA_DEFAULTS[self.name])})" if self.name in DATA_DEFAULTS else "")
+        others = "".join(f"; {t.name} {show(t.defaults[self.name])}" for t in tasks if self.name in t.defaults)
+        return f"[{show(self.default)}{others}]"
 
 
 def _optimizers():
@@ -171,6 +185,12 @@ def _activations():
     from .cells.rnn import ACTIVATIONS
 
     return tuple(ACTIVATIONS)
+
+
+def _cells():
+    from .cells import CELLS
+
+    return tuple(CELLS)
 
 
 def _tasks():
@@ -188,7 +208,10 @@ TRAINING = (
     Setting("batch", "int", "Sequences per iteration.", PER_TASK, minimum=1, together=True),
     Setting("hidden", "int", "Hidden units per layer.", PER_TASK, minimum=1, together=True),
     Setting("layers", "int", "Stacked recurrent layers.", 1, minimum=1, together=True),
-    Setting("activation", "choice", "Hidden activation.", PER_TASK, choices=_activations),
+    Setting("cell", "choice", "Recurrent cell: rnn (vanilla), or PyTorch's gru or lstm.", "rnn", choices=_cells,
+            together=True),
+    Setting("activation", "choice", "Hidden activation (the vanilla cell; gated cells use tanh).", PER_TASK,
+            choices=_activations),
     Setting("optimizer", "choice", "Update rule.", PER_TASK, choices=_optimizers),
     Setting("lr", "float", "Learning rate.", PER_TASK, positive=True),
     Setting("momentum", "float", "Momentum of the momentum optimizer.", 0.9, minimum=0.0, below=1.0),
@@ -199,11 +222,28 @@ TRAINING = (
     Setting("bptt_truncate", "int", "The loss at step t reaches only steps t-K..t.", None, minimum=0, off="full BPTT"),
     Setting("dtype", "choice", "Floating-point type of the model and data.", "float64", choices=("float64", "float32"),
             together=True),
-    Setting("init_scale", "scale", "Initial weights uniform in [-s, s], or fan_in (1/sqrt(fan-in) per matrix).", PER_TASK),
+    Setting("init_scale", "scale", "Initial weights uniform in [-s, s] (text: normal with std s, biases 0), or fan_in "
+            "(1/sqrt(fan-in) per matrix).", PER_TASK),
+    Setting("init_from", "path", "Start from the weights of this saved model (.npz) instead of drawing them.", None,
+            off="drawn"),
     Setting("seed", "int", "Seeds the weights and the data.", 0, minimum=0),
     Setting("log_every", "int", "Iterations per metrics row (and per kernel call).", 100, minimum=1, together=True),
     Setting("log_spectrum", "flag", "Add W's spectral radius and mean |G_p| per path length to every row.", False),
 )
+
+#: The settings of training on arrays only (``fastrnn.fit``, ``fastrnn train --data``); a task run refuses them.
+DATA = (
+    Setting("epochs", "int", "--data: passes over the training arrays.", 10, minimum=1, tasks=("data",)),
+    Setting("window", "int", "--data: train windows of K steps of long streams, carrying the state (BPTT(K, K)).", None,
+            minimum=1, off="whole sequences", tasks=("data",)),
+    Setting("shuffle", "flag", "--data: a new order of the sequences every epoch (not with --window).", True,
+            tasks=("data",)),
+    Setting("head", "choice", "--data: output head; left out: one-hot Y rows -> softmax, Y in {0, 1} -> sigmoid, "
+            "else linear.", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=("data",)),
+)
+
+#: Defaults of the PER_TASK settings when training on arrays (``--data``; ``--help`` shows them as "(--data: V)").
+DATA_DEFAULTS = dict(batch=32, hidden=32, activation="tanh", optimizer="adam", lr=0.01, clip=1.0, init_scale="fan_in")
 
 
 @functools.lru_cache(maxsize=1)
@@ -217,7 +257,7 @@ def every():
             if p.name not in seen:
                 seen.add(p.name)
                 out.append(p)
-    return tuple(out) + TRAINING
+    return tuple(out) + TRAINING + DATA
 
 
 def names():
@@ -254,12 +294,24 @@ def resolve(given):
     for name in given:
         if not isinstance(name, str) or name not in by_name():
             get(str(name))  # raises, naming the choices
+    for setting in DATA:
+        if given.pop(setting.name, None) is not None:
+            raise InvalidArgument(f"{setting.name} applies only to training on arrays (fastrnn.fit, fastrnn train --data); "
+                                  f"leave it out for a task")
     params = {s.name: given.pop(s.name) for s in every()[1:] if s.tasks is not None and s.name in given}
     task_obj = make_task(TASK.default if given.get("task") is None else given["task"], **params)
     s = dict(task_obj.settings())
     for setting in TRAINING:
         value = given.get(setting.name)
         s[setting.name] = setting.check(setting.default_for(task_obj) if value is None else value)
+    if s["cell"] != "rnn":  # the gated cells' activations are fixed
+        if given.get("activation") not in (None, "tanh"):
+            raise InvalidArgument(f"activation={given['activation']!r} applies to cell='rnn' only; the {s['cell']} cell's"
+                                  " activations are fixed: leave activation unset")
+        if s["log_spectrum"]:
+            raise InvalidArgument(f"log_spectrum needs the vanilla cell's square W; a {s['cell']} model stacks gate"
+                                  " matrices: train with cell='rnn' or without log_spectrum")
+        s["activation"] = "tanh"
     return task_obj, s
 
 
@@ -280,7 +332,7 @@ def doc(indent=0):
     pad = " " * indent
     lines = []
     for s in every():
-        if s.name == "task":
+        if s.name == "task" or s in DATA:
             continue
         kind = kinds.get(s.kind) or "{" + ", ".join(repr(c) for c in s.choice_list()) + "}"
         if s.off is not None:

@@ -400,17 +400,16 @@ def evaluate(model, ids, chunk=1000):
     V = model.n_in
     if ids.min() < 0 or ids.max() >= V:
         raise InvalidArgument(f"ids must lie in [0, {V}) (the model's vocabulary), got {ids.min()}..{ids.max()}")
-    h = np.zeros((model.layers, 1, model.n_hidden), dtype=model.dtype)
+    h = None  # zeros (for every state vector of the cell)
     total, wrong = 0.0, 0
     for lo in range(0, len(ids) - 1, chunk):
         x = ids[lo: min(lo + chunk, len(ids) - 1)]
         y = ids[lo + 1: lo + 1 + len(x)]
-        yhat, hs = model.forward(one_hot(x, V, model.dtype)[None], h0=h)
+        yhat, hs, h = model.forward(one_hot(x, V, model.dtype)[None], h0=h, return_state=True)
         p = yhat[0, np.arange(len(y)), y]
         with np.errstate(divide="ignore"):
             total += float(-np.log(p).sum())
         wrong += int((yhat[0].argmax(1) != y).sum())
-        h = np.ascontiguousarray(hs[:, :, -1])
     n = len(ids) - 1
     return dict(loss_per_char=total / n, bpc=bits_per_char(total, n), char_accuracy=1.0 - wrong / n, n_chars=n)
 

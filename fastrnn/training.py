@@ -8,14 +8,17 @@ clock starts, so ``train_seconds`` is training time alone.
 
 import contextlib
 import functools
+import os
 import platform
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, engine, optim
+from . import _checks, checkpoint, engine, optim
 from . import settings as _settings
 from .exceptions import InvalidArgument, NumericalError
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
@@ -135,8 +138,8 @@ def resolve_settings(**given):
     return task_obj, s
 
 
-def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False, **settings):
-    """Train an RNN on a task (binary or digit addition) and return a :class:`TrainResult`.
+def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, resume=None, **settings):
+    """Train an RNN on a task (binary or digit addition, a text's characters) and return a :class:`TrainResult`.
 
     Every setting left out (or None) takes its default, the task's where the
     task chooses it (``fastrnn train --help`` lists them). The data come from
@@ -146,7 +149,8 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
     Parameters
     ----------
     task : str
-        A name in :data:`fastrnn.tasks.TASKS` ("binary", "digits").
+        A name in :data:`fastrnn.tasks.TASKS` ("binary", "digits", "text"); None: "binary",
+        or the saved run's task when resuming.
     csv : path or None
         Write the metrics rows here (and the settings to the .json beside it).
         The library writes no file unless given a path.
@@ -156,6 +160,11 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
         Allow replacing existing ``csv``/``save`` files; without it they are refused.
     progress : bool
         Show a tqdm progress bar on stderr.
+    resume : path or None
+        Continue the run saved (with ``save``) in this file up to ``iters``
+        iterations in total, exactly as if it had not stopped (:mod:`fastrnn.checkpoint`).
+        Settings given must agree with the saved run's. ``csv`` naming the saved
+        run's CSV appends to it; another path gets the earlier rows first.
     **settings
         The training settings of :mod:`fastrnn.settings`:
 
@@ -178,17 +187,33 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
     of 32 samples (:func:`fastrnn.analysis.path_gradients`). This analysis time
     counts in ``elapsed_s`` and ``train_seconds``.
     """
+    saved = None
+    if resume is not None:
+        saved = checkpoint.load(resume)
+        settings = checkpoint.resume_settings(resume, saved[1], task, settings)
+        task = settings.pop("task")
     task_obj, s = resolve_settings(task=task, **settings)
     check_output_files(csv, save)
     check_training_memory(task_obj, s)
-    if save is not None:
+    if save is not None and not (saved is not None and _same_path(save, resume)):  # a resume may move its file on
         save = check_new_file(save, "model file", overwrite, "--save")
-    run = _Run(task_obj, s)
+    run = _Run(task_obj, s, fresh=saved is None)
+    if saved is not None:
+        run.restore(resume, *saved)
     model, B, chunk = run.model, run.B, s["log_every"]
     buf = np.empty(run.scratch_size(), dtype=model.dtype)
     losses, norms, errors = np.empty(chunk), np.empty(chunk), np.empty(chunk * B, dtype=np.int64)
-    writer = MetricsWriter(csv, s, overwrite, run.columns) if csv is not None else None
-    hstate = engine.new_state(model, B)
+    writer = None
+    if csv is not None:
+        append = saved is not None and saved[1].get("csv") is not None and _same_path(csv, saved[1]["csv"])
+        writer = MetricsWriter(csv, s, overwrite or append, run.columns, append_rows=run.rows if append else None)
+        if not append:
+            for row in run.rows:  # a resume into a new CSV: the earlier rows first
+                writer.write(row)
+        if saved is not None:
+            writer.write_json(status="running", resumed_from=os.path.abspath(resume))
+    run.csv = None if writer is None else os.path.abspath(writer.csv_path)
+    hstate = run.hstate
 
     def call(X, Y, M, resets, n):
         # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
@@ -196,24 +221,53 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
                                   run.clip_norm, run.clip_value, hstate, resets, buf, losses[:n], norms[:n],
                                   errors[: n * B])
 
-    bar, start, compile_seconds = None, None, 0.0
+    def advance(clock):
+        n = run.next_chunk()
+        done = call(*run.source.next(n), n)
+        return run.record(n, done, losses, norms, errors, run.seconds_before + clock()), done
+
+    def warmup():
+        engine.compile_note(model, run.T, B)  # on a terminal, when the kernel is neither compiled nor cached
+        call(*run.warmup_batch(), 0)
+
+    return drive(run, warmup, advance, writer, save, progress, s["iters"], s["task"])
+
+
+train.__doc__ = train.__doc__.replace("{settings}", _settings.doc(indent=8))
+
+
+def drive(run, warmup, advance, writer, save, progress, total, desc):
+    """The loop :func:`train` and :func:`fastrnn.fit` share: compile, chunks, rows, files, Ctrl-C, divergence.
+
+    ``warmup()`` makes the zero-iteration kernel call (compile or cache load, before
+    the clock starts); ``advance(clock) -> (row or None, iterations done)`` trains
+    the run's next chunk and records its row (``clock()``: seconds since the start).
+    ``run`` is a :class:`_Run` or has its attributes (``remaining()``, ``status``,
+    ``error``, ``rows``, ``columns``, ``model``, ``s``, ``done``, ``tracker``,
+    ``snapshot()``/``rewind(state)`` of the data position, ``resumable``,
+    ``seconds_before``). Rows go to ``writer`` as they come; the end goes through
+    :func:`_finish`.
+    """
+    bar, start, compile_seconds, pending = None, None, 0.0, None
+    stop = _DeferredInterrupt()
     try:
         # Compile (or load from numba's cache) before the clock starts: zero iterations.
         # A Ctrl-C here (the compile takes seconds on a fresh machine) ends the run
-        # as "interrupted" like one during training.
+        # as "interrupted" like one during training. From then on Ctrl-C (SIGINT)
+        # takes effect between chunks, so that the saved state is that of a finished row.
         t0 = time.perf_counter()
-        engine.compile_note(model, run.T, B)
-        call(*run.warmup_batch(), 0)
+        warmup()
         compile_seconds = time.perf_counter() - t0
+        stop.install()
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=s["iters"], unit="it", file=sys.stderr, dynamic_ncols=True, desc=s["task"], leave=False)
+            bar = tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
         start = time.perf_counter()
         while run.remaining():
-            n = run.next_chunk()
-            done = call(*run.source.next(n), n)
-            row = run.record(n, done, losses, norms, errors, time.perf_counter() - start)
+            pending = run.snapshot()  # rewound to if the chunk does not finish (Ctrl-C)
+            row, done = advance(lambda: time.perf_counter() - start)
+            pending = None
             if row is not None:
                 if writer is not None:
                     writer.write(row)
@@ -222,13 +276,19 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
                     bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}", refresh=False)
             if run.status == "diverged":
                 raise NumericalError(run.error)
+            stop.check()
     except (KeyboardInterrupt, NumericalError) as exc:
+        stop.uninstall()
         if isinstance(exc, KeyboardInterrupt):
             run.status = "interrupted"
+            if pending is not None:
+                run.rewind(pending)
+            run.resumable = run.resumable and stop.presses < 2  # a second Ctrl-C may have cut a chunk: save the weights only
         train_seconds = 0.0 if start is None else time.perf_counter() - start
         exc.result = _finish(run, train_seconds, compile_seconds, writer, save, bar)
         raise
     except BaseException as exc:  # anything else (a full disk, say): the JSON must not keep saying "running"
+        stop.uninstall()
         if bar is not None:
             bar.close()
         if writer is not None:
@@ -236,10 +296,66 @@ def train(task="binary", *, csv=None, save=None, overwrite=False, progress=False
                 writer.write_json(status="failed", error=f"{type(exc).__name__}: {exc}")
             writer.close()
         raise
+    stop.uninstall()
     return _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar)
 
 
-train.__doc__ = train.__doc__.replace("{settings}", _settings.doc(indent=8))
+def _same_path(a, b):
+    return os.path.abspath(os.fspath(a)) == os.path.abspath(os.fspath(b))
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during training takes effect between chunks (in the main thread).
+
+    A kernel call cannot be interrupted anyway (Python raises KeyboardInterrupt
+    only after it returns); deferring the raise until the chunk's row is recorded
+    keeps the weights, the optimizer state and the data position in step, so the
+    saved state resumes exactly. A second Ctrl-C stops at once (the run is then
+    saved without its training state, as the chunk may have been cut).
+    """
+
+    def __init__(self):
+        self.flag = False
+        self.presses = 0
+        self.old = None
+
+    def install(self):
+        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.old = signal.signal(signal.SIGINT, self._handler)
+
+    def _handler(self, signum, frame):
+        self.presses += 1
+        if self.presses > 1:
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def check(self):
+        if self.flag:
+            self.flag = False
+            raise KeyboardInterrupt
+
+    def uninstall(self):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+            self.old = None
+
+
+def init_from(model, path):
+    """Copy a saved model's weights into ``model``; refuse, in one line naming both shapes, ones that do not fit."""
+    src = RNN.load(path)
+    mine = {k: v.shape for k, v in model.params.items()}
+    theirs = {k: v.shape for k, v in src.params.items()}
+    if mine != theirs:
+        def shapes(d):
+            return ", ".join(f"{k} {tuple(v)}" for k, v in d.items())
+        raise InvalidArgument(
+            f"--init-from {path}: its weights ({shapes(theirs)}; n_in {src.n_in}, hidden {src.n_hidden}, n_out {src.n_out}, "
+            f"{src.layers} layer(s)) do not fit this run's model ({shapes(mine)}; n_in {model.n_in}, hidden "
+            f"{model.n_hidden}, n_out {model.n_out}, {model.layers} layer(s)); use a model of the same task, "
+            f"vocabulary, --hidden and --layers"
+        )
+    model.theta[:] = src.theta.astype(model.dtype)
+    return model
 
 
 def check_training_memory(task_obj, s):
@@ -271,9 +387,11 @@ def can_train_together(settings):
     from .config import BLAS_MIN_WORK
 
     task_obj, s = resolve_settings(**settings)
-    widest = max(task_obj.n_in, s["hidden"], task_obj.n_out)
-    # the parallel kernel applies no per-entry clipping (clip_value): such runs train one by one
-    return not s["log_spectrum"] and s["clip_value"] is None and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
+    from .cells import module
+
+    widest = max(task_obj.n_in, s["hidden"], task_obj.n_out) * module(s["cell"]).G  # a gated cell's products are G*H wide
+    # the parallel kernel applies no per-entry clipping (clip_value) and carries no state: such runs train one by one
+    return not getattr(task_obj, "carries_state", False) and s["init_from"] is None and not s["log_spectrum"] and s["clip_value"] is None and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
 
 
 def train_many(settings_list):
@@ -355,13 +473,16 @@ def train_many(settings_list):
 class _Run:
     """One training run: settings, model, data stream, optimizer state, metrics so far."""
 
-    def __init__(self, task_obj, s):
+    def __init__(self, task_obj, s, fresh=True):
         self.task, self.s = task_obj, s
         s["versions"] = versions()
         self.model = RNN(task_obj.n_in, s["hidden"], task_obj.n_out, layers=s["layers"], activation=s["activation"],
                          head=task_obj.head, dtype=s["dtype"], seed=s["seed"],
-                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"])
-        self.model.metadata = dict(task_obj.settings())
+                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"], cell=s["cell"])
+        self.model.metadata = dict(task_obj.model_metadata())
+        task_obj.init_weights(self.model, s)
+        if fresh and s["init_from"] is not None:
+            init_from(self.model, s["init_from"])
         self.B, self.T = s["batch"], task_obj.T
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
         self.kind = optim.OPTIMIZERS[s["optimizer"]]
@@ -371,6 +492,13 @@ class _Run:
         self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]
         self.source = task_obj.source(np.random.default_rng([s["seed"], 1]), self.B, self.model.dtype)
         self.columns = list(COLUMNS)
+        self.extra = task_obj.metrics(self.model)  # the task's own columns (text: bpc, ...)
+        if self.extra is not None:
+            self.columns += self.extra.columns
+        self.hstate = engine.new_state(self.model, self.B)
+        self.seconds_before = 0.0  # training seconds of the run before a resume
+        self.resumable = True  # False: save the weights without the training state
+        self.csv = None
         self.probe = None
         if s["log_spectrum"]:
             self.probe = task_obj.sample(np.random.default_rng([s["seed"], 2]), 32)
@@ -382,11 +510,44 @@ class _Run:
         self.error = None
         self.done = 0
 
+    def checkpoint_state(self, train_seconds):
+        """What :mod:`fastrnn.checkpoint` saves: (JSON-able state, arrays)."""
+        settings = {k: v for k, v in self.s.items() if k != "versions"}
+        state = dict(settings=settings, done=int(self.done), source=self.source.state(),
+                     tracker=self.tracker.state(), extra=None if self.extra is None else self.extra.state(),
+                     rows=self.rows, columns=self.columns, train_seconds=float(train_seconds), csv=self.csv)
+        arrays = dict(opt_state=self.state, hstate=self.hstate, recent=self.tracker.recent)
+        return state, arrays
+
+    def restore(self, path, model, state, arrays):
+        """Continue the run saved in ``path`` (``checkpoint.load``'s model, state, arrays)."""
+        if model.theta.shape != self.model.theta.shape or any(arrays.get(k) is None for k in checkpoint.ARRAYS):
+            raise InvalidArgument(f"the training state in {path} does not fit its settings; it cannot be resumed")
+        if arrays["opt_state"].shape != self.state.shape or arrays["hstate"].shape != self.hstate.shape:
+            raise InvalidArgument(f"the training state in {path} does not fit its settings; it cannot be resumed")
+        self.model.theta[:] = model.theta
+        self.state[...] = arrays["opt_state"]
+        self.hstate[...] = arrays["hstate"]
+        self.done = state["done"]
+        self.source.restore(state["source"])
+        self.tracker.restore(state["tracker"], arrays["recent"])
+        if self.extra is not None:
+            self.extra.restore(state["extra"])
+        self.rows = [dict(r) for r in state.get("rows", [])]
+        self.seconds_before = float(state.get("train_seconds", 0.0))
+
     def scratch_size(self):
         return engine.chunk_scratch_size(self.model, self.T, self.B)
 
     def remaining(self):
         return self.status == "completed" and self.done < self.s["iters"]
+
+    def snapshot(self):
+        """The data position before a chunk (:func:`drive` rewinds to it when a Ctrl-C cuts the chunk)."""
+        return self.source.state()
+
+    def rewind(self, state):
+        self.source.restore(state)
 
     def next_chunk(self):
         return min(self.s["log_every"], self.s["iters"] - self.done)
@@ -430,6 +591,8 @@ class _Run:
             learning_rate=s["lr"],
             elapsed_s=elapsed,
         )
+        if self.extra is not None:
+            row.update(self.extra.update(losses[:n], errors[: n * B]))
         if self.probe is not None:
             row.update(_spectral_columns(self.model, self.probe))
         self.rows.append(row)
@@ -442,7 +605,10 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar):
     save_path, save_error = None, None
     if save is not None and run.status != "diverged":
         try:
-            save_path = run.model.save(save)
+            if run.resumable:
+                save_path = checkpoint.save(save, run.model, *run.checkpoint_state(run.seconds_before + train_seconds))
+            else:
+                save_path = run.model.save(save)
         except OSError as exc:  # the JSON below still records the run, then the error is raised
             save_error = exc
     result = TrainResult(
@@ -495,6 +661,14 @@ class _AccuracyTracker:
                 self.first_perfect_iteration = int(iteration0 + sample // batch + 1)
             self.streak = correct.shape[0] - 1 - fails[-1] if fails.size else self.streak + correct.shape[0]
         self.recent = np.concatenate([self.recent, errors])[-ACCURACY_WINDOW:]
+
+    def state(self):
+        return dict(streak=int(self.streak), first_perfect_iteration=self.first_perfect_iteration)
+
+    def restore(self, state, recent):
+        self.streak = int(state["streak"])
+        self.first_perfect_iteration = state["first_perfect_iteration"]
+        self.recent = np.asarray(recent, dtype=np.int64)
 
     def accuracy(self):
         return float(np.mean(self.recent == 0))

@@ -286,7 +286,7 @@ def test_spectrum_of_a_model_whose_states_overflow_prints_inf_or_nan(capsys):
 
 
 def test_a_model_that_cannot_be_saved_still_leaves_a_finished_json(capsys, tmp_path, monkeypatch):
-    def disk_full(self, path):
+    def disk_full(self, path, **kw):
         raise OSError(28, "No space left on device", str(path))
 
     monkeypatch.setattr(fastrnn.RNN, "save", disk_full)

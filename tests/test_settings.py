@@ -45,6 +45,14 @@ def test_every_setting_appears_in_train_options_sweep_names_report_columns_and_j
         assert set(applies) <= set(meta), f"{name}: the JSON lacks {set(applies) - set(meta)}"
         assert all(result.settings[k] == meta[k] for k in applies)
         recorded |= set(meta)
+    # the settings of training on arrays (settings.DATA) are recorded by a fit
+    rng = np.random.default_rng(0)
+    model = fastrnn.RNN(2, 3, 1, head="linear")
+    result = fastrnn.fit(model, rng.normal(size=(4, 6, 2)), rng.normal(size=(4, 6, 1)), epochs=1, window=3,
+                         csv=tmp_path / "fit.csv")
+    meta = json.loads(result.json_path.read_text())
+    assert all(meta[s.name] == result.settings[s.name] for s in settings.DATA)
+    recorded |= set(meta)
     columns = report.collect(tmp_path).columns
     for s in settings.every():
         assert s.name in options and s.flag in options[s.name].opts, s.name
@@ -66,7 +74,7 @@ def test_issue9_item12_train_help_takes_the_defaults_from_the_task_modules(capsy
         shown = ", ".join(f"{name} {cls.defaults[s.name] if cls.defaults[s.name] is not None else 'off'}"
                           for name, cls in tasks.TASKS.items())
         assert f"[{shown}]" in options[s.name].help, (s.name, options[s.name].help)
-    assert "[binary 20000, digits 2000]" in options["iters"].help  # today's defaults (main's help said 3000)
+    assert "[binary 20000, digits 2000" in options["iters"].help  # today's defaults (main's help said 3000)
     assert BinaryAddition.defaults["iters"] == 20000 and DigitAddition.defaults["iters"] == 2000
     code, out, _ = run(capsys, "train", "--help")
     assert code == 0 and "3000" not in out and "--momentum" in out and "--clip-value" in out
@@ -170,7 +178,7 @@ def test_a_new_task_is_one_class_and_one_registry_line(echo_registered, tmp_path
     assert fastrnn.RNN.load(tmp_path / "e.npz").metadata == {"task": "echo"}
     with pytest.raises(fastrnn.InvalidArgument, match="bits belongs to the binary task; the echo task takes no parameters"):
         fastrnn.train(task="echo", bits=9)
-    assert settings.get("task").choice_list() == ("binary", "digits", "echo")
+    assert settings.get("task").choice_list() == ("binary", "digits", "text", "recall", "echo")
 
 
 @pytest.mark.parametrize("command", [["predict", "{path}", "1", "0"], ["eval", "{path}"]])

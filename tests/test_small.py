@@ -36,7 +36,7 @@ def test_small_train_chunk_gives_the_general_kernels_numbers_exactly(rng, act, h
     assert _small.eligible(model.dims, T, B)
     general = model.copy()
     got = _chunk(_small.train_chunk, model, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n)
-    want = _chunk(_train_kernel.train_chunk_general, general, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n, (True,))
+    want = _chunk(_train_kernel.train_chunk_general, general, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n, (True, None))
     assert got[0] == want[0] == n
     for a, b in zip(got[1:], want[1:]):
         np.testing.assert_array_equal(a, b)
@@ -89,7 +89,7 @@ def test_a_diverging_iteration_is_not_applied(rng):
     general = model.copy()
     got = _chunk(_small.train_chunk, model, -1, X, Y, np.zeros((0, 0)), B, optim.SGD, np.zeros(0, np.int64), n)
     want = _chunk(_train_kernel.train_chunk_general, general, -1, X, Y, np.zeros((0, 0)), B, optim.SGD, np.zeros(0, np.int64),
-                  n, (True,))
+                  n, (True, None))
     assert got[0] == want[0] == 2
     np.testing.assert_array_equal(model.theta, general.theta)
     np.testing.assert_array_equal(got[1][:2], want[1][:2])

@@ -5,6 +5,7 @@ import json
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import fastrnn
@@ -30,29 +31,6 @@ def char_model(p, **kw):
     for k, v in ref_to_fastrnn(p).items():
         model.params[k][...] = v
     return model
-
-
-def fastrnn_loop(model, source, iters, lr, clip_value=5.0):
-    """min-char-rnn's loop with fastrnn doing the math: one loss_and_grads per window,
-    the state carried, every gradient entry clipped, a numpy Adagrad step.
-
-    Stands in for the training kernel until the engine's carried state lands.
-    """
-    mem = {k: np.zeros_like(v) for k, v in model.params.items()}
-    h = None
-    losses = []
-    for _ in range(iters):
-        X, Y, M, resets = source.next(1)
-        assert M.size == 0
-        if resets[0]:
-            h = np.zeros((model.layers, source.batch, model.n_hidden))
-        loss, grads, h = model.loss_and_grads(X, Y, h0=h, return_state=True)
-        losses.append(loss)
-        for k, g in grads.items():
-            g = np.clip(g, -clip_value, clip_value)
-            mem[k] += g * g
-            model.params[k][...] -= lr * g / np.sqrt(mem[k] + 1e-8)
-    return np.array(losses)
 
 
 @pytest.fixture
@@ -373,25 +351,33 @@ def test_sample_refuses_a_vocabulary_that_does_not_fit():
 
 
 @pytest.mark.parametrize("batch", [1, 4])
-def test_training_equals_min_char_rnn(batch):
+def test_training_equals_min_char_rnn(batch, tmp_path):
     """400 iterations of min-char-rnn (lr 0.01, H 100, L 25, clip 5) on the example
-    text: the loss of every iteration and the final weights agree with the reference.
+    text through fastrnn's training path (``train(task="text", init_from=...)``, the
+    chunk kernel with carried state): the loss of every iteration and the final
+    weights agree with the reference.
 
     The walk wraps around within the 400 iterations (at batch 1 after 178 windows,
-    at batch 4 every 44), so resets and the carried state are both exercised.
+    at batch 4 every 44), so resets and the carried state are both exercised; rows
+    of 7 iterations put chunk boundaries inside and across the wraps.
     """
     t = text.read_text(text.example_path())
     H, L, iters, lr = 100, 25, 400, 0.01
     p0 = ref.init_weights(t.n_vocab, H, np.random.default_rng(11))
     ref_losses, ref_p = ref.train(list(t.ids), p0, L, iters, lr, batch=batch, clip=5.0)
 
-    model = char_model(p0)
-    source = text.TextSource(t.train_ids, t.n_vocab, seq_length=L, batch=batch)
-    losses = fastrnn_loop(model, source, iters, lr, clip_value=5.0)
-
+    start = char_model(p0).save(tmp_path / "init.npz")
+    per_iteration = fastrnn.train(task="text", text=text.example_path(), iters=iters, batch=batch, lr=lr,
+                                  init_from=start, log_every=1)
+    assert per_iteration.settings["optimizer"] == "adagrad" and per_iteration.settings["clip_value"] == 5.0
+    losses = per_iteration.history["loss"].to_numpy()
     np.testing.assert_allclose(losses, ref_losses, rtol=RTOL_MINCHAR, atol=0)
-    for k, v in ref_to_fastrnn(ref_p).items():
-        np.testing.assert_allclose(model.params[k], v, rtol=RTOL_MINCHAR, atol=1e-14, err_msg=k)
+    chunked = fastrnn.train(task="text", text=text.example_path(), iters=iters, batch=batch, lr=lr, init_from=start,
+                            log_every=7)
+    assert np.array_equal(chunked.model.theta, per_iteration.model.theta)  # how the run is cut does not matter
+    for model in (per_iteration.model, chunked.model):
+        for k, v in ref_to_fastrnn(ref_p).items():
+            np.testing.assert_allclose(model.params[k], v, rtol=RTOL_MINCHAR, atol=1e-14, err_msg=k)
     assert ref_losses[-1] < ref_losses[0] - 5  # it learned something, so the comparison is not of noise
 
 
@@ -399,3 +385,149 @@ def test_the_module_example_runs():
     import doctest
 
     assert doctest.testmod(text).failed == 0
+
+
+# ---------------------------------------------------------------------- the text task
+
+
+def run_cli(capsys, *args):
+    from fastrnn.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def one_line(code, err, expected, *fragments):
+    assert code == expected, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in err, err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+
+
+def test_text_task_defaults_are_min_char_rnns():
+    result = fastrnn.train(task="text", iters=4, log_every=2)
+    s = result.settings
+    assert (s["hidden"], s["activation"], s["seq_length"], s["optimizer"], s["lr"], s["clip_value"], s["batch"]) == \
+        (100, "tanh", 25, "adagrad", 0.1, 5.0, 1)
+    assert s["clip"] is None and s["init_scale"] == 0.01 and s["text"] == text.example_path()
+    # the initial weights: init_normal's draw from the seed (N(0, 0.01^2), biases 0)
+    t = text.read_text(text.example_path())
+    fresh = text.init_normal(fastrnn.RNN(t.n_vocab, 100, t.n_vocab), std=0.01, seed=0)
+    start = fastrnn.train(task="text", iters=1, log_every=1, lr=1e-300)
+    assert np.allclose(start.model.theta, fresh.theta, rtol=0, atol=1e-290)
+    assert result.model.metadata == {"task": "text", "text": text.example_path(), "seq_length": 25, "val_fraction": 0.0,
+                                     "vocab": t.vocab}
+    assert list(result.history.columns[-4:]) == text.COLUMNS
+
+
+def test_text_rows_and_val_bpc(tmp_path):
+    result = fastrnn.train(task="text", iters=30, log_every=10, hidden=20, val_fraction=0.2, seq_length=12, batch=3,
+                           csv=tmp_path / "r.csv", save=tmp_path / "m.npz")
+    frame = pd.read_csv(tmp_path / "r.csv")
+    assert list(frame.columns[-5:]) == text.COLUMNS + ["val_bpc"]
+    last = frame.iloc[-1]
+    assert last["bpc"] == pytest.approx(last["loss"] / (12 * math.log(2)), rel=1e-12)
+    assert last["loss_per_char"] == pytest.approx(last["loss"] / 12, rel=1e-12)
+    t = text.read_text(text.example_path(), seq_length=12, val_fraction=0.2)
+    assert last["val_bpc"] == pytest.approx(text.evaluate(fastrnn.RNN.load(tmp_path / "m.npz"), t.val_ids)["bpc"], rel=1e-12)
+    # the smoothed loss over 30 iterations, min-char-rnn's recurrence from -ln(1/V) L
+    s = math.log(t.n_vocab) * 12
+    tracker = text.TextMetrics(t.n_vocab, 12)
+    assert tracker.smooth_loss == s
+    assert 0 < last["char_accuracy"] < 1 and last["smooth_loss"] < s
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"", "is empty"),
+    (b"caf\xe9 au lait, caf\xe9 noir, caf\xe9 cr\xe8me", "is not UTF-8"),
+    ("x" * 26, "needs at least 27"),
+])
+def test_cli_refuses_bad_text_files(write, capsys, content, needle):
+    path = write(content)
+    code, _, err = run_cli(capsys, "train", "--task", "text", "--text", path, "--no-csv", "-q")
+    one_line(code, err, 2, str(path), needle)
+
+
+def test_cli_refuses_a_folder_and_a_missing_text(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "train", "--task", "text", "--text", tmp_path, "--no-csv")
+    one_line(code, err, 2, "is a folder")
+    code, _, err = run_cli(capsys, "train", "--task", "text", "--text", tmp_path / "gone.txt", "--no-csv")
+    one_line(code, err, 2, "gone.txt", "does not exist")
+    code, _, err = run_cli(capsys, "train", "--task", "binary", "--text", tmp_path / "gone.txt", "--no-csv")
+    one_line(code, err, 2, "text, seq_length and val_fraction belong to the text task")
+
+
+def test_a_non_finite_loss_stops_the_text_run_with_advice(tmp_path, capsys):
+    with pytest.raises(fastrnn.NumericalError, match="iteration 2; training stopped there .*smaller --lr") as info:
+        fastrnn.train(task="text", iters=50, log_every=1, lr=1e307, csv=tmp_path / "r.csv")
+    assert info.value.result.iterations == 1 and len(pd.read_csv(tmp_path / "r.csv")) == 1
+    code, _, err = run_cli(capsys, "train", "--task", "text", "--iters", "20", "--lr", "1e307", "--no-csv", "-q")
+    one_line(code, err, 1, "NaN or infinite at iteration 2")
+
+
+@pytest.fixture(scope="module")
+def char_model_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("sample") / "m.npz"
+    fastrnn.train(task="text", iters=200, hidden=32, log_every=100, save=path)
+    return path
+
+
+def test_cli_sample(char_model_file, capsys):
+    model = fastrnn.RNN.load(char_model_file)
+    code, out, err = run_cli(capsys, "sample", char_model_file, "--length", "80", "--temperature", "0.7", "--prime",
+                             "The ", "--seed", "3")
+    assert code == 0, err
+    assert out == "The " + text.sample(model, length=80, temperature=0.7, prime="The ", seed=3) + "\n"
+    _, again, _ = run_cli(capsys, "sample", char_model_file, "--length", "80", "--temperature", "0.7", "--prime", "The ",
+                          "--seed", "3")
+    assert again == out
+    code, out, _ = run_cli(capsys, "sample", char_model_file, "--length", "40", "--temperature", "0")
+    assert code == 0 and out == text.sample(model, length=40, temperature=0) + "\n"
+
+
+def test_cli_sample_refusals(char_model_file, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "sample", char_model_file, "--prime", "Zebra€")
+    one_line(code, err, 2, "prime", "'€'")
+    plain = fastrnn.RNN(3, 4, 3).save(tmp_path / "plain.npz")
+    code, _, err = run_cli(capsys, "sample", plain)
+    one_line(code, err, 2, "no vocabulary")
+    code, _, err = run_cli(capsys, "sample", char_model_file, "--temperature", "-1")
+    one_line(code, err, 2, "--temperature")
+
+
+def test_sample_help_says_which_way_the_temperature_goes(capsys):
+    code, out, _ = run_cli(capsys, "sample", "--help")
+    flat = " ".join(out.split())
+    assert code == 0 and "below 1 more conservative" in flat and "above 1 more varied" in flat
+    assert "0 always takes the most likely character" in flat
+
+
+def test_plot_draws_a_text_runs_bits_per_character(tmp_path, capsys, monkeypatch):
+    from fastrnn import plots
+
+    fastrnn.train(task="text", iters=40, hidden=16, log_every=10, val_fraction=0.1, csv=tmp_path / "r.csv")
+    drawn = []
+    real = plots.plot_runs
+
+    def spy(runs, out):
+        drawn.extend(frame for _, frame in runs)
+        return real(runs, out)
+
+    monkeypatch.setattr(plots, "plot_runs", spy)
+    code, out, err = run_cli(capsys, "plot", tmp_path / "r.csv", "--out", tmp_path / "bpc.png")
+    assert code == 0, err
+    assert (tmp_path / "bpc.png").stat().st_size > 1000 and "bpc" in drawn[0] and "val_bpc" in drawn[0]
+    import matplotlib.pyplot as plt
+
+    try:  # the panels of a text run
+        axes = []
+        monkeypatch.setattr(plots, "_save", lambda f, o: axes.extend(f.axes))
+        real([("r", drawn[0])], tmp_path / "x.png")
+        assert [ax.get_title() for ax in axes] == ["bits per character (val dashed)", "smoothed loss (min-char-rnn)",
+                                                    "next-character accuracy"]
+        assert len(axes[0].lines) == 2  # training and held-out bpc
+    finally:
+        plt.close("all")

@@ -15,17 +15,21 @@ from ..exceptions import InvalidArgument
 from ._base import Batch, Task, operands
 from .binary import BinaryAddition
 from .digits import ENCODINGS, DigitAddition
+from .recall import Recall
+from .text import TextTask
 
 #: name -> task class. One line per task.
 TASKS = {
     "binary": BinaryAddition,
     "digits": DigitAddition,
+    "text": TextTask,
+    "recall": Recall,
 }
 
 #: The registered names (kept for callers of the old module).
 TASK_NAMES = tuple(TASKS)
 
-__all__ = ["Batch", "BinaryAddition", "DigitAddition", "ENCODINGS", "TASKS", "Task", "make_task", "operands",
+__all__ = ["Batch", "BinaryAddition", "DigitAddition", "ENCODINGS", "TASKS", "Task", "TextTask", "make_task", "operands",
            "require_decoding", "task_from_metadata"]
 
 
@@ -35,8 +39,13 @@ def _owner_message(name, param):
     mine = [p.name for p in TASKS[name].PARAMS]
     theirs = [p.name for p in owner.PARAMS]
     verb = "belongs" if len(theirs) == 1 else "belong"
-    takes = f"takes {' and '.join(mine)}" if mine else "takes no parameters"
-    return f"{' and '.join(theirs)} {verb} to the {owner.name} task; the {name} task {takes}"
+    takes = f"takes {_and(mine)}" if mine else "takes no parameters"
+    return f"{_and(theirs)} {verb} to the {owner.name} task; the {name} task {takes}"
+
+
+def _and(words):
+    """'a', 'a and b', 'a, b and c'."""
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
 def make_task(name, **params):

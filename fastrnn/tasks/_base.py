@@ -71,6 +71,18 @@ class Task:
     def sample(self, rng, n):
         raise NotImplementedError
 
+    def model_metadata(self):
+        """What a trained model of this task keeps in ``model.metadata`` (the text task adds its vocabulary)."""
+        return self.settings()
+
+    def init_weights(self, model, s):
+        """Draw the initial weights in place if the task has its own rule (text: N(0, s^2)); default: the model's."""
+
+    def metrics(self, model):
+        """An object adding task columns to the rows (``columns``, ``update(losses, errors) -> dict``,
+        ``state()``, ``restore()``), or None."""
+        return None
+
     def source(self, rng, batch, dtype):
         """The training data: fresh samples from ``rng``, ``batch`` sequences per iteration."""
         from ..sources import SampledSource

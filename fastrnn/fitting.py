@@ -1,0 +1,511 @@
+"""Train a model on your own arrays: ``fastrnn.fit(model, X, Y, epochs=10)``.
+
+The same chunk kernel as :func:`fastrnn.train` (:func:`fastrnn.engine.train_chunk`)
+and the same loop (:func:`fastrnn.training.drive`: files, rows, Ctrl-C, divergence);
+only the data differ. Two ways to cut the arrays into iterations:
+
+- whole sequences (``window=None``): X (N, T, I) holds N independent sequences, each
+  starting from a zero state. An epoch is ``ceil(N / batch)`` iterations; with
+  ``shuffle=False`` iteration j trains rows ``j*batch .. (j+1)*batch - 1`` in order,
+  with ``shuffle=True`` the rows of a permutation drawn per epoch from
+  ``numpy.random.default_rng([seed, 1])``. When ``batch`` does not divide N the last
+  iteration of an epoch trains the ``N % batch`` rows left over as a smaller batch
+  (PyTorch's ``drop_last=False``); its loss is a mean over those rows.
+- windows (``window=K``): X (B, T_total, I) holds B long streams, all trained in every
+  iteration. Iteration w trains steps ``w*K .. (w+1)*K - 1`` of every stream, starting
+  from the state the previous window ended in, and its gradient stops at the window's
+  start (truncated BPTT with k1 = k2 = K). The state is zeros at the start of every
+  epoch. When K does not divide T_total the last ``T_total % K`` steps are trained as a
+  shorter final window. ``bptt_truncate`` (k) then limits the reach inside a window
+  further: the loss at step t reaches back to ``max(window start, t - k)``.
+
+See docs/math.md, section "Your own arrays: fit".
+"""
+
+import os
+
+import numpy as np
+
+from . import engine, optim
+from . import settings as _settings
+from .exceptions import InvalidArgument, InvalidType
+from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
+from .model import RNN
+from .training import drive, versions
+
+#: The columns fit adds to metrics.COLUMNS (val_* only with ``validation``).
+FIT_COLUMNS = ["epoch"]
+VAL_COLUMNS = ["val_loss", "val_accuracy"]
+
+
+def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, momentum=0.9, clip=1.0,
+        clip_value=None, bptt_truncate=None, window=None, shuffle=True, seed=0, validation=None, log_every=100,
+        csv=None, save=None, overwrite=False, progress=False, _record=None):
+    # _record: extra JSON fields from fit_file (the file, the model's settings); not for users
+    """Train ``model`` in place on arrays X (N, T, n_in), Y (N, T, n_out), mask (N, T); return a TrainResult.
+
+    Parameters
+    ----------
+    model : fastrnn.RNN
+        Its sizes, head, activation and dtype are the model's; it is trained in place.
+    X, Y, mask : arrays
+        Inputs, targets (one-hot for softmax, in [0, 1] for sigmoid) and an optional
+        0/1 mask of the steps that have a target (None: every step).
+    epochs : int
+        Passes over the data.
+    batch : int or None
+        Sequences per iteration; None is min(32, N). A last partial batch is trained
+        as a smaller batch. With ``window`` every iteration trains all N streams, so
+        batch must be None or N.
+    optimizer, lr, momentum, clip, clip_value, bptt_truncate, log_every
+        As in :func:`fastrnn.train` (``clip`` and ``clip_value``: None or 0 is off).
+        The defaults are those of ``fastrnn train --data``
+        (:data:`fastrnn.settings.DATA_DEFAULTS`).
+    seed : int
+        Seeds the order of the sequences (``shuffle``); the weights are the model's.
+    window : int or None
+        K: X holds long streams, trained K steps at a time with the state carried
+        (see the module docstring).
+    shuffle : bool
+        Draw a new order of the sequences every epoch. It has no meaning with
+        ``window`` (every iteration trains every stream, in time order) and is then
+        recorded as False.
+    validation : tuple or None
+        ``(X_val, Y_val)`` or ``(X_val, Y_val, mask_val)``: every row also gets
+        ``val_loss`` and ``val_accuracy`` on these (whole sequences from a zero state;
+        with ``window``, val_loss is per K steps: the total loss over ``X_val.shape[0]
+        * T_val / K`` windows).
+    csv, save, overwrite, progress
+        As in :func:`fastrnn.train`: the metrics CSV with the settings JSON beside it
+        (``"task": "data"``, ``"data": "arrays"`` and the arrays' ``shapes``), the
+        model file, replacing files only with ``overwrite``, a tqdm bar.
+
+    Returns
+    -------
+    TrainResult
+        ``history`` has a row every ``log_every`` iterations and at the end of every
+        epoch, with metrics.COLUMNS plus ``epoch`` (and ``val_loss``,
+        ``val_accuracy``). ``loss`` is the mean of the row's iteration losses (each a
+        sum over the masked steps, a mean over the batch); ``accuracy`` (and the
+        same number in ``digit_accuracy``, the per-position accuracy) is the fraction
+        of the row's target steps (mask 1) the head gets right (1.0 for a row
+        without any, possible with ``window`` when the targets are sparse): softmax, arg max
+        equals the target's; sigmoid, every output on the target's side of 0.5;
+        linear, every output within 0.5 of its target. ``error`` is the mean number
+        of wrong steps per sequence (per stream and window with ``window``).
+        ``first_perfect_iteration`` is the iteration of the first row with accuracy 1.
+
+    Raises
+    ------
+    InvalidArgument, InvalidType
+        A bad argument, named; NumericalError and KeyboardInterrupt as :func:`fastrnn.train`.
+    """
+    plan = _Plan.build(model, X, Y, mask, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, momentum=momentum,
+                       clip=clip, clip_value=clip_value, bptt_truncate=bptt_truncate, window=window, shuffle=shuffle,
+                       seed=seed, log_every=log_every)
+    val = _validation(model, validation, plan)
+    for name, value in (("overwrite", overwrite), ("progress", progress)):
+        if not isinstance(value, (bool, np.bool_)):
+            raise InvalidType(f"{name} must be True or False, got {value!r}")
+    for name, value in (("csv", csv), ("save", save)):
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise InvalidType(f"{name} must be a file path (str or pathlib.Path) or None, got {type(value).__name__}")
+    check_output_files(csv, save)
+    if save is not None:
+        save = check_new_file(save, "model file", overwrite, "--save")
+    run = _FitRun(model, plan, val, _record)
+    writer = MetricsWriter(csv, run.s, overwrite, run.columns) if csv is not None else None
+    return drive(run, run.warmup, run.advance, writer, save, bool(progress), plan.total, "fit")
+
+
+def _check_setting(name, value):
+    return _settings.get(name).check(value)
+
+
+class _Plan:
+    """The checked arrays and settings of a fit, and how its epochs are cut into kernel calls."""
+
+    @classmethod
+    def build(cls, model, X, Y, mask, **given):
+        if not isinstance(model, RNN):
+            raise InvalidType(f"model must be a fastrnn.RNN, got {type(model).__name__}")
+        self = cls()
+        self.model = model
+        s = {}
+        for name in ("epochs", "optimizer", "lr", "momentum", "clip", "clip_value", "bptt_truncate", "window", "shuffle",
+                     "seed", "log_every"):
+            s[name] = _check_setting(name, given[name])
+        self.X, self.Y, self.M, _ = engine.prepare(model, X, Y, mask)
+        if self.M.shape[0] and not self.M.any():
+            raise InvalidArgument("mask is all zeros: no step has a target, so there is nothing to learn; mark the "
+                                  "steps with targets with 1")
+        N, T = self.X.shape[0], self.X.shape[1]
+        self.N, self.T = N, T
+        if s["window"] is None:
+            B = min(32, N) if given["batch"] is None else min(_check_setting("batch", given["batch"]), N)
+        else:
+            if given["batch"] is not None and _check_setting("batch", given["batch"]) != N:
+                raise InvalidArgument(f"batch must be left out (or be {N}) with window: every iteration trains all {N} "
+                                      f"streams of X, got {given['batch']}")
+            B = N
+            s["shuffle"] = False
+        s["batch"] = B
+        self.B, self.s = B, s
+        self.window = s["window"]
+        if self.window is None:
+            self.per_epoch = -(-N // B)
+        else:
+            self.per_epoch = -(-T // self.window)
+        self.total = s["epochs"] * self.per_epoch
+        self.shapes = {"X": list(np.shape(X)), "Y": list(np.shape(Y))}
+        if mask is not None:
+            self.shapes["mask"] = list(np.shape(mask))
+        self.rng = np.random.default_rng([s["seed"], 1])
+        return self
+
+    def steps(self):
+        """The longest sequence one kernel call sees (for the scratch)."""
+        return self.T if self.window is None else min(self.window, self.T)
+
+    def epoch_pieces(self):
+        """An epoch as kernel calls: (first iteration, X, Y, M, resets, batch, iterations) each."""
+        X, Y, M, B = self.X, self.Y, self.M, self.B
+        if self.window is None:
+            if self.s["shuffle"]:
+                order = self.rng.permutation(self.N)
+                X, Y = X[order], Y[order]
+                M = M[order] if M.shape[0] else M
+            full = self.N // B
+            out = []
+            if full:
+                out.append((0, X[: full * B], Y[: full * B], M[: full * B] if M.shape[0] else M, None, B, full))
+            if self.N % B:
+                lo = full * B
+                out.append((full, X[lo:], Y[lo:], M[lo:] if M.shape[0] else M, None, self.N - lo, 1))
+            return out
+        if not hasattr(self, "_windows"):
+            self._windows = self._cut_windows()
+        return self._windows
+
+    def _cut_windows(self):
+        """Windows of the streams laid out for the kernel: window w is rows w*B .. (w+1)*B - 1."""
+        X, Y, M, B, K, T = self.X, self.Y, self.M, self.B, self.window, self.T
+        full = T // K
+        out = []
+
+        def cut(A, t0, t1, n):  # (B, T, ...) steps t0..t1 as n windows of (t1 - t0) / n steps, window-major
+            part = A[:, t0:t1]
+            k = (t1 - t0) // n
+            return np.ascontiguousarray(part.reshape((B, n, k) + A.shape[2:]).swapaxes(0, 1)).reshape((n * B, k) + A.shape[2:])
+
+        if full:
+            resets = np.zeros(full, dtype=np.int64)
+            resets[0] = 1
+            out.append((0, cut(X, 0, full * K, full), cut(Y, 0, full * K, full),
+                        cut(M, 0, full * K, full) if M.shape[0] else M, resets, B, 1 * full))
+        if T % K:
+            resets = np.array([0 if full else 1], dtype=np.int64)
+            out.append((full, cut(X, full * K, T, 1), cut(Y, full * K, T, 1), cut(M, full * K, T, 1) if M.shape[0] else M,
+                        resets, B, 1))
+        return out
+
+
+def _validation(model, validation, plan):
+    if validation is None:
+        return None
+    if not isinstance(validation, (tuple, list)) or len(validation) not in (2, 3):
+        raise InvalidType("validation must be (X_val, Y_val) or (X_val, Y_val, mask_val), got "
+                          f"{type(validation).__name__}{'' if not isinstance(validation, (tuple, list)) else ' of ' + str(len(validation))}")
+    try:
+        Xv, Yv, Mv, _ = engine.prepare(model, *validation)
+    except (InvalidArgument, InvalidType) as exc:
+        raise type(exc)(f"validation: {exc} (X_val, Y_val, mask_val take the places of X, Y, mask)") from None
+    return Xv, Yv, Mv
+
+
+def step_errors(model, yhat, Y, M):
+    """Wrong target steps per sequence and target steps per sequence, by the head's rule (as the kernel counts)."""
+    if model.head == "softmax":
+        wrong = yhat.argmax(axis=2) != Y.argmax(axis=2)
+    elif model.head == "sigmoid":
+        wrong = ((yhat > 0.5) != (Y > 0.5)).any(axis=2)
+    else:
+        wrong = (np.abs(yhat - Y) >= 0.5).any(axis=2)
+    if M.shape[0]:
+        return (wrong & (M != 0)).sum(axis=1), M.sum(axis=1)
+    return wrong.sum(axis=1), np.full(Y.shape[0], Y.shape[1])
+
+
+class _FitRun:
+    """What :func:`fastrnn.training.drive` needs of a run, for arrays (see :class:`fastrnn.training._Run`)."""
+
+    def __init__(self, model, plan, val, record):
+        self.model, self.plan, self.val = model, plan, val
+        s = plan.s
+        self.s = dict(task="data", data="arrays", shapes=plan.shapes, n_in=model.n_in, n_out=model.n_out,
+                      hidden=model.n_hidden, layers=model.layers, activation=model.activation, head=model.head,
+                      dtype=model.dtype.name, **s, iters=plan.total, **(record or {}), versions=versions())
+        if val is not None:
+            self.s["shapes"]["X_val"] = list(val[0].shape)
+        self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
+        self.kind = optim.OPTIMIZERS[s["optimizer"]]
+        self.hyper = optim.hyper_array(momentum=s["momentum"])
+        self.opt_state = np.zeros((2, model.n_params), dtype=model.dtype)
+        self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
+        self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]
+        B, chunk = plan.B, s["log_every"]
+        self.buf = np.empty(engine.chunk_scratch_size(model, plan.steps(), B), dtype=model.dtype)
+        self.hstate = engine.new_state(model, B)
+        n = min(chunk, plan.per_epoch)
+        self.losses, self.norms = np.empty(n), np.empty(n)
+        self.errors = np.empty(n * B, dtype=np.int64)
+        self.columns = list(COLUMNS) + FIT_COLUMNS + (VAL_COLUMNS if val is not None else [])
+        if val is not None:
+            self.vbuf = np.empty(engine.scratch_size(model, val[0].shape[1], val[0].shape[0]), dtype=model.dtype)
+        self.tracker = _FirstPerfect()
+        self.rows, self.status, self.error, self.done = [], "completed", None, 0
+        self.epoch, self.pieces, self.at = 0, [], 0  # the epoch's kernel calls, and the iteration within the epoch
+
+    def remaining(self):
+        return self.status == "completed" and self.done < self.plan.total
+
+    # fit has no resume yet: a saved fit holds the weights only, and nothing is rewound
+    resumable = False
+    seconds_before = 0.0
+
+    def snapshot(self):
+        return None
+
+    def rewind(self, state):
+        pass
+
+    def _call(self, X, Y, M, resets, batch, n, out):
+        losses, norms, errors = out
+        return engine.train_chunk(self.model, self.K, X, Y, M, batch, self.kind, self.s["lr"], self.hyper,
+                                  self.opt_state, self.done, self.clip_norm, self.clip_value, self.hstate, resets,
+                                  self.buf, losses[:n], norms[:n], errors[: n * batch])
+
+    def warmup(self):
+        _, X, Y, M, resets, batch, _ = self.plan.epoch_pieces()[0] if self.plan.window else (None, self.plan.X, self.plan.Y, self.plan.M, None, 1, 1)
+        self._call(X[:batch], Y[:batch], M[:batch] if M.shape[0] else M, resets, batch, 0,
+                   (self.losses, self.norms, self.errors))
+
+    def advance(self, clock):
+        """Train up to log_every iterations, never past the epoch's end; return (row or None, done)."""
+        plan = self.plan
+        if self.at == 0:
+            self.epoch += 1
+            self.pieces = plan.epoch_pieces()
+        want = min(self.s["log_every"], plan.per_epoch - self.at)
+        n_done, loss_sum, norm_sum, wrong, targets, seqs = 0, 0.0, 0.0, 0, 0, 0
+        while n_done < want:
+            first, X, Y, M, resets, batch, count = next(p for p in self.pieces if p[0] <= self.at < p[0] + p[6])
+            j = self.at - first
+            n = min(count - j, want - n_done)
+            rows = slice(j * batch, (j + n) * batch)
+            Mi = M[rows] if M.shape[0] else M
+            done = self._call(X[rows], Y[rows], Mi, None if resets is None else resets[j : j + n], batch, n,
+                              (self.losses, self.norms, self.errors))
+            if done:
+                loss_sum += float(self.losses[:done].sum())
+                norm_sum += float(self.norms[:done].sum())
+                wrong += int(self.errors[: done * batch].sum())
+                targets += int(Mi[: done * batch].sum()) if M.shape[0] else done * batch * X.shape[1]
+                seqs += done * batch
+            n_done += done
+            self.done += done
+            self.at += done
+            if done < n:
+                self.status = "diverged"
+                s = self.s
+                advice = "try clip=1.0 or a smaller lr" if s["clip"] is None else "try a smaller lr or clip"
+                self.error = (f"the loss became NaN or infinite at iteration {self.done + 1}; training stopped there "
+                              f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
+                break
+        if self.at == plan.per_epoch:
+            self.at = 0
+        if n_done == 0:
+            return None, 0
+        accuracy = 1.0 - wrong / targets if targets else 1.0  # no target step in the row: none wrong
+        row = dict(iteration=self.done, samples=self._samples(), loss=loss_sum / n_done, error=wrong / seqs,
+                   accuracy=accuracy, digit_accuracy=accuracy, grad_norm=norm_sum / n_done,
+                   learning_rate=self.s["lr"], elapsed_s=clock(), epoch=self.epoch)
+        if self.val is not None:
+            row.update(self._validate())
+        if targets and accuracy == 1.0 and self.tracker.first_perfect_iteration is None:
+            self.tracker.first_perfect_iteration = self.done
+        self.rows.append(row)
+        return row, n_done
+
+    def _samples(self):
+        """Sequences (streams x windows) trained so far."""
+        plan = self.plan
+        epochs, at = divmod(self.done, plan.per_epoch)
+        if plan.window is None:
+            return epochs * plan.N + min(at * plan.B, plan.N)
+        return self.done * plan.B
+
+    def _validate(self):
+        Xv, Yv, Mv = self.val
+        h0 = engine.prepare(self.model, Xv[:1])[3]
+        loss, _, _ = engine.loss_and_grads(self.model, Xv, Yv, Mv, h0, -1, self.vbuf)
+        if self.plan.window is not None:
+            loss = loss * self.plan.window / Xv.shape[1]
+        yhat, _ = engine.forward(self.model, Xv, h0)
+        wrong, targets = step_errors(self.model, yhat, Yv, Mv)
+        total = targets.sum()
+        return dict(val_loss=float(loss), val_accuracy=float(1.0 - wrong.sum() / total) if total else 1.0)
+
+
+class _FirstPerfect:
+    first_perfect_iteration = None
+
+
+#: The arrays ``fastrnn train --data FILE.npz`` reads: name -> (rank, what its axes are).
+DATA_KEYS = {
+    "X": (3, "(sequences, steps, inputs)"),
+    "Y": (3, "(sequences, steps, outputs)"),
+    "mask": (2, "(sequences, steps)"),
+    "X_val": (3, "(sequences, steps, inputs)"),
+    "Y_val": (3, "(sequences, steps, outputs)"),
+    "mask_val": (2, "(sequences, steps)"),
+}
+
+_SAVE_HINT = "save one with numpy.savez(FILE, X=X, Y=Y[, mask=mask, X_val=..., Y_val=..., mask_val=...])"
+
+
+def load_arrays(path):
+    """The arrays of a .npz file for ``fastrnn train --data`` as a dict of float64 arrays.
+
+    Raises InvalidArgument with one line naming the file, the key and the fix:
+    a missing file or a folder, a file numpy cannot read as .npz, an unknown key,
+    X or Y missing, X_val without Y_val (or the reverse), object or non-numeric
+    arrays, a wrong rank, N or T that differ between arrays, inputs or outputs
+    that differ between training and validation, empty arrays, NaN or infinity,
+    a mask of other values than 0 and 1.
+    """
+    from pathlib import Path
+
+    where = f"--data {path}"
+    p = Path(path)
+    if p.is_dir():
+        raise InvalidArgument(f"{where} is a folder; give a .npz file ({_SAVE_HINT})")
+    if not p.is_file():
+        raise InvalidArgument(f"{where}: no such file; {_SAVE_HINT}")
+    try:
+        npz = np.load(p, allow_pickle=False)
+    except Exception as exc:  # numpy raises many kinds for foreign bytes
+        raise InvalidArgument(f"{where} is not a .npz file numpy can read ({type(exc).__name__}); {_SAVE_HINT}") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise InvalidArgument(f"{where} holds one array (.npy), not named arrays; {_SAVE_HINT}")
+    with npz:
+        unknown = [k for k in npz.files if k not in DATA_KEYS]
+        if unknown:
+            raise InvalidArgument(f"{where} holds an array named {unknown[0]!r} that fastrnn does not read; name the arrays "
+                                  f"{', '.join(DATA_KEYS)}")
+        for key in ("X", "Y"):
+            if key not in npz.files:
+                raise InvalidArgument(f"{where} lacks the array {key}; {_SAVE_HINT}")
+        if ("X_val" in npz.files) != ("Y_val" in npz.files) or ("mask_val" in npz.files and "X_val" not in npz.files):
+            raise InvalidArgument(f"{where}: X_val and Y_val go together (and mask_val needs them); give both or neither")
+        out = {}
+        for key in npz.files:
+            try:
+                a = npz[key]
+            except ValueError:  # an object array: numpy refuses to unpickle it
+                raise InvalidArgument(f"{where}: {key} holds Python objects; save it as a numeric array "
+                                      f"(np.asarray({key}, dtype=float))") from None
+            except Exception as exc:  # a damaged member: zlib, zipfile, header parsing errors of any kind
+                raise InvalidArgument(f"{where}: the array {key} cannot be read ({type(exc).__name__}); save the file "
+                                      f"again") from None
+            if not isinstance(a, np.ndarray):  # a zip member not written by numpy
+                raise InvalidArgument(f"{where}: {key} is not a numpy array; {_SAVE_HINT}")
+            if a.dtype.kind not in "biuf":
+                raise InvalidArgument(f"{where}: {key} holds {a.dtype} values; save it as a numeric array "
+                                      f"(np.asarray({key}, dtype=float))")
+            rank, axes = DATA_KEYS[key]
+            if a.ndim != rank:
+                hint = "; one sequence: add an axis with a[None]" if a.ndim == rank - 1 else ""
+                raise InvalidArgument(f"{where}: {key} has shape {a.shape} but must be {rank}-D {axes}{hint}")
+            if a.size == 0:
+                raise InvalidArgument(f"{where}: {key} is empty (shape {a.shape}); give at least one sequence of one step")
+            a = a.astype(np.float64)
+            if not np.isfinite(a).all():
+                first = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+                raise InvalidArgument(f"{where}: {key} holds NaN or infinite values (first at index {first}); clean it first")
+            out[key] = a
+    for x, y, m in (("X", "Y", "mask"), ("X_val", "Y_val", "mask_val")):
+        if x not in out:
+            continue
+        for other in (y, m):
+            if other in out and out[other].shape[:2] != out[x].shape[:2]:
+                raise InvalidArgument(f"{where}: {other} has {out[other].shape[0]} sequences of {out[other].shape[1]} steps "
+                                      f"but {x} has {out[x].shape[0]} of {out[x].shape[1]}; they must agree")
+        if m in out and not np.isin(out[m], (0.0, 1.0)).all():
+            raise InvalidArgument(f"{where}: {m} must hold only 0 (no target) and 1 (target)")
+    if "X_val" in out:
+        for v, t, axis in (("X_val", "X", "inputs"), ("Y_val", "Y", "outputs")):
+            if out[v].shape[2] != out[t].shape[2]:
+                raise InvalidArgument(f"{where}: {v} has {out[v].shape[2]} {axis} per step but {t} has {out[t].shape[2]}; "
+                                      f"they must agree")
+    return out
+
+
+def infer_head(Y, mask=None):
+    """The head for targets Y: one-hot rows -> softmax, values in {0, 1} -> sigmoid, else linear.
+
+    Only steps with a target (mask 1) count. A single output is never one-hot.
+    """
+    rows = Y.reshape(-1, Y.shape[-1]) if mask is None else Y[mask != 0]
+    binary = np.isin(rows, (0.0, 1.0)).all()
+    if binary and Y.shape[-1] > 1 and (rows.sum(axis=1) == 1.0).all():
+        return "softmax"
+    return "sigmoid" if binary else "linear"
+
+
+def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, **given):
+    """``fastrnn train --data FILE.npz``: build a model from the settings and :func:`fit` the file's arrays.
+
+    ``given`` maps setting names to values (None: the default, :data:`fastrnn.settings.DATA_DEFAULTS`
+    where a task would choose it). The model: inputs and outputs from X and Y, the
+    head from ``head`` or :func:`infer_head`. Settings that belong to the tasks
+    (``iters``, the tasks' parameters, ``log_spectrum``) are refused.
+    """
+    for name, value in given.items():
+        if value in (None, False):
+            continue
+        if name == "iters":
+            raise InvalidArgument("--iters does not apply to --data; give --epochs (passes over the arrays)")
+        setting = _settings.get(name)
+        if setting in _settings.DATA or setting in _settings.TRAINING and name != "log_spectrum":
+            continue
+        raise InvalidArgument(f"{setting.flag} does not apply to --data (it belongs to the tasks); leave it out")
+    value = {}
+    for setting in _settings.TRAINING + _settings.DATA:
+        v = given.get(setting.name)
+        if v is None and setting.name != "batch":  # batch None: min(32, N), or every stream with --window
+            v = _settings.DATA_DEFAULTS.get(setting.name) if setting.default == _settings.PER_TASK else setting.default
+        value[setting.name] = v
+    arrays = load_arrays(path)
+    X, Y, M = arrays["X"], arrays["Y"], arrays.get("mask")
+    head = value["head"] or infer_head(Y, M)
+    value["head"] = _check_setting("head", head)
+    for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell"):
+        value[name] = _check_setting(name, value[name])
+    model = RNN(X.shape[2], value["hidden"], Y.shape[2], layers=value["layers"], activation=value["activation"],
+                head=head, dtype=value["dtype"], seed=value["seed"],
+                init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"], cell=value["cell"])
+    model.metadata = {"task": "data", "data_file": str(path)}
+    validation = None
+    if "X_val" in arrays:
+        validation = (arrays["X_val"], arrays["Y_val"]) + (("mask_val" in arrays) * (arrays.get("mask_val"),))
+    kwargs = {k: value[k] for k in ("epochs", "batch", "optimizer", "lr", "clip", "clip_value", "bptt_truncate",
+                                    "window", "seed", "log_every", "momentum", "shuffle")}
+    try:
+        return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
+                   _record=dict(data_file=str(path), init_scale=value["init_scale"]), **kwargs)
+    except (InvalidArgument, InvalidType) as exc:
+        if str(exc).startswith(("X", "Y", "mask", "validation")):
+            raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {infer_head(Y, M)})"
+                                                        if "head" in str(exc) and given.get("head") else "")) from None
+        raise
