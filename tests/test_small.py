@@ -159,3 +159,19 @@ def test_a_first_compile_is_announced_once(tmp_path, monkeypatch):
     fake.signatures.append("compiled")
     (tmp_path / "k.nbi").unlink()
     assert engine.compile_note(model, 8, 1, io.StringIO()) is None
+
+
+def test_the_train_command_imports_no_pandas(tmp_path):
+    """Start-up (issue 12): `fastrnn train` prints its summary from the rows, never building the DataFrame."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    code = ("import sys; from fastrnn.cli import main\n"
+            "try:\n    main(['train', '--task', 'binary', '--iters', '200', '--no-csv'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('pandas' in sys.modules, 'scipy.linalg' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True,
+                         env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])})
+    assert out.stdout.splitlines()[-1] == "False False", out.stdout + out.stderr
