@@ -11,23 +11,47 @@ Public API::
     result = fastrnn.fit(model, X, Y, epochs=10)                  # your own arrays, same kernel
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib
+import importlib.util
 
-from .analysis import jacobian_norms, model_spectra, path_gradients, path_profile, spectrum
-from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError
-from .gradcheck import GradcheckReport, gradcheck
-from .model import RNN
-from .metrics import read_run
-from .optim import Optimizer
-from .tasks import BinaryAddition, DigitAddition, make_task
-from .sweeps import SweepResult, sweep
-from .training import TrainResult, train
-from .fitting import fit
+from . import _startup
 
-try:
-    __version__ = version("fastrnn")
-except PackageNotFoundError:  # running from a checkout that is not installed
-    __version__ = "0.1.0"
+_startup.defer_blas()  # before any kernel loads: SciPy's BLAS only where a product needs it
+
+from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError  # noqa: E402
+from .gradcheck import GradcheckReport, gradcheck  # noqa: E402  (eager: the function shadows its module's name)
+
+#: The package version (pyproject.toml's; tests/test_small.py checks they agree). A
+#: constant, not importlib.metadata: that import alone cost 0.08 s of every command.
+__version__ = "0.1.0"
+
+#: The rest of the public API is imported on first use (module ``__getattr__``),
+#: so that a command imports only what it runs: ``fastrnn train`` never loads
+#: the sweep machinery, the analysis tools or pandas.
+_LAZY = {
+    "jacobian_norms": "analysis", "model_spectra": "analysis", "path_gradients": "analysis",
+    "path_profile": "analysis", "spectrum": "analysis", "RNN": "model", "read_run": "metrics",
+    "Optimizer": "optim", "BinaryAddition": "tasks", "DigitAddition": "tasks", "make_task": "tasks",
+    "SweepResult": "sweeps", "sweep": "sweeps", "TrainResult": "training", "train": "training",
+    "fit": "fitting",
+}
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        # a submodule read as an attribute (fastrnn.training, ...), as when every one was imported eagerly
+        if name.startswith("_") or importlib.util.find_spec(f"{__name__}.{name}") is None:
+            raise AttributeError(f"module 'fastrnn' has no attribute {name!r}")
+        return importlib.import_module("." + name, __name__)
+    value = getattr(importlib.import_module("." + module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "RNN",

@@ -32,6 +32,25 @@ def _int64_bits_as_float64(typingctx, bits):
     return sig, codegen
 
 
+@intrinsic
+def _float64_bits_as_int64(typingctx, x):
+    """Reinterpret the 64 bits of a float64 as an int64 (no conversion)."""
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return sig, codegen
+
+
+#: 1.5 * 2**52: adding it to an integer-valued float k (|k| < 2**51) leaves k in
+#: the low bits of the sum's bit pattern. That turns k into an integer with an
+#: add and a bitcast, which AVX2 has for vectors; float -> int64 conversion
+#: (``np.int64(k)``) it has not, and that one instruction kept the whole
+#: activation loop scalar on AVX2 machines (measured 5.5 -> ? ns an element).
+_ROUND_MAGIC = 6755399441055744.0
+
+
 @njit(**JIT)
 def expm1(y):
     """exp(y) - 1, accurate near 0; y is clamped to [-708, 708]; NaN stays NaN."""
@@ -53,7 +72,8 @@ def expm1(y):
     p = p * r + 1.0 / 6.0
     p = p * r + 0.5
     em = r + r * r * p  # expm1(r)
-    scale = _int64_bits_as_float64((np.int64(kf) + 1023) << 52)  # 2**k
+    k = _float64_bits_as_int64(kf + _ROUND_MAGIC) - _float64_bits_as_int64(_ROUND_MAGIC)
+    scale = _int64_bits_as_float64((k + 1023) << 52)  # 2**k
     result = scale * em + (scale - 1.0)
     # The clamps map NaN to -708; a select (not a branch) hands NaN back so that
     # a numerical fault upstream shows in the loss instead of being hidden.

@@ -59,9 +59,23 @@ def count_errors(z, yt, mt, T, B, O, head, errors, off):
             errors[off + i] += wrong
 
 
-@njit(**JIT)
 def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
                 buf, losses, grad_norms, errors, blas, cellset):
+    """:func:`train_chunk_general`, or for a small one-layer vanilla model the same
+    numbers from :func:`fastrnn._small.train_chunk`; chosen once per chunk, and only
+    the chosen kernel is compiled (or loaded from numba's cache)."""
+    from . import _small  # here, not at the top: _small imports from this module
+
+    if _small.eligible(dims, X.shape[1], batch):
+        return _small.train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
+                                  clip_value, hstate, resets, buf, losses, grad_norms, errors)
+    return train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value,
+                               hstate, resets, buf, losses, grad_norms, errors, blas, cellset)
+
+
+@njit(**JIT)
+def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate,
+                        resets, buf, losses, grad_norms, errors, blas, cellset):
     """Run ``losses.shape[0]`` training iterations on ``theta`` in place.
 
     Iteration ``it`` uses samples ``it*batch .. (it+1)*batch - 1`` of X (n, T, I),
@@ -119,7 +133,7 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
 @njit(**JIT_PARALLEL)
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
                       resets, bufs, n_iters, losses, grad_norms, errors, done, blas, cellset):
-    """:func:`train_chunk` for many models at once, one model per prange iteration.
+    """:func:`train_chunk_general` for many models at once, one model per prange iteration.
 
     Model m trains ``n_iters[m]`` iterations on its own rows of every array (its
     parameters ``thetas[m]``, data ``X[m]``, optimizer state, carried state
@@ -132,6 +146,6 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
         Rm = resets[m] if resets.shape[0] > 0 else np.zeros(0, np.int64)
-        done[m] = train_chunk(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
+        done[m] = train_chunk_general(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
                               opt_states[m], step0s[m], clip_norms[m], 0.0, hstates[m], Rm, bufs[m], losses[m, :n],
                               grad_norms[m, :n], errors[m, : n * batch], blas, cellset)

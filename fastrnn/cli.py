@@ -193,7 +193,7 @@ def _where(result):
 def _summary(result):
     if result.settings.get("task") == "data":
         return _data_summary(result)
-    if "bpc" in result.history and len(result.history):
+    if result.rows and "bpc" in result.rows[-1]:  # the rows, not .history: that would import pandas (start-up)
         row = result.rows[-1]
         val = f", held-out bpc {row['val_bpc']:.3f}" if "val_bpc" in row else ""
         text = (f"text: {row['bpc']:.3f} bits per character{val} (smoothed loss {row['smooth_loss']:.2f}, next-character "

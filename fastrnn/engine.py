@@ -14,15 +14,20 @@ users pass as ``h0``, so these pass through without a copy; the LSTM's users pas
 and get the pair (h, c) of such arrays, stacked here into (L * S, B, H).
 """
 
+import os
+import sys
+
 import numpy as np
 
-from . import _checks, _kernels, _train_kernel
+from . import _checks, _kernels, _small, _train_kernel
 from .config import DTYPES
 from .exceptions import InvalidArgument
 
-_EMPTY1 = {name: np.empty(0, dtype=name) for name in DTYPES}
-_EMPTY2 = {name: np.empty((0, 0), dtype=name) for name in DTYPES}
-_EMPTY3 = {name: np.empty((0, 0, 0), dtype=name) for name in DTYPES}
+# keyed by np.dtype, not by its name: dtype.name is a Python property that cost
+# about 2 us a call, a tenth of a small loss_and_grads call
+_EMPTY1 = {np.dtype(name): np.empty(0, dtype=name) for name in DTYPES}
+_EMPTY2 = {np.dtype(name): np.empty((0, 0), dtype=name) for name in DTYPES}
+_EMPTY3 = {np.dtype(name): np.empty((0, 0, 0), dtype=name) for name in DTYPES}
 _NO_RESETS = np.zeros(0, dtype=np.int64)
 
 
@@ -57,7 +62,7 @@ def prepare(model, X, Y=None, mask=None, h0=None):
     :class:`~fastrnn.InvalidArgument` / :class:`~fastrnn.InvalidType` naming the
     argument.
     """
-    dt = model.dtype.name
+    dt = model.dtype
     X = _array(model, "X", X, 3, (None, None, model.n_in), ("batch", "time", "n_in"))
     B, T = X.shape[0], X.shape[1]
     if Y is None:
@@ -132,7 +137,7 @@ def cellset(dims):
 
 def state_size(model, batch):
     """Entries of the flat (L, S, batch, H) recurrent state of ``batch`` sequences."""
-    return int(_kernels.state_size(model.dims, batch))
+    return int(_kernels.state_size.py_func(model.dims, batch))  # plain Python: nothing to compile for a size
 
 
 def new_state(model, batch):
@@ -147,11 +152,13 @@ def scratch_size(model, T, batch, n_threads=1):
 
 def chunk_scratch_size(model, T, batch):
     """Scratch entries :func:`train_chunk` needs for sequences of T steps."""
+    if _small.eligible(model.dims, T, batch):  # the kernel train_chunk will choose; the sizes in plain Python
+        return model.n_params + int(_small.scratch_size.py_func(T, batch, model.n_in, model.n_hidden, model.n_out))
     return int(_train_kernel.chunk_scratch_size(T, batch, model.dims, model.n_params))
 
 
 def _flat(a):
-    return a.reshape(-1) if a.shape[0] else _EMPTY1[a.dtype.name]
+    return a.reshape(-1) if a.shape[0] else _EMPTY1[a.dtype]
 
 
 # ------------------------------------------------------------------ calls
@@ -184,6 +191,8 @@ def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
     if n_threads > 1:
         loss = _kernels.loss_and_grads_parallel(model.theta, model.dims, K, X, Y, M, _flat(h0), grad,
                                                 h_final.reshape(-1), buf, n_threads, False, cellset(model.dims))
+    elif _small.eligible(model.dims, X.shape[1], B):  # the small-model path, same numbers
+        loss = _small.loss_and_grads(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1), buf)
     else:
         loss = _kernels.loss_and_grads_serial(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1),
                                               buf, True, cellset(model.dims))
@@ -192,7 +201,8 @@ def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
 
 def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, buf,
                 losses, grad_norms, errors, blas=True):
-    """Train ``losses.shape[0]`` iterations of ``model`` in place; see :func:`fastrnn._train_kernel.train_chunk`.
+    """Train ``losses.shape[0]`` iterations of ``model`` in place; see :func:`fastrnn._train_kernel.train_chunk`
+    (which takes the small-model path, :mod:`fastrnn._small`, where it applies).
 
     ``resets=None`` starts every iteration from zeros; ``hstate`` is a flat state
     from :func:`new_state`. Returns the number of iterations completed.
@@ -208,6 +218,37 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
     :func:`fastrnn._train_kernel.train_chunks_many`. ``resets=None``: every iteration from zeros."""
     if resets is None:
         resets = np.zeros((0, 0), dtype=np.int64)
+    if _small.eligible(dims[0], X.shape[2], batch):  # the small-model path, same numbers
+        _small.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
+                                 hstates, resets, bufs, n_iters, losses, grad_norms, errors, done)
+        return
     _train_kernel.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
                                     hstates, resets, bufs, n_iters, losses, grad_norms, errors, done, False,
                                     cellset(dims))
+
+
+#: What a first compile of each training kernel costs on the project's 2-core machine (measured, empty cache).
+_COMPILE_SECONDS = {"small-model training": 9, "general training": 12}
+
+
+def compile_note(model, T, batch, stream=None):
+    """Say on the screen, once, that the training kernel this run needs must be compiled first.
+
+    Only when numba's cache holds no copy of it (its index file is missing), this
+    process has not compiled it yet, and stderr is a terminal (``stream=None``; a
+    captured stderr keeps its one line per error); returns the line written, or None.
+    """
+    if stream is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        return None
+    eligible = _small.eligible(model.dims, T, batch)
+    kernel = _small.train_chunk if eligible else _train_kernel.train_chunk_general
+    name = "small-model training" if eligible else "general training"
+    if kernel.signatures:
+        return None
+    cache = getattr(kernel, "_cache", None)
+    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+    if index is None or os.path.exists(index):
+        return None
+    line = f"fastrnn: compiling the {name} kernels once, about {_COMPILE_SECONDS[name]} s (numba caches them for later runs)"
+    print(line, file=sys.stderr if stream is None else stream, flush=True)
+    return line

@@ -8,7 +8,6 @@ clock starts, so ``train_seconds`` is training time alone.
 
 import contextlib
 import functools
-import importlib.metadata
 import os
 import platform
 import signal
@@ -33,6 +32,27 @@ ACCURACY_WINDOW = 1000
 TASK_DEFAULTS = {name: cls.defaults for name, cls in TASKS.items()}
 
 
+class _LazyFrame:
+    """A dataclass field whose DataFrame is built from ``rows`` and ``columns`` on first read,
+    so that a command that never reads it never imports pandas (0.4 s of start-up)."""
+
+    def __set_name__(self, owner, name):
+        self.key = "_" + name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            raise AttributeError(self.key)  # no default: the field stays a required argument
+        value = obj.__dict__.get(self.key)
+        if value is None:
+            import pandas as pd
+
+            value = obj.__dict__[self.key] = pd.DataFrame(obj.rows, columns=obj.columns or None)
+        return value
+
+    def __set__(self, obj, value):
+        obj.__dict__[self.key] = value
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns.
@@ -54,7 +74,7 @@ class TrainResult:
     """
 
     model: RNN
-    history: object
+    history: object = _LazyFrame()  # None: built from rows and columns when first read
     train_seconds: float
     first_perfect_iteration: object
     status: str
@@ -65,6 +85,7 @@ class TrainResult:
     json_path: object = None
     save_path: object = None
     rows: list = field(default_factory=list, repr=False)
+    columns: list = field(default_factory=list, repr=False)
 
     def summary(self):
         """The run's outcome as saved in its JSON file under "result"."""
@@ -80,7 +101,7 @@ class TrainResult:
 
     @property
     def final_accuracy(self):
-        return float(self.history["accuracy"].iloc[-1]) if len(self.history) else float("nan")
+        return float(self.rows[-1]["accuracy"]) if self.rows else float("nan")
 
 
 def versions():
@@ -90,13 +111,19 @@ def versions():
 
 @functools.lru_cache(maxsize=1)
 def _versions():
-    out = {"python": platform.python_version()}
-    for name in ("fastrnn", "numpy", "numba", "scipy"):
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    # the modules' own __version__, not importlib.metadata (0.08 s to import)
+    import numba
+
+    from . import __version__
+
+    try:
+        import scipy
+
+        scipy_version = scipy.__version__
+    except ImportError:
+        scipy_version = "not installed"
+    return {"python": platform.python_version(), "fastrnn": __version__, "numpy": np.__version__,
+            "numba": numba.__version__, "scipy": scipy_version}
 
 
 def resolve_settings(**given):
@@ -190,7 +217,11 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         done = call(*run.source.next(n), n)
         return run.record(n, done, losses, norms, errors, run.seconds_before + clock()), done
 
-    return drive(run, lambda: call(*run.warmup_batch(), 0), advance, writer, save, progress, s["iters"], s["task"])
+    def warmup():
+        engine.compile_note(model, run.T, B)  # on a terminal, when the kernel is neither compiled nor cached
+        call(*run.warmup_batch(), 0)
+
+    return drive(run, warmup, advance, writer, save, progress, s["iters"], s["task"])
 
 
 train.__doc__ = train.__doc__.replace("{settings}", _settings.doc(indent=8))
@@ -575,11 +606,8 @@ class _Run:
 
 
 def _finish(run, train_seconds, compile_seconds, writer, save, bar):
-    import pandas as pd
-
     if bar is not None:
         bar.close()
-    history = pd.DataFrame(run.rows, columns=run.columns)
     save_path, save_error = None, None
     if save is not None and run.status != "diverged":
         try:
@@ -590,10 +618,11 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar):
         except OSError as exc:  # the JSON below still records the run, then the error is raised
             save_error = exc
     result = TrainResult(
-        model=run.model, history=history, train_seconds=train_seconds,
+        model=run.model, history=None, train_seconds=train_seconds,
         first_perfect_iteration=run.tracker.first_perfect_iteration, status=run.status, settings=run.s,
         iterations=run.done, compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
+        columns=run.columns,
     )
     if writer is not None:
         extra = {} if save_error is None else {"error": f"the model could not be saved to {save}: {save_error}"}

@@ -1,0 +1,330 @@
+"""The small-model path: one vanilla layer, products too small for BLAS.
+
+At the binary-addition shape (I=2, H=16, O=1, T=8, one sequence) a training
+iteration is a few thousand multiply-adds, and the general driver
+(:mod:`fastrnn._kernels`) spends more time on its generality than on them: it
+carves a workspace of 14 buffers, walks layer and state offsets, calls the
+cell through the registry and a product routine per step and per layer. This
+module does the same arithmetic, in the same order, for the one case of a
+single vanilla layer whose every product stays below ``config.BLAS_MIN_WORK``
+(:func:`eligible`), with the loops written out: every entry of h, z, the
+deltas and the gradient is the same sum of the same terms as in the general
+kernel, so in float64 the results agree bit for bit (the tests compare both
+with tests/reference.py at rtol 1e-10, and with each other exactly). In
+float32 they agree to float32 rounding: a few sums that the general kernel
+accumulates in a float32 array run here in a float64 scalar, or the reverse.
+Runs on this path agree with each other exactly (train_many and train alike).
+
+Why the first version of this path gained nothing end to end: it kept every
+buffer as offsets into one array, and a loop that reads one part of an array
+and writes another runs without vectorisation (measured 6x slower for a 16x16
+product). Separate arrays (:func:`workspace`), fused per-step loops and a
+four-way norm (fastrnn.optim.global_norm; one running sum of 321 squares was
+a fifth of the iteration) made the difference.
+
+Callers choose the path once per kernel call (:mod:`fastrnn.engine`), never per
+iteration. A command that only trains a small model compiles only this module,
+the optimizer and the head, not the general driver (start-up, issue 12).
+
+Numbers only: no checks. Scratch is the caller's ``buf`` (any length of at
+least :func:`scratch_size`); nothing is allocated per iteration.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+from ._kernels import head_loss
+from ._train_kernel import count_errors
+from .cells import rnn
+from .config import BLAS_MIN_WORK, JIT, JIT_PARALLEL
+from .optim import apply_update, clip_grads
+
+
+def eligible(dims, T, B):
+    """Whether a (B, T) batch of the model with ``dims`` takes this path (Python-side test).
+
+    One vanilla layer, and every product of the general driver below
+    BLAS_MIN_WORK, so that the general kernel uses its hand loops too and both
+    paths compute the same numbers.
+    """
+    I, H, O, L, cell = int(dims[0]), int(dims[1]), int(dims[2]), int(dims[3]), int(dims[6])
+    return cell == 0 and L == 1 and T * B * H * max(I, H, O) < BLAS_MIN_WORK
+
+
+@njit(**JIT)
+def scratch_size(T, B, I, H, O):
+    """Entries of ``buf`` :func:`workspace` carves (train_chunk's buf holds the gradient first)."""
+    TB = T * B
+    return H * I + H * H + TB * (I + 3 * O + 1) + (T + 1) * B * H + 3 * TB * H + 3 * B * H
+
+
+@njit(**JIT)
+def workspace(buf, T, B, I, H, O):
+    """Carve the arrays of :func:`loss_grad` out of ``buf`` (once per kernel call).
+
+    Separate arrays, not offsets into one: a loop that reads one part of an
+    array and writes another cannot be vectorised without run-time overlap
+    checks, and measured 6x slower at H = 16 than the same loop over two arrays.
+    Returns (uT (I*H), wT (H*H), xt (T*B*I), yt (T*B*O), mt (T*B), hs ((T+1)*B*H),
+    xu (T*B*H), z (T*B*O), g (T*B*O), gv (T*B*H), ds (T*B*H), d0, d1, dh (B*H each)).
+    """
+    TB = T * B
+    BH = B * H
+    sizes = (I * H, H * H, TB * I, TB * O, TB, (T + 1) * BH, TB * H, TB * O, TB * O, TB * H, TB * H, BH, BH, BH)
+    o = np.empty(15, np.int64)
+    o[0] = T - T
+    for q in range(14):
+        o[q + 1] = o[q] + sizes[q]
+    return (buf[o[0] : o[1]], buf[o[1] : o[2]], buf[o[2] : o[3]], buf[o[3] : o[4]], buf[o[4] : o[5]],
+            buf[o[5] : o[6]], buf[o[6] : o[7]], buf[o[7] : o[8]], buf[o[8] : o[9]], buf[o[9] : o[10]],
+            buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[13] : o[14]])
+
+
+@njit(**JIT)
+def _delta(act, n, a, aoff, b, h, hoff, out, ds, doff):
+    """out[e] = f'(a_t) * (a[aoff + e] + b[e]) and ds[doff + e] += out[e], f' written from
+    h = h[hoff + e] (the expressions of :func:`fastrnn.cells.rnn.backward_step`).
+
+    One loop per step for what the general driver does in four (the incoming
+    gradient, the recurrent term, the cell's step, the sum over loss origins):
+    at H = 16 a loop's set-up costs as much as its arithmetic."""
+    if act == rnn.TANH:
+        for e in range(n):
+            v = h[hoff + e]
+            d = (a[aoff + e] + b[e]) * (1.0 - v * v)
+            out[e] = d
+            ds[doff + e] += d
+    elif act == rnn.SIGMOID:
+        for e in range(n):
+            v = h[hoff + e]
+            d = (a[aoff + e] + b[e]) * (v * (1.0 - v))
+            out[e] = d
+            ds[doff + e] += d
+    else:
+        for e in range(n):
+            g = a[aoff + e] + b[e]
+            d = g if h[hoff + e] > 0.0 else 0.0
+            out[e] = d
+            ds[doff + e] += d
+
+
+@njit(**JIT)
+def loss_grad(theta, I, H, O, act, head, K, T, B, scale, ws, grad):
+    """Forward, loss and BPTT of one vanilla layer over the time-major data in ``ws``.
+
+    ``ws`` is :func:`workspace`'s tuple, with uT and wT holding the current U and
+    W transposed, xt, yt, mt the data and the first B rows of hs the initial
+    state (all filled by the caller). Writes the gradient (layout of theta) into
+    ``grad``, the predictions into z, and returns the loss. The sums are those of
+    :func:`fastrnn._kernels.forward` and :func:`~fastrnn._kernels.backward`,
+    term for term and in the same order.
+    """
+    uT, wT, xt, yt, mt, hs, xu, z, g, gv, ds, dc, dn, dh = ws
+    TB = T * B
+    BH = B * H
+    oW = H * I
+    ob = oW + H * H
+    oV = ob + H
+    oc = oV + O * H
+    # forward: xu = x U^T + b over all rows, then h_t = f(h_{t-1} W^T + xu_t) step by step
+    for r in range(TB):
+        q = r * H
+        for j in range(H):
+            xu[q + j] = 0.0
+        for p in range(I):
+            xp = xt[r * I + p]
+            w = p * H
+            for j in range(H):
+                xu[q + j] += xp * uT[w + j]
+        for j in range(H):
+            xu[q + j] += theta[ob + j]
+    for t in range(T):
+        for i in range(B):
+            hp = (t * B + i) * H
+            q = i * H
+            for j in range(H):
+                dh[q + j] = 0.0
+            for k in range(H):
+                hk = hs[hp + k]
+                w = k * H
+                for j in range(H):
+                    dh[q + j] += hk * wT[w + j]
+        rnn.forward_step(act, BH, xu, t * BH, dh, hs, (t + 1) * BH)
+    for r in range(TB):
+        hr = BH + r * H
+        for k in range(O):
+            acc = 0.0
+            for j in range(H):
+                acc += hs[hr + j] * theta[oV + k * H + j]
+            z[r * O + k] = acc + theta[oc + k]
+    loss = head_loss(z, yt, mt, O, head, scale, g)
+    # backward: gv = g V, then the delta sweeps (one, or one per loss origin when truncated)
+    for r in range(TB):
+        q = r * H
+        for j in range(H):
+            gv[q + j] = 0.0
+        for k in range(O):
+            gk = g[r * O + k]
+            w = oV + k * H
+            for j in range(H):
+                gv[q + j] += gk * theta[w + j]
+    full = K < 0 or K >= T - 1
+    for e in range(TB * H):
+        ds[e] = 0.0
+    # dh_k = [k is an origin] g_k V + [k below the origin] d_{k+1} W; zb stays zero
+    zb = dh
+    for e in range(BH):
+        zb[e] = 0.0
+    for origin in range(1 if full else T):
+        t0 = T - 1 if full else origin
+        k_min = 0 if full else (t0 - K if t0 > K else 0)
+        for k in range(t0, k_min - 1, -1):
+            rec = zb
+            if k < t0:
+                # d_{k+1} W into xu, one sequence at a time (W's rows as theta holds them)
+                rec = xu
+                for i in range(B):
+                    q = i * H
+                    for j in range(H):
+                        xu[q + j] = 0.0
+                    for m in range(H):
+                        dm = dn[q + m]
+                        w = oW + m * H
+                        for j in range(H):
+                            xu[q + j] += dm * theta[w + j]
+            if full or k == t0:
+                _delta(act, BH, gv, k * BH, rec, hs, (k + 1) * BH, dc, ds, k * BH)
+            else:
+                _delta(act, BH, zb, k - k, rec, hs, (k + 1) * BH, dc, ds, k * BH)  # k - k: no literal 0 (see _linalg)
+            dc, dn = dn, dc
+    # weight gradients from the summed deltas, every entry summed over rows in order
+    for j in range(H):
+        for p in range(I):
+            acc = 0.0
+            for r in range(TB):
+                acc += ds[r * H + j] * xt[r * I + p]
+            grad[j * I + p] = acc
+    # dW in dot order: no store in the inner loop (measured 1.4 -> 1.0 us at H = 16, T = 8)
+    for j in range(H):
+        q = oW + j * H
+        for k in range(H):
+            acc = 0.0
+            for r in range(TB):
+                acc += ds[r * H + j] * hs[r * H + k]
+            grad[q + k] = acc
+    for j in range(H):
+        grad[ob + j] = 0.0
+    for r in range(TB):
+        for j in range(H):
+            grad[ob + j] += ds[r * H + j]
+    for k in range(O):
+        for j in range(H):
+            acc = 0.0
+            for r in range(TB):
+                acc += g[r * O + k] * hs[BH + r * H + j]
+            grad[oV + k * H + j] = acc
+    for k in range(O):
+        acc = 0.0
+        for r in range(TB):
+            acc += g[r * O + k]
+        grad[oc + k] = acc
+    return loss
+
+
+@njit(**JIT)
+def _load(theta, I, H, X, Y, M, lo, B, ws):
+    """U and W transposed, and sequences lo..lo+B-1 of X, Y, M time-major, into ``ws``."""
+    uT, wT, xt, yt, mt = ws[0], ws[1], ws[2], ws[3], ws[4]
+    T, O = X.shape[1], Y.shape[2]
+    for r in range(H):
+        for q in range(I):
+            uT[q * H + r] = theta[r * I + q]
+    oW = H * I
+    for r in range(H):
+        for q in range(H):
+            wT[q * H + r] = theta[oW + r * H + q]
+    for t in range(T):
+        for i in range(B):
+            r = t * B + i
+            for q in range(I):
+                xt[r * I + q] = X[lo + i, t, q]
+            for q in range(O):
+                yt[r * O + q] = Y[lo + i, t, q]
+    if M.shape[0] > 0:
+        for t in range(T):
+            for i in range(B):
+                mt[t * B + i] = M[lo + i, t]
+    else:
+        for r in range(T * B):
+            mt[r] = 1.0
+
+
+@njit(**JIT)
+def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
+                buf, losses, grad_norms, errors):
+    """:func:`fastrnn._train_kernel.train_chunk` for an :func:`eligible` model: same arguments
+    (no ``blas``), same meaning, same numbers."""
+    n_iters = losses.shape[0]
+    T = X.shape[1]
+    P = theta.shape[0]
+    I, H, O, act, head = dims[0], dims[1], dims[2], dims[4], dims[5]
+    B = batch
+    BH = B * H
+    grad = buf[:P]
+    ws = workspace(buf[P:], T, B, I, H, O)
+    yt, mt, hs, z = ws[3], ws[4], ws[5], ws[7]
+    for it in range(n_iters):
+        if resets.shape[0] == 0 or resets[it] != 0:
+            for e in range(BH):
+                hstate[e] = 0.0
+        lo = it * B
+        _load(theta, I, H, X, Y, M, lo, B, ws)
+        for e in range(BH):
+            hs[e] = hstate[e]
+        loss = loss_grad(theta, I, H, O, act, head, K, T, B, 1.0 / B, ws, grad)
+        if not np.isfinite(loss):
+            return it
+        norm = clip_grads(grad, clip_norm, clip_value)
+        if not np.isfinite(norm):
+            return it
+        losses[it] = loss
+        grad_norms[it] = norm
+        count_errors(z, yt, mt, T, B, O, head, errors, lo)
+        for e in range(BH):
+            hstate[e] = hs[T * BH + e]
+        apply_update(opt, theta, grad, opt_state, step0 + it + 1, lr, hyper)
+    return n_iters
+
+
+@njit(**JIT_PARALLEL)
+def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
+                      resets, bufs, n_iters, losses, grad_norms, errors, done):
+    """:func:`fastrnn._train_kernel.train_chunks_many` for :func:`eligible` models (no ``blas``)."""
+    for m in prange(thetas.shape[0]):
+        n = n_iters[m]
+        Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
+        Rm = resets[m] if resets.shape[0] > 0 else np.zeros(0, np.int64)
+        done[m] = train_chunk(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
+                              opt_states[m], step0s[m], clip_norms[m], 0.0, hstates[m], Rm, bufs[m], losses[m, :n],
+                              grad_norms[m, :n], errors[m, : n * batch])
+
+
+@njit(**JIT)
+def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
+    """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`eligible` model (no ``blas``)."""
+    B, T = X.shape[0], X.shape[1]
+    I, H, O = dims[0], dims[1], dims[2]
+    BH = B * H
+    ws = workspace(buf, T, B, I, H, O)
+    hs = ws[5]
+    _load(theta, I, H, X, Y, M, B - B, B, ws)
+    if h0.shape[0] > 0:
+        for e in range(BH):
+            hs[e] = h0[e]
+    else:
+        for e in range(BH):
+            hs[e] = 0.0
+    loss = loss_grad(theta, I, H, O, dims[4], dims[5], K, T, B, 1.0 / B, ws, grad)
+    for e in range(BH):
+        h_final[e] = hs[T * BH + e]
+    return loss

@@ -1,0 +1,177 @@
+"""The small-model path (fastrnn._small): the general kernel's numbers, and the reference's."""
+
+import numpy as np
+import pytest
+
+import fastrnn
+import reference as ref
+from conftest import ATOL_TWIN, RTOL_TWIN, make_data, model_from_params
+from fastrnn import _small, _train_kernel, engine, optim
+
+CASES = [(act, head, masked, K, B) for act in ("tanh", "sigmoid", "relu") for head in ("softmax", "sigmoid", "linear")
+         for masked, K, B in ((False, None, 1), (True, 1, 3), (True, None, 2), (False, 2, 1))]
+
+
+def _chunk(fn, model, K, X, Y, M, B, kind, resets, n, extra=()):
+    hstate = np.full(engine.state_size(model, B), 0.25)
+    losses, norms, errors = np.empty(n), np.empty(n), np.empty(n * B, dtype=np.int64)
+    state = np.zeros((2, model.n_params))
+    buf = np.empty(_train_kernel.chunk_scratch_size(X.shape[1], B, model.dims, model.n_params))  # the general kernel's
+    done = fn(model.theta, model.dims, K, X, Y, M, B, kind, 0.05, optim.hyper_array(), state, 0, 1.5, 0.0, hstate,
+              resets, buf, losses, norms, errors, *extra)
+    return done, losses, norms, errors, hstate
+
+
+@pytest.mark.parametrize("act,head,masked,K,B", CASES)
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_small_train_chunk_gives_the_general_kernels_numbers_exactly(rng, act, head, masked, K, B, kind):
+    """Same arithmetic in the same order: every loss, norm, error count, state and parameter equal bit for bit,
+    with carried state, resets in the middle, clipping and truncation."""
+    n, T, I, H, O = 5, 6, 3, 5, 4
+    X, Y, mask = make_data(rng, n * B, T, I, O, head, masked)
+    M = np.zeros((0, 0)) if mask is None else mask
+    resets = np.array([1, 0, 1, 0, 0], dtype=np.int64)
+    Kc = -1 if K is None else K
+    model = fastrnn.RNN(I, H, O, activation=act, head=head, seed=4, init_scale=1.2)
+    assert _small.eligible(model.dims, T, B)
+    general = model.copy()
+    got = _chunk(_small.train_chunk, model, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n)
+    want = _chunk(_train_kernel.train_chunk_general, general, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n, (True, None))
+    assert got[0] == want[0] == n
+    for a, b in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.theta, general.theta)
+
+
+@pytest.mark.parametrize("act,head,masked,K,B", CASES)
+def test_small_train_chunk_matches_the_reference_over_carried_windows(rng, act, head, masked, K, B):
+    """Two SGD iterations on a stream (state carried from the first window into the second) against
+    tests/reference.py: losses, final state and parameters at rtol 1e-10."""
+    T, I, H, O, lr = 5, 2, 6, 3, 0.1
+    X, Y, mask = make_data(rng, B, 2 * T, I, O, head, masked)
+    params = ref.init_params(I, H, O, 1, rng, scale=0.8)
+    model = model_from_params(params, act, head)
+    cut = lambda A: np.ascontiguousarray(np.concatenate([A[:, :T], A[:, T:]]))  # noqa: E731
+    Xw, Yw = cut(X), cut(Y)
+    Mw = np.zeros((0, 0)) if mask is None else cut(mask)
+    hstate = np.full(engine.state_size(model, B), 9.0)  # the reset must clear it
+    losses, norms, errors = np.empty(2), np.empty(2), np.empty(2 * B, dtype=np.int64)
+    done = _small.train_chunk(model.theta, model.dims, -1 if K is None else K, Xw, Yw, Mw, B, optim.SGD, lr,
+                              optim.hyper_array(), np.zeros((2, model.n_params)), 0, 0.0, 0.0, hstate,
+                              np.array([1, 0], dtype=np.int64), np.empty(engine.chunk_scratch_size(model, T, B)), losses,
+                              norms, errors)
+    assert done == 2
+    m0 = None if mask is None else mask[:, :T]
+    m1 = None if mask is None else mask[:, T:]
+    loss0, g0 = ref.loss_and_grads(params, X[:, :T], Y[:, :T], m0, act, head, bptt_truncate=K)
+    _, s0 = ref.forward(params, X[:, :T], act, head)
+    p1 = {k: v - lr * g0[k] for k, v in params.items()}
+    loss1, g1 = ref.loss_and_grads(p1, X[:, T:], Y[:, T:], m1, act, head, bptt_truncate=K, h0=s0[:, :, -1])
+    _, s1 = ref.forward(p1, X[:, T:], act, head, h0=s0[:, :, -1])
+    np.testing.assert_allclose(losses, [loss0, loss1], rtol=RTOL_TWIN)
+    np.testing.assert_allclose(hstate.reshape(1, B, H), s1[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
+    for name, v in p1.items():
+        np.testing.assert_allclose(model.params[name], v - lr * g1[name], rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+
+
+def test_shapes_that_need_blas_or_more_layers_take_the_general_path():
+    assert _small.eligible(fastrnn.RNN(2, 16, 1).dims, 8, 1)
+    assert not _small.eligible(fastrnn.RNN(2, 16, 1, layers=2).dims, 8, 1)
+    assert not _small.eligible(fastrnn.RNN(20, 100, 10).dims, 10, 32)
+
+
+def test_a_diverging_iteration_is_not_applied(rng):
+    """Like the general kernel: the chunk stops before applying a non-finite loss."""
+    n, B, T = 3, 1, 4
+    X, Y, _ = make_data(rng, n * B, T, 2, 2, "linear")
+    X[2, 1, 0] = np.inf
+    model = fastrnn.RNN(2, 3, 2, head="linear", seed=1)
+    general = model.copy()
+    got = _chunk(_small.train_chunk, model, -1, X, Y, np.zeros((0, 0)), B, optim.SGD, np.zeros(0, np.int64), n)
+    want = _chunk(_train_kernel.train_chunk_general, general, -1, X, Y, np.zeros((0, 0)), B, optim.SGD, np.zeros(0, np.int64),
+                  n, (True, None))
+    assert got[0] == want[0] == 2
+    np.testing.assert_array_equal(model.theta, general.theta)
+    np.testing.assert_array_equal(got[1][:2], want[1][:2])
+
+
+@pytest.mark.parametrize("act,head,masked,K,B", CASES[::2])
+def test_loss_and_grads_on_the_small_path_matches_the_reference(rng, act, head, masked, K, B):
+    T, I, H, O = 6, 3, 5, 4
+    X, Y, mask = make_data(rng, B, T, I, O, head, masked)
+    params = ref.init_params(I, H, O, 1, rng, scale=0.8)
+    model = model_from_params(params, act, head)
+    assert _small.eligible(model.dims, T, B)
+    h0 = rng.standard_normal((1, B, H)) * 0.5
+    loss, grads, h_final = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K, h0=h0, return_state=True)
+    want_loss, want = ref.loss_and_grads(params, X, Y, mask, act, head, bptt_truncate=K, h0=h0)
+    _, states = ref.forward(params, X, act, head, h0=h0)
+    np.testing.assert_allclose(loss, want_loss, rtol=RTOL_TWIN)
+    np.testing.assert_allclose(h_final, states[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
+    for name, g in want.items():
+        np.testing.assert_allclose(grads[name], g, rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+
+
+def test_train_many_on_the_small_path_equals_separate_runs():
+    """The sweep's parallel kernel takes the small path model by model: same numbers as train()."""
+    settings = [dict(task="binary", iters=300, log_every=100, seed=s, progress=False) for s in (0, 1, 2)]
+    together = fastrnn.training.train_many([{k: v for k, v in s.items() if k != "progress"} for s in settings])
+    for s, got in zip(settings, together):
+        alone = fastrnn.train(**s)
+        np.testing.assert_array_equal(got.model.theta, alone.model.theta)
+        np.testing.assert_array_equal(got.history["loss"].to_numpy(), alone.history["loss"].to_numpy())
+
+
+def test_the_version_constant_is_pyprojects():
+    import pathlib
+    import tomllib
+
+    project = tomllib.loads((pathlib.Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
+    assert fastrnn.__version__ == project["version"]
+
+
+def test_training_imports_neither_pandas_nor_scipys_linalg_until_asked(tmp_path):
+    """Start-up (issue 12): a small binary run loads no pandas and no scipy.linalg; history still reads as a frame."""
+    import subprocess
+    import sys
+
+    code = ("import sys, fastrnn; r = fastrnn.train(task='binary', iters=200, log_every=100, progress=False); "
+            "print(sorted(m for m in ('pandas', 'scipy.linalg') if m in sys.modules)); "
+            "print(type(r.history).__name__, r.history.shape, r.final_accuracy == r.history['accuracy'].iloc[-1])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True,
+                         env={**__import__("os").environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).parents[1])})
+    assert out.stdout.splitlines() == ["[]", "DataFrame (2, 9) True"]
+
+
+def test_a_first_compile_is_announced_once(tmp_path, monkeypatch):
+    """Issue 12: a run whose kernel is neither compiled nor cached says so on stderr, naming it; else nothing."""
+    import io
+    from types import SimpleNamespace
+
+    model = fastrnn.RNN(2, 16, 1)
+    fake = SimpleNamespace(signatures=[], _cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(tmp_path / "k.nbi"))))
+    monkeypatch.setattr(_small, "train_chunk", fake)
+    out = io.StringIO()
+    line = engine.compile_note(model, 8, 1, out)
+    assert line is not None and "compiling the small-model training kernels once, about" in out.getvalue()
+    (tmp_path / "k.nbi").write_text("")  # cached now
+    assert engine.compile_note(model, 8, 1, io.StringIO()) is None
+    fake.signatures.append("compiled")
+    (tmp_path / "k.nbi").unlink()
+    assert engine.compile_note(model, 8, 1, io.StringIO()) is None
+
+
+def test_the_train_command_imports_no_pandas(tmp_path):
+    """Start-up (issue 12): `fastrnn train` prints its summary from the rows, never building the DataFrame."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    code = ("import sys; from fastrnn.cli import main\n"
+            "try:\n    main(['train', '--task', 'binary', '--iters', '200', '--no-csv'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('pandas' in sys.modules, 'scipy.linalg' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True,
+                         env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])})
+    assert out.stdout.splitlines()[-1] == "False False", out.stdout + out.stderr
