@@ -1,6 +1,6 @@
 """JAX on the CPU, float64: ``jax.jit`` of a ``lax.scan`` step, and the whole loop jitted as one ``lax.scan``.
 
-The step is the same math as fastrnn's (SPEC.md's loss, global-norm clipping, SGD
+The step is the same math as fastrnn's (docs/math.md's loss, global-norm clipping, SGD
 or Adam with bias correction); ``jax.grad`` does BPTT through the scan.
 """
 

@@ -4,7 +4,7 @@ One sequence per iteration, sigmoid hidden units, a sigmoid head with binary
 cross-entropy, plain SGD; float64. The weights are transposed once, so every inner
 loop reads a contiguous row, and the exponentials are scalar ``np.exp``. Nothing is
 general: no batches, layers, masks, truncation or optimizer choice. Written from
-the math (SPEC.md), with nothing borrowed from fastrnn.
+the math (docs/math.md), with nothing borrowed from fastrnn.
 """
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The batched numpy form of one-layer RNN forward + full BPTT, written from SPEC.md.
+"""The batched numpy form of one-layer RNN forward + full BPTT, written from docs/math.md.
 
 This is the fastest way we know to write BPTT in plain numpy, and so the fair
 baseline for fastrnn's kernels: a Python loop over time only where the recurrence

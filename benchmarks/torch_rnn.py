@@ -1,6 +1,6 @@
 """PyTorch on the CPU: an explicit cell loop with autograd, and torch.nn.RNN.
 
-Both train with the loss of SPEC.md (sum over steps, mean over the batch; BCE from
+Both train with the loss of docs/math.md (sum over steps, mean over the batch; BCE from
 logits for the sigmoid head, cross-entropy for softmax), global-norm clipping and
 SGD or Adam, from the same initial weights and data as fastrnn, in float64.
 torch.nn.RNN offers tanh and relu units only, so with sigmoid hidden units only the

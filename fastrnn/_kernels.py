@@ -1,4 +1,4 @@
-"""JIT-compiled forward pass and BPTT for a stacked RNN of any registered cell (SPEC.md).
+"""JIT-compiled forward pass and BPTT for a stacked RNN of any registered cell (docs/math.md).
 
 Numbers only: no checks, no I/O. Everything here is called through
 :mod:`fastrnn.engine`, whose callers validate first.
@@ -259,7 +259,7 @@ def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cell
 def head_loss(z, yt, mt, O, head, scale, g):
     """Turn logits z (R, O) into predictions in place, write g = scale * mask * dL/dz.
 
-    Returns ``scale * sum(mask * loss)``; with ``scale = 1 / B`` that is SPEC.md's
+    Returns ``scale * sum(mask * loss)``; with ``scale = 1 / B`` that is docs/math.md's
     loss (sum over masked steps, mean over sequences). The exponentials are written
     into a row of g first, in a loop of their own, so that they vectorise.
     """
@@ -368,7 +368,7 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
     """BPTT from g = dL/dz; writes every parameter's gradient into ``grad``.
 
     K < 0: full BPTT, one backward sweep. K >= 0: the loss at step t reaches only
-    steps t-K..t (SPEC.md), so each loss origin gets its own sweep of K + 1 steps;
+    steps t-K..t (docs/math.md), so each loss origin gets its own sweep of K + 1 steps;
     da_x and da_h of all origins are summed per step (``dsx``, ``dsh``; they are
     linear in the incoming gradient), which is all the weight gradients need.
     K >= T - 1 is full BPTT and takes the single sweep. For a cell whose da_h is

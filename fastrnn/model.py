@@ -274,7 +274,7 @@ class RNN:
         Returns
         -------
         loss : float
-            Sum over masked steps, mean over the batch (SPEC.md).
+            Sum over masked steps, mean over the batch (docs/math.md).
         grads : dict of str to ndarray
             Same keys and shapes as :attr:`params`; new arrays on every call.
         h_final : ndarray (the pair of them for an LSTM), only with ``return_state=True``

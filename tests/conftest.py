@@ -12,7 +12,7 @@ RTOL_TWIN = 1e-10
 ATOL_TWIN = 1e-12
 #: serial against parallel path (only the summation order differs)
 RTOL_PARALLEL = 1e-12
-#: the reference against central differences (SPEC.md: relative error under 1e-6)
+#: the reference against central differences (docs/math.md: relative error under 1e-6)
 GRADCHECK_TOL = 1e-6
 #: float32 against float64 results
 RTOL_FLOAT32 = 2e-4

@@ -1,10 +1,10 @@
-"""Plain-numpy twin of fastrnn's model, written from SPEC.md. Never imports fastrnn.
+"""Plain-numpy twin of fastrnn's model, written from docs/math.md. Never imports fastrnn.
 
 One sequence at a time, one time step at a time, with the names of the math:
 
     a_t = U x_t + W h_{t-1} + b,  h_t = f(a_t),  z_t = V h_t + c,  yhat_t = head(z_t)
 
-Two BPTT forms, both from SPEC.md:
+Two BPTT forms, both from docs/math.md:
 * ``bptt_full``: the delta recurrence delta_t = D_t (V^T g_t + W^T delta_{t+1}),
   extended to stacked layers (the layer above sends U_{l+1}^T delta^{l+1}_t down);
 * ``bptt_truncated``: the definition of truncation itself: every loss L_t is
@@ -70,7 +70,7 @@ def head_output(z, head):
 
 
 def step_loss(z, y, head):
-    """Loss of one step and dL/dz (SPEC.md)."""
+    """Loss of one step and dL/dz (docs/math.md)."""
     yhat = head_output(z, head)
     if head == "softmax":
         logp = z - z.max() - np.log(np.exp(z - z.max()).sum())
@@ -228,7 +228,7 @@ def numerical_grads(loss_fn, params, eps=1e-5):
 
 
 def relative_error(a, n):
-    """SPEC.md: max|a - n| / max(|a| + |n|, tiny), over a whole array."""
+    """docs/math.md: max|a - n| / max(|a| + |n|, tiny), over a whole array."""
     return np.max(np.abs(a - n)) / max(np.max(np.abs(a)) + np.max(np.abs(n)), np.finfo(float).tiny)
 
 
@@ -279,7 +279,7 @@ def rmsprop(theta, grad, ms, lr, decay=0.95, eps=1e-8):
 
 # ----------------------------------------------------------------- gated cells
 #
-# PyTorch's torch.nn.GRU and torch.nn.LSTM, written from the math (SPEC.md "Gated cells"), one
+# PyTorch's torch.nn.GRU and torch.nn.LSTM, written from the math (docs/math.md, "Gated cells"), one
 # sequence and one step at a time. Per layer l, with the gates stacked in PyTorch's order:
 #
 #   U{l} (G*H, I_l), W{l} (G*H, H), b{l} (G*H,); GRU also bn{l} (H,);  LSTM G = 4, GRU G = 3

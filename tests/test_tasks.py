@@ -1,4 +1,4 @@
-"""Task generators: the encodings of SPEC.md, checked on hand-worked examples."""
+"""Task generators: the encodings of docs/math.md, checked on hand-worked examples."""
 
 import numpy as np
 import pytest

@@ -18,7 +18,7 @@ def test_binary_task_reaches_accuracy_one():
     assert result.first_perfect_iteration is not None and result.first_perfect_iteration < 10000  # the lab's bar
     assert result.history["iteration"].iloc[-1] == 20000
     assert result.train_seconds > 0 and isinstance(result.model, fastrnn.RNN)
-    # the learned recurrence carries over to longer numbers (SPEC.md)
+    # the learned recurrence carries over to longer numbers (docs/math.md)
     task = fastrnn.BinaryAddition(24)
     batch = task.sample(np.random.default_rng(1), 300)
     yhat, _ = result.model.forward(batch.X)

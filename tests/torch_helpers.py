@@ -1,4 +1,4 @@
-"""PyTorch side of the torch comparisons: the losses of SPEC.md written with torch ops.
+"""PyTorch side of the torch comparisons: the losses of docs/math.md written with torch ops.
 
 Imported only by tests that first call ``pytest.importorskip("torch")``.
 """

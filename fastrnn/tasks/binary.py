@@ -1,4 +1,4 @@
-"""Binary addition (SPEC.md): a + b, bit by bit, least significant bit first.
+"""Binary addition (docs/math.md): a + b, bit by bit, least significant bit first.
 
 The carry flows forward in time, the direction the RNN reads.
 

@@ -1,7 +1,7 @@
-"""Decimal addition (SPEC.md): ``digits``-digit numbers, least significant digit first, softmax over 10 digits.
+"""Decimal addition (docs/math.md): ``digits``-digit numbers, least significant digit first, softmax over 10 digits.
 
 a, b < 10**(digits-1), so that c = a + b fits ``digits`` digits: the final carry
-lands on the last digit and no extra output step is needed (SPEC.md's choice).
+lands on the last digit and no extra output step is needed (docs/math.md's choice).
 
 Encodings: ``pair`` (default) reads both digits of a position in one step,
 x_t = onehot(a_t) ++ onehot(b_t) (input 20, T = digits); ``interleave`` is the
