@@ -99,10 +99,17 @@ def check_memory(what, nbytes, fix):
         )
 
 
-def model_bytes(n_in, n_hidden, n_out, layers, itemsize):
-    """Bytes of one parameter vector of a stacked RNN (exact, in Python integers: no overflow)."""
-    n_params = n_hidden * (n_in + n_hidden + 1) + (layers - 1) * n_hidden * (2 * n_hidden + 1) + n_out * (n_hidden + 1)
-    return n_params * itemsize
+def model_bytes(n_in, n_hidden, n_out, layers, itemsize, cell="rnn"):
+    """Bytes of one parameter vector of a stacked RNN of ``cell`` (exact, in Python integers: no overflow).
+
+    Counted with the kernels' own layout formula (:func:`fastrnn._kernels.count_formula`),
+    with the cell's G*H-wide gate matrices and its extra vectors (the GRU's bn).
+    """
+    from . import cells
+    from ._kernels import count_formula
+
+    mod = cells.module(cell)
+    return count_formula(n_in, n_hidden, n_out, layers, mod.G, mod.EXTRA) * itemsize
 
 
 def as_float_array(name, value, dtype, ndim, shape=None, what="", check_finite=True):

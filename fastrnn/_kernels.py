@@ -52,19 +52,37 @@ DIMS_FIELDS = ("n_in", "n_hidden", "n_out", "layers", "activation", "head", "cel
 # --------------------------------------------------------------------------- layout
 
 
+def offset_formula(I, H, G, E, l):
+    """THE layout formula: offset of U_l in theta for a cell with G gates and E extra
+    H-vectors per layer; ``l = L`` gives the offset of V.
+
+    Layer l holds G*H*(I_l + H + 1) + E*H entries: U_l, W_l, b_l, the cell's extras.
+    Plain integer arithmetic: compiled for the kernels (:func:`layer_offset`), and
+    called with Python integers (exact, no overflow) by :func:`fastrnn._checks.model_bytes`.
+    """
+    per_layer = G * H * (H + H + 1) + E * H
+    if l == 0:
+        return 0 * per_layer
+    return G * H * (I + H + 1) + E * H + (l - 1) * per_layer
+
+
+def count_formula(I, H, O, L, G, E):
+    """Entries of theta: the L layers (:func:`offset_formula`), then V (O, H) and c (O,) (as :func:`param_count`)."""
+    return offset_formula(I, H, G, E, L) + O * H + O
+
+
+_offset = njit(**JIT)(offset_formula)
+
+
 @njit(**JIT)
 def layer_offset(dims, l):
     """Offset of U_l in theta; ``layer_offset(dims, L)`` is the offset of V.
 
-    Layer l holds G*H*(I_l + H + 1) + extra entries: U_l, W_l, b_l, the cell's
-    extras. Called by the kernels and by :func:`fastrnn.params.layout` alike.
+    :func:`offset_formula` for the model's cell. Called by the kernels and by
+    :func:`fastrnn.params.layout` alike.
     """
-    I, H, cell = dims[0], dims[1], dims[6]
-    GH = cells.gates(cell) * H
-    per_layer = GH * (H + H + 1) + cells.extra_size(cell, H)
-    if l == 0:
-        return l
-    return GH * (I + H + 1) + cells.extra_size(cell, H) + (l - 1) * per_layer
+    cell = dims[6]
+    return _offset(dims[0], dims[1], cells.gates(cell), cells.extra_size(cell, 1), l)
 
 
 @njit(**JIT)

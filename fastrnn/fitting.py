@@ -645,11 +645,12 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
     X, Y, M = arrays["X"], arrays["Y"], arrays.get("mask")
     head = value["head"] or infer_head(Y, M)
     value["head"] = _check_setting("head", head)
-    for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell"):
+    for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell", "forget_bias"):
         value[name] = _check_setting(name, value[name])
     model = RNN(X.shape[2], value["hidden"], Y.shape[2], layers=value["layers"], activation=value["activation"],
                 head=head, dtype=value["dtype"], seed=value["seed"],
-                init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"], cell=value["cell"])
+                init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"], cell=value["cell"],
+                forget_bias=value["forget_bias"])
     model.metadata = {"task": "data", "data_file": str(path)}
     if value["init_from"] is not None:
         value["init_from"] = _check_setting("init_from", value["init_from"])
@@ -659,7 +660,8 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
                                     "window", "seed", "log_every", "momentum", "shuffle")}
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
-                   _record=dict(data_file=str(path), init_scale=value["init_scale"], init_from=value["init_from"]), **kwargs)
+                   _record=dict(data_file=str(path), init_scale=value["init_scale"], init_from=value["init_from"],
+                                forget_bias=value["forget_bias"]), **kwargs)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
             raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {infer_head(Y, M)})"

@@ -46,10 +46,18 @@ class RNN:
     init_scale : float or None
         Weights start uniform in ``[-init_scale, init_scale]``; None means
         ``1 / sqrt(fan_in)`` per matrix for the vanilla cell and ``1 / sqrt(n_hidden)``
-        for every matrix of a gated cell (PyTorch's rule). Biases start at zero.
+        for every matrix of a gated cell (PyTorch's rule). Biases start at zero
+        (but see ``forget_bias``).
     cell : {"rnn", "gru", "lstm"}
         The recurrent cell (:mod:`fastrnn.cells`): "rnn" is the vanilla cell above,
         "gru" and "lstm" compute exactly ``torch.nn.GRU`` and ``torch.nn.LSTM``.
+    forget_bias : float
+        LSTM only: the forget gate's block of every ``b{l}`` (entries H..2H-1) starts
+        at this value instead of 0, so that the initial forget gate is
+        sigmoid(forget_bias) rather than 1/2 and the cell starts out remembering
+        (Gers et al. 2000; Jozefowicz et al. 2015 recommend 1). Applied once, at
+        initialisation; the default 0 is PyTorch's initialisation. Any other cell
+        refuses a nonzero value.
 
     Attributes
     ----------
@@ -71,7 +79,7 @@ class RNN:
     """
 
     def __init__(self, n_in, n_hidden, n_out, layers=1, activation="tanh", head="softmax", dtype="float64", seed=0,
-                 init_scale=None, cell="rnn"):
+                 init_scale=None, cell="rnn", forget_bias=0.0):
         self.n_in = _checks.check_int("n_in", n_in, minimum=1)
         self.n_hidden = _checks.check_int("n_hidden", n_hidden, minimum=1)
         self.n_out = _checks.check_int("n_out", n_out, minimum=1)
@@ -88,11 +96,18 @@ class RNN:
                 f"activation={self.activation!r} applies to the vanilla cell only; the {self.cell} cell's activations"
                 " are fixed: leave activation='tanh' or use cell='rnn'"
             )
+        self.forget_bias = _checks.check_float("forget_bias", forget_bias)
+        if self.forget_bias != 0.0 and self.cell != "lstm":
+            raise InvalidArgument(
+                f"forget_bias={self.forget_bias!r} applies to the LSTM's forget gate only; the {self.cell} cell has none:"
+                " leave forget_bias=0 or use cell='lstm'"
+            )
         cell_module = cells.module(self.cell)
         #: state vectors per layer (1: h; the LSTM's 2: h and c)
         self.n_states = cell_module.S
         _checks.check_memory(f"a model with n_in={self.n_in}, n_hidden={self.n_hidden}, n_out={self.n_out}, layers={self.layers}",
-                             _checks.model_bytes(self.n_in, self.n_hidden, self.n_out, self.layers, self.dtype.itemsize),
+                             _checks.model_bytes(self.n_in, self.n_hidden, self.n_out, self.layers, self.dtype.itemsize,
+                                                 self.cell),
                              "choose a smaller n_hidden or fewer layers")
         self._dims = np.array(
             [self.n_in, self.n_hidden, self.n_out, self.layers, cells.rnn.ACTIVATIONS[self.activation],
@@ -103,6 +118,10 @@ class RNN:
         default_scale = None if self.cell == "rnn" else 1.0 / np.sqrt(self.n_hidden)
         self.theta = params.init_theta(self._entries, size, self.dtype, self.seed, self.init_scale, default_scale)
         self._params = params.views(self.theta, self._entries)
+        if self.forget_bias != 0.0:
+            H = self.n_hidden
+            for l in range(self.layers):  # gates i, f, g, o: f is the second block
+                self._params[f"b{l}"][H : 2 * H] = self.forget_bias
         #: Free-form JSON-able facts saved with the model (the training task, say).
         self.metadata = {}
         self._scratch = np.empty(0, dtype=self.dtype)
@@ -141,7 +160,7 @@ class RNN:
         return dict(
             n_in=self.n_in, n_hidden=self.n_hidden, n_out=self.n_out, layers=self.layers,
             activation=self.activation, head=self.head, dtype=self.dtype.name, seed=self.seed,
-            init_scale=self.init_scale, cell=self.cell,
+            init_scale=self.init_scale, cell=self.cell, forget_bias=self.forget_bias,
         )
 
     def copy(self):

@@ -224,6 +224,8 @@ TRAINING = (
             together=True),
     Setting("init_scale", "scale", "Initial weights uniform in [-s, s] (text: normal with std s, biases 0), or fan_in "
             "(1/sqrt(fan-in) per matrix).", PER_TASK),
+    Setting("forget_bias", "float", "LSTM only: the forget gate's biases start at this value (1 is the usual advice, "
+            "Jozefowicz et al. 2015; 0 = PyTorch's initialisation).", 0.0),
     Setting("init_from", "path", "Start from the weights of this saved model (.npz) instead of drawing them.", None,
             off="drawn"),
     Setting("seed", "int", "Seeds the weights and the data.", 0, minimum=0),
@@ -312,6 +314,9 @@ def resolve(given):
             raise InvalidArgument(f"log_spectrum needs the vanilla cell's square W; a {s['cell']} model stacks gate"
                                   " matrices: train with cell='rnn' or without log_spectrum")
         s["activation"] = "tanh"
+    if s["cell"] != "lstm" and s["forget_bias"] != 0.0:
+        raise InvalidArgument(f"forget_bias={s['forget_bias']!r} applies to cell='lstm' only; the {s['cell']} cell has no"
+                              " forget gate: leave forget_bias unset or use cell='lstm'")
     return task_obj, s
 
 

@@ -374,7 +374,7 @@ def check_training_memory(task_obj, s):
     """
     itemsize = np.dtype(s["dtype"]).itemsize
     I, O, T, H, L, B = task_obj.n_in, task_obj.n_out, task_obj.T, s["hidden"], s["layers"], s["batch"]
-    params = _checks.model_bytes(I, H, O, L, itemsize)
+    params = _checks.model_bytes(I, H, O, L, itemsize, s["cell"])
     data = s["log_every"] * B * T * (I + O + 1) * (itemsize + 8)
     states = 2 * L * B * T * H * itemsize
     _checks.check_memory(
@@ -484,7 +484,7 @@ class _Run:
         s["versions"] = versions()
         self.model = RNN(task_obj.n_in, s["hidden"], task_obj.n_out, layers=s["layers"], activation=s["activation"],
                          head=task_obj.head, dtype=s["dtype"], seed=s["seed"],
-                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"], cell=s["cell"])
+                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"], cell=s["cell"], forget_bias=s["forget_bias"])
         self.model.metadata = dict(task_obj.model_metadata())
         task_obj.init_weights(self.model, s)
         if fresh and s["init_from"] is not None:

@@ -152,6 +152,64 @@ def test_default_init_is_pytorchs_scale_and_init_scale_overrides_it(cell):
     assert fastrnn.RNN(40, H, 3, cell=cell, seed=3).params["U0"].tolist() == model.params["U0"].tolist()
 
 
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("layers", [1, 3])
+def test_model_bytes_counts_the_gate_matrices_and_extras(cell, layers):
+    from fastrnn import _checks
+
+    for dtype, itemsize in (("float64", 8), ("float32", 4)):
+        model = fastrnn.RNN(5, 7, 3, layers=layers, cell=cell, dtype=dtype)
+        assert _checks.model_bytes(5, 7, 3, layers, itemsize, cell) == model.theta.nbytes
+    G = {"rnn": 1, "gru": 3, "lstm": 4}[cell]
+    H = 10**9  # exact in Python integers, far past int64's products
+    first = G * H * (5 + H + 1) + (H if cell == "gru" else 0)
+    assert _checks.model_bytes(5, H, 3, 1, 8, cell) == 8 * (first + 3 * H + 3)
+
+
+def test_the_memory_check_counts_a_gated_models_gates():
+    from fastrnn import _checks
+
+    import math
+
+    limit = _checks.memory_limit()
+    H = math.isqrt(limit // 16)  # parameters about 8 H^2 bytes for the vanilla cell, 32 H^2 for the LSTM
+    assert _checks.model_bytes(2, H, 2, 1, 8, "rnn") <= limit < _checks.model_bytes(2, H, 2, 1, 8, "lstm")
+    with pytest.raises(InvalidArgument, match="would need at least"):  # refused before anything is allocated
+        fastrnn.RNN(2, H, 2, cell="lstm")
+
+
+def test_forget_bias_sets_only_the_lstm_f_block_at_init():
+    H = 5
+    plain = fastrnn.RNN(3, H, 2, layers=2, cell="lstm", seed=4)
+    model = fastrnn.RNN(3, H, 2, layers=2, cell="lstm", seed=4, forget_bias=1.0)
+    for l in range(2):
+        b = model.params[f"b{l}"]
+        assert b[H : 2 * H].tolist() == [1.0] * H  # gates i, f, g, o: f only
+        assert not b[:H].any() and not b[2 * H :].any()
+    for name in model.param_names:
+        if not name.startswith("b"):
+            assert model.params[name].tolist() == plain.params[name].tolist(), name  # the same draws
+    assert model.config()["forget_bias"] == 1.0 and model.copy().params["b1"].tolist() == model.params["b1"].tolist()
+    assert plain.config()["forget_bias"] == 0.0 and not plain.params["b0"].any()  # PyTorch's zeros by default
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru"])
+def test_forget_bias_is_refused_without_a_forget_gate(cell):
+    with pytest.raises(InvalidArgument, match="forget_bias"):
+        fastrnn.RNN(3, 4, 2, cell=cell, forget_bias=1.0)
+    with pytest.raises(InvalidArgument, match="forget_bias=1.0 applies to cell='lstm' only"):
+        fastrnn.train(task="recall", iters=1, cell=cell, forget_bias=1.0)
+    with pytest.raises(InvalidType, match="forget_bias"):
+        fastrnn.RNN(3, 4, 2, cell="lstm", forget_bias="1")
+
+
+def test_forget_bias_reaches_the_trained_model(tmp_path):
+    result = fastrnn.train(task="recall", lag=3, iters=1, log_every=1, cell="lstm", forget_bias=2.0, hidden=4, lr=1e-12,
+                           csv=tmp_path / "r.csv")
+    assert result.model.forget_bias == 2.0
+    assert np.allclose(result.model.params["b0"][4:8], 2.0, atol=1e-6)  # one step of lr 1e-12 from 2
+
+
 # ----------------------------------------------------------------- training
 
 
