@@ -127,9 +127,8 @@ def markdown(rows, command):
     it, ch, first = by["iterations per second"], by["characters per second"], by["first run"]
     lines = [
         f"Measured {day} with `{command}` on {m['cpu']}, {m['cores']} cores; numpy {m['numpy']}, "
-        f"numba {m['numba']}, threads: {threads}. Provisional: "
-        f"the machine was shared with other jobs while measuring (on it, two BLAS threads made batch 32 about ten "
-        f"times slower than one).",
+        f"numba {m['numba']}, threads: {threads}. Each side's median of the repeats, after a warm-up; both were "
+        f"first checked to give the same losses and weights.",
         "",
         "| min-char-rnn on fastrnn/data/bptt.txt (H 100, L 25, Adagrad) | fastrnn | numpy loop | speed-up |",
         "|---|---:|---:|---:|",
