@@ -253,7 +253,7 @@ def drive(run, warmup, advance, writer, save, progress, total, desc):
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=total, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
+            bar = tqdm(total=total, initial=run.done, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
         start = time.perf_counter()
         while run.remaining():
             pending = run.snapshot()  # rewound to if the chunk does not finish (Ctrl-C)

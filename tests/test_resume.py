@@ -245,3 +245,20 @@ def test_ctrl_c_waits_for_the_chunk_and_a_second_one_stops_at_once(tmp_path, mon
     with pytest.raises(fastrnn.ModelFileError, match="no training state"):
         checkpoint.load(tmp_path / "b.npz")
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+def test_the_progress_bar_of_a_resumed_run_starts_where_the_run_stopped(tmp_path, monkeypatch):
+    import tqdm
+
+    model, csv = tmp_path / "m.npz", tmp_path / "r.csv"
+    fastrnn.train(task="binary", iters=300, save=model, csv=csv)
+    seen = {}
+    real = tqdm.tqdm.__init__
+
+    def spy(self, *args, **kwargs):
+        seen.update(kwargs)
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(tqdm.tqdm, "__init__", spy)
+    result = fastrnn.train(resume=model, iters=600, csv=csv, save=model, progress=True)
+    assert (seen["initial"], seen["total"], result.iterations) == (300, 600, 600)
