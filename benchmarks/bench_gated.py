@@ -43,6 +43,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 import fastrnn  # noqa: E402
 from fastrnn import engine, optim  # noqa: E402
+from _common import update_readme  # noqa: E402
 
 #: (batch, hidden) of the two shapes; T steps, I inputs, O outputs, SGD rate
 SHAPES = [(1, 16), (32, 100)]
@@ -269,18 +270,6 @@ def markdown(rows, info, command):
     return "\n".join(lines) + "\n"
 
 
-def update_readme(block, mark="gated"):
-    path = ROOT / "README.md"
-    text = path.read_text()
-    start, end = f"<!-- {mark}:start -->", f"<!-- {mark}:end -->"
-    if start not in text or end not in text:
-        return False
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(head + start + "\n" + block + end + tail)
-    return True
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -293,7 +282,7 @@ def main():
         writer.writerows(rows)
     block = markdown(rows, info, "python benchmarks/bench_gated.py" + (" --quick" if args.quick else ""))
     print(block)
-    if update_readme(block):
+    if update_readme(block, "gated"):
         print("README table updated")
 
 

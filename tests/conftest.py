@@ -74,3 +74,22 @@ def assert_one_line_error(code, err, expected_code, *fragments):
     assert lines[0].startswith("Error: ") and "Traceback" not in err, err
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+def csv_rows(path):
+    """A metrics CSV without its wall-clock column."""
+    import pandas as pd
+
+    return pd.read_csv(path).drop(columns=["elapsed_s"])
+
+
+def assert_same_run(resumed, whole, resumed_csv, whole_csv):
+    """A resumed run equals an uninterrupted one: weights, CSV rows and history (wall clock aside)."""
+    import pandas as pd
+
+    assert np.array_equal(resumed.model.theta, whole.model.theta)
+    pd.testing.assert_frame_equal(csv_rows(resumed_csv), csv_rows(whole_csv), check_exact=True)
+    assert resumed.first_perfect_iteration == whole.first_perfect_iteration
+    assert resumed.iterations == whole.iterations
+    pd.testing.assert_frame_equal(resumed.history.drop(columns=["elapsed_s"]), whole.history.drop(columns=["elapsed_s"]),
+                                  check_exact=True)

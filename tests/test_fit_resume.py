@@ -17,6 +17,7 @@ import pytest
 import fastrnn
 from fastrnn import checkpoint, engine
 from fastrnn.cli import main
+from conftest import assert_same_run, csv_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,20 +66,6 @@ def run(name, epochs, **files):
 def resume(name, path, epochs, model=None, **files):
     X, Y, M, val = case_data(name)
     return fastrnn.fit(model, X, Y, M, epochs=epochs, validation=val, resume=path, **files)
-
-
-def rows(path):
-    """The CSV without its wall-clock column."""
-    return pd.read_csv(path).drop(columns=["elapsed_s"])
-
-
-def assert_same_run(resumed, whole, resumed_csv, whole_csv):
-    assert np.array_equal(resumed.model.theta, whole.model.theta)
-    pd.testing.assert_frame_equal(rows(resumed_csv), rows(whole_csv), check_exact=True)
-    assert resumed.iterations == whole.iterations
-    assert resumed.first_perfect_iteration == whole.first_perfect_iteration
-    pd.testing.assert_frame_equal(resumed.history.drop(columns=["elapsed_s"]), whole.history.drop(columns=["elapsed_s"]),
-                                  check_exact=True)
 
 
 @pytest.fixture(scope="module")
@@ -294,7 +281,7 @@ def test_train_data_resume_equals_one_run(tmp_path, capsys):
     assert code == 0, err
     assert "after 5 epochs" in out
     assert np.array_equal(fastrnn.RNN.load(tmp_path / "m.npz").theta, fastrnn.RNN.load(tmp_path / "whole.npz").theta)
-    pd.testing.assert_frame_equal(rows(tmp_path / "all.csv"), rows(tmp_path / "whole.csv"), check_exact=True)
+    pd.testing.assert_frame_equal(csv_rows(tmp_path / "all.csv"), csv_rows(tmp_path / "whole.csv"), check_exact=True)
     meta = json.loads((tmp_path / "all.json").read_text())
     assert meta["data_file"] == str(data) and meta["epochs"] == 5 and meta["hidden"] == 6
 
@@ -349,4 +336,4 @@ def test_sigint_then_resume_equals_one_run(tmp_path):
     whole = fastrnn.fit(fastrnn.RNN(3, 16, 4, head="softmax", seed=2, init_scale=None), X, Y, M, epochs=epochs,
                         batch=8, log_every=5, seed=2, csv=tmp_path / "whole.csv")
     assert np.array_equal(fastrnn.RNN.load(model).theta, whole.model.theta)
-    pd.testing.assert_frame_equal(rows(csv), rows(tmp_path / "whole.csv"), check_exact=True)
+    pd.testing.assert_frame_equal(csv_rows(csv), csv_rows(tmp_path / "whole.csv"), check_exact=True)

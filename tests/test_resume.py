@@ -17,6 +17,7 @@ import fastrnn
 from fastrnn import checkpoint, engine, text
 from fastrnn.cli import main
 from fastrnn.exceptions import InvalidArgument
+from conftest import assert_same_run, csv_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,20 +29,6 @@ CASES = {
     "digits": dict(task="digits", iters=300, log_every=50, digits=4, hidden=16, batch=4),
     "text": dict(task="text", iters=300, log_every=50, hidden=24, batch=2, val_fraction=0.1, seq_length=10),
 }
-
-
-def rows(path):
-    """The CSV without its wall-clock column."""
-    return pd.read_csv(path).drop(columns=["elapsed_s"])
-
-
-def assert_same_run(resumed, whole, resumed_csv, whole_csv):
-    assert np.array_equal(resumed.model.theta, whole.model.theta)
-    pd.testing.assert_frame_equal(rows(resumed_csv), rows(whole_csv), check_exact=True)
-    assert resumed.first_perfect_iteration == whole.first_perfect_iteration
-    assert resumed.iterations == whole.iterations
-    pd.testing.assert_frame_equal(resumed.history.drop(columns=["elapsed_s"]), whole.history.drop(columns=["elapsed_s"]),
-                                  check_exact=True)
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +124,7 @@ def test_sigint_then_resume_equals_one_run(tmp_path):
     assert r.returncode == 0, r.stderr
     whole = fastrnn.train(task="binary", hidden=8, log_every=500, iters=total, csv=tmp_path / "whole.csv")
     assert np.array_equal(fastrnn.RNN.load(model).theta, whole.model.theta)
-    pd.testing.assert_frame_equal(rows(csv), rows(tmp_path / "whole.csv"), check_exact=True)
+    pd.testing.assert_frame_equal(csv_rows(csv), csv_rows(tmp_path / "whole.csv"), check_exact=True)
 
 
 # ------------------------------------------------------------------ refusals
