@@ -30,15 +30,17 @@ Numbers only: no checks. Scratch is the caller's ``buf`` (any length of at
 least :func:`scratch_size`); nothing is allocated per iteration.
 """
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
 from ._kernels import head_loss
+from ._mathfn import exp, sigmoid, tanh
 from ._train_kernel import count_errors
-from ._mathfn import sigmoid, tanh
 from .cells import rnn
 from .config import BLAS_MIN_WORK, JIT, JIT_PARALLEL
-from .optim import apply_update, clip_grads
+from .optim import apply_update, clip_grads, global_norm
 
 
 def eligible(dims, T, B):
@@ -56,22 +58,22 @@ def eligible(dims, T, B):
 def scratch_size(T, B, I, H, O):
     """Entries of ``buf`` :func:`workspace` carves (train_chunk's buf holds the gradient first)."""
     TB = T * B
-    return H * I + H * H + TB * (I + 3 * O + 1) + (T + 1) * B * H + 2 * TB * H + 4 * B * H
+    return H * I + H * H + TB * (I + 3 * O + 1) + (T + 1) * B * H + 3 * TB * H + 3 * B * H
 
 
 @njit(**JIT)
 def workspace(buf, T, B, I, H, O):
-    """Carve the arrays of the passes out of ``buf`` (once per kernel call).
+    """Carve the arrays of :func:`loss_grad` out of ``buf`` (once per kernel call).
 
     Separate arrays, not offsets into one: a loop that reads one part of an
     array and writes another cannot be vectorised without run-time overlap
     checks, and measured 6x slower at H = 16 than the same loop over two arrays.
     Returns (uT (I*H), wT (H*H), xt (T*B*I), yt (T*B*O), mt (T*B), hs ((T+1)*B*H),
-    z (T*B*O), g (T*B*O), gv (T*B*H), ds (T*B*H), a, hw, d0, d1 (B*H each)).
+    xu (T*B*H), z (T*B*O), g (T*B*O), gv (T*B*H), ds (T*B*H), d0, d1, dh (B*H each)).
     """
     TB = T * B
     BH = B * H
-    sizes = (I * H, H * H, TB * I, TB * O, TB, (T + 1) * BH, TB * O, TB * O, TB * H, TB * H, BH, BH, BH, BH)
+    sizes = (I * H, H * H, TB * I, TB * O, TB, (T + 1) * BH, TB * H, TB * O, TB * O, TB * H, TB * H, BH, BH, BH)
     o = np.empty(15, np.int64)
     o[0] = T - T
     for q in range(14):
@@ -82,21 +84,168 @@ def workspace(buf, T, B, I, H, O):
 
 
 @njit(**JIT)
-def _transpose(theta, I, H, uT, wT):
-    """uT (I, H) = U^T and wT (H, H) = W^T from theta."""
-    for q in range(I):
-        for r in range(H):
-            uT[q * H + r] = theta[r * I + q]
-    oW = H * I
-    for q in range(H):
-        for r in range(H):
-            wT[q * H + r] = theta[oW + r * H + q]
+def _delta(act, n, a, aoff, b, h, hoff, out, ds, doff):
+    """out[e] = f'(a_t) * (a[aoff + e] + b[e]) and ds[doff + e] += out[e], f' written from
+    h = h[hoff + e] (the expressions of :func:`fastrnn.cells.rnn.backward_step`).
+
+    One loop per step for what the general driver does in four (the incoming
+    gradient, the recurrent term, the cell's step, the sum over loss origins):
+    at H = 16 a loop's set-up costs as much as its arithmetic."""
+    if act == rnn.TANH:
+        for e in range(n):
+            v = h[hoff + e]
+            d = (a[aoff + e] + b[e]) * (1.0 - v * v)
+            out[e] = d
+            ds[doff + e] += d
+    elif act == rnn.SIGMOID:
+        for e in range(n):
+            v = h[hoff + e]
+            d = (a[aoff + e] + b[e]) * (v * (1.0 - v))
+            out[e] = d
+            ds[doff + e] += d
+    else:
+        for e in range(n):
+            g = a[aoff + e] + b[e]
+            d = g if h[hoff + e] > 0.0 else 0.0
+            out[e] = d
+            ds[doff + e] += d
 
 
 @njit(**JIT)
-def _load(X, Y, M, lo, B, xt, yt, mt):
-    """Sequences lo..lo+B-1 of X, Y, M time-major into xt, yt, mt."""
-    T, I, O = X.shape[1], X.shape[2], Y.shape[2]
+def loss_grad(theta, I, H, O, act, head, K, T, B, scale, ws, grad):
+    """Forward, loss and BPTT of one vanilla layer over the time-major data in ``ws``.
+
+    ``ws`` is :func:`workspace`'s tuple, with uT and wT holding the current U and
+    W transposed, xt, yt, mt the data and the first B rows of hs the initial
+    state (all filled by the caller). Writes the gradient (layout of theta) into
+    ``grad``, the predictions into z, and returns the loss. The sums are those of
+    :func:`fastrnn._kernels.forward` and :func:`~fastrnn._kernels.backward`,
+    term for term and in the same order.
+    """
+    uT, wT, xt, yt, mt, hs, xu, z, g, gv, ds, dc, dn, dh = ws
+    TB = T * B
+    BH = B * H
+    oW = H * I
+    ob = oW + H * H
+    oV = ob + H
+    oc = oV + O * H
+    # forward: xu = x U^T + b over all rows, then h_t = f(h_{t-1} W^T + xu_t) step by step
+    for r in range(TB):
+        q = r * H
+        for j in range(H):
+            xu[q + j] = 0.0
+        for p in range(I):
+            xp = xt[r * I + p]
+            w = p * H
+            for j in range(H):
+                xu[q + j] += xp * uT[w + j]
+        for j in range(H):
+            xu[q + j] += theta[ob + j]
+    for t in range(T):
+        for i in range(B):
+            hp = (t * B + i) * H
+            q = i * H
+            for j in range(H):
+                dh[q + j] = 0.0
+            for k in range(H):
+                hk = hs[hp + k]
+                w = k * H
+                for j in range(H):
+                    dh[q + j] += hk * wT[w + j]
+        rnn.forward_step(act, BH, xu, t * BH, dh, hs, (t + 1) * BH)
+    for r in range(TB):
+        hr = BH + r * H
+        for k in range(O):
+            acc = 0.0
+            for j in range(H):
+                acc += hs[hr + j] * theta[oV + k * H + j]
+            z[r * O + k] = acc + theta[oc + k]
+    loss = head_loss(z, yt, mt, O, head, scale, g)
+    # backward: gv = g V, then the delta sweeps (one, or one per loss origin when truncated)
+    for r in range(TB):
+        q = r * H
+        for j in range(H):
+            gv[q + j] = 0.0
+        for k in range(O):
+            gk = g[r * O + k]
+            w = oV + k * H
+            for j in range(H):
+                gv[q + j] += gk * theta[w + j]
+    full = K < 0 or K >= T - 1
+    for e in range(TB * H):
+        ds[e] = 0.0
+    # dh_k = [k is an origin] g_k V + [k below the origin] d_{k+1} W; zb stays zero
+    zb = dh
+    for e in range(BH):
+        zb[e] = 0.0
+    for origin in range(1 if full else T):
+        t0 = T - 1 if full else origin
+        k_min = 0 if full else (t0 - K if t0 > K else 0)
+        for k in range(t0, k_min - 1, -1):
+            rec = zb
+            if k < t0:
+                # d_{k+1} W into xu, one sequence at a time (W's rows as theta holds them)
+                rec = xu
+                for i in range(B):
+                    q = i * H
+                    for j in range(H):
+                        xu[q + j] = 0.0
+                    for m in range(H):
+                        dm = dn[q + m]
+                        w = oW + m * H
+                        for j in range(H):
+                            xu[q + j] += dm * theta[w + j]
+            if full or k == t0:
+                _delta(act, BH, gv, k * BH, rec, hs, (k + 1) * BH, dc, ds, k * BH)
+            else:
+                _delta(act, BH, zb, k - k, rec, hs, (k + 1) * BH, dc, ds, k * BH)  # k - k: no literal 0 (see _linalg)
+            dc, dn = dn, dc
+    # weight gradients from the summed deltas, every entry summed over rows in order
+    for j in range(H):
+        for p in range(I):
+            acc = 0.0
+            for r in range(TB):
+                acc += ds[r * H + j] * xt[r * I + p]
+            grad[j * I + p] = acc
+    # dW in dot order: no store in the inner loop (measured 1.4 -> 1.0 us at H = 16, T = 8)
+    for j in range(H):
+        q = oW + j * H
+        for k in range(H):
+            acc = 0.0
+            for r in range(TB):
+                acc += ds[r * H + j] * hs[r * H + k]
+            grad[q + k] = acc
+    for j in range(H):
+        grad[ob + j] = 0.0
+    for r in range(TB):
+        for j in range(H):
+            grad[ob + j] += ds[r * H + j]
+    for k in range(O):
+        for j in range(H):
+            acc = 0.0
+            for r in range(TB):
+                acc += g[r * O + k] * hs[BH + r * H + j]
+            grad[oV + k * H + j] = acc
+    for k in range(O):
+        acc = 0.0
+        for r in range(TB):
+            acc += g[r * O + k]
+        grad[oc + k] = acc
+    return loss
+
+
+@njit(**JIT)
+def _load(theta, I, H, X, Y, M, lo, B, ws):
+    """U and W transposed, and sequences lo..lo+B-1 of X, Y, M time-major, into ``ws``."""
+    uT, wT, xt, yt, mt = ws[0], ws[1], ws[2], ws[3], ws[4]
+    T, O = X.shape[1], Y.shape[2]
+    for r in range(H):
+        for q in range(I):
+            uT[q * H + r] = theta[r * I + q]
+    oW = H * I
+    for r in range(H):
+        for q in range(H):
+            wT[q * H + r] = theta[oW + r * H + q]
     for t in range(T):
         for i in range(B):
             r = t * B + i
@@ -104,202 +253,13 @@ def _load(X, Y, M, lo, B, xt, yt, mt):
                 xt[r * I + q] = X[lo + i, t, q]
             for q in range(O):
                 yt[r * O + q] = Y[lo + i, t, q]
-            mt[r] = M[lo + i, t] if M.shape[0] > 0 else 1.0
-
-
-@njit(**JIT)
-def _vecmat(A, ar, M, n, out, orow):
-    """out[orow] = A[ar, :n] @ M[:n] (all 2-D): every entry summed from 0.0 over k ascending,
-    as the axpy-order hand loops of :mod:`fastrnn._linalg` sum it. Four rows of M per pass
-    over the output row, each entry's four terms added left to right (the same sum), so
-    that the running sums make a quarter of the round trips through memory. Rows are
-    indexed, not sliced: a view per row costs two atomic reference-count updates."""
-    m = out.shape[1]
-    for j in range(m):
-        out[orow, j] = 0.0
-    k = n - n  # a run-time 0 (see _linalg on literals)
-    while k + 4 <= n:
-        v0, v1, v2, v3 = A[ar, k], A[ar, k + 1], A[ar, k + 2], A[ar, k + 3]
-        for j in range(m):
-            out[orow, j] = (((out[orow, j] + v0 * M[k, j]) + v1 * M[k + 1, j]) + v2 * M[k + 2, j]) + v3 * M[k + 3, j]
-        k += 4
-    while k < n:
-        vk = A[ar, k]
-        for j in range(m):
-            out[orow, j] += vk * M[k, j]
-        k += 1
-
-
-@njit(**JIT)
-def _forward(uT, wT, b, V, c, act, T, B, x, hs, z, a, hw):
-    """h_t = f(h_{t-1} W^T + (x_t U^T + b)) and z_t = h_t V^T + c, step by step (rows 0..B-1
-    of hs hold h_0). All 2-D: uT (I, H), wT (H, H), V (O, H), x (T*B, I), hs ((T+1)*B, H),
-    z (T*B, O), a and hw (B, H). Per entry the sums of :func:`fastrnn._kernels.forward`:
-    x U^T and h W^T each from 0.0 over p and k ascending, then b added to the first, the
-    two added, the logits summed over j ascending plus c."""
-    I, H, O = uT.shape[0], wT.shape[0], V.shape[0]
-    for t in range(T):
-        for i in range(B):
-            r = t * B + i
-            _vecmat(x, r, uT, I, a, i)
-            for j in range(H):
-                a[i, j] += b[j]
-            _vecmat(hs, r, wT, H, hw, i)
-        for i in range(B):
-            r = t * B + i
-            q = r + B
-            if act == rnn.SIGMOID:
-                for j in range(H):
-                    hs[q, j] = sigmoid(hw[i, j] + a[i, j])
-            elif act == rnn.TANH:
-                for j in range(H):
-                    hs[q, j] = tanh(hw[i, j] + a[i, j])
-            else:
-                for j in range(H):
-                    v = hw[i, j] + a[i, j]
-                    hs[q, j] = v if v > 0.0 else 0.0
-            for k in range(O):
-                acc = 0.0
-                for j in range(H):
-                    acc += hs[q, j] * V[k, j]
-                z[r, k] = acc + c[k]
-
-
-@njit(**JIT)
-def _backward(W, V, act, K, T, B, hs, g, gv, ds, dh, dc, dn):
-    """The summed deltas ds (T*B, H) from g = dL/dz (T*B, O): one sweep, or one per loss
-    origin when truncated, as :func:`fastrnn._kernels.backward` (dh_k = [origin] g_k V +
-    [below it] d_{k+1} W, each product from 0.0 in the general kernel's order; then
-    d_k = f'(a_k) dh_k with the expressions of :func:`fastrnn.cells.rnn.backward_step`).
-    W (H, H) and V (O, H) as theta holds them; hs ((T+1)*B, H); gv (T*B, H); dh, dc, dn (B, H)."""
-    H, O = W.shape[0], V.shape[0]
-    TB = T * B
-    for r in range(TB):
-        _vecmat(g, r, V, O, gv, r)
-    for r in range(TB):
-        for j in range(H):
-            ds[r, j] = 0.0
-    full = K < 0 or K >= T - 1
-    for origin in range(1 if full else T):
-        t0 = T - 1 if full else origin
-        k_min = 0 if full else (t0 - K if t0 > K else 0)
-        for k in range(t0, k_min - 1, -1):
-            inject = full or k == t0
+    if M.shape[0] > 0:
+        for t in range(T):
             for i in range(B):
-                r = k * B + i
-                if k < t0:
-                    _vecmat(dn, i, W, H, dh, i)  # d_{k+1} W, then the injected g_k V first
-                    if inject:
-                        for j in range(H):
-                            dh[i, j] = gv[r, j] + dh[i, j]
-                else:
-                    for j in range(H):
-                        dh[i, j] = gv[r, j]
-                q = r + B
-                if act == rnn.TANH:
-                    for j in range(H):
-                        v = hs[q, j]
-                        d = dh[i, j] * (1.0 - v * v)
-                        dc[i, j] = d
-                        ds[r, j] += d
-                elif act == rnn.SIGMOID:
-                    for j in range(H):
-                        v = hs[q, j]
-                        d = dh[i, j] * (v * (1.0 - v))
-                        dc[i, j] = d
-                        ds[r, j] += d
-                else:
-                    for j in range(H):
-                        d = dh[i, j] if hs[q, j] > 0.0 else 0.0
-                        dc[i, j] = d
-                        ds[r, j] += d
-            dc, dn = dn, dc
-
-
-@njit(**JIT)
-def _grads(x, hs, ds, g, gU, gW, gb, gV, gc):
-    """Every weight gradient from the summed deltas ds (T*B, H), in theta's layout (all 2-D
-    but gb, gc): each entry the sum over rows r ascending from 0.0, as
-    :func:`fastrnn._linalg.mm_tn` and ``colsum`` sum it (rows four at a time, added left
-    to right: the same sums). hs ((T+1)*B, H): rows r feed dW, rows B + r dV."""
-    R, H = ds.shape[0], ds.shape[1]
-    I, O = x.shape[1], g.shape[1]
-    B = hs.shape[0] - R
-    for j in range(H):
-        for p in range(I):
-            acc = 0.0
-            for r in range(R):
-                acc += ds[r, j] * x[r, p]
-            gU[j, p] = acc
-    for j in range(H):
-        gb[j] = 0.0
-        for k in range(H):
-            gW[j, k] = 0.0
-    for k in range(O):
-        gc[k] = 0.0
-        for j in range(H):
-            gV[k, j] = 0.0
-    r = R - R
-    while r + 4 <= R:
-        r1, r2, r3 = r + 1, r + 2, r + 3
-        for j in range(H):
-            gb[j] = (((gb[j] + ds[r, j]) + ds[r1, j]) + ds[r2, j]) + ds[r3, j]
-        for j in range(H):
-            d0, d1, d2, d3 = ds[r, j], ds[r1, j], ds[r2, j], ds[r3, j]
-            for k in range(H):
-                gW[j, k] = (((gW[j, k] + d0 * hs[r, k]) + d1 * hs[r1, k]) + d2 * hs[r2, k]) + d3 * hs[r3, k]
-        for k in range(O):
-            e0, e1, e2, e3 = g[r, k], g[r1, k], g[r2, k], g[r3, k]
-            gc[k] = (((gc[k] + e0) + e1) + e2) + e3
-            for j in range(H):
-                gV[k, j] = (((gV[k, j] + e0 * hs[B + r, j]) + e1 * hs[B + r1, j]) + e2 * hs[B + r2, j]) + e3 * hs[B + r3, j]
-        r += 4
-    while r < R:
-        for j in range(H):
-            gb[j] += ds[r, j]
-        for j in range(H):
-            d0 = ds[r, j]
-            for k in range(H):
-                gW[j, k] += d0 * hs[r, k]
-        for k in range(O):
-            e0 = g[r, k]
-            gc[k] += e0
-            for j in range(H):
-                gV[k, j] += e0 * hs[B + r, j]
-        r += 1
-
-
-@njit(**JIT)
-def _views(theta, grad, ws, T, B, I, H, O):
-    """The 2-D views the passes read, made once per kernel call (a reshape calls into
-    numba's runtime: per iteration, the views alone cost more than a microsecond).
-
-    Returns (U^T, W^T, W, b, V, c, x, hs, z, g, gv, a, hw, d0, d1, ds, gU, gW, gb, gV, gc):
-    theta's and grad's matrices in theta's layout, the transposed copies from ``ws``, and
-    the work arrays of ``ws`` as rows of H (hs (T+1)*B of them, gv and ds T*B, a, hw, d0, d1 B)."""
-    uT, wT, xt, yt, mt, hs, z, g, gv, ds, a, hw, d0, d1 = ws
-    TB = T * B
-    oW = H * I
-    ob = oW + H * H
-    oV = ob + H
-    oc = oV + O * H
-    return (uT.reshape(I, H), wT.reshape(H, H), theta[oW:ob].reshape(H, H), theta[ob:oV], theta[oV:oc].reshape(O, H),
-            theta[oc:], xt.reshape(TB, I), hs.reshape((T + 1) * B, H), z.reshape(TB, O), g.reshape(TB, O),
-            gv.reshape(TB, H), a.reshape(B, H), hw.reshape(B, H), d0.reshape(B, H), d1.reshape(B, H), ds.reshape(TB, H),
-            grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[ob:oV], grad[oV:oc].reshape(O, H), grad[oc:])
-
-
-@njit(**JIT)
-def _loss_grad(act, head, K, T, B, scale, yt, mt, z, g, uT, wT, W, b, V, c, x, hs, z2, g2, gv, a, hw, d0, d1, ds, gU, gW,
-               gb, gV, gc):
-    """Forward, loss and BPTT through the views of :func:`_views` (U^T and W^T current, rows
-    0..B-1 of hs h_0; yt, mt, z, g the flat arrays of :func:`workspace`); the gradient
-    lands in the grad array the views were made from. Returns the loss."""
-    _forward(uT, wT, b, V, c, act, T, B, x, hs, z2, a, hw)
-    loss = head_loss(z, yt, mt, V.shape[0], head, scale, g)
-    _backward(W, V, act, K, T, B, hs, g2, gv, ds, a, d0, d1)
-    _grads(x, hs, ds, g2, gU, gW, gb, gV, gc)
-    return loss
+                mt[t * B + i] = M[lo + i, t]
+    else:
+        for r in range(T * B):
+            mt[r] = 1.0
 
 
 @njit(**JIT)
@@ -315,18 +275,16 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
     BH = B * H
     grad = buf[:P]
     ws = workspace(buf[P:], T, B, I, H, O)
-    uT, wT, xt, yt, mt, hs, z = ws[0], ws[1], ws[2], ws[3], ws[4], ws[5], ws[6]
-    v = _views(theta, grad, ws, T, B, I, H, O)
-    _transpose(theta, I, H, uT, wT)
+    yt, mt, hs, z = ws[3], ws[4], ws[5], ws[7]
     for it in range(n_iters):
         if resets.shape[0] == 0 or resets[it] != 0:
             for e in range(BH):
                 hstate[e] = 0.0
         lo = it * B
-        _load(X, Y, M, lo, B, xt, yt, mt)
+        _load(theta, I, H, X, Y, M, lo, B, ws)
         for e in range(BH):
             hs[e] = hstate[e]
-        loss = _loss_grad(act, head, K, T, B, 1.0 / B, yt, mt, z, ws[7], *v)
+        loss = loss_grad(theta, I, H, O, act, head, K, T, B, 1.0 / B, ws, grad)
         if not np.isfinite(loss):
             return it
         norm = clip_grads(grad, clip_norm, clip_value)
@@ -338,7 +296,6 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
         for e in range(BH):
             hstate[e] = hs[T * BH + e]
         apply_update(opt, theta, grad, opt_state, step0 + it + 1, lr, hyper)
-        _transpose(theta, I, H, uT, wT)
     return n_iters
 
 
@@ -363,15 +320,256 @@ def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
     BH = B * H
     ws = workspace(buf, T, B, I, H, O)
     hs = ws[5]
-    _transpose(theta, I, H, ws[0], ws[1])
-    _load(X, Y, M, B - B, B, ws[2], ws[3], ws[4])
+    _load(theta, I, H, X, Y, M, B - B, B, ws)
     if h0.shape[0] > 0:
         for e in range(BH):
             hs[e] = h0[e]
     else:
         for e in range(BH):
             hs[e] = 0.0
-    loss = _loss_grad(dims[4], dims[5], K, T, B, 1.0 / B, ws[3], ws[4], ws[6], ws[7], *_views(theta, grad, ws, T, B, I, H, O))
+    loss = loss_grad(theta, I, H, O, dims[4], dims[5], K, T, B, 1.0 / B, ws, grad)
     for e in range(BH):
         h_final[e] = hs[T * BH + e]
     return loss
+
+
+# --------------------------------------------------------------------- the lean kernel
+#
+# The headline run (binary addition: SGD, no clipping, full BPTT, a sigmoid head) is
+# what a newcomer's first command compiles. :func:`train_chunk_sgd` does exactly that
+# case and nothing else, in one function: the first run compiles it in a fraction of
+# the time :func:`train_chunk` (every optimizer, head, clipping mode and truncation)
+# takes, and a later command that needs more compiles that one then. The numbers are
+# those of :func:`train_chunk` and of the general kernel, bit for bit: every sum is
+# the same terms added in the same order (see each loop).
+
+
+def lean(dims, T, B, opt, K, clip_norm, clip_value):
+    """Whether :func:`train_chunk_sgd` serves this call (Python-side test, once per chunk)."""
+    return (eligible(dims, T, B) and int(dims[5]) == 1 and opt == 0 and clip_norm == 0.0 and clip_value == 0.0
+            and (K < 0 or K >= T - 1))
+
+
+@njit(**JIT)
+def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
+    """:func:`train_chunk` for a :func:`lean` call: plain SGD (``theta -= lr * grad``), no
+    clipping, full BPTT, the sigmoid head with cross-entropy; any activation, batch,
+    mask and carried state. Same meaning of the arguments, same numbers.
+
+    Matrices are 2-D views made once per call and indexed by row: an index computed
+    as ``offset + j`` could be negative as far as the compiler knows, and the
+    wraparound check that numba then emits keeps a loop scalar; a view per row
+    instead costs two atomic reference-count updates. Per step the input
+    projection, the recurrence, the activation, the logits, the loss and the error
+    count run together; per backward step g V, d W and f' together.
+    """
+    n_iters = losses.shape[0]
+    T = X.shape[1]
+    P = theta.shape[0]
+    I, H, O, act = dims[0], dims[1], dims[2], dims[4]
+    B = batch
+    BH = B * H
+    TB = T * B
+    oW = H * I
+    ob = oW + H * H
+    oV = ob + H
+    oc = oV + O * H
+    scale = 1.0 / B
+    grad = buf[:P]
+    o = P
+    uT = buf[o : o + I * H].reshape(I, H)
+    o += I * H
+    wT = buf[o : o + H * H].reshape(H, H)
+    o += H * H
+    x = buf[o : o + TB * I].reshape(TB, I)
+    o += TB * I
+    y = buf[o : o + TB * O].reshape(TB, O)
+    o += TB * O
+    mt = buf[o : o + TB]
+    o += TB
+    hs = buf[o : o + (T + 1) * BH].reshape((T + 1) * B, H)
+    o += (T + 1) * BH
+    g = buf[o : o + TB * O].reshape(TB, O)
+    o += TB * O
+    ds = buf[o : o + TB * H].reshape(TB, H)
+    o += TB * H
+    tmp = buf[o : o + 4 * BH].reshape(4 * B, H)  # rows: a (the input part), hw / g V, d, d of the step above
+    W = theta[oW:ob].reshape(H, H)
+    V = theta[oV:oc].reshape(O, H)
+    gU = grad[:oW].reshape(H, I)
+    gW = grad[oW:ob].reshape(H, H)
+    gV = grad[oV:oc].reshape(O, H)
+    for q in range(I):
+        for j in range(H):
+            uT[q, j] = theta[j * I + q]
+    for k in range(H):
+        for j in range(H):
+            wT[k, j] = W[j, k]
+    for it in range(n_iters):
+        lo = it * B
+        if resets.shape[0] == 0 or resets[it] != 0:
+            for e in range(BH):
+                hstate[e] = 0.0
+        for i in range(B):
+            for j in range(H):
+                hs[i, j] = hstate[i * H + j]
+            errors[lo + i] = 0
+        for t in range(T):
+            for i in range(B):
+                r = t * B + i
+                for q in range(I):
+                    x[r, q] = X[lo + i, t, q]
+                for q in range(O):
+                    y[r, q] = Y[lo + i, t, q]
+                mt[r] = M[lo + i, t] if M.shape[0] > 0 else 1.0
+        # forward, the loss and the error counts, step by step: the sums of _kernels.forward
+        # (x U^T and h W^T each from 0.0 over p, k ascending, b added to the first, then the
+        # two), of head_loss's sigmoid branch (rows ascending) and of count_errors
+        loss = 0.0
+        for t in range(T):
+            for i in range(B):
+                r = t * B + i
+                a = i
+                hw = B + i
+                for j in range(H):
+                    tmp[a, j] = 0.0
+                for p in range(I):
+                    xp = x[r, p]
+                    for j in range(H):
+                        tmp[a, j] += xp * uT[p, j]
+                for j in range(H):
+                    tmp[a, j] += theta[ob + j]
+                for j in range(H):
+                    tmp[hw, j] = 0.0
+                for k in range(H):
+                    hk = hs[r, k]
+                    for j in range(H):
+                        tmp[hw, j] += hk * wT[k, j]
+                q = r + B
+                if act == rnn.SIGMOID:
+                    for j in range(H):
+                        hs[q, j] = sigmoid(tmp[hw, j] + tmp[a, j])
+                elif act == rnn.TANH:
+                    for j in range(H):
+                        hs[q, j] = tanh(tmp[hw, j] + tmp[a, j])
+                else:
+                    for j in range(H):
+                        v = tmp[hw, j] + tmp[a, j]
+                        hs[q, j] = v if v > 0.0 else 0.0
+                m = mt[r]
+                row = 0.0
+                wrong = 0
+                for k in range(O):
+                    acc = 0.0
+                    for j in range(H):
+                        acc += hs[q, j] * V[k, j]
+                    zk = acc + theta[oc + k]
+                    yk = y[r, k]
+                    row += (zk if zk > 0.0 else 0.0) - yk * zk + math.log1p(exp(-abs(zk)))
+                    pk = sigmoid(zk)
+                    g[r, k] = scale * m * (pk - yk)
+                    if (pk > 0.5) != (yk > 0.5):
+                        wrong = 1
+                if m != 0.0:
+                    loss += scale * m * row
+                    errors[lo + i] += wrong
+        if not np.isfinite(loss):
+            return it
+        # backward, one sweep: dh_k = g_k V + d_{k+1} W (each from 0.0, g V first), d_k = f' dh_k
+        for k in range(T - 1, -1, -1):
+            for i in range(B):
+                r = k * B + i
+                gv = B + i
+                dc = 2 * B + i
+                dn = 3 * B + i
+                for j in range(H):
+                    tmp[gv, j] = 0.0
+                for q in range(O):
+                    gq = g[r, q]
+                    for j in range(H):
+                        tmp[gv, j] += gq * V[q, j]
+                if k < T - 1:
+                    for j in range(H):
+                        tmp[i, j] = 0.0
+                    for m2 in range(H):
+                        dm = tmp[dn, m2]
+                        for j in range(H):
+                            tmp[i, j] += dm * W[m2, j]
+                    for j in range(H):
+                        tmp[gv, j] = tmp[gv, j] + tmp[i, j]
+                q = r + B
+                if act == rnn.SIGMOID:
+                    for j in range(H):
+                        v = hs[q, j]
+                        tmp[dc, j] = tmp[gv, j] * (v * (1.0 - v))
+                elif act == rnn.TANH:
+                    for j in range(H):
+                        v = hs[q, j]
+                        tmp[dc, j] = tmp[gv, j] * (1.0 - v * v)
+                else:
+                    for j in range(H):
+                        tmp[dc, j] = tmp[gv, j] if hs[q, j] > 0.0 else 0.0
+                for j in range(H):
+                    ds[r, j] = 0.0 + tmp[dc, j]
+                    tmp[dn, j] = tmp[dc, j]
+        # weight gradients, every entry summed over rows r ascending from 0.0 (_linalg's orders)
+        for j in range(H):
+            for p in range(I):
+                acc = 0.0
+                for r in range(TB):
+                    acc += ds[r, j] * x[r, p]
+                gU[j, p] = acc
+        for j in range(H):
+            grad[ob + j] = 0.0
+            for k in range(H):
+                gW[j, k] = 0.0
+        for k in range(O):
+            grad[oc + k] = 0.0
+            for j in range(H):
+                gV[k, j] = 0.0
+        for r in range(TB):
+            for j in range(H):
+                grad[ob + j] += ds[r, j]
+            for j in range(H):
+                dj = ds[r, j]
+                for k in range(H):
+                    gW[j, k] += dj * hs[r, k]
+            for k in range(O):
+                gk = g[r, k]
+                grad[oc + k] += gk
+                for j in range(H):
+                    gV[k, j] += gk * hs[B + r, j]
+        norm = global_norm(grad)
+        if not np.isfinite(norm):
+            return it
+        losses[it] = loss
+        grad_norms[it] = norm
+        for i in range(B):
+            for j in range(H):
+                hstate[i * H + j] = hs[T * B + i, j]
+        for e in range(P):
+            theta[e] -= lr * grad[e]
+        for q in range(I):
+            for j in range(H):
+                uT[q, j] = theta[j * I + q]
+        for k in range(H):
+            for j in range(H):
+                wT[k, j] = W[j, k]
+    return n_iters
+
+
+def lean_many(dims, T, B, opts, Ks, clip_norms):
+    """Whether every model of a :func:`train_chunks_many` call is :func:`lean` (stacked rows)."""
+    return all(lean(dims[m], T, B, int(opts[m]), int(Ks[m]), float(clip_norms[m]), 0.0) for m in range(dims.shape[0]))
+
+
+@njit(**JIT_PARALLEL)
+def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses, grad_norms, errors,
+                          done):
+    """:func:`train_chunks_many` for models that are all :func:`lean`: each on :func:`train_chunk_sgd`."""
+    for m in prange(thetas.shape[0]):
+        n = n_iters[m]
+        Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
+        Rm = resets[m] if resets.shape[0] > 0 else np.zeros(0, np.int64)
+        done[m] = train_chunk_sgd(thetas[m], dims[m], X[m], Y[m], Mm, batch, lrs[m], hstates[m], Rm, bufs[m],
+                                  losses[m, :n], grad_norms[m, :n], errors[m, : n * batch])

@@ -62,10 +62,13 @@ def count_errors(z, yt, mt, T, B, O, head, errors, off):
 def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
                 buf, losses, grad_norms, errors, blas, cellset):
     """:func:`train_chunk_general`, or for a small one-layer vanilla model the same
-    numbers from :func:`fastrnn._small.train_chunk`; chosen once per chunk, and only
-    the chosen kernel is compiled (or loaded from numba's cache)."""
+    numbers from :func:`fastrnn._small.train_chunk` (:func:`fastrnn._small.train_chunk_sgd`
+    for plain SGD without clipping or truncation and a sigmoid head); chosen once per
+    chunk, and only the chosen kernel is compiled (or loaded from numba's cache)."""
     from . import _small  # here, not at the top: _small imports from this module
 
+    if _small.lean(dims, X.shape[1], batch, opt, K, clip_norm, clip_value):
+        return _small.train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors)
     if _small.eligible(dims, X.shape[1], batch):
         return _small.train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
                                   clip_value, hstate, resets, buf, losses, grad_norms, errors)

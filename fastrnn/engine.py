@@ -218,6 +218,10 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
     :func:`fastrnn._train_kernel.train_chunks_many`. ``resets=None``: every iteration from zeros."""
     if resets is None:
         resets = np.zeros((0, 0), dtype=np.int64)
+    if _small.lean_many(dims, X.shape[2], batch, opts, Ks, clip_norms):  # plain SGD, sigmoid head: the lean kernel
+        _small.train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses,
+                                     grad_norms, errors, done)
+        return
     if _small.eligible(dims[0], X.shape[2], batch):  # the small-model path, same numbers
         _small.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
                                  hstates, resets, bufs, n_iters, losses, grad_norms, errors, done)
@@ -228,10 +232,10 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
 
 
 #: What a first compile of each training kernel costs on the project's 2-core machine (measured, empty cache).
-_COMPILE_SECONDS = {"small-model training": 9, "general training": 12}
+_COMPILE_SECONDS = {"small-model SGD training": 4, "small-model training": 9, "general training": 12}
 
 
-def compile_note(model, T, batch, stream=None):
+def compile_note(model, T, batch, stream=None, options=None):
     """Say on the screen, once, that the training kernel this run needs must be compiled first.
 
     Only when numba's cache holds no copy of it (its index file is missing), this
@@ -243,6 +247,8 @@ def compile_note(model, T, batch, stream=None):
     eligible = _small.eligible(model.dims, T, batch)
     kernel = _small.train_chunk if eligible else _train_kernel.train_chunk_general
     name = "small-model training" if eligible else "general training"
+    if options is not None and _small.lean(model.dims, T, batch, *options):  # (opt, K, clip_norm, clip_value)
+        kernel, name = _small.train_chunk_sgd, "small-model SGD training"
     if kernel.signatures:
         return None
     cache = getattr(kernel, "_cache", None)

@@ -218,7 +218,8 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         return run.record(n, done, losses, norms, errors, run.seconds_before + clock()), done
 
     def warmup():
-        engine.compile_note(model, run.T, B)  # on a terminal, when the kernel is neither compiled nor cached
+        # on a terminal, when the kernel is neither compiled nor cached
+        engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
         call(*run.warmup_batch(), 0)
 
     return drive(run, warmup, advance, writer, save, progress, s["iters"], s["task"])

@@ -12,12 +12,12 @@ CASES = [(act, head, masked, K, B) for act in ("tanh", "sigmoid", "relu") for he
          for masked, K, B in ((False, None, 1), (True, 1, 3), (True, None, 2), (False, 2, 1))]
 
 
-def _chunk(fn, model, K, X, Y, M, B, kind, resets, n, extra=()):
+def _chunk(fn, model, K, X, Y, M, B, kind, resets, n, extra=(), clip=1.5):
     hstate = np.full(engine.state_size(model, B), 0.25)
     losses, norms, errors = np.empty(n), np.empty(n), np.empty(n * B, dtype=np.int64)
     state = np.zeros((2, model.n_params))
     buf = np.empty(_train_kernel.chunk_scratch_size(X.shape[1], B, model.dims, model.n_params))  # the general kernel's
-    done = fn(model.theta, model.dims, K, X, Y, M, B, kind, 0.05, optim.hyper_array(), state, 0, 1.5, 0.0, hstate,
+    done = fn(model.theta, model.dims, K, X, Y, M, B, kind, 0.05, optim.hyper_array(), state, 0, clip, 0.0, hstate,
               resets, buf, losses, norms, errors, *extra)
     return done, losses, norms, errors, hstate
 
@@ -175,3 +175,122 @@ def test_the_train_command_imports_no_pandas(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True,
                          env={**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parents[1])})
     assert out.stdout.splitlines()[-1] == "False False", out.stdout + out.stderr
+
+
+# ------------------------------------------------------------------ the lean (headline) kernel
+
+LEAN_CASES = [(act, masked, K, B, H) for act in ("tanh", "sigmoid", "relu")
+              for masked, K, B, H in ((False, None, 1, 16), (True, None, 3, 5), (False, 5, 2, 7), (True, 9, 1, 3))]
+
+
+def _lean(model, X, Y, M, B, resets, n, lr=0.05):
+    hstate = np.full(engine.state_size(model, B), 0.25)
+    losses, norms, errors = np.empty(n), np.empty(n), np.empty(n * B, dtype=np.int64)
+    buf = np.empty(engine.chunk_scratch_size(model, X.shape[1], B))
+    done = _small.train_chunk_sgd(model.theta, model.dims, X, Y, M, B, lr, hstate, resets, buf, losses, norms, errors)
+    return done, losses, norms, errors, hstate
+
+
+@pytest.mark.parametrize("act,masked,K,B,H", LEAN_CASES)
+def test_the_lean_kernel_gives_the_general_kernels_numbers_exactly(rng, act, masked, K, B, H):
+    """train_chunk_sgd (SGD, no clipping, full BPTT, sigmoid head) against the general kernel and the full
+    small kernel, bit for bit: losses, norms, error counts, carried state and parameters, with resets."""
+    n, T, I, O = 5, 6, 3, 2
+    X, Y, mask = make_data(rng, n * B, T, I, O, "sigmoid", masked)
+    M = np.zeros((0, 0)) if mask is None else mask
+    resets = np.array([1, 0, 1, 0, 0], dtype=np.int64)
+    Kc = -1 if K is None else K
+    model = fastrnn.RNN(I, H, O, activation=act, head="sigmoid", seed=4, init_scale=1.2)
+    assert _small.lean(model.dims, T, B, optim.SGD, Kc, 0.0, 0.0)
+    general, small = model.copy(), model.copy()
+    got = _lean(model, X, Y, M, B, resets, n)
+    want = _chunk(_train_kernel.train_chunk_general, general, Kc, X, Y, M, B, optim.SGD, resets, n, (True, None), clip=0.0)
+    also = _chunk(_small.train_chunk, small, Kc, X, Y, M, B, optim.SGD, resets, n, clip=0.0)
+    assert got[0] == want[0] == also[0] == n
+    for a, b, c in zip(got[1:], want[1:], also[1:]):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(model.theta, general.theta)
+    np.testing.assert_array_equal(model.theta, small.theta)
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("masked,B", [(False, 1), (True, 2)])
+def test_the_lean_kernel_matches_the_reference_over_carried_windows(rng, act, masked, B):
+    """Two SGD iterations on a stream (state carried into the second window) against tests/reference.py."""
+    T, I, H, O, lr = 5, 2, 6, 3, 0.1
+    X, Y, mask = make_data(rng, B, 2 * T, I, O, "sigmoid", masked)
+    params = ref.init_params(I, H, O, 1, rng, scale=0.8)
+    model = model_from_params(params, act, "sigmoid")
+    cut = lambda A: np.ascontiguousarray(np.concatenate([A[:, :T], A[:, T:]]))  # noqa: E731
+    Mw = np.zeros((0, 0)) if mask is None else cut(mask)
+    hstate = np.full(engine.state_size(model, B), 9.0)  # the reset must clear it
+    losses, norms, errors = np.empty(2), np.empty(2), np.empty(2 * B, dtype=np.int64)
+    done = _small.train_chunk_sgd(model.theta, model.dims, cut(X), cut(Y), Mw, B, lr, hstate, np.array([1, 0]),
+                                  np.empty(engine.chunk_scratch_size(model, T, B)), losses, norms, errors)
+    assert done == 2
+    m0 = None if mask is None else mask[:, :T]
+    m1 = None if mask is None else mask[:, T:]
+    loss0, g0 = ref.loss_and_grads(params, X[:, :T], Y[:, :T], m0, act, "sigmoid")
+    _, s0 = ref.forward(params, X[:, :T], act, "sigmoid")
+    p1 = {k: v - lr * g0[k] for k, v in params.items()}
+    loss1, g1 = ref.loss_and_grads(p1, X[:, T:], Y[:, T:], m1, act, "sigmoid", h0=s0[:, :, -1])
+    _, s1 = ref.forward(p1, X[:, T:], act, "sigmoid", h0=s0[:, :, -1])
+    np.testing.assert_allclose(losses, [loss0, loss1], rtol=RTOL_TWIN)
+    np.testing.assert_allclose(norms[0], np.sqrt(sum(np.sum(g * g) for g in g0.values())), rtol=RTOL_TWIN)
+    np.testing.assert_allclose(hstate.reshape(1, B, H), s1[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
+    for name, v in p1.items():
+        np.testing.assert_allclose(model.params[name], v - lr * g1[name], rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+
+
+def test_the_lean_kernel_stops_before_a_diverging_iteration(rng):
+    n, B, T = 3, 1, 4
+    X, Y, _ = make_data(rng, n * B, T, 2, 1, "sigmoid")
+    X[2, 1, 0] = np.inf
+    model = fastrnn.RNN(2, 3, 1, head="sigmoid", seed=1)
+    general = model.copy()
+    got = _lean(model, X, Y, np.zeros((0, 0)), B, np.zeros(0, np.int64), n)
+    want = _chunk(_train_kernel.train_chunk_general, general, -1, X, Y, np.zeros((0, 0)), B, optim.SGD,
+                  np.zeros(0, np.int64), n, (True, None), clip=0.0)
+    assert got[0] == want[0] == 2
+    np.testing.assert_array_equal(model.theta, general.theta)
+    np.testing.assert_array_equal(got[1][:2], want[1][:2])
+
+
+def test_only_plain_sgd_with_a_sigmoid_head_and_full_bptt_takes_the_lean_kernel():
+    dims = fastrnn.RNN(2, 16, 1, head="sigmoid").dims
+    assert _small.lean(dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
+    assert _small.lean(dims, 8, 1, optim.SGD, 7, 0.0, 0.0)  # K >= T - 1 is full BPTT
+    assert not _small.lean(dims, 8, 1, optim.SGD, 6, 0.0, 0.0)
+    assert not _small.lean(dims, 8, 1, optim.ADAM, -1, 0.0, 0.0)
+    assert not _small.lean(dims, 8, 1, optim.SGD, -1, 1.0, 0.0)
+    assert not _small.lean(dims, 8, 1, optim.SGD, -1, 0.0, 1.0)
+    assert not _small.lean(fastrnn.RNN(2, 16, 2, head="softmax").dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
+    assert not _small.lean(fastrnn.RNN(2, 16, 1, head="sigmoid", layers=2).dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
+
+
+def test_a_first_compile_of_the_lean_kernel_is_announced_by_its_name(tmp_path, monkeypatch):
+    """The headline's options (plain SGD, no clipping, full BPTT, sigmoid head) compile only the lean kernel:
+    the note names that one and its own time."""
+    import io
+    from types import SimpleNamespace
+
+    model = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid")
+    fake = SimpleNamespace(signatures=[], _cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(tmp_path / "k.nbi"))))
+    monkeypatch.setattr(_small, "train_chunk_sgd", fake)
+    out = io.StringIO()
+    line = engine.compile_note(model, 8, 1, out, options=(optim.SGD, -1, 0.0, 0.0))
+    assert line is not None and "compiling the small-model SGD training kernels once, about 4 s" in out.getvalue()
+    (tmp_path / "k.nbi").write_text("")
+    assert engine.compile_note(model, 8, 1, io.StringIO(), options=(optim.SGD, -1, 0.0, 0.0)) is None
+
+
+def test_train_many_on_the_lean_kernel_equals_separate_runs_with_other_rates():
+    """Sweeps over the headline's settings run the lean kernel in parallel: each run's numbers are its own."""
+    settings = [dict(task="binary", iters=300, log_every=100, seed=s, lr=lr) for s, lr in ((0, 0.1), (1, 0.3), (2, 0.05))]
+    together = fastrnn.training.train_many(settings)
+    for s, got in zip(settings, together):
+        alone = fastrnn.train(**s, progress=False)
+        np.testing.assert_array_equal(got.model.theta, alone.model.theta)
+        np.testing.assert_array_equal(got.history["loss"].to_numpy(), alone.history["loss"].to_numpy())
+        np.testing.assert_array_equal(got.history["grad_norm"].to_numpy(), alone.history["grad_norm"].to_numpy())
