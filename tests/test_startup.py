@@ -1,0 +1,113 @@
+"""Start-up (issue 12): what a warm command imports and loads, checked by what it leaves in sys.modules.
+
+No timings here: the behaviour that makes a command start fast (modules left
+unimported, numba's registries left unloaded, cached kernels loaded the quick way)
+and that it computes the same numbers as before.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+import fastrnn
+from fastrnn import _startup
+
+ROOT = pathlib.Path(__file__).parents[1]
+
+#: Imported by numba's registry refresh (numba.core.cpu's load_additional_registries) and nothing else here.
+REFRESH_ONLY = ("numba.np.polynomial.polynomial_core", "numba.typed.typeddict", "numba.cpython.setobj")
+
+
+def _run(code, cwd):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout.splitlines()
+
+
+def test_a_warm_binary_command_loads_its_kernels_without_numbas_registries(tmp_path):
+    """The second (warm) process loads the cached kernel without the refresh, and trains to the same numbers."""
+    code = ("import sys; from fastrnn.cli import main\n"
+            "try:\n    main(['train', '--task', 'binary', '--iters', '300', '--log-every', '100', '--no-csv', '-q'])\n"
+            "except SystemExit:\n    pass\n"
+            f"print(sorted(m for m in {REFRESH_ONLY + ('numba.np.linalg', 'scipy.linalg', 'pandas', 'tqdm')!r} if m in sys.modules))")
+    first = _run(code, tmp_path)  # compiles or loads: the cache is warm afterwards
+    second = _run(code, tmp_path)
+    assert second[-1] == "[]"
+    summary = [line.split("; training")[0] for line in (first[0], second[0])]
+    assert summary[0] == summary[1] and "after 300 iterations" in summary[0]
+
+
+def test_quickly_loaded_kernels_compute_what_numbas_own_load_computes(tmp_path):
+    code = ("import numpy as np, fastrnn\n"
+            "r = fastrnn.train(task='binary', iters=300, log_every=100)\n"
+            "m = fastrnn.RNN(2, 16, 1, head='sigmoid', seed=3); X = np.random.default_rng(0).random((1, 8, 2))\n"
+            "loss, g = m.loss_and_grads(X, np.ones((1, 8, 1)))\n"
+            "print(repr(r.model.theta.tolist()), repr(loss), repr(g['W0'].tolist()))")
+    _run(code, tmp_path)  # warm the cache
+    quick = _run(code, tmp_path)
+    own = _run("from numba.core.registry import cpu_target; cpu_target.target_context.refresh()\n" + code, tmp_path)
+    assert quick == own
+
+
+def _fake_cache(module, load):
+    return SimpleNamespace(_py_func=SimpleNamespace(__module__=module), _load_overload=load,
+                           _guard_against_spurious_io_errors=lambda: __import__("contextlib").nullcontext())
+
+
+def test_a_failing_quick_load_falls_back_to_numbas_own(monkeypatch):
+    """Anything the quick load lacks (an error while rebuilding) sends it down numba's own path: refresh, then load."""
+    from numba.core import caching
+    from numba.core.runtime import rtsys
+
+    assert getattr(caching.Cache.load_overload, "_fastrnn_quick", False), "importing fastrnn installs the quick load"
+    calls = []
+
+    def load(sig, ctx):
+        calls.append("load")
+        if "refresh" not in calls:
+            raise RuntimeError("a symbol the registries would have provided")
+        return "loaded"
+
+    monkeypatch.setattr(rtsys, "initialize", lambda context: calls.append("init"))
+    fake = _fake_cache("fastrnn._kernels", load)
+    ctx = SimpleNamespace(refresh=lambda: calls.append("refresh"))
+    assert caching.Cache.load_overload(fake, "sig", ctx) == "loaded"
+    assert calls == ["init", "load", "refresh", "load"]
+
+
+def test_other_packages_kernels_take_numbas_own_path(monkeypatch):
+    from numba.core import caching
+    from numba.core.runtime import rtsys
+
+    calls = []
+    monkeypatch.setattr(rtsys, "initialize", lambda context: calls.append("init"))
+    fake = _fake_cache("someone_else.kernels", lambda sig, ctx: calls.append("load") or "loaded")
+    ctx = SimpleNamespace(refresh=lambda: calls.append("refresh"))
+    assert caching.Cache.load_overload(fake, "sig", ctx) == "loaded"
+    assert calls == ["refresh", "load"]
+
+
+@pytest.mark.parametrize("first", ["import numba.np.arraymath", "from numba.core.registry import cpu_target; cpu_target.target_context.refresh()"])
+def test_numbas_numpy_support_still_finds_blas_later_without_importing_it_first(tmp_path, first):
+    """The BLAS check is deferred whoever imports numba's NumPy support; typing np.dot still gets numba's real check."""
+    code = ("import sys, fastrnn\n"
+            f"{first}\n"
+            "print('scipy.linalg' in sys.modules)\n"
+            "import numba, numpy as np\n"
+            "f = numba.njit(lambda a, b: np.dot(a, b))\n"
+            "print(f(np.ones((2, 2)), np.ones((2, 2))).sum(), 'scipy.linalg' in sys.modules)")
+    assert _run(code, tmp_path) == ["False", "8.0 True"]
+
+
+def test_install_is_idempotent():
+    from numba.core import caching
+
+    before = (caching.Cache.load_overload, list(sys.meta_path))
+    _startup.install()
+    assert (caching.Cache.load_overload, list(sys.meta_path)) == before
+    assert fastrnn.__version__
