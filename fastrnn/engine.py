@@ -137,7 +137,8 @@ def cellset(dims):
 
 def state_size(model, batch):
     """Entries of the flat (L, S, batch, H) recurrent state of ``batch`` sequences."""
-    return int(_kernels.state_size.py_func(model.dims, batch))  # plain Python: nothing to compile for a size
+    # _kernels.state_size's formula with the model's own S: nothing compiled is loaded for a size
+    return model.layers * model.n_states * batch * model.n_hidden
 
 
 def new_state(model, batch):

@@ -111,3 +111,44 @@ def test_install_is_idempotent():
     _startup.install()
     assert (caching.Cache.load_overload, list(sys.meta_path)) == before
     assert fastrnn.__version__
+
+
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+@pytest.mark.parametrize("shape", [(2, 16, 1, 1), (20, 100, 10, 1), (3, 5, 4, 3)])
+def test_sizes_computed_in_python_are_the_kernels(cell, shape):
+    """params.layout and engine.state_size use no compiled code (nothing to load when a model is made);
+    their numbers are the compiled layer_offset / param_count / state_size's."""
+    from fastrnn import _kernels, engine
+
+    I, H, O, L = shape
+    model = fastrnn.RNN(I, H, O, layers=L, cell=cell)
+    offsets = {name: off for name, _, off in model.layout}
+    for l in range(L):
+        assert offsets[f"U{l}"] == _kernels.layer_offset(model.dims, l)
+    assert offsets["V"] == _kernels.layer_offset(model.dims, L)
+    assert model.n_params == _kernels.param_count(model.dims)
+    for B in (1, 7):
+        assert engine.state_size(model, B) == _kernels.state_size(model.dims, B)
+
+
+def test_making_a_model_loads_no_compiled_code(tmp_path):
+    code = ("import fastrnn, numba\n"
+            "from fastrnn import _kernels, cells, params\n"
+            "m = fastrnn.RNN(3, 8, 2, layers=2, cell='lstm'); fastrnn.engine.new_state(m, 4)\n"
+            "print([f.__name__ for f in (_kernels.layer_offset, _kernels.param_count, _kernels.state_size, cells.states,"
+            " cells.gates) if f.signatures])")
+    assert _run(code, tmp_path) == ["[]"]
+
+
+def test_the_command_line_entry_freezes_the_gc_on_the_way_out_and_keeps_its_exit_status(tmp_path):
+    """main() without argv (the process ends) freezes the GC (no final walk over numba's objects);
+    with argv (called from Python, as the tests do) it leaves the GC alone."""
+    code = ("import atexit, gc, sys; from fastrnn.cli import main\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+            "try:\n    main(['--version'])\nexcept SystemExit as e:\n    print('argv', e.code, gc.get_freeze_count())\n"
+            "sys.argv = ['fastrnn', 'train', '--iters', '0']\n"
+            "main()")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--iters" in out.stderr, out.stderr
+    assert out.stdout.splitlines()[-2:] == ["argv 0 0", "frozen True"]
