@@ -731,7 +731,24 @@ def _sweep_summary(result):
 
 
 def main(argv=None):
-    """Entry point of the installed ``fastrnn`` command: one line per error, never a traceback."""
+    """Entry point of the installed ``fastrnn`` command: one line per error, never a traceback.
+
+    Called without ``argv`` (the command line: the process ends here), it freezes
+    Python's garbage collector on the way out: the interpreter's last collection
+    at exit would otherwise walk every object numba and NumPy created at import
+    (about 0.08 s of a warm ``fastrnn train``, the process's memory being freed
+    by the system anyway). Exit handlers still run and files are still closed.
+    """
+    try:
+        _main(argv)
+    finally:
+        if argv is None:
+            import gc
+
+            gc.freeze()
+
+
+def _main(argv):
     try:
         rv = cli.main(args=argv, prog_name="fastrnn", standalone_mode=False)
     except click.exceptions.Exit as exc:
