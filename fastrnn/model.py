@@ -126,7 +126,10 @@ class RNN:
         self.metadata = {}
         self._scratch = np.empty(0, dtype=self.dtype)
         self._scratch_lock = threading.Lock()
-        self._slices = [(name, off, off + int(np.prod(shape)), shape) for name, shape, off in self._entries]
+        # loss_and_grads' gradient views: a slice per parameter, reshaped only where it is a matrix
+        self._grad_views = [(name, slice(off, off + int(np.prod(shape))), shape if len(shape) > 1 else None)
+                            for name, shape, off in self._entries]
+        self._plans = {}  # (B, T, n_threads) -> engine.plan(...), kept: it depends on nothing else
 
     # ------------------------------------------------------------------ basics
 
@@ -301,25 +304,33 @@ class RNN:
         X, Y, M, h0 = engine.prepare(self, X, Y, mask, h0)
         K = -1 if bptt_truncate is None else self._check_truncate(bptt_truncate)
         B, T = X.shape[0], X.shape[1]
-        n_threads = self._n_threads(B, T, parallel)
+        n_threads = 1 if parallel is False or (parallel is None and not AUTO_PARALLEL) else self._n_threads(B, T, parallel)
+        plan = self._plans.get((B, T, n_threads))
+        if plan is None:
+            if len(self._plans) >= 64:  # many shapes: keep the memo small
+                self._plans.clear()
+            plan = self._plans[(B, T, n_threads)] = engine.plan(self, T, B, n_threads)
+        P = self.theta.shape[0]
+        out = np.empty(P + engine.state_size(self, B), dtype=self.dtype)  # one allocation: gradient, then final state
+        grad = out[:P]
         # One scratch vector per model, reused across calls; a concurrent call on
         # the same model (another Python thread) gets a fresh one instead.
         owned = self._scratch_lock.acquire(blocking=False)
         try:
-            size = engine.scratch_size(self, T, B, n_threads)
+            size = plan[1]
             if not owned:
                 buf = np.empty(size, dtype=self.dtype)
             else:
                 if self._scratch.shape[0] < size:
                     self._scratch = np.empty(size, dtype=self.dtype)
                 buf = self._scratch
-            loss, grad, h_final = engine.loss_and_grads(self, X, Y, M, h0, K, buf, n_threads)
+            loss = engine.loss_and_grads_into(self, X, Y, M, h0, K, buf, grad, out[P:], plan)
         finally:
             if owned:
                 self._scratch_lock.release()
-        grads = {name: grad[a:b].reshape(shape) for name, a, b, shape in self._slices}
+        grads = {name: grad[part] if shape is None else grad[part].reshape(shape) for name, part, shape in self._grad_views}
         if return_state:
-            return float(loss), grads, engine.split_state(self, h_final)
+            return float(loss), grads, engine.split_state(self, out[P:])
         return float(loss), grads
 
     def loss(self, X, Y, mask=None, h0=None):
