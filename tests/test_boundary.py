@@ -65,3 +65,59 @@ def test_the_fast_path_still_checks_everything(bad, message):
     with pytest.raises(ValueError) as info:
         model.loss_and_grads(args["X"], args["Y"])
     assert message in str(info.value)
+
+
+def test_out_fills_the_grads_of_an_earlier_call_in_place(rng):
+    model = fastrnn.RNN(2, 16, 1, head="sigmoid")
+    X1, Y1 = _data(rng, 1, 8, 2, 1)
+    X2, Y2 = _data(rng, 1, 8, 2, 1)
+    _, g = model.loss_and_grads(X1, Y1)
+    arrays = {k: v for k, v in g.items()}
+    loss, got = model.loss_and_grads(X2, Y2, out=g)
+    want_loss, want = fastrnn.RNN(2, 16, 1, head="sigmoid").loss_and_grads(X2, Y2)
+    assert got is g and loss == want_loss
+    for k in want:
+        assert got[k] is arrays[k]
+        np.testing.assert_array_equal(got[k], want[k])
+    loss3, got3, h = model.loss_and_grads(X1, Y1, out=g, return_state=True)  # and with the state
+    want3 = model.loss_and_grads(X1, Y1, return_state=True)
+    assert got3 is g and loss3 == want3[0]
+    np.testing.assert_array_equal(h, want3[2])
+    np.testing.assert_array_equal(model.flatten_grads(got3), model.flatten_grads(want3[1]))
+
+
+def test_out_of_any_other_kind_is_checked_and_copied_into(rng):
+    model = fastrnn.RNN(2, 5, 3, layers=2)
+    X = rng.standard_normal((4, 6, 2))
+    Y = np.eye(3)[rng.integers(0, 3, (4, 6))]
+    want_loss, want = model.loss_and_grads(X, Y)
+    mine = {k: np.full(v.shape, np.nan) for k, v in want.items()}
+    loss, got = model.loss_and_grads(X, Y, out=mine)
+    assert got is mine and loss == want_loss
+    for k in want:
+        np.testing.assert_array_equal(mine[k], want[k])
+    _, g = model.loss_and_grads(X, Y)
+    g["W0"] = g["W1"]  # an entry of a returned dict replaced: no longer filled directly
+    model.loss_and_grads(X, Y, out=g)
+    assert g["W0"] is g["W1"]  # one array under two keys, as the user made it: filled in key order, W1 last
+    np.testing.assert_array_equal(g["W1"], want["W1"])
+    np.testing.assert_array_equal(g["U0"], want["U0"])
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda g: [1, 2], "out must be a dict with the keys"),
+    (lambda g: {k: v for k, v in g.items() if k != "c"}, "out must be a dict with the keys"),
+    (lambda g: {**g, "W0": np.zeros((3, 3))}, "out['W0'] must be a writable float64 array of shape (5, 5), got a float64 array of shape (3, 3)"),
+    (lambda g: {**g, "b0": np.zeros(5, dtype=np.float32)}, "out['b0'] must be a writable float64 array"),
+    (lambda g: {**g, "V": [[0.0] * 5] * 3}, "got list"),
+])
+def test_a_bad_out_is_refused_naming_it(rng, make, fragment):
+    from fastrnn import InvalidArgument
+
+    model = fastrnn.RNN(2, 5, 3)
+    X = rng.standard_normal((2, 4, 2))
+    Y = np.eye(3)[rng.integers(0, 3, (2, 4))]
+    _, g = model.loss_and_grads(X, Y)
+    with pytest.raises(InvalidArgument) as info:
+        model.loss_and_grads(X, Y, out=make(g))
+    assert fragment in str(info.value)
