@@ -32,6 +32,7 @@ Two costs of numba's that a command using only cached kernels need not pay:
    are not touched.
 """
 
+import os
 import sys
 
 #: Cache loads of functions defined in these modules skip numba's registry refresh.
@@ -103,8 +104,63 @@ def quick_cache_loads():
     caching.Cache.load_overload = load_overload
 
 
+def import_numba():
+    """``import numba`` without two imports it makes only to look at them, when nothing needs them.
+
+    numba's ``__init__`` imports SciPy (the package alone: 15 ms, ``subprocess`` and
+    ``sysconfig`` among it) only to refuse SciPy < 1.0, and its config imports PyYAML
+    (10-20 ms, most of it compiling the reader's regular expressions) only to read a
+    ``.numba_config.yaml`` in the current folder. Neither is imported here when
+    absent from ``sys.modules``: SciPy stays importable as usual (its version is
+    recorded by :func:`scipy_version`; SciPy's BLAS loads when a kernel needs it), and
+    PyYAML is kept out only when there is no such file, so numba reads every config
+    it would have read. Nothing happens if numba is already imported.
+    """
+    if "numba" in sys.modules:
+        return
+    blocked = [name for name in ("scipy", "yaml") if name not in sys.modules]
+    if os.path.exists(".numba_config.yaml") and "yaml" in blocked:
+        blocked.remove("yaml")
+    for name in blocked:
+        sys.modules[name] = None  # "import name" raises ImportError, which numba handles
+    try:
+        import numba  # noqa: F401
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def scipy_version():
+    """SciPy's version without importing it (its ``version.py``), or "not installed"."""
+    module = sys.modules.get("scipy")
+    if module is not None:
+        return module.__version__
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("scipy")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "not installed"
+    try:
+        with open(os.path.join(os.path.dirname(spec.origin), "version.py"), encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("version = "):
+                    return line.split("=", 1)[1].strip().strip("'\"")
+    except OSError:
+        pass
+    try:  # an unusual layout: ask the package itself
+        import scipy
+    except ImportError:
+        return "not installed"
+    return scipy.__version__
+
+
 def install():
     """Both savings above; called by ``fastrnn/__init__.py`` before any kernel module is imported."""
+    import_numba()
     if "numba.np.arraymath" not in sys.modules and not any(isinstance(f, _BeforeArraymath) for f in sys.meta_path):
         sys.meta_path.insert(0, _BeforeArraymath())
     quick_cache_loads()

@@ -116,14 +116,10 @@ def _versions():
 
     from . import __version__
 
-    try:
-        import scipy
+    from ._startup import scipy_version  # read without importing SciPy (start-up)
 
-        scipy_version = scipy.__version__
-    except ImportError:
-        scipy_version = "not installed"
     return {"python": platform.python_version(), "fastrnn": __version__, "numpy": np.__version__,
-            "numba": numba.__version__, "scipy": scipy_version}
+            "numba": numba.__version__, "scipy": scipy_version()}
 
 
 def resolve_settings(**given):

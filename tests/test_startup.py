@@ -152,3 +152,24 @@ def test_the_command_line_entry_freezes_the_gc_on_the_way_out_and_keeps_its_exit
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--iters" in out.stderr, out.stderr
     assert out.stdout.splitlines()[-2:] == ["argv 0 0", "frozen True"]
+
+
+def test_importing_fastrnn_imports_neither_scipy_nor_yaml_and_both_still_import(tmp_path):
+    code = ("import sys, fastrnn, numba\n"
+            "print('scipy' in sys.modules, 'yaml' in sys.modules)\n"
+            "import scipy, yaml\n"
+            "from fastrnn.training import versions\n"
+            "print(versions()['scipy'] == scipy.__version__, numba.core.config._HAVE_YAML)")
+    assert _run(code, tmp_path) == ["False False", "True False"]
+
+
+def test_a_numba_config_file_in_the_folder_is_still_read(tmp_path):
+    (tmp_path / ".numba_config.yaml").write_text("debug_cache: 1\n")
+    code = "import sys, fastrnn, numba; print(numba.core.config.DEBUG_CACHE, 'yaml' in sys.modules)"
+    assert _run(code, tmp_path) == ["1 True"]
+
+
+def test_the_scipy_version_is_read_without_importing_it(tmp_path):
+    code = ("import sys, fastrnn\nfrom fastrnn._startup import scipy_version\nv = scipy_version()\n"
+            "print('scipy' in sys.modules)\nimport scipy\nprint(v == scipy.__version__ == scipy_version())")
+    assert _run(code, tmp_path) == ["False", "True"]
