@@ -669,8 +669,11 @@ def _task_option(help_text):
 
 
 def _sweepable_help():
-    from .sweeps import SWEEPABLE
+    # sweeps.SWEEPABLE's rule, without importing the sweep machinery (multiprocessing, ...) into every
+    # command at start-up; tests/test_startup.py checks that the two agree
+    from . import settings
 
+    SWEEPABLE = tuple(name for name in settings.names() if name != "seed")
     return ("A train setting and its values (repeatable), e.g. --set lr=0.05,0.1 --set hidden=8,16; "
             f"'default' is the setting's default. Settings: {', '.join(SWEEPABLE)}.")
 

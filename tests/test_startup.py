@@ -173,3 +173,11 @@ def test_the_scipy_version_is_read_without_importing_it(tmp_path):
     code = ("import sys, fastrnn\nfrom fastrnn._startup import scipy_version\nv = scipy_version()\n"
             "print('scipy' in sys.modules)\nimport scipy\nprint(v == scipy.__version__ == scipy_version())")
     assert _run(code, tmp_path) == ["False", "True"]
+
+
+def test_the_sweep_help_lists_what_a_sweep_can_set_and_the_cli_does_not_import_sweeps(tmp_path):
+    from fastrnn import cli, sweeps
+
+    assert cli._sweepable_help().endswith(f"Settings: {', '.join(sweeps.SWEEPABLE)}.")
+    code = "import sys, fastrnn.cli; print('fastrnn.sweeps' in sys.modules, 'multiprocessing' in sys.modules)"
+    assert _run(code, tmp_path) == ["False False"]
