@@ -181,3 +181,15 @@ def test_the_sweep_help_lists_what_a_sweep_can_set_and_the_cli_does_not_import_s
     assert cli._sweepable_help().endswith(f"Settings: {', '.join(sweeps.SWEEPABLE)}.")
     code = "import sys, fastrnn.cli; print('fastrnn.sweeps' in sys.modules, 'multiprocessing' in sys.modules)"
     assert _run(code, tmp_path) == ["False False"]
+
+
+def test_a_parallel_kernel_loads_the_quick_way_and_computes_the_serial_numbers(tmp_path):
+    """numba's parallel (parfor) kernels need their thread pool: the quick load still starts it (or falls back)."""
+    code = ("import sys, numpy as np, fastrnn\n"
+            "m = fastrnn.RNN(3, 8, 2, seed=1); rng = np.random.default_rng(0)\n"
+            "X = rng.standard_normal((6, 5, 3)); Y = np.eye(2)[rng.integers(0, 2, (6, 5))]\n"
+            "a = m.loss_and_grads(X, Y, parallel=True); b = m.loss_and_grads(X, Y, parallel=False)\n"
+            "print(np.isclose(a[0], b[0], rtol=1e-12, atol=0),"
+            " all(np.allclose(a[1][k], b[1][k], rtol=1e-10, atol=1e-14) for k in a[1]))")
+    _run(code, tmp_path)  # compile or load once
+    assert _run(code, tmp_path) == ["True True"]
