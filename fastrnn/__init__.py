@@ -16,7 +16,7 @@ import importlib.util
 
 from . import _startup
 
-_startup.defer_blas()  # before any kernel loads: SciPy's BLAS only where a product needs it
+_startup.install()  # before any kernel loads: SciPy's BLAS only where a product needs it, quick cache loads
 
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError  # noqa: E402
 from .gradcheck import GradcheckReport, gradcheck  # noqa: E402  (eager: the function shadows its module's name)

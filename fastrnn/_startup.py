@@ -1,18 +1,42 @@
-"""Start-up: keep SciPy's BLAS out of processes that never call it.
+"""Start-up: what a warm command pays before its first kernel runs, kept to what it uses.
 
-The first numba function a process compiles or loads from the cache makes numba
-import its NumPy support, and that checks once for BLAS with ``import
-scipy.linalg.cython_blas``: all of ``scipy.linalg`` (85 modules) and OpenBLAS's
-own start, about 0.2 s of CPU, paid by every command, although only the
-general kernel's larger products use BLAS (``np.dot``) and the small-model path
-none. :func:`defer_blas` lets that one check pass without the import. Nothing
-else changes: typing ``np.dot`` still calls numba's real check (the first
-call of the stand-in puts it back), which imports SciPy's BLAS in a process
-that compiles a BLAS product, and numba's runtime fetches the BLAS functions
-from ``scipy.linalg.cython_blas`` when one first runs (a cached kernel).
+Two costs of numba's that a command using only cached kernels need not pay:
+
+1. **SciPy's BLAS.** The first numba function a process compiles or loads from
+   the cache makes numba import its NumPy support, and that checks once for BLAS
+   with ``import scipy.linalg.cython_blas``: all of ``scipy.linalg`` (85 modules)
+   and OpenBLAS's own start, about 0.2 s of CPU, although only the general
+   kernel's larger products use BLAS (``np.dot``) and the small-model path none.
+   :func:`defer_blas` lets that one check pass without the import. Nothing else
+   changes: typing ``np.dot`` still calls numba's real check (the first call of
+   the stand-in puts it back), which imports SciPy's BLAS in a process that
+   compiles a BLAS product, and numba's runtime fetches the BLAS functions from
+   ``scipy.linalg.cython_blas`` when one first runs (a cached kernel).
+   :func:`install` arranges for :func:`defer_blas` to run just before numba's
+   NumPy support (``numba.np.arraymath``) is imported, so that a process that
+   never imports it (one that only loads cached kernels) does not import
+   ``numba.np.linalg`` either (0.04 s).
+
+2. **The compiler's registries.** Before it loads anything from its cache, numba
+   "refreshes" its typing and target contexts: it imports the implementation of
+   every Python and NumPy feature it can compile (``numba.cpython.*``,
+   ``numba.np.*``, typed containers, ...), registers each, and scans the installed
+   packages' entry points for extensions: about 0.11 s, the largest part of a
+   warm command after ``import numba`` itself. None of that is read when a cached
+   function is rebuilt: that is machine code linked against numba's runtime
+   (NRT, which is initialised) and its C helpers (registered when the target
+   context is created). :func:`install` makes the cache loads of fastrnn's own
+   kernels skip the refresh; a compile still does it (numba's compiler refreshes
+   on its own), and any failure of the quick load falls back to numba's own path,
+   so the worst case is the time it costs today. Other packages' numba functions
+   are not touched.
 """
 
+import os
 import sys
+
+#: Cache loads of functions defined in these modules skip numba's registry refresh.
+_PACKAGE = __name__.rpartition(".")[0] + "."
 
 
 def defer_blas():
@@ -32,3 +56,111 @@ def defer_blas():
 
     check_later._fastrnn_deferred = True
     linalg.ensure_blas = check_later
+
+
+class _BeforeArraymath:  # a meta path finder (importlib.abc's base class is not needed, nor its import)
+    """Runs :func:`defer_blas` when ``numba.np.arraymath`` is first looked for, then steps aside."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "numba.np.arraymath":
+            _remove_finder(self)
+            defer_blas()
+        return None  # the ordinary finders import it
+
+
+def _remove_finder(finder):
+    try:
+        sys.meta_path.remove(finder)
+    except ValueError:
+        pass
+
+
+def quick_cache_loads():
+    """Make numba's cache loads of this package's kernels skip the registry refresh (once per process)."""
+    try:
+        from numba.core import caching
+        from numba.core.runtime import rtsys
+    except ImportError:  # a numba without these internals: its own path, nothing else changes
+        return
+    real = getattr(caching.Cache, "load_overload", None)
+    if real is None or getattr(real, "_fastrnn_quick", False):
+        return
+
+    def load_overload(self, sig, target_context):
+        module = getattr(getattr(self, "_py_func", None), "__module__", None) or ""
+        if module.startswith(_PACKAGE):
+            try:
+                rtsys.initialize(target_context)  # the runtime the machine code calls (what refresh would start)
+                with self._guard_against_spurious_io_errors():
+                    cres = self._load_overload(sig, target_context)
+                if cres is not None:
+                    return cres
+            except Exception:  # anything the registries would have provided: numba's own path below
+                pass
+        return real(self, sig, target_context)
+
+    load_overload._fastrnn_quick = True
+    load_overload.__wrapped__ = real
+    caching.Cache.load_overload = load_overload
+
+
+def import_numba():
+    """``import numba`` without two imports it makes only to look at them, when nothing needs them.
+
+    numba's ``__init__`` imports SciPy (the package alone: 15 ms, ``subprocess`` and
+    ``sysconfig`` among it) only to refuse SciPy < 1.0, and its config imports PyYAML
+    (10-20 ms, most of it compiling the reader's regular expressions) only to read a
+    ``.numba_config.yaml`` in the current folder. Neither is imported here when
+    absent from ``sys.modules``: SciPy stays importable as usual (its version is
+    recorded by :func:`scipy_version`; SciPy's BLAS loads when a kernel needs it), and
+    PyYAML is kept out only when there is no such file, so numba reads every config
+    it would have read. Nothing happens if numba is already imported.
+    """
+    if "numba" in sys.modules:
+        return
+    blocked = [name for name in ("scipy", "yaml") if name not in sys.modules]
+    if os.path.exists(".numba_config.yaml") and "yaml" in blocked:
+        blocked.remove("yaml")
+    for name in blocked:
+        sys.modules[name] = None  # "import name" raises ImportError, which numba handles
+    try:
+        import numba  # noqa: F401
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def scipy_version():
+    """SciPy's version without importing it (its ``version.py``), or "not installed"."""
+    module = sys.modules.get("scipy")
+    if module is not None:
+        return module.__version__
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("scipy")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or not spec.origin:
+        return "not installed"
+    try:
+        with open(os.path.join(os.path.dirname(spec.origin), "version.py"), encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("version = "):
+                    return line.split("=", 1)[1].strip().strip("'\"")
+    except OSError:
+        pass
+    try:  # an unusual layout: ask the package itself
+        import scipy
+    except ImportError:
+        return "not installed"
+    return scipy.__version__
+
+
+def install():
+    """Both savings above; called by ``fastrnn/__init__.py`` before any kernel module is imported."""
+    import_numba()
+    if "numba.np.arraymath" not in sys.modules and not any(isinstance(f, _BeforeArraymath) for f in sys.meta_path):
+        sys.meta_path.insert(0, _BeforeArraymath())
+    quick_cache_loads()

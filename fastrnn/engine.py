@@ -63,11 +63,17 @@ def prepare(model, X, Y=None, mask=None, h0=None):
     argument.
     """
     dt = model.dtype
-    X = _array(model, "X", X, 3, (None, None, model.n_in), ("batch", "time", "n_in"))
-    B, T = X.shape[0], X.shape[1]
+    # The common case of a training loop (C-contiguous arrays of the model's dtype and shape) in a few
+    # attribute reads; anything else takes _array's full conversion and its messages. ``is`` on the
+    # dtype: numpy's builtin dtypes are singletons, and any other equal dtype just takes the full path.
+    if type(X) is np.ndarray and X.dtype is dt and X.ndim == 3 and X.shape[2] == model.n_in and X.size and X.flags.c_contiguous:
+        B, T = X.shape[0], X.shape[1]
+    else:
+        X = _array(model, "X", X, 3, (None, None, model.n_in), ("batch", "time", "n_in"))
+        B, T = X.shape[0], X.shape[1]
     if Y is None:
         Y = np.empty((B, T, 0), dtype=model.dtype)
-    else:
+    elif not (type(Y) is np.ndarray and Y.dtype is dt and Y.shape == (B, T, model.n_out) and Y.flags.c_contiguous):
         Y = _array(model, "Y", Y, 3, (B, T, model.n_out), ("batch", "time", "n_out"))
     M = _EMPTY2[dt] if mask is None else _array(model, "mask", mask, 2, (B, T), ("batch", "time"))
     if h0 is None:
@@ -137,7 +143,8 @@ def cellset(dims):
 
 def state_size(model, batch):
     """Entries of the flat (L, S, batch, H) recurrent state of ``batch`` sequences."""
-    return int(_kernels.state_size.py_func(model.dims, batch))  # plain Python: nothing to compile for a size
+    # _kernels.state_size's formula with the model's own S: nothing compiled is loaded for a size
+    return model.layers * model.n_states * batch * model.n_hidden
 
 
 def new_state(model, batch):
@@ -186,17 +193,42 @@ def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
     threads with the hand-written products.
     """
     B = X.shape[0]
-    grad = np.empty_like(model.theta)
-    h_final = np.empty((model.layers * model.n_states, B, model.n_hidden), dtype=model.dtype)
+    P = model.theta.shape[0]
+    out = np.empty(P + state_size(model, B), dtype=model.dtype)  # one allocation: the gradient, then the state
+    grad, h_final = out[:P], out[P:]
+    loss = loss_and_grads_into(model, X, Y, M, h0, K, buf, grad, h_final, plan(model, X.shape[1], B, n_threads))
+    return loss, grad, h_final.reshape(model.layers * model.n_states, B, model.n_hidden)
+
+
+#: The kernels :func:`plan` chooses between.
+GENERAL, SMALL, PARALLEL = 0, 1, 2
+
+
+def plan(model, T, batch, n_threads=1):
+    """``(path, scratch entries, n_threads)`` of a :func:`loss_and_grads` call on (batch, T) batches:
+    which kernel (GENERAL, SMALL or PARALLEL) and how much scratch it needs. Depends only on the
+    architecture and the sizes, so callers that repeat a shape may keep it (RNN.loss_and_grads does)."""
     if n_threads > 1:
-        loss = _kernels.loss_and_grads_parallel(model.theta, model.dims, K, X, Y, M, _flat(h0), grad,
-                                                h_final.reshape(-1), buf, n_threads, False, cellset(model.dims))
-    elif _small.eligible(model.dims, X.shape[1], B):  # the small-model path, same numbers
-        loss = _small.loss_and_grads(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1), buf)
+        path = PARALLEL
+    elif _small.eligible(model.dims, T, batch):
+        path = SMALL
     else:
-        loss = _kernels.loss_and_grads_serial(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final.reshape(-1),
-                                              buf, True, cellset(model.dims))
-    return loss, grad, h_final
+        path = GENERAL
+    return path, scratch_size(model, T, batch, n_threads), n_threads
+
+
+def loss_and_grads_into(model, X, Y, M, h0, K, buf, grad, h_final, plan):
+    """:func:`loss_and_grads` writing the gradient into ``grad`` (n_params,) and the final state into
+    the flat ``h_final`` (state_size entries); returns the loss. ``plan`` is :func:`plan`'s for
+    this model, X's shape and the thread count (n_threads > 1 only with PARALLEL)."""
+    path = plan[0]
+    if path == SMALL:  # the small-model path, same numbers
+        return _small.loss_and_grads(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final, buf)
+    if path == PARALLEL:
+        return _kernels.loss_and_grads_parallel(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final, buf,
+                                                plan[2], False, cellset(model.dims))
+    return _kernels.loss_and_grads_serial(model.theta, model.dims, K, X, Y, M, _flat(h0), grad, h_final, buf, True,
+                                          cellset(model.dims))
 
 
 def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, buf,

@@ -126,7 +126,11 @@ class RNN:
         self.metadata = {}
         self._scratch = np.empty(0, dtype=self.dtype)
         self._scratch_lock = threading.Lock()
-        self._slices = [(name, off, off + int(np.prod(shape)), shape) for name, shape, off in self._entries]
+        # loss_and_grads' gradient views: a slice per parameter, reshaped only where it is a matrix
+        self._grad_views = [(name, slice(off, off + int(np.prod(shape))), shape if len(shape) > 1 else None)
+                            for name, shape, off in self._entries]
+        self._plans = {}  # (B, T, n_threads) -> engine.plan(...), kept: it depends on nothing else
+        self._last_grads = (None, None, ())  # loss_and_grads(out=...): the grads it may fill directly
 
     # ------------------------------------------------------------------ basics
 
@@ -267,7 +271,7 @@ class RNN:
         X, _, _, h0 = engine.prepare(self, X, h0=h0)
         return engine.forward(self, X, h0, return_state)
 
-    def loss_and_grads(self, X, Y, mask=None, bptt_truncate=None, h0=None, return_state=False, parallel=None):
+    def loss_and_grads(self, X, Y, mask=None, bptt_truncate=None, h0=None, return_state=False, parallel=None, out=None):
         """Loss and its gradient with respect to every parameter, by (truncated) BPTT.
 
         Parameters
@@ -289,38 +293,99 @@ class RNN:
             True splits the batch across numba's threads (hand-written products in
             each); None and False use the serial kernel, whose products go to BLAS
             (faster on every shape measured on a 2-core machine; config.AUTO_PARALLEL).
+        out : dict or None
+            Fill these gradient arrays in place instead of returning new ones: a dict
+            with the keys and shapes of :attr:`params` in the model's dtype, usually
+            the ``grads`` of an earlier call (``loss, g = m.loss_and_grads(X, Y, out=g)``
+            in a loop). It is returned as ``grads``. A dict this model returned is
+            filled directly (no allocation, no new views); any other is checked
+            and copied into.
 
         Returns
         -------
         loss : float
             Sum over masked steps, mean over the batch (docs/math.md).
         grads : dict of str to ndarray
-            Same keys and shapes as :attr:`params`; new arrays on every call.
+            Same keys and shapes as :attr:`params`; new arrays on every call (``out`` if given).
         h_final : ndarray (the pair of them for an LSTM), only with ``return_state=True``
         """
         X, Y, M, h0 = engine.prepare(self, X, Y, mask, h0)
         K = -1 if bptt_truncate is None else self._check_truncate(bptt_truncate)
         B, T = X.shape[0], X.shape[1]
-        n_threads = self._n_threads(B, T, parallel)
+        n_threads = 1 if parallel is False or (parallel is None and not AUTO_PARALLEL) else self._n_threads(B, T, parallel)
+        plan = self._plans.get((B, T, n_threads))
+        if plan is None:
+            if len(self._plans) >= 64:  # many shapes: keep the memo small
+                self._plans.clear()
+            plan = self._plans[(B, T, n_threads)] = engine.plan(self, T, B, n_threads)
+        P = self.theta.shape[0]
+        if out is None:  # the common case first, in as few steps as it takes
+            flat = np.empty(P + engine.state_size(self, B), dtype=self.dtype)  # one allocation: gradient, final state
+            grad = flat[:P]
+            owned = self._scratch_lock.acquire(blocking=False)  # as in _kernel_call, written out: the hot path
+            try:
+                if not owned:
+                    buf = np.empty(plan[1], dtype=self.dtype)
+                else:
+                    if self._scratch.shape[0] < plan[1]:
+                        self._scratch = np.empty(plan[1], dtype=self.dtype)
+                    buf = self._scratch
+                loss = engine.loss_and_grads_into(self, X, Y, M, h0, K, buf, grad, flat[P:], plan)
+            finally:
+                if owned:
+                    self._scratch_lock.release()
+            grads = {name: grad[part] if shape is None else grad[part].reshape(shape) for name, part, shape in self._grad_views}
+            self._last_grads = (grads, grad, tuple(grads.values()))
+            if return_state:
+                return float(loss), grads, engine.split_state(self, flat[P:])
+            return float(loss), grads
+        last = self._last_grads  # (dict, flat gradient, its arrays) of the last call that made new ones
+        direct = out is last[0] and all(a is b for a, b in zip(out.values(), last[2]))
+        grad = last[1] if direct else np.empty(P, dtype=self.dtype)
+        S = engine.state_size(self, B)
+        h_final = np.empty(S, dtype=self.dtype) if return_state else None
+        loss = self._kernel_call(X, Y, M, h0, K, plan, grad, h_final, S)
+        if not direct:
+            self._copy_grads(grad, out)
+        if return_state:
+            return float(loss), out, engine.split_state(self, h_final)
+        return float(loss), out
+
+    def _kernel_call(self, X, Y, M, h0, K, plan, grad, h_final, S):
+        """The kernel call with this model's scratch; ``h_final=None``: the state goes to the
+        scratch's last ``S`` entries (the kernels carve theirs from the start of ``buf``)."""
         # One scratch vector per model, reused across calls; a concurrent call on
         # the same model (another Python thread) gets a fresh one instead.
         owned = self._scratch_lock.acquire(blocking=False)
         try:
-            size = engine.scratch_size(self, T, B, n_threads)
+            size = plan[1] + S
             if not owned:
                 buf = np.empty(size, dtype=self.dtype)
             else:
                 if self._scratch.shape[0] < size:
                     self._scratch = np.empty(size, dtype=self.dtype)
                 buf = self._scratch
-            loss, grad, h_final = engine.loss_and_grads(self, X, Y, M, h0, K, buf, n_threads)
+            if h_final is None:
+                h_final = buf[plan[1] : size]
+            return engine.loss_and_grads_into(self, X, Y, M, h0, K, buf, grad, h_final, plan)
         finally:
             if owned:
                 self._scratch_lock.release()
-        grads = {name: grad[a:b].reshape(shape) for name, a, b, shape in self._slices}
-        if return_state:
-            return float(loss), grads, engine.split_state(self, h_final)
-        return float(loss), grads
+
+    def _copy_grads(self, grad, out):
+        """Write the flat ``grad`` into the arrays of a user's ``out`` dict, checked first."""
+        if not isinstance(out, dict) or set(out.keys()) != set(self.param_names):
+            raise InvalidArgument(f"out must be a dict with the keys {self.param_names}, as loss_and_grads returns; "
+                                  f"got {type(out).__name__}" + (f" with the keys {list(out.keys())}" if isinstance(out, dict) else ""))
+        for name, part, shape in self._grad_views:
+            target = out[name]
+            want = (part.stop - part.start,) if shape is None else shape
+            if not isinstance(target, np.ndarray) or target.shape != want or target.dtype != self.dtype or not target.flags.writeable:
+                got = f"{type(target).__name__}" if not isinstance(target, np.ndarray) else f"a {target.dtype} array of shape {target.shape}"
+                raise InvalidArgument(f"out[{name!r}] must be a writable {self.dtype.name} array of shape {want}, got {got}; "
+                                      f"pass the grads an earlier call returned")
+        for name, part, shape in self._grad_views:
+            out[name][...] = grad[part] if shape is None else grad[part].reshape(shape)
 
     def loss(self, X, Y, mask=None, h0=None):
         """The loss alone (see :meth:`loss_and_grads`)."""

@@ -4,7 +4,10 @@ All parameters of a model live in one flat, C-contiguous vector ``theta``; the
 arrays users see (``model.params["W0"]`` and so on) are views into it. One vector
 keeps the kernels' argument lists short and lets the optimizers and gradient
 clipping work on a single array. Every offset comes from the kernels' own formula,
-:func:`fastrnn._kernels.layer_offset` (there is no second copy of it here):
+:func:`fastrnn._kernels.offset_formula` (there is no second copy of it here), called
+in plain Python with the cell's gate count and extras as the compiled
+:func:`fastrnn._kernels.layer_offset` calls it (so that making a model loads no
+compiled code: a cached function costs milliseconds to load):
 
     U0 (G*H, I), W0 (G*H, H), b0 (G*H,), extras0, U1 (G*H, H), ..., V (O, H), c (O,)
 
@@ -15,7 +18,7 @@ extra vectors (none for the vanilla cell).
 import numpy as np
 
 from . import cells
-from ._kernels import layer_offset, param_count
+from ._kernels import count_formula, offset_formula
 
 
 def layout(dims, cell="rnn"):
@@ -26,19 +29,20 @@ def layout(dims, cell="rnn"):
     """
     I, H, O, L = (int(v) for v in dims[:4])
     mod = cells.module(cell)
-    GH = mod.G * H
+    G, E = mod.G, mod.EXTRA  # what layer_offset reads through cells.gates / cells.extra_size(cell, 1)
+    GH = G * H
     entries = []
     for l in range(L):
-        o = int(layer_offset(dims, l))
+        o = offset_formula(I, H, G, E, l)
         fan_in = I if l == 0 else H
         entries += [(f"U{l}", (GH, fan_in), o), (f"W{l}", (GH, H), o + GH * fan_in), (f"b{l}", (GH,), o + GH * (fan_in + H))]
         off = o + GH * (fan_in + H + 1)
         for name in mod.EXTRA_NAMES:
             entries.append((f"{name}{l}", (H,), off))
             off += H
-    oV = int(layer_offset(dims, L))
+    oV = offset_formula(I, H, G, E, L)
     entries += [("V", (O, H), oV), ("c", (O,), oV + O * H)]
-    return entries, int(param_count(dims))
+    return entries, count_formula(I, H, O, L, G, E)
 
 
 def views(flat, entries):
