@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import cells
-from ._linalg import colsum, mm, mm_tn
+from ._linalg import add_into, add_rows, colsum, mm, mm_tn
 from ._mathfn import exp, sigmoid
 from .config import JIT, JIT_PARALLEL
 
@@ -256,9 +256,7 @@ def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cell
         src_off = 0 if l == 0 else ((l - 1) * (T + 1) * B + B) * H
         mm(src, src_off, TB, Il, thetaT, o, GH, xu, blas)
         bo = o + GH * Il + GH * H
-        for r in range(TB):
-            for j in range(GH):
-                xu[r * GH + j] += theta[bo + j]
+        add_rows(xu, TB - TB, TB, GH, theta, bo)
         base = l * (T + 1) * BH
         cbase = l * (S - 1) * (T + 1) * BH
         for t in range(T):
@@ -268,9 +266,7 @@ def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cell
                                cache, (l * T + t) * B * C)
     oV = layer_offset(dims, L)
     mm(hs, ((L - 1) * (T + 1) * B + B) * H, TB, H, thetaT, oV, O, z, blas)
-    for r in range(TB):
-        for k in range(O):
-            z[r * O + k] += theta[oV + O * H + k]
+    add_rows(z, TB - TB, TB, O, theta, oV + O * H)
 
 
 @njit(**JIT)
@@ -417,11 +413,9 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
                         dho, tmp, blas, cellset)
             for l in range(L):
                 dst = (l * T + k) * BGH
-                for e in range(BGH):
-                    dsx[dst + e] += dd[xc + l * BGH + e]
+                add_into(dsx, dst, dd, xc + l * BGH, BGH)
                 if sep:
-                    for e in range(BGH):
-                        dsh[dst + e] += dd[hc + l * BGH + e]
+                    add_into(dsh, dst, dd, hc + l * BGH, BGH)
             xc, xn = xn, xc
             hc, hn = hn, hc
             rc, rn = rn, rc
