@@ -35,9 +35,15 @@ NARROW = 8
 
 
 @njit(**JIT)
+def uses_blas(blas, m, k, n):
+    """Whether an (m, k) @ (k, n) product goes to BLAS (the one place this is decided)."""
+    return blas and m * k * n >= BLAS_MIN_WORK
+
+
+@njit(**JIT)
 def mm(a, aoff, m, k, w, woff, n, out, blas):
     """out[:m*n] (m, n) = a[aoff:] (m, k) @ w[woff:] (k, n)."""
-    if blas and m * k * n >= BLAS_MIN_WORK:
+    if uses_blas(blas, m, k, n):
         np.dot(a[aoff : aoff + m * k].reshape((m, k)), w[woff : woff + k * n].reshape((k, n)), out[: m * n].reshape((m, n)))
         return
     if n < NARROW:
@@ -60,9 +66,24 @@ def mm(a, aoff, m, k, w, woff, n, out, blas):
 
 
 @njit(**JIT)
+def mm_nt(a, aoff, m, k, w, wt, woff, n, out, blas):
+    """out[:m*n] (m, n) = a[aoff:] (m, k) @ W.T with W = w[woff:] (n, k).
+
+    BLAS reads W in place (``np.dot`` of a transposed view runs as fast); the hand
+    loop reads ``wt[woff:]``, which must then hold W.T (k, n): the caller transposes
+    only the matrices whose products :func:`uses_blas` sends to the hand loop.
+    """
+    if uses_blas(blas, m, k, n):
+        np.dot(a[aoff : aoff + m * k].reshape((m, k)), w[woff : woff + n * k].reshape((n, k)).T,
+               out[: m * n].reshape((m, n)))
+        return
+    mm(a, aoff, m, k, wt, woff, n, out, blas)
+
+
+@njit(**JIT)
 def mm_tn(a, aoff, m, b, boff, n, r, g, goff, blas):
     """g[goff:] (m, n) = a[aoff:] (r, m) transposed @ b[boff:] (r, n)."""
-    if blas and r * m * n >= BLAS_MIN_WORK:
+    if uses_blas(blas, r, m, n):
         np.dot(
             a[aoff : aoff + r * m].reshape((r, m)).T,
             b[boff : boff + r * n].reshape((r, n)),
