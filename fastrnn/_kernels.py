@@ -142,7 +142,7 @@ def _workspace_sizes(T, B, dims):
     C = cells.cache_size(cell, H)
     R = cells.carry_size(cell, H)
     sep = 1 if cells.separate_dah(cell) else 0
-    return (TB * I, TB * O, TB, L * (T + 1) * B * H, L * (S - 1) * (T + 1) * B * H, L * TB * C, TB * GH, B * GH,
+    return (TB * I + TB + 1, TB * O, TB, L * (T + 1) * B * H, L * (S - 1) * (T + 1) * B * H, L * TB * C, TB * GH, B * GH,
             TB * O, TB * O, TB * H, L * TB * GH, sep * L * TB * GH, (2 + 2 * sep) * L * B * GH + 2 * L * B * R + B * H)
 
 
@@ -173,7 +173,8 @@ def workspace(buf, off, T, B, dims):
     fault per 4 kB on first touch (measured 400 us of a 1 ms call at the digit shape).
 
     Returns ``(xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd)``: flat
-    views holding, as row-major matrices, xt (T*B, I),
+    views holding, as row-major matrices, xt (T*B, I) followed by the one-hot
+    summary of :func:`load_data` (T*B + 1 entries),
     yt (T*B, O), mt (T*B,) time-major copies of the data; hs (L*(T+1)*B, H) the
     h states and cs (L*(S-1)*(T+1)*B, H) the cell's other states; cache the cell's
     per-step cache; xu (T*B, G*H) the current layer's input projection plus bias;
@@ -198,17 +199,48 @@ def workspace(buf, off, T, B, dims):
 
 @njit(**JIT)
 def load_data(X, Y, M, lo, hi, xt, yt, mt):
-    """Copy sequences lo..hi-1 of the batch-major data into the time-major buffers."""
+    """Copy sequences lo..hi-1 of the batch-major data into the time-major buffers.
+
+    It also notes whether the inputs are one-hot, every row all zeros but at most
+    one entry equal to 1 (text, digits): after the T*B*I inputs xt holds, per row,
+    the position of its 1 (-1: none) and then 1 if every row is so, else 0. Then
+    :func:`forward` gathers columns of U_0 instead of multiplying, and
+    :func:`backward` scatters dU_0 (:func:`one_hot`): the same sums without the
+    products with zeros. A check at run time on the data, not an option.
+    """
     T, I, O = X.shape[1], X.shape[2], Y.shape[2]
     B = hi - lo
+    TB = T * B
+    onehot = 1
     for t in range(T):
         for i in range(B):
             r = t * B + i
+            pos = -1
+            nnz = 0
             for q in range(I):
-                xt[r * I + q] = X[lo + i, t, q]
+                v = X[lo + i, t, q]
+                xt[r * I + q] = v
+                if v != 0.0:
+                    nnz += 1
+                    pos = q
+                    if v != 1.0:
+                        onehot = 0
+            if nnz > 1:
+                onehot = 0
+            xt[TB * I + r] = pos
             for q in range(O):
                 yt[r * O + q] = Y[lo + i, t, q]
             mt[r] = M[lo + i, t] if M.shape[0] > 0 else 1.0
+    xt[TB * I + TB] = onehot
+
+
+@njit(**JIT)
+def one_hot(xt, TB, I, GH, blas):
+    """Whether the layer-0 products use the one-hot summary of :func:`load_data`: the
+    inputs are one-hot and the product would have gone to BLAS. Below BLAS size the
+    hand loops stay, so that the small-model path's numbers stay bit for bit those
+    of this kernel (:mod:`fastrnn._small`)."""
+    return xt[TB * I + TB] != 0.0 and uses_blas(blas, TB, I, GH)
 
 
 @njit(**JIT)
@@ -263,7 +295,20 @@ def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cell
         # the layer's input: the data for layer 0, the states h_1..h_T of layer l-1 below it
         src = xt if l == 0 else hs
         src_off = 0 if l == 0 else ((l - 1) * (T + 1) * B + B) * H
-        mm_nt(src, src_off, TB, Il, theta, thetaT, o, GH, xu, blas)
+        if l == 0 and one_hot(xt, TB, I, GH, blas):
+            # xu row r = U_0[:, pos_r], the column of its 1 (x U^T without the products with 0)
+            for r in range(TB):
+                pos = int(xt[TB * I + r])
+                row = xu[r * GH : (r + 1) * GH]
+                if pos < 0:
+                    for j in range(GH):
+                        row[j] = 0.0
+                else:
+                    col = theta[o + pos : o + GH * I]
+                    for j in range(GH):
+                        row[j] = col[j * I]
+        else:
+            mm_nt(src, src_off, TB, Il, theta, thetaT, o, GH, xu, blas)
         bo = o + GH * Il + GH * H
         add_rows(xu, TB - TB, TB, GH, theta, bo)
         base = l * (T + 1) * BH
@@ -433,7 +478,18 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
         dl = l * TB * GH
         src = xt if l == 0 else hs
         src_off = zero if l == 0 else ((l - 1) * (T + 1) * B + B) * H
-        mm_tn(dsx, dl, GH, src, src_off, Il, TB, grad, o, blas)
+        if l == 0 and one_hot(xt, TB, I, GH, blas):
+            # dU_0[:, pos_r] += da_x row r (dsx^T x without the products with 0)
+            gu = grad[o : o + GH * I]
+            gu[:] = 0.0
+            for r in range(TB):
+                pos = int(xt[TB * I + r])
+                if pos >= 0:
+                    row = dsx[dl + r * GH : dl + (r + 1) * GH]
+                    for j in range(GH):
+                        gu[j * I + pos] += row[j]
+        else:
+            mm_tn(dsx, dl, GH, src, src_off, Il, TB, grad, o, blas)
         mm_tn(dsh, dl, GH, hs, l * (T + 1) * B * H, H, TB, grad, o + GH * Il, blas)
         colsum(dsx, dl, TB, GH, grad, o + GH * Il + GH * H)
         if cellset is not None:  # pruned at compile time for a vanilla model (no extras)
