@@ -180,8 +180,9 @@ def workspace(buf, off, T, B, dims):
     per-step cache; xu (T*B, G*H) the current layer's input projection plus bias;
     tmp (B, G*H); z (T*B, O) logits, then predictions; g (T*B, O) dL/dz; gv
     (T*B, H) g V; dsx and dsh (L*T*B, G*H) da_x and da_h summed over loss origins
-    (dsh is empty for a cell whose da_h is da_x: the driver aliases them); dd the
-    per-step deltas, carved by :func:`_delta_offsets`. One buffer with integer
+    (dsh is empty for a cell whose da_h is da_x: the driver aliases them); dd spans
+    dsx, dsh and then the per-step deltas, carved by :func:`_delta_offsets`, so that
+    full BPTT writes its deltas straight into the sums (:func:`backward`). One buffer with integer
     offsets, not seven arrays, keeps the backward functions' argument lists short,
     which keeps their compile time down.
     """
@@ -193,7 +194,7 @@ def workspace(buf, off, T, B, dims):
     return (
         buf[o[0] : o[1]], buf[o[1] : o[2]], buf[o[2] : o[3]], buf[o[3] : o[4]], buf[o[4] : o[5]],
         buf[o[5] : o[6]], buf[o[6] : o[7]], buf[o[7] : o[8]], buf[o[8] : o[9]], buf[o[9] : o[10]],
-        buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[13] : o[14]],
+        buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[11] : o[14]],
     )
 
 
@@ -392,8 +393,9 @@ def _delta_offsets(B, dims):
 
 @njit(**JIT)
 def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, xc, xn, hc, hn, rc, rn, dho, tmp, blas,
-                cellset):
-    """da_x and da_h of every layer at step k, top layer first, into dd at xc and hc.
+                cellset, lstride):
+    """da_x and da_h of every layer at step k, top layer first, into dd at xc and hc
+    (layer l at ``xc + l * lstride``; hn: da_h of step k+1, layer l at ``hn + l * lstride``).
 
     dh^l_k = [l top and inject] g_k V + [has_next] da_h^l_{k+1} W_l
              + [l below top] da_x^{l+1}_k U_{l+1}; the cell turns it (with its
@@ -408,7 +410,7 @@ def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, x
     for l in range(L - 1, -1, -1):
         o = layer_offset(dims, l)
         Il = I if l == 0 else H
-        d = l * B * GH
+        d = l * lstride
         dh = dd[dho : dho + BH]  # a view: see _linalg on offset indexing
         if l == L - 1 and inject:
             src = gv[k * BH : (k + 1) * BH]
@@ -421,7 +423,7 @@ def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, x
             mm(dd, hn + d, B, GH, theta, o + GH * Il, H, tmp, blas)
             add_into(dh, BH - BH, tmp, BH - BH, BH)
         if l < L - 1:
-            mm(dd, xc + d + B * GH, B, GH, theta, layer_offset(dims, l + 1), H, tmp, blas)
+            mm(dd, xc + d + lstride, B, GH, theta, layer_offset(dims, l + 1), H, tmp, blas)
             add_into(dh, BH - BH, tmp, BH - BH, BH)
         hbase = l * (T + 1) * BH
         cbase = l * (S - 1) * (T + 1) * BH
@@ -438,40 +440,55 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
     steps t-K..t (docs/math.md), so each loss origin gets its own sweep of K + 1 steps;
     da_x and da_h of all origins are summed per step (``dsx``, ``dsh``; they are
     linear in the incoming gradient), which is all the weight gradients need.
-    K >= T - 1 is full BPTT and takes the single sweep. For a cell whose da_h is
-    its da_x the da_h sums and deltas are the da_x ones (no copy).
+    K >= T - 1 is full BPTT and takes the single sweep, which writes every step's
+    deltas straight into dsx and dsh (``dd`` spans them, :func:`workspace`): no
+    zeroing, no sums (about 6% of a GRU iteration at B=32, H=100). For a cell whose
+    da_h is its da_x the da_h sums and deltas are the da_x ones (no copy).
     """
     I, H, O, L, cell = dims[0], dims[1], dims[2], dims[3], dims[6]
     GH = cells.gates(cell) * H
     sep = cells.separate_dah(cell)
     if not sep:
         dsh = dsx
-    xc, xn, hc, hn, rc, rn, dho = _delta_offsets(B, dims)
     TB = T * B
     BGH = B * GH
+    # dd: dsx (L, T, B, G*H), then dsh (as long, for a cell with SEPARATE_DAH), then
+    # the per-step deltas at the offsets of _delta_offsets
+    base = dsx.shape[0] + (dsx.shape[0] if sep else 0)
+    xc, xn, hc, hn, rc, rn, dho = _delta_offsets(B, dims)
+    xc, xn, hc, hn, rc, rn, dho = xc + base, xn + base, hc + base, hn + base, rc + base, rn + base, dho + base
     zero = T - T  # a run-time 0: a literal 0 would compile extra specialisations (see _linalg)
     oV = layer_offset(dims, L)
     mm(g, zero, TB, O, theta, oV, H, gv, blas)
-    full = K < 0 or K >= T - 1
-    dsx[:] = 0.0
-    if sep:
-        dsh[:] = 0.0
-    # Full BPTT is one sweep from the last step, every step's loss joining as it
-    # passes; truncated BPTT is one sweep per loss origin t0, over steps t0..t0-K.
-    for origin in range(1 if full else T):
-        t0 = T - 1 if full else origin
-        k_min = 0 if full else (t0 - K if t0 > K else 0)
-        for k in range(t0, k_min - 1, -1):
-            _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, full or k == t0, k < t0, dd, xc, xn, hc, hn, rc, rn,
-                        dho, tmp, blas, cellset)
-            for l in range(L):
-                dst = (l * T + k) * BGH
-                add_into(dsx, dst, dd, xc + l * BGH, BGH)
-                if sep:
-                    add_into(dsh, dst, dd, hc + l * BGH, BGH)
-            xc, xn = xn, xc
-            hc, hn = hn, hc
+    if K < 0 or K >= T - 1:
+        # Full BPTT: one sweep from the last step, every step's loss joining as it
+        # passes; step k's deltas of layer l go straight to row block l * T + k of the sums.
+        hbase = dsx.shape[0] if sep else zero
+        for k in range(T - 1, -1, -1):
+            x_k = k * BGH
+            h_k = hbase + k * BGH
+            _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, True, k < T - 1, dd, x_k, x_k + BGH, h_k, h_k + BGH,
+                        rc, rn, dho, tmp, blas, cellset, T * BGH)
             rc, rn = rn, rc
+    else:
+        # Truncated BPTT: one sweep per loss origin t0, over steps t0..t0-K, its
+        # deltas summed per step into dsx and dsh.
+        dsx[:] = 0.0
+        if sep:
+            dsh[:] = 0.0
+        for t0 in range(T):
+            k_min = t0 - K if t0 > K else 0
+            for k in range(t0, k_min - 1, -1):
+                _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, k == t0, k < t0, dd, xc, xn, hc, hn, rc, rn,
+                            dho, tmp, blas, cellset, BGH)
+                for l in range(L):
+                    dst = (l * T + k) * BGH
+                    add_into(dsx, dst, dd, xc + l * BGH, BGH)
+                    if sep:
+                        add_into(dsh, dst, dd, hc + l * BGH, BGH)
+                xc, xn = xn, xc
+                hc, hn = hn, hc
+                rc, rn = rn, rc
     for l in range(L):
         o = layer_offset(dims, l)
         Il = I if l == 0 else H
