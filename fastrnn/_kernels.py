@@ -142,7 +142,7 @@ def _workspace_sizes(T, B, dims):
     C = cells.cache_size(cell, H)
     R = cells.carry_size(cell, H)
     sep = 1 if cells.separate_dah(cell) else 0
-    return (TB * I + TB + 1, TB * O, TB, L * (T + 1) * B * H, L * (S - 1) * (T + 1) * B * H, L * TB * C, TB * GH, B * GH,
+    return (TB * I + MAX_HOT * TB + 1, TB * O, TB, L * (T + 1) * B * H, L * (S - 1) * (T + 1) * B * H, L * TB * C, TB * GH, B * GH,
             TB * O, TB * O, TB * H, L * TB * GH, sep * L * TB * GH, (2 + 2 * sep) * L * B * GH + 2 * L * B * R + B * H)
 
 
@@ -174,7 +174,7 @@ def workspace(buf, off, T, B, dims):
 
     Returns ``(xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd)``: flat
     views holding, as row-major matrices, xt (T*B, I) followed by the one-hot
-    summary of :func:`load_data` (T*B + 1 entries),
+    summary of :func:`load_data` (MAX_HOT * T*B + 1 entries),
     yt (T*B, O), mt (T*B,) time-major copies of the data; hs (L*(T+1)*B, H) the
     h states and cs (L*(S-1)*(T+1)*B, H) the cell's other states; cache the cell's
     per-step cache; xu (T*B, G*H) the current layer's input projection plus bias;
@@ -198,16 +198,22 @@ def workspace(buf, off, T, B, dims):
     )
 
 
+#: Rows of the inputs with at most this many ones (and zeros elsewhere) count as
+#: "one-hot" for :func:`load_data`: text has one, the digits task's pair encoding two.
+MAX_HOT = 2
+
+
 @njit(**JIT)
 def load_data(X, Y, M, lo, hi, xt, yt, mt):
     """Copy sequences lo..hi-1 of the batch-major data into the time-major buffers.
 
-    It also notes whether the inputs are one-hot, every row all zeros but at most
-    one entry equal to 1 (text, digits): after the T*B*I inputs xt holds, per row,
-    the position of its 1 (-1: none) and then 1 if every row is so, else 0. Then
-    :func:`forward` gathers columns of U_0 instead of multiplying, and
-    :func:`backward` scatters dU_0 (:func:`one_hot`): the same sums without the
-    products with zeros. A check at run time on the data, not an option.
+    It also notes whether the inputs are one-hot (or few-hot): every row all zeros
+    but at most MAX_HOT entries equal to 1 (text, digits). After the T*B*I inputs
+    xt holds, per row, the positions of its ones (-1 for none) and then 1 if every
+    row is so, else 0. Then :func:`forward` gathers (and adds) columns of U_0
+    instead of multiplying, and :func:`backward` scatters dU_0 (:func:`one_hot`):
+    the same sums without the products with zeros. A check at run time on the
+    data, not an option.
     """
     T, I, O = X.shape[1], X.shape[2], Y.shape[2]
     B = hi - lo
@@ -216,23 +222,22 @@ def load_data(X, Y, M, lo, hi, xt, yt, mt):
     for t in range(T):
         for i in range(B):
             r = t * B + i
-            pos = -1
+            for h in range(MAX_HOT):
+                xt[TB * I + r * MAX_HOT + h] = -1.0
             nnz = 0
             for q in range(I):
                 v = X[lo + i, t, q]
                 xt[r * I + q] = v
                 if v != 0.0:
-                    nnz += 1
-                    pos = q
-                    if v != 1.0:
+                    if v != 1.0 or nnz >= MAX_HOT:
                         onehot = 0
-            if nnz > 1:
-                onehot = 0
-            xt[TB * I + r] = pos
+                    else:
+                        xt[TB * I + r * MAX_HOT + nnz] = q
+                    nnz += 1
             for q in range(O):
                 yt[r * O + q] = Y[lo + i, t, q]
             mt[r] = M[lo + i, t] if M.shape[0] > 0 else 1.0
-    xt[TB * I + TB] = onehot
+    xt[TB * I + MAX_HOT * TB] = onehot
 
 
 @njit(**JIT)
@@ -240,8 +245,9 @@ def one_hot(xt, TB, I, GH, blas):
     """Whether the layer-0 products use the one-hot summary of :func:`load_data`: the
     inputs are one-hot and the product would have gone to BLAS. Below BLAS size the
     hand loops stay, so that the small-model path's numbers stay bit for bit those
-    of this kernel (:mod:`fastrnn._small`)."""
-    return xt[TB * I + TB] != 0.0 and uses_blas(blas, TB, I, GH)
+    of this kernel (:mod:`fastrnn._small`). Never with ``blas=False``, so never in
+    the parallel kernel's threads (:func:`forward` may write U_0^T into thetaT)."""
+    return xt[TB * I + MAX_HOT * TB] != 0.0 and uses_blas(blas, TB, I, GH)
 
 
 @njit(**JIT)
@@ -297,17 +303,28 @@ def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cell
         src = xt if l == 0 else hs
         src_off = 0 if l == 0 else ((l - 1) * (T + 1) * B + B) * H
         if l == 0 and one_hot(xt, TB, I, GH, blas):
-            # xu row r = U_0[:, pos_r], the column of its 1 (x U^T without the products with 0)
+            # xu row r = the sum of the columns of U_0 at the ones of x_r (x U^T without the
+            # products with 0; adding exact zeros changes no sum, so the same numbers). With
+            # more rows than columns (digits: 320 rows, 20 columns) the columns are read as
+            # contiguous rows of U_0^T, transposed here (transpose_params left that block to
+            # BLAS); with few rows (text: 25 rows of a 70-letter alphabet) in place, strided.
+            ut = TB > I
+            if ut:
+                _transpose_block(theta, thetaT, o, GH, I)
             for r in range(TB):
-                pos = int(xt[TB * I + r])
                 row = xu[r * GH : (r + 1) * GH]
-                if pos < 0:
-                    for j in range(GH):
-                        row[j] = 0.0
-                else:
-                    col = theta[o + pos : o + GH * I]
-                    for j in range(GH):
-                        row[j] = col[j * I]
+                for j in range(GH):
+                    row[j] = 0.0
+                for h in range(MAX_HOT):
+                    pos = int(xt[TB * I + r * MAX_HOT + h])
+                    if pos >= 0 and ut:
+                        col = thetaT[o + pos * GH : o + (pos + 1) * GH]
+                        for j in range(GH):
+                            row[j] += col[j]
+                    elif pos >= 0:
+                        col = theta[o + pos : o + GH * I]
+                        for j in range(GH):
+                            row[j] += col[j * I]
         else:
             mm_nt(src, src_off, TB, Il, theta, thetaT, o, GH, xu, blas)
         bo = o + GH * Il + GH * H
@@ -496,15 +513,16 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
         src = xt if l == 0 else hs
         src_off = zero if l == 0 else ((l - 1) * (T + 1) * B + B) * H
         if l == 0 and one_hot(xt, TB, I, GH, blas):
-            # dU_0[:, pos_r] += da_x row r (dsx^T x without the products with 0)
+            # dU_0[:, q] += da_x row r for each one of x_r at q (dsx^T x without the products with 0)
             gu = grad[o : o + GH * I]
             gu[:] = 0.0
             for r in range(TB):
-                pos = int(xt[TB * I + r])
-                if pos >= 0:
-                    row = dsx[dl + r * GH : dl + (r + 1) * GH]
-                    for j in range(GH):
-                        gu[j * I + pos] += row[j]
+                row = dsx[dl + r * GH : dl + (r + 1) * GH]
+                for h in range(MAX_HOT):
+                    pos = int(xt[TB * I + r * MAX_HOT + h])
+                    if pos >= 0:
+                        for j in range(GH):
+                            gu[j * I + pos] += row[j]
         else:
             mm_tn(dsx, dl, GH, src, src_off, Il, TB, grad, o, blas)
         mm_tn(dsh, dl, GH, hs, l * (T + 1) * B * H, H, TB, grad, o + GH * Il, blas)
