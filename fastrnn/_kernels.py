@@ -477,27 +477,28 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
     zero = T - T  # a run-time 0: a literal 0 would compile extra specialisations (see _linalg)
     oV = layer_offset(dims, L)
     mm(g, zero, TB, O, theta, oV, H, gv, blas)
-    if K < 0 or K >= T - 1:
-        # Full BPTT: one sweep from the last step, every step's loss joining as it
-        # passes; step k's deltas of layer l go straight to row block l * T + k of the sums.
-        hbase = dsx.shape[0] if sep else zero
-        for k in range(T - 1, -1, -1):
-            x_k = k * BGH
-            h_k = hbase + k * BGH
-            _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, True, k < T - 1, dd, x_k, x_k + BGH, h_k, h_k + BGH,
-                        rc, rn, dho, tmp, blas, cellset, T * BGH)
-            rc, rn = rn, rc
-    else:
-        # Truncated BPTT: one sweep per loss origin t0, over steps t0..t0-K, its
-        # deltas summed per step into dsx and dsh.
+    # Full BPTT is one sweep from the last step, every step's loss joining as it
+    # passes, step k's deltas of layer l written straight to row block l * T + k of
+    # the sums. Truncated BPTT is one sweep per loss origin t0, over steps t0..t0-K,
+    # its deltas summed per step into dsx and dsh. One call site of _delta_step for
+    # both (each call site compiles the cell's code again).
+    full = K < 0 or K >= T - 1
+    hbase = dsx.shape[0] if sep else zero
+    lstride = T * BGH if full else BGH
+    if not full:
         dsx[:] = 0.0
         if sep:
             dsh[:] = 0.0
-        for t0 in range(T):
-            k_min = t0 - K if t0 > K else 0
-            for k in range(t0, k_min - 1, -1):
-                _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, k == t0, k < t0, dd, xc, xn, hc, hn, rc, rn,
-                            dho, tmp, blas, cellset, BGH)
+    for origin in range(1 if full else T):
+        t0 = T - 1 if full else origin
+        k_min = 0 if full else (t0 - K if t0 > K else 0)
+        for k in range(t0, k_min - 1, -1):
+            if full:
+                xc, hc = k * BGH, hbase + k * BGH
+                xn, hn = xc + BGH, hc + BGH
+            _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, full or k == t0, k < t0, dd, xc, xn, hc, hn, rc, rn,
+                        dho, tmp, blas, cellset, lstride)
+            if not full:
                 for l in range(L):
                     dst = (l * T + k) * BGH
                     add_into(dsx, dst, dd, xc + l * BGH, BGH)
@@ -505,7 +506,7 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
                         add_into(dsh, dst, dd, hc + l * BGH, BGH)
                 xc, xn = xn, xc
                 hc, hn = hn, hc
-                rc, rn = rn, rc
+            rc, rn = rn, rc
     for l in range(L):
         o = layer_offset(dims, l)
         Il = I if l == 0 else H
