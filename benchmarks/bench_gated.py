@@ -8,7 +8,9 @@ cross-entropy summed over steps and averaged over the batch, plain SGD, float64)
 from the same initial weights on the same data:
 
 * fastrnn: one ``engine.train_chunk`` call per chunk of iterations (the training loop
-  inside numba), serial kernel;
+  inside numba), serial kernel; its matrix products at B=32 go to OpenBLAS with the
+  thread count OpenBLAS starts with (read by threadpoolctl: the ``blas`` column of the
+  CSV and the table's caption; ``OPENBLAS_NUM_THREADS=1`` for one thread);
 * torch: ``nn.GRU``/``nn.LSTM`` + ``nn.Linear`` from ``model.to_torch()``, a Python
   loop of forward, ``backward`` and ``optimizer.step``, with 1 and with 2 intra-op threads;
 * JAX: the same cell written with ``jax.numpy`` in a ``lax.scan``, ``jax.grad`` for
@@ -43,7 +45,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 import fastrnn  # noqa: E402
 from fastrnn import engine, optim  # noqa: E402
-from _common import update_readme  # noqa: E402
+from _common import environment, update_readme  # noqa: E402
 
 #: (batch, hidden) of the two shapes; T steps, I inputs, O outputs, SGD rate
 SHAPES = [(1, 16), (32, 100)]
@@ -249,8 +251,10 @@ def run(quick):
                 rows.append(dict(cell=cell, batch=B, hidden=H, steps=T, contender=name, iters_per_s=round(med, 2),
                                  min_iters_per_s=round(lo, 2), max_iters_per_s=round(hi, 2),
                                  fastrnn_speedup=round(fast / med, 2)))
-    info = dict(python=platform.python_version(), numpy=np.__version__, torch=torch.__version__, jax=jax.__version__,
+    info = environment()  # machine, versions, date and the thread counts read from the loaded libraries
+    info.update(python=platform.python_version(), numpy=np.__version__, torch=torch.__version__, jax=jax.__version__,
                 cores=os.cpu_count())
+    rows = [dict(r, **info) for r in rows]
     return rows, info
 
 
@@ -259,7 +263,7 @@ def markdown(rows, info, command):
         f"Training iterations per second (median of timed chunks; float64, SGD, T={T}, I={I}, O={O}, one layer), "
         f"`{command}`; every contender first reproduced fastrnn's parameters after {CHECK_ITERS} iterations to "
         f"{CHECK_RTOL:g}. Machine: {info['cores']} cores, Python {info['python']}, numpy {info['numpy']}, "
-        f"torch {info['torch']}, jax {info['jax']}.",
+        f"torch {info['torch']}, jax {info['jax']}, measured {info['date']}; fastrnn's BLAS: {info['blas']}.",
         "",
         "| cell | batch | hidden | contender | iterations/s | fastrnn speed-up |",
         "|---|---:|---:|---|---:|---:|",

@@ -13,9 +13,10 @@ Conventions
   ``U_l (G*H, I_l), W_l (G*H, H), b_l (G*H,)``, the cell's extras, and then
   ``V (O, H), c (O,)`` (``I_0 = I``, ``I_l = H`` above; G is the cell's gate
   count). :func:`layer_offset` is the one formula for it; :mod:`fastrnn.params`
-  builds the named views from it. ``thetaT`` holds the same matrices transposed,
-  so that every product is ``rows @ (k, n)`` on contiguous memory. Gradients use
-  the layout of ``theta``.
+  builds the named views from it. ``thetaT`` holds the same matrices transposed
+  for the forward products that run in the hand loops (``rows @ (k, n)`` on
+  contiguous memory); BLAS reads theta in place (:func:`transpose_params`).
+  Gradients use the layout of ``theta``.
 * ``dims`` is an int64 array ``[I, H, O, L, activation, head, cell]``;
   activation, head and cell are integer codes, so one compiled kernel serves every
   combination (one specialisation per dtype, not one per option).
@@ -39,7 +40,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import cells
-from ._linalg import colsum, mm, mm_tn
+from ._linalg import add_into, add_rows, colsum, mm, mm_nt, mm_tn, uses_blas
 from ._mathfn import exp, sigmoid
 from .config import JIT, JIT_PARALLEL
 
@@ -105,16 +106,24 @@ def _transpose_block(theta, thetaT, off, rows, cols):
 
 
 @njit(**JIT)
-def transpose_params(theta, dims, thetaT):
-    """Write U_l^T, W_l^T and V^T into ``thetaT`` at the offsets of U_l, W_l and V."""
+def transpose_params(theta, dims, thetaT, T, B, blas):
+    """Write U_l^T, W_l^T and V^T into ``thetaT`` at the offsets of U_l, W_l and V,
+    each only where :func:`forward`'s product with it on a (B, T) batch runs in the
+    hand loop (:func:`fastrnn._linalg.mm_nt`): BLAS reads the matrices in place.
+    That saves the copy at shapes whose products all go to BLAS (23 us an iteration
+    of 260 at the text shape)."""
     I, H, O, L = dims[0], dims[1], dims[2], dims[3]
     GH = cells.gates(dims[6]) * H
+    TB = T * B
     for l in range(L):
         o = layer_offset(dims, l)
         Il = I if l == 0 else H
-        _transpose_block(theta, thetaT, o, GH, Il)
-        _transpose_block(theta, thetaT, o + GH * Il, GH, H)
-    _transpose_block(theta, thetaT, layer_offset(dims, L), O, H)
+        if not uses_blas(blas, TB, Il, GH):
+            _transpose_block(theta, thetaT, o, GH, Il)
+        if not uses_blas(blas, B, H, GH):
+            _transpose_block(theta, thetaT, o + GH * Il, GH, H)
+    if not uses_blas(blas, TB, H, O):
+        _transpose_block(theta, thetaT, layer_offset(dims, L), O, H)
 
 
 # ------------------------------------------------------------------------ workspace
@@ -133,7 +142,7 @@ def _workspace_sizes(T, B, dims):
     C = cells.cache_size(cell, H)
     R = cells.carry_size(cell, H)
     sep = 1 if cells.separate_dah(cell) else 0
-    return (TB * I, TB * O, TB, L * (T + 1) * B * H, L * (S - 1) * (T + 1) * B * H, L * TB * C, TB * GH, B * GH,
+    return (TB * I + MAX_HOT * TB + 1, TB * O, TB, L * (T + 1) * B * H, L * (S - 1) * (T + 1) * B * H, L * TB * C, TB * GH, B * GH,
             TB * O, TB * O, TB * H, L * TB * GH, sep * L * TB * GH, (2 + 2 * sep) * L * B * GH + 2 * L * B * R + B * H)
 
 
@@ -164,14 +173,16 @@ def workspace(buf, off, T, B, dims):
     fault per 4 kB on first touch (measured 400 us of a 1 ms call at the digit shape).
 
     Returns ``(xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd)``: flat
-    views holding, as row-major matrices, xt (T*B, I),
+    views holding, as row-major matrices, xt (T*B, I) followed by the one-hot
+    summary of :func:`load_data` (MAX_HOT * T*B + 1 entries),
     yt (T*B, O), mt (T*B,) time-major copies of the data; hs (L*(T+1)*B, H) the
     h states and cs (L*(S-1)*(T+1)*B, H) the cell's other states; cache the cell's
     per-step cache; xu (T*B, G*H) the current layer's input projection plus bias;
     tmp (B, G*H); z (T*B, O) logits, then predictions; g (T*B, O) dL/dz; gv
     (T*B, H) g V; dsx and dsh (L*T*B, G*H) da_x and da_h summed over loss origins
-    (dsh is empty for a cell whose da_h is da_x: the driver aliases them); dd the
-    per-step deltas, carved by :func:`_delta_offsets`. One buffer with integer
+    (dsh is empty for a cell whose da_h is da_x: the driver aliases them); dd spans
+    dsx, dsh and then the per-step deltas, carved by :func:`_delta_offsets`, so that
+    full BPTT writes its deltas straight into the sums (:func:`backward`). One buffer with integer
     offsets, not seven arrays, keeps the backward functions' argument lists short,
     which keeps their compile time down.
     """
@@ -183,23 +194,60 @@ def workspace(buf, off, T, B, dims):
     return (
         buf[o[0] : o[1]], buf[o[1] : o[2]], buf[o[2] : o[3]], buf[o[3] : o[4]], buf[o[4] : o[5]],
         buf[o[5] : o[6]], buf[o[6] : o[7]], buf[o[7] : o[8]], buf[o[8] : o[9]], buf[o[9] : o[10]],
-        buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[13] : o[14]],
+        buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[11] : o[14]],
     )
+
+
+#: Rows of the inputs with at most this many ones (and zeros elsewhere) count as
+#: "one-hot" for :func:`load_data`: text has one, the digits task's pair encoding two.
+MAX_HOT = 2
 
 
 @njit(**JIT)
 def load_data(X, Y, M, lo, hi, xt, yt, mt):
-    """Copy sequences lo..hi-1 of the batch-major data into the time-major buffers."""
+    """Copy sequences lo..hi-1 of the batch-major data into the time-major buffers.
+
+    It also notes whether the inputs are one-hot (or few-hot): every row all zeros
+    but at most MAX_HOT entries equal to 1 (text, digits). After the T*B*I inputs
+    xt holds, per row, the positions of its ones (-1 for none) and then 1 if every
+    row is so, else 0. Then :func:`forward` gathers (and adds) columns of U_0
+    instead of multiplying, and :func:`backward` scatters dU_0 (:func:`one_hot`):
+    the same sums without the products with zeros. A check at run time on the
+    data, not an option.
+    """
     T, I, O = X.shape[1], X.shape[2], Y.shape[2]
     B = hi - lo
+    TB = T * B
+    onehot = 1
     for t in range(T):
         for i in range(B):
             r = t * B + i
+            for h in range(MAX_HOT):
+                xt[TB * I + r * MAX_HOT + h] = -1.0
+            nnz = 0
             for q in range(I):
-                xt[r * I + q] = X[lo + i, t, q]
+                v = X[lo + i, t, q]
+                xt[r * I + q] = v
+                if v != 0.0:
+                    if v != 1.0 or nnz >= MAX_HOT:
+                        onehot = 0
+                    else:
+                        xt[TB * I + r * MAX_HOT + nnz] = q
+                    nnz += 1
             for q in range(O):
                 yt[r * O + q] = Y[lo + i, t, q]
             mt[r] = M[lo + i, t] if M.shape[0] > 0 else 1.0
+    xt[TB * I + MAX_HOT * TB] = onehot
+
+
+@njit(**JIT)
+def one_hot(xt, TB, I, GH, blas):
+    """Whether the layer-0 products use the one-hot summary of :func:`load_data`: the
+    inputs are one-hot and the product would have gone to BLAS. Below BLAS size the
+    hand loops stay, so that the small-model path's numbers stay bit for bit those
+    of this kernel (:mod:`fastrnn._small`). Never with ``blas=False``, so never in
+    the parallel kernel's threads (:func:`forward` may write U_0^T into thetaT)."""
+    return xt[TB * I + MAX_HOT * TB] != 0.0 and uses_blas(blas, TB, I, GH)
 
 
 @njit(**JIT)
@@ -254,23 +302,43 @@ def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cell
         # the layer's input: the data for layer 0, the states h_1..h_T of layer l-1 below it
         src = xt if l == 0 else hs
         src_off = 0 if l == 0 else ((l - 1) * (T + 1) * B + B) * H
-        mm(src, src_off, TB, Il, thetaT, o, GH, xu, blas)
+        if l == 0 and one_hot(xt, TB, I, GH, blas):
+            # xu row r = the sum of the columns of U_0 at the ones of x_r (x U^T without the
+            # products with 0; adding exact zeros changes no sum, so the same numbers). With
+            # more rows than columns (digits: 320 rows, 20 columns) the columns are read as
+            # contiguous rows of U_0^T, transposed here (transpose_params left that block to
+            # BLAS); with few rows (text: 25 rows of a 70-letter alphabet) in place, strided.
+            ut = TB > I
+            if ut:
+                _transpose_block(theta, thetaT, o, GH, I)
+            for r in range(TB):
+                row = xu[r * GH : (r + 1) * GH]
+                for j in range(GH):
+                    row[j] = 0.0
+                for h in range(MAX_HOT):
+                    pos = int(xt[TB * I + r * MAX_HOT + h])
+                    if pos >= 0 and ut:
+                        col = thetaT[o + pos * GH : o + (pos + 1) * GH]
+                        for j in range(GH):
+                            row[j] += col[j]
+                    elif pos >= 0:
+                        col = theta[o + pos : o + GH * I]
+                        for j in range(GH):
+                            row[j] += col[j * I]
+        else:
+            mm_nt(src, src_off, TB, Il, theta, thetaT, o, GH, xu, blas)
         bo = o + GH * Il + GH * H
-        for r in range(TB):
-            for j in range(GH):
-                xu[r * GH + j] += theta[bo + j]
+        add_rows(xu, TB - TB, TB, GH, theta, bo)
         base = l * (T + 1) * BH
         cbase = l * (S - 1) * (T + 1) * BH
         for t in range(T):
-            mm(hs, base + t * BH, B, H, thetaT, o + GH * Il, GH, tmp, blas)
+            mm_nt(hs, base + t * BH, B, H, theta, thetaT, o + GH * Il, GH, tmp, blas)
             cells.forward_step(cellset, cell, act, B, H, xu, t * B * GH, tmp, theta, bo + GH, hs, base + t * BH,
                                base + (t + 1) * BH, cs, cbase + t * (S - 1) * BH, cbase + (t + 1) * (S - 1) * BH,
                                cache, (l * T + t) * B * C)
     oV = layer_offset(dims, L)
-    mm(hs, ((L - 1) * (T + 1) * B + B) * H, TB, H, thetaT, oV, O, z, blas)
-    for r in range(TB):
-        for k in range(O):
-            z[r * O + k] += theta[oV + O * H + k]
+    mm_nt(hs, ((L - 1) * (T + 1) * B + B) * H, TB, H, theta, thetaT, oV, O, z, blas)
+    add_rows(z, TB - TB, TB, O, theta, oV + O * H)
 
 
 @njit(**JIT)
@@ -342,8 +410,9 @@ def _delta_offsets(B, dims):
 
 @njit(**JIT)
 def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, xc, xn, hc, hn, rc, rn, dho, tmp, blas,
-                cellset):
-    """da_x and da_h of every layer at step k, top layer first, into dd at xc and hc.
+                cellset, lstride):
+    """da_x and da_h of every layer at step k, top layer first, into dd at xc and hc
+    (layer l at ``xc + l * lstride``; hn: da_h of step k+1, layer l at ``hn + l * lstride``).
 
     dh^l_k = [l top and inject] g_k V + [has_next] da_h^l_{k+1} W_l
              + [l below top] da_x^{l+1}_k U_{l+1}; the cell turns it (with its
@@ -358,22 +427,21 @@ def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, x
     for l in range(L - 1, -1, -1):
         o = layer_offset(dims, l)
         Il = I if l == 0 else H
-        d = l * B * GH
+        d = l * lstride
+        dh = dd[dho : dho + BH]  # a view: see _linalg on offset indexing
         if l == L - 1 and inject:
-            src = k * BH
+            src = gv[k * BH : (k + 1) * BH]
             for e in range(BH):
-                dd[dho + e] = gv[src + e]
+                dh[e] = src[e]
         else:
             for e in range(BH):
-                dd[dho + e] = 0.0
+                dh[e] = 0.0
         if has_next:
             mm(dd, hn + d, B, GH, theta, o + GH * Il, H, tmp, blas)
-            for e in range(BH):
-                dd[dho + e] += tmp[e]
+            add_into(dh, BH - BH, tmp, BH - BH, BH)
         if l < L - 1:
-            mm(dd, xc + d + B * GH, B, GH, theta, layer_offset(dims, l + 1), H, tmp, blas)
-            for e in range(BH):
-                dd[dho + e] += tmp[e]
+            mm(dd, xc + d + lstride, B, GH, theta, layer_offset(dims, l + 1), H, tmp, blas)
+            add_into(dh, BH - BH, tmp, BH - BH, BH)
         hbase = l * (T + 1) * BH
         cbase = l * (S - 1) * (T + 1) * BH
         cells.backward_step(cellset, cell, act, B, H, dd, dho, has_next, rn + l * B * R, rc + l * B * R, xc + d, hc + d, theta,
@@ -389,41 +457,55 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
     steps t-K..t (docs/math.md), so each loss origin gets its own sweep of K + 1 steps;
     da_x and da_h of all origins are summed per step (``dsx``, ``dsh``; they are
     linear in the incoming gradient), which is all the weight gradients need.
-    K >= T - 1 is full BPTT and takes the single sweep. For a cell whose da_h is
-    its da_x the da_h sums and deltas are the da_x ones (no copy).
+    K >= T - 1 is full BPTT and takes the single sweep, which writes every step's
+    deltas straight into dsx and dsh (``dd`` spans them, :func:`workspace`): no
+    zeroing, no sums (about 6% of a GRU iteration at B=32, H=100). For a cell whose
+    da_h is its da_x the da_h sums and deltas are the da_x ones (no copy).
     """
     I, H, O, L, cell = dims[0], dims[1], dims[2], dims[3], dims[6]
     GH = cells.gates(cell) * H
     sep = cells.separate_dah(cell)
     if not sep:
         dsh = dsx
-    xc, xn, hc, hn, rc, rn, dho = _delta_offsets(B, dims)
     TB = T * B
     BGH = B * GH
+    # dd: dsx (L, T, B, G*H), then dsh (as long, for a cell with SEPARATE_DAH), then
+    # the per-step deltas at the offsets of _delta_offsets
+    base = dsx.shape[0] + (dsx.shape[0] if sep else 0)
+    xc, xn, hc, hn, rc, rn, dho = _delta_offsets(B, dims)
+    xc, xn, hc, hn, rc, rn, dho = xc + base, xn + base, hc + base, hn + base, rc + base, rn + base, dho + base
     zero = T - T  # a run-time 0: a literal 0 would compile extra specialisations (see _linalg)
     oV = layer_offset(dims, L)
     mm(g, zero, TB, O, theta, oV, H, gv, blas)
-    full = K < 0 or K >= T - 1
-    dsx[:] = 0.0
-    if sep:
-        dsh[:] = 0.0
     # Full BPTT is one sweep from the last step, every step's loss joining as it
-    # passes; truncated BPTT is one sweep per loss origin t0, over steps t0..t0-K.
+    # passes, step k's deltas of layer l written straight to row block l * T + k of
+    # the sums. Truncated BPTT is one sweep per loss origin t0, over steps t0..t0-K,
+    # its deltas summed per step into dsx and dsh. One call site of _delta_step for
+    # both (each call site compiles the cell's code again).
+    full = K < 0 or K >= T - 1
+    hbase = dsx.shape[0] if sep else zero
+    lstride = T * BGH if full else BGH
+    if not full:
+        dsx[:] = 0.0
+        if sep:
+            dsh[:] = 0.0
     for origin in range(1 if full else T):
         t0 = T - 1 if full else origin
         k_min = 0 if full else (t0 - K if t0 > K else 0)
         for k in range(t0, k_min - 1, -1):
+            if full:
+                xc, hc = k * BGH, hbase + k * BGH
+                xn, hn = xc + BGH, hc + BGH
             _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, full or k == t0, k < t0, dd, xc, xn, hc, hn, rc, rn,
-                        dho, tmp, blas, cellset)
-            for l in range(L):
-                dst = (l * T + k) * BGH
-                for e in range(BGH):
-                    dsx[dst + e] += dd[xc + l * BGH + e]
-                if sep:
-                    for e in range(BGH):
-                        dsh[dst + e] += dd[hc + l * BGH + e]
-            xc, xn = xn, xc
-            hc, hn = hn, hc
+                        dho, tmp, blas, cellset, lstride)
+            if not full:
+                for l in range(L):
+                    dst = (l * T + k) * BGH
+                    add_into(dsx, dst, dd, xc + l * BGH, BGH)
+                    if sep:
+                        add_into(dsh, dst, dd, hc + l * BGH, BGH)
+                xc, xn = xn, xc
+                hc, hn = hn, hc
             rc, rn = rn, rc
     for l in range(L):
         o = layer_offset(dims, l)
@@ -431,7 +513,19 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
         dl = l * TB * GH
         src = xt if l == 0 else hs
         src_off = zero if l == 0 else ((l - 1) * (T + 1) * B + B) * H
-        mm_tn(dsx, dl, GH, src, src_off, Il, TB, grad, o, blas)
+        if l == 0 and one_hot(xt, TB, I, GH, blas):
+            # dU_0[:, q] += da_x row r for each one of x_r at q (dsx^T x without the products with 0)
+            gu = grad[o : o + GH * I]
+            gu[:] = 0.0
+            for r in range(TB):
+                row = dsx[dl + r * GH : dl + (r + 1) * GH]
+                for h in range(MAX_HOT):
+                    pos = int(xt[TB * I + r * MAX_HOT + h])
+                    if pos >= 0:
+                        for j in range(GH):
+                            gu[j * I + pos] += row[j]
+        else:
+            mm_tn(dsx, dl, GH, src, src_off, Il, TB, grad, o, blas)
         mm_tn(dsh, dl, GH, hs, l * (T + 1) * B * H, H, TB, grad, o + GH * Il, blas)
         colsum(dsx, dl, TB, GH, grad, o + GH * Il + GH * H)
         if cellset is not None:  # pruned at compile time for a vanilla model (no extras)
@@ -470,7 +564,7 @@ def predict(theta, dims, X, h0, yhat, states, h_final, blas, cellset):
     L, H, O = dims[3], dims[1], dims[2]
     buf = np.empty(scratch_size(T, B, dims, 1), theta.dtype)
     thetaT = buf[: theta.shape[0]]
-    transpose_params(theta, dims, thetaT)
+    transpose_params(theta, dims, thetaT, T, B, blas)
     xt, yt, mt, hs, cs, cache, xu, tmp, z, g = workspace(buf, theta.shape[0], T, B, dims)[:10]
     load_data(X, np.zeros((B, T, O), theta.dtype), np.zeros((B, T), theta.dtype), zero, B, xt, yt, mt)
     load_state(h0, zero, B, dims, T, B, hs, cs)
@@ -499,7 +593,7 @@ def loss_and_grads_serial(theta, dims, K, X, Y, M, h0, grad, h_final, buf, blas,
     zero = B - B
     P = theta.shape[0]
     thetaT = buf[:P]
-    transpose_params(theta, dims, thetaT)
+    transpose_params(theta, dims, thetaT, T, B, blas)
     ws = workspace(buf, P, T, B, dims)
     loss = loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, B, zero, B, 1.0 / B, grad, ws, blas, cellset)
     store_state(ws[3], ws[4], dims, T, B, zero, B, h_final)
@@ -520,7 +614,7 @@ def loss_and_grads_parallel(theta, dims, K, X, Y, M, h0, grad, h_final, buf, n_t
     B, T = X.shape[0], X.shape[1]
     P = theta.shape[0]
     thetaT = buf[:P]
-    transpose_params(theta, dims, thetaT)
+    transpose_params(theta, dims, thetaT, T, B // n_threads, blas)  # the smallest share: covers every thread
     per_thread = P + workspace_size(T, (B + n_threads - 1) // n_threads, dims)
     losses = np.zeros(n_threads)
     for tid in prange(n_threads):

@@ -118,7 +118,7 @@ def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_stat
     for it in range(n_iters):
         if resets.shape[0] == 0 or resets[it] != 0:
             hstate[:] = 0.0
-        transpose_params(theta, dims, thetaT)
+        transpose_params(theta, dims, thetaT, T, batch, blas)
         lo = it * batch
         load_data(X, Y, M, lo, lo + batch, xt, yt, mt)
         load_state(hstate, zero, batch, dims, T, batch, hs, cs)

@@ -33,50 +33,61 @@ EXTRA_NAMES = ()
 
 @njit(**JIT)
 def forward_step(B, H, xu, xoff, hw, hs, hout, cs, cprev, cout, cache, coff):
-    """h_t into hs[hout:] and c_t into cs[cout:] (B, H) from xu_t, hw_t and c_{t-1} (at cprev)."""
+    """h_t into hs[hout:] and c_t into cs[cout:] (B, H) from xu_t, hw_t and c_{t-1} (at cprev).
+
+    Row views, not ``buffer[offset + j]``, so that the loops vectorise (see
+    :func:`fastrnn.cells.gru.forward_step`).
+    """
     GH = 4 * H
     C = 5 * H
     for i in range(B):
-        x0 = xoff + i * GH
-        w0 = i * GH
-        c0 = coff + i * C
+        x = xu[xoff + i * GH : xoff + (i + 1) * GH]
+        w = hw[i * GH : (i + 1) * GH]
+        ca = cache[coff + i * C : coff + (i + 1) * C]
+        cp = cs[cprev + i * H : cprev + (i + 1) * H]
+        co = cs[cout + i * H : cout + (i + 1) * H]
+        ho = hs[hout + i * H : hout + (i + 1) * H]
+        for j in range(2 * H):  # i and f
+            ca[j] = sigmoid(x[j] + w[j])
         for j in range(H):
-            ig = sigmoid(xu[x0 + j] + hw[w0 + j])
-            fg = sigmoid(xu[x0 + H + j] + hw[w0 + H + j])
-            gg = tanh(xu[x0 + 2 * H + j] + hw[w0 + 2 * H + j])
-            og = sigmoid(xu[x0 + 3 * H + j] + hw[w0 + 3 * H + j])
-            c = fg * cs[cprev + i * H + j] + ig * gg
-            tc = tanh(c)
-            cs[cout + i * H + j] = c
-            hs[hout + i * H + j] = og * tc
-            cache[c0 + j] = ig
-            cache[c0 + H + j] = fg
-            cache[c0 + 2 * H + j] = gg
-            cache[c0 + 3 * H + j] = og
-            cache[c0 + 4 * H + j] = tc
+            ca[2 * H + j] = tanh(x[2 * H + j] + w[2 * H + j])
+        for j in range(H):
+            ca[3 * H + j] = sigmoid(x[3 * H + j] + w[3 * H + j])
+        for j in range(H):
+            co[j] = ca[H + j] * cp[j] + ca[j] * ca[2 * H + j]
+        for j in range(H):
+            tc = tanh(co[j])
+            ca[4 * H + j] = tc
+            ho[j] = ca[3 * H + j] * tc
 
 
 @njit(**JIT)
 def backward_step(B, H, dd, dh, has_next, rnext, rcur, da, cs, cprev, cache, coff):
-    """da (B, 4H) at dd[da:] (dL/d(xu) = dL/d(hw)) and the carry f * dc at dd[rcur:] (B, H)."""
+    """da (B, 4H) at dd[da:] (dL/d(xu) = dL/d(hw)) and the carry f * dc at dd[rcur:] (B, H).
+
+    Row views, as in :func:`forward_step`; without ``has_next`` the carry of step
+    t+1 is not read (a select: that memory is not set then).
+    """
     GH = 4 * H
     C = 5 * H
     for i in range(B):
-        c0 = coff + i * C
-        a0 = da + i * GH
+        ca = cache[coff + i * C : coff + (i + 1) * C]
+        a = dd[da + i * GH : da + (i + 1) * GH]
+        d_in = dd[dh + i * H : dh + (i + 1) * H]
+        rn = dd[rnext + i * H : rnext + (i + 1) * H]
+        rc = dd[rcur + i * H : rcur + (i + 1) * H]
+        cp = cs[cprev + i * H : cprev + (i + 1) * H]
         for j in range(H):
-            e = i * H + j
-            d = dd[dh + e]
-            ig = cache[c0 + j]
-            fg = cache[c0 + H + j]
-            gg = cache[c0 + 2 * H + j]
-            og = cache[c0 + 3 * H + j]
-            tc = cache[c0 + 4 * H + j]
-            dc = d * og * (1.0 - tc * tc)
-            if has_next:
-                dc += dd[rnext + e]
-            dd[a0 + j] = dc * gg * (ig * (1.0 - ig))
-            dd[a0 + H + j] = dc * cs[cprev + e] * (fg * (1.0 - fg))
-            dd[a0 + 2 * H + j] = dc * ig * (1.0 - gg * gg)
-            dd[a0 + 3 * H + j] = d * tc * (og * (1.0 - og))
-            dd[rcur + e] = fg * dc
+            d = d_in[j]
+            og = ca[3 * H + j]
+            tc = ca[4 * H + j]
+            dc0 = d * og * (1.0 - tc * tc)
+            dc = dc0 + rn[j] if has_next else dc0
+            a[3 * H + j] = d * tc * (og * (1.0 - og))
+            ig = ca[j]
+            fg = ca[H + j]
+            gg = ca[2 * H + j]
+            a[j] = dc * gg * (ig * (1.0 - ig))
+            a[H + j] = dc * cp[j] * (fg * (1.0 - fg))
+            a[2 * H + j] = dc * ig * (1.0 - gg * gg)
+            rc[j] = fg * dc
