@@ -102,6 +102,36 @@ def quick_cache_loads():
     load_overload._fastrnn_quick = True
     load_overload.__wrapped__ = real
     caching.Cache.load_overload = load_overload
+    skip_extension_scan()
+
+
+def skip_extension_scan():
+    """The first call of each of this package's kernels does not make numba scan for extensions.
+
+    Before it first looks for a compiled version of any function, numba initialises
+    the installed numba extensions (``numba.core.entrypoints.init_all``: every
+    distribution's entry points read through ``importlib.metadata``, about 25 ms
+    with that import). fastrnn's kernels take only NumPy arrays, numbers and tuples
+    of them and call only numba's own NumPy and math support, so no extension can
+    change how they are typed or compiled; the scan is left to the first function
+    of any other package that numba dispatches (it still happens once, then).
+    """
+    try:
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:
+        return
+    real = getattr(Dispatcher, "_compilation_chain_init_hook", None)
+    if real is None or getattr(real, "_fastrnn_quick", False):
+        return
+
+    def hook(self):
+        module = getattr(getattr(self, "py_func", None), "__module__", None) or ""
+        if not module.startswith(_PACKAGE):
+            real(self)
+
+    hook._fastrnn_quick = True
+    hook.__wrapped__ = real
+    Dispatcher._compilation_chain_init_hook = hook
 
 
 def import_numba():
@@ -123,12 +153,43 @@ def import_numba():
         blocked.remove("yaml")
     for name in blocked:
         sys.modules[name] = None  # "import name" raises ImportError, which numba handles
+    lazy_metadata()
     try:
         import numba  # noqa: F401
     finally:
         for name in blocked:
             if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
+
+
+def lazy_metadata():
+    """Make ``importlib.metadata`` load on its first use instead of at ``import numba``.
+
+    numba imports it at start-up (``numba.core.entrypoints``, for the extensions'
+    entry points it scans when it refreshes its registries, which the quick cache
+    loads skip) and with it ``email``, ``zipfile``, ``csv`` and more: about 20 ms of
+    a warm command that never reads it. The module is the real one, loaded by the
+    standard library's :class:`importlib.util.LazyLoader` on the first attribute
+    anyone reads (numba's scan when it compiles, tqdm's version lookup, ...). Nothing
+    happens if it is already imported or cannot be found.
+    """
+    name = "importlib.metadata"
+    if name in sys.modules:
+        return
+    import importlib
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # lazy: only arranges the load
+    importlib.metadata = module  # "from importlib import metadata" reads the attribute
 
 
 def scipy_version():

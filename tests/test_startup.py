@@ -193,3 +193,39 @@ def test_a_parallel_kernel_loads_the_quick_way_and_computes_the_serial_numbers(t
             " all(np.allclose(a[1][k], b[1][k], rtol=1e-10, atol=1e-14) for k in a[1]))")
     _run(code, tmp_path)  # compile or load once
     assert _run(code, tmp_path) == ["True True"]
+
+
+def test_a_warm_command_neither_imports_importlib_metadata_nor_scans_extensions_and_others_still_do(tmp_path):
+    """fastrnn's kernels skip numba's extension scan; importlib.metadata is loaded lazily, on first use.
+    The first function of another package still initialises the extensions, and the module works."""
+    code = ("import sys; from fastrnn.cli import main\n"
+            "try:\n    main(['train', '--task', 'binary', '--iters', '300', '--log-every', '100', '--no-csv', '-q'])\n"
+            "except SystemExit:\n    pass\n"
+            "from numba.core import entrypoints\n"
+            "print('email' in sys.modules, entrypoints._already_initialized)\n"
+            "import numba\n"
+            "print(numba.njit(lambda x: x + 1)(1), entrypoints._already_initialized)\n"
+            "import importlib.metadata\n"
+            "print(importlib.metadata.version('numpy') == __import__('numpy').__version__, 'email' in sys.modules)")
+    _run(code, tmp_path)  # compiles or loads: the cache is warm afterwards
+    assert _run(code, tmp_path)[-3:] == ["False False", "2 True", "True True"]
+
+
+def test_the_extension_scan_hook_is_installed_once_and_kept_for_other_packages():
+    from numba.core.dispatcher import Dispatcher
+
+    hook = Dispatcher._compilation_chain_init_hook
+    _startup.install()
+    assert Dispatcher._compilation_chain_init_hook is hook and hook._fastrnn_quick
+    calls = []
+    monkey = SimpleNamespace(py_func=SimpleNamespace(__module__="someone_else.kernels"))
+    import numba.core.entrypoints as ep
+
+    real = ep.init_all
+    try:
+        ep.init_all = lambda: calls.append("scan")
+        hook(monkey)
+        hook(SimpleNamespace(py_func=SimpleNamespace(__module__="fastrnn._small")))
+    finally:
+        ep.init_all = real
+    assert calls == ["scan"]
