@@ -134,6 +134,43 @@ def skip_extension_scan():
     Dispatcher._compilation_chain_init_hook = hook
 
 
+def exact_ndarray_typeof():
+    """numba's type of an exact ``numpy.ndarray`` without importing ``numpy.ma``.
+
+    The first call of each kernel types its arguments in Python, and numba's rule for
+    arrays first asks whether the array is a ``numpy.ma.MaskedArray``: that attribute
+    of NumPy imports ``numpy.ma`` (about 10 ms of a warm command). An array whose type
+    is exactly ``numpy.ndarray`` is no masked array, so for those the same type is
+    built here from the same parts (numba's ``from_dtype`` and ``map_layout``, read-only
+    flag); subclasses, and any dtype numba refuses, go to numba's own rule and its
+    messages. tests/test_startup.py compares both on arrays of every layout and dtype.
+    """
+    try:
+        import numpy as np
+        from numba.core import errors, types
+        from numba.core.typing import typeof as typeof_module
+        from numba.np import numpy_support
+    except ImportError:
+        return
+    registry = typeof_module.typeof_impl
+    real = registry.dispatch(np.ndarray)
+    if getattr(real, "_fastrnn_quick", False):
+        return
+
+    def typeof_ndarray(val, c):
+        if type(val) is not np.ndarray:
+            return real(val, c)
+        try:
+            dtype = numpy_support.from_dtype(val.dtype)
+        except errors.NumbaNotImplementedError:
+            return real(val, c)
+        return types.Array(dtype, val.ndim, numpy_support.map_layout(val), readonly=not val.flags.writeable)
+
+    typeof_ndarray._fastrnn_quick = True
+    typeof_ndarray.__wrapped__ = real
+    registry.register(np.ndarray)(typeof_ndarray)
+
+
 def import_numba():
     """``import numba`` without two imports it makes only to look at them, when nothing needs them.
 
@@ -225,3 +262,4 @@ def install():
     if "numba.np.arraymath" not in sys.modules and not any(isinstance(f, _BeforeArraymath) for f in sys.meta_path):
         sys.meta_path.insert(0, _BeforeArraymath())
     quick_cache_loads()
+    exact_ndarray_typeof()

@@ -229,3 +229,44 @@ def test_the_extension_scan_hook_is_installed_once_and_kept_for_other_packages()
     finally:
         ep.init_all = real
     assert calls == ["scan"]
+
+
+def test_the_exact_ndarray_typeof_gives_numbas_types_and_leaves_subclasses_to_numba():
+    """Arrays of every layout, several dtypes, read-only and 0-d: the same numba type as numba's own rule;
+    a masked array and an unsupported dtype still get numba's own errors."""
+    import numpy as np
+    from numba.core import errors
+    from numba.core.typing.typeof import Purpose, _TypeofContext, typeof_impl
+
+    ours = typeof_impl.dispatch(np.ndarray)
+    assert ours._fastrnn_quick
+    real = ours.__wrapped__
+    c = _TypeofContext(Purpose.argument)
+    base = np.arange(24.0).reshape(2, 3, 4)
+    readonly = np.ones(5)
+    readonly.flags.writeable = False
+    arrays = [base, base[:, ::2], np.asfortranarray(base), base.transpose(1, 0, 2), np.zeros(0), np.float64(1.0) * np.ones(()),
+              base.astype(np.float32), np.arange(5), np.zeros((3, 3), np.int8), np.zeros(4, np.complex128),
+              np.zeros(3, bool), readonly, np.ones((1, 1))[:, :1]]
+    arrays += [np.array(["x"], dtype=object), np.array(["ab"]), np.zeros(2, "M8[ns]"), np.zeros(2, ">f8"),
+               np.zeros(2, [("a", "f8"), ("b", "i4")]), np.zeros(2, [("a", object)]), np.zeros(2, np.float16)]
+
+    def outcome(fn, a):
+        try:
+            return fn(a, c)
+        except Exception as exc:  # the same refusal, message and all
+            return type(exc), str(exc)
+
+    for a in arrays:
+        assert outcome(ours, a) == outcome(real, a), a
+    with pytest.raises(errors.NumbaTypeError):
+        ours(np.ma.masked_array([1.0, 2.0]), c)
+
+
+def test_a_warm_command_does_not_import_numpy_ma(tmp_path):
+    code = ("import sys; from fastrnn.cli import main\n"
+            "try:\n    main(['train', '--task', 'binary', '--iters', '300', '--log-every', '100', '--no-csv', '-q'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('numpy.ma' in sys.modules)")
+    _run(code, tmp_path)
+    assert _run(code, tmp_path)[-1] == "False"
