@@ -270,3 +270,39 @@ def test_a_warm_command_does_not_import_numpy_ma(tmp_path):
             "print('numpy.ma' in sys.modules)")
     _run(code, tmp_path)
     assert _run(code, tmp_path)[-1] == "False"
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["python", "-m", "fastrnn", "train"], True), (["/venv/bin/python", "/venv/bin/fastrnn", "train"], True),
+    (["python", "-mfastrnn"], True), (["python", "-m", "pytest", "-q"], False), (["python", "-c", "import fastrnn"], False),
+    (["python", "script.py", "-m", "fastrnn"], True), (["python"], False)])
+def test_the_fastrnn_command_is_recognised_from_the_interpreters_arguments(monkeypatch, argv, command):
+    monkeypatch.setattr(sys, "orig_argv", argv, raising=False)
+    assert _startup.is_command() is command
+
+
+def test_the_command_pauses_collection_during_its_imports_and_a_library_import_does_not(tmp_path, monkeypatch):
+    import gc
+
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "fastrnn", "train"], raising=False)
+    assert gc.isenabled()
+    try:
+        _startup.pause_gc()
+        assert not gc.isenabled()
+    finally:
+        _startup.resume_gc()
+    assert gc.isenabled()
+    _startup.resume_gc()  # once only
+    assert gc.isenabled()
+    code = ("import gc, sys, runpy\n"
+            "import fastrnn\n"
+            "print('library', gc.isenabled())\n"
+            "from fastrnn import cli, _startup\n"
+            "_startup._GC_PAUSED = True; gc.disable()  # as in a command's imports\n"
+            "sys.argv = ['fastrnn', '--version']\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    print('command', gc.isenabled(), gc.get_freeze_count() > 0)\n")
+    lines = _run(code, tmp_path)
+    assert lines[0] == "library True" and lines[-1] == "command True True"
+    out = subprocess.run([sys.executable, "-m", "fastrnn", "train", "--task", "binary", "--iters", "100", "--no-csv"],
+                         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and "after 100 iterations" in out.stdout, out.stderr
