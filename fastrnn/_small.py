@@ -406,23 +406,70 @@ def _activate(act, tmp, hw, a, hs, q):
             hs[q, j] = v if v > 0.0 else 0.0
 
 
+def lean_views(theta, buf, T, B, I, H, O):
+    """The arrays :func:`train_chunk_lean` works in, as views of ``theta`` and of the scratch ``buf``
+    (Python, once per run: see :class:`LeanCall`): ``grad`` (n_params), ``mt`` (T*B) and the tuple of
+    2-D views (uT (I, H), wT (H, H), x (T*B, I), y (T*B, O), hs ((T+1)*B, H), g (T*B, O),
+    ds (T*B, H), tmp (4*B, H), W (H, H), V (O, H), gU (H, I), gW (H, H), gV (O, H)).
+
+    The layout :func:`train_chunk_sgd` carves inside numba; made here so that the kernel a
+    headline run loads contains no ``reshape`` (whose compiled code makes numba import
+    ``numba.np.arrayobj`` when the cached kernel loads: about 23 ms of a warm command)."""
+    P = theta.shape[0]
+    TB, BH = T * B, B * H
+    oW, ob = H * I, H * I + H * H
+    oV = ob + H
+    oc = oV + O * H
+    grad = buf[:P]
+    sizes = ((I, H), (H, H), (TB, I), (TB, O), None, ((T + 1) * B, H), (TB, O), (TB, H), (4 * B, H))
+    parts, o = [], P
+    for shape in sizes:
+        n = TB if shape is None else shape[0] * shape[1]
+        parts.append(buf[o : o + n] if shape is None else buf[o : o + n].reshape(shape))
+        o += n
+    uT, wT, x, y, mt, hs, g, ds, tmp = parts
+    views = (uT, wT, x, y, hs, g, ds, tmp, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
+             grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV:oc].reshape(O, H))
+    return grad, mt, views
+
+
+class LeanCall:
+    """Calls of :func:`train_chunk_lean` with :func:`train_chunk_sgd`'s arguments, the views of
+    :func:`lean_views` made once for the last ``theta`` and ``buf`` seen, not once per chunk.
+
+    The views and what they were made for are one tuple, read once per call, so that calls
+    from several threads at most rebuild them, never use another call's."""
+
+    __slots__ = ("last",)
+
+    def __init__(self):
+        self.last = None
+
+    def __call__(self, theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
+        T = X.shape[1]
+        last = self.last
+        if (last is None or last[0] is not theta or last[1] is not buf or last[2] != T or last[3] != batch
+                or last[4] != dims.tobytes()):
+            last = (theta, buf, T, batch, dims.tobytes()) + lean_views(theta, buf, T, batch, int(dims[0]), int(dims[1]),
+                                                                      int(dims[2]))
+            self.last = last
+        return train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, last[5], last[6], last[7], losses,
+                                grad_norms, errors)
+
+
 @njit(**JIT)
 def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
     """:func:`train_chunk` for a :func:`lean` call: plain SGD (``theta -= lr * grad``), no
     clipping, full BPTT, the sigmoid head with cross-entropy; any activation, batch,
     mask and carried state. Same meaning of the arguments, same numbers.
 
-    Matrices are 2-D views made once per call and indexed by row: an index computed
-    as ``offset + j`` could be negative as far as the compiler knows, and the
-    wraparound check that numba then emits keeps a loop scalar; a view per row
-    instead costs two atomic reference-count updates. Per step the input
-    projection, the recurrence, the activation, the logits, the loss and the error
-    count run together; per backward step g V, d W and f' together.
+    Carves :func:`lean_views`'s arrays out of ``buf`` and ``theta`` (inside numba, for
+    the many-model kernel) and runs :func:`train_chunk_lean`; a training run calls
+    that one directly with views made in Python (:class:`LeanCall`).
     """
-    n_iters = losses.shape[0]
     T = X.shape[1]
     P = theta.shape[0]
-    I, H, O, act = dims[0], dims[1], dims[2], dims[4]
+    I, H, O = dims[0], dims[1], dims[2]
     B = batch
     BH = B * H
     TB = T * B
@@ -430,7 +477,6 @@ def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses
     ob = oW + H * H
     oV = ob + H
     oc = oV + O * H
-    scale = 1.0 / B
     grad = buf[:P]
     o = P
     uT = buf[o : o + I * H].reshape(I, H)
@@ -450,11 +496,38 @@ def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses
     ds = buf[o : o + TB * H].reshape(TB, H)
     o += TB * H
     tmp = buf[o : o + 4 * BH].reshape(4 * B, H)  # rows: a (the input part), hw / g V, d, d of the step above
-    W = theta[oW:ob].reshape(H, H)
-    V = theta[oV:oc].reshape(O, H)
-    gU = grad[:oW].reshape(H, I)
-    gW = grad[oW:ob].reshape(H, H)
-    gV = grad[oV:oc].reshape(O, H)
+    views = (uT, wT, x, y, hs, g, ds, tmp, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
+             grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV:oc].reshape(O, H))
+    return train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, views, losses, grad_norms,
+                            errors)
+
+
+@njit(**JIT)
+def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, views, losses, grad_norms, errors):
+    """The work of :func:`train_chunk_sgd`, on the arrays of :func:`lean_views` (``grad``,
+    ``mt`` and the tuple ``views``) instead of one scratch array.
+
+    Matrices are 2-D views made once per run and indexed by row: an index computed
+    as ``offset + j`` could be negative as far as the compiler knows, and the
+    wraparound check that numba then emits keeps a loop scalar; a view per row
+    instead costs two atomic reference-count updates. Per step the input
+    projection, the recurrence, the activation, the logits, the loss and the error
+    count run together; per backward step g V, d W and f' together. No ``reshape``
+    and no allocation in here (see :func:`lean_views`).
+    """
+    n_iters = losses.shape[0]
+    T = X.shape[1]
+    P = theta.shape[0]
+    I, H, O, act = dims[0], dims[1], dims[2], dims[4]
+    B = batch
+    BH = B * H
+    TB = T * B
+    oW = H * I
+    ob = oW + H * H
+    oV = ob + H
+    oc = oV + O * H
+    scale = 1.0 / B
+    uT, wT, x, y, hs, g, ds, tmp, W, V, gU, gW, gV = views
     for q in range(I):
         for j in range(H):
             uT[q, j] = theta[j * I + q]
@@ -611,3 +684,7 @@ def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bu
         Rm = resets[m] if resets.shape[0] > 0 else np.zeros(0, np.int64)
         done[m] = train_chunk_sgd(thetas[m], dims[m], X[m], Y[m], Mm, batch, lrs[m], hstates[m], Rm, bufs[m],
                                   losses[m, :n], grad_norms[m, :n], errors[m, : n * batch])
+
+
+#: The training loop's way into :func:`train_chunk_lean` (:func:`fastrnn._train_kernel.train_chunk`).
+lean_call = LeanCall()

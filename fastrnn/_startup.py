@@ -30,6 +30,11 @@ Two costs of numba's that a command using only cached kernels need not pay:
    on its own), and any failure of the quick load falls back to numba's own path,
    so the worst case is the time it costs today. Other packages' numba functions
    are not touched.
+
+Three smaller ones: numba's scan for extensions before a kernel's first call
+(:func:`skip_extension_scan`) with the ``importlib.metadata`` it imports only for
+that (:func:`lazy_metadata`), and the ``numpy.ma`` import of its rule for typing an
+array (:func:`exact_ndarray_typeof`): about 0.03-0.04 s together.
 """
 
 import os
@@ -102,6 +107,73 @@ def quick_cache_loads():
     load_overload._fastrnn_quick = True
     load_overload.__wrapped__ = real
     caching.Cache.load_overload = load_overload
+    skip_extension_scan()
+
+
+def skip_extension_scan():
+    """The first call of each of this package's kernels does not make numba scan for extensions.
+
+    Before it first looks for a compiled version of any function, numba initialises
+    the installed numba extensions (``numba.core.entrypoints.init_all``: every
+    distribution's entry points read through ``importlib.metadata``, about 25 ms
+    with that import). fastrnn's kernels take only NumPy arrays, numbers and tuples
+    of them and call only numba's own NumPy and math support, so no extension can
+    change how they are typed or compiled; the scan is left to the first function
+    of any other package that numba dispatches (it still happens once, then).
+    """
+    try:
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:
+        return
+    real = getattr(Dispatcher, "_compilation_chain_init_hook", None)
+    if real is None or getattr(real, "_fastrnn_quick", False):
+        return
+
+    def hook(self):
+        module = getattr(getattr(self, "py_func", None), "__module__", None) or ""
+        if not module.startswith(_PACKAGE):
+            real(self)
+
+    hook._fastrnn_quick = True
+    hook.__wrapped__ = real
+    Dispatcher._compilation_chain_init_hook = hook
+
+
+def exact_ndarray_typeof():
+    """numba's type of an exact ``numpy.ndarray`` without importing ``numpy.ma``.
+
+    The first call of each kernel types its arguments in Python, and numba's rule for
+    arrays first asks whether the array is a ``numpy.ma.MaskedArray``: that attribute
+    of NumPy imports ``numpy.ma`` (about 10 ms of a warm command). An array whose type
+    is exactly ``numpy.ndarray`` is no masked array, so for those the same type is
+    built here from the same parts (numba's ``from_dtype`` and ``map_layout``, read-only
+    flag); subclasses, and any dtype numba refuses, go to numba's own rule and its
+    messages. tests/test_startup.py compares both on arrays of every layout and dtype.
+    """
+    try:
+        import numpy as np
+        from numba.core import errors, types
+        from numba.core.typing import typeof as typeof_module
+        from numba.np import numpy_support
+    except ImportError:
+        return
+    registry = typeof_module.typeof_impl
+    real = registry.dispatch(np.ndarray)
+    if getattr(real, "_fastrnn_quick", False):
+        return
+
+    def typeof_ndarray(val, c):
+        if type(val) is not np.ndarray:
+            return real(val, c)
+        try:
+            dtype = numpy_support.from_dtype(val.dtype)
+        except errors.NumbaNotImplementedError:
+            return real(val, c)
+        return types.Array(dtype, val.ndim, numpy_support.map_layout(val), readonly=not val.flags.writeable)
+
+    typeof_ndarray._fastrnn_quick = True
+    typeof_ndarray.__wrapped__ = real
+    registry.register(np.ndarray)(typeof_ndarray)
 
 
 def import_numba():
@@ -123,12 +195,43 @@ def import_numba():
         blocked.remove("yaml")
     for name in blocked:
         sys.modules[name] = None  # "import name" raises ImportError, which numba handles
+    lazy_metadata()
     try:
         import numba  # noqa: F401
     finally:
         for name in blocked:
             if name in sys.modules and sys.modules[name] is None:
                 del sys.modules[name]
+
+
+def lazy_metadata():
+    """Make ``importlib.metadata`` load on its first use instead of at ``import numba``.
+
+    numba imports it at start-up (``numba.core.entrypoints``, for the extensions'
+    entry points it scans when it refreshes its registries, which the quick cache
+    loads skip) and with it ``email``, ``zipfile``, ``csv`` and more: about 20 ms of
+    a warm command that never reads it. The module is the real one, loaded by the
+    standard library's :class:`importlib.util.LazyLoader` on the first attribute
+    anyone reads (numba's scan when it compiles, tqdm's version lookup, ...). Nothing
+    happens if it is already imported or cannot be found.
+    """
+    name = "importlib.metadata"
+    if name in sys.modules:
+        return
+    import importlib
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # lazy: only arranges the load
+    importlib.metadata = module  # "from importlib import metadata" reads the attribute
 
 
 def scipy_version():
@@ -158,9 +261,50 @@ def scipy_version():
     return scipy.__version__
 
 
+def is_command():
+    """Whether this process is the ``fastrnn`` command: ``python -m fastrnn ...`` or the installed script."""
+    argv = list(getattr(sys, "orig_argv", ()))
+    if len(argv) < 2:
+        return False
+    if os.path.splitext(os.path.basename(argv[1]))[0] == "fastrnn":
+        return True
+    return any(a == "-m" and b == "fastrnn" for a, b in zip(argv[1:], argv[2:])) or "-mfastrnn" in argv[1:]
+
+
+def pause_gc():
+    """In the ``fastrnn`` command only: no garbage collection while the imports run.
+
+    ``import numba`` and NumPy make about 90000 objects, and the collections that
+    their creation triggers walk them over and over (about 0.03 s of a warm command).
+    The command's entry (:func:`fastrnn.cli.main`) freezes what the imports made,
+    then turns collection back on (:func:`resume_gc`). A library import changes nothing.
+    """
+    global _GC_PAUSED
+    import gc
+
+    if is_command() and gc.isenabled():
+        gc.disable()
+        _GC_PAUSED = True
+
+
+def resume_gc():
+    """Collection back on if :func:`pause_gc` turned it off (after ``gc.freeze()``)."""
+    global _GC_PAUSED
+    if _GC_PAUSED:
+        import gc
+
+        _GC_PAUSED = False
+        gc.enable()
+
+
+_GC_PAUSED = False
+
+
 def install():
-    """Both savings above; called by ``fastrnn/__init__.py`` before any kernel module is imported."""
+    """The savings above; called by ``fastrnn/__init__.py`` before any kernel module is imported."""
+    pause_gc()
     import_numba()
     if "numba.np.arraymath" not in sys.modules and not any(isinstance(f, _BeforeArraymath) for f in sys.meta_path):
         sys.meta_path.insert(0, _BeforeArraymath())
     quick_cache_loads()
+    exact_ndarray_typeof()

@@ -67,8 +67,8 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
     chunk, and only the chosen kernel is compiled (or loaded from numba's cache)."""
     from . import _small  # here, not at the top: _small imports from this module
 
-    if _small.lean(dims, X.shape[1], batch, opt, K, clip_norm, clip_value):
-        return _small.train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors)
+    if _small.lean(dims, X.shape[1], batch, opt, K, clip_norm, clip_value):  # train_chunk_sgd's numbers
+        return _small.lean_call(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors)
     if _small.eligible(dims, X.shape[1], batch):
         return _small.train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
                                   clip_value, hstate, resets, buf, losses, grad_norms, errors)

@@ -11,7 +11,7 @@ import warnings
 
 import click
 
-from . import __version__
+from . import __version__, _startup
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError
 from .tasks import TASKS
 
@@ -747,6 +747,7 @@ def main(argv=None):
         import gc
 
         gc.freeze()  # what the imports made stays: no collection needs to look at it again
+        _startup.resume_gc()  # off during the imports of the command (fastrnn._startup.pause_gc)
     try:
         _main(argv)
     finally:

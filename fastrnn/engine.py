@@ -280,7 +280,7 @@ def compile_note(model, T, batch, stream=None, options=None):
     kernel = _small.train_chunk if eligible else _train_kernel.train_chunk_general
     name = "small-model training" if eligible else "general training"
     if options is not None and _small.lean(model.dims, T, batch, *options):  # (opt, K, clip_norm, clip_value)
-        kernel, name = _small.train_chunk_sgd, "small-model SGD training"
+        kernel, name = _small.train_chunk_lean, "small-model SGD training"
     if kernel.signatures:
         return None
     cache = getattr(kernel, "_cache", None)

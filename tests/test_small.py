@@ -277,7 +277,7 @@ def test_a_first_compile_of_the_lean_kernel_is_announced_by_its_name(tmp_path, m
 
     model = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid")
     fake = SimpleNamespace(signatures=[], _cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(tmp_path / "k.nbi"))))
-    monkeypatch.setattr(_small, "train_chunk_sgd", fake)
+    monkeypatch.setattr(_small, "train_chunk_lean", fake)
     out = io.StringIO()
     line = engine.compile_note(model, 8, 1, out, options=(optim.SGD, -1, 0.0, 0.0))
     assert line is not None and "compiling the small-model SGD training kernels once, about 4 s" in out.getvalue()
@@ -294,3 +294,34 @@ def test_train_many_on_the_lean_kernel_equals_separate_runs_with_other_rates():
         np.testing.assert_array_equal(got.model.theta, alone.model.theta)
         np.testing.assert_array_equal(got.history["loss"].to_numpy(), alone.history["loss"].to_numpy())
         np.testing.assert_array_equal(got.history["grad_norm"].to_numpy(), alone.history["grad_norm"].to_numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_training_loops_lean_call_equals_train_chunk_sgd_bit_for_bit(dtype):
+    """The training loop calls train_chunk_lean with views made in Python (LeanCall); the numbers are
+    train_chunk_sgd's (which carves the same views inside numba), exactly, chunk after chunk, and a
+    new scratch array or model is picked up."""
+    rng = np.random.default_rng(5)
+    for B, act in ((1, "sigmoid"), (3, "tanh")):
+        m1 = fastrnn.RNN(2, 16, 1, activation=act, head="sigmoid", dtype=dtype, seed=3)
+        m2 = fastrnn.RNN(2, 16, 1, activation=act, head="sigmoid", dtype=dtype, seed=3)
+        n, T = 7, 8
+        call = _small.LeanCall()
+        size = m1.n_params + int(_small.scratch_size.py_func(T, B, 2, 16, 1))
+        h1, h2 = np.zeros(B * 16, dtype), np.zeros(B * 16, dtype)
+        for chunk in range(3):
+            X = rng.integers(0, 2, (n * B, T, 2)).astype(dtype)
+            Y = rng.integers(0, 2, (n * B, T, 1)).astype(dtype)
+            M = np.zeros((0, 0), dtype)
+            resets = np.array([1] + [0] * (n - 1), np.int64)
+            outs = []
+            for model, h, fn in ((m1, h1, _small.train_chunk_sgd), (m2, h2, call)):
+                buf = np.empty(size, dtype)
+                losses, norms, errors = np.empty(n), np.empty(n), np.empty(n * B, np.int64)
+                done = fn(model.theta, model.dims, X, Y, M, B, 0.1, h, resets, buf, losses, norms, errors)
+                outs.append((done, losses, norms, errors))
+            assert outs[0][0] == outs[1][0] == n
+            for a, b in zip(outs[0][1:], outs[1][1:]):
+                np.testing.assert_array_equal(a, b)
+            np.testing.assert_array_equal(m1.theta, m2.theta)
+            np.testing.assert_array_equal(h1, h2)

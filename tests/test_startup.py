@@ -193,3 +193,116 @@ def test_a_parallel_kernel_loads_the_quick_way_and_computes_the_serial_numbers(t
             " all(np.allclose(a[1][k], b[1][k], rtol=1e-10, atol=1e-14) for k in a[1]))")
     _run(code, tmp_path)  # compile or load once
     assert _run(code, tmp_path) == ["True True"]
+
+
+def test_a_warm_command_neither_imports_importlib_metadata_nor_scans_extensions_and_others_still_do(tmp_path):
+    """fastrnn's kernels skip numba's extension scan; importlib.metadata is loaded lazily, on first use.
+    The first function of another package still initialises the extensions, and the module works."""
+    code = ("import sys; from fastrnn.cli import main\n"
+            "try:\n    main(['train', '--task', 'binary', '--iters', '300', '--log-every', '100', '--no-csv', '-q'])\n"
+            "except SystemExit:\n    pass\n"
+            "from numba.core import entrypoints\n"
+            "print('email' in sys.modules, entrypoints._already_initialized)\n"
+            "import numba\n"
+            "print(numba.njit(lambda x: x + 1)(1), entrypoints._already_initialized)\n"
+            "import importlib.metadata\n"
+            "print(importlib.metadata.version('numpy') == __import__('numpy').__version__, 'email' in sys.modules)")
+    _run(code, tmp_path)  # compiles or loads: the cache is warm afterwards
+    assert _run(code, tmp_path)[-3:] == ["False False", "2 True", "True True"]
+
+
+def test_the_extension_scan_hook_is_installed_once_and_kept_for_other_packages():
+    from numba.core.dispatcher import Dispatcher
+
+    hook = Dispatcher._compilation_chain_init_hook
+    _startup.install()
+    assert Dispatcher._compilation_chain_init_hook is hook and hook._fastrnn_quick
+    calls = []
+    monkey = SimpleNamespace(py_func=SimpleNamespace(__module__="someone_else.kernels"))
+    import numba.core.entrypoints as ep
+
+    real = ep.init_all
+    try:
+        ep.init_all = lambda: calls.append("scan")
+        hook(monkey)
+        hook(SimpleNamespace(py_func=SimpleNamespace(__module__="fastrnn._small")))
+    finally:
+        ep.init_all = real
+    assert calls == ["scan"]
+
+
+def test_the_exact_ndarray_typeof_gives_numbas_types_and_leaves_subclasses_to_numba():
+    """Arrays of every layout, several dtypes, read-only and 0-d: the same numba type as numba's own rule;
+    a masked array and an unsupported dtype still get numba's own errors."""
+    import numpy as np
+    from numba.core import errors
+    from numba.core.typing.typeof import Purpose, _TypeofContext, typeof_impl
+
+    ours = typeof_impl.dispatch(np.ndarray)
+    assert ours._fastrnn_quick
+    real = ours.__wrapped__
+    c = _TypeofContext(Purpose.argument)
+    base = np.arange(24.0).reshape(2, 3, 4)
+    readonly = np.ones(5)
+    readonly.flags.writeable = False
+    arrays = [base, base[:, ::2], np.asfortranarray(base), base.transpose(1, 0, 2), np.zeros(0), np.float64(1.0) * np.ones(()),
+              base.astype(np.float32), np.arange(5), np.zeros((3, 3), np.int8), np.zeros(4, np.complex128),
+              np.zeros(3, bool), readonly, np.ones((1, 1))[:, :1]]
+    arrays += [np.array(["x"], dtype=object), np.array(["ab"]), np.zeros(2, "M8[ns]"), np.zeros(2, ">f8"),
+               np.zeros(2, [("a", "f8"), ("b", "i4")]), np.zeros(2, [("a", object)]), np.zeros(2, np.float16)]
+
+    def outcome(fn, a):
+        try:
+            return fn(a, c)
+        except Exception as exc:  # the same refusal, message and all
+            return type(exc), str(exc)
+
+    for a in arrays:
+        assert outcome(ours, a) == outcome(real, a), a
+    with pytest.raises(errors.NumbaTypeError):
+        ours(np.ma.masked_array([1.0, 2.0]), c)
+
+
+def test_a_warm_command_does_not_import_numpy_ma(tmp_path):
+    code = ("import sys; from fastrnn.cli import main\n"
+            "try:\n    main(['train', '--task', 'binary', '--iters', '300', '--log-every', '100', '--no-csv', '-q'])\n"
+            "except SystemExit:\n    pass\n"
+            "print('numpy.ma' in sys.modules)")
+    _run(code, tmp_path)
+    assert _run(code, tmp_path)[-1] == "False"
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["python", "-m", "fastrnn", "train"], True), (["/venv/bin/python", "/venv/bin/fastrnn", "train"], True),
+    (["python", "-mfastrnn"], True), (["python", "-m", "pytest", "-q"], False), (["python", "-c", "import fastrnn"], False),
+    (["python", "script.py", "-m", "fastrnn"], True), (["python"], False)])
+def test_the_fastrnn_command_is_recognised_from_the_interpreters_arguments(monkeypatch, argv, command):
+    monkeypatch.setattr(sys, "orig_argv", argv, raising=False)
+    assert _startup.is_command() is command
+
+
+def test_the_command_pauses_collection_during_its_imports_and_a_library_import_does_not(tmp_path, monkeypatch):
+    import gc
+
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "fastrnn", "train"], raising=False)
+    assert gc.isenabled()
+    try:
+        _startup.pause_gc()
+        assert not gc.isenabled()
+    finally:
+        _startup.resume_gc()
+    assert gc.isenabled()
+    _startup.resume_gc()  # once only
+    assert gc.isenabled()
+    code = ("import gc, sys, runpy\n"
+            "import fastrnn\n"
+            "print('library', gc.isenabled())\n"
+            "from fastrnn import cli, _startup\n"
+            "_startup._GC_PAUSED = True; gc.disable()  # as in a command's imports\n"
+            "sys.argv = ['fastrnn', '--version']\n"
+            "try:\n    cli.main()\nexcept SystemExit:\n    print('command', gc.isenabled(), gc.get_freeze_count() > 0)\n")
+    lines = _run(code, tmp_path)
+    assert lines[0] == "library True" and lines[-1] == "command True True"
+    out = subprocess.run([sys.executable, "-m", "fastrnn", "train", "--task", "binary", "--iters", "100", "--no-csv"],
+                         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0 and "after 100 iterations" in out.stdout, out.stderr

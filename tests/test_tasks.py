@@ -80,3 +80,17 @@ def test_digits_samples_fit_and_decode(rng, encoding):
 def test_bad_task_settings(kwargs, pattern):
     with pytest.raises(InvalidArgument, match=pattern):
         make_task(**kwargs)
+
+
+@pytest.mark.parametrize("bits", [2, 8, 12, 13, 20])
+def test_binary_samples_from_the_bits_table_are_encodes_numbers(bits):
+    """sample() reads the bits from a table up to 12 bits: the same arrays as encode() of the same operands."""
+    task = BinaryAddition(bits=bits)
+    got = task.sample(np.random.default_rng(7), 50)
+    want = task.encode(got.a, got.b)
+    for g, w in ((got.X, want.X), (got.Y, want.Y)):
+        assert g.dtype == w.dtype and g.shape == w.shape and g.flags.c_contiguous
+        np.testing.assert_array_equal(g, w)
+    a, b = np.random.default_rng(7).integers(0, task.limit, (50, 2), dtype=np.int64).T
+    np.testing.assert_array_equal(got.a, a)
+    np.testing.assert_array_equal(got.b, b)

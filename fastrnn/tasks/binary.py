@@ -49,7 +49,25 @@ class BinaryAddition(Task):
         self.limit = 2 ** (self.bits - 1)
 
     def sample(self, rng, n):
-        return self.encode(*operands(rng, n, self.limit))
+        a, b = operands(rng, n, self.limit)
+        table = self._bits_table()
+        if table is None:
+            return self.encode(a, b)
+        # encode's numbers, read from a table of every value's bits (training draws 100 pairs a
+        # chunk: 40 -> 30 us of a chunk's Python at 8 bits)
+        X = np.empty((a.shape[0], self.bits, 2))
+        X[:, :, 0] = table[a]
+        X[:, :, 1] = table[b]
+        return Batch(X, table[a + b][:, :, None], None, a, b)
+
+    def _bits_table(self):
+        """(2**bits, bits) float64: row v holds v's bits, LSB first (None above 12 bits: too large)."""
+        table = self.__dict__.get("_table")
+        if table is None and self.bits <= 12:
+            values = np.arange(2**self.bits, dtype=np.int64)
+            table = ((values[:, None] >> np.arange(self.bits, dtype=np.int64)) & 1).astype(np.float64)
+            self._table = table
+        return table
 
     def encode(self, a, b):
         a = np.asarray(a, dtype=np.int64)
