@@ -35,6 +35,11 @@ Three smaller ones: numba's scan for extensions before a kernel's first call
 (:func:`skip_extension_scan`) with the ``importlib.metadata`` it imports only for
 that (:func:`lazy_metadata`), and the ``numpy.ma`` import of its rule for typing an
 array (:func:`exact_ndarray_typeof`): about 0.03-0.04 s together.
+
+Each of these reaches into numba's internals and falls back to numba's own path
+when they are not what it expects. ``FASTRNN_PLAIN_NUMBA=1`` in the environment
+turns every one of them off (:func:`install` then does nothing): the way to tell
+whether a problem with another numba version comes from here.
 """
 
 import os
@@ -301,7 +306,11 @@ _GC_PAUSED = False
 
 
 def install():
-    """The savings above; called by ``fastrnn/__init__.py`` before any kernel module is imported."""
+    """The savings above; called by ``fastrnn/__init__.py`` before any kernel module is imported.
+
+    Nothing when ``FASTRNN_PLAIN_NUMBA`` is set to anything but "" or "0"."""
+    if os.environ.get("FASTRNN_PLAIN_NUMBA", "0") not in ("", "0"):
+        return
     pause_gc()
     import_numba()
     if "numba.np.arraymath" not in sys.modules and not any(isinstance(f, _BeforeArraymath) for f in sys.meta_path):

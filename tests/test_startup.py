@@ -306,3 +306,20 @@ def test_the_command_pauses_collection_during_its_imports_and_a_library_import_d
     out = subprocess.run([sys.executable, "-m", "fastrnn", "train", "--task", "binary", "--iters", "100", "--no-csv"],
                          capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert out.returncode == 0 and "after 100 iterations" in out.stdout, out.stderr
+
+
+def test_fastrnn_plain_numba_turns_every_shortcut_off_and_computes_the_same_numbers(tmp_path):
+    """The escape hatch: with FASTRNN_PLAIN_NUMBA=1 numba runs as it ships (scipy imported by numba,
+    the refresh done before a cache load) and the training numbers are those of the quick path."""
+    code = ("import sys, numpy as np, fastrnn\n"
+            "r = fastrnn.train(task='binary', iters=300, log_every=100)\n"
+            "print(repr(r.model.theta.tolist()))\n"
+            f"print(sorted(m for m in {REFRESH_ONLY + ('scipy',)!r} if m in sys.modules))")
+    quick = _run(code, tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
+                         env={**os.environ, "PYTHONPATH": str(ROOT), "FASTRNN_PLAIN_NUMBA": "1"})
+    assert out.returncode == 0, out.stderr
+    plain = out.stdout.splitlines()
+    assert quick[-1] == "[]"
+    assert plain[0] == quick[0]
+    assert "scipy" in plain[-1] and any(m in plain[-1] for m in REFRESH_ONLY)
