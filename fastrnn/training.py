@@ -401,6 +401,10 @@ def can_train_together(settings):
     return not getattr(task_obj, "carries_state", False) and s["init_from"] is None and not s["log_spectrum"] and s["clip_value"] is None and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
 
 
+#: Sequences of data per run and kernel call in :func:`train_many` (whole chunks, at least one).
+BLOCK_SEQUENCES = 2000
+
+
 def train_many(settings_list):
     """Train several runs that differ only in their seed, in one parallel kernel call per chunk.
 
@@ -444,7 +448,7 @@ def train_many(settings_list):
     done = np.zeros(n_models, dtype=np.int64)
     step0 = np.zeros(n_models, dtype=np.int64)
 
-    def call(X, Y, M):
+    def call(X, Y, M, losses, norms, errors):
         engine.train_chunks_many(thetas, dims, Ks, X, Y, M, B, kinds, lrs, hypers, states, step0, clips, hstates, None,
                                  bufs, n_iters, losses, norms, errors, done)
 
@@ -455,20 +459,39 @@ def train_many(settings_list):
         return X, Y, M
 
     t0 = time.perf_counter()
-    call(*stacked([r.warmup_batch()[:3] for r in runs]))  # n_iters are 0: compile or load only
+    call(*stacked([r.warmup_batch()[:3] for r in runs]), losses, norms, errors)  # n_iters are 0: compile or load only
     compile_seconds = time.perf_counter() - t0
+    # Several chunks per kernel call (a block), each run's data for the block drawn at once (its
+    # source gives the same numbers as chunk by chunk): the kernel is cut-agnostic, so the rows,
+    # recorded chunk by chunk from the block's slices, are the same numbers; elapsed_s of a
+    # chunk inside a block is the block's wall time shared in proportion to its iterations.
+    per_block = max(1, BLOCK_SEQUENCES // (chunk * B))
     start = time.perf_counter()
+    before = 0.0
     while any(r.remaining() for r in runs):
-        n = max(r.next_chunk() if r.remaining() else 0 for r in runs)
-        batches = [r.source.next(n)[:3] if r.remaining() else r.blank_batch(n) for r in runs]
+        total = first.s["iters"] - max(r.done for r in runs if r.remaining())
+        sizes = [min(chunk, total - c * chunk) for c in range(per_block) if total > c * chunk]
+        nb = sum(sizes)
+        batches = [r.source.next(nb)[:3] if r.remaining() else r.blank_batch(nb) for r in runs]
         for m, r in enumerate(runs):
-            n_iters[m] = n if r.remaining() else 0
+            n_iters[m] = nb if r.remaining() else 0
             step0[m] = r.done
-        call(*stacked(batches))
-        elapsed = time.perf_counter() - start
+        blk_losses, blk_norms = np.empty((n_models, nb)), np.empty((n_models, nb))
+        blk_errors = np.empty((n_models, nb * B), dtype=np.int64)
+        call(*stacked(batches), blk_losses, blk_norms, blk_errors)
+        now = time.perf_counter() - start
         for m, r in enumerate(runs):
-            if n_iters[m]:
-                r.record(n, done[m], losses[m], norms[m], errors[m], elapsed)
+            if not n_iters[m]:
+                continue
+            lo = 0
+            for n in sizes:
+                got = min(max(int(done[m]) - lo, 0), n)
+                elapsed = before + (now - before) * (lo + n) / nb
+                r.record(n, got, blk_losses[m, lo : lo + n], blk_norms[m, lo : lo + n], blk_errors[m, lo * B : (lo + n) * B], elapsed)
+                lo += n
+                if not r.remaining():
+                    break
+        before = now
     wall = time.perf_counter() - start
     results = []
     for m, r in enumerate(runs):
