@@ -218,6 +218,12 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
     :func:`fastrnn._train_kernel.train_chunks_many`. ``resets=None``: every iteration from zeros."""
     if resets is None:
         resets = np.zeros((0, 0), dtype=np.int64)
+    if _small.lean_many(dims, X.shape[2], batch, opts, Ks, clip_norms) and _small.lanes_many(dims, thetas.dtype):
+        from numba import get_num_threads
+
+        _small.train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, n_iters, losses, grad_norms,
+                                       errors, done, get_num_threads())  # the lean kernel's numbers, many models a vector
+        return
     if _small.lean_many(dims, X.shape[2], batch, opts, Ks, clip_norms):  # plain SGD, sigmoid head: the lean kernel
         _small.train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses,
                                      grad_norms, errors, done)

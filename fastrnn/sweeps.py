@@ -212,8 +212,9 @@ def _outcome(spec, result, error=None):
     return {"name": spec["name"], "settings": spec["settings"], "rows": result.rows, "meta": meta}
 
 
-#: Models trained together in one parallel kernel call (a Ctrl-C loses at most these).
-GROUP_SIZE = 16
+#: Models trained together in one parallel kernel call (a Ctrl-C loses at most these): four lane
+#: groups of the lanes kernel (fastrnn._small.LANES), so that two or four threads share the work.
+GROUP_SIZE = 64
 
 
 def run_group(specs):
