@@ -465,33 +465,57 @@ def train_many(settings_list):
     # source gives the same numbers as chunk by chunk): the kernel is cut-agnostic, so the rows,
     # recorded chunk by chunk from the block's slices, are the same numbers; elapsed_s of a
     # chunk inside a block is the block's wall time shared in proportion to its iterations.
+    # The kernel runs in a thread of its own (it releases the GIL) while this one records the
+    # block before and draws the block after: a run that stops in a block has drawn one block
+    # of data too many, which nothing reads.
+    from concurrent.futures import ThreadPoolExecutor
+
     per_block = max(1, BLOCK_SEQUENCES // (chunk * B))
-    start = time.perf_counter()
-    before = 0.0
-    while any(r.remaining() for r in runs):
-        total = first.s["iters"] - max(r.done for r in runs if r.remaining())
+    iters = first.s["iters"]
+
+    def plan(position):
+        total = iters - position
         sizes = [min(chunk, total - c * chunk) for c in range(per_block) if total > c * chunk]
-        nb = sum(sizes)
-        batches = [r.source.next(nb)[:3] if r.remaining() else r.blank_batch(nb) for r in runs]
-        for m, r in enumerate(runs):
-            n_iters[m] = nb if r.remaining() else 0
-            step0[m] = r.done
-        blk_losses, blk_norms = np.empty((n_models, nb)), np.empty((n_models, nb))
-        blk_errors = np.empty((n_models, nb * B), dtype=np.int64)
-        call(*stacked(batches), blk_losses, blk_norms, blk_errors)
-        now = time.perf_counter() - start
-        for m, r in enumerate(runs):
-            if not n_iters[m]:
-                continue
-            lo = 0
+        return sizes, sum(sizes)
+
+    def draw(nb, alive):
+        return stacked([r.source.next(nb)[:3] if alive[m] else r.blank_batch(nb) for m, r in enumerate(runs)])
+
+    def record(block):
+        sizes, nb, (blk_losses, blk_norms, blk_errors), got, active, before, now = block
+        for m in np.flatnonzero(active):
+            r, lo = runs[m], 0
             for n in sizes:
-                got = min(max(int(done[m]) - lo, 0), n)
                 elapsed = before + (now - before) * (lo + n) / nb
-                r.record(n, got, blk_losses[m, lo : lo + n], blk_norms[m, lo : lo + n], blk_errors[m, lo * B : (lo + n) * B], elapsed)
+                r.record(n, min(max(int(got[m]) - lo, 0), n), blk_losses[m, lo : lo + n], blk_norms[m, lo : lo + n],
+                         blk_errors[m, lo * B : (lo + n) * B], elapsed)
                 lo += n
                 if not r.remaining():
                     break
-        before = now
+
+    alive = np.array([r.remaining() for r in runs])
+    start = time.perf_counter()
+    before, position, previous = 0.0, 0, None
+    sizes, nb = plan(position)
+    data = draw(nb, alive)
+    with ThreadPoolExecutor(1, thread_name_prefix="fastrnn-train-many") as kernel_thread:
+        while nb and alive.any():
+            n_iters[:] = np.where(alive, nb, 0)
+            step0[:] = position
+            arrays = (np.empty((n_models, nb)), np.empty((n_models, nb)), np.empty((n_models, nb * B), dtype=np.int64))
+            future = kernel_thread.submit(call, *data, *arrays)
+            if previous is not None:
+                record(previous)
+            position += nb
+            next_sizes, next_nb = plan(position)
+            next_data = draw(next_nb, alive) if next_nb else None
+            future.result()
+            now = time.perf_counter() - start
+            previous = (sizes, nb, arrays, done.copy(), alive.copy(), before, now)
+            alive = alive & (done == nb)
+            before, sizes, nb, data = now, next_sizes, next_nb, next_data
+    if previous is not None:
+        record(previous)
     wall = time.perf_counter() - start
     results = []
     for m, r in enumerate(runs):
