@@ -459,6 +459,7 @@ def train_many(settings_list):
         return X, Y, M
 
     t0 = time.perf_counter()
+    engine.compile_note(first.model, first.T, B, options=(first.kind, first.K, first.clip_norm, first.clip_value), many=True)
     call(*stacked([r.warmup_batch()[:3] for r in runs]), losses, norms, errors)  # n_iters are 0: compile or load only
     compile_seconds = time.perf_counter() - t0
     # Several chunks per kernel call (a block), each run's data for the block drawn at once (its

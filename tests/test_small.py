@@ -389,3 +389,19 @@ def test_sweeps_take_the_lanes_kernel_in_float64_only():
     assert not _small.lanes_many(dims, np.float32)
     other = np.stack([dims[0], fastrnn.RNN(2, 8, 1, head="sigmoid").dims])
     assert not _small.lanes_many(other, np.float64)
+
+
+def test_a_first_compile_of_the_lanes_kernel_is_announced_for_train_many(tmp_path, monkeypatch):
+    """A sweep of float64 headline runs compiles the lanes kernel: the note names it; float32 sweeps pass silently."""
+    import io
+    from types import SimpleNamespace
+
+    model = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid")
+    fake = SimpleNamespace(signatures=[], _cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(tmp_path / "k.nbi"))))
+    monkeypatch.setattr(_small, "train_lanes_sgd", fake)
+    out = io.StringIO()
+    assert engine.compile_note(model, 8, 1, out, options=(optim.SGD, -1, 0.0, 0.0), many=True) is not None
+    assert "compiling the many-model SGD training kernels once" in out.getvalue()
+    single = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid", dtype="float32")
+    assert engine.compile_note(single, 8, 1, io.StringIO(), options=(optim.SGD, -1, 0.0, 0.0), many=True) is None
+    assert engine.compile_note(model, 8, 1, io.StringIO(), options=(optim.ADAM, -1, 0.0, 0.0), many=True) is None
