@@ -35,6 +35,15 @@ of their own (inlined into the big loop, LLVM had left the sigmoid scalar: 9.5
 against 3 ns an element), and the loss (a libm log1p call) after the
 recurrence instead of inside each step.
 
+Sweeps (:func:`fastrnn.training.train_many`) of float64 lean runs take a third
+form of the lean kernel, :func:`train_lanes_sgd`: up to LANES models at once,
+entry e of model l stored at ``[..., e, l]``, every loop of :func:`train_chunk_sgd`
+run over the lanes (a run-time count, which LLVM's loop vectorizer takes; a
+constant 4 was left scalar, as were 4 lanes per vector written out), each lane
+the lean kernel's operations in its order, so bit for bit its numbers. 2.95-3.0
+against 3.7-3.8 us a model-iteration on one thread; lane groups go to Python
+threads (the kernel releases the GIL): a parfor wrapper took 17 s to compile.
+
 Callers choose the kernel once per kernel call (:func:`lean`, :func:`eligible`;
 :mod:`fastrnn._train_kernel`, :mod:`fastrnn.engine`), never per iteration. A
 command that only trains a small model compiles only the kernel it uses, not
@@ -625,10 +634,11 @@ def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bu
 # scalars and float32 arrays, which this layout does not copy).
 
 #: Models per lane group (at most): the inner loops run over the lanes, a run-time count, so
-#: that LLVM's loop vectorizer takes them (4 float64 a vector with AVX2, 4 vectors a loop);
-#: measured on a 16x16 product: 68 ns a model at 16 lanes, 105 at 8, 305 at 4 (a 4-long loop
-#: is all set-up), against 108 ns for one model on its own.
-LANES = 16
+#: that LLVM's loop vectorizer takes them (4 float64 a vector with AVX2). Measured on a 16x16
+#: product: 68 ns a model at 16 lanes, 105 at 8, 305 at 4 (a 4-long loop is all set-up),
+#: against 108 ns for one model on its own; the whole kernel, one thread, thread CPU time per
+#: model-iteration: 4.9 us at 8 lanes, 2.9 at 16, 2.6 at 32, 2.5 at 64 (the lean kernel 3.7).
+LANES = 32
 
 
 @njit(**JIT)
@@ -971,7 +981,8 @@ def train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, 
     from concurrent.futures import ThreadPoolExecutor
 
     nm = thetas.shape[0]
-    groups = [np.arange(lo, min(nm, lo + LANES)) for lo in range(0, nm, LANES)]
+    count = max(-(-nm // LANES), min(threads, -(-nm // 16)))  # at most LANES a group; a group a thread where 16 fill one
+    groups = np.array_split(np.arange(nm), count)
 
     def one(lane_models):
         train_lanes_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, lane_models, n_iters, losses, grad_norms,

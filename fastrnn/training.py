@@ -406,7 +406,7 @@ BLOCK_SEQUENCES = 2000
 
 
 def train_many(settings_list):
-    """Train several runs that differ only in their seed, in one parallel kernel call per chunk.
+    """Train several runs that differ only in their seed, in one parallel kernel call per block of chunks.
 
     Each element of ``settings_list`` is a dict of :func:`train` keyword arguments
     (no files, no progress bar). Model m trains in its own prange iteration with
