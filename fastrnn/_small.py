@@ -749,6 +749,8 @@ def train_lanes_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, lane_mod
     norm = np.empty(L)
     loss = np.empty(L)
     row = np.empty(L)
+    part = np.empty(L)
+    ez = np.empty(L)
     wrong = np.zeros(L, np.int64)
     live = np.zeros(L, np.bool_)
     n_lane = np.zeros(L, np.int64)
@@ -833,14 +835,17 @@ def train_lanes_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, lane_mod
                     row[l] = 0.0
                     wrong[l] = 0
                 for k in range(O):
+                    # the vectorisable part first (exp, sigmoid), then libm's log1p lane by lane
                     for l in range(L):
                         zk = g[r, k, l]
                         yk = y[r, k, l]
-                        row[l] += (zk if zk > 0.0 else 0.0) - yk * zk + math.log1p(exp(-abs(zk)))
+                        part[l] = (zk if zk > 0.0 else 0.0) - yk * zk
+                        ez[l] = exp(-abs(zk))
                         pk = sigmoid(zk)
                         g[r, k, l] = scale * mt[r, l] * (pk - yk)
-                        if (pk > 0.5) != (yk > 0.5):
-                            wrong[l] = 1
+                        wrong[l] = 1 if (pk > 0.5) != (yk > 0.5) else wrong[l]
+                    for l in range(L):
+                        row[l] += part[l] + math.log1p(ez[l])
                 for l in range(L):
                     if mt[r, l] != 0.0:
                         loss[l] += scale * mt[r, l] * row[l]
