@@ -250,6 +250,12 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
     :func:`fastrnn._train_kernel.train_chunks_many`. ``resets=None``: every iteration from zeros."""
     if resets is None:
         resets = np.zeros((0, 0), dtype=np.int64)
+    if _small.lean_many(dims, X.shape[2], batch, opts, Ks, clip_norms) and _small.lanes_many(dims, thetas.dtype):
+        from numba import get_num_threads
+
+        _small.train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, n_iters, losses, grad_norms,
+                                       errors, done, get_num_threads())  # the lean kernel's numbers, many models a vector
+        return
     if _small.lean_many(dims, X.shape[2], batch, opts, Ks, clip_norms):  # plain SGD, sigmoid head: the lean kernel
         _small.train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses,
                                      grad_norms, errors, done)
@@ -264,15 +270,18 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
 
 
 #: What a first compile of each training kernel costs on the project's 2-core machine (measured, empty cache).
-_COMPILE_SECONDS = {"small-model SGD training": 4, "small-model training": 9, "general training": 12}
+_COMPILE_SECONDS = {"small-model SGD training": 4, "small-model training": 9, "general training": 12,
+                    "many-model SGD training": 8}
 
 
-def compile_note(model, T, batch, stream=None, options=None):
+def compile_note(model, T, batch, stream=None, options=None, many=False):
     """Say on the screen, once, that the training kernel this run needs must be compiled first.
 
     Only when numba's cache holds no copy of it (its index file is missing), this
     process has not compiled it yet, and stderr is a terminal (``stream=None``; a
     captured stderr keeps its one line per error); returns the line written, or None.
+    ``many``: for :func:`fastrnn.training.train_many`, which names only the lanes kernel
+    (:func:`fastrnn._small.train_lanes_sgd`; other many-model kernels pass silently).
     """
     if stream is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
         return None
@@ -281,6 +290,10 @@ def compile_note(model, T, batch, stream=None, options=None):
     name = "small-model training" if eligible else "general training"
     if options is not None and _small.lean(model.dims, T, batch, *options):  # (opt, K, clip_norm, clip_value)
         kernel, name = _small.train_chunk_lean, "small-model SGD training"
+    if many:
+        if name != "small-model SGD training" or model.dtype != np.float64:
+            return None
+        kernel, name = _small.train_lanes_sgd, "many-model SGD training"
     if kernel.signatures:
         return None
     cache = getattr(kernel, "_cache", None)

@@ -212,8 +212,9 @@ def _outcome(spec, result, error=None):
     return {"name": spec["name"], "settings": spec["settings"], "rows": result.rows, "meta": meta}
 
 
-#: Models trained together in one parallel kernel call (a Ctrl-C loses at most these).
-GROUP_SIZE = 16
+#: Models trained together in one parallel kernel call (a Ctrl-C loses at most these): four lane
+#: groups of the lanes kernel (fastrnn._small.LANES), so that two or four threads share the work.
+GROUP_SIZE = 128
 
 
 def run_group(specs):
@@ -531,8 +532,9 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     progress : bool
         A tqdm bar over runs, with the best and worst final accuracy so far.
     vectorize : bool
-        Train local runs that differ only in seed together, one model per thread of
-        one kernel call (:func:`fastrnn.training.train_many`), where their products
+        Train local runs that differ only in seed together, many models per kernel
+        call (:func:`fastrnn.training.train_many`; float64 plain-SGD runs of the
+        headline's kind in the lanes of vectors, :func:`fastrnn._small.train_lanes_sgd`), where their products
         are small enough to stay out of BLAS; the numbers are the same as separate
         runs. Other runs go to the process pool.
     overwrite : bool

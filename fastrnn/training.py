@@ -397,8 +397,12 @@ def can_train_together(settings):
     return not getattr(task_obj, "carries_state", False) and s["init_from"] is None and not s["log_spectrum"] and s["clip_value"] is None and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
 
 
+#: Sequences of data per run and kernel call in :func:`train_many` (whole chunks, at least one).
+BLOCK_SEQUENCES = 2000
+
+
 def train_many(settings_list):
-    """Train several runs that differ only in their seed, in one parallel kernel call per chunk.
+    """Train several runs that differ only in their seed, in one parallel kernel call per block of chunks.
 
     Each element of ``settings_list`` is a dict of :func:`train` keyword arguments
     (no files, no progress bar). Model m trains in its own prange iteration with
@@ -440,7 +444,7 @@ def train_many(settings_list):
     done = np.zeros(n_models, dtype=np.int64)
     step0 = np.zeros(n_models, dtype=np.int64)
 
-    def call(X, Y, M):
+    def call(X, Y, M, losses, norms, errors):
         engine.train_chunks_many(thetas, dims, Ks, X, Y, M, B, kinds, lrs, hypers, states, step0, clips, hstates, None,
                                  bufs, n_iters, losses, norms, errors, done)
 
@@ -451,20 +455,64 @@ def train_many(settings_list):
         return X, Y, M
 
     t0 = time.perf_counter()
-    call(*stacked([r.warmup_batch()[:3] for r in runs]))  # n_iters are 0: compile or load only
+    engine.compile_note(first.model, first.T, B, options=(first.kind, first.K, first.clip_norm, first.clip_value), many=True)
+    call(*stacked([r.warmup_batch()[:3] for r in runs]), losses, norms, errors)  # n_iters are 0: compile or load only
     compile_seconds = time.perf_counter() - t0
+    # Several chunks per kernel call (a block), each run's data for the block drawn at once (its
+    # source gives the same numbers as chunk by chunk): the kernel is cut-agnostic, so the rows,
+    # recorded chunk by chunk from the block's slices, are the same numbers; elapsed_s of a
+    # chunk inside a block is the block's wall time shared in proportion to its iterations.
+    # The kernel runs in a thread of its own (it releases the GIL) while this one records the
+    # block before and draws the block after: a run that stops in a block has drawn one block
+    # of data too many, which nothing reads.
+    from concurrent.futures import ThreadPoolExecutor
+
+    per_block = max(1, BLOCK_SEQUENCES // (chunk * B))
+    iters = first.s["iters"]
+
+    def plan(position):
+        total = iters - position
+        sizes = [min(chunk, total - c * chunk) for c in range(per_block) if total > c * chunk]
+        return sizes, sum(sizes)
+
+    def draw(nb, alive):
+        return stacked([r.source.next(nb)[:3] if alive[m] else r.blank_batch(nb) for m, r in enumerate(runs)])
+
+    def record(block):
+        sizes, nb, (blk_losses, blk_norms, blk_errors), got, active, before, now = block
+        for m in np.flatnonzero(active):
+            r, lo = runs[m], 0
+            for n in sizes:
+                elapsed = before + (now - before) * (lo + n) / nb
+                r.record(n, min(max(int(got[m]) - lo, 0), n), blk_losses[m, lo : lo + n], blk_norms[m, lo : lo + n],
+                         blk_errors[m, lo * B : (lo + n) * B], elapsed)
+                lo += n
+                if not r.remaining():
+                    break
+
+    alive = np.array([r.remaining() for r in runs])
     start = time.perf_counter()
-    while any(r.remaining() for r in runs):
-        n = max(r.next_chunk() if r.remaining() else 0 for r in runs)
-        batches = [r.source.next(n)[:3] if r.remaining() else r.blank_batch(n) for r in runs]
-        for m, r in enumerate(runs):
-            n_iters[m] = n if r.remaining() else 0
-            step0[m] = r.done
-        call(*stacked(batches))
-        elapsed = time.perf_counter() - start
-        for m, r in enumerate(runs):
-            if n_iters[m]:
-                r.record(n, done[m], losses[m], norms[m], errors[m], elapsed)
+    before, position, previous = 0.0, 0, None
+    sizes, nb = plan(position)
+    data = draw(nb, alive)
+    with ThreadPoolExecutor(1, thread_name_prefix="fastrnn-train-many") as kernel_thread:
+        while nb and alive.any():
+            n_iters[:] = np.where(alive, nb, 0)
+            step0[:] = position
+            arrays = (np.empty((n_models, nb)), np.empty((n_models, nb)), np.empty((n_models, nb * B), dtype=np.int64))
+            future = kernel_thread.submit(call, *data, *arrays)
+            if previous is not None:
+                record(previous)
+            position += nb
+            next_sizes, next_nb = plan(position)
+            next_data = draw(next_nb, alive) if next_nb else None
+            future.result()
+            now = time.perf_counter() - start
+            previous = (sizes, nb, arrays, done.copy(), alive.copy(), before, now)
+            alive = alive & (done == nb)
+            before, sizes, nb, data = now, next_sizes, next_nb, next_data
+    if previous is not None:
+        record(previous)
     wall = time.perf_counter() - start
     results = []
     for m, r in enumerate(runs):

@@ -325,3 +325,114 @@ def test_the_training_loops_lean_call_equals_train_chunk_sgd_bit_for_bit(dtype):
                 np.testing.assert_array_equal(a, b)
             np.testing.assert_array_equal(m1.theta, m2.theta)
             np.testing.assert_array_equal(h1, h2)
+
+
+# ------------------------------------------------------------------ many models in lanes (sweeps)
+
+
+def _lanes_case(rng, act, B, nm, masked, carried, H=16, T=6, n=7, bad=(), threads=2):
+    """train_chunks_many_lanes against train_chunk_sgd run model by model: every number equal."""
+    I, O = 2, 1
+    models = [fastrnn.RNN(I, H, O, activation=act, head="sigmoid", seed=m, init_scale=1.2) for m in range(nm)]
+    thetas, dims = np.stack([m.theta for m in models]), np.stack([m.dims for m in models])
+    X = rng.integers(0, 2, (nm, n * B, T, I)).astype(float)
+    Y = rng.integers(0, 2, (nm, n * B, T, O)).astype(float)
+    M = (rng.random((nm, n * B, T)) > 0.3).astype(float) if masked else np.zeros((0, 0, 0))
+    R = (rng.random((nm, n)) > 0.5).astype(np.int64) if carried else np.zeros((0, 0), np.int64)
+    lrs = np.linspace(0.01, 0.1, nm)
+    lrs[list(bad)] = 1e300
+    n_iters = np.array([n if m % 3 else n - 3 for m in range(nm)], np.int64)
+    n_iters[-1] = 0  # a model that sits this call out
+    h0 = rng.random((nm, B * H)) if carried else np.zeros((nm, B * H))
+    out = []
+    for lanes in (False, True):
+        th, hs = thetas.copy(), h0.copy()
+        L, G = np.full((nm, n), -1.0), np.full((nm, n), -1.0)
+        E, D = np.full((nm, n * B), -7, np.int64), np.zeros(nm, np.int64)
+        if lanes:
+            _small.train_chunks_many_lanes(th, dims, X, Y, M, B, lrs, hs, R, n_iters, L, G, E, D, threads)
+        else:
+            for m in range(nm):
+                k = n_iters[m]
+                D[m] = _small.train_chunk_sgd(th[m], dims[m], X[m], Y[m], M[m] if masked else np.zeros((0, 0)), B, lrs[m],
+                                              hs[m], R[m] if carried else np.zeros(0, np.int64),
+                                              np.empty(engine.chunk_scratch_size(models[m], T, B)), L[m, :k], G[m, :k],
+                                              E[m, : k * B])
+        out.append((th, hs, L, G, E, D))
+    (th0, hs0, L0, G0, E0, D0), (th1, hs1, L1, G1, E1, D1) = out
+    np.testing.assert_array_equal(D1, D0)
+    np.testing.assert_array_equal(th1, th0)
+    for m in range(nm):
+        d = D0[m]
+        np.testing.assert_array_equal(L1[m, :d], L0[m, :d])
+        np.testing.assert_array_equal(G1[m, :d], G0[m, :d])
+        np.testing.assert_array_equal(E1[m, : d * B], E0[m, : d * B])
+        if d == n_iters[m]:
+            np.testing.assert_array_equal(hs1[m], hs0[m])
+    return D0, n_iters
+
+
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("B,nm,masked,carried", [(1, 5, False, False), (2, 19, True, True), (3, 3, True, False)])
+def test_the_lanes_kernel_gives_the_lean_kernels_numbers_exactly(rng, act, B, nm, masked, carried):
+    """Models in the lanes of a vector (several lane groups, a short last one, a model with no iterations,
+    masks, carried state with resets): every number of every model that of train_chunk_sgd on its own."""
+    done, n_iters = _lanes_case(rng, act, B, nm, masked, carried)
+    if act != "relu":  # relu units with carried random states may blow up (and stop alike in both kernels)
+        np.testing.assert_array_equal(done, n_iters)
+
+
+def test_a_diverging_lane_stops_alone(rng):
+    """A model whose loss turns non-finite stops there (its last good iteration applied), its neighbours go on."""
+    done, n_iters = _lanes_case(rng, "relu", 1, 6, False, True, bad=(1, 4), threads=1)
+    assert done[1] < n_iters[1] and done[4] < n_iters[4]
+    assert all(done[m] == n_iters[m] for m in (0, 2, 3, 5))
+
+
+def test_the_lanes_kernel_matches_the_reference(rng):
+    """Two SGD iterations of three models in lanes against tests/reference.py (rtol 1e-10)."""
+    T, I, H, O, lr, nm = 5, 2, 6, 1, 0.1, 3
+    params = [ref.init_params(I, H, O, 1, rng, scale=0.8) for _ in range(nm)]
+    models = [model_from_params(p, "tanh", "sigmoid") for p in params]
+    data = [make_data(rng, 2, T, I, O, "sigmoid", False)[:2] for _ in range(nm)]
+    thetas, dims = np.stack([m.theta for m in models]), np.stack([m.dims for m in models])
+    X, Y = np.stack([d[0] for d in data]), np.stack([d[1] for d in data])
+    L, G = np.empty((nm, 2)), np.empty((nm, 2))
+    E, D = np.empty((nm, 2), np.int64), np.zeros(nm, np.int64)
+    _small.train_chunks_many_lanes(thetas, dims, X, Y, np.zeros((0, 0, 0)), 1, np.full(nm, lr), np.zeros((nm, H)),
+                                   np.zeros((0, 0), np.int64), np.full(nm, 2, np.int64), L, G, E, D, 1)
+    assert list(D) == [2] * nm
+    for m in range(nm):
+        p, (Xm, Ym) = params[m], data[m]
+        loss0, g0 = ref.loss_and_grads(p, Xm[:1], Ym[:1], None, "tanh", "sigmoid")
+        p1 = {k: v - lr * g0[k] for k, v in p.items()}
+        loss1, g1 = ref.loss_and_grads(p1, Xm[1:], Ym[1:], None, "tanh", "sigmoid")
+        np.testing.assert_allclose(L[m], [loss0, loss1], rtol=RTOL_TWIN)
+        got = fastrnn.RNN(I, H, O, activation="tanh", head="sigmoid")
+        got.theta[:] = thetas[m]
+        for name, v in p1.items():
+            np.testing.assert_allclose(got.params[name], v - lr * g1[name], rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+
+
+def test_sweeps_take_the_lanes_kernel_in_float64_only():
+    dims = np.stack([fastrnn.RNN(2, 16, 1, head="sigmoid", seed=s).dims for s in range(3)])
+    assert _small.lanes_many(dims, np.float64)
+    assert not _small.lanes_many(dims, np.float32)
+    other = np.stack([dims[0], fastrnn.RNN(2, 8, 1, head="sigmoid").dims])
+    assert not _small.lanes_many(other, np.float64)
+
+
+def test_a_first_compile_of_the_lanes_kernel_is_announced_for_train_many(tmp_path, monkeypatch):
+    """A sweep of float64 headline runs compiles the lanes kernel: the note names it; float32 sweeps pass silently."""
+    import io
+    from types import SimpleNamespace
+
+    model = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid")
+    fake = SimpleNamespace(signatures=[], _cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(tmp_path / "k.nbi"))))
+    monkeypatch.setattr(_small, "train_lanes_sgd", fake)
+    out = io.StringIO()
+    assert engine.compile_note(model, 8, 1, out, options=(optim.SGD, -1, 0.0, 0.0), many=True) is not None
+    assert "compiling the many-model SGD training kernels once" in out.getvalue()
+    single = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid", dtype="float32")
+    assert engine.compile_note(single, 8, 1, io.StringIO(), options=(optim.SGD, -1, 0.0, 0.0), many=True) is None
+    assert engine.compile_note(model, 8, 1, io.StringIO(), options=(optim.ADAM, -1, 0.0, 0.0), many=True) is None
