@@ -248,6 +248,29 @@ def _groups(todo, vectorize):
     return groups, singles
 
 
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.+-]+")
+
+
+def _csv_text(columns, rows):
+    """csv.DictWriter's text of the rows (header, then "\r\n"-ended lines), built with one join;
+    None where a value is not a plain int or float or a row's keys differ from the columns
+    (DictWriter writes those). The csv module writes an int with str and a float with repr,
+    unquoted: so does this, byte for byte."""
+    if not all(_PLAIN_NAME.fullmatch(c) for c in columns):
+        return None
+    keys = dict.fromkeys(columns).keys()
+    lines = [",".join(columns)]
+    for row in rows:
+        if row.keys() != keys:
+            return None
+        values = list(row.values())
+        if not all(type(v) is float or type(v) is int for v in values):
+            return None
+        lines.append(",".join(map(repr, values)))
+    lines.append("")
+    return "\r\n".join(lines)
+
+
 def _write_run(out, outcome):
     """The run's CSV, then its JSON (which marks it finished), each written atomically."""
     import csv as csv_module
@@ -256,10 +279,14 @@ def _write_run(out, outcome):
     columns = list(outcome["rows"][0]) if outcome["rows"] else list(COLUMNS)
     tmp = csv_path.with_name(csv_path.name + ".tmp")
     try:
+        text = _csv_text(columns, outcome["rows"])
         with open(tmp, "w", newline="") as fh:
-            writer = csv_module.DictWriter(fh, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(outcome["rows"])
+            if text is not None:
+                fh.write(text)
+            else:
+                writer = csv_module.DictWriter(fh, fieldnames=columns)
+                writer.writeheader()
+                writer.writerows(outcome["rows"])
         os.replace(tmp, csv_path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -482,6 +482,8 @@ def train_many(settings_list):
         sizes, nb, (blk_losses, blk_norms, blk_errors), got, active, before, now = block
         for m in np.flatnonzero(active):
             r, lo = runs[m], 0
+            if int(got[m]) == nb and r.record_block(sizes, nb, blk_losses[m], blk_norms[m], blk_errors[m], before, now):
+                continue
             for n in sizes:
                 elapsed = before + (now - before) * (lo + n) / nb
                 r.record(n, min(max(int(got[m]) - lo, 0), n), blk_losses[m, lo : lo + n], blk_norms[m, lo : lo + n],
@@ -611,6 +613,51 @@ class _Run:
         X, Y, M, _ = self.warmup_batch()
         return (np.zeros((n * self.B,) + X.shape[1:], X.dtype), np.zeros((n * self.B,) + Y.shape[1:], Y.dtype),
                 M if M.shape[0] == 0 else np.zeros((n * self.B,) + M.shape[1:], M.dtype))
+
+    def record_block(self, sizes, nb, losses, norms, errors, before, now):
+        """Record a block of equal chunks that all finished at once; False (nothing recorded) where it cannot.
+
+        The rows are :meth:`record`'s, number for number: each chunk's sums are row sums
+        of the block reshaped (numpy sums a contiguous row as it sums a slice, pairwise),
+        the accuracies come from running counts over the last ACCURACY_WINDOW samples,
+        and the tracker takes the block at once (its streak is cut-agnostic).
+        """
+        n, k, B = sizes[0], len(sizes), self.B
+        if (self.extra is not None or self.probe is not None or n * k != nb or sizes[-1] != n
+                or self.done + nb > self.s["iters"] or self.status != "completed"):
+            return False
+        done0, nB = self.done, n * B
+        loss_sums = losses[:nb].reshape(k, n).sum(axis=1).tolist()
+        norm_sums = norms[:nb].reshape(k, n).sum(axis=1).tolist()
+        errs = errors[: nb * B]
+        err_sums = errs.reshape(k, nB).sum(axis=1).tolist()
+        seen = np.concatenate([self.tracker.recent, errs])
+        ends = np.arange(1, k + 1) * nB + self.tracker.recent.shape[0]
+        starts = np.maximum(ends - ACCURACY_WINDOW, 0)
+        zeros = np.concatenate([[0], np.cumsum(seen == 0)])
+        total = np.concatenate([[0], np.cumsum(seen)])
+        lens = ends - starts
+        right = (zeros[ends] - zeros[starts]).tolist()
+        wrong = total[ends] - total[starts]
+        positions = (1.0 - wrong / (lens * self.tracker.positions)).tolist()
+        lens = lens.tolist()
+        self.tracker.add(errs, done0, B)
+        lr, rows = self.s["lr"], self.rows
+        for c in range(k):
+            done = done0 + (c + 1) * n
+            rows.append(dict(
+                iteration=done,
+                samples=done * B,
+                loss=loss_sums[c] / n,
+                error=err_sums[c] / nB,
+                accuracy=right[c] / lens[c],
+                digit_accuracy=positions[c],
+                grad_norm=norm_sums[c] / n,
+                learning_rate=lr,
+                elapsed_s=before + (now - before) * ((c + 1) * n) / nb,
+            ))
+        self.done = done0 + nb
+        return True
 
     def record(self, n, done, losses, norms, errors, elapsed):
         """Account for a chunk of n iterations of which ``done`` finished; return its row.
