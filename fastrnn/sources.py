@@ -41,6 +41,18 @@ class SampledSource:
         M = np.zeros((0, 0), dtype=dt) if mask is None else np.ascontiguousarray(mask, dtype=dt)
         return np.ascontiguousarray(X, dtype=dt), np.ascontiguousarray(Y, dtype=dt), M, self._resets
 
+    def next_into(self, n, X, Y):
+        """``next(n)``'s X and Y written into the given arrays (a stacked slot of a sweep), for a task
+        without a mask; the same draws, the same numbers."""
+        into = getattr(self.task, "sample_into", None)
+        if into is not None and into(self.rng, n * self.batch, X, Y):
+            return
+        Xn, Yn, M, _ = self.next(n)
+        if M.shape[0]:
+            raise ValueError("next_into: this task has a mask; use next()")
+        X[...] = Xn
+        Y[...] = Yn
+
     def state(self):
         return self.rng.bit_generator.state
 

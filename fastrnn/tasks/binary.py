@@ -60,6 +60,33 @@ class BinaryAddition(Task):
         X[:, :, 1] = table[b]
         return Batch(X, table[a + b][:, :, None], None, a, b)
 
+    def sample_into(self, rng, n, X, Y):
+        """``sample(rng, n)``'s X and Y written into X (n, bits, 2) and Y (n, bits, 1), C-contiguous float64
+        (the same draws, the same numbers); False (nothing drawn) where there is no table for it.
+
+        X comes in one gather from a table of every pair's bits (2 MB at 8 bits), so that a
+        sweep's data are written straight into its stacked arrays."""
+        pairs = self._pairs_table()
+        if pairs is None or X.dtype != np.float64 or Y.dtype != np.float64:
+            return False
+        a, b = operands(rng, n, self.limit)
+        np.take(pairs, a * self.limit + b, axis=0, out=X, mode="clip")  # indices in range: clip only avoids a buffer
+        np.take(self._bits_table(), a + b, axis=0, out=Y.reshape(n, self.bits), mode="clip")
+        return True
+
+    def _pairs_table(self):
+        """(limit**2, bits, 2) float64: row a*limit + b holds encode(a, b)'s X (None above 8 bits: too large)."""
+        table = self.__dict__.get("_pairs")
+        if table is None and self.bits <= 8:
+            bits = self._bits_table()
+            values = np.arange(self.limit, dtype=np.int64)
+            table = np.empty((self.limit, self.limit, self.bits, 2))
+            table[:, :, :, 0] = bits[values][:, None, :]
+            table[:, :, :, 1] = bits[values][None, :, :]
+            table = table.reshape(self.limit * self.limit, self.bits, 2)
+            self._pairs = table
+        return table
+
     def _bits_table(self):
         """(2**bits, bits) float64: row v holds v's bits, LSB first (None above 12 bits: too large)."""
         table = self.__dict__.get("_table")
