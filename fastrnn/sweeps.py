@@ -258,10 +258,10 @@ def _csv_text(columns, rows):
     unquoted: so does this, byte for byte."""
     if not all(_PLAIN_NAME.fullmatch(c) for c in columns):
         return None
-    keys = dict.fromkeys(columns).keys()
+    keys = tuple(columns)
     lines = [",".join(columns)]
     for row in rows:
-        if row.keys() != keys:
+        if tuple(row) != keys:  # in the columns' order (keys views compare as sets)
             return None
         values = list(row.values())
         if not all(type(v) is float or type(v) is int for v in values):

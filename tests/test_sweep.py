@@ -475,3 +475,24 @@ def test_issue9_item8_sweep_resume_turns_any_malformed_file_into_one_line(finish
     else:
         lines = text.strip().splitlines()
         assert info.value.code == 2 and len(lines) == 1 and lines[0].startswith("Error: ") and str(out) in lines[0], text
+
+
+def test_run_csv_text_is_csv_dictwriters_byte_for_byte():
+    import csv
+    import io
+
+    columns = ["iteration", "samples", "loss", "accuracy", "elapsed_s"]
+    rows = [dict(zip(columns, [i, 2**70 + i, 10.0 ** (7 * i - 20) / 3, float(["nan", "inf", "-0.0", "0.1"][i % 4]), 1e16]))
+            for i in range(8)]
+    buf = io.StringIO(newline="")
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    assert sweeps._csv_text(columns, rows) == buf.getvalue()
+    assert sweeps._csv_text(columns, []) == buf.getvalue().split("\r\n")[0] + "\r\n"
+    # anything else is left to DictWriter
+    assert sweeps._csv_text(columns, rows + [dict(rows[0], loss=np.float64(0.5))]) is None
+    assert sweeps._csv_text(columns, rows + [dict(rows[0], loss=None)]) is None
+    assert sweeps._csv_text(columns, rows + [dict(rows[0], loss=True)]) is None
+    assert sweeps._csv_text(columns, [{k: rows[0][k] for k in reversed(columns)}]) is None
+    assert sweeps._csv_text(columns + ["a b"], []) is None

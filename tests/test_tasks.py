@@ -94,3 +94,22 @@ def test_binary_samples_from_the_bits_table_are_encodes_numbers(bits):
     a, b = np.random.default_rng(7).integers(0, task.limit, (50, 2), dtype=np.int64).T
     np.testing.assert_array_equal(got.a, a)
     np.testing.assert_array_equal(got.b, b)
+
+
+@pytest.mark.parametrize("bits", [2, 5, 8, 9])
+def test_binary_sample_into_and_next_into_are_sample_and_next(bits):
+    # a sweep writes each run's data into its slot of the stacked arrays: the same draws, the same numbers
+    task = BinaryAddition(bits)
+    for n in (1, 37):
+        want = task.sample(np.random.default_rng(3), n)
+        X, Y, rng = np.full((n, bits, 2), 7.0), np.full((n, bits, 1), 7.0), np.random.default_rng(3)
+        if task.sample_into(rng, n, X, Y):
+            np.testing.assert_array_equal(X, want.X)
+            np.testing.assert_array_equal(Y, want.Y)
+        source, other = (task.source(np.random.default_rng(4), 2, np.float64) for _ in range(2))
+        X, Y = np.empty((2 * n, bits, 2)), np.empty((2 * n, bits, 1))
+        source.next_into(n, X, Y)
+        Xw, Yw, M, _ = other.next(n)
+        np.testing.assert_array_equal(X, Xw)
+        np.testing.assert_array_equal(Y, Yw)
+        assert source.state() == other.state()

@@ -15,6 +15,8 @@ One sample, a = 45 = 0b00101101 and b = 73 = 0b01001001, LSB first:
     y_t   0 1 1 0 1 1 1 0      bits of c = 118
 """
 
+import functools
+
 import numpy as np
 
 from ..exceptions import InvalidArgument
@@ -27,6 +29,19 @@ BITS = Setting("bits", "int", "binary: bits per number.", 8, minimum=2, maximum=
 #: Chosen by measurement over seeds (README, "How the defaults were chosen";
 #: benchmarks/study_defaults.py reproduces the table).
 DEFAULTS = dict(iters=20000, batch=1, hidden=16, activation="sigmoid", optimizer="sgd", lr=0.1, clip=None, init_scale=1.0)
+
+
+@functools.lru_cache(maxsize=None)
+def _pairs_table(bits):
+    limit = 2 ** (bits - 1)
+    values = np.arange(limit, dtype=np.int64)
+    own = ((values[:, None] >> np.arange(bits, dtype=np.int64)) & 1).astype(np.float64)  # as _bits_table
+    table = np.empty((limit, limit, bits, 2))
+    table[:, :, :, 0] = own[:, None, :]
+    table[:, :, :, 1] = own[None, :, :]
+    table = table.reshape(limit * limit, bits, 2)
+    table.flags.writeable = False
+    return table
 
 
 class BinaryAddition(Task):
@@ -75,17 +90,9 @@ class BinaryAddition(Task):
         return True
 
     def _pairs_table(self):
-        """(limit**2, bits, 2) float64: row a*limit + b holds encode(a, b)'s X (None above 8 bits: too large)."""
-        table = self.__dict__.get("_pairs")
-        if table is None and self.bits <= 8:
-            bits = self._bits_table()
-            values = np.arange(self.limit, dtype=np.int64)
-            table = np.empty((self.limit, self.limit, self.bits, 2))
-            table[:, :, :, 0] = bits[values][:, None, :]
-            table[:, :, :, 1] = bits[values][None, :, :]
-            table = table.reshape(self.limit * self.limit, self.bits, 2)
-            self._pairs = table
-        return table
+        """(limit**2, bits, 2) float64: row a*limit + b holds encode(a, b)'s X (None above 8 bits: too large).
+        One table per bits in the process (a sweep builds a task per run), read-only."""
+        return _pairs_table(self.bits) if self.bits <= 8 else None
 
     def _bits_table(self):
         """(2**bits, bits) float64: row v holds v's bits, LSB first (None above 12 bits: too large)."""
