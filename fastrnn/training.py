@@ -499,10 +499,18 @@ def train_many(settings_list):
 
     def record(block):
         sizes, nb, (blk_losses, blk_norms, blk_errors), got, active, before, now = block
+        whole = np.flatnonzero(active & (got == nb))
+        keys = {m: runs[m].block_key(sizes, nb) for m in whole}
+        key = next((key for key in keys.values() if key is not None), None)
+        together = [m for m in whole if key is not None and keys[m] == key]
+        if together:
+            _record_blocks([runs[m] for m in together], sizes, nb, blk_losses[together], blk_norms[together],
+                           blk_errors[together], before, now)
+        together = set(together)
         for m in np.flatnonzero(active):
-            r, lo = runs[m], 0
-            if int(got[m]) == nb and r.record_block(sizes, nb, blk_losses[m], blk_norms[m], blk_errors[m], before, now):
+            if m in together:
                 continue
+            r, lo = runs[m], 0
             for n in sizes:
                 elapsed = before + (now - before) * (lo + n) / nb
                 r.record(n, min(max(int(got[m]) - lo, 0), n), blk_losses[m, lo : lo + n], blk_norms[m, lo : lo + n],
@@ -635,50 +643,14 @@ class _Run:
         return (np.zeros((n * self.B,) + X.shape[1:], X.dtype), np.zeros((n * self.B,) + Y.shape[1:], Y.dtype),
                 M if M.shape[0] == 0 else np.zeros((n * self.B,) + M.shape[1:], M.dtype))
 
-    def record_block(self, sizes, nb, losses, norms, errors, before, now):
-        """Record a block of equal chunks that all finished at once; False (nothing recorded) where it cannot.
-
-        The rows are :meth:`record`'s, number for number: each chunk's sums are row sums
-        of the block reshaped (numpy sums a contiguous row as it sums a slice, pairwise),
-        the accuracies come from running counts over the last ACCURACY_WINDOW samples,
-        and the tracker takes the block at once (its streak is cut-agnostic).
-        """
-        n, k, B = sizes[0], len(sizes), self.B
-        if (self.extra is not None or self.probe is not None or n * k != nb or sizes[-1] != n
+    def block_key(self, sizes, nb):
+        """What runs recorded together by :func:`_record_blocks` share; None where this run cannot be
+        (a task with its own columns, spectra, unequal chunks, a block past its end)."""
+        n = sizes[0]
+        if (self.extra is not None or self.probe is not None or n * len(sizes) != nb or sizes[-1] != n
                 or self.done + nb > self.s["iters"] or self.status != "completed"):
-            return False
-        done0, nB = self.done, n * B
-        loss_sums = losses[:nb].reshape(k, n).sum(axis=1).tolist()
-        norm_sums = norms[:nb].reshape(k, n).sum(axis=1).tolist()
-        errs = errors[: nb * B]
-        err_sums = errs.reshape(k, nB).sum(axis=1).tolist()
-        seen = np.concatenate([self.tracker.recent, errs])
-        ends = np.arange(1, k + 1) * nB + self.tracker.recent.shape[0]
-        starts = np.maximum(ends - ACCURACY_WINDOW, 0)
-        zeros = np.concatenate([[0], np.cumsum(seen == 0)])
-        total = np.concatenate([[0], np.cumsum(seen)])
-        lens = ends - starts
-        right = (zeros[ends] - zeros[starts]).tolist()
-        wrong = total[ends] - total[starts]
-        positions = (1.0 - wrong / (lens * self.tracker.positions)).tolist()
-        lens = lens.tolist()
-        self.tracker.add(errs, done0, B)
-        lr, rows = self.s["lr"], self.rows
-        for c in range(k):
-            done = done0 + (c + 1) * n
-            rows.append(dict(
-                iteration=done,
-                samples=done * B,
-                loss=loss_sums[c] / n,
-                error=err_sums[c] / nB,
-                accuracy=right[c] / lens[c],
-                digit_accuracy=positions[c],
-                grad_norm=norm_sums[c] / n,
-                learning_rate=lr,
-                elapsed_s=before + (now - before) * ((c + 1) * n) / nb,
-            ))
-        self.done = done0 + nb
-        return True
+            return None
+        return (self.done, self.B, self.tracker.recent.shape[0], self.tracker.positions)
 
     def record(self, n, done, losses, norms, errors, elapsed):
         """Account for a chunk of n iterations of which ``done`` finished; return its row.
@@ -718,6 +690,58 @@ class _Run:
             row.update(_spectral_columns(self.model, self.probe))
         self.rows.append(row)
         return row
+
+
+def _record_blocks(runs, sizes, nb, losses, norms, errors, before, now):
+    """Record a block of equal chunks that every one of ``runs`` finished (one ``block_key``).
+
+    ``losses``, ``norms`` (len(runs), >= nb) and ``errors`` (len(runs), >= nb*B) hold
+    the runs' block in their rows. The rows are :meth:`_Run.record`'s, number for
+    number: each chunk's sums are sums over the last axis of the block reshaped
+    (numpy sums a contiguous row as it sums a slice, pairwise), the accuracies come
+    from running counts over the last ACCURACY_WINDOW samples, and each tracker
+    takes the block at once (its streak is cut-agnostic).
+    """
+    M, n, k = len(runs), sizes[0], len(sizes)
+    done0, B, L0, positions = runs[0].block_key(sizes, nb)
+    nB = n * B
+    loss_sums = np.ascontiguousarray(losses[:, :nb]).reshape(M, k, n).sum(axis=2).tolist()
+    norm_sums = np.ascontiguousarray(norms[:, :nb]).reshape(M, k, n).sum(axis=2).tolist()
+    errs = np.ascontiguousarray(errors[:, : nb * B])
+    err_sums = errs.reshape(M, k, nB).sum(axis=2).tolist()
+    seen = np.concatenate([np.stack([r.tracker.recent for r in runs]).reshape(M, L0), errs], axis=1)
+    ends = np.arange(1, k + 1) * nB + L0
+    starts = np.maximum(ends - ACCURACY_WINDOW, 0)
+    head = np.zeros((M, 1), dtype=np.int64)
+    zeros = np.concatenate([head, np.cumsum(seen == 0, axis=1)], axis=1)
+    total = np.concatenate([head, np.cumsum(seen, axis=1)], axis=1)
+    lens = ends - starts
+    right = (zeros[:, ends] - zeros[:, starts]).tolist()
+    wrong = total[:, ends] - total[:, starts]
+    position_acc = (1.0 - wrong / (lens * positions)).tolist()
+    lens = lens.tolist()
+    window = seen[:, -ACCURACY_WINDOW:]
+    elapsed = [before + (now - before) * ((c + 1) * n) / nb for c in range(k)]
+    for i, r in enumerate(runs):
+        tracker = r.tracker
+        if tracker.first_perfect_iteration is None:
+            tracker.add(errs[i], done0, B)
+        tracker.recent = window[i].copy()  # what add leaves: the last ACCURACY_WINDOW samples
+        lr, rows, loss_i, norm_i, err_i, right_i, pos_i = r.s["lr"], r.rows, loss_sums[i], norm_sums[i], err_sums[i], right[i], position_acc[i]
+        for c in range(k):
+            done = done0 + (c + 1) * n
+            rows.append(dict(
+                iteration=done,
+                samples=done * B,
+                loss=loss_i[c] / n,
+                error=err_i[c] / nB,
+                accuracy=right_i[c] / lens[c],
+                digit_accuracy=pos_i[c],
+                grad_norm=norm_i[c] / n,
+                learning_rate=lr,
+                elapsed_s=elapsed[c],
+            ))
+        r.done = done0 + nb
 
 
 def _finish(run, train_seconds, compile_seconds, writer, save, bar):

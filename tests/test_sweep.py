@@ -150,6 +150,27 @@ def test_train_many_records_a_diverging_run_and_trains_the_rest():
     np.testing.assert_array_equal(results[1].model.theta, alone.model.theta)
 
 
+@pytest.mark.parametrize("iters, log_every", [(4030, 50), (2100, 70), (450, 7)])
+def test_train_many_rows_are_separate_runs_rows(iters, log_every):
+    # train_many records whole blocks of chunks for many runs at once (_record_blocks), a diverging
+    # run and a block of unequal chunks chunk by chunk: every row the same numbers as a run of its own
+    from fastrnn.training import train_many
+
+    base = dict(task="binary", iters=iters, log_every=log_every, activation="relu")
+    given = [dict(base, seed=0, lr=1e300)] + [dict(base, seed=s) for s in range(1, 6)]
+    results = train_many(given)
+    for settings, result in zip(given, results):
+        try:
+            alone = fastrnn.train(**settings)
+        except fastrnn.NumericalError as exc:
+            alone = exc.result
+        assert result.status == alone.status and result.first_perfect_iteration == alone.first_perfect_iteration
+        strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+        assert [repr(r) for r in strip(result.rows)] == [repr(r) for r in strip(alone.rows)]
+        np.testing.assert_array_equal(result.model.theta, alone.model.theta)
+    assert results[0].status == "diverged" and results[1].status == "completed"
+
+
 def test_resume_skips_finished_runs_and_does_only_the_rest(tmp_path, monkeypatch):
     out = tmp_path / "sw"
     real = sweeps.run_one
