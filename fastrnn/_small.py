@@ -537,13 +537,13 @@ def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, 
     oc = oV + O * H
     scale = 1.0 / B
     uT, wT, x, y, hs, g, ds, tmp, W, V, gU, gW, gV = views
-    for q in range(I):
-        for j in range(H):
-            uT[q, j] = theta[j * I + q]
-    for k in range(H):
-        for j in range(H):
-            wT[k, j] = W[j, k]
     for it in range(n_iters):
+        for q in range(I):  # the loops' layout of U and W, from this iteration's theta
+            for j in range(H):
+                uT[q, j] = theta[j * I + q]
+        for k in range(H):
+            for j in range(H):
+                wT[k, j] = W[j, k]
         lo = it * B
         if resets.shape[0] == 0 or resets[it] != 0:
             for e in range(BH):
@@ -669,12 +669,6 @@ def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, 
                 hstate[i * H + j] = hs[T * B + i, j]
         for e in range(P):
             theta[e] -= lr * grad[e]
-        for q in range(I):
-            for j in range(H):
-                uT[q, j] = theta[j * I + q]
-        for k in range(H):
-            for j in range(H):
-                wT[k, j] = W[j, k]
     return n_iters
 
 
@@ -851,15 +845,15 @@ def train_lanes_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, lane_mod
     gU = grad[:oW].reshape(H, I, L)
     gW = grad[oW:ob].reshape(H, H, L)
     gV = grad[oV:oc].reshape(O, H, L)
-    for q in range(I):
-        for j in range(H):
-            for l in range(L):
-                uT[q, j, l] = th[j * I + q, l]
-    for k in range(H):
-        for j in range(H):
-            for l in range(L):
-                wT[k, j, l] = W[j, k, l]
     for it in range(nmax):
+        for q in range(I):  # the loops' layout of U and W, from this iteration's weights
+            for j in range(H):
+                for l in range(L):
+                    uT[q, j, l] = th[j * I + q, l]
+        for k in range(H):
+            for j in range(H):
+                for l in range(L):
+                    wT[k, j, l] = W[j, k, l]
         lo = it * B
         for l in range(L):
             live[l] = live[l] and it < n_lane[l]
@@ -1029,14 +1023,6 @@ def train_lanes_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, lane_mod
                 for l in range(L):
                     if live[l]:
                         th[e, l] -= lr[l] * grad[e, l]
-        for q in range(I):
-            for j in range(H):
-                for l in range(L):
-                    uT[q, j, l] = th[j * I + q, l]
-        for k in range(H):
-            for j in range(H):
-                for l in range(L):
-                    wT[k, j, l] = W[j, k, l]
     for l in range(L):
         if n_lane[l] > 0:
             m = lane_models[l]
