@@ -673,23 +673,21 @@ class _Run:
         self.tracker.add(errors[: n * B], self.done - n, B)
         # sums over counts: the same numbers as .mean() (the same pairwise sums; integer sums exact),
         # without np.mean's Python-level wrapper, four times a row
-        row = dict(
-            iteration=self.done,
-            samples=self.done * B,
-            loss=float(losses[:n].sum()) / n,
-            error=int(errors[: n * B].sum()) / (n * B),
-            accuracy=self.tracker.accuracy(),
-            digit_accuracy=self.tracker.position_accuracy(),
-            grad_norm=float(norms[:n].sum()) / n,
-            learning_rate=s["lr"],
-            elapsed_s=elapsed,
-        )
+        row = _row(self.done, B, float(losses[:n].sum()) / n, int(errors[: n * B].sum()) / (n * B),
+                   self.tracker.accuracy(), self.tracker.position_accuracy(), float(norms[:n].sum()) / n, s["lr"],
+                   elapsed)
         if self.extra is not None:
             row.update(self.extra.update(losses[:n], errors[: n * B]))
         if self.probe is not None:
             row.update(_spectral_columns(self.model, self.probe))
         self.rows.append(row)
         return row
+
+
+def _row(done, B, loss, error, accuracy, digit_accuracy, grad_norm, lr, elapsed):
+    """A training run's metrics row after ``done`` iterations (every task's columns, in order)."""
+    return dict(iteration=done, samples=done * B, loss=loss, error=error, accuracy=accuracy,
+                digit_accuracy=digit_accuracy, grad_norm=grad_norm, learning_rate=lr, elapsed_s=elapsed)
 
 
 def _record_blocks(runs, sizes, nb, losses, norms, errors, before, now):
@@ -730,17 +728,8 @@ def _record_blocks(runs, sizes, nb, losses, norms, errors, before, now):
         lr, rows, loss_i, norm_i, err_i, right_i, pos_i = r.s["lr"], r.rows, loss_sums[i], norm_sums[i], err_sums[i], right[i], position_acc[i]
         for c in range(k):
             done = done0 + (c + 1) * n
-            rows.append(dict(
-                iteration=done,
-                samples=done * B,
-                loss=loss_i[c] / n,
-                error=err_i[c] / nB,
-                accuracy=right_i[c] / lens[c],
-                digit_accuracy=pos_i[c],
-                grad_norm=norm_i[c] / n,
-                learning_rate=lr,
-                elapsed_s=elapsed[c],
-            ))
+            rows.append(_row(done, B, loss_i[c] / n, err_i[c] / nB, right_i[c] / lens[c], pos_i[c], norm_i[c] / n, lr,
+                             elapsed[c]))
         r.done = done0 + nb
 
 
