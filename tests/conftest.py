@@ -93,3 +93,26 @@ def assert_same_run(resumed, whole, resumed_csv, whole_csv):
     assert resumed.iterations == whole.iterations
     pd.testing.assert_frame_equal(resumed.history.drop(columns=["elapsed_s"]), whole.history.drop(columns=["elapsed_s"]),
                                   check_exact=True)
+
+
+def interrupt_after_two_rows(train_args, csv):
+    """Run ``python -m fastrnn train *train_args`` (which writes its rows to ``csv``), send it SIGINT
+    once the CSV holds a header and two rows, and return (returncode, stdout, stderr)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "train", *train_args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if csv.exists() and len(csv.read_text().splitlines()) >= 3:  # the header and two rows
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=240)
+    return proc.returncode, out, err

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 import fastrnn
 from fastrnn import checkpoint, engine
 from fastrnn.cli import main
-from conftest import assert_same_run, csv_rows
+from conftest import assert_same_run, csv_rows, interrupt_after_two_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -314,22 +313,14 @@ def test_sigint_then_resume_equals_one_run(tmp_path):
     np.savez(data, X=X, Y=Y, mask=M)
     # 7 iterations an epoch (the last of 2 sequences), rows at 5 and 7, shuffled
     settings = ["--batch", "8", "--hidden", "16", "--log-every", "5", "--seed", "2"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "train", "--data", str(data), *settings, "--epochs",
-                             "100000000", "--save", str(model), "--csv", str(csv), "-q"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if csv.exists() and len(csv.read_text().splitlines()) >= 3:  # the header and two rows
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 130, err
+    code, out, err = interrupt_after_two_rows(["--data", str(data), *settings, "--epochs", "100000000", "--save",
+                                               str(model), "--csv", str(csv), "-q"], csv)
+    assert code == 130, err
     assert "Interrupted after" in err and f"--resume {model} --epochs 100000000" in err
     done = int(pd.read_csv(csv)["iteration"].iloc[-1])
     assert done % 7 in (0, 5) and done >= 7
     epochs = done // 7 + 2
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "fastrnn", "train", "--resume", str(model), "--epochs", str(epochs), "-q"],
                        env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ import fastrnn
 from fastrnn import checkpoint, engine, text
 from fastrnn.cli import main
 from fastrnn.exceptions import InvalidArgument
-from conftest import assert_same_run, csv_rows
+from conftest import assert_same_run, csv_rows, interrupt_after_two_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,21 +103,13 @@ def test_sigint_then_resume_equals_one_run(tmp_path):
     """A real Ctrl-C (SIGINT to a `fastrnn train` process), then `fastrnn train --resume`."""
     csv, model = tmp_path / "run.csv", tmp_path / "m.npz"
     args = ["--task", "binary", "--hidden", "8", "--log-every", "500", "--save", str(model), "-q"]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "train", *args, "--iters", "100000000", "--csv", str(csv)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if csv.exists() and len(csv.read_text().splitlines()) >= 3:  # the header and two rows
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=240)
-    assert proc.returncode == 130, err
+    code, out, err = interrupt_after_two_rows([*args, "--iters", "100000000", "--csv", str(csv)], csv)
+    assert code == 130, err
     assert "Interrupted after" in err and "--resume" in err
     done = int(pd.read_csv(csv)["iteration"].iloc[-1])
     assert done % 500 == 0 and done >= 1000
     total = done + 1000
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     r = subprocess.run([sys.executable, "-m", "fastrnn", "train", "--resume", str(model), "--iters", str(total), "-q"],
                        env=env, capture_output=True, text=True, timeout=240)
     assert r.returncode == 0, r.stderr
