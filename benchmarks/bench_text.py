@@ -7,12 +7,16 @@ On the text that ships with fastrnn (fastrnn/data/bptt.txt), H = 100, L = 25,
 Adagrad, entries clipped to [-5, 5]:
 
 * iterations per second at batch 1: fastrnn's training path (``fastrnn.train(task="text")``,
-  the chunk kernel with the state carried) against a numpy loop written the
-  min-char-rnn way (tests/reference_text.py: one window at a time, a Python loop
-  over the 25 steps, dicts of arrays). Before anything is timed both run 100
-  iterations from the same weights at lr 0.01 and must agree to rtol 1e-9 in every
-  loss and the weights (as tests/test_text.py checks over 400).
-* characters per second at batch 32 (32 streams of the text, char-rnn's layout).
+  the fused min-char-rnn kernel of fastrnn/_charrnn.py, on two threads, and on one as with
+  ``NUMBA_NUM_THREADS=1``) against a numpy loop written the min-char-rnn way
+  (tests/reference_text.py: one window at a time, a Python loop over the 25 steps, dicts of
+  arrays). Before anything is timed both run 100 iterations from the same weights at lr 0.01
+  and must agree to rtol 1e-9 in every loss and the weights (as tests/test_text.py checks
+  over 400). The contenders take turns, ``--repeats`` rounds of each, and the speed-up is
+  the median of the rounds' ratios: this machine's speed drifts by tens of percent over
+  seconds, and a ratio taken within one round is steadier than one of two medians.
+* characters per second at batch 32 (32 streams of the text, char-rnn's layout; the
+  general kernel with BLAS products), in rounds the same way.
 * the first-run compile time of the text path: a fresh process with an empty
   ``NUMBA_CACHE_DIR`` runs ``fastrnn train --task text --iters 1``.
 
@@ -29,6 +33,9 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
+from contextlib import nullcontext
+from unittest import mock
 
 import numpy as np
 from _common import RESULTS, ROOT, machine, update_readme, write_csv
@@ -63,22 +70,31 @@ def check_equal(t, p0, start, iters=100, batch=1):
         np.testing.assert_allclose(mine.model.params[a], ref_p[b], rtol=1e-9, atol=1e-14)
 
 
-def time_fastrnn(start, iters, batch, repeats):
-    """Median training seconds (compile excluded) of ``iters`` iterations."""
-    runs = [fastrnn.train(task="text", iters=iters, batch=batch, init_from=start, log_every=min(iters, 1000)).train_seconds
-            for _ in range(repeats)]
-    return float(np.median(runs))
+def time_fastrnn(start, iters, batch, threads=None):
+    """Training seconds (compile excluded) of ``iters`` iterations; ``threads=1`` keeps the
+    batch-1 kernel on one thread (what ``NUMBA_NUM_THREADS=1`` does)."""
+    with mock.patch.object(fastrnn.engine, "chars_threads", return_value=threads) if threads else nullcontext():
+        return fastrnn.train(task="text", iters=iters, batch=batch, init_from=start, log_every=min(iters, 1000)).train_seconds
 
 
-def time_numpy(t, p0, iters, batch, repeats):
-    import time
+def time_numpy(t, p0, iters, batch):
+    t0 = time.perf_counter()
+    ref.train(list(t.ids), p0, L, iters, 0.1, batch=batch, clip=5.0)
+    return time.perf_counter() - t0
 
-    runs = []
+
+def rounds(contenders, repeats):
+    """Run the contenders (name -> (work units, function)) in turn, ``repeats`` rounds;
+    return name -> list of units per second, one per round."""
+    speeds = {name: [] for name in contenders}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        ref.train(list(t.ids), p0, L, iters, 0.1, batch=batch, clip=5.0)
-        runs.append(time.perf_counter() - t0)
-    return float(np.median(runs))
+        for name, (units, fn) in contenders.items():
+            speeds[name].append(units / fn())
+    return speeds
+
+
+def ratio(speeds, a, b):
+    return float(np.median(np.array(speeds[a]) / np.array(speeds[b])))
 
 
 def compile_time():
@@ -100,21 +116,32 @@ def measure(iters, repeats):
         start = save_start(p0, folder)
         check_equal(t, p0, start, batch=1)
         check_equal(t, p0, start, iters=20, batch=4)
-        fastrnn.train(task="text", iters=1, init_from=start)  # compile (or load) before timing
+        for threads in (None, 1):
+            time_fastrnn(start, 20, 1, threads)  # compile (or load) both drivers before timing
+        time_fastrnn(start, 2, 32)
         numpy_iters = max(50, iters // 10)
-        fast, slow = time_fastrnn(start, iters, 1, repeats), time_numpy(t, p0, numpy_iters, 1, repeats)
-        rows.append(dict(measure="iterations per second, batch 1", fastrnn=iters / fast, numpy_loop=numpy_iters / slow,
+        speeds = rounds({"two": (iters, lambda: time_fastrnn(start, iters, 1)),
+                         "one": (iters, lambda: time_fastrnn(start, iters, 1, threads=1)),
+                         "numpy": (numpy_iters, lambda: time_numpy(t, p0, numpy_iters, 1))}, repeats)
+        threads = fastrnn.engine.chars_threads()
+        rows.append(dict(measure=f"iterations per second, batch 1, {threads} threads", fastrnn=np.median(speeds["two"]),
+                         numpy_loop=np.median(speeds["numpy"]), speedup=ratio(speeds, "two", "numpy"),
+                         fastrnn_iters=iters, numpy_loop_iters=numpy_iters))
+        rows.append(dict(measure="iterations per second, batch 1, 1 thread", fastrnn=np.median(speeds["one"]),
+                         numpy_loop=np.median(speeds["numpy"]), speedup=ratio(speeds, "one", "numpy"),
                          fastrnn_iters=iters, numpy_loop_iters=numpy_iters))
         b_iters = max(20, iters // 10)
-        fast32, slow32 = time_fastrnn(start, b_iters, 32, repeats), time_numpy(t, p0, max(5, b_iters // 20), 32, repeats)
-        rows.append(dict(measure="characters per second, batch 32", fastrnn=b_iters * 32 * L / fast32,
-                         numpy_loop=max(5, b_iters // 20) * 32 * L / slow32, fastrnn_iters=b_iters,
-                         numpy_loop_iters=max(5, b_iters // 20)))
+        nb = max(5, b_iters // 20)
+        speeds = rounds({"fast": (b_iters * 32 * L, lambda: time_fastrnn(start, b_iters, 32)),
+                         "numpy": (nb * 32 * L, lambda: time_numpy(t, p0, nb, 32))}, repeats)
+        rows.append(dict(measure="characters per second, batch 32", fastrnn=np.median(speeds["fast"]),
+                         numpy_loop=np.median(speeds["numpy"]), speedup=ratio(speeds, "fast", "numpy"),
+                         fastrnn_iters=b_iters, numpy_loop_iters=nb))
     kernel, whole = compile_time()
     rows.append(dict(measure="first run, empty numba cache: compile s (whole run s in numpy_loop column)", fastrnn=kernel,
-                     numpy_loop=whole, fastrnn_iters=1, numpy_loop_iters=0))
+                     numpy_loop=whole, speedup="", fastrnn_iters=1, numpy_loop_iters=0))
     for row in rows:
-        row["speedup"] = row["fastrnn"] / row["numpy_loop"] if row["numpy_loop_iters"] else ""
+        row["repeats"] = repeats
     return rows
 
 
@@ -123,19 +150,22 @@ def markdown(rows, command):
     m = {**machine(), **{k: v for k, v in rows[0].items() if k in ("cpu", "cores", "numpy", "numba") and v}}
     threads = rows[0].get("thread_env") or f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
     day = str(rows[0].get("date") or datetime.date.today())[:10]
-    by = {r["measure"].split(",")[0]: r for r in rows}
-    it, ch, first = by["iterations per second"], by["characters per second"], by["first run"]
+    first = next(r for r in rows if r["measure"].startswith("first run"))
+    ch = next(r for r in rows if r["measure"].startswith("characters per second"))
+    batch1 = [r for r in rows if r["measure"].startswith("iterations per second")]
     lines = [
         f"Measured {day} with `{command}` on {m['cpu']}, {m['cores']} cores; numpy {m['numpy']}, "
-        f"numba {m['numba']}, threads: {threads}. Each side's median of the repeats, after a warm-up; both were "
-        f"first checked to give the same losses and weights.",
+        f"numba {m['numba']}, threads: {threads}. The contenders take turns, {rows[0].get('repeats') or 5} rounds; "
+        f"speeds are medians of the rounds and speed-ups medians of the rounds' ratios. Both sides were first checked "
+        f"to give the same losses and weights.",
         "",
         "| min-char-rnn on fastrnn/data/bptt.txt (H 100, L 25, Adagrad) | fastrnn | numpy loop | speed-up |",
         "|---|---:|---:|---:|",
-        f"| iterations per second, batch 1 | {float(it['fastrnn']):,.0f} | {float(it['numpy_loop']):,.0f} | "
-        f"{float(it['speedup']):.1f}x |",
-        f"| characters per second, batch 32 | {float(ch['fastrnn']):,.0f} | {float(ch['numpy_loop']):,.0f} | "
-        f"{float(ch['speedup']):.1f}x |",
+    ]
+    for r in batch1 + [ch]:
+        lines.append(f"| {r['measure']} | {float(r['fastrnn']):,.0f} | {float(r['numpy_loop']):,.0f} | "
+                     f"{float(r['speedup']):.1f}x |")
+    lines += [
         "",
         f"First run of the text path in a fresh process with an empty numba cache: {float(first['fastrnn']):.1f} s "
         f"compiling the kernels, {float(first['numpy_loop']):.1f} s for the whole run (import included); later runs load "
@@ -148,7 +178,7 @@ def markdown(rows, command):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=3000, help="fastrnn's timed iterations at batch 1")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of each contender, in turn")
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--from-csv", action="store_true", help="measure nothing: rebuild the table from results/text.csv")
     args = parser.parse_args(argv)

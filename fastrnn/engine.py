@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from . import _checks, _kernels, _small, _train_kernel
+from . import _checks, _kernels, _small, _train_kernel, optim
 from .config import DTYPES
 from .exceptions import InvalidArgument
 
@@ -244,6 +244,44 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
                                      losses, grad_norms, errors, blas, cellset(model.dims))
 
 
+def chars_kernel(model, batch, opt, K, T, clip_norm):
+    """Whether :func:`train_chunk_chars` serves a training run with these settings: one
+    stream of integer inputs (a text's characters) into a one-layer tanh RNN with a
+    softmax head, float64, Adagrad or RMSprop, no global-norm clipping, full BPTT in
+    each window (min-char-rnn's training). Any other run takes :func:`train_chunk`."""
+    return (batch == 1 and model.layers == 1 and model.cell == "rnn" and model.activation == "tanh"
+            and model.head == "softmax" and model.dtype == np.float64 and opt in (optim.ADAGRAD, optim.RMSPROP)
+            and clip_norm == 0.0 and (K < 0 or K >= T - 1))
+
+
+def chars_threads():
+    """Threads :func:`train_chunk_chars` splits an iteration over: 2 when numba may use two or
+    more (``NUMBA_NUM_THREADS``, every core by default), else 1. The numbers are the same."""
+    from numba import config
+
+    return 2 if config.NUMBA_NUM_THREADS >= 2 else 1
+
+
+def train_chunk_chars(model, inputs, targets, resets, opt, lr, hyper, opt_state, clip_value, hstate, losses, grad_norms,
+                      errors, threads=None):
+    """Train ``len(losses)`` iterations of min-char-rnn's model in place, from character indices:
+    ``inputs``/``targets`` (n, T) int64 (each iteration's window), ``resets`` (n,) (1: ``hstate``
+    to zeros first). :func:`chars_kernel` says when this applies; the optimizer is ``opt``
+    (Adagrad or RMSprop with ``hyper``'s eps and decay), ``clip_value > 0`` clips every
+    gradient entry. Fills ``losses``, ``grad_norms`` (before clipping), ``errors`` (wrong next
+    characters per iteration); returns the iterations completed (see :mod:`fastrnn._charrnn`)."""
+    from . import _charrnn
+
+    decay = float(hyper[4]) if opt == optim.RMSPROP else -1.0
+    clip = float(clip_value) if clip_value > 0.0 else np.inf
+    # one compiled layout: C-contiguous int64 (a window slice of a larger array is not)
+    inputs, targets = np.ascontiguousarray(inputs, dtype=np.int64), np.ascontiguousarray(targets, dtype=np.int64)
+    resets = np.ascontiguousarray(resets, dtype=np.int64)
+    return _charrnn.train_chunk(model.theta, opt_state[0], model.n_in, model.n_hidden, model.n_out, inputs, targets,
+                                resets, hstate, float(lr), float(hyper[3]), decay, clip, losses, grad_norms, errors,
+                                chars_threads() if threads is None else threads)
+
+
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
                       resets, bufs, n_iters, losses, grad_norms, errors, done):
     """Many models (stacked ``thetas``, ``dims``, ...) in one parallel call; see
@@ -271,10 +309,10 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
 
 #: What a first compile of each training kernel costs on the project's 2-core machine (measured, empty cache).
 _COMPILE_SECONDS = {"small-model SGD training": 4, "small-model training": 9, "general training": 12,
-                    "many-model SGD training": 8}
+                    "many-model SGD training": 8, "text training": 12}
 
 
-def compile_note(model, T, batch, stream=None, options=None, many=False):
+def compile_note(model, T, batch, stream=None, options=None, many=False, chars=False):
     """Say on the screen, once, that the training kernel this run needs must be compiled first.
 
     Only when numba's cache holds no copy of it (its index file is missing), this
@@ -282,6 +320,7 @@ def compile_note(model, T, batch, stream=None, options=None, many=False):
     captured stderr keeps its one line per error); returns the line written, or None.
     ``many``: for :func:`fastrnn.training.train_many`, which names only the lanes kernel
     (:func:`fastrnn._small.train_lanes_sgd`; other many-model kernels pass silently).
+    ``chars``: the run trains with :func:`train_chunk_chars`.
     """
     if stream is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
         return None
@@ -294,6 +333,10 @@ def compile_note(model, T, batch, stream=None, options=None, many=False):
         if name != "small-model SGD training" or model.dtype != np.float64:
             return None
         kernel, name = _small.train_lanes_sgd, "many-model SGD training"
+    if chars:
+        from . import _charrnn
+
+        kernel, name = _charrnn.run_serial, "text training"
     if kernel.signatures:
         return None
     cache = getattr(kernel, "_cache", None)

@@ -218,6 +218,22 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
         call(*run.warmup_batch(), 0)
 
+    if hasattr(run.source, "next_ids") and engine.chars_kernel(model, B, run.kind, run.K, run.T, run.clip_norm):
+        # min-char-rnn's training: the windows as character indices, into the fused kernel
+        def call_chars(inputs, targets, resets, n):
+            return engine.train_chunk_chars(model, inputs, targets, resets, run.kind, s["lr"], run.hyper, run.state,
+                                            run.clip_value, hstate, losses[:n], norms[:n], errors[:n])
+
+        def advance(clock):  # noqa: F811 (the chars path's own)
+            n = run.next_chunk()
+            done = call_chars(*run.source.next_ids(n), n)
+            return run.record(n, done, losses, norms, errors, run.seconds_before + clock()), done
+
+        def warmup():  # noqa: F811
+            engine.compile_note(model, run.T, B, chars=True)
+            none = np.zeros((0, run.T), dtype=np.int64)
+            call_chars(none, none, np.zeros(0, dtype=np.int64), 0)
+
     return drive(run, warmup, advance, writer, save, progress, s["iters"], s["task"])
 
 

@@ -67,8 +67,11 @@ def loss_fun(p, inputs, targets, hprev):
     return loss, grads, hs[len(inputs) - 1]
 
 
-def train(data, params, seq_length, iters, lr, batch=1, clip=5.0):
+def train(data, params, seq_length, iters, lr, batch=1, clip=5.0, decay=None):
     """Run min-char-rnn's loop for ``iters`` iterations from ``params`` (not modified).
+
+    ``decay=None``: Adagrad (mem += g^2); a number: RMSprop as char-rnn writes it,
+    mem = decay mem + (1 - decay) g^2. ``clip=None``: no clipping.
 
     data: list or array of character indices. Returns (losses (iters,), final params).
     """
@@ -98,7 +101,12 @@ def train(data, params, seq_length, iters, lr, batch=1, clip=5.0):
             pointers[b] += L
         losses.append(total / batch)
         for k in p:
-            g = np.clip(grads[k] / batch, -clip, clip)  # clip to mitigate exploding gradients
-            mem[k] += g * g
+            g = grads[k] / batch
+            if clip is not None:
+                g = np.clip(g, -clip, clip)  # clip to mitigate exploding gradients
+            if decay is None:
+                mem[k] += g * g
+            else:
+                mem[k] = decay * mem[k] + (1.0 - decay) * g * g
             p[k] -= lr * g / np.sqrt(mem[k] + 1e-8)
     return np.array(losses), p

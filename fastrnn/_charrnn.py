@@ -1,0 +1,701 @@
+"""min-char-rnn's training iteration for one stream, fused, on one or two threads.
+
+The text task at batch 1 (a vanilla tanh RNN reading one character a step, a softmax
+over the vocabulary, Adagrad or RMSprop, every gradient entry clipped to [-c, c])
+spends its time in three places: the recurrence (a 100x100 matrix-vector product per
+step forward and another backward, one after the other), the output layer (three
+41x100 products per step) and the optimizer (a square root and a division for each
+of the ~18,000 weights). The general kernel does them as BLAS products over the
+window plus Python-sized bookkeeping; this module does each as a loop written for the
+shape, and splits an iteration between two threads:
+
+* thread A runs the recurrence: forward step t, then, once thread B has the output
+  layer's gradient for every step, the backward steps;
+* thread B follows A step by step through the output layer (logits, softmax, loss,
+  its gradient dWhy, dc and the gradient dH each step sends back into h), so that the
+  output layer costs no time on A's critical path;
+* both then compute half of dW's rows, their parts of the gradient's squared norm,
+  and, once the norm is known to be finite, update their halves of the weights.
+
+Every number is computed by one fixed phase function in one fixed order, whichever
+thread runs it and however the two interleave: one thread runs the same phases one
+after the other and gives the same numbers bit for bit (tests/test_charrnn.py). The
+threads meet at counters in one int64 array, read and written with acquire/release
+atomics (:func:`_load_acquire`, :func:`_store_release`): each counter only grows, and
+a thread waits until the other's counter reaches what it needs.
+
+The phases read the parameters in the layout they need: U transposed (V, H) so that
+an input character is one contiguous row, W (H, H), V (O, H) and the biases as the
+model keeps them; the caller (:func:`train_chunk`) copies U (and its optimizer
+state) into that layout and back once per chunk. Products over a row are summed in
+the dot-product form with reassociation allowed (``JIT_DOT``): several partial sums
+at once, which is what lets LLVM vectorise them; every other loop keeps numba's
+strict order.
+"""
+
+import threading
+
+import numpy as np
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+from ._mathfn import expm1, tanh
+from .config import JIT
+
+#: Dot products of a row with a vector: reassociation lets LLVM keep several partial
+#: sums in vector registers (the order is fixed at compile time, so results are
+#: reproducible, but not the left-to-right sum of numba's default).
+JIT_DOT = dict(JIT, fastmath={"reassoc", "contract"})
+
+# Slots of the int64 sync array, a cache line (8 entries) apart.
+FWD, HEAD, BWD, GRAD_A, GRAD_B, BAD, DONE_B = 0, 8, 16, 24, 32, 40, 48
+SYNC_SIZE = 56
+
+#: A updates W's first rows (this fraction of them) with U and b, B the rest with V and c.
+SPLIT = 0.76
+
+
+@intrinsic
+def _load_acquire(typingctx, arr, idx):
+    """arr[idx] read with acquire ordering (never hoisted out of a loop, sees the writer's earlier stores)."""
+    sig = types.int64(arr, idx)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        return builder.load_atomic(ptr, "acquire", 8)
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_release(typingctx, arr, idx, value):
+    """arr[idx] = value with release ordering (every earlier store is visible first)."""
+    sig = types.void(arr, idx, value)
+
+    def codegen(context, builder, signature, args):
+        aryty = signature.args[0]
+        ary = context.make_array(aryty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aryty, ary, [args[1]], wraparound=False)
+        builder.store_atomic(args[2], ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@njit(**JIT)
+def _wait(sync, slot, target):
+    """Spin until sync[slot] >= target."""
+    while _load_acquire(sync, slot) < target:
+        pass
+
+
+# ---------------------------------------------------------------- one step each
+
+
+@njit(**JIT_DOT)
+def _forward_step(W, UT, bh, Hs, A, t, x):
+    """A[t] = U[:, x] + b + W Hs[t];  Hs[t+1] = tanh(A[t]). W rows four at a time."""
+    H = W.shape[0]
+    i = 0
+    while i + 4 <= H:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for j in range(H):
+            hj = Hs[t, j]
+            s0 += W[i, j] * hj
+            s1 += W[i + 1, j] * hj
+            s2 += W[i + 2, j] * hj
+            s3 += W[i + 3, j] * hj
+        A[t, i] = (UT[x, i] + bh[i]) + s0
+        A[t, i + 1] = (UT[x, i + 1] + bh[i + 1]) + s1
+        A[t, i + 2] = (UT[x, i + 2] + bh[i + 2]) + s2
+        A[t, i + 3] = (UT[x, i + 3] + bh[i + 3]) + s3
+        i += 4
+    while i < H:
+        s = 0.0
+        for j in range(H):
+            s += W[i, j] * Hs[t, j]
+        A[t, i] = (UT[x, i] + bh[i]) + s
+        i += 1
+    _tanh_row(A, Hs, t)
+
+
+@njit(**JIT)
+def _tanh_row(A, Hs, t):
+    """Hs[t+1] = tanh(A[t]) (a function of its own so that the loop is vectorised)."""
+    for i in range(A.shape[1]):
+        Hs[t + 1, i] = tanh(A[t, i])
+
+
+@njit(**JIT_DOT)
+def _logits(Vw, c, Hs, t, z):
+    """z = V Hs[t+1] + c, rows of V four at a time."""
+    O, H = Vw.shape
+    k = 0
+    while k + 4 <= O:
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for j in range(H):
+            hj = Hs[t + 1, j]
+            s0 += Vw[k, j] * hj
+            s1 += Vw[k + 1, j] * hj
+            s2 += Vw[k + 2, j] * hj
+            s3 += Vw[k + 3, j] * hj
+        z[k] = c[k] + s0
+        z[k + 1] = c[k + 1] + s1
+        z[k + 2] = c[k + 2] + s2
+        z[k + 3] = c[k + 3] + s3
+        k += 4
+    while k < O:
+        s = 0.0
+        for j in range(H):
+            s += Vw[k, j] * Hs[t + 1, j]
+        z[k] = c[k] + s
+        k += 1
+
+
+@njit(**JIT)
+def _exp_shifted(z, m):
+    """z[k] = exp(z[k] - m)."""
+    for k in range(z.shape[0]):
+        z[k] = expm1(z[k] - m) + 1.0
+
+
+@njit(**JIT_DOT)
+def _sum(z):
+    s = 0.0
+    for k in range(z.shape[0]):
+        s += z[k]
+    return s
+
+
+@njit(**JIT)
+def _head_step(Vw, c, Hs, t, y, Z, gc, dH):
+    """The output layer at step t: returns (-ln p(y), 1 if the arg max is not y).
+
+    Z[t] = dz = softmax(V h + c) - onehot(y); gc += dz (``t == 0``: gc = dz);
+    dH[t] = V^T dz. (dV = sum_t dz_t h_t^T comes later, :func:`_accumulate`.)"""
+    O = Vw.shape[0]
+    z = Z[t]
+    _logits(Vw, c, Hs, t, z)
+    m = z[0]
+    km = 0
+    for k in range(1, O):
+        if z[k] > m:
+            m = z[k]
+            km = k
+    zy = z[y] - m
+    _exp_shifted(z, m)
+    s = _sum(z)
+    loss = np.log(s) - zy
+    inv = 1.0 / s
+    for k in range(O):
+        z[k] *= inv
+    z[y] -= 1.0
+    if t == 0:
+        for k in range(O):
+            gc[k] = z[k]
+    else:
+        for k in range(O):
+            gc[k] += z[k]
+    _vT_times(Vw, z, dH, t)
+    return loss, 1 if km != y else 0
+
+
+@njit(**JIT)
+def _accumulate(D, X, xo, G, hi, lo, first):
+    """G[i] (+)= sum_t D[t, i] X[t + xo] over steps t = hi, hi - 1, ..., lo (at most four),
+    added in that order; ``first``: G starts from zero. The weight gradients dV (D the
+    output deltas, X the states after each step) and dW (D the pre-activation deltas, X
+    the states before) are sums of these groups, steps in descending order, four at a
+    time so that each pass over G does four multiply-adds per entry it loads and stores."""
+    n, m = G.shape
+    if first:
+        for i in range(n):
+            for j in range(m):
+                G[i, j] = 0.0
+    if hi - lo == 3:
+        i = 0
+        while i + 2 <= n:  # two rows of G per pass: the four rows of X are loaded once for both
+            a0 = D[hi, i]
+            a1 = D[hi - 1, i]
+            a2 = D[hi - 2, i]
+            a3 = D[lo, i]
+            b0 = D[hi, i + 1]
+            b1 = D[hi - 1, i + 1]
+            b2 = D[hi - 2, i + 1]
+            b3 = D[lo, i + 1]
+            for j in range(m):
+                x0 = X[hi + xo, j]
+                x1 = X[hi - 1 + xo, j]
+                x2 = X[hi - 2 + xo, j]
+                x3 = X[lo + xo, j]
+                G[i, j] = (((G[i, j] + a0 * x0) + a1 * x1) + a2 * x2) + a3 * x3
+                G[i + 1, j] = (((G[i + 1, j] + b0 * x0) + b1 * x1) + b2 * x2) + b3 * x3
+            i += 2
+        if i < n:
+            d0 = D[hi, i]
+            d1 = D[hi - 1, i]
+            d2 = D[hi - 2, i]
+            d3 = D[lo, i]
+            for j in range(m):
+                G[i, j] = (((G[i, j] + d0 * X[hi + xo, j]) + d1 * X[hi - 1 + xo, j]) + d2 * X[hi - 2 + xo, j]) + \
+                    d3 * X[lo + xo, j]
+        return
+    for t in range(hi, lo - 1, -1):
+        for i in range(n):
+            d = D[t, i]
+            for j in range(m):
+                G[i, j] += d * X[t + xo, j]
+
+
+@njit(**JIT)
+def _vT_times(M, d, out, t):
+    """out[t] = M^T d (M (n, H)), four rows of M per pass, each entry summed over rows in order."""
+    n, H = M.shape
+    for j in range(H):
+        out[t, j] = 0.0
+    k = 0
+    while k + 4 <= n:
+        d0 = d[k]
+        d1 = d[k + 1]
+        d2 = d[k + 2]
+        d3 = d[k + 3]
+        for j in range(H):
+            out[t, j] = (((out[t, j] + d0 * M[k, j]) + d1 * M[k + 1, j]) + d2 * M[k + 2, j]) + d3 * M[k + 3, j]
+        k += 4
+    while k < n:
+        dk = d[k]
+        for j in range(H):
+            out[t, j] += dk * M[k, j]
+        k += 1
+
+
+@njit(**JIT)
+def _backward_step(W, Hs, dH, dR, dn, t):
+    """dR[t] = (1 - h^2) (dH[t] + dn[0]); dn[0] = W^T dR[t] (for step t - 1)."""
+    H = W.shape[0]
+    for i in range(H):
+        h = Hs[t + 1, i]
+        dR[t, i] = (1.0 - h * h) * (dH[t, i] + dn[0, i])
+    if t > 0:
+        _vT_times_row(W, dR, t, dn)
+
+
+@njit(**JIT)
+def _vT_times_row(M, D, t, out):
+    """out[0] = M^T D[t], as :func:`_vT_times` with the vector a row of D."""
+    n, H = M.shape
+    for j in range(H):
+        out[0, j] = 0.0
+    k = 0
+    while k + 4 <= n:
+        d0 = D[t, k]
+        d1 = D[t, k + 1]
+        d2 = D[t, k + 2]
+        d3 = D[t, k + 3]
+        for j in range(H):
+            out[0, j] = (((out[0, j] + d0 * M[k, j]) + d1 * M[k + 1, j]) + d2 * M[k + 2, j]) + d3 * M[k + 3, j]
+        k += 4
+    while k < n:
+        dk = D[t, k]
+        for j in range(H):
+            out[0, j] += dk * M[k, j]
+        k += 1
+
+
+@njit(**JIT_DOT)
+def _sumsq_rows(G, i0, i1, out):
+    """out[i] = sum_j G[i, j]^2 for i0 <= i < i1."""
+    for i in range(i0, i1):
+        s = 0.0
+        for j in range(G.shape[1]):
+            s += G[i, j] * G[i, j]
+        out[i] = s
+
+
+@njit(**JIT)
+def _update_rows(P, G, S, i0, i1, lr, eps, decay, clip):
+    """Rows i0..i1-1 of P: clip G to [-clip, clip], then Adagrad (decay < 0: S += g^2) or
+    RMSprop (S = decay S + (1 - decay) g^2); P -= lr g / sqrt(S + eps)."""
+    for i in range(i0, i1):
+        _update_row(P, G, S, i, lr, eps, decay, clip)
+
+
+@njit(**JIT)
+def _update_row(P, G, S, i, lr, eps, decay, clip):
+    if decay < 0.0:
+        for j in range(P.shape[1]):
+            g = G[i, j]
+            g = g if g < clip else clip
+            g = g if g > -clip else -clip
+            s = S[i, j] + g * g
+            S[i, j] = s
+            P[i, j] -= lr * g / np.sqrt(s + eps)
+    else:
+        keep = 1.0 - decay
+        for j in range(P.shape[1]):
+            g = G[i, j]
+            g = g if g < clip else clip
+            g = g if g > -clip else -clip
+            s = decay * S[i, j] + keep * g * g
+            S[i, j] = s
+            P[i, j] -= lr * g / np.sqrt(s + eps)
+
+
+# ---------------------------------------------------------------- the phases of one iteration
+#
+# P: the parameters (UT, W, b, V, c) as 2-D arrays (the biases (1, n)); G: their gradients;
+# S: their optimizer state; ws: (Hs, A, dH, dR, dn, Z, rows) scratch; io: (inputs, targets,
+# resets, hstate (1, H), losses, norms, errors, touched).
+
+
+@njit(**JIT)
+def _phase_forward(P, ws, io, it, sync, L):
+    UT, W, b = P[0], P[1], P[2]
+    Hs, A = ws[0], ws[1]
+    inputs, resets, hstate = io[0], io[2], io[3]
+    H = W.shape[0]
+    if resets[it] != 0:
+        for i in range(H):
+            hstate[0, i] = 0.0
+    for i in range(H):
+        Hs[0, i] = hstate[0, i]
+    base = it * L
+    for t in range(L):
+        _forward_step(W, UT, b[0], Hs, A, t, inputs[it, t])
+        _store_release(sync, FWD, base + t + 1)
+
+
+@njit(**JIT)
+def _dv_group(G, ws, k, L):
+    """dV's group k: steps 4k .. 4k+3 (fewer at the end), groups added in ascending k."""
+    lo = 4 * k
+    _accumulate(ws[5], ws[0], 1, G[3], min(lo + 3, L - 1), lo, k == 0)
+
+
+@njit(**JIT)
+def _phase_head(P, G, ws, io, it, sync, L):
+    """B's output layer, one step behind A; while A's next step is not ready, a group of
+    dV whose steps are done is added instead of waiting. Returns the next dV group due."""
+    Vw, c = P[3], P[4]
+    gc = G[4]
+    Hs, dH, Z = ws[0], ws[2], ws[5]
+    targets, losses, errors = io[1], io[4], io[6]
+    base = it * L
+    loss = 0.0
+    wrong = 0
+    k = 0  # next dV group
+    for t in range(L):
+        while _load_acquire(sync, FWD) < base + t + 1:
+            if 4 * k + 3 < t:  # group k's steps are all done
+                _dv_group(G, ws, k, L)
+                k += 1
+        lt, wt = _head_step(Vw, c[0], Hs, t, targets[it, t], Z, gc[0], dH)
+        loss += lt
+        wrong += wt
+    losses[it] = loss
+    errors[it] = wrong
+    if not np.isfinite(loss):
+        _store_release(sync, BAD, 1)
+    _store_release(sync, HEAD, base + L)
+    return k
+
+
+@njit(**JIT)
+def _phase_backward(P, ws, it, sync, L):
+    W = P[1]
+    Hs, dH, dR, dn = ws[0], ws[2], ws[3], ws[4]
+    _wait(sync, HEAD, (it + 1) * L)
+    if _load_acquire(sync, BAD) != 0:
+        return False
+    for j in range(W.shape[0]):
+        dn[0, j] = 0.0
+    base = it * L
+    for t in range(L - 1, -1, -1):
+        _backward_step(W, Hs, dH, dR, dn, t)
+        _store_release(sync, BWD, base + L - t)
+    return True
+
+
+@njit(**JIT)
+def _phase_grads_a(G, ws, io, it, sync, L):
+    """A's gradients: db and dU's rows for the window's characters, and their squares."""
+    gUT, gb = G[0], G[2]
+    dR, rows = ws[3], ws[6]
+    inputs, touched = io[0], io[7]
+    H = gb.shape[1]
+    for i in range(H):
+        gb[0, i] = 0.0
+    for t in range(L):
+        x = inputs[it, t]
+        if touched[x] == 0:
+            touched[x] = 1
+            for i in range(H):
+                gUT[x, i] = 0.0
+        for i in range(H):
+            gb[0, i] += dR[t, i]
+            gUT[x, i] += dR[t, i]
+    _sumsq_rows(gb, 0, 1, rows[1])
+    s = 0.0
+    for x in range(gUT.shape[0]):  # the characters' rows in vocabulary order; the others are zero
+        if touched[x] != 0:
+            _sumsq_rows(gUT, x, x + 1, rows[2])
+            s += rows[2, x]
+    rows[1, 1] = s
+
+
+@njit(**JIT)
+def _phase_squares_w(G, ws, it, sync):
+    """A: the squares of dW's rows, once B has finished dW (which also brings dW into A's
+    cache for the update)."""
+    _wait(sync, GRAD_B, it + 1)
+    _sumsq_rows(G[1], 0, G[1].shape[0], ws[6][0])
+    _store_release(sync, GRAD_A, it + 1)
+
+
+@njit(**JIT)
+def _group_low(hi):
+    """The last step of dW's group that starts at step ``hi`` (groups go down from L - 1):
+    four steps, but two and then one at the end, so that B finishes soon after A hands
+    over the last deltas."""
+    if hi >= 7:
+        return hi - 3
+    if hi >= 1:
+        return max(hi - 1, 1)
+    return 0
+
+
+@njit(**JIT)
+def _phase_grads_b(G, ws, it, sync, L, k):
+    """B's gradients: dW's groups of four steps as soon as A's backward pass has handed
+    over their deltas, the dV groups from ``k`` on while waiting for them; then the
+    squares of dV and dc. Each sum is the same groups in the same order, however the
+    threads interleave."""
+    gW, gV, gc = G[1], G[3], G[4]
+    Hs, dR, rows = ws[0], ws[3], ws[6]
+    base = it * L
+    nv = (L + 3) // 4
+    hw = L - 1  # next group of dW: steps hw, hw - 1, ..., lo
+    while hw >= 0:
+        lo = _group_low(hw)
+        while _load_acquire(sync, BWD) < base + L - lo:
+            if k < nv:
+                _dv_group(G, ws, k, L)
+                k += 1
+        _accumulate(dR, Hs, 0, gW, hw, lo, hw == L - 1)
+        hw = lo - 1
+    while k < nv:
+        _dv_group(G, ws, k, L)
+        k += 1
+    _sumsq_rows(gV, 0, gV.shape[0], rows[3])
+    _sumsq_rows(gc, 0, 1, rows[4])
+    _store_release(sync, GRAD_B, it + 1)
+
+
+@njit(**JIT)
+def _norm(ws, H, O):
+    """The gradient's norm from the squared row sums, added in one fixed order."""
+    rows = ws[6]
+    s = 0.0
+    for i in range(H):
+        s += rows[0, i]
+    s += rows[1, 0]
+    s += rows[1, 1]
+    for k in range(O):
+        s += rows[3, k]
+    s += rows[4, 0]
+    return np.sqrt(s)
+
+
+@njit(**JIT)
+def _phase_update_a(P, G, S, ws, io, split, lr, eps, decay, clip):
+    """A's updates: W, b and U's rows (only the window's characters for Adagrad, where the
+    others' zero gradient changes nothing; every row for RMSprop). Each weight is updated by
+    the thread that reads it in the next iteration: moving W's cache lines to the other
+    core and back cost more than splitting its update saved."""
+    UT, W, b = P[0], P[1], P[2]
+    gUT, gW, gb = G[0], G[1], G[2]
+    Hs = ws[0]
+    hstate, touched = io[3], io[7]
+    H = W.shape[0]
+    L = Hs.shape[0] - 1
+    _update_rows(W, gW, S[1], 0, split, lr, eps, decay, clip)
+    _update_rows(b, gb, S[2], 0, 1, lr, eps, decay, clip)
+    for x in range(UT.shape[0]):
+        if touched[x] != 0:
+            _update_row(UT, gUT, S[0], x, lr, eps, decay, clip)
+            touched[x] = 0
+        elif decay >= 0.0:
+            for i in range(H):
+                gUT[x, i] = 0.0
+            _update_row(UT, gUT, S[0], x, lr, eps, decay, clip)
+    for i in range(H):
+        hstate[0, i] = Hs[L, i]
+
+
+@njit(**JIT)
+def _phase_update_b(P, G, S, it, sync, split, lr, eps, decay, clip):
+    """B's updates: W's rows from ``split`` on (A's next forward pass waits for them),
+    then V and c, which only B reads."""
+    _update_rows(P[1], G[1], S[1], split, P[1].shape[0], lr, eps, decay, clip)
+    _store_release(sync, DONE_B, it + 1)
+    _update_rows(P[3], G[3], S[3], 0, P[3].shape[0], lr, eps, decay, clip)
+    _update_rows(P[4], G[4], S[4], 0, 1, lr, eps, decay, clip)
+
+
+# ---------------------------------------------------------------- drivers
+
+
+@njit(**JIT)
+def run_serial(P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
+    """Every phase of every iteration on this thread, in an order that never waits.
+    Returns the iterations completed (fewer on a non-finite loss or gradient)."""
+    n = io[4].shape[0]
+    H = P[1].shape[0]
+    O = P[3].shape[0]
+    norms = io[5]
+    for it in range(n):
+        _phase_forward(P, ws, io, it, sync, L)
+        k = _phase_head(P, G, ws, io, it, sync, L)
+        if not _phase_backward(P, ws, it, sync, L):
+            return it
+        _phase_grads_a(G, ws, io, it, sync, L)
+        _phase_grads_b(G, ws, it, sync, L, k)
+        _phase_squares_w(G, ws, it, sync)
+        norm = _norm(ws, H, O)
+        if not np.isfinite(norm):
+            return it
+        norms[it] = norm
+        _phase_update_a(P, G, S, ws, io, split, lr, eps, decay, clip)
+        _phase_update_b(P, G, S, it, sync, split, lr, eps, decay, clip)
+    return n
+
+
+@njit(**JIT)
+def run_a(P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
+    """Thread A of a two-thread run: the recurrence, dU, db, and the updates of U, W, b."""
+    n = io[4].shape[0]
+    H = P[1].shape[0]
+    O = P[3].shape[0]
+    norms = io[5]
+    for it in range(n):
+        _wait(sync, DONE_B, it)  # B's rows of W updated
+        _phase_forward(P, ws, io, it, sync, L)
+        if not _phase_backward(P, ws, it, sync, L):
+            return it
+        _phase_grads_a(G, ws, io, it, sync, L)
+        _phase_squares_w(G, ws, it, sync)
+        norm = _norm(ws, H, O)
+        if not np.isfinite(norm):
+            return it
+        norms[it] = norm
+        _phase_update_a(P, G, S, ws, io, split, lr, eps, decay, clip)
+    return n
+
+
+@njit(**JIT)
+def run_b(P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
+    """Thread B of a two-thread run: the output layer, dV, dc, dW, and the updates of V, c."""
+    n = io[4].shape[0]
+    H = P[1].shape[0]
+    O = P[3].shape[0]
+    for it in range(n):
+        k = _phase_head(P, G, ws, io, it, sync, L)
+        if _load_acquire(sync, BAD) != 0:
+            return it
+        _phase_grads_b(G, ws, it, sync, L, k)
+        _wait(sync, GRAD_A, it + 1)
+        if not np.isfinite(_norm(ws, H, O)):
+            return it
+        _phase_update_b(P, G, S, it, sync, split, lr, eps, decay, clip)
+    return n
+
+
+# ---------------------------------------------------------------- Python side
+
+
+def views(theta, state, I, H, O):
+    """(P, S): the parameters and optimizer state as the phases read them. U's are
+    transposed copies; every other array is a view of ``theta`` / ``state`` (the flat
+    layout of a one-layer vanilla model: U (H, I), W (H, H), b (H), V (O, H), c (O))."""
+    oW, ob = H * I, H * I + H * H
+    oV = ob + H
+    oc = oV + O * H
+
+    def split(flat):
+        return (np.ascontiguousarray(flat[:oW].reshape(H, I).T), flat[oW:ob].reshape(H, H), flat[ob:oV].reshape(1, H),
+                flat[oV:oc].reshape(O, H), flat[oc : oc + O].reshape(1, O))
+
+    return split(theta), split(state)
+
+
+def put_back(theta, state, P, S, I, H):
+    """Copy U and its optimizer state from the phases' layout back into the flat arrays."""
+    theta[: H * I].reshape(H, I)[...] = P[0].T
+    state[: H * I].reshape(H, I)[...] = S[0].T
+
+
+def scratch(I, H, O, L, dtype):
+    """(G, ws): the gradients in the layout of :func:`views`, and the per-iteration scratch
+    (Hs (L+1, H), A (L, H), dH (L, H), dR (L, H), dn (1, H), Z (L, O), rows (5, max(H, I, O)))."""
+    G = (np.zeros((I, H), dtype), np.zeros((H, H), dtype), np.zeros((1, H), dtype), np.zeros((O, H), dtype),
+         np.zeros((1, O), dtype))
+    ws = (np.zeros((L + 1, H), dtype), np.zeros((L, H), dtype), np.zeros((L, H), dtype), np.zeros((L, H), dtype),
+          np.zeros((1, H), dtype), np.zeros((L, O), dtype), np.zeros((5, max(H, I, O)), dtype))
+    return G, ws
+
+
+#: Below this many iterations a call stays on one thread (starting one costs about 0.1 ms).
+MIN_THREADED = 8
+
+
+def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps, decay, clip, losses, norms, errors,
+                threads=1):
+    """Train ``len(losses)`` iterations of a one-layer tanh RNN with a softmax head, in place.
+
+    ``inputs``/``targets`` (n, L) int64: the characters of each iteration's window;
+    ``resets`` (n,): 1 where the carried ``hstate`` (H,) is set to zeros first.
+    ``state``: the optimizer's (P,) running mean square; ``decay < 0``: Adagrad
+    (``state += g^2``), else RMSprop with that decay. ``clip``: every gradient entry is
+    clipped to [-clip, clip] (``inf``: none). ``losses``, ``norms`` (the norm before
+    clipping) and ``errors`` (wrong next characters) get one entry per iteration.
+    ``threads``: 1, or 2 to split each iteration (the same numbers). Returns the
+    iterations completed: fewer when a loss or the gradient became non-finite (that
+    iteration is not applied). ``len(losses) == 0`` compiles (or loads) the kernels.
+    """
+    L = inputs.shape[1]
+    n = losses.shape[0]
+    P, S = views(theta, state, I, H, O)
+    G, ws = scratch(I, H, O, L, theta.dtype)
+    io = (inputs, targets, resets, hstate.reshape(1, H), losses, norms, errors, np.zeros(I, np.int64))
+    sync = np.zeros(SYNC_SIZE, np.int64)
+    split = min(H, max(0, round(H * SPLIT)))
+    args = (P, G, S, ws, io, sync, L, split, lr, eps, decay, clip)
+    if n == 0:
+        run_serial(*args)
+        if threads > 1:
+            run_a(*args)
+            run_b(*args)
+        return 0
+    if threads < 2 or n < MIN_THREADED:
+        done = run_serial(*args)
+    else:
+        if not (run_a.signatures and run_b.signatures):  # compile both first: a thread must never wait on a failure
+            train_chunk(theta, state, I, H, O, inputs[:0], targets[:0], resets[:0], hstate, lr, eps, decay, clip,
+                        losses[:0], norms[:0], errors[:0], threads)
+        thread = threading.Thread(target=run_b, args=args, name="fastrnn-charrnn")
+        thread.start()
+        try:
+            done = run_a(*args)
+        finally:
+            thread.join()
+    put_back(theta, state, P, S, I, H)
+    return done
