@@ -33,6 +33,7 @@ at once, which is what lets LLVM vectorise them; every other loop keeps numba's
 strict order.
 """
 
+import sys
 import threading
 
 import numpy as np
@@ -85,11 +86,30 @@ def _store_release(typingctx, arr, idx, value):
     return sig, codegen
 
 
+#: The OS call that gives the rest of a thread's time slice to another thread.
+_yield_cpu = types.ExternalFunction("SwitchToThread" if sys.platform == "win32" else "sched_yield", types.int32())
+
+#: Polls of a counter before a waiting thread starts yielding its time slice. A wait
+#: is normally a few microseconds, well within this; a longer one means the other
+#: thread is not running (more busy threads than cores), and spinning on would keep it
+#: off the core it needs.
+SPINS = 20000
+
+
+@njit(**JIT)
+def _spin(count):
+    """One more poll of a wait; after SPINS of them, each poll also yields the core."""
+    if count >= SPINS:
+        _yield_cpu()
+    return count + 1
+
+
 @njit(**JIT)
 def _wait(sync, slot, target):
-    """Spin until sync[slot] >= target."""
+    """Wait until sync[slot] >= target."""
+    count = 0
     while _load_acquire(sync, slot) < target:
-        pass
+        count = _spin(count)
 
 
 # ---------------------------------------------------------------- one step each
@@ -394,10 +414,13 @@ def _phase_head(P, G, ws, io, it, sync, L):
     wrong = 0
     k = 0  # next dV group
     for t in range(L):
+        count = 0
         while _load_acquire(sync, FWD) < base + t + 1:
             if 4 * k + 3 < t:  # group k's steps are all done
                 _dv_group(G, ws, k, L)
                 k += 1
+            else:
+                count = _spin(count)
         lt, wt = _head_step(Vw, c[0], Hs, t, targets[it, t], Z, gc[0], dH)
         loss += lt
         wrong += wt
@@ -486,10 +509,13 @@ def _phase_grads_b(G, ws, it, sync, L, k):
     hw = L - 1  # next group of dW: steps hw, hw - 1, ..., lo
     while hw >= 0:
         lo = _group_low(hw)
+        count = 0
         while _load_acquire(sync, BWD) < base + L - lo:
             if k < nv:
                 _dv_group(G, ws, k, L)
                 k += 1
+            else:
+                count = _spin(count)
         _accumulate(dR, Hs, 0, gW, hw, lo, hw == L - 1)
         hw = lo - 1
     while k < nv:
