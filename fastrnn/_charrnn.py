@@ -726,11 +726,17 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
         if not (run_a.signatures and run_b.signatures):  # compile both first: a thread must never wait on a failure
             train_chunk(theta, state, I, H, O, inputs[:0], targets[:0], resets[:0], hstate, lr, eps, decay, clip,
                         losses[:0], norms[:0], errors[:0], threads)
-        thread = threading.Thread(target=run_b, args=args, name="fastrnn-charrnn")
-        thread.start()
+        thread = threading.Thread(target=run_b, args=args, name="fastrnn-charrnn", daemon=True)
         try:
-            done = run_a(*args)
-        finally:
-            thread.join()
+            thread.start()
+        except RuntimeError:  # no thread to be had: the same numbers on this one
+            thread = None
+        if thread is None:
+            done = run_serial(*args)
+        else:
+            try:
+                done = run_a(*args)
+            finally:
+                thread.join()
     put_back(theta, state, P, S, I, H)
     return done

@@ -154,3 +154,19 @@ def test_text_runs_at_batch_1_use_it_and_the_others_do_not():
                   fastrnn.RNN(41, 100, 41, head="softmax", cell="gru"),
                   fastrnn.RNN(41, 100, 41, activation="tanh", head="softmax", dtype="float32")):
         assert not engine.chars_kernel(other, 1, optim.ADAGRAD, -1, 25, 0.0)
+
+
+def test_without_a_second_thread_the_run_goes_on_on_one(example, monkeypatch):
+    """When no thread can be started (RuntimeError), the call trains on its own thread: same numbers."""
+    import threading
+
+    t, p0 = example
+    one = run_chars(t, p0, 30, threads=1)
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    fallback = run_chars(t, p0, 30, threads=2)
+    for key in ("losses", "norms", "errors", "theta", "state", "hstate"):
+        assert np.array_equal(one[key], fallback[key]), key
