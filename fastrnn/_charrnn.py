@@ -304,6 +304,13 @@ def _accumulate(D, X, xo, G, hi, lo, first):
                 G[i, j] = (((G[i, j] + d0 * X[hi + xo, j]) + d1 * X[hi - 1 + xo, j]) + d2 * X[hi - 2 + xo, j]) + \
                     d3 * X[lo + xo, j]
         return
+    if hi - lo == 1:  # the short groups at the end of dW: one pass for both steps
+        for i in range(n):
+            d0 = D[hi, i]
+            d1 = D[lo, i]
+            for j in range(m):
+                G[i, j] = (G[i, j] + d0 * X[hi + xo, j]) + d1 * X[lo + xo, j]
+        return
     for t in range(hi, lo - 1, -1):
         for i in range(n):
             d = D[t, i]
