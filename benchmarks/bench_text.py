@@ -1,7 +1,7 @@
 """The text task's speed: fastrnn against min-char-rnn's plain numpy loop (issue 11).
 
 Usage:
-    python benchmarks/bench_text.py [--iters 3000] [--repeats 3] [--no-readme] [--from-csv]
+    python benchmarks/bench_text.py [--iters 3000] [--repeats 9] [--no-readme] [--from-csv]
 
 On the text that ships with fastrnn (fastrnn/data/bptt.txt), H = 100, L = 25,
 Adagrad, entries clipped to [-5, 5]:
@@ -155,7 +155,7 @@ def markdown(rows, command):
     batch1 = [r for r in rows if r["measure"].startswith("iterations per second")]
     lines = [
         f"Measured {day} with `{command}` on {m['cpu']}, {m['cores']} cores; numpy {m['numpy']}, "
-        f"numba {m['numba']}, threads: {threads}. The contenders take turns, {rows[0].get('repeats') or 5} rounds; "
+        f"numba {m['numba']}, threads: {threads}. The contenders take turns, {rows[0].get('repeats') or '?'} rounds; "
         f"speeds are medians of the rounds and speed-ups medians of the rounds' ratios. Both sides were first checked "
         f"to give the same losses and weights.",
         "",
@@ -178,7 +178,7 @@ def markdown(rows, command):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=3000, help="fastrnn's timed iterations at batch 1")
-    parser.add_argument("--repeats", type=int, default=5, help="rounds of each contender, in turn")
+    parser.add_argument("--repeats", type=int, default=9, help="rounds of each contender, in turn")
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--from-csv", action="store_true", help="measure nothing: rebuild the table from results/text.csv")
     args = parser.parse_args(argv)

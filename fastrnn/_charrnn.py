@@ -20,11 +20,13 @@ does each as a loop written for the shape, and splits an iteration between two t
   reads (U, b and most of W's rows, which stay in its core's cache), B the rest of W,
   V and c.
 
-Measured on the project's 2-core machine (benchmarks/bench_text.py): an iteration at
-H = 100, L = 25 takes about 90 us on two threads when the machine is quiet, and about
-150 us on one; the general kernel took 170. The floor is the recurrence: 50 dependent
-100x100 products of about 0.9 us each (the same with BLAS's dgemv, the dot-product and
-the axpy forms, and explicit AVX2 vectors) and 25 rows of tanh.
+On the project's 2-core machine an iteration at H = 100, L = 25 took 85-90 us on two
+threads while both cores ran at full speed, and about 150 us on one (phase timings
+with the CPU's cycle counter over 12,000 iterations; the general kernel took 170).
+benchmarks/bench_text.py measures both against min-char-rnn's numpy loop. The floor is
+the recurrence: 50 dependent 100x100 products of about 0.9 us each (the same with
+BLAS's dgemv, in the dot-product and the axpy forms, and with explicit AVX2 vectors)
+and 25 rows of tanh.
 
 Every number is computed by one fixed phase function in one fixed order, whichever
 thread runs it and however the two interleave: one thread runs the same phases one
