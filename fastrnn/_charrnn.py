@@ -630,68 +630,51 @@ def _phase_update_b(P, G, S, it, sync, split, lr, eps, decay, clip):
 # ---------------------------------------------------------------- drivers
 
 
+#: The roles of :func:`run`: every phase on one thread, or thread A or B of a two-thread run.
+SERIAL, A, B = 0, 1, 2
+
+
 @njit(**JIT)
-def run_serial(P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
-    """Every phase of every iteration on this thread, in an order that never waits.
-    Returns the iterations completed (fewer on a non-finite loss or gradient)."""
+def run(role, P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
+    """Train ``len(io[4])`` iterations in the given role (one compiled function for all three).
+
+    SERIAL runs every phase in an order that never waits; A runs the recurrence (forward,
+    backward), dU and db, and the updates of U, b and W's first rows; B the output layer,
+    dV, dc and dW, and the updates of W's other rows, V and c. Returns the iterations
+    completed (fewer on a non-finite loss or gradient; both threads stop at the same one).
+    """
     n = io[4].shape[0]
     H = P[1].shape[0]
     O = P[3].shape[0]
     norms = io[5]
+    k = 0
     for it in range(n):
-        _phase_forward(P, ws, io, it, sync, L)
-        k = _phase_head(P, G, ws, io, it, sync, L)
-        if not _phase_backward(P, ws, it, sync, L):
-            return it
-        _phase_grads_a(G, ws, io, it, sync, L)
-        _phase_grads_b(G, ws, it, sync, L, k)
-        _phase_meet(it, sync)
+        if role == A:
+            _wait(sync, DONE_B, it)  # B's rows of W updated
+        if role != B:
+            _phase_forward(P, ws, io, it, sync, L)
+        if role != A:
+            k = _phase_head(P, G, ws, io, it, sync, L)
+            if role == B and _load_acquire(sync, BAD) != 0:
+                return it
+        if role != B:
+            if not _phase_backward(P, ws, it, sync, L):
+                return it
+            _phase_grads_a(G, ws, io, it, sync, L)
+        if role != A:
+            _phase_grads_b(G, ws, it, sync, L, k)
+        if role == B:
+            _wait(sync, GRAD_A, it + 1)
+        else:
+            _phase_meet(it, sync)
         norm = _norm(ws, H, O)
         if not np.isfinite(norm):
             return it
-        norms[it] = norm
-        _phase_update_a(P, G, S, ws, io, split, lr, eps, decay, clip)
-        _phase_update_b(P, G, S, it, sync, split, lr, eps, decay, clip)
-    return n
-
-
-@njit(**JIT)
-def run_a(P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
-    """Thread A of a two-thread run: the recurrence, dU, db, and the updates of U, W, b."""
-    n = io[4].shape[0]
-    H = P[1].shape[0]
-    O = P[3].shape[0]
-    norms = io[5]
-    for it in range(n):
-        _wait(sync, DONE_B, it)  # B's rows of W updated
-        _phase_forward(P, ws, io, it, sync, L)
-        if not _phase_backward(P, ws, it, sync, L):
-            return it
-        _phase_grads_a(G, ws, io, it, sync, L)
-        _phase_meet(it, sync)
-        norm = _norm(ws, H, O)
-        if not np.isfinite(norm):
-            return it
-        norms[it] = norm
-        _phase_update_a(P, G, S, ws, io, split, lr, eps, decay, clip)
-    return n
-
-
-@njit(**JIT)
-def run_b(P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
-    """Thread B of a two-thread run: the output layer, dV, dc, dW, and the updates of V, c."""
-    n = io[4].shape[0]
-    H = P[1].shape[0]
-    O = P[3].shape[0]
-    for it in range(n):
-        k = _phase_head(P, G, ws, io, it, sync, L)
-        if _load_acquire(sync, BAD) != 0:
-            return it
-        _phase_grads_b(G, ws, it, sync, L, k)
-        _wait(sync, GRAD_A, it + 1)
-        if not np.isfinite(_norm(ws, H, O)):
-            return it
-        _phase_update_b(P, G, S, it, sync, split, lr, eps, decay, clip)
+        if role != B:
+            norms[it] = norm
+            _phase_update_a(P, G, S, ws, io, split, lr, eps, decay, clip)
+        if role != A:
+            _phase_update_b(P, G, S, it, sync, split, lr, eps, decay, clip)
     return n
 
 
@@ -756,27 +739,23 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
     split = min(H, max(0, round(H * SPLIT)))
     args = (P, G, S, ws, io, sync, L, split, lr, eps, decay, clip)
     if n == 0:
-        run_serial(*args)
-        if threads > 1:
-            run_a(*args)
-            run_b(*args)
-        return 0
+        return run(SERIAL, *args)  # compiles (or loads) the one function every role runs
     if threads < 2 or n < MIN_THREADED:
-        done = run_serial(*args)
+        done = run(SERIAL, *args)
     else:
-        if not (run_a.signatures and run_b.signatures):  # compile both first: a thread must never wait on a failure
+        if not run.signatures:  # compile (or load) first: a thread must never wait on a failure
             train_chunk(theta, state, I, H, O, inputs[:0], targets[:0], resets[:0], hstate, lr, eps, decay, clip,
-                        losses[:0], norms[:0], errors[:0], threads)
-        thread = threading.Thread(target=run_b, args=args, name="fastrnn-charrnn", daemon=True)
+                        losses[:0], norms[:0], errors[:0])
+        thread = threading.Thread(target=run, args=(B,) + args, name="fastrnn-charrnn", daemon=True)
         try:
             thread.start()
         except RuntimeError:  # no thread to be had: the same numbers on this one
             thread = None
         if thread is None:
-            done = run_serial(*args)
+            done = run(SERIAL, *args)
         else:
             try:
-                done = run_a(*args)
+                done = run(A, *args)
             finally:
                 thread.join()
     put_back(theta, state, P, S, I, H)

@@ -336,7 +336,7 @@ def compile_note(model, T, batch, stream=None, options=None, many=False, chars=F
     if chars:
         from . import _charrnn
 
-        kernel, name = _charrnn.run_serial, "text training"
+        kernel, name = _charrnn.run, "text training"
     if kernel.signatures:
         return None
     cache = getattr(kernel, "_cache", None)
