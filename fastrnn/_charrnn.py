@@ -153,32 +153,41 @@ def _wait(sync, slot, target):
 
 
 @njit(**JIT_DOT)
-def _forward_step(W, UT, bh, Hs, A, t, x):
-    """A[t] = U[:, x] + b + W Hs[t];  Hs[t+1] = tanh(A[t]). W rows four at a time."""
-    H = W.shape[0]
-    i = 0
-    while i + 4 <= H:
+def _dot_rows(M, X, r, out, orow):
+    """out[orow, k] = sum_j M[k, j] X[r, j] for every row k of M, four rows at a time (one
+    pass over X[r] serves four dot products)."""
+    n, m = M.shape
+    k = 0
+    while k + 4 <= n:
         s0 = 0.0
         s1 = 0.0
         s2 = 0.0
         s3 = 0.0
-        for j in range(H):
-            hj = Hs[t, j]
-            s0 += W[i, j] * hj
-            s1 += W[i + 1, j] * hj
-            s2 += W[i + 2, j] * hj
-            s3 += W[i + 3, j] * hj
-        A[t, i] = (UT[x, i] + bh[i]) + s0
-        A[t, i + 1] = (UT[x, i + 1] + bh[i + 1]) + s1
-        A[t, i + 2] = (UT[x, i + 2] + bh[i + 2]) + s2
-        A[t, i + 3] = (UT[x, i + 3] + bh[i + 3]) + s3
-        i += 4
-    while i < H:
+        for j in range(m):
+            xj = X[r, j]
+            s0 += M[k, j] * xj
+            s1 += M[k + 1, j] * xj
+            s2 += M[k + 2, j] * xj
+            s3 += M[k + 3, j] * xj
+        out[orow, k] = s0
+        out[orow, k + 1] = s1
+        out[orow, k + 2] = s2
+        out[orow, k + 3] = s3
+        k += 4
+    while k < n:
         s = 0.0
-        for j in range(H):
-            s += W[i, j] * Hs[t, j]
-        A[t, i] = (UT[x, i] + bh[i]) + s
-        i += 1
+        for j in range(m):
+            s += M[k, j] * X[r, j]
+        out[orow, k] = s
+        k += 1
+
+
+@njit(**JIT)
+def _forward_step(W, UT, bh, Hs, A, t, x):
+    """A[t] = U[:, x] + b + W Hs[t];  Hs[t+1] = tanh(A[t])."""
+    _dot_rows(W, Hs, t, A, t)
+    for i in range(W.shape[0]):
+        A[t, i] = (UT[x, i] + bh[i]) + A[t, i]
     _tanh_row(A, Hs, t)
 
 
@@ -189,33 +198,12 @@ def _tanh_row(A, Hs, t):
         Hs[t + 1, i] = tanh(A[t, i])
 
 
-@njit(**JIT_DOT)
-def _logits(Vw, c, Hs, t, z):
-    """z = V Hs[t+1] + c, rows of V four at a time."""
-    O, H = Vw.shape
-    k = 0
-    while k + 4 <= O:
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        for j in range(H):
-            hj = Hs[t + 1, j]
-            s0 += Vw[k, j] * hj
-            s1 += Vw[k + 1, j] * hj
-            s2 += Vw[k + 2, j] * hj
-            s3 += Vw[k + 3, j] * hj
-        z[k] = c[k] + s0
-        z[k + 1] = c[k + 1] + s1
-        z[k + 2] = c[k + 2] + s2
-        z[k + 3] = c[k + 3] + s3
-        k += 4
-    while k < O:
-        s = 0.0
-        for j in range(H):
-            s += Vw[k, j] * Hs[t + 1, j]
-        z[k] = c[k] + s
-        k += 1
+@njit(**JIT)
+def _logits(Vw, c, Hs, t, Z):
+    """Z[t] = V Hs[t+1] + c."""
+    _dot_rows(Vw, Hs, t + 1, Z, t)
+    for k in range(Vw.shape[0]):
+        Z[t, k] = c[k] + Z[t, k]
 
 
 @njit(**JIT)
@@ -240,8 +228,8 @@ def _head_step(Vw, c, Hs, t, y, Z, gc, dH):
     Z[t] = dz = softmax(V h + c) - onehot(y); gc += dz (``t == 0``: gc = dz);
     dH[t] = V^T dz. (dV = sum_t dz_t h_t^T comes later, :func:`_accumulate`.)"""
     O = Vw.shape[0]
+    _logits(Vw, c, Hs, t, Z)
     z = Z[t]
-    _logits(Vw, c, Hs, t, z)
     m = z[0]
     km = 0
     for k in range(1, O):
