@@ -250,7 +250,7 @@ def _head_step(Vw, c, Hs, t, y, Z, gc, dH):
     else:
         for k in range(O):
             gc[k] += z[k]
-    _vT_times(Vw, z, dH, t)
+    _vT_times(Vw, Z, t, dH, t)
     return loss, 1 if km != y else 0
 
 
@@ -309,24 +309,25 @@ def _accumulate(D, X, xo, G, hi, lo, first):
 
 
 @njit(**JIT)
-def _vT_times(M, d, out, t):
-    """out[t] = M^T d (M (n, H)), four rows of M per pass, each entry summed over rows in order."""
+def _vT_times(M, D, r, out, orow):
+    """out[orow] = M^T D[r] (M (n, H)), four rows of M per pass, each entry summed over rows
+    in order: dH[t] from the output deltas (M = V), and the backward recurrence's W^T dR[t]."""
     n, H = M.shape
     for j in range(H):
-        out[t, j] = 0.0
+        out[orow, j] = 0.0
     k = 0
     while k + 4 <= n:
-        d0 = d[k]
-        d1 = d[k + 1]
-        d2 = d[k + 2]
-        d3 = d[k + 3]
+        d0 = D[r, k]
+        d1 = D[r, k + 1]
+        d2 = D[r, k + 2]
+        d3 = D[r, k + 3]
         for j in range(H):
-            out[t, j] = (((out[t, j] + d0 * M[k, j]) + d1 * M[k + 1, j]) + d2 * M[k + 2, j]) + d3 * M[k + 3, j]
+            out[orow, j] = (((out[orow, j] + d0 * M[k, j]) + d1 * M[k + 1, j]) + d2 * M[k + 2, j]) + d3 * M[k + 3, j]
         k += 4
     while k < n:
-        dk = d[k]
+        dk = D[r, k]
         for j in range(H):
-            out[t, j] += dk * M[k, j]
+            out[orow, j] += dk * M[k, j]
         k += 1
 
 
@@ -338,29 +339,7 @@ def _backward_step(W, Hs, dH, dR, dn, t):
         h = Hs[t + 1, i]
         dR[t, i] = (1.0 - h * h) * (dH[t, i] + dn[0, i])
     if t > 0:
-        _vT_times_row(W, dR, t, dn)
-
-
-@njit(**JIT)
-def _vT_times_row(M, D, t, out):
-    """out[0] = M^T D[t], as :func:`_vT_times` with the vector a row of D."""
-    n, H = M.shape
-    for j in range(H):
-        out[0, j] = 0.0
-    k = 0
-    while k + 4 <= n:
-        d0 = D[t, k]
-        d1 = D[t, k + 1]
-        d2 = D[t, k + 2]
-        d3 = D[t, k + 3]
-        for j in range(H):
-            out[0, j] = (((out[0, j] + d0 * M[k, j]) + d1 * M[k + 1, j]) + d2 * M[k + 2, j]) + d3 * M[k + 3, j]
-        k += 4
-    while k < n:
-        dk = D[t, k]
-        for j in range(H):
-            out[0, j] += dk * M[k, j]
-        k += 1
+        _vT_times(W, dR, t, dn, 0)
 
 
 @njit(**JIT_DOT)
