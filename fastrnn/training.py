@@ -197,42 +197,42 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     if saved is not None:
         run.restore(resume, *saved)
     model, B, chunk = run.model, run.B, s["log_every"]
-    buf = np.empty(run.scratch_size(), dtype=model.dtype)
     losses, norms, errors = np.empty(chunk), np.empty(chunk), np.empty(chunk * B, dtype=np.int64)
     writer = open_writer(csv, run, overwrite, resume, saved)
     hstate = run.hstate
 
-    def call(X, Y, M, resets, n):
-        # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
-        return engine.train_chunk(model, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper, run.state, run.done,
-                                  run.clip_norm, run.clip_value, hstate, resets, buf, losses[:n], norms[:n],
-                                  errors[: n * B])
-
-    def advance(clock):
-        n = run.next_chunk()
-        done = call(*run.source.next(n), n)
-        return run.record(n, done, losses, norms, errors, run.seconds_before + clock()), done
-
-    def warmup():
-        # on a terminal, when the kernel is neither compiled nor cached
-        engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
-        call(*run.warmup_batch(), 0)
-
     if hasattr(run.source, "next_ids") and engine.chars_kernel(model, B, run.kind, run.K, run.T, run.clip_norm):
         # min-char-rnn's training: the windows as character indices, into the fused kernel
-        def call_chars(inputs, targets, resets, n):
+        fetch = run.source.next_ids
+
+        def call(inputs, targets, resets, n):
             return engine.train_chunk_chars(model, inputs, targets, resets, run.kind, s["lr"], run.hyper, run.state,
                                             run.clip_value, hstate, losses[:n], norms[:n], errors[:n])
 
-        def advance(clock):  # noqa: F811 (the chars path's own)
-            n = run.next_chunk()
-            done = call_chars(*run.source.next_ids(n), n)
-            return run.record(n, done, losses, norms, errors, run.seconds_before + clock()), done
-
-        def warmup():  # noqa: F811
+        def warmup():
+            # on a terminal, when the kernel is neither compiled nor cached
             engine.compile_note(model, run.T, B, chars=True)
             none = np.zeros((0, run.T), dtype=np.int64)
-            call_chars(none, none, np.zeros(0, dtype=np.int64), 0)
+            call(none, none, np.zeros(0, dtype=np.int64), 0)
+    else:
+        fetch = run.source.next
+        buf = np.empty(run.scratch_size(), dtype=model.dtype)
+
+        def call(X, Y, M, resets, n):
+            # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
+            return engine.train_chunk(model, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper, run.state, run.done,
+                                      run.clip_norm, run.clip_value, hstate, resets, buf, losses[:n], norms[:n],
+                                      errors[: n * B])
+
+        def warmup():
+            # on a terminal, when the kernel is neither compiled nor cached
+            engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
+            call(*run.warmup_batch(), 0)
+
+    def advance(clock):
+        n = run.next_chunk()
+        done = call(*fetch(n), n)
+        return run.record(n, done, losses, norms, errors, run.seconds_before + clock()), done
 
     return drive(run, warmup, advance, writer, save, progress, s["iters"], s["task"])
 
