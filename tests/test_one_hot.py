@@ -52,6 +52,18 @@ def summary(X):
     return xt[Tx * Bx * Ix : -1].reshape(Tx * Bx, H_), xt[-1]
 
 
+def assert_vanilla_matches_the_twin(params, X, Y, mask, K):
+    """A tanh/softmax model's loss and gradients (the serial kernel) equal the plain-numpy
+    twin's on this batch; returns the model."""
+    ref_loss, ref_grads = ref.loss_and_grads(params, X, Y, mask, "tanh", "softmax", bptt_truncate=K)
+    model = model_from_params(params, "tanh", "softmax")
+    loss, grads = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K, parallel=False)
+    assert loss == pytest.approx(ref_loss, rel=RTOL_TWIN)
+    for k in ref_grads:
+        np.testing.assert_allclose(grads[k], ref_grads[k], err_msg=k, **TWIN)
+    return model
+
+
 def test_load_data_notes_one_and_two_hot_rows_and_only_those(rng):
     X, _, _ = one_hot_data(rng, B, T, I, O)
     pos, flag = summary(X)
@@ -81,12 +93,7 @@ def test_text_shaped_one_hot_matches_the_twin(rng):
     assert T1 * B1 < I1 and T1 * B1 * I1 * H1 >= config.BLAS_MIN_WORK
     params = ref.init_params(I1, H1, O1, 1, rng)
     X, Y, _ = one_hot_data(rng, B1, T1, I1, O1)
-    ref_loss, ref_grads = ref.loss_and_grads(params, X, Y, None, "tanh", "softmax")
-    model = model_from_params(params, "tanh", "softmax")
-    loss, grads = model.loss_and_grads(X, Y, parallel=False)
-    assert loss == pytest.approx(ref_loss, rel=RTOL_TWIN)
-    for k in ref_grads:
-        np.testing.assert_allclose(grads[k], ref_grads[k], err_msg=k, **TWIN)
+    assert_vanilla_matches_the_twin(params, X, Y, None, None)
 
 
 @pytest.mark.parametrize("K", [None, 2])
@@ -94,12 +101,7 @@ def test_vanilla_two_hot_matches_the_twin(rng, K):
     params = ref.init_params(I, H, O, 1, rng)
     X, Y, mask = two_hot_data(rng, B, T, I, O)
     assert summary(X)[1] == 1.0 and (X.sum(axis=2) == 2).any()
-    ref_loss, ref_grads = ref.loss_and_grads(params, X, Y, mask, "tanh", "softmax", bptt_truncate=K)
-    model = model_from_params(params, "tanh", "softmax")
-    loss, grads = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K, parallel=False)
-    assert loss == pytest.approx(ref_loss, rel=RTOL_TWIN)
-    for k in ref_grads:
-        np.testing.assert_allclose(grads[k], ref_grads[k], err_msg=k, **TWIN)
+    assert_vanilla_matches_the_twin(params, X, Y, mask, K)
 
 
 @pytest.mark.parametrize("layers", [1, 2])
@@ -108,12 +110,7 @@ def test_vanilla_one_hot_matches_the_twin(rng, layers, K):
     params = ref.init_params(I, H, O, layers, rng)
     X, Y, mask = one_hot_data(rng, B, T, I, O)
     assert summary(X)[1] == 1.0
-    ref_loss, ref_grads = ref.loss_and_grads(params, X, Y, mask, "tanh", "softmax", bptt_truncate=K)
-    model = model_from_params(params, "tanh", "softmax")
-    loss, grads = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K, parallel=False)
-    assert loss == pytest.approx(ref_loss, rel=RTOL_TWIN)
-    for k in ref_grads:
-        np.testing.assert_allclose(grads[k], ref_grads[k], err_msg=k, **TWIN)
+    model = assert_vanilla_matches_the_twin(params, X, Y, mask, K)
     yhat_ref = ref.forward(params, X, "tanh", "softmax")[0]
     np.testing.assert_allclose(model.forward(X)[0], yhat_ref, **TWIN)
 
