@@ -54,6 +54,7 @@ from numba.extending import intrinsic
 from llvmlite import ir
 
 from ._mathfn import expm1, tanh
+from ._small import _vecmat
 from .config import JIT
 
 #: Dot products of a row with a vector: reassociation lets LLVM keep several partial
@@ -250,7 +251,7 @@ def _head_step(Vw, c, Hs, t, y, Z, gc, dH):
     else:
         for k in range(O):
             gc[k] += z[k]
-    _vT_times(Vw, Z, t, dH, t)
+    _vecmat(Z, t, Vw, O, dH, t)  # dH[t] = V^T dz
     return loss, 1 if km != y else 0
 
 
@@ -309,29 +310,6 @@ def _accumulate(D, X, xo, G, hi, lo, first):
 
 
 @njit(**JIT)
-def _vT_times(M, D, r, out, orow):
-    """out[orow] = M^T D[r] (M (n, H)), four rows of M per pass, each entry summed over rows
-    in order: dH[t] from the output deltas (M = V), and the backward recurrence's W^T dR[t]."""
-    n, H = M.shape
-    for j in range(H):
-        out[orow, j] = 0.0
-    k = 0
-    while k + 4 <= n:
-        d0 = D[r, k]
-        d1 = D[r, k + 1]
-        d2 = D[r, k + 2]
-        d3 = D[r, k + 3]
-        for j in range(H):
-            out[orow, j] = (((out[orow, j] + d0 * M[k, j]) + d1 * M[k + 1, j]) + d2 * M[k + 2, j]) + d3 * M[k + 3, j]
-        k += 4
-    while k < n:
-        dk = D[r, k]
-        for j in range(H):
-            out[orow, j] += dk * M[k, j]
-        k += 1
-
-
-@njit(**JIT)
 def _backward_step(W, Hs, dH, dR, dn, t):
     """dR[t] = (1 - h^2) (dH[t] + dn[0]); dn[0] = W^T dR[t] (for step t - 1)."""
     H = W.shape[0]
@@ -339,7 +317,7 @@ def _backward_step(W, Hs, dH, dR, dn, t):
         h = Hs[t + 1, i]
         dR[t, i] = (1.0 - h * h) * (dH[t, i] + dn[0, i])
     if t > 0:
-        _vT_times(W, dR, t, dn, 0)
+        _vecmat(dR, t, W, W.shape[0], dn, 0)  # dn[0] = W^T dR[t]
 
 
 @njit(**JIT_DOT)
