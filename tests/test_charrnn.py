@@ -29,8 +29,8 @@ def example():
 
 
 def make_model(p0):
-    V = p0["Wxh"].shape[1]
-    model = fastrnn.RNN(V, H, V, activation="tanh", head="softmax")
+    hidden, V = p0["Wxh"].shape
+    model = fastrnn.RNN(V, hidden, V, activation="tanh", head="softmax")
     for mine, theirs in (("U0", "Wxh"), ("W0", "Whh"), ("b0", "bh"), ("V", "Why"), ("c", "by")):
         model.params[mine][...] = p0[theirs]
     return model
@@ -111,6 +111,22 @@ def test_equals_the_general_kernel(example, opt, clip_value, lr):
     np.testing.assert_array_equal(mine["errors"], general["errors"])
     for key in ("losses", "norms", "theta", "state", "hstate"):
         np.testing.assert_allclose(mine[key], general[key], rtol=RTOL_GENERAL, atol=1e-15, err_msg=key)
+
+
+@pytest.mark.parametrize("hidden", [37, 6])
+def test_a_hidden_size_off_whole_vectors_equals_the_general_kernel(example, hidden):
+    """The kernel pads its rows to whole vectors (37 -> 40, 6 -> 8 entries): the padding
+    changes none of the general kernel's numbers, on one thread or two, and what goes back
+    into the model's flat arrays is exactly its own entries."""
+    t, _ = example
+    p0 = ref.init_weights(t.n_vocab, hidden, np.random.default_rng(5))
+    general = run_general(t, p0, 40)
+    for threads in (1, 2):
+        mine = run_chars(t, p0, 40, threads=threads)
+        assert mine["done"] == general["done"] == 40
+        np.testing.assert_array_equal(mine["errors"], general["errors"])
+        for key in ("losses", "norms", "theta", "state", "hstate"):
+            np.testing.assert_allclose(mine[key], general[key], rtol=RTOL_GENERAL, atol=1e-15, err_msg=key)
 
 
 @pytest.mark.parametrize("opt", ["adagrad", "rmsprop"])
