@@ -15,11 +15,7 @@ does each as a loop written for the shape, and splits an iteration between two t
   and the gradient dH each step sends back into h), so that the output layer costs no
   time on A's critical path; between steps, and while A runs the backward pass, it adds
   up dV and dW in groups of steps from the states and deltas A has handed over;
-* A adds up dU and db; if B is still adding up dW and dV then (B's core was slower this
-  iteration), B hands A the first half of the rows for the groups of steps left
-  (:func:`_phase_meet`): each row's sum is the same groups in the same order whoever
-  adds them, so the numbers do not depend on who did what;
-* both compute their parts of the gradient's squared norm and,
+* A adds up dU and db, both compute their parts of the gradient's squared norm and,
   once the norm is known to be finite, update the weights: A the ones its recurrence
   reads (U, b and most of W's rows, which stay in its core's cache), B the rest of W,
   V and c.
@@ -71,10 +67,8 @@ from .config import JIT
 JIT_DOT = dict(JIT, fastmath={"reassoc", "contract"})
 
 # Slots of the int64 sync array, a cache line (8 entries) apart.
-FWD, HEAD, BWD, GRAD_A, GRAD_B, BAD, DONE_B, FREE_A, HANDOVER = 0, 8, 16, 24, 32, 40, 48, 56, 64
-#: Where B handed half of the remaining weight-gradient work to A (next to HANDOVER, on its line).
-FROM_DW, FROM_DV = 65, 66
-SYNC_SIZE = 72
+FWD, HEAD, BWD, GRAD_A, GRAD_B, BAD, DONE_B = 0, 8, 16, 24, 32, 40, 48
+SYNC_SIZE = 56
 
 #: A updates W's first rows (this fraction of them) with U and b, B the rest with V and c.
 SPLIT = 0.76
@@ -266,20 +260,19 @@ def _head_step(Vw, c, Hs, t, y, Z, gc, dH):
 
 
 @njit(**JIT)
-def _accumulate(D, X, xo, G, hi, lo, first, i0, n):
+def _accumulate(D, X, xo, G, hi, lo, first):
     """G[i] (+)= sum_t D[t, i] X[t + xo] over steps t = hi, hi - 1, ..., lo (at most four),
     added in that order; ``first``: G starts from zero. The weight gradients dV (D the
     output deltas, X the states after each step) and dW (D the pre-activation deltas, X
     the states before) are sums of these groups, steps in descending order, four at a
-    time so that each pass over G does four multiply-adds per entry it loads and stores.
-    Only G's rows i0 <= i < n: each row's sums are the same whichever rows a call covers."""
-    m = G.shape[1]
+    time so that each pass over G does four multiply-adds per entry it loads and stores."""
+    n, m = G.shape
     if first:
-        for i in range(i0, n):
+        for i in range(n):
             for j in range(m):
                 G[i, j] = 0.0
     if hi - lo == 3:
-        i = i0
+        i = 0
         while i + 2 <= n:  # two rows of G per pass: the four rows of X are loaded once for both
             a0 = D[hi, i]
             a1 = D[hi - 1, i]
@@ -307,14 +300,14 @@ def _accumulate(D, X, xo, G, hi, lo, first, i0, n):
                     d3 * X[lo + xo, j]
         return
     if hi - lo == 1:  # the short groups at the end of dW: one pass for both steps
-        for i in range(i0, n):
+        for i in range(n):
             d0 = D[hi, i]
             d1 = D[lo, i]
             for j in range(m):
                 G[i, j] = (G[i, j] + d0 * X[hi + xo, j]) + d1 * X[lo + xo, j]
         return
     for t in range(hi, lo - 1, -1):
-        for i in range(i0, n):
+        for i in range(n):
             d = D[t, i]
             for j in range(m):
                 G[i, j] += d * X[t + xo, j]
@@ -395,10 +388,10 @@ def _phase_forward(P, ws, io, it, sync, L):
 
 
 @njit(**JIT)
-def _dv_group(G, ws, k, L, i0, n):
-    """dV's group k for rows i0 <= i < n: steps 4k .. 4k+3 (fewer at the end), groups added in ascending k."""
+def _dv_group(G, ws, k, L):
+    """dV's group k: steps 4k .. 4k+3 (fewer at the end), groups added in ascending k."""
     lo = 4 * k
-    _accumulate(ws[5], ws[0], 1, G[3], min(lo + 3, L - 1), lo, k == 0, i0, n)
+    _accumulate(ws[5], ws[0], 1, G[3], min(lo + 3, L - 1), lo, k == 0)
 
 
 @njit(**JIT)
@@ -417,7 +410,7 @@ def _phase_head(P, G, ws, io, it, sync, L):
         count = 0
         while _load_acquire(sync, FWD) < base + t + 1:
             if 4 * k + 3 < t:  # group k's steps are all done
-                _dv_group(G, ws, k, L, 0, Vw.shape[0])
+                _dv_group(G, ws, k, L)
                 k += 1
             else:
                 count = _spin(count)
@@ -481,50 +474,12 @@ def _phase_grads_a(G, ws, io, it, sync, L):
 
 
 @njit(**JIT)
-def _phase_meet(G, ws, it, sync, L):
-    """A: say it is free, take the share of dW and dV that B hands over if B is still adding
-    them up (:func:`_phase_grads_b`), wait for B's gradients and their squares, then hand
-    over A's. (B sums dW's squares in its own cache: A reading dW there for them, and then
-    again for the update, was slower than reading it once while the update runs; measured
-    98.0 -> 94.5 us an iteration.)"""
-    _store_release(sync, FREE_A, it + 1)
-    count = 0
-    while True:
-        if _load_acquire(sync, HANDOVER) >= it + 1:
-            _help(G, ws, it, sync, L)
-            break
-        if _load_acquire(sync, GRAD_B) >= it + 1:
-            break
-        count = _spin(count)
+def _phase_meet(it, sync):
+    """A: wait for B's gradients and their squares, then hand over A's. (B sums dW's squares
+    in its own cache: A reading dW there for them, and then again for the update, was
+    slower than reading it once while the update runs; measured 98.0 -> 94.5 us an iteration.)"""
     _wait(sync, GRAD_B, it + 1)
     _store_release(sync, GRAD_A, it + 1)
-
-
-@njit(**JIT)
-def _halves(G):
-    """The rows of dW and of dV that A takes when B hands over: the first halves."""
-    return G[1].shape[0] // 2, G[3].shape[0] // 2
-
-
-@njit(**JIT)
-def _help(G, ws, it, sync, L):
-    """The rows of dW and dV in :func:`_halves`: the groups B had not added yet when it
-    handed over (the same groups, in the same order, as B adds to the other rows), and
-    their squares."""
-    gW, gV = G[1], G[3]
-    Hs, dR, rows = ws[0], ws[3], ws[6]
-    hW, hV = _halves(G)
-    hw = _load_acquire(sync, FROM_DW)
-    k = _load_acquire(sync, FROM_DV)
-    while hw >= 0:
-        lo = _group_low(hw)
-        _accumulate(dR, Hs, 0, gW, hw, lo, hw == L - 1, 0, hW)
-        hw = lo - 1
-    while k < (L + 3) // 4:
-        _dv_group(G, ws, k, L, 0, hV)
-        k += 1
-    _sumsq_rows(gW, 0, hW, rows[0])
-    _sumsq_rows(gV, 0, hV, rows[3])
 
 
 @njit(**JIT)
@@ -547,36 +502,26 @@ def _phase_grads_b(G, ws, it, sync, L, k):
     threads interleave."""
     gW, gV, gc = G[1], G[3], G[4]
     Hs, dR, rows = ws[0], ws[3], ws[6]
-    H, O = gW.shape[0], gV.shape[0]
     base = it * L
     nv = (L + 3) // 4
-    hW, hV = 0, 0  # B's rows of dW and dV start here: all of them until it hands half over
     hw = L - 1  # next group of dW: steps hw, hw - 1, ..., lo
-    while hw >= 0 or k < nv:
-        if hW == 0 and _load_acquire(sync, FREE_A) >= it + 1:
-            # A has finished the backward pass and waits: it takes the first half of the rows
-            # for the groups still to add (only the order of the groups matters to the sums).
-            hW, hV = _halves(G)
-            sync[FROM_DW] = hw
-            sync[FROM_DV] = k
-            _store_release(sync, HANDOVER, it + 1)
-        if hw < 0:
-            _dv_group(G, ws, k, L, hV, O)
-            k += 1
-            continue
+    while hw >= 0:
         lo = _group_low(hw)
         count = 0
         while _load_acquire(sync, BWD) < base + L - lo:
             if k < nv:
-                _dv_group(G, ws, k, L, 0, O)
+                _dv_group(G, ws, k, L)
                 k += 1
             else:
                 count = _spin(count)
-        _accumulate(dR, Hs, 0, gW, hw, lo, hw == L - 1, hW, H)
+        _accumulate(dR, Hs, 0, gW, hw, lo, hw == L - 1)
         hw = lo - 1
-    _sumsq_rows(gV, hV, O, rows[3])
+    while k < nv:
+        _dv_group(G, ws, k, L)
+        k += 1
+    _sumsq_rows(gV, 0, gV.shape[0], rows[3])
     _sumsq_rows(gc, 0, 1, rows[4])
-    _sumsq_rows(gW, hW, H, rows[0])
+    _sumsq_rows(gW, 0, gW.shape[0], rows[0])
     _store_release(sync, GRAD_B, it + 1)
 
 
@@ -671,7 +616,7 @@ def run(role, P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
         if role == B:
             _wait(sync, GRAD_A, it + 1)
         else:
-            _phase_meet(G, ws, it, sync, L)
+            _phase_meet(it, sync)
         norm = _norm(ws, H, O)
         if not np.isfinite(norm):
             return it
@@ -758,11 +703,6 @@ def scratch(I, H, O, L, dtype):
     return G, ws
 
 
-def sync_array():
-    """The counters the two threads meet at, all zero (a new one for every call)."""
-    return np.zeros(SYNC_SIZE, np.int64)
-
-
 #: Below this many iterations a call stays on one thread (starting one costs about 0.1 ms).
 MIN_THREADED = 8
 
@@ -786,7 +726,7 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
     P, S = views(theta, state, I, H, O)
     G, ws = scratch(I, H, O, L, theta.dtype)
     io = (inputs, targets, resets, hstate.reshape(1, H), losses, norms, errors, np.zeros(I, np.int64))
-    sync = sync_array()
+    sync = np.zeros(SYNC_SIZE, np.int64)
     split = min(H, max(0, round(H * SPLIT)))
     args = (P, G, S, ws, io, sync, L, split, lr, eps, decay, clip)
     if n == 0:

@@ -129,58 +129,6 @@ def test_a_hidden_size_off_whole_vectors_equals_the_general_kernel(example, hidd
             np.testing.assert_allclose(mine[key], general[key], rtol=RTOL_GENERAL, atol=1e-15, err_msg=key)
 
 
-def test_handing_rows_of_dw_and_dv_over_to_a_changes_no_number(example, monkeypatch):
-    """When A waits for B's weight gradients, B hands it the first half of the rows for the
-    groups of steps left. With A's "free" counter set ahead, every iteration of a one-thread
-    run hands over at its first group (A adds those rows' groups after B's): the numbers
-    are those of the run that never hands over, bit for bit."""
-    from fastrnn import _charrnn
-
-    t, p0 = example
-    plain = run_chars(t, p0, 60, lr=0.1, threads=1)
-
-    def ahead():
-        sync = np.zeros(_charrnn.SYNC_SIZE, np.int64)
-        sync[_charrnn.FREE_A] = 2**62
-        return sync
-
-    monkeypatch.setattr(_charrnn, "sync_array", ahead)
-    handed = run_chars(t, p0, 60, lr=0.1, threads=1)
-    for key in ("losses", "norms", "errors", "theta", "state", "hstate"):
-        assert np.array_equal(plain[key], handed[key]), key
-
-
-def test_a_row_of_the_weight_gradient_is_the_same_sum_whoever_adds_which_groups():
-    """_accumulate over row ranges: groups added to all rows, or from any group on to two
-    halves separately (as after a hand-over), give the same array bit for bit, for dW's
-    groups of four, two and one steps and for dV's (offset states)."""
-    from fastrnn import _charrnn
-
-    rng = np.random.default_rng(3)
-    T, n, m = 25, 37, 40
-    D, X = rng.normal(size=(T, n)), rng.normal(size=(T + 1, m))
-    groups = []
-    hw = T - 1
-    while hw >= 0:
-        lo = _charrnn._group_low(hw)
-        groups.append((hw, lo))
-        hw = lo - 1
-    assert {hi - lo for hi, lo in groups} == {3, 1, 0}
-    for xo in (0, 1):
-        whole = np.full((n, m), np.nan)
-        for hi, lo in groups:
-            _charrnn._accumulate(D, X, xo, whole, hi, lo, hi == T - 1, 0, n)
-        for cut in range(len(groups)):
-            for h in (0, 1, 18, n):
-                parts = np.full((n, m), np.nan)
-                for hi, lo in groups[:cut]:
-                    _charrnn._accumulate(D, X, xo, parts, hi, lo, hi == T - 1, 0, n)
-                for r0, r1 in ((h, n), (0, h)):
-                    for hi, lo in groups[cut:]:
-                        _charrnn._accumulate(D, X, xo, parts, hi, lo, hi == T - 1, r0, r1)
-                assert np.array_equal(whole, parts), (xo, cut, h)
-
-
 @pytest.mark.parametrize("opt", ["adagrad", "rmsprop"])
 def test_two_threads_and_any_cuts_give_the_same_numbers_bit_for_bit(example, opt):
     """One thread, two threads, and two threads in calls of odd lengths (some below the
