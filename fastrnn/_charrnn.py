@@ -40,7 +40,7 @@ The phases read the parameters in the layout they need: U transposed (V, H) so t
 an input character is one contiguous row, W (H, H), V (O, H) and the biases as rows;
 the caller (:func:`train_chunk`) copies them (and their optimizer state) into that
 layout and back once per chunk, into arrays that start on a cache line and whose rows
-are padded with zeros to whole AVX2 vectors (:func:`aligned_zeros`: an iteration took
+are padded with zeros to whole AVX2 vectors (:func:`fastrnn.params.aligned_empty`: an iteration took
 13% less time than with arrays wherever numpy's allocator put them, which promises
 16 bytes, so that every other vector straddled two lines). Products over a row are summed in
 the dot-product form with reassociation allowed (``JIT_DOT``): several partial sums
@@ -60,6 +60,7 @@ from llvmlite import ir
 from ._mathfn import expm1, tanh
 from ._small import _vecmat
 from .config import JIT
+from .params import aligned_zeros
 
 #: Dot products of a row with a vector: reassociation lets LLVM keep several partial
 #: sums in vector registers (the order is fixed at compile time, so results are
@@ -640,20 +641,6 @@ def width(H):
     return -(-H // VECTOR) * VECTOR
 
 
-def aligned_zeros(rows, cols, dtype=np.float64):
-    """Zeros (rows, cols) whose first entry starts a 64-byte cache line.
-
-    The phases load and store whole vectors along rows. A row that starts off a 32-byte
-    boundary makes every other vector straddle two cache lines, and numpy's allocator
-    only promises 16 bytes: an iteration took 98.3 us with the arrays where they fell and
-    85.0 us with every array aligned (median over 25 alternating rounds of 1,000
-    iterations, H = 100), the same numbers bit for bit."""
-    item = np.dtype(dtype).itemsize
-    buf = np.zeros(rows * cols + 64 // item, dtype)
-    skip = (-buf.ctypes.data % 64) // item
-    return buf[skip : skip + rows * cols].reshape(rows, cols)
-
-
 def _blocks(I, H, O):
     """The flat layout of a one-layer vanilla model: (offset, rows, columns) of U (H, I),
     W (H, H), b (H), V (O, H) and c (O)."""
@@ -674,7 +661,7 @@ def views(theta, state, I, H, O):
         out = []
         for k, ((o, r, c), shape) in enumerate(zip(_blocks(I, H, O), ((I, Hp), (H, Hp), (1, Hp), (O, Hp), (1, O)))):
             block = flat[o : o + r * c].reshape(r, c)
-            a = aligned_zeros(*shape, flat.dtype)
+            a = aligned_zeros(shape, flat.dtype)
             if k == 0:
                 a[:, :r] = block.T  # U (H, I) -> (I, H')
             else:
@@ -697,9 +684,9 @@ def scratch(I, H, O, L, dtype):
     (Hs (L+1, H'), A (L, H'), dH (L, H'), dR (L, H'), dn (1, H'), Z (L, O), rows (5, max(H, I, O))),
     H' = :func:`width` (H); all aligned and zero."""
     Hp = width(H)
-    G = tuple(aligned_zeros(r, c, dtype) for r, c in ((I, Hp), (H, Hp), (1, Hp), (O, Hp), (1, O)))
-    ws = tuple(aligned_zeros(r, c, dtype) for r, c in ((L + 1, Hp), (L, Hp), (L, Hp), (L, Hp), (1, Hp), (L, O),
-                                                        (5, max(H, I, O))))
+    G = tuple(aligned_zeros(shape, dtype) for shape in ((I, Hp), (H, Hp), (1, Hp), (O, Hp), (1, O)))
+    ws = tuple(aligned_zeros(shape, dtype) for shape in ((L + 1, Hp), (L, Hp), (L, Hp), (L, Hp), (1, Hp), (L, O),
+                                                         (5, max(H, I, O))))
     return G, ws
 
 

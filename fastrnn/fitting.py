@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from . import checkpoint, engine, optim
+from . import checkpoint, engine, optim, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
@@ -319,11 +319,11 @@ class _FitRun:
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
         self.kind = optim.OPTIMIZERS[s["optimizer"]]
         self.hyper = optim.hyper_array(momentum=s["momentum"])
-        self.opt_state = np.zeros((2, model.n_params), dtype=model.dtype)
+        self.opt_state = params.aligned_zeros((2, model.n_params), model.dtype)
         self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
         self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]
         B, chunk = plan.B, s["log_every"]
-        self.buf = np.empty(engine.chunk_scratch_size(model, plan.steps(), B), dtype=model.dtype)
+        self.buf = params.aligned_empty(engine.chunk_scratch_size(model, plan.steps(), B), model.dtype)
         self.hstate = engine.new_state(model, B)
         n = min(chunk, plan.per_epoch)
         self.losses, self.norms = np.empty(n), np.empty(n)

@@ -325,10 +325,10 @@ class RNN:
             owned = self._scratch_lock.acquire(blocking=False)  # as in _kernel_call, written out: the hot path
             try:
                 if not owned:
-                    buf = np.empty(plan[1], dtype=self.dtype)
+                    buf = params.aligned_empty(plan[1], self.dtype)
                 else:
                     if self._scratch.shape[0] < plan[1]:
-                        self._scratch = np.empty(plan[1], dtype=self.dtype)
+                        self._scratch = params.aligned_empty(plan[1], self.dtype)
                     buf = self._scratch
                 loss = engine.loss_and_grads_into(self, X, Y, M, h0, K, buf, grad, flat[P:], plan)
             finally:
@@ -360,10 +360,10 @@ class RNN:
         try:
             size = plan[1] + S
             if not owned:
-                buf = np.empty(size, dtype=self.dtype)
+                buf = params.aligned_empty(size, self.dtype)
             else:
                 if self._scratch.shape[0] < size:
-                    self._scratch = np.empty(size, dtype=self.dtype)
+                    self._scratch = params.aligned_empty(size, self.dtype)
                 buf = self._scratch
             if h_final is None:
                 h_final = buf[plan[1] : size]

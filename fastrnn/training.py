@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, checkpoint, engine, optim
+from . import _checks, checkpoint, engine, optim, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, NumericalError
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
@@ -216,7 +216,7 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
             call(none, none, np.zeros(0, dtype=np.int64), 0)
     else:
         fetch = run.source.next
-        buf = np.empty(run.scratch_size(), dtype=model.dtype)
+        buf = params.aligned_empty(run.scratch_size(), model.dtype)
 
         def call(X, Y, M, resets, n):
             # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
@@ -387,12 +387,12 @@ def check_training_memory(task_obj, s):
     """
     itemsize = np.dtype(s["dtype"]).itemsize
     I, O, T, H, L, B = task_obj.n_in, task_obj.n_out, task_obj.T, s["hidden"], s["layers"], s["batch"]
-    params = _checks.model_bytes(I, H, O, L, itemsize, s["cell"])
+    weights = _checks.model_bytes(I, H, O, L, itemsize, s["cell"])
     data = s["log_every"] * B * T * (I + O + 1) * (itemsize + 8)
     states = 2 * L * B * T * H * itemsize
     _checks.check_memory(
         f"training with hidden={H}, layers={L}, batch={B}, log_every={s['log_every']} ({task_obj.name}, {T} steps)",
-        5 * params + data + states, "choose a smaller hidden, layers, batch or log_every",
+        5 * weights + data + states, "choose a smaller hidden, layers, batch or log_every",
     )
 
 
@@ -447,8 +447,8 @@ def train_many(settings_list):
     thetas = np.stack([r.model.theta for r in runs])
     dims = np.stack([r.model.dims for r in runs])
     hstates = np.zeros((n_models, engine.state_size(first.model, B)), dtype=dt)
-    states = np.zeros((n_models, 2, P), dtype=dt)
-    bufs = np.empty((n_models, first.scratch_size()), dtype=dt)
+    states = params.aligned_zeros((n_models, 2, P), dt)
+    bufs = params.aligned_empty((n_models, first.scratch_size()), dt)
     Ks = np.array([r.K for r in runs], dtype=np.int64)
     kinds = np.array([r.kind for r in runs], dtype=np.int64)
     lrs = np.array([r.s["lr"] for r in runs])
@@ -585,7 +585,7 @@ class _Run:
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
         self.kind = optim.OPTIMIZERS[s["optimizer"]]
         self.hyper = optim.hyper_array(momentum=s["momentum"])
-        self.state = np.zeros((2, self.model.n_params), dtype=self.model.dtype)
+        self.state = params.aligned_zeros((2, self.model.n_params), self.model.dtype)
         self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
         self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]
         self.source = task_obj.source(np.random.default_rng([s["seed"], 1]), self.B, self.model.dtype)

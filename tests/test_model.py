@@ -8,7 +8,7 @@ import pytest
 import fastrnn
 import reference as ref
 from conftest import ATOL_TWIN, RTOL_FLOAT32, RTOL_PARALLEL, RTOL_TWIN, make_data, model_from_params
-from fastrnn import engine
+from fastrnn import engine, params
 
 
 def assert_grads_close(comp, ref_grads, rtol=RTOL_TWIN, atol=ATOL_TWIN):
@@ -193,3 +193,26 @@ def test_save_and_load_round_trip(tmp_path, rng):
     np.testing.assert_array_equal(loaded.theta, model.theta)
     X = rng.standard_normal((2, 4, 3))
     np.testing.assert_array_equal(loaded.forward(X)[0], model.forward(X)[0])
+
+
+@pytest.mark.parametrize("shape, dtype", [(1, np.float64), (37, np.float64), ((3, 5), np.float32), ((2, 7, 3), np.int64), (0, np.float64)])
+def test_aligned_arrays_start_on_a_cache_line(shape, dtype):
+    """The kernels' arrays start on a 64-byte line (numpy promises 16): the shape, dtype and
+    contiguity asked for, zeros where asked, and writable memory of their own."""
+    for _ in range(8):  # several allocations: numpy's own would land on 16-byte steps
+        a = params.aligned_empty(shape, dtype)
+        z = params.aligned_zeros(shape, dtype)
+        for x in (a, z):
+            assert x.shape == (shape if isinstance(shape, tuple) else (shape,))
+            assert x.dtype == np.dtype(dtype) and x.flags.c_contiguous and x.flags.writeable
+            assert x.ctypes.data % 64 == 0 or x.size == 0
+        assert not z.any()
+        a[...] = 1
+        assert not z.any()
+
+
+def test_a_new_model_starts_its_weights_on_a_cache_line():
+    model = fastrnn.RNN(3, 10, 2, seed=4)
+    assert model.theta.ctypes.data % 64 == 0
+    again = fastrnn.RNN(3, 10, 2, seed=4)
+    assert np.array_equal(model.theta, again.theta)
