@@ -650,16 +650,22 @@ def _blocks(I, H, O):
     return (0, H, I), (oW, H, H), (ob, 1, H), (oV, O, H), (oV + O * H, 1, O)
 
 
+def _shapes(I, H, O):
+    """The shapes the phases keep U (transposed), W, b, V and c in, and their gradients and
+    optimizer state: every row along the hidden units :func:`width` (H) long."""
+    Hp = width(H)
+    return (I, Hp), (H, Hp), (1, Hp), (O, Hp), (1, O)
+
+
 def views(theta, state, I, H, O):
     """(P, S): the parameters and optimizer state as the phases read them, copied out of the
     flat ``theta`` / ``state`` into aligned arrays with rows of :func:`width` entries (the
     padding is zero and stays zero): U transposed (I, H'), so that a character is a row;
     W (H, H'), b (1, H'), V (O, H') and c (1, O)."""
-    Hp = width(H)
 
     def split(flat):
         out = []
-        for k, ((o, r, c), shape) in enumerate(zip(_blocks(I, H, O), ((I, Hp), (H, Hp), (1, Hp), (O, Hp), (1, O)))):
+        for k, ((o, r, c), shape) in enumerate(zip(_blocks(I, H, O), _shapes(I, H, O))):
             block = flat[o : o + r * c].reshape(r, c)
             a = aligned_zeros(shape, flat.dtype)
             if k == 0:
@@ -684,7 +690,7 @@ def scratch(I, H, O, L, dtype):
     (Hs (L+1, H'), A (L, H'), dH (L, H'), dR (L, H'), dn (1, H'), Z (L, O), rows (5, max(H, I, O))),
     H' = :func:`width` (H); all aligned and zero."""
     Hp = width(H)
-    G = tuple(aligned_zeros(shape, dtype) for shape in ((I, Hp), (H, Hp), (1, Hp), (O, Hp), (1, O)))
+    G = tuple(aligned_zeros(shape, dtype) for shape in _shapes(I, H, O))
     ws = tuple(aligned_zeros(shape, dtype) for shape in ((L + 1, Hp), (L, Hp), (L, Hp), (L, Hp), (1, Hp), (L, O),
                                                          (5, max(H, I, O))))
     return G, ws
