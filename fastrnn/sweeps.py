@@ -346,15 +346,20 @@ def _check_rows(path, meta):
     """The metrics CSV of a finished run: readable, docs/math.md's columns, rows up to the iterations recorded."""
     import csv as csv_module
 
+    import io
+
     try:
         with open(path, newline="") as fh:
-            rows = list(csv_module.reader(fh))
+            text = fh.read()
+        rows = list(csv_module.reader(io.StringIO(text, newline="")))
     except (OSError, UnicodeDecodeError, csv_module.Error) as exc:
         raise _BadRunFile(path, f"is not a readable metrics CSV ({type(exc).__name__})") from None
     header = rows[0] if rows else []
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise _BadRunFile(path, f"is not a fastrnn metrics CSV (it lacks the column {missing[0]})")
+    if text and not text.endswith("\n"):
+        raise _BadRunFile(path, "ends inside a row: its last line has no line ending (truncated?)")
     if any(len(r) != len(header) for r in rows[1:]):
         raise _BadRunFile(path, "has rows of the wrong length (truncated?)")
     done = (meta.get("result") or {}).get("iterations_done")

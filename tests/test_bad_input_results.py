@@ -1,0 +1,113 @@
+"""Bad or unusual input that once gave wrong results or lost data: each is refused in one
+line, repaired without loss, or gives the right number."""
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import fastrnn
+from fastrnn.exceptions import InvalidArgument
+
+from conftest import assert_one_line_error, run_cli
+
+EXAMPLES = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                           HealthCheck.function_scoped_fixture])
+
+
+# ------------------------------------------------------------ resuming onto a damaged CSV
+
+RUN = dict(task="binary", hidden=4, log_every=50)
+
+
+@pytest.fixture(scope="module")
+def halfway(tmp_path_factory):
+    """The CSV of a run saved after 4 rows, and that of the same run done in one go to 8."""
+    folder = tmp_path_factory.mktemp("halfway")
+    fastrnn.train(**RUN, iters=200, csv=folder / "run.csv")
+    fastrnn.train(**RUN, iters=400, csv=folder / "whole.csv")
+    return folder
+
+
+def _first_leg(folder):
+    """Train the first 4 rows in ``folder`` (run.csv, m.npz); return the CSV's path and bytes."""
+    csv = folder / "run.csv"
+    fastrnn.train(**RUN, iters=200, csv=csv, save=folder / "m.npz")
+    return csv, csv.read_bytes()
+
+
+def _resume(folder):
+    return fastrnn.train(resume=folder / "m.npz", iters=400, csv=folder / "run.csv", save=folder / "m.npz")
+
+
+def _rows(path):
+    return pd.read_csv(path).drop(columns=["elapsed_s"])
+
+
+@EXAMPLES
+@given(cut=st.integers(min_value=1, max_value=300))
+def test_resume_onto_a_csv_cut_short_repairs_it_from_the_saved_rows(halfway, cut):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        csv, text = _first_leg(folder)
+        csv.write_bytes(text[: max(len(text) - cut, 0)])
+        _resume(folder)
+        pd.testing.assert_frame_equal(_rows(csv), _rows(halfway / "whole.csv"), check_exact=True)
+        assert csv.read_bytes().startswith(text)  # the earlier rows byte for byte
+        assert "rewritten from the 4 rows" in json.loads((folder / "run.json").read_text())["csv_repaired"]
+
+
+@EXAMPLES
+@given(keep=st.integers(min_value=0, max_value=60), tail=st.binary(min_size=1, max_size=40))
+def test_resume_onto_a_csv_whose_end_differs_refuses_and_leaves_it(keep, tail):
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        csv, text = _first_leg(folder)
+        damaged = text[: len(text) - keep] + tail
+        if text.startswith(damaged):  # a beginning of the text is a cut, repaired (above)
+            damaged += b"x"
+        csv.write_bytes(damaged)
+        with pytest.raises(InvalidArgument, match=r"run\.csv does not end where the saved state does.*give a new --csv"):
+            _resume(folder)
+        assert csv.read_bytes() == damaged
+
+
+def test_cli_resume_after_the_csv_lost_its_line_ending_writes_only_whole_rows(tmp_path, capsys):
+    csv, model = tmp_path / "h.csv", tmp_path / "h.npz"
+    code, _, err = run_cli(capsys, "train", "--task", "binary", "--iters", "300", "--log-every", "100", "--save", model,
+                           "--csv", csv, "-q")
+    assert code == 0, err
+    csv.write_bytes(csv.read_bytes()[:-2])  # the last row loses its "\r\n"
+    code, _, err = run_cli(capsys, "train", "--resume", model, "--iters", "500", "-q")
+    assert code == 0, err
+    lines = csv.read_bytes().split(b"\r\n")
+    assert lines[-1] == b"" and len(lines) == 1 + 5 + 1  # header, 5 rows, each ended
+    assert {line.count(b",") for line in lines[:-1]} == {8}
+    assert pd.read_csv(csv)["iteration"].tolist() == [100, 200, 300, 400, 500]
+
+
+def test_a_sweep_run_whose_csv_lost_its_last_characters_is_not_reused(tmp_path, capsys):
+    out = tmp_path / "sw"
+    args = ["sweep", "--task", "binary", "--seeds", "0", "--set", "iters=30", "--set", "log_every=10", "--out", out,
+            "--workers", "1", "-q"]
+    assert run_cli(capsys, *args)[0] == 0
+    csv = out / "binary-seed0.csv"
+    csv.write_bytes(csv.read_bytes()[:-4])  # the last field loses digits but the row keeps its fields
+    code, _, err = run_cli(capsys, *args)
+    assert_one_line_error(code, err, 2, str(csv), "ends inside a row", "--overwrite")
+    code, text, err = run_cli(capsys, *args, "--overwrite")
+    assert code == 0 and csv.read_bytes().endswith(b"\r\n"), err
+
+
+def test_report_and_plot_refuse_a_run_csv_whose_last_row_is_cut(tmp_path, capsys):
+    csv = tmp_path / "runs" / "r.csv"
+    fastrnn.train(task="binary", hidden=4, iters=200, log_every=100, csv=csv)
+    csv.write_bytes(csv.read_bytes()[:-5])
+    for args in (["report", tmp_path / "runs"], ["plot", csv, "--out", tmp_path / "p.png"]):
+        code, _, err = run_cli(capsys, *args)
+        assert_one_line_error(code, err, 2, str(csv), "truncated", "no line ending")
