@@ -36,6 +36,21 @@ class PositiveFloat(click.ParamType):
 POSITIVE = PositiveFloat()
 
 
+class NonNegativeFloat(click.ParamType):
+    """A finite number at least zero (click's FloatRange lets NaN and infinity through)."""
+
+    name = "number >= 0"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < 0:
+            self.fail(f"{value!r} must be a finite number at least 0", param, ctx)
+        return number
+
+
 class InitScale(click.ParamType):
     name = "scale|fan_in"
 
@@ -228,7 +243,7 @@ def _data_summary(result):
 @cli.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.option("--length", type=click.IntRange(min=0), default=200, show_default=True, help="Characters to draw.")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+@click.option("--temperature", type=NonNegativeFloat(), default=1.0, show_default=True,
               help="Each character is drawn from softmax(logits / T): below 1 more conservative (the likely characters "
                    "likelier), above 1 more varied (closer to uniform); 0 always takes the most likely character.")
 @click.option("--prime", default="", help="Text the model reads first; the sample continues it (printed before it).")

@@ -421,7 +421,7 @@ def _activation(name):
     if name == "tanh":
         return np.tanh
     if name == "sigmoid":
-        return lambda a: 1.0 / (1.0 + np.exp(-a))
+        return lambda a: 0.5 + 0.5 * np.tanh(0.5 * a)  # 1 / (1 + exp(-a)), which overflows for a < -709
     if name == "relu":
         return lambda a: np.maximum(a, 0.0)
     raise InvalidArgument(f"sampling does not know the activation {name!r}")
@@ -453,9 +453,18 @@ def _head_logits(params, h):
 
 
 def next_char_distribution(z, temperature):
-    """softmax(z / T): T < 1 sharpens the distribution, T > 1 flattens it."""
-    s = z / temperature
-    e = np.exp(s - s.max())
+    """softmax(z / T): T < 1 sharpens the distribution, T > 1 flattens it.
+
+    Computed as exp((z - max z) / T) normalised: every exponent is at most 0, so
+    nothing overflows at any T > 0. As T -> 0 the distribution tends to arg max
+    (shared equally by tied maxima), and a T so small that (z_i - max z) / T is
+    beyond exp's range gives exactly that limit.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    top = z.max()
+    gap = np.where(z == top, 0.0, z - top)  # 0 at the maxima (also where they are infinite), else below 0
+    with np.errstate(over="ignore", under="ignore"):  # a gap / T beyond the float range is -inf: probability 0
+        e = np.exp(gap / temperature)
     return e / e.sum()
 
 

@@ -3,6 +3,7 @@ line, repaired without loss, or gives the right number."""
 
 import json
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -111,3 +112,63 @@ def test_report_and_plot_refuse_a_run_csv_whose_last_row_is_cut(tmp_path, capsys
     for args in (["report", tmp_path / "runs"], ["plot", csv, "--out", tmp_path / "p.png"]):
         code, _, err = run_cli(capsys, *args)
         assert_one_line_error(code, err, 2, str(csv), "truncated", "no line ending")
+
+
+# ------------------------------------------------------------------- sampling temperatures
+
+from fastrnn import text as text_mod  # noqa: E402
+
+logits = st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=2, max_size=12).map(np.array)
+temperatures = st.one_of(st.floats(min_value=5e-324, max_value=1e-250), st.floats(min_value=1e-3, max_value=1e6))
+
+
+@EXAMPLES
+@given(z=logits, T=temperatures)
+def test_next_character_distribution_is_a_distribution_at_any_temperature(z, T):
+    with np.errstate(all="raise"):  # no overflow, no NaN on the way
+        p = text_mod.next_char_distribution(z, T)
+    assert np.isfinite(p).all() and (p >= 0).all() and abs(p.sum() - 1.0) < 1e-12
+    assert p[np.argmax(z)] == p.max()
+    top = z == z.max()
+    if T < 1e-250 and np.min(z.max() - z[~top], initial=np.inf) > 1e-200:  # far below every gap: the limit, arg max
+        np.testing.assert_array_equal(p, top / top.sum())
+    with np.errstate(over="ignore"):
+        s = z / T
+    if np.ptp(s) < 700:  # where the plain formula does not overflow, the same numbers
+        plain = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
+        np.testing.assert_allclose(p, plain, rtol=1e-12, atol=1e-300)
+
+
+@pytest.fixture(scope="module")
+def chars_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("chars") / "chars.npz"
+    fastrnn.train(task="text", hidden=16, iters=200, log_every=100, save=path)
+    return path
+
+
+@pytest.mark.parametrize("T", ["1e-308", "5e-324", "1e-200"])
+def test_sample_at_a_tiny_temperature_takes_the_most_likely_character(chars_model, capsys, T):
+    code, greedy, err = run_cli(capsys, "sample", chars_model, "--temperature", "0", "--length", "60")
+    assert code == 0, err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow warning fails the test
+        code, out, err = run_cli(capsys, "sample", chars_model, "--temperature", T, "--length", "60")
+    assert code == 0 and err == "", err
+    assert out == greedy
+
+
+@pytest.mark.parametrize("T", ["nan", "inf", "-1"])
+def test_sample_refuses_a_temperature_that_is_not_a_finite_number_at_least_zero(chars_model, capsys, T):
+    code, _, err = run_cli(capsys, "sample", chars_model, "--temperature", T)
+    assert_one_line_error(code, err, 2, "--temperature")
+
+
+def test_sampling_a_sigmoid_model_with_large_weights_warns_of_nothing(tmp_path, capsys):
+    path = tmp_path / "sig.npz"
+    result = fastrnn.train(task="text", hidden=8, iters=10, log_every=10, activation="sigmoid")
+    result.model.params["W0"][...] *= 1e6  # pre-activations far beyond exp's range
+    result.model.save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow warning fails the test
+        code, out, err = run_cli(capsys, "sample", path, "--length", "20")
+    assert code == 0 and err == "" and len(out) == 21, err
