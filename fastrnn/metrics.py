@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _files
 from .exceptions import InvalidArgument
 
 #: The metrics columns (docs/math.md, section 8, defines accuracy), in order.
@@ -42,6 +43,10 @@ def check_new_file(path, what, overwrite, option):
     path = Path(path)
     if path.is_dir():
         raise InvalidArgument(f"{option} {path} is a folder; give a file path")
+    kind = _files.not_regular(path)
+    if kind is not None:  # a device, a named pipe, a socket: never written into nor replaced
+        raise InvalidArgument(f"{what} {path} is {kind}, not a regular file; fastrnn writes and replaces only regular "
+                              f"files: give {option} the path of a file")
     if path.exists() and not overwrite:
         raise InvalidArgument(f"{what} {path} already exists; choose another path or pass --overwrite to replace it")
     try:
@@ -185,7 +190,7 @@ def _replace_text(path, text):
     try:
         with open(tmp, "w", newline="") as fh:
             fh.write(text)
-        os.replace(tmp, path)
+        _files.replace(tmp, path, "--csv")
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -194,20 +199,26 @@ def _replace_text(path, text):
 def write_json(path, data):
     """Write JSON atomically (a temporary file, then a rename)."""
     path = Path(path)
+    _files.check_replaceable(path, "the settings file")
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        _files.replace(tmp, path, "the settings file")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_csv(path, frame):
     """Write a DataFrame as CSV atomically (a temporary file beside it, then a rename)."""
     path = Path(path)
+    _files.check_replaceable(path, "the CSV")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        _files.replace(tmp, path, "the CSV")
     finally:
         if tmp.exists():
             tmp.unlink()

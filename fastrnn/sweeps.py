@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checks, settings
+from . import _checks, _files, settings
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, NumericalError
 from .metrics import COLUMNS, json_path_for, write_json
 
@@ -287,7 +287,7 @@ def _write_run(out, outcome):
                 writer = csv_module.DictWriter(fh, fieldnames=columns)
                 writer.writeheader()
                 writer.writerows(outcome["rows"])
-        os.replace(tmp, csv_path)
+        _files.replace(tmp, csv_path, "the run's CSV")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -406,6 +406,9 @@ def _existing(out, specs, overwrite):
     from .training import resolve_settings
 
     todo, done, differ, bad = [], {}, {}, []
+    for path in [out / "summary.csv"] + [out / f"{spec['name']}.{ext}" for spec in specs for ext in ("csv", "json")]:
+        # with --overwrite too: only regular files are replaced
+        _files.check_replaceable(path, f"sweep folder {out}:", "move it away or choose another --out")
     for spec in specs:
         json_path, csv_path = out / f"{spec['name']}.json", out / f"{spec['name']}.csv"
         try:
@@ -637,7 +640,7 @@ def _finish(out, specs, metas, ran, skipped, start, interrupted, bar, pd):
     tmp = path.with_name(path.name + ".tmp")  # the same folder, so that the replace is atomic
     try:
         summary.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        _files.replace(tmp, path, "the sweep's summary")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -172,3 +172,87 @@ def test_sampling_a_sigmoid_model_with_large_weights_warns_of_nothing(tmp_path, 
         warnings.simplefilter("error")  # an overflow warning fails the test
         code, out, err = run_cli(capsys, "sample", path, "--length", "20")
     assert code == 0 and err == "" and len(out) == 21, err
+
+
+# --------------------------------------------------------- only regular files are replaced
+
+import os  # noqa: E402
+import socket  # noqa: E402
+import stat  # noqa: E402
+
+
+def _make_special(path, kind):
+    """A named pipe or a socket at ``path`` (what --overwrite must never replace, like /dev/null)."""
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(str(path))
+        sock.close()
+    return path
+
+
+def _still_special(path):
+    mode = os.lstat(path).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+SPECIAL = ["fifo", "socket"]
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+@pytest.mark.parametrize("target,args", [
+    ("m.npz", ["--save", "{}"]),
+    ("run.csv", ["--csv", "{}"]),
+    ("run.json", ["--csv", "{dir}/run.csv"]),  # the settings file beside the CSV
+])
+def test_train_overwrite_refuses_to_replace_what_is_not_a_regular_file(tmp_path, capsys, kind, target, args):
+    special = _make_special(tmp_path / target, kind)
+    args = [a.format(special, dir=tmp_path) for a in args]
+    code, _, err = run_cli(capsys, "train", "--task", "binary", "--iters", "10", "--log-every", "10", *args,
+                           "--overwrite", "-q", *(["--no-csv"] if "--csv" not in args else []))
+    assert_one_line_error(code, err, 2, str(special), "not a regular file")
+    assert _still_special(special)
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_plot_and_paths_overwrite_refuse_what_is_not_a_regular_file(tmp_path, capsys, kind):
+    run = tmp_path / "r.csv"
+    fastrnn.train(task="binary", hidden=4, iters=20, log_every=10, csv=run)
+    png = _make_special(tmp_path / "p.png", kind)
+    code, _, err = run_cli(capsys, "plot", run, "--out", png, "--overwrite")
+    assert_one_line_error(code, err, 2, str(png), "not a regular file")
+    table = _make_special(tmp_path / "curves.csv", kind)
+    code, _, err = run_cli(capsys, "paths", "--bits", "4", "--samples", "2", "--out", tmp_path / "ok.png", "--csv", table,
+                           "--overwrite")
+    assert_one_line_error(code, err, 2, str(table), "not a regular file")
+    assert _still_special(png) and _still_special(table) and not (tmp_path / "ok.png").exists()
+
+
+@pytest.mark.parametrize("name", ["summary.csv", "binary-seed0.csv", "binary-seed0.json"])
+def test_sweep_overwrite_refuses_a_run_file_that_is_not_a_regular_file_before_any_run(tmp_path, capsys, name):
+    out = tmp_path / "sw"
+    out.mkdir()
+    special = _make_special(out / name, "fifo")
+    code, _, err = run_cli(capsys, "sweep", "--seeds", "0-1", "--set", "iters=10", "--set", "log_every=10", "--out", out,
+                           "--workers", "1", "-q", "--overwrite")
+    assert_one_line_error(code, err, 2, str(special), "not a regular file", "another --out")
+    assert sorted(p.name for p in out.iterdir()) == [name] and _still_special(special)
+
+
+def test_library_writers_refuse_to_replace_a_pipe_or_a_link_to_one(tmp_path):
+    from fastrnn import metrics
+
+    pipe = _make_special(tmp_path / "pipe", "fifo")
+    link = tmp_path / "link.npz"
+    link.symlink_to(pipe)
+    model = fastrnn.RNN(2, 3, 1)
+    for path in (pipe, link):
+        with pytest.raises(InvalidArgument, match="is a named pipe"):
+            model.save(path)
+        with pytest.raises(InvalidArgument, match="is a named pipe"):
+            metrics.write_json(path, {"a": 1})
+        with pytest.raises(InvalidArgument, match="is a named pipe"):
+            metrics.write_csv(path, pd.DataFrame({"a": [1]}))
+    assert _still_special(pipe) and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.npz", "pipe"]  # no temporary file left behind
