@@ -35,6 +35,7 @@ import numpy as np
 from . import _checks, _files, settings
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, NumericalError
 from .metrics import COLUMNS, json_path_for, write_json
+from .tasks import LOWER_IS_BETTER, has_goal, headline
 
 #: Every setting a sweep can set with ``--set NAME=...`` (fastrnn.settings; seeds come from ``--seeds``).
 SWEEPABLE = tuple(name for name in settings.names() if name != "seed")
@@ -45,7 +46,9 @@ MAX_RUNS = 1_000_000
 #: Environment of local worker processes: one thread each, so N workers use N cores.
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-SUMMARY_RESULTS = ["final_accuracy", "first_perfect_iteration", "train_seconds", "status", "diverged"]
+#: The result columns of summary.csv after the tasks' headline metrics (final_<name>, fastrnn.tasks.headline);
+#: first_perfect_iteration only where a task of the sweep is solved at accuracy 1.0 (fastrnn.tasks.has_goal).
+SUMMARY_RESULTS = ["first_perfect_iteration", "train_seconds", "status", "diverged"]
 
 
 # --------------------------------------------------------------------- the grid
@@ -339,6 +342,9 @@ def _read_meta(path):
         value = result.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
             raise _BadRunFile(path, f"has result.{key} = {_short(value)}, not a number")
+    for key, value in result.items():  # every headline metric's final value
+        if str(key).startswith("final_") and value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise _BadRunFile(path, f"has result.{key} = {_short(value)}, not a number")
     return meta
 
 
@@ -610,7 +616,7 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
         from tqdm import tqdm
 
         bar = tqdm(total=len(specs), initial=skipped, unit="run", file=sys.stderr, dynamic_ncols=True, leave=False)
-    accuracies = []
+    finals = []  # the first headline metric of each run that ran, for the progress bar
     ran = 0
     interrupted = False
     try:
@@ -618,18 +624,27 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
             _write_run(out, outcome)
             metas[outcome["name"]] = outcome["meta"]
             ran += 1
-            final = (outcome["meta"].get("result") or {}).get("final_accuracy")
+            first = headline(outcome["settings"]["task"])[0]
+            final = (outcome["meta"].get("result") or {}).get(f"final_{first}")
             if final is not None:
-                accuracies.append(final)
+                finals.append((first, final))
             if bar is not None:
                 bar.update(1)
-                if accuracies:
-                    bar.set_postfix(best=f"{max(accuracies):.3f}", worst=f"{min(accuracies):.3f}", refresh=False)
+                if finals:
+                    bar.set_postfix(_best_worst(finals), refresh=False)
     except KeyboardInterrupt as exc:
         interrupted = True
         exc.result = _finish(out, specs, metas, ran, skipped, start, True, bar, pd)
         raise
     return _finish(out, specs, metas, ran, skipped, start, interrupted, bar, pd)
+
+
+def _best_worst(finals):
+    """The progress bar's best and worst final value of the first headline metric ((metric, value) pairs)."""
+    metric = finals[-1][0]
+    values = [v for m, v in finals if m == metric]
+    best, worst = (min, max) if metric in LOWER_IS_BETTER else (max, min)
+    return {f"best_{metric}": f"{best(values):.3f}", f"worst_{metric}": f"{worst(values):.3f}"}
 
 
 def _finish(out, specs, metas, ran, skipped, start, interrupted, bar, pd):
@@ -665,6 +680,10 @@ def summarize(out, specs, pd=None, metas=None):
             if meta is not None:
                 metas[spec["name"]] = meta
     swept = [k for k in SWEEPABLE if len({repr(s["settings"].get(k)) for s in specs}) > 1]
+    tasks = list(dict.fromkeys(str(s["settings"]["task"]) for s in specs))
+    metrics = list(dict.fromkeys(m for t in tasks for m in headline(t)))
+    results = [f"final_{m}" for m in metrics] + [c for c in SUMMARY_RESULTS
+                                                 if c != "first_perfect_iteration" or any(map(has_goal, tasks))]
     rows = []
     for spec in specs:
         meta = metas.get(spec["name"])
@@ -674,13 +693,43 @@ def summarize(out, specs, pd=None, metas=None):
         row = {"run": spec["name"], "task": spec["settings"]["task"]}
         row.update({k: spec["settings"].get(k) for k in swept if k != "task"})
         row["seed"] = spec["settings"]["seed"]
+        mine = headline(row["task"])
+        last = None
+        for m in metrics:
+            if m not in mine:
+                row[f"final_{m}"] = None  # another task's metric
+            elif f"final_{m}" in result:
+                row[f"final_{m}"] = result[f"final_{m}"]
+            else:  # a run recorded before its JSON named the headline: the last row of its CSV
+                last = _last_row(Path(out) / f"{spec['name']}.csv") if last is None else last
+                row[f"final_{m}"] = _number(last.get(m))
         row.update(
-            final_accuracy=result.get("final_accuracy"),
             first_perfect_iteration=result.get("first_perfect_iteration"),
             train_seconds=result.get("train_seconds"),
             status=meta.get("status"),
             diverged=meta.get("status") == "diverged",
         )
         rows.append(row)
-    columns = ["run", "task"] + [k for k in swept if k != "task"] + ["seed"] + SUMMARY_RESULTS
+    columns = ["run", "task"] + [k for k in swept if k != "task"] + ["seed"] + results
     return pd.DataFrame(rows, columns=columns)
+
+
+def _last_row(path):
+    """The last row of a run's CSV as a dict ({} if it has none or cannot be read)."""
+    import csv as csv_module
+
+    try:
+        with open(path, newline="") as fh:
+            last = {}
+            for last in csv_module.DictReader(fh):
+                pass
+            return last
+    except (OSError, UnicodeDecodeError, csv_module.Error):
+        return {}
+
+
+def _number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None

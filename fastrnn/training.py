@@ -88,11 +88,21 @@ class TrainResult:
     columns: list = field(default_factory=list, repr=False)
 
     def summary(self):
-        """The run's outcome as saved in its JSON file under "result"."""
+        """The run's outcome as saved in its JSON file under "result".
+
+        ``headline`` names the task's headline metrics (:attr:`fastrnn.tasks.Task.headline`)
+        that the run's rows have, and ``final_<name>`` holds each one's value in the
+        last row (None before the first row).
+        """
+        from .tasks import headline
+
+        names = [m for m in headline(self.settings.get("task")) if m in (self.columns or (self.rows[-1] if self.rows else ()))]
+        last = self.rows[-1] if self.rows else {}
         return dict(
             status=self.status,
             iterations_done=self.iterations,
-            final_accuracy=self.rows[-1]["accuracy"] if self.rows else None,
+            headline=names,
+            **{f"final_{m}": last.get(m) for m in names},
             first_perfect_iteration=self.first_perfect_iteration,
             train_seconds=self.train_seconds,
             compile_seconds=self.compile_seconds,

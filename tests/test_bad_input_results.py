@@ -256,3 +256,102 @@ def test_library_writers_refuse_to_replace_a_pipe_or_a_link_to_one(tmp_path):
             metrics.write_csv(path, pd.DataFrame({"a": [1]}))
     assert _still_special(pipe) and link.is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.npz", "pipe"]  # no temporary file left behind
+
+
+# ------------------------------------------------------- each task's own headline metrics
+
+
+@pytest.fixture(scope="module")
+def text_sweep(tmp_path_factory):
+    out = tmp_path_factory.mktemp("text") / "sw"
+    result = fastrnn.sweep(task="text", seeds=[0, 1], grid={"lr": [0.1, 0.05]}, out=out, workers=1, iters=100,
+                           hidden=8, log_every=50, val_fraction=0.1)
+    return result
+
+
+def _last_rows(out, runs):
+    return {run: pd.read_csv(out / f"{run}.csv").iloc[-1] for run in runs}
+
+
+def test_a_text_runs_json_result_holds_bits_per_character_not_window_accuracy(text_sweep):
+    for run in text_sweep.summary["run"]:
+        result = json.loads((text_sweep.out / f"{run}.json").read_text())["result"]
+        last = pd.read_csv(text_sweep.out / f"{run}.csv").iloc[-1]
+        assert result["headline"] == ["bpc", "val_bpc", "char_accuracy"]
+        assert (result["final_bpc"], result["final_val_bpc"], result["final_char_accuracy"]) == (
+            last["bpc"], last["val_bpc"], last["char_accuracy"])
+        assert "final_accuracy" not in result and 0.1 < result["final_char_accuracy"] < 1
+
+
+def test_a_text_sweeps_summary_csv_has_the_text_metrics(text_sweep):
+    summary = pd.read_csv(text_sweep.out / "summary.csv")
+    assert list(summary.columns) == ["run", "task", "lr", "seed", "final_bpc", "final_val_bpc", "final_char_accuracy",
+                                     "train_seconds", "status", "diverged"]
+    for _, row in summary.iterrows():
+        last = pd.read_csv(text_sweep.out / f"{row['run']}.csv").iloc[-1]
+        assert (row["final_bpc"], row["final_val_bpc"], row["final_char_accuracy"]) == (
+            last["bpc"], last["val_bpc"], last["char_accuracy"])
+
+
+def test_a_text_sweeps_summary_line_ranks_runs_by_bits_per_character(text_sweep):
+    from fastrnn.cli import _sweep_summary
+
+    text = _sweep_summary(text_sweep)
+    summary = text_sweep.summary
+    best = summary.loc[summary["final_bpc"].idxmin()]
+    assert "accuracy 1.0" not in text
+    assert f"final bpc: median {summary['final_bpc'].median():.4f}, best {best['final_bpc']:.4f} ({best['run']})" in text
+    assert "final val_bpc: median" in text and "final char_accuracy: median" in text and "diverged: 0" in text
+
+
+def test_report_on_text_runs_shows_bits_per_character_and_character_accuracy(text_sweep, capsys):
+    code, out, err = run_cli(capsys, "report", text_sweep.out, "--format", "csv")
+    assert code == 0, err
+    import io
+
+    table = pd.read_csv(io.StringIO(out))
+    assert list(table.columns) == ["lr", "runs", "final_bpc_mean", "final_bpc_max", "final_val_bpc_mean",
+                                   "final_val_bpc_max", "final_char_accuracy_mean", "final_char_accuracy_min",
+                                   "train_seconds_median", "diverged"]
+    summary = text_sweep.summary
+    for _, row in table.iterrows():
+        mine = summary[summary["lr"] == row["lr"]]
+        assert row["final_bpc_mean"] == pytest.approx(mine["final_bpc"].mean(), rel=1e-12)
+        assert row["final_bpc_max"] == pytest.approx(mine["final_bpc"].max(), rel=1e-12)
+        assert row["final_char_accuracy_min"] == pytest.approx(mine["final_char_accuracy"].min(), rel=1e-12)
+
+
+def test_a_sweep_of_two_tasks_scores_each_run_by_its_own_metrics(tmp_path, capsys):
+    out = tmp_path / "sw"
+    code, text, err = run_cli(capsys, "sweep", "--seeds", "0", "--set", "task=binary,text", "--set", "iters=40",
+                              "--set", "log_every=20", "--set", "hidden=4", "--out", out, "--workers", "1", "-q")
+    assert code == 0, err
+    summary = pd.read_csv(out / "summary.csv").set_index("task")
+    assert list(summary.columns[:5]) == ["run", "seed", "final_accuracy", "final_bpc", "final_val_bpc"]
+    assert np.isnan(summary.loc["text", "final_accuracy"]) and np.isnan(summary.loc["binary", "final_bpc"])
+    assert summary.loc["text", "final_bpc"] > 0 and 0 <= summary.loc["binary", "final_accuracy"] <= 1
+    assert "reached accuracy 1.0: " in text and "/1; diverged: 0" in text and "final bpc: median" in text
+
+
+def test_a_summary_of_runs_recorded_without_their_headline_reads_it_from_the_csv(text_sweep):
+    from fastrnn import sweeps
+
+    specs = sweeps.expand("text", [0, 1], {"lr": [0.1, 0.05]}, iters=100, hidden=8, log_every=50, val_fraction=0.1)
+    metas = {}
+    for spec in specs:
+        meta = json.loads((text_sweep.out / f"{spec['name']}.json").read_text())
+        meta["result"] = {k: v for k, v in meta["result"].items() if not k.startswith("final_") and k != "headline"}
+        metas[spec["name"]] = meta
+    again = sweeps.summarize(text_sweep.out, specs, metas=metas)
+    pd.testing.assert_frame_equal(again, text_sweep.summary, check_exact=True)
+
+
+def test_a_fit_on_arrays_records_loss_and_accuracy_with_validation_as_its_headline(tmp_path):
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((6, 5, 2)), np.eye(3)[rng.integers(0, 3, (6, 5))]
+    csv = tmp_path / "fit.csv"
+    fastrnn.fit(fastrnn.RNN(2, 4, 3, head="softmax"), X, Y, epochs=2, validation=(X[:2], Y[:2]), csv=csv)
+    result = json.loads(csv.with_suffix(".json").read_text())["result"]
+    last = pd.read_csv(csv).iloc[-1]
+    assert result["headline"] == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert [result[f"final_{m}"] for m in result["headline"]] == [last[m] for m in result["headline"]]
