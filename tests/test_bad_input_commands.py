@@ -100,3 +100,105 @@ def test_numba_threads_rule_refuses_text_that_is_no_whole_number(text):
     except ValueError:
         ok = False
     assert (_startup.environment_problem({"NUMBA_NUM_THREADS": text}) is None) == ok
+
+
+# ------------------------------------------------------------------ model files: metadata against arrays
+
+
+def _model_file(path, config, theta, metadata=None, **extra):
+    """A model file written by hand: ``meta`` claiming ``config``, whatever ``theta`` is stored."""
+    import json
+
+    meta = dict(format="fastrnn-model", version=1, config=config, metadata=metadata or {})
+    np.savez(path, theta=theta, meta=np.array(json.dumps(meta)), **extra)
+    return path
+
+
+def _peak_bytes(fn):
+    """(result or exception, peak bytes traced while ``fn`` ran); numpy reports its allocations to tracemalloc."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        try:
+            out = fn()
+        except Exception as exc:  # noqa: BLE001 - returned for the test to inspect
+            out = exc
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+_CONFIGS = st.fixed_dictionaries(dict(
+    n_in=st.integers(1, 4000), n_hidden=st.integers(1, 4000), n_out=st.integers(1, 4000), layers=st.integers(1, 3),
+    cell=st.sampled_from(["rnn", "gru", "lstm"]),
+))
+
+
+@settings(max_examples=40, deadline=None)
+@given(config=_CONFIGS, stored=st.integers(0, 50))
+def test_model_whose_metadata_claims_another_size_is_refused_before_allocating(tmp_path_factory, config, stored):
+    from fastrnn.model import parameter_count
+
+    expected = parameter_count(config)
+    if stored == expected:
+        stored += 1
+    path = _model_file(tmp_path_factory.mktemp("m") / "m.npz", dict(config, activation="tanh", head="softmax"),
+                       np.zeros(stored))
+    out, peak = _peak_bytes(lambda: fastrnn.RNN.load(path))
+    assert isinstance(out, fastrnn.ModelFileError), out
+    assert f"has {expected:,} parameters, but it stores {stored:,}" in str(out)
+    assert "\n" not in str(out)
+    assert peak < 2**20, peak  # the model it claims would take expected * 8 bytes
+
+
+@settings(max_examples=25, deadline=None)
+@given(config=st.fixed_dictionaries(dict(
+    n_in=st.integers(1, 40), n_hidden=st.integers(1, 40), n_out=st.integers(1, 40), layers=st.integers(1, 3),
+    cell=st.sampled_from(["rnn", "gru", "lstm"]))))
+def test_model_whose_metadata_fits_its_arrays_loads(tmp_path_factory, config):
+    model = fastrnn.RNN(**config, seed=3)
+    path = model.save(tmp_path_factory.mktemp("m") / "ok.npz")
+    loaded = fastrnn.RNN.load(path)
+    assert loaded.config() == model.config() and np.array_equal(loaded.theta, model.theta)
+
+
+def test_model_file_claiming_huge_hidden_is_refused_at_once_by_every_command(tmp_path):
+    """A 2 KB file whose metadata says n_hidden=25000 (5 GB of weights): refused in one line by each loader."""
+    small = fastrnn.RNN(2, 4, 1, head="sigmoid")
+    config = dict(small.config(), n_hidden=25000)
+    path = _model_file(tmp_path / "huge.npz", config, small.theta, metadata={"task": "binary", "bits": 8, "vocab": "ab"})
+    assert path.stat().st_size < 4096
+    for args in (["eval", path], ["sample", path], ["predict", path, 1, 2], ["spectrum", path],
+                 ["train", "--resume", path, "--iters", 10],
+                 ["train", "--task", "binary", "--init-from", path, "--iters", 10, "--no-csv"]):
+        proc = _command(["-m", "fastrnn", *map(str, args)], {}, cwd=tmp_path)
+        _assert_one_line(proc, 2, "625,100,001 parameters", "stores 33")
+
+
+def test_checkpoint_arrays_that_do_not_fit_the_model_are_refused_from_their_headers(tmp_path):
+    from fastrnn import checkpoint
+
+    result = fastrnn.train(task="binary", iters=20, log_every=10, hidden=4, save=tmp_path / "run.npz")
+    with np.load(result.save_path, allow_pickle=False) as data:
+        arrays = {k: np.array(data[k]) for k in data.files}
+    P = result.model.n_params
+    arrays["train_opt_state"] = np.zeros((3, P))
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(fastrnn.ModelFileError, match=rf"optimizer state has shape \(3, {P}\), \(2, {P}\) expected"):
+        checkpoint.load(tmp_path / "bad.npz")
+
+
+def test_oversized_metadata_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    model = fastrnn.RNN(2, 3, 1)
+    model.metadata = {"note": "x" * 5000}
+    model.save(tmp_path / "m.npz")
+    monkeypatch.setattr(fastrnn.model, "META_LIMIT", 4096)
+    with pytest.raises(fastrnn.ModelFileError, match="its metadata .meta. would take"):
+        fastrnn.RNN.load(tmp_path / "m.npz")
+
+
+def test_file_without_model_arrays_is_refused_naming_them(tmp_path):
+    np.savez(tmp_path / "x.npz", a=np.zeros(3))
+    with pytest.raises(fastrnn.ModelFileError, match="holds no meta and theta arrays"):
+        fastrnn.RNN.load(tmp_path / "x.npz")
