@@ -607,6 +607,10 @@ def plot(runs, out, overwrite):
     for path in runs:
         metrics.check_distinct_files(**{"--out": out, "the run": path})
     loaded = [metrics.read_run(path) for path in runs]
+    empty = [(path, meta) for path, (frame, meta) in zip(runs, loaded) if not metrics.has_rows(frame)]
+    if len(empty) == len(runs):
+        raise InvalidArgument(f"nothing to draw: {metrics.no_rows_note(empty)} {metrics.NO_ROWS}")
+    runs, loaded = zip(*[(path, run) for path, run in zip(runs, loaded) if metrics.has_rows(run[0])])
     labels = _run_labels([meta for _, meta in loaded], runs)
     try:
         with warnings.catch_warnings():  # matplotlib's and numpy's warnings about odd values: the line below says it
@@ -618,6 +622,8 @@ def plot(runs, out, overwrite):
         raise InvalidArgument(f"cannot draw {', '.join(map(str, runs))}: values out of range for a plot "
                               f"({' '.join(str(exc).split())})") from None
     click.echo(f"plot of {len(runs)} run(s) written to {out}")
+    if empty:
+        click.echo(f"left out, {metrics.NO_ROWS}: {metrics.no_rows_note(empty)}")
 
 
 def _run_labels(metas, paths):
@@ -645,8 +651,12 @@ def report(folder, by, fmt):
     import pandas as pd
 
     from . import report as rep
+    from .metrics import NO_ROWS
 
-    runs = rep.collect(folder)
+    runs, empty = rep.split_empty(rep.collect(folder))
+    note = f"left out, {NO_ROWS}: {_no_rows(empty)}" if len(empty) else ""
+    if not len(runs):
+        raise InvalidArgument(f"{folder} holds no run with rows to report: {_no_rows(empty)} {NO_ROWS}")
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
     summary = rep.summarize(runs, keys)
     if fmt == "csv":
@@ -656,6 +666,15 @@ def report(folder, by, fmt):
     else:
         with pd.option_context("display.width", 200, "display.max_columns", 50):
             click.echo(summary.to_string(index=False))
+    if note:  # beside the table; on stderr, so that the CSV and markdown outputs stay the table alone
+        click.echo(note, err=fmt != "table")
+
+
+def _no_rows(empty):
+    """'a.csv (status interrupted), ...' for report's runs without rows."""
+    from .metrics import no_rows_note
+
+    return no_rows_note([(run, {"status": status}) for run, status in zip(empty["run"], empty["status"])])
 
 
 # --------------------------------------------------------------------------- sweep

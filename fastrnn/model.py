@@ -453,7 +453,7 @@ class RNN:
         try:
             with np.load(path, allow_pickle=False) as data:
                 if not hasattr(data, "files") or "meta" not in data.files or "theta" not in data.files:
-                    raise ModelFileError(f"file {path!r} is not a fastrnn model (it holds no meta and theta arrays)")
+                    raise ModelFileError(f"model file {path!r} is not a readable fastrnn model (it holds no meta and theta arrays)")
                 check_stored_size(path, data, "meta", META_LIMIT, "its metadata")
                 meta = json.loads(str(data["meta"][()]))
                 if not isinstance(meta, dict) or meta.get("format") != FORMAT:

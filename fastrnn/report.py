@@ -25,7 +25,8 @@ def run_csvs(folder):
 
 
 def collect(folder):
-    """One row per run: its settings, final accuracy, first-perfect iteration, time, status."""
+    """One row per run: its settings, final accuracy, first-perfect iteration, time, status and
+    its number of metrics rows (``rows``: 0 for a run stopped before its first row)."""
     rows = []
     for path in run_csvs(folder):
         frame, meta = read_run(path)
@@ -41,9 +42,16 @@ def collect(folder):
             train_seconds=result.get("train_seconds"),
             status=status,
             diverged=status == "diverged",
+            rows=len(frame),
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def split_empty(runs):
+    """``(runs with rows, runs without)``: a run stopped before its first row has nothing to summarize."""
+    empty = runs["rows"] == 0 if len(runs) else np.zeros(0, dtype=bool)
+    return runs[~empty].reset_index(drop=True), runs[empty].reset_index(drop=True)
 
 
 def summarize(runs, by=None):

@@ -300,3 +300,76 @@ def test_gated_text_model_trained_by_the_command_samples_reproducibly(tmp_path, 
     vocab = fastrnn.RNN.load(path).metadata["vocab"]
     assert len(first) == 81 and set(first[:-1]) <= set(vocab)
     assert run_cli(capsys, "sample", path, "--length", 80, "--seed", 4)[1] == first
+
+
+# ------------------------------------------------------------------ runs stopped before their first row
+
+
+def _stopped_before_first_row(csv_path, header=True):
+    """The files a run leaves when it is stopped while compiling: the JSON (status interrupted) and
+    the CSV with its header alone (``header=False``: an empty CSV, stopped before the header)."""
+    from fastrnn import metrics
+
+    writer = metrics.MetricsWriter(csv_path, dict(task="binary", lr=0.1, hidden=16, seed=5, iters=100))
+    writer.write_json(status="interrupted", result=dict(iterations_done=0, final_accuracy=None))
+    writer.close()
+    if not header:
+        Path(csv_path).write_text("")
+    return csv_path
+
+
+@pytest.fixture
+def folder_with_a_run_stopped_while_compiling(tmp_path):
+    runs = tmp_path / "runs"
+    fastrnn.train(task="binary", iters=200, log_every=100, hidden=4, seed=1, csv=runs / "done.csv")
+    _stopped_before_first_row(runs / "stopped.csv")
+    _stopped_before_first_row(runs / "blank.csv", header=False)
+    return runs
+
+
+def test_run_with_header_only_reads_as_an_empty_numeric_frame(folder_with_a_run_stopped_while_compiling):
+    for name in ("stopped.csv", "blank.csv"):
+        frame, meta = fastrnn.read_run(folder_with_a_run_stopped_while_compiling / name)
+        assert len(frame) == 0 and meta["status"] == "interrupted"
+        assert list(frame.columns[:9]) == fastrnn.metrics.COLUMNS
+        assert all(frame[c].dtype == np.float64 for c in fastrnn.metrics.COLUMNS)
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
+def test_report_lists_runs_without_rows_and_reports_the_others(folder_with_a_run_stopped_while_compiling, capsys, fmt):
+    code, out, err = run_cli(capsys, "report", folder_with_a_run_stopped_while_compiling, "--format", fmt)
+    assert code == 0, err
+    note = out if fmt == "table" else err
+    line = [ln for ln in note.splitlines() if "no rows" in ln]
+    assert len(line) == 1 and "stopped.csv (status interrupted)" in line[0] and "blank.csv (status interrupted)" in line[0]
+    table = out if fmt != "table" else out.replace(line[0], "")
+    assert "no rows" not in table and "binary" in table
+    if fmt == "csv":
+        import io
+
+        import pandas as pd
+
+        summary = pd.read_csv(io.StringIO(out))
+        assert summary["runs"].tolist() == [1]  # the finished run alone
+
+
+def test_report_of_a_folder_of_runs_without_rows_says_so_in_one_line(tmp_path, capsys):
+    _stopped_before_first_row(tmp_path / "a.csv")
+    code, out, err = run_cli(capsys, "report", tmp_path)
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(code, err, 2, "no run with rows", "a.csv (status interrupted)")
+
+
+def test_plot_draws_the_runs_with_rows_and_lists_the_others(folder_with_a_run_stopped_while_compiling, capsys, tmp_path):
+    runs = folder_with_a_run_stopped_while_compiling
+    out_png = tmp_path / "p.png"
+    code, out, err = run_cli(capsys, "plot", runs / "done.csv", runs / "stopped.csv", "--out", out_png)
+    assert code == 0, err
+    assert out_png.stat().st_size > 0
+    assert "plot of 1 run(s)" in out and "stopped.csv (status interrupted)" in out
+    code, out, err = run_cli(capsys, "plot", runs / "stopped.csv", "--out", tmp_path / "q.png")
+    from conftest import assert_one_line_error
+
+    assert_one_line_error(code, err, 2, "nothing to draw", "stopped.csv (status interrupted)")
+    assert not (tmp_path / "q.png").exists()
