@@ -373,3 +373,72 @@ def test_plot_draws_the_runs_with_rows_and_lists_the_others(folder_with_a_run_st
 
     assert_one_line_error(code, err, 2, "nothing to draw", "stopped.csv (status interrupted)")
     assert not (tmp_path / "q.png").exists()
+
+
+# ------------------------------------------------------------------ models trained on arrays, gated models
+
+
+@pytest.fixture
+def data_models(tmp_path, capsys):
+    """Two models trained by ``fastrnn train --data``: one on arrays shaped like binary addition's
+    (n_in 2, one sigmoid output), one on arrays no task has (n_in 3, softmax over 2)."""
+    rng = np.random.default_rng(4)
+    X = rng.integers(0, 2, (16, 8, 2)).astype(float)
+    np.savez(tmp_path / "bits.npz", X=X, Y=rng.integers(0, 2, (16, 8, 1)).astype(float))
+    np.savez(tmp_path / "other.npz", X=rng.standard_normal((8, 5, 3)), Y=np.eye(2)[rng.integers(0, 2, (8, 5))])
+    paths = {}
+    for name in ("bits", "other"):
+        paths[name] = tmp_path / f"{name}-model.npz"
+        code, _, err = run_cli(capsys, "train", "--data", tmp_path / f"{name}.npz", "--epochs", 2, "--hidden", 4,
+                               "--save", paths[name], "--no-csv", "-q")
+        assert code == 0, err
+        assert fastrnn.RNN.load(paths[name]).metadata["task"] == "data"
+    return paths
+
+
+def test_spectrum_of_a_model_trained_on_arrays_needs_only_the_model(data_models, capsys):
+    code, out, err = run_cli(capsys, "spectrum", data_models["other"])
+    assert code == 0, err
+    W = fastrnn.RNN.load(data_models["other"]).params["W0"]
+    radius = np.abs(np.linalg.eigvals(W)).max()
+    assert f"W0: spectral radius {radius:.4f}" in out
+    assert "no task to draw input sequences from" in out and "--task" in out
+
+
+@pytest.mark.parametrize("command", [["eval", "{m}"], ["predict", "{m}", "1", "2"], ["paths", "{m}", "--out", "{o}"]])
+def test_commands_that_need_a_task_name_the_option_for_a_model_trained_on_arrays(data_models, capsys, tmp_path, command):
+    from conftest import assert_one_line_error
+
+    args = [a.format(m=data_models["other"], o=tmp_path / "p.png") for a in command]
+    code, out, err = run_cli(capsys, *args)
+    assert_one_line_error(code, err, 2, "carries no task", "trained on arrays", "pass --task binary")
+    assert "corrupt" not in err
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_model_trained_on_arrays_is_scored_as_the_task_given(data_models, capsys, tmp_path):
+    code, out, err = run_cli(capsys, "eval", data_models["bits"], "--task", "binary", "--bits", 8, "--samples", 50)
+    assert code == 0, err
+    assert "scored on 50 sums of 8-bit numbers" in out and "exact match:" in out
+    code, out, err = run_cli(capsys, "predict", data_models["bits"], "3", "4", "--task", "binary")
+    assert code == 0 and "true =" in out and "model =" in out, err
+    code, out, err = run_cli(capsys, "paths", data_models["bits"], "--task", "binary", "--out", tmp_path / "p.png")
+    assert code == 0 and (tmp_path / "p.png").stat().st_size > 0, err
+    code, out, err = run_cli(capsys, "spectrum", data_models["bits"], "--task", "binary", "--samples", 4)
+    assert code == 0 and "k=1" in out, err
+
+
+@pytest.mark.parametrize("cell, gates", [("gru", "rzn"), ("lstm", "ifgo")])
+def test_spectrum_of_a_gated_model_gives_each_gate_block(tmp_path, capsys, cell, gates):
+    model = fastrnn.RNN(3, 5, 2, layers=2, cell=cell, seed=2, init_scale=0.7)
+    path = model.save(tmp_path / "g.npz")
+    code, out, err = run_cli(capsys, "spectrum", path)
+    assert code == 0, err
+    H = 5
+    for l in range(2):
+        for k, gate in enumerate(gates):
+            block = np.array(model.params[f"W{l}"][k * H:(k + 1) * H])
+            radius = np.abs(np.linalg.eigvals(block)).max()
+            sv = np.linalg.svd(block, compute_uv=False)
+            assert f"W{l}[{gate}]: spectral radius {radius:.4f}; singular values {sv[0]:.3f}" in out
+    assert "defined for the vanilla cell" in out
