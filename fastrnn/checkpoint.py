@@ -33,6 +33,7 @@ import os
 
 import numpy as np
 
+from . import _checks
 from . import settings as _settings
 from .exceptions import InvalidArgument, ModelFileError
 
@@ -55,7 +56,7 @@ def load(path):
     Raises ModelFileError (one line, naming the file) for a file that is not a
     model, or a model saved without training state.
     """
-    from .model import RNN
+    from .model import META_LIMIT, RNN, check_stored_size, stored_header
 
     model = RNN.load(path)  # refuses what is not a model at all
     path = os.fspath(path)
@@ -66,8 +67,11 @@ def load(path):
                     f"model file {path!r} holds no training state (it was saved by RNN.save, or by a run without "
                     f"--save); it cannot be resumed: start a new run from its weights with --init-from {path}"
                 )
+            check_stored_size(path, data, "train_state", META_LIMIT, "its training state")
+            sizes = {k: stored_header(data, f"train_{k}") for k in ARRAYS if f"train_{k}" in data.files}
+            _check_array_sizes(path, model, sizes)
             state = json.loads(str(data["train_state"][()]))
-            arrays = {k: np.array(data[f"train_{k}"]) for k in ARRAYS if f"train_{k}" in data.files}
+            arrays = {k: np.array(data[f"train_{k}"]) for k in sizes}
     except ModelFileError:
         raise
     except Exception as exc:
@@ -79,6 +83,24 @@ def load(path):
     if not isinstance(state.get("settings"), dict) or not isinstance(state.get("done"), int):
         raise ModelFileError(f"model file {path!r} has a corrupt training state (no settings or update count)")
     return model, state, arrays
+
+
+def _check_array_sizes(path, model, sizes):
+    """Refuse, from the headers alone, saved arrays that cannot belong to ``model``'s run.
+
+    The optimizer state is (2, P); the carried state and the accuracy window are
+    bounded by what the machine could hold (their exact sizes depend on the run's
+    settings and are compared when the run is restored).
+    """
+    opt = sizes.get("opt_state")
+    if opt is not None and opt[0] != (2, model.n_params):
+        raise ModelFileError(f"model file {path!r} has a corrupt training state: its optimizer state has shape {opt[0]}, "
+                             f"(2, {model.n_params}) expected for its {model.n_params:,} parameters; nothing was loaded")
+    for key, (shape, dtype) in sizes.items():
+        nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+        if nbytes > _checks.memory_limit():
+            raise ModelFileError(f"model file {path!r} has a corrupt training state: train_{key} would take "
+                                 f"{_checks.format_bytes(nbytes)} once read, more than this machine's memory; nothing was loaded")
 
 
 def same_setting(setting, a, b):

@@ -275,17 +275,21 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
     from .tasks import make_task, task_from_metadata
 
     model = RNN.load(model_path)
+    own = model.metadata.get("task")
     if task is not None:
         task_obj = make_task(task, bits=bits, digits=digits)
         what = f"--task {task}"
-    elif model.metadata.get("task") is None and not need_task:
-        return model, None
-    elif model.metadata.get("task") is None and offer_task:
-        raise InvalidArgument(f"the model carries no task: {model_path} was saved with RNN.save; "
-                              f"pass --task binary or --task digits to give it that task's data")
-    elif model.metadata.get("task") is None:
-        raise InvalidArgument(f"the model carries no task: {model_path} was saved with RNN.save, not by "
-                              f"`fastrnn train --save`, so it cannot add numbers")
+    elif own is None or own == "data":  # saved by RNN.save, or trained on arrays (fit, train --data): no task
+        if not need_task:
+            return model, None
+        if own == "data":
+            origin = f"was trained on arrays (--data {_short_text(model.metadata.get('data_file', 'arrays'))})"
+        else:
+            origin = "was saved with RNN.save"
+        choices = [name for name, cls in TASKS.items() if cls.decodes or offer_task]
+        raise InvalidArgument(f"the model carries no task: {model_path} {origin}; pass --task "
+                              f"{' or --task '.join(choices)} to give it that task's data (one whose inputs fit its "
+                              f"n_in={model.n_in})")
     else:
         try:
             task_from_metadata(model.metadata)
@@ -301,6 +305,11 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
     return model, task_obj
 
 
+def _short_text(value, limit=120):
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_data_memory(task_obj, samples, hidden, layers, option="--samples"):
     """Refuse task data (and the forward pass over it) that cannot fit in memory."""
     from ._checks import check_memory
@@ -310,12 +319,17 @@ def _check_data_memory(task_obj, samples, hidden, layers, option="--samples"):
                  f"choose a smaller {option}")
 
 
-def _load(model_path, bits=None, digits=None):
-    """A saved model and its task, which must decode outputs (for predict and eval)."""
+def _load(model_path, bits=None, digits=None, task=None):
+    """A saved model and its task (``task`` when given), which must decode outputs (for predict and eval)."""
     from .tasks import require_decoding
 
-    model, task = _load_model(model_path, bits, digits)
+    model, task = _load_model(model_path, bits, digits, task=task)
     return model, require_decoding(task, "predict` and `fastrnn eval")
+
+
+#: The tasks whose outputs predict and eval can read as sums, and their --task help.
+DECODING = [name for name, cls in TASKS.items() if cls.decodes]
+TASK_HELP = "Read the model as this task's (a model trained on arrays or saved by RNN.save has none) [as trained]."
 
 
 @cli.command(context_settings=dict(ignore_unknown_options=True))  # so that -1 reaches the range check
@@ -324,11 +338,12 @@ def _load(model_path, bits=None, digits=None):
 @click.argument("b", type=click.IntRange(min=0))
 @click.option("--bits", type=click.IntRange(2, 62), help="Width for a binary model [as trained].")
 @click.option("--digits", type=click.IntRange(2, 18), help="Width for a digits model [as trained].")
-def predict(model_path, a, b, bits, digits):
+@click.option("--task", type=click.Choice(DECODING), help=TASK_HELP)
+def predict(model_path, a, b, bits, digits, task):
     """Print the sum A + B that the model computes, beside the true one."""
     import numpy as np
 
-    model, task = _load(model_path, bits, digits)
+    model, task = _load(model_path, bits, digits, task)
     task.check_operand("A", a)
     task.check_operand("B", b)
     batch = task.encode(np.array([a]), np.array([b]))
@@ -354,11 +369,12 @@ def predict(model_path, a, b, bits, digits):
 @click.option("--bits", type=click.IntRange(2, 62), help="Width for a binary model [as trained].")
 @click.option("--digits", type=click.IntRange(2, 18), help="Width for a digits model [as trained].")
 @click.option("--seed", type=click.IntRange(min=0), default=12345, show_default=True, help="Seed of the evaluation data.")
-def evaluate(model_path, samples, bits, digits, seed):
+@click.option("--task", type=click.Choice(DECODING), help=TASK_HELP)
+def evaluate(model_path, samples, bits, digits, seed, task):
     """Score a model on fresh sums, also at another width than it was trained on."""
     import numpy as np
 
-    model, task = _load(model_path, bits, digits)
+    model, task = _load(model_path, bits, digits, task)
     _check_data_memory(task, samples, model.n_hidden, model.layers)
     batch = task.sample(np.random.default_rng(seed), samples)
     yhat, _ = model.forward(batch.X)
@@ -597,9 +613,13 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
                 sv = spec.singular_values
                 shown = " ".join(f"{v:.3f}" for v in sv[:8]) + (" ..." if sv.size > 8 else "")
                 click.echo(f"{spec.name}: spectral radius {spec.spectral_radius:.4f}; singular values {shown}")
+            if model.cell != "rnn":
+                click.echo(f"step-Jacobian products: defined for the vanilla cell (diag(f'(a)) W); a {model.cell} "
+                           f"cell's step Jacobian is not, so `fastrnn paths` shows how its gradients vanish instead")
+                continue
             if task_obj is None:
                 click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; pass "
-                           f"--task binary (inputs of size 2) or --task digits (size 20) to fit its n_in={model.n_in}")
+                           f"--task with a task whose inputs fit its n_in={model.n_in} (binary has 2, digits 20)")
                 continue
             _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
             data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
@@ -622,6 +642,10 @@ def plot(runs, out, overwrite):
     for path in runs:
         metrics.check_distinct_files(**{"--out": out, "the run": path})
     loaded = [metrics.read_run(path) for path in runs]
+    empty = [(path, meta) for path, (frame, meta) in zip(runs, loaded) if not metrics.has_rows(frame)]
+    if len(empty) == len(runs):
+        raise InvalidArgument(f"nothing to draw: {metrics.no_rows_note(empty)} {metrics.NO_ROWS}")
+    runs, loaded = zip(*[(path, run) for path, run in zip(runs, loaded) if metrics.has_rows(run[0])])
     labels = _run_labels([meta for _, meta in loaded], runs)
     try:
         with warnings.catch_warnings():  # matplotlib's and numpy's warnings about odd values: the line below says it
@@ -633,6 +657,8 @@ def plot(runs, out, overwrite):
         raise InvalidArgument(f"cannot draw {', '.join(map(str, runs))}: values out of range for a plot "
                               f"({' '.join(str(exc).split())})") from None
     click.echo(f"plot of {len(runs)} run(s) written to {out}")
+    if empty:
+        click.echo(f"left out, {metrics.NO_ROWS}: {metrics.no_rows_note(empty)}")
 
 
 def _run_labels(metas, paths):
@@ -660,8 +686,12 @@ def report(folder, by, fmt):
     import pandas as pd
 
     from . import report as rep
+    from .metrics import NO_ROWS
 
-    runs = rep.collect(folder)
+    runs, empty = rep.split_empty(rep.collect(folder))
+    note = f"left out, {NO_ROWS}: {_no_rows(empty)}" if len(empty) else ""
+    if not len(runs):
+        raise InvalidArgument(f"{folder} holds no run with rows to report: {_no_rows(empty)} {NO_ROWS}")
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
     summary = rep.summarize(runs, keys)
     if fmt == "csv":
@@ -671,6 +701,15 @@ def report(folder, by, fmt):
     else:
         with pd.option_context("display.width", 200, "display.max_columns", 50):
             click.echo(summary.to_string(index=False))
+    if note:  # beside the table; on stderr, so that the CSV and markdown outputs stay the table alone
+        click.echo(note, err=fmt != "table")
+
+
+def _no_rows(empty):
+    """'a.csv (status interrupted), ...' for report's runs without rows."""
+    from .metrics import no_rows_note
+
+    return no_rows_note([(run, {"status": status}) for run, status in zip(empty["run"], empty["status"])])
 
 
 # --------------------------------------------------------------------------- sweep

@@ -228,6 +228,9 @@ def write_csv(path, frame):
 def read_run(csv_path):
     """A run's metrics as a pandas DataFrame and its settings as a dict ({} if no JSON).
 
+    A run stopped before its first row (its CSV holds the header alone, or nothing)
+    gives an empty frame with float columns; :func:`has_rows` tells.
+
     Raises InvalidArgument, naming the file, when the CSV is missing, unreadable,
     truncated in a row or lacks the metrics columns (:data:`COLUMNS`, all numbers), or
     the JSON beside it is not a JSON object with the run's ``task`` and ``status``.
@@ -248,7 +251,10 @@ def read_run(csv_path):
     except OSError as exc:
         raise InvalidArgument(f"cannot read {csv_path}: {exc.strerror or exc}") from None
     try:
-        frame = pd.read_csv(csv_path)
+        if csv_path.stat().st_size == 0:  # stopped between creating the file and writing its header
+            frame = pd.DataFrame({c: [] for c in COLUMNS})
+        else:
+            frame = pd.read_csv(csv_path)
     except Exception as exc:
         raise InvalidArgument(f"{csv_path} is not a readable metrics CSV ({type(exc).__name__}: {_short(exc)})") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
@@ -256,6 +262,8 @@ def read_run(csv_path):
         raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: it lacks the columns {', '.join(missing)}")
     text_columns = ("loss_per_char", "bpc", "smooth_loss", "char_accuracy", "val_bpc")  # fastrnn.text's
     numeric = COLUMNS + [c for c in frame.columns if str(c).startswith(("spectral_radius", "path_grad_")) or c in text_columns]
+    if len(frame) == 0:  # a run stopped before its first row (while compiling): the header alone, no numbers to check
+        frame = frame.astype({column: np.float64 for column in numeric})
     for column in numeric:
         values = frame[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
@@ -281,6 +289,24 @@ def read_run(csv_path):
         if not isinstance(meta["status"], str) or not isinstance(meta.get("result", {}), (dict, type(None))):
             raise InvalidArgument(f"{meta_path} is corrupt: its status is not text or its result not an object")
     return frame, meta
+
+
+def has_rows(frame):
+    """Whether a run's metrics (:func:`read_run`'s frame) hold any row; a run stopped while
+    compiling or loading the kernels has none."""
+    return len(frame) > 0
+
+
+def no_rows_note(paths_and_metas):
+    """The runs that have no rows, listed with their status: ``[(path, meta), ...]`` ->
+    'a.csv (status interrupted), b.csv (status running)'."""
+    shown = ", ".join(f"{path} (status {meta.get('status', 'unknown') if meta else 'unknown: no settings file'})"
+                      for path, meta in paths_and_metas[:10])
+    return shown + (f" and {len(paths_and_metas) - 10} more" if len(paths_and_metas) > 10 else "")
+
+
+#: How the commands introduce :func:`no_rows_note`'s list.
+NO_ROWS = "interrupted with no rows (stopped, or still compiling, before its first row was logged)"
 
 
 def _short(value, limit=200):

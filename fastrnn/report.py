@@ -27,7 +27,8 @@ def run_csvs(folder):
 
 def collect(folder):
     """One row per run: its settings, the last row's headline metrics (``final_<name>``, the task's own:
-    :attr:`fastrnn.tasks.Task.headline`), first-perfect iteration, time, status.
+    :attr:`fastrnn.tasks.Task.headline`), first-perfect iteration, time, status and its number of
+    metrics rows (``rows``: 0 for a run stopped before its first row).
 
     A run has a value only for its own task's headline metrics (a text run has
     ``final_bpc``, not ``final_accuracy``), NaN for the others.
@@ -49,12 +50,19 @@ def collect(folder):
             train_seconds=result.get("train_seconds"),
             status=status,
             diverged=status == "diverged",
+            rows=len(frame),
         )
         rows.append(row)
     runs = pd.DataFrame(rows)
     finals = [c for c in runs.columns if c.startswith("final_")]
     rest = [c for c in runs.columns if c not in finals and c not in SETTINGS and c != "run"]
     return runs[[*SETTINGS, "run", *finals, *rest]]  # the metrics in the order the runs name them
+
+
+def split_empty(runs):
+    """``(runs with rows, runs without)``: a run stopped before its first row has nothing to summarize."""
+    empty = runs["rows"] == 0 if len(runs) else np.zeros(0, dtype=bool)
+    return runs[~empty].reset_index(drop=True), runs[empty].reset_index(drop=True)
 
 
 def summarize(runs, by=None):

@@ -427,29 +427,95 @@ def _activation(name):
     raise InvalidArgument(f"sampling does not know the activation {name!r}")
 
 
-def rnn_step(params, layers, f, h, ix):
-    """One step of a stacked vanilla RNN on the character ``ix``: returns (h', z).
+def rnn_step(params, layers, f, state, ix):
+    """One step of a stacked vanilla RNN on the character ``ix``: returns (state', z).
 
-    ``h`` is (layers, H); ``z = V h'_top + c`` are the logits of the next character.
-    Gated cells add their own step beside this one (see :data:`STEPS`).
+    ``state`` is (1, layers, H), the h of every layer; ``z = V h'_top + c`` are the
+    logits of the next character. Each cell has its step (see :data:`STEPS`).
     """
-    h = h.copy()
+    h = state.copy()
     below = None
     for l in range(layers):
         U, W, b = params[f"U{l}"], params[f"W{l}"], params[f"b{l}"]
         xu = U[:, ix] if l == 0 else U @ below  # U x for a one-hot x is a column of U
-        h[l] = f(xu + W @ h[l] + b)
-        below = h[l]
+        h[0, l] = f(xu + W @ h[0, l] + b)
+        below = h[0, l]
     return h, params["V"] @ below + params["c"]
 
 
-#: The step of each cell for sampling, by the model's ``cell`` name ("rnn" for
-#: models without that attribute). A gated cell registers its own here.
-STEPS = {"rnn": rnn_step}
+def _sigmoid(a):
+    return 0.5 * (1.0 + np.tanh(0.5 * a))  # = 1 / (1 + exp(-a)), without overflow for large -a
 
 
-def _head_logits(params, h):
-    return params["V"] @ h[-1] + params["c"]
+def gru_step(params, layers, f, state, ix):
+    """One step of a stacked GRU (PyTorch's, gates r, z, n) on the character ``ix``: returns (state', z).
+
+    ``state`` is (1, layers, H); per layer, with xu = U x + b and hw = W h::
+
+        r = s(xu_r + hw_r),  z = s(xu_z + hw_z),  n = tanh(xu_n + r * (hw_n + bn)),  h' = (1 - z) n + z h
+
+    ``f`` is not used (the GRU's activations are fixed).
+    """
+    h = state.copy()
+    below = None
+    for l in range(layers):
+        U, W, b, bn = params[f"U{l}"], params[f"W{l}"], params[f"b{l}"], params[f"bn{l}"]
+        H = bn.shape[0]
+        xu = (U[:, ix] if l == 0 else U @ below) + b
+        hw = W @ h[0, l]
+        r = _sigmoid(xu[:H] + hw[:H])
+        z = _sigmoid(xu[H:2 * H] + hw[H:2 * H])
+        n = np.tanh(xu[2 * H:] + r * (hw[2 * H:] + bn))
+        h[0, l] = (1.0 - z) * n + z * h[0, l]
+        below = h[0, l]
+    return h, params["V"] @ below + params["c"]
+
+
+def lstm_step(params, layers, f, state, ix):
+    """One step of a stacked LSTM (PyTorch's, gates i, f, g, o) on the character ``ix``: returns (state', z).
+
+    ``state`` is (2, layers, H): the h and the c of every layer; per layer, with
+    a = U x + W h + b::
+
+        i, f, o = s(a_i), s(a_f), s(a_o),  g = tanh(a_g),  c' = f c + i g,  h' = o tanh(c')
+
+    ``f`` (the argument) is not used (the LSTM's activations are fixed).
+    """
+    out = state.copy()
+    below = None
+    for l in range(layers):
+        U, W, b = params[f"U{l}"], params[f"W{l}"], params[f"b{l}"]
+        H = W.shape[1]
+        a = (U[:, ix] if l == 0 else U @ below) + W @ out[0, l] + b
+        gate_i, gate_f, g, gate_o = _sigmoid(a[:H]), _sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), _sigmoid(a[3 * H:])
+        out[1, l] = gate_f * out[1, l] + gate_i * g
+        out[0, l] = gate_o * np.tanh(out[1, l])
+        below = out[0, l]
+    return out, params["V"] @ below + params["c"]
+
+
+#: The step of each cell for sampling, by the model's ``cell`` name: ``step(params, layers, f,
+#: state, ix) -> (state', logits)`` with ``state`` of shape (the cell's state vectors, layers, H).
+STEPS = {"rnn": rnn_step, "gru": gru_step, "lstm": lstm_step}
+
+
+def _head_logits(params, state):
+    return params["V"] @ state[0, -1] + params["c"]
+
+
+def _initial_state(model, h0):
+    """The sampling state (S, layers, H) from ``sample``'s ``h0``: None (zeros), an array
+    (layers, H), or for an LSTM the pair (h0, c0) of such arrays."""
+    S, shape = getattr(model, "n_states", 1), (model.layers, model.n_hidden)
+    if h0 is None:
+        return np.zeros((S,) + shape)
+    if S == 1:
+        return _checks.as_float_array("h0", h0, np.float64, 2, shape, "(layers, n_hidden)")[None].copy()
+    if not isinstance(h0, (tuple, list)) or len(h0) != S:
+        raise InvalidArgument(f"h0 of an LSTM must be the pair (h0, c0), each of shape (layers, n_hidden) = {shape}; "
+                              f"got {type(h0).__name__}")
+    return np.stack([_checks.as_float_array(name, v, np.float64, 2, shape, "(layers, n_hidden)")
+                     for name, v in zip(("h0", "c0"), h0)])
 
 
 def next_char_distribution(z, temperature):
@@ -492,7 +558,8 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
         Seed of the ``numpy.random.default_rng`` that draws; the same seed gives
         the same text.
     h0 : array of shape (layers, n_hidden), optional
-        Initial state (zeros if None), for example a training run's carried state.
+        Initial state (zeros if None), for example a training run's carried state;
+        for an LSTM the pair (h0, c0) of such arrays.
 
     Returns
     -------
@@ -522,11 +589,7 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
     prime_ids = encode(vocab, prime, name="prime")
     params = {k: np.asarray(v, dtype=np.float64) for k, v in model.params.items()}
     f = _activation(model.activation)
-    shape = (model.layers, model.n_hidden)
-    if h0 is None:
-        h = np.zeros(shape)
-    else:
-        h = _checks.as_float_array("h0", h0, np.float64, 2, shape, "(layers, n_hidden)").copy()
+    h = _initial_state(model, h0)
     z = _head_logits(params, h)
     for ix in prime_ids:
         h, z = step(params, model.layers, f, h, ix)
