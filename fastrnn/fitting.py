@@ -44,7 +44,7 @@ VAL_COLUMNS = ["val_loss", "val_accuracy"]
 
 
 def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, momentum=0.9, clip=1.0,
-        clip_value=None, bptt_truncate=None, window=None, shuffle=True, seed=0, validation=None, log_every=100,
+        clip_value=None, bptt_truncate=None, window=None, shuffle=None, seed=0, validation=None, log_every=100,
         csv=None, save=None, overwrite=False, progress=False, resume=None, _record=None):
     # _record: extra JSON fields from fit_file (the file, the model's settings); not for users
     """Train ``model`` in place on arrays X (N, T, n_in), Y (N, T, n_out), mask (N, T); return a TrainResult.
@@ -72,9 +72,10 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     window : int or None
         K: X holds long streams, trained K steps at a time with the state carried
         (see the module docstring).
-    shuffle : bool
-        Draw a new order of the sequences every epoch. It has no meaning with
-        ``window`` (every iteration trains every stream, in time order) and is then
+    shuffle : bool or None
+        Draw a new order of the sequences every epoch; None (the default) is True
+        for whole sequences. It has no meaning with ``window`` (every iteration
+        trains every stream, in time order): there it must be None or False, and is
         recorded as False.
     validation : tuple or None
         ``(X_val, Y_val)`` or ``(X_val, Y_val, mask_val)``: every row also gets
@@ -191,6 +192,17 @@ def _check_setting(name, value):
     return _settings.get(name).check(value)
 
 
+def _check_shuffle(shuffle, window):
+    """shuffle as recorded: None -> True for whole sequences; with a window False, and True is refused."""
+    if shuffle is None:
+        return window is None
+    shuffle = _check_setting("shuffle", shuffle)
+    if shuffle and window is not None:
+        raise InvalidArgument(f"shuffle=True has no meaning with window={window} (every iteration trains every stream, "
+                              f"in time order); leave shuffle out, or train whole sequences (window=None)")
+    return shuffle
+
+
 class _Plan:
     """The checked arrays and settings of a fit, and how its epochs are cut into kernel calls."""
 
@@ -201,9 +213,10 @@ class _Plan:
         self = cls()
         self.model = model
         s = {}
-        for name in ("epochs", "optimizer", "lr", "momentum", "clip", "clip_value", "bptt_truncate", "window", "shuffle",
-                     "seed", "log_every"):
+        for name in ("epochs", "optimizer", "lr", "momentum", "clip", "clip_value", "bptt_truncate", "window", "seed",
+                     "log_every"):
             s[name] = _check_setting(name, given[name])
+        s["shuffle"] = _check_shuffle(given["shuffle"], s["window"])
         self.X, self.Y, self.M, _ = engine.prepare(model, X, Y, mask)
         if self.M.shape[0] and not self.M.any():
             raise InvalidArgument("mask is all zeros: no step has a target, so there is nothing to learn; mark the "
@@ -633,12 +646,15 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         if setting in _settings.DATA or setting in _settings.TRAINING and name != "log_spectrum":
             continue
         raise InvalidArgument(f"{setting.flag} does not apply to --data (it belongs to the tasks); leave it out")
+    if given.get("shuffle") and given.get("window") is not None:
+        raise _shuffle_with_window(given["window"])
     if resume is not None:
         return _resume_file(path, resume, given, dict(csv=csv, save=save, overwrite=overwrite, progress=progress))
     value = {}
     for setting in _settings.TRAINING + _settings.DATA:
         v = given.get(setting.name)
-        if v is None and setting.name != "batch":  # batch None: min(32, N), or every stream with --window
+        if v is None and setting.name not in ("batch", "shuffle"):  # None: min(32, N) (every stream with --window),
+            # and shuffle's per layout (see fit)
             v = _settings.DATA_DEFAULTS.get(setting.name) if setting.default == _settings.PER_TASK else setting.default
         value[setting.name] = v
     arrays = load_arrays(path)
@@ -669,6 +685,11 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         raise
 
 
+def _shuffle_with_window(window):
+    return InvalidArgument(f"--shuffle has no meaning with --window {window} (every iteration trains every stream, in "
+                           f"time order); leave --shuffle out, or train whole sequences without --window")
+
+
 def _file_validation(arrays):
     if "X_val" not in arrays:
         return None
@@ -695,6 +716,8 @@ def _resume_file(path, resume, given, files):
         if name == "batch" and old.get("shapes", {}).get("X"):
             checked = min(checked, old["shapes"]["X"][0])  # as the plan takes it
         if name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
+            if checked:
+                raise _shuffle_with_window(old["window"])
             continue
         if not checkpoint.same_setting(setting, checked, old.get(name)):
             raise InvalidArgument(f"{setting.flag} {checked} differs from the saved run's {old.get(name)} in {resume}; "

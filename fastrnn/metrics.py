@@ -37,10 +37,16 @@ def default_csv_path(task, directory="runs"):
 
 
 def check_new_file(path, what, overwrite, option):
-    """Refuse to replace an existing file unless ``overwrite``; check the folder can be made."""
+    """Refuse to replace an existing file unless ``overwrite``; check the folder can be made.
+
+    A path that names a folder (an existing one, or one written with a trailing
+    separator, ``runs/``) is refused: ``Path`` would drop the separator and write a
+    file of that name.
+    """
+    given = os.fspath(path)
     path = Path(path)
-    if path.is_dir():
-        raise InvalidArgument(f"{option} {path} is a folder; give a file path")
+    if path.is_dir() or given.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
+        raise InvalidArgument(f"{option} {given} names a folder; give the path of a file (in it, say)")
     if path.exists() and not overwrite:
         raise InvalidArgument(f"{what} {path} already exists; choose another path or pass --overwrite to replace it")
     try:

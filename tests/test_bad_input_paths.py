@@ -1,0 +1,106 @@
+"""Bad input on the way in and out: output paths that name folders, option combinations that
+would be ignored, values beyond float32, data that overflow, text files with a byte-order mark,
+resumes after the data moved or changed, plots of odd folders, long samples and --data files
+too large for memory. Every case ends in one line and a non-zero exit, or in the right result."""
+
+import os
+
+import numpy as np
+import pytest
+
+import fastrnn
+from conftest import assert_one_line_error
+from conftest import run_cli as run
+
+
+def small_data(path, N=6, T=8, I=2, O=2, **extra):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N, T, I))
+    Y = np.eye(O)[rng.integers(0, O, (N, T))]
+    np.savez(path, X=X, Y=Y, **extra)
+    return path
+
+
+# ------------------------------------------------------------------ output paths
+
+
+@pytest.mark.parametrize("option", ["--csv", "--save"])
+@pytest.mark.parametrize("name", ["out/", "sub/out/", "existing", "existing/"])
+def test_an_output_path_naming_a_folder_is_refused_and_nothing_is_written(capsys, tmp_path, monkeypatch, option, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing").mkdir()
+    data = small_data(tmp_path / "d.npz")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = ["train", "--data", data, "--epochs", "1", option, name] + (["--no-csv"] if option == "--save" else [])
+    code, out, err = run(capsys, *args)
+    assert_one_line_error(code, err, 2, option, "folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "existing").is_dir()
+
+
+def test_the_library_refuses_a_csv_path_ending_in_a_separator(tmp_path):
+    X, Y = np.zeros((2, 3, 1)), np.zeros((2, 3, 1))
+    with pytest.raises(fastrnn.InvalidArgument, match="folder"):
+        fastrnn.fit(fastrnn.RNN(1, 2, 1, head="linear"), X, Y, epochs=1, csv=f"{tmp_path}/runs/")
+    assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------- options that would be ignored
+
+
+def test_shuffle_with_window_is_refused_on_the_command_line(capsys, tmp_path):
+    data = small_data(tmp_path / "d.npz")
+    code, out, err = run(capsys, "train", "--data", data, "--window", "4", "--shuffle", "--no-csv")
+    assert_one_line_error(code, err, 2, "--shuffle", "--window")
+
+
+def test_no_shuffle_with_window_is_accepted(capsys, tmp_path):
+    data = small_data(tmp_path / "d.npz")
+    code, out, err = run(capsys, "train", "--data", data, "--window", "4", "--no-shuffle", "--epochs", "1", "--no-csv")
+    assert code == 0, err
+
+
+def test_the_library_refuses_shuffle_true_with_a_window_and_keeps_its_default():
+    X, Y = np.zeros((2, 6, 1)), np.zeros((2, 6, 1))
+    with pytest.raises(fastrnn.InvalidArgument, match="shuffle"):
+        fastrnn.fit(fastrnn.RNN(1, 2, 1, head="linear"), X, Y, epochs=1, window=3, shuffle=True)
+    result = fastrnn.fit(fastrnn.RNN(1, 2, 1, head="linear"), X, Y, epochs=1, window=3)
+    assert result.settings["shuffle"] is False
+    result = fastrnn.fit(fastrnn.RNN(1, 2, 1, head="linear"), X, Y, epochs=1)
+    assert result.settings["shuffle"] is True
+
+
+def test_a_window_run_resumed_with_shuffle_is_refused_and_without_it_continues(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = small_data(tmp_path / "d.npz")
+    code, out, err = run(capsys, "train", "--data", data, "--window", "4", "--epochs", "1", "--save", "m.npz", "--no-csv")
+    assert code == 0, err
+    code, out, err = run(capsys, "train", "--resume", "m.npz", "--epochs", "2", "--shuffle", "--no-csv")
+    assert_one_line_error(code, err, 2, "--shuffle", "--window 4")
+    code, out, err = run(capsys, "train", "--resume", "m.npz", "--epochs", "2", "--no-shuffle", "--no-csv")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--optimizer", "adam", "--momentum", "0.5"], "momentum=0.5 applies to optimizer='momentum' only"),
+    (["--init-scale", "0.3", "--init-from", "INIT"], "init_scale=0.3"),
+])
+def test_a_setting_the_run_would_ignore_is_refused(capsys, tmp_path, args, fragment):
+    init = fastrnn.RNN(2, 16, 1, head="sigmoid").save(tmp_path / "init.npz")
+    args = [str(init) if a == "INIT" else a for a in args]
+    code, out, err = run(capsys, "train", "--task", "binary", "--iters", "10", "--no-csv", *args)
+    assert_one_line_error(code, err, 2, fragment)
+
+
+def test_momentum_at_its_default_and_init_from_alone_still_train(capsys, tmp_path):
+    init = fastrnn.RNN(2, 16, 1, head="sigmoid").save(tmp_path / "init.npz")
+    for args in (["--optimizer", "adam", "--momentum", "0.9"], ["--init-from", init]):
+        code, out, err = run(capsys, "train", "--task", "binary", "--iters", "10", "--log-every", "10", "--no-csv", *args)
+        assert code == 0, err
+
+
+def test_sweep_refuses_local_workers_together_with_a_scheduler(capsys, tmp_path):
+    code, out, err = run(capsys, "sweep", "--task", "binary", "--set", "iters=10", "--out", tmp_path / "s",
+                         "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
+    assert_one_line_error(code, err, 2, "--workers 2", "--scheduler")
+    assert not (tmp_path / "s" / "summary.csv").exists()
