@@ -373,7 +373,7 @@ def init_from(model, path):
             f"{model.n_hidden}, n_out {model.n_out}, {model.layers} layer(s)); use a model of the same task, "
             f"vocabulary, --hidden and --layers"
         )
-    model.theta[:] = src.theta.astype(model.dtype)
+    model.theta[:] = _checks.cast_within_range(f"--init-from {path}: its weights", src.theta, model.dtype)
     return model
 
 

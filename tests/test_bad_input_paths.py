@@ -104,3 +104,61 @@ def test_sweep_refuses_local_workers_together_with_a_scheduler(capsys, tmp_path)
                          "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
     assert_one_line_error(code, err, 2, "--workers 2", "--scheduler")
     assert not (tmp_path / "s" / "summary.csv").exists()
+
+
+# ------------------------------------------------------------------ beyond float32
+
+
+def test_float32_data_beyond_its_range_is_refused_in_one_line_without_a_warning(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4, 5, 2))
+    X[1, 2, 0] = 1e39
+    np.savez(tmp_path / "big.npz", X=X, Y=np.eye(2)[rng.integers(0, 2, (4, 5))])
+    code, out, err = run(capsys, "train", "--data", tmp_path / "big.npz", "--dtype", "float32", "--no-csv")
+    assert_one_line_error(code, err, 2, "--data", "X", "float32", "(1, 2, 0)", "1e+39")
+    assert "RuntimeWarning" not in err
+
+
+def test_the_library_refuses_float32_overflow_in_every_array_it_converts():
+    import warnings
+
+    model = fastrnn.RNN(2, 3, 2, head="linear", dtype="float32")
+    X, Y = np.zeros((2, 4, 2)), np.zeros((2, 4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would fail the test
+        for kwargs, name in ((dict(X=X * 0 + 1e300, Y=Y), "X"), (dict(X=X, Y=Y - 5e38), "Y"),
+                             (dict(X=X, Y=Y, h0=np.full((2, 3), 4e38)), "h0")):
+            with pytest.raises(fastrnn.InvalidArgument, match=f"{name} holds .* beyond the range of float32"):
+                model.loss_and_grads(**kwargs)
+        # values that round to float32's largest finite value stay accepted
+        model.forward(X + np.finfo(np.float32).max)
+
+
+def test_init_from_a_float64_model_whose_weights_overflow_float32(tmp_path):
+    import warnings
+
+    big = fastrnn.RNN(2, 16, 1, head="sigmoid")
+    big.theta[3] = 1e39
+    path = big.save(tmp_path / "big.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(fastrnn.InvalidArgument, match="float32"):
+            fastrnn.train(task="binary", iters=10, dtype="float32", init_from=path)
+
+
+def test_a_float32_model_file_storing_weights_beyond_float32_is_refused_without_a_warning(capsys, tmp_path):
+    import json
+    import warnings
+
+    model = fastrnn.RNN(2, 3, 2, dtype="float32")
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path) as f:
+        meta = str(f["meta"][()])
+    theta = model.theta.astype(np.float64)
+    theta[0] = -1e40
+    np.savez(path, theta=theta, meta=np.array(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(fastrnn.ModelFileError, match="beyond the range of float32"):
+            fastrnn.RNN.load(path)
+    assert json.loads(meta)["config"]["dtype"] == "float32"
