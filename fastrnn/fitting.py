@@ -479,6 +479,8 @@ class _FitRun:
                 advice = "try clip=1.0 or a smaller lr" if s["clip"] is None else "try a smaller lr or clip"
                 self.error = (f"the loss became NaN or infinite at iteration {self.done + 1}; training stopped there "
                               f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
+                if self.done == 0:  # no update has been made: the numbers themselves overflow
+                    self.error = self._overflow_at_start()
                 break
         if self.at == plan.per_epoch:
             self.at = 0
@@ -494,6 +496,16 @@ class _FitRun:
             self.tracker.first_perfect_iteration = self.done
         self.rows.append(row)
         return row, n_done
+
+    def _overflow_at_start(self):
+        """The message for a loss or gradient that is not finite at the first iteration, before any update."""
+        plan, model = self.plan, self.model
+        with np.errstate(over="ignore"):
+            big = [float(np.max(np.abs(a))) if a.size else 0.0 for a in (plan.X, plan.Y, model.theta)]
+        return (f"the loss or its gradient is NaN or infinite at iteration 1, before any update, so neither lr nor clip "
+                f"can help: the numbers overflow {model.dtype.name} arithmetic (largest |X| {big[0]:.3g}, largest |Y| "
+                f"{big[1]:.3g}, largest initial weight {big[2]:.3g}); rescale X and Y to moderate values (unit variance, "
+                f"say){' or use float64' if model.dtype == np.float32 else ''}")
 
     def _samples(self):
         """Sequences (streams x windows) trained so far."""

@@ -162,3 +162,23 @@ def test_a_float32_model_file_storing_weights_beyond_float32_is_refused_without_
         with pytest.raises(fastrnn.ModelFileError, match="beyond the range of float32"):
             fastrnn.RNN.load(path)
     assert json.loads(meta)["config"]["dtype"] == "float32"
+
+
+# ------------------------------------------------------------ overflowing data
+
+
+def test_targets_that_overflow_before_any_update_are_blamed_not_the_lr(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "huge.npz", X=rng.standard_normal((4, 5, 2)), Y=rng.standard_normal((4, 5, 1)) * 1e200)
+    code, out, err = run(capsys, "train", "--data", tmp_path / "huge.npz", "--no-csv")
+    assert_one_line_error(code, err, 1, "iteration 1, before any update", "largest |Y| 1.", "e+200", "rescale X and Y")
+    assert "smaller lr" not in err
+
+
+def test_a_divergence_after_updates_still_advises_lr_and_clip():
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((4, 6, 2)), rng.standard_normal((4, 6, 1))
+    with pytest.raises(fastrnn.NumericalError, match="smaller lr") as info:
+        fastrnn.fit(fastrnn.RNN(2, 8, 1, head="linear", activation="relu"), X, Y, epochs=50, lr=1e150, optimizer="sgd",
+                    clip=None, log_every=1)
+    assert "before any update" not in str(info.value)
