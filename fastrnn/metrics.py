@@ -207,7 +207,7 @@ def read_run(csv_path):
     meta = {}
     if meta_path.is_file():
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_text(encoding="utf-8-sig"))  # an editor may have added a byte-order mark
         except (ValueError, RecursionError) as exc:
             raise InvalidArgument(f"{meta_path} is not valid JSON ({_short(exc)})") from None
         except OSError as exc:

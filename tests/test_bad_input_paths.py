@@ -182,3 +182,46 @@ def test_a_divergence_after_updates_still_advises_lr_and_clip():
         fastrnn.fit(fastrnn.RNN(2, 8, 1, head="linear", activation="relu"), X, Y, epochs=50, lr=1e150, optimizer="sgd",
                     clip=None, log_every=1)
     assert "before any update" not in str(info.value)
+
+
+# ------------------------------------------------------------------ text files
+
+
+def test_a_byte_order_mark_is_not_a_character_of_the_text(tmp_path):
+    from fastrnn import text
+
+    body = "hello world, hello rnn\n" * 4
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    (tmp_path / "plain.txt").write_text(body, encoding="utf-8")
+    with_bom, plain = text.read_text(tmp_path / "bom.txt"), text.read_text(tmp_path / "plain.txt")
+    assert "\ufeff" not in with_bom.vocab
+    assert with_bom.vocab == plain.vocab and np.array_equal(with_bom.ids, plain.ids)
+
+
+def test_a_byte_order_mark_inside_the_text_stays_a_character(tmp_path):
+    from fastrnn import text
+
+    (tmp_path / "t.txt").write_text("abc\ufeffdef" * 5, encoding="utf-8")
+    assert "\ufeff" in text.read_text(tmp_path / "t.txt").vocab
+
+
+def test_a_text_after_a_byte_order_mark_is_checked_at_the_right_offset(tmp_path):
+    from fastrnn import text
+
+    (tmp_path / "bad.txt").write_bytes(b"\xef\xbb\xbfabc\xff" + b"x" * 40)
+    with pytest.raises(fastrnn.InvalidArgument, match="byte 0xff at offset 6"):
+        text.read_text(tmp_path / "bad.txt")
+    (tmp_path / "only.txt").write_bytes(b"\xef\xbb\xbf")
+    with pytest.raises(fastrnn.InvalidArgument, match="only a byte-order mark"):
+        text.read_text(tmp_path / "only.txt")
+
+
+def test_a_run_whose_files_an_editor_saved_with_a_byte_order_mark_is_still_read(tmp_path):
+    from fastrnn import metrics
+
+    fastrnn.train(task="binary", iters=20, log_every=10, csv=tmp_path / "a.csv")
+    for name in ("a.csv", "a.json"):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    frame, meta = metrics.read_run(tmp_path / "a.csv")
+    assert meta["task"] == "binary" and list(frame["iteration"]) == [10, 20]
