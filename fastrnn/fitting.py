@@ -679,7 +679,7 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
                 head=head, dtype=value["dtype"], seed=value["seed"],
                 init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"], cell=value["cell"],
                 forget_bias=value["forget_bias"])
-    model.metadata = {"task": "data", "data_file": str(path)}
+    model.metadata = {"task": "data", "data_file": os.path.abspath(path)}
     if value["init_from"] is not None:
         value["init_from"] = _check_setting("init_from", value["init_from"])
         init_from(model, value["init_from"])
@@ -688,13 +688,36 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
                                     "window", "seed", "log_every", "momentum", "shuffle")}
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
-                   _record=dict(data_file=str(path), init_scale=value["init_scale"], init_from=value["init_from"],
+                   _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
                                 forget_bias=value["forget_bias"]), **kwargs)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
             raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {infer_head(Y, M)})"
                                                         if "head" in str(exc) and given.get("head") else "")) from None
         raise
+
+
+def resumed_data_file(resume, state):
+    """The --data file a saved fit was trained on, for ``fastrnn train --resume MODEL`` without --data.
+
+    Runs record it absolute. A relative record (older runs) is taken relative to the
+    current folder, else to the model file's folder; where neither holds it, the
+    message says to give --data.
+    """
+    recorded = state["settings"].get("data_file")
+    if recorded is None:
+        raise InvalidArgument(f"--resume {resume}: the run was fitted on arrays given to fastrnn.fit; save them with "
+                              f"numpy.savez(FILE, X=X, Y=Y, ...) and give --data FILE")
+    if os.path.isabs(recorded):
+        candidates = [recorded]
+    else:
+        candidates = [recorded, os.path.join(os.path.dirname(os.fspath(resume)), recorded)]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    where = "" if os.path.isabs(recorded) else " (a path relative to the folder the run was started in; not found here nor beside the model)"
+    raise InvalidArgument(f"--resume {resume}: the run's data file {recorded}{where} does not exist; give the file it was "
+                          f"trained on with --data FILE")
 
 
 def _shuffle_with_window(window):
@@ -737,7 +760,7 @@ def _resume_file(path, resume, given, files):
     arrays = load_arrays(path)
     try:
         return fit(None, arrays["X"], arrays["Y"], arrays.get("mask"), validation=_file_validation(arrays),
-                   epochs=given["epochs"], resume=resume, _record=dict(data_file=str(path)), **files)
+                   epochs=given["epochs"], resume=resume, _record=dict(data_file=os.path.abspath(path)), **files)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith("the arrays"):
             raise type(exc)(f"--data {path}: {exc}") from None

@@ -327,6 +327,10 @@ class TextSource:
         for key in ("kind", "seq_length", "batch", "part", "n_vocab", "checksum"):
             got = state.get(key)
             if got is None or (str(got) if key == "kind" else int(got)) != mine[key]:
+                if got is not None and key in ("part", "n_vocab", "checksum"):  # the settings agree: the text does not
+                    what = {"part": "characters per stream", "n_vocab": "vocabulary size"}.get(key, "checksum")
+                    raise InvalidArgument(f"the text changed since the run was saved (its {what} was {got}, now "
+                                          f"{mine[key]}); resume on the text the run was trained on")
                 raise InvalidArgument(
                     f"the saved text position does not fit this run: {key} was {got}, now {mine[key]}; "
                     f"resume with the same text file, --seq-length and --batch"

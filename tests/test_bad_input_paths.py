@@ -225,3 +225,66 @@ def test_a_run_whose_files_an_editor_saved_with_a_byte_order_mark_is_still_read(
         path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     frame, meta = metrics.read_run(tmp_path / "a.csv")
     assert meta["task"] == "binary" and list(frame["iteration"]) == [10, 20]
+
+
+# ------------------------------------------------------------------ resume
+
+
+TEXT = "the quick brown fox jumps over the lazy dog; " * 6
+
+
+@pytest.mark.parametrize("change", ["shorter, fewer characters", "shorter, same characters", "same length, edited"])
+def test_resuming_on_a_changed_text_says_the_text_changed(capsys, tmp_path, monkeypatch, change):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    code, out, err = run(capsys, "train", "--task", "text", "--text", "t.txt", "--hidden", "8", "--iters", "20",
+                         "--log-every", "10", "--save", "m.npz", "--no-csv")
+    assert code == 0, err
+    changed = {"shorter, fewer characters": TEXT[:60].replace("z", "").replace("y", ""),
+               "shorter, same characters": TEXT[:-45],
+               "same length, edited": TEXT.replace("quick", "quack", 1)}[change]
+    (tmp_path / "t.txt").write_text(changed, encoding="utf-8")
+    code, out, err = run(capsys, "train", "--resume", "m.npz", "--iters", "40", "--no-csv")
+    assert_one_line_error(code, err, 2, "text", "changed since the run was saved")
+    assert "does not fit its settings" not in err
+
+
+def test_a_data_run_resumes_from_another_folder(capsys, tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    small_data(tmp_path / "work" / "d.npz")
+    code, out, err = run(capsys, "train", "--data", "d.npz", "--epochs", "1", "--save", "m.npz", "--no-csv")
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, out, err = run(capsys, "train", "--resume", tmp_path / "work" / "m.npz", "--epochs", "2", "--no-csv")
+    assert code == 0, err
+    _, state, _ = fastrnn.checkpoint.load(tmp_path / "work" / "m.npz")
+    assert state["settings"]["data_file"] == str(tmp_path / "work" / "d.npz")
+
+
+def _record_relative_data_file(path, data_file):
+    """Rewrite a saved fit's training state as an older fastrnn wrote it: data_file as given, relative."""
+    import json
+
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    state = json.loads(str(arrays["train_state"][()]))
+    state["settings"]["data_file"] = data_file
+    arrays["train_state"] = np.array(json.dumps(state))
+    np.savez(path, **arrays)
+
+
+def test_an_older_relative_data_file_is_found_beside_the_model(capsys, tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    small_data(tmp_path / "work" / "d.npz")
+    code, out, err = run(capsys, "train", "--data", "d.npz", "--epochs", "1", "--save", "m.npz", "--no-csv")
+    assert code == 0, err
+    _record_relative_data_file(tmp_path / "work" / "m.npz", "d.npz")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "train", "--resume", "work/m.npz", "--epochs", "2", "--no-csv")
+    assert code == 0, err
+    os.remove(tmp_path / "work" / "d.npz")
+    code, out, err = run(capsys, "train", "--resume", "work/m.npz", "--epochs", "3", "--no-csv")
+    assert_one_line_error(code, err, 2, "d.npz", "--data FILE")
