@@ -147,10 +147,9 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
 
         _, state, _ = checkpoint.load(resume)
         if state["settings"].get("task") == "data" and data is None:  # a fit: on the file it was trained on
-            data = state["settings"].get("data_file")
-            if data is None:
-                raise InvalidArgument(f"--resume {resume}: the run was fitted on arrays given to fastrnn.fit; save them "
-                                      f"with numpy.savez(FILE, X=X, Y=Y, ...) and give --data FILE")
+            from .fitting import resumed_data_file
+
+            data = resumed_data_file(resume, state)
     if data is None:
         for name, value in given_data.items():
             if value is not None:

@@ -39,10 +39,16 @@ def default_csv_path(task, directory="runs"):
 
 
 def check_new_file(path, what, overwrite, option):
-    """Refuse to replace an existing file unless ``overwrite``; check the folder can be made."""
+    """Refuse to replace an existing file unless ``overwrite``; check the folder can be made.
+
+    A path that names a folder (an existing one, or one written with a trailing
+    separator, ``runs/``) is refused: ``Path`` would drop the separator and write a
+    file of that name.
+    """
+    given = os.fspath(path)
     path = Path(path)
-    if path.is_dir():
-        raise InvalidArgument(f"{option} {path} is a folder; give a file path")
+    if path.is_dir() or given.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
+        raise InvalidArgument(f"{option} {given} names a folder; give the path of a file (in it, say)")
     kind = _files.not_regular(path)
     if kind is not None:  # a device, a named pipe, a socket: never written into nor replaced
         raise InvalidArgument(f"{what} {path} is {kind}, not a regular file; fastrnn writes and replaces only regular "
@@ -276,7 +282,7 @@ def read_run(csv_path):
     meta = {}
     if meta_path.is_file():
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_text(encoding="utf-8-sig"))  # an editor may have added a byte-order mark
         except (ValueError, RecursionError) as exc:
             raise InvalidArgument(f"{meta_path} is not valid JSON ({_short(exc)})") from None
         except OSError as exc:

@@ -490,7 +490,10 @@ class RNN:
         metadata = meta.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise ModelFileError(f"model file {path!r} is corrupt: its metadata is not a JSON object")
-        model.theta[:] = theta
+        try:
+            model.theta[:] = _checks.cast_within_range("its parameters", theta, model.dtype)
+        except InvalidArgument as exc:
+            raise ModelFileError(f"model file {path!r} is corrupt: {exc}") from None
         model.metadata = dict(metadata or {})
         return model
 

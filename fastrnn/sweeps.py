@@ -598,6 +598,9 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     import pandas as pd
 
     specs = expand(task, seeds, grid, **fixed)
+    if workers is not None and scheduler is not None:
+        raise InvalidArgument(f"--workers {workers} sets local worker processes, but --scheduler {scheduler} sends the "
+                              f"runs to a Dask cluster, whose workers run them; give one of the two")
     workers = os.cpu_count() if workers is None else _checks.check_int("workers", workers, minimum=1)
     out = Path(out)
     if out.exists() and not out.is_dir():

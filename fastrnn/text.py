@@ -29,6 +29,7 @@ iteration and one reset flag per iteration serves them all.
 ('o wo', ' wor')
 """
 
+import codecs
 import math
 import os
 import zlib
@@ -147,6 +148,9 @@ class Text:
 def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
     """Read a UTF-8 text file for training; refuse anything the walk cannot use.
 
+    A UTF-8 byte-order mark at the start of the file (written by some editors) is
+    not part of the text: it is dropped, and never becomes a vocabulary character.
+
     Parameters
     ----------
     path : str or path-like
@@ -188,13 +192,17 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
         raise InvalidArgument(f"text file {path!r} cannot be read ({exc.strerror or exc}); check its permissions") from None
     if not raw:
         raise InvalidArgument(f"text file {path!r} is empty; give a UTF-8 text file of at least {L + 2} characters")
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0  # a byte-order mark is no character of the text
     try:
-        data = raw.decode("utf-8")
+        data = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidArgument(
-            f"text file {path!r} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start} is invalid); "
+            f"text file {path!r} is not UTF-8 (byte 0x{raw[bom + exc.start]:02x} at offset {bom + exc.start} is invalid); "
             f"convert it to UTF-8 first (e.g. iconv -f latin1 -t utf-8)"
         ) from None
+    if not data:
+        raise InvalidArgument(f"text file {path!r} holds only a byte-order mark; give a UTF-8 text file of at least "
+                              f"{L + 2} characters")
     n_val = int(math.floor(F * len(data)))
     n_train = len(data) - n_val
     need = L + 2
@@ -319,6 +327,10 @@ class TextSource:
         for key in ("kind", "seq_length", "batch", "part", "n_vocab", "checksum"):
             got = state.get(key)
             if got is None or (str(got) if key == "kind" else int(got)) != mine[key]:
+                if got is not None and key in ("part", "n_vocab", "checksum"):  # the settings agree: the text does not
+                    what = {"part": "characters per stream", "n_vocab": "vocabulary size"}.get(key, "checksum")
+                    raise InvalidArgument(f"the text changed since the run was saved (its {what} was {got}, now "
+                                          f"{mine[key]}); resume on the text the run was trained on")
                 raise InvalidArgument(
                     f"the saved text position does not fit this run: {key} was {got}, now {mine[key]}; "
                     f"resume with the same text file, --seq-length and --batch"

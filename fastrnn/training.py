@@ -383,7 +383,7 @@ def init_from(model, path):
             f"{model.n_hidden}, n_out {model.n_out}, {model.layers} layer(s)); use a model of the same task, "
             f"vocabulary, --hidden and --layers"
         )
-    model.theta[:] = src.theta.astype(model.dtype)
+    model.theta[:] = _checks.cast_within_range(f"--init-from {path}: its weights", src.theta, model.dtype)
     return model
 
 
@@ -629,6 +629,9 @@ class _Run:
 
     def restore(self, path, model, state, arrays):
         """Continue the run saved in ``path`` (``checkpoint.load``'s model, state, arrays)."""
+        changed = self.task.changed_since(model.metadata)
+        if changed is not None:
+            raise InvalidArgument(f"cannot resume {path}: {changed}")
         if model.theta.shape != self.model.theta.shape or any(arrays.get(k) is None for k in checkpoint.ARRAYS):
             raise InvalidArgument(f"the training state in {path} does not fit its settings; it cannot be resumed")
         if arrays["opt_state"].shape != self.state.shape or arrays["hstate"].shape != self.hstate.shape:
@@ -637,7 +640,10 @@ class _Run:
         self.state[...] = arrays["opt_state"]
         self.hstate[...] = arrays["hstate"]
         self.done = state["done"]
-        self.source.restore(state["source"])
+        try:
+            self.source.restore(state["source"])
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"cannot resume {path}: {exc}") from None
         self.tracker.restore(state["tracker"], arrays["recent"])
         if self.extra is not None:
             self.extra.restore(state["extra"])

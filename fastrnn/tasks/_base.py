@@ -85,6 +85,14 @@ class Task:
         """What a trained model of this task keeps in ``model.metadata`` (the text task adds its vocabulary)."""
         return self.settings()
 
+    def changed_since(self, metadata):
+        """Why a run saved with ``metadata`` (its model's) cannot resume on this task's data, or None.
+
+        Called before the saved training state is compared with the new run's, so
+        that data that changed since (the text task's file) are named as such.
+        """
+        return None
+
     def init_weights(self, model, s):
         """Draw the initial weights in place if the task has its own rule (text: N(0, s^2)); default: the model's."""
 
