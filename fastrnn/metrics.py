@@ -5,10 +5,14 @@ The CSV is written as training goes, header first and flushed after every row
 pandas reads it back with no options; :func:`read_run` returns both files.
 """
 
+import contextlib
 import csv
 import datetime
+import errno
+import io
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -94,65 +98,167 @@ def check_distinct_files(**paths):
 
 
 class MetricsWriter:
-    """Writes the metrics CSV row by row, flushing each, and the JSON beside it."""
+    """Writes the metrics CSV row by row, each row one ``write`` to the file, and the JSON beside it.
 
-    def __init__(self, csv_path, settings, overwrite=False, columns=COLUMNS, append_rows=None):
-        """``append_rows``: continue a resumed run's CSV, which must hold exactly these rows (its columns the same)."""
+    A row is never left half-written: the writer keeps the offset of the last
+    complete line, and when a write fails (a full disk, a read-only or deleted
+    folder) it cuts the file back to that offset before the error goes on.
+    ``rows`` counts the complete rows in the file.
+    """
+
+    def __init__(self, csv_path, settings, overwrite=False, columns=COLUMNS, append_rows=None, cut=False):
+        """``append_rows``: continue a resumed run's CSV, which must hold exactly these rows (its columns the same);
+        with ``cut`` it may hold more (rows written after a checkpoint): they are cut off, and ``cut`` says how many."""
         self.csv_path = check_new_file(csv_path, "metrics file", overwrite, "--csv")
         self.json_path = check_new_file(json_path_for(self.csv_path), "settings file", overwrite, "--csv")
         self.columns = list(columns)
+        self.cut, keep = 0, None
         if append_rows is not None:
-            _check_rows_to_append(self.csv_path, self.columns, append_rows)
+            keep, self.cut = _check_rows_to_append(self.csv_path, self.columns, append_rows, cut)
+        flags = os.O_WRONLY | os.O_CREAT | (0 if append_rows is not None else os.O_TRUNC if overwrite else os.O_EXCL)
         try:
-            self._fh = open(self.csv_path, "a" if append_rows is not None else "w" if overwrite else "x", newline="")
+            self._fd = os.open(self.csv_path, flags | getattr(os, "O_BINARY", 0), 0o666)
         except OSError as exc:
             raise InvalidArgument(f"cannot write --csv {self.csv_path}: {exc.strerror or exc}") from None
-        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns)
-        if append_rows is None:
-            self._writer.writeheader()
-        self._fh.flush()
-        self.meta = dict(settings)
-        self.write_json(status="running")
+        self._buf = io.StringIO()
+        self._csv = csv.writer(self._buf)  # csv.DictWriter's format: minimal quoting, "\r\n" line ends
+        self._good, self.rows, self._next_check, self._gone = 0, 0, 0.0, False
+        try:
+            if append_rows is not None:
+                os.ftruncate(self._fd, keep)  # the rows after the saved state's (none without cut) go
+                os.lseek(self._fd, keep, os.SEEK_SET)
+                self._good, self.rows = keep, len(append_rows)
+            else:
+                self._put(self.columns)
+            self.meta = dict(settings)
+            self.write_json(status="running")
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            if append_rows is None:  # nothing of the run is in it: no stray file
+                with contextlib.suppress(OSError):
+                    os.remove(self.csv_path)
+            raise
+
+    def _put(self, values):
+        """Write one line; on failure cut the file back to its last complete line, then raise."""
+        buf = self._buf
+        buf.seek(0)
+        buf.truncate()
+        self._csv.writerow(values)
+        data = memoryview(buf.getvalue().encode())
+        size = len(data)
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._good)
+                os.lseek(self._fd, self._good, os.SEEK_SET)
+            if exc.filename is None:
+                exc.filename = str(self.csv_path)
+            raise
+        self._good += size
 
     def write(self, row):
-        self._writer.writerow({k: row[k] for k in self.columns})
-        self._fh.flush()
+        """Append a row; OSError (naming the CSV) if it cannot be written or the file was deleted."""
+        self._put([row[k] for k in self.columns])
+        self.rows += 1
+        now = time.monotonic()
+        if now >= self._next_check:  # a file deleted under the run takes writes without a word: look, once a second
+            self._next_check = now + 1.0
+            if self.deleted():
+                raise FileNotFoundError(errno.ENOENT, "the file was deleted during the run", str(self.csv_path))
+
+    def deleted(self):
+        """Whether the CSV was deleted (or its folder) while open (after :meth:`close`: when it was closed)."""
+        if self._fd is None:
+            return self._gone
+        try:
+            return os.fstat(self._fd).st_nlink == 0
+        except OSError:
+            return True
 
     def write_json(self, **extra):
         self.meta.update(extra)
         write_json(self.json_path, self.meta)
 
     def close(self):
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fd is not None:
+            self._gone = self.deleted()
+            os.close(self._fd)
+            self._fd = None
 
 
-def _check_rows_to_append(path, columns, rows):
-    """Refuse to append to a run's CSV that does not end where the saved state does."""
+def _check_rows_to_append(path, columns, rows, cut=False):
+    """Refuse to append to a run's CSV that does not end where the saved state does; return (offset to keep, rows cut).
+
+    With ``cut`` the CSV may hold further lines after the state's rows (written after a
+    checkpoint, the last one perhaps incomplete): they are counted and cut off.
+    """
     try:
-        with open(path, newline="") as fh:
-            table = list(csv.reader(fh))
+        with open(path, "rb") as fh:
+            data = fh.read()
     except OSError as exc:
         raise InvalidArgument(f"cannot read the run's CSV {path} to append to it: {exc.strerror or exc}; "
                               f"give a new --csv") from None
-    last = rows[-1]["iteration"] if rows else 0
-    got = table[-1][0] if len(table) > 1 and table[-1] else "none"
-    if not table or table[0] != list(columns) or len(table) - 1 != len(rows) or (rows and got != str(last)):
+    lines = data.splitlines(keepends=True)
+    complete = [line for line in lines if line.endswith(b"\n")]
+    table = list(csv.reader(line.decode("utf-8", "replace") for line in complete))
+    want = [str(r["iteration"]) for r in rows]
+    got = [line[0] if line else "" for line in table[1 : len(rows) + 1]]
+    extra = len(lines) - 1 - len(rows)
+    if (not table or table[0] != list(columns) or got != want or extra < 0 or (extra and not cut)
+            or len(complete) < len(lines) and not cut):
+        have = len(table) - 1 if table else 0
+        last = table[-1][0] if have > 0 and table[-1] else "none"
         raise InvalidArgument(
-            f"the run's CSV {path} does not end where the saved state does ({len(table) - 1 if table else 0} rows, last "
-            f"iteration {got}; the state has {len(rows)} rows up to iteration {last}); give a new --csv, which gets "
-            f"the earlier rows first"
+            f"the run's CSV {path} does not end where the saved state does ({have} rows, last "
+            f"iteration {last}; the state has {len(rows)} rows up to iteration {want[-1] if want else 0}); give a new "
+            f"--csv, which gets the earlier rows first"
         )
+    return sum(len(line) for line in lines[: len(rows) + 1]), extra
 
 
 def write_json(path, data):
-    """Write JSON atomically (a temporary file, then a rename)."""
+    """Write JSON atomically (a temporary file, then a rename; none is left behind when that fails).
+
+    On a full disk, where even the small temporary file finds no room, a file that
+    exists is rewritten in place if the blocks it holds take the new text (so that
+    a run's JSON can still say how the run ended).
+    """
     path = Path(path)
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            if _rewrite_in_place(path, text.encode()):
+                return
+        raise
+
+
+def _rewrite_in_place(path, data):
+    """Overwrite ``path`` with ``data`` without new blocks; False where it holds too few (or cannot be opened)."""
+    try:
+        if os.stat(path).st_blocks * 512 < len(data):
+            return False
+        fd = os.open(path, os.O_WRONLY)
+    except (OSError, AttributeError):
+        return False
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+    return True
 
 
 def write_csv(path, frame):
