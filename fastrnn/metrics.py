@@ -180,8 +180,13 @@ class MetricsWriter:
             return True
 
     def write_json(self, **extra):
+        """Rewrite the JSON with ``extra`` added; an OSError names the JSON (not its temporary file)."""
         self.meta.update(extra)
-        write_json(self.json_path, self.meta)
+        try:
+            write_json(self.json_path, self.meta)
+        except OSError as exc:
+            exc.filename = str(self.json_path)
+            raise
 
     def close(self):
         if self._fd is not None:

@@ -279,3 +279,173 @@ def test_a_fit_killed_during_a_checkpoint_resumes_to_one_run(tmp_path):
     assert np.array_equal(fastrnn.RNN.load(tmp_path / "m.npz").theta, whole.model.theta)
     pd.testing.assert_frame_equal(csv_rows(tmp_path / "r.csv"), csv_rows(tmp_path / "whole.csv"), check_exact=True)
     assert temporary_files(tmp_path) == []
+
+
+# ------------------------------------------------------------- files that cannot be written
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 kB tmpfs (as root); skipped only where mounting is impossible."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16k", "tmpfs", str(folder)], capture_output=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def test_a_full_disk_keeps_whole_rows_and_says_what_was_kept(small_disk):
+    """The reported case: 20000 iterations, a row every 10, onto a 16 kB tmpfs."""
+    r = fastrnn_run(["train", "--task", "binary", "--iters", "20000", "--log-every", "10", "--csv", small_disk / "r.csv",
+                     "--save", small_disk / "m.npz"], small_disk)
+    assert_one_line_error(r.returncode, r.stderr, 1, f"a row could not be written to {small_disk / 'r.csv'}",
+                          "No space left on device", "training stopped after")
+    frame = assert_whole_rows(small_disk / "r.csv")
+    assert f"; {len(frame)} rows kept in {small_disk / 'r.csv'}" in r.stderr
+    assert frame["iteration"].tolist() == list(range(10, 10 * len(frame) + 1, 10)) and len(frame) > 20
+    assert "no model saved to" in r.stderr  # no room for it either, and no temporary file of it
+    assert temporary_files(small_disk) == []
+    meta = json.loads((small_disk / "r.json").read_text())  # rewritten in place: no room for a new file
+    assert meta["status"] == "failed" and "No space left on device" in meta["error"]
+
+
+def test_a_full_disk_during_a_checkpoint(tmp_path):
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(folder)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        r = fastrnn_run(["train", "--iters", "100000", "--hidden", "8", "--log-every", "100", "--csv", "r.csv",
+                         "--save", "m.npz", "--checkpoint-every", "1000"], folder)
+        assert_one_line_error(r.returncode, r.stderr, 1, "No space left on device", "rows kept in",
+                              "the last checkpoint is at iteration", "--resume")
+        assert temporary_files(folder) == []
+        frame = assert_whole_rows(folder / "r.csv")
+        at = checkpoint.load(folder / "m.ckpt.npz")[1]["checkpoint"]["iteration"]
+        assert f"the last checkpoint is at iteration {at} (m.ckpt.npz)" in r.stderr
+        assert at % 1000 == 0 and frame["iteration"].iloc[-1] >= at
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+class FailingOS:
+    """``os`` with one call failing (``name``, from its ``after``-th call on, with ``code``); a write that
+    fails writes half its bytes first, as a short write(2) on a filling disk does."""
+
+    def __init__(self, name, code, after=0, when=lambda *a: True):
+        self.name, self.code, self.after, self.when, self.calls = name, code, after, when, 0
+
+    def __getattr__(self, attr):
+        real = getattr(os, attr)
+        if attr != self.name:
+            return real
+
+        def call(*args):
+            if self.when(*args):
+                self.calls += 1
+                if self.calls > self.after:
+                    if attr == "write":
+                        os.write(args[0], bytes(args[1])[: len(args[1]) // 2])
+                    raise OSError(self.code, os.strerror(self.code))
+            return real(*args)
+
+        return call
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_a_row_that_cannot_be_written_is_cut_back_whole(capsys, tmp_path, monkeypatch, code):
+    monkeypatch.setattr(metrics, "os", FailingOS("write", code, after=6))  # the header, five rows, then a failing one
+    code_, _, err = run_cli(capsys, "train", "--iters", "2000", "--hidden", "8", "--log-every", "100", "--csv",
+                            tmp_path / "r.csv", "--save", tmp_path / "m.npz", "--checkpoint-every", "300", "-q")
+    monkeypatch.undo()
+    assert_one_line_error(code_, err, 1, f"a row could not be written to {tmp_path / 'r.csv'}: {os.strerror(code)}",
+                          "training stopped after 600 iterations", f"5 rows kept in {tmp_path / 'r.csv'}",
+                          f"the last checkpoint is at iteration 300 ({tmp_path / 'm.ckpt.npz'})",
+                          f"model saved to {tmp_path / 'm.npz'}",
+                          f"continue with: fastrnn train --resume {tmp_path / 'm.ckpt.npz'} --iters 2000")
+    assert len(assert_whole_rows(tmp_path / "r.csv")) == 5
+    meta = json.loads((tmp_path / "r.json").read_text())
+    assert meta["status"] == "failed" and meta["error"] == err.strip()[len("Error: "):]
+    assert temporary_files(tmp_path) == []
+    # the cause gone, the checkpoint resumes to the uninterrupted run
+    resumed = fastrnn.train(resume=tmp_path / "m.ckpt.npz", iters=2000, csv=tmp_path / "r.csv")
+    whole = fastrnn.train(task="binary", hidden=8, log_every=100, iters=2000, csv=tmp_path / "whole.csv")
+    assert resumed.rows_cut == 2 and np.array_equal(resumed.model.theta, whole.model.theta)  # rows 400, 500
+    pd.testing.assert_frame_equal(csv_rows(tmp_path / "r.csv"), csv_rows(tmp_path / "whole.csv"), check_exact=True)
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS, errno.EACCES])
+def test_a_checkpoint_that_cannot_be_written_stops_the_run(capsys, tmp_path, monkeypatch, code):
+    # the third checkpoint's temporary file is written, then its fsync fails
+    monkeypatch.setattr(_files, "os", FailingOS("fsync", code, after=4))  # two checkpoints: file and folder each
+    code_, _, err = run_cli(capsys, "train", "--iters", "2000", "--hidden", "8", "--log-every", "100", "--csv",
+                            tmp_path / "r.csv", "--checkpoint-every", "200", "-q")
+    monkeypatch.undo()
+    assert_one_line_error(code_, err, 1, f"the checkpoint could not be written to {tmp_path / 'r.ckpt.npz'}: "
+                          f"{os.strerror(code)}", "training stopped after 600 iterations", "6 rows kept in",
+                          "the last checkpoint is at iteration 400")
+    assert temporary_files(tmp_path) == []
+    assert checkpoint.load(tmp_path / "r.ckpt.npz")[1]["checkpoint"]["iteration"] == 400
+    assert len(assert_whole_rows(tmp_path / "r.csv")) == 6
+
+
+@pytest.mark.parametrize("what", ["model", "settings"])
+def test_the_model_or_json_failing_at_the_end_is_one_line(capsys, tmp_path, monkeypatch, what):
+    target = "m.npz" if what == "model" else "r.json"
+    monkeypatch.setattr(_files if what == "model" else metrics, "os",
+                        FailingOS("replace", errno.EACCES, after=int(what == "settings"),  # the JSON's second write
+                                  when=lambda a, b: os.path.basename(b) == target))
+    code, _, err = run_cli(capsys, "train", "--iters", "300", "--hidden", "8", "--csv", tmp_path / "r.csv", "--save",
+                           tmp_path / "m.npz", "-q")
+    monkeypatch.undo()
+    said = "the model could not be saved to" if what == "model" else "the run's settings could not be written to"
+    assert_one_line_error(code, err, 1, f"{said} {tmp_path / target}: Permission denied", "3 rows kept in")
+    assert temporary_files(tmp_path) == [] and len(assert_whole_rows(tmp_path / "r.csv")) == 3
+    if what == "model":
+        assert not (tmp_path / "m.npz").exists()
+        assert json.loads((tmp_path / "r.json").read_text())["status"] == "completed"
+    else:
+        assert "model saved to" in err and fastrnn.RNN.load(tmp_path / "m.npz")
+
+
+def test_a_deleted_folder_stops_the_run_at_the_next_checkpoint(capsys, tmp_path, monkeypatch):
+    folder = tmp_path / "out"
+    real, calls = engine.train_chunk, []
+
+    def deleting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:  # the compile call, then four chunks
+            shutil.rmtree(folder)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_chunk", deleting)
+    code, _, err = run_cli(capsys, "train", "--iters", "2000", "--hidden", "8", "--log-every", "100", "--csv",
+                           folder / "r.csv", "--save", folder / "m.npz", "--checkpoint-every", "200", "-q")
+    assert_one_line_error(code, err, 1, f"the checkpoint could not be written to {folder / 'm.ckpt.npz'}",
+                          "(its folder was deleted)", "training stopped after 400 iterations",
+                          f"the CSV {folder / 'r.csv'} was deleted", "the last checkpoint is at iteration 200",
+                          "no model saved")
+    assert not folder.exists()
+
+
+def test_a_deleted_csv_is_noticed_by_the_writer(tmp_path):
+    writer = metrics.MetricsWriter(tmp_path / "r.csv", {}, columns=["iteration"])
+    writer.write({"iteration": 1})
+    (tmp_path / "r.csv").unlink()
+    writer._next_check = 0.0  # it looks once a second
+    with pytest.raises(FileNotFoundError, match="deleted during the run"):
+        writer.write({"iteration": 2})
+    assert writer.deleted()
+    writer.close()
+
+
+def test_nothing_is_trained_when_the_first_files_cannot_be_written(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(metrics, "os", FailingOS("replace", errno.ENOSPC))
+    code, _, err = run_cli(capsys, "train", "--iters", "300", "--csv", tmp_path / "r.csv", "-q")
+    monkeypatch.undo()
+    assert_one_line_error(code, err, 1, "No space left on device", "nothing was trained")
+    assert os.listdir(tmp_path) == []
