@@ -449,3 +449,206 @@ def test_nothing_is_trained_when_the_first_files_cannot_be_written(capsys, tmp_p
     monkeypatch.undo()
     assert_one_line_error(code, err, 1, "No space left on device", "nothing was trained")
     assert os.listdir(tmp_path) == []
+
+
+# ------------------------------------------------------------------- SIGTERM and SIGHUP
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_end_train_as_ctrl_c_does(tmp_path, signum):
+    args = ["train", *KILL_ARGS[:-3], "--log-every", "500", "--iters", "100000000", "--csv", "r.csv", "--save", "m.npz",
+            "--checkpoint-every", "5000", "-q"]
+    log = tmp_path / "stderr.txt"
+    with open(log, "wb") as err:
+        proc = fastrnn_proc(args, tmp_path, stderr=err)
+        wait_for(lambda: rows_in(tmp_path / "r.csv") >= 2, proc)
+        proc.send_signal(signum)
+        proc.wait(120)
+    text = log.read_text()
+    assert proc.returncode == 128 + signum, text
+    done = int(pd.read_csv(tmp_path / "r.csv")["iteration"].iloc[-1])
+    name = signal.Signals(signum).name
+    assert text.strip() == (f"Stopped by {name} after {done} iterations. {done // 500} rows kept in r.csv; model saved "
+                            f"to m.npz; checkpoint in m.ckpt.npz. Continue with: fastrnn train --resume m.npz --iters "
+                            f"100000000")
+    meta = json.loads((tmp_path / "r.json").read_text())
+    assert meta["status"] == "interrupted" and meta["result"]["iterations_done"] == done
+    assert checkpoint.load(tmp_path / "m.ckpt.npz")[1]["checkpoint"]["iteration"] == done
+    r = fastrnn_run(["train", "--resume", "m.npz", "--iters", done + 1000, "-q"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    whole = fastrnn.train(task="binary", hidden=8, log_every=500, iters=done + 1000, csv=tmp_path / "whole.csv")
+    assert np.array_equal(fastrnn.RNN.load(tmp_path / "m.npz").theta, whole.model.theta)
+    pd.testing.assert_frame_equal(csv_rows(tmp_path / "r.csv"), csv_rows(tmp_path / "whole.csv"), check_exact=True)
+
+
+def signal_in_chunk(monkeypatch, signum, at=4, seen=None):
+    """engine.train_chunk sending ``signum`` to this process in its ``at``-th call (the compile call is the first)."""
+    real, calls = engine.train_chunk, []
+
+    def sending(*args, **kwargs):
+        calls.append(1)
+        if seen is not None:
+            seen.append(signal.getsignal(signal.SIGTERM))
+        if len(calls) == at and signum is not None:
+            os.kill(os.getpid(), signum)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_chunk", sending)
+
+
+def test_sigterm_to_the_library_stops_between_chunks_and_resumes_exactly(tmp_path, monkeypatch):
+    signal_in_chunk(monkeypatch, signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt) as info:
+        fastrnn.train(iters=2000, hidden=8, log_every=100, csv=tmp_path / "r.csv", save=tmp_path / "m.npz")
+    assert info.value.signum == signal.SIGTERM and isinstance(info.value, _signals.Interrupted)
+    result = info.value.result
+    assert result.status == "interrupted" and result.iterations == 300  # the third chunk finished first
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # given back
+    monkeypatch.undo()
+    resumed = fastrnn.train(resume=tmp_path / "m.npz", iters=2000, csv=tmp_path / "r.csv")
+    whole = fastrnn.train(iters=2000, hidden=8, log_every=100, csv=tmp_path / "whole.csv")
+    assert np.array_equal(resumed.model.theta, whole.model.theta)
+    pd.testing.assert_frame_equal(csv_rows(tmp_path / "r.csv"), csv_rows(tmp_path / "whole.csv"), check_exact=True)
+
+
+def test_the_library_leaves_a_programs_handler_and_other_threads_alone(tmp_path, monkeypatch):
+    seen = []
+    signal_in_chunk(monkeypatch, None, seen=seen)
+    fastrnn.train(iters=300, hidden=8)
+    assert seen[-1] is not signal.SIG_DFL and seen[-1] is not None  # the main thread, the default: taken over
+
+    def mine(signum, frame):
+        pass
+
+    old = signal.signal(signal.SIGTERM, mine)
+    try:
+        seen.clear()
+        fastrnn.train(iters=300, hidden=8)
+        assert seen and all(h is mine for h in seen)
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    seen.clear()
+    thread = threading.Thread(target=lambda: fastrnn.train(iters=300, hidden=8))
+    thread.start()
+    thread.join()
+    assert seen and all(h == signal.SIG_DFL for h in seen)
+
+
+def processes():
+    """{pid: (parent pid, command line, state)} of every process."""
+    out = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        out[int(entry)] = (int(fields["PPid"]), cmdline, fields["State"][0])
+    return out
+
+
+def alive(pid):
+    state = processes().get(pid)
+    return state is not None and state[2] != "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+def test_no_sweep_worker_outlives_its_sweep(tmp_path, signum):
+    args = ["sweep", "--task", "binary", "--seeds", "0-3", "--set", "hidden=8", "--set", "iters=100000000",
+            "--set", "lr=0.1,0.2", "--workers", "2", "--no-vectorize", "--out", "out", "-q"]
+    log = tmp_path / "stderr.txt"
+    with open(log, "wb") as err:
+        proc = fastrnn_proc(args, tmp_path, stderr=err)
+
+        def workers():
+            return [pid for pid, (ppid, cmd, _) in processes().items() if ppid == proc.pid and "spawn_main" in cmd]
+
+        wait_for(lambda: len(workers()) == 2, proc, step=0.05)
+        pids = workers()
+        time.sleep(1.0)  # training by now
+        proc.send_signal(signum)
+        proc.wait(60)
+    assert proc.returncode == (-signum if signum == signal.SIGKILL else 128 + signum), log.read_text()
+    if signum != signal.SIGKILL:
+        name = signal.Signals(signum).name
+        assert log.read_text().startswith(f"Stopped by {name}: 0 runs finished this time"), log.read_text()
+    wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10, step=0.05)
+    assert sorted(os.listdir(tmp_path / "out")) == ["summary.csv"] or signum == signal.SIGKILL
+
+
+def test_a_worker_ends_when_its_parent_is_gone(tmp_path):
+    """The getppid watch alone (PR_SET_PDEATHSIG not set): the parent exits, the worker follows."""
+    worker = "import os, time; from fastrnn import sweeps; sweeps._watch_parent(os.getppid()); print('ready', flush=True); time.sleep(60)"
+    parent = (f"import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', {worker!r}], stdout=subprocess.PIPE); "
+              f"p.stdout.readline(); print(p.pid, flush=True)")
+    r = subprocess.run([PY, "-c", parent], env=env(), capture_output=True, text=True, timeout=120)
+    pid = int(r.stdout)
+    wait_for(lambda: not alive(pid), timeout=5, step=0.05)
+
+
+def test_a_worker_asks_the_kernel_to_die_with_its_parent():
+    code = ("import ctypes; from fastrnn import sweeps; sweeps._die_with_parent(); v = ctypes.c_int(); "
+            "ctypes.CDLL(None).prctl(2, ctypes.byref(v), 0, 0, 0); print(v.value)")  # 2: PR_GET_PDEATHSIG
+    r = subprocess.run([PY, "-c", code], env=env(), capture_output=True, text=True, timeout=120)
+    assert int(r.stdout) == signal.SIGKILL, r.stderr
+
+
+# ------------------------------------------------------------- files saved before a setting existed
+
+
+def drop_settings(path, names, also=()):
+    """Rewrite a saved run's file as an older fastrnn wrote it: without the settings ``names`` (and state keys ``also``)."""
+    with np.load(path) as data:
+        arrays = {k: data[k] for k in data.files}
+    state = json.loads(str(arrays["train_state"][()]))
+    for name in names:
+        del state["settings"][name]
+    for key in also:
+        state.pop(key, None)
+    arrays["train_state"] = np.array(json.dumps(state))
+    with open(path, "wb") as fh:
+        np.savez(fh, **arrays)
+
+
+def test_a_task_run_saved_before_a_setting_existed_resumes_with_its_default(tmp_path):
+    fastrnn.train(iters=300, hidden=8, log_every=100, csv=tmp_path / "r.csv", save=tmp_path / "m.npz",
+                  checkpoint_every=100)
+    for path in (tmp_path / "m.npz", tmp_path / "m.ckpt.npz"):
+        drop_settings(path, ["momentum", "clip_value", "forget_bias", "cell", "init_from"], also=["checkpoints"])
+    whole = fastrnn.train(iters=600, hidden=8, log_every=100, csv=tmp_path / "whole.csv")
+    for path, csv in ((tmp_path / "m.npz", "a.csv"), (tmp_path / "m.ckpt.npz", "b.csv")):
+        resumed = fastrnn.train(resume=path, iters=600, momentum=0.9, cell="rnn", csv=tmp_path / csv)  # the defaults
+        assert np.array_equal(resumed.model.theta, whole.model.theta) and resumed.checkpoint_path is None
+        pd.testing.assert_frame_equal(csv_rows(tmp_path / csv), csv_rows(tmp_path / "whole.csv"), check_exact=True)
+    with pytest.raises(fastrnn.InvalidArgument, match="momentum 0.5 differs from the saved run's 0.9"):
+        fastrnn.train(resume=tmp_path / "m.npz", iters=600, momentum=0.5)
+
+
+def test_a_fit_saved_before_a_setting_existed_resumes_with_its_default(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    X, Y = rng.standard_normal((12, 5, 2)), (rng.random((12, 5, 1)) < 0.5).astype(float)
+    model = fastrnn.RNN(2, 6, 1, head="sigmoid", seed=1)
+    fastrnn.fit(model.copy(), X, Y, epochs=2, batch=4, log_every=2, save=tmp_path / "m.npz", csv=tmp_path / "r.csv")
+    drop_settings(tmp_path / "m.npz", ["shuffle", "window", "momentum", "clip_value"])
+    whole = fastrnn.fit(model.copy(), X, Y, epochs=5, batch=4, log_every=2, csv=tmp_path / "whole.csv")
+    resumed = fastrnn.fit(None, X, Y, resume=tmp_path / "m.npz", epochs=5, shuffle=True, momentum=0.9)
+    assert np.array_equal(resumed.model.theta, whole.model.theta)
+    pd.testing.assert_frame_equal(resumed.history.drop(columns="elapsed_s"), csv_rows(tmp_path / "whole.csv"),
+                                  check_exact=True)
+    # the command line: a --data run saved before --momentum and --shuffle existed
+    np.savez(tmp_path / "d.npz", X=X, Y=Y)
+    os.chdir(tmp_path)
+    try:
+        code, _, err = run_cli(capsys, "train", "--data", "d.npz", "--epochs", "2", "--batch", "4", "--log-every", "2",
+                               "--save", "f.npz", "--csv", "f.csv", "-q")
+        assert code == 0, err
+        drop_settings(tmp_path / "f.npz", ["shuffle", "momentum", "window"])
+        code, _, err = run_cli(capsys, "train", "--resume", "f.npz", "--epochs", "4", "--momentum", "0.9", "-q")
+        assert code == 0, err
+        code, _, err = run_cli(capsys, "train", "--resume", "f.npz", "--epochs", "6", "--momentum", "0.5", "-q")
+        assert_one_line_error(code, err, 2, "--momentum 0.5 differs from the saved run's 0.9")
+    finally:
+        os.chdir(ROOT)
