@@ -231,30 +231,36 @@ def test_a_resume_says_how_many_rows_it_cut(tmp_path, capsys):
 
 
 def test_sigkill_at_seeded_points_then_resume_equals_one_run(tmp_path, whole_runs):
-    """One run killed again and again: each time SIGKILL at a seeded number of rows past the last checkpoint (from
-    outside, while it trains, writes rows or checkpoints, or starts up), or through the hook at a seeded stage of a
-    seeded checkpoint write; each leg resumes from the checkpoint the last one left. The end equals one run."""
+    """One run killed again and again, each leg resumed from the checkpoint the last one left: SIGKILL from
+    outside once the CSV holds a seeded number of rows more than before (while it trains, writes a row or a
+    checkpoint: fsync takes most of the time), or a seeded time after the start (loading, cutting the CSV), or
+    through the hook at a seeded stage of a seeded checkpoint write. The end equals one uninterrupted run."""
     rng = np.random.default_rng(2026)
     iters, total_rows = 30000, 300
     args = ["train", *KILL_ARGS, "--iters", iters, "--csv", "r.csv", "--save", "m.npz", "--checkpoint-every", "500"]
     csv, ckpt = tmp_path / "r.csv", tmp_path / "m.ckpt.npz"
-    kills, hooked = 0, 0
+    kinds = []
     for leg in range(24):
-        start = checkpoint.load(ckpt)[1]["done"] // 100 if leg else 0
-        if leg and rng.random() < 0.25:
+        draw = rng.random() if leg else 1.0
+        if draw < 0.25:
             stage = _files.STAGES[rng.integers(len(_files.STAGES))]
             kill_when_paused(args, tmp_path, f"{rng.integers(1, 4)}:{stage}")
-            hooked += 1
+            kinds.append("hook")
         else:
-            target = min(start + int(rng.integers(1, 13)), total_rows - 10)
             proc = fastrnn_proc(args, tmp_path)
-            wait_for(lambda: rows_in(csv) >= target and (leg or ckpt.exists()), proc)
+            if draw < 0.35:
+                time.sleep(rng.uniform(0.0, 0.4))
+                kinds.append("time")
+            else:
+                target = min(rows_in(csv) + int(rng.integers(1, 13)), total_rows - 10)
+                wait_for(lambda: rows_in(csv) >= target and ckpt.exists(), proc)
+                kinds.append("rows")
             proc.send_signal(signal.SIGKILL)
             proc.wait(60)
             assert proc.returncode == -signal.SIGKILL
-        kills += 1
         args = ["train", "--resume", "m.ckpt.npz", "--iters", iters, "-q"]
-    assert kills >= 20 and hooked >= 3
+    assert len(kinds) >= 20 and kinds.count("hook") >= 3 and kinds.count("time") >= 1
+    assert checkpoint.load(ckpt)[1]["done"] >= 5000  # the legs moved the run on
     r = fastrnn_run(args, tmp_path)
     assert r.returncode == 0, r.stderr
     assert_equals_whole(tmp_path, whole_runs, iters)
