@@ -107,14 +107,15 @@ class MetricsWriter:
     """
 
     def __init__(self, csv_path, settings, overwrite=False, columns=COLUMNS, append_rows=None, cut=False):
-        """``append_rows``: continue a resumed run's CSV, which must hold exactly these rows (its columns the same);
-        with ``cut`` it may hold more (rows written after a checkpoint): they are cut off, and ``cut`` says how many."""
+        """``append_rows``: continue a resumed run's CSV, which must hold these rows (its columns the same), or
+        the first of them (a row that could not be written: the others are written first); with ``cut`` it may
+        hold more (rows written after a checkpoint): they are cut off, and ``cut`` says how many."""
         self.csv_path = check_new_file(csv_path, "metrics file", overwrite, "--csv")
         self.json_path = check_new_file(json_path_for(self.csv_path), "settings file", overwrite, "--csv")
         self.columns = list(columns)
-        self.cut, keep = 0, None
+        self.cut, keep, missing = 0, None, []
         if append_rows is not None:
-            keep, self.cut = _check_rows_to_append(self.csv_path, self.columns, append_rows, cut)
+            keep, self.cut, missing = _check_rows_to_append(self.csv_path, self.columns, append_rows, cut)
         flags = os.O_WRONLY | os.O_CREAT | (0 if append_rows is not None else os.O_TRUNC if overwrite else os.O_EXCL)
         try:
             self._fd = os.open(self.csv_path, flags | getattr(os, "O_BINARY", 0), 0o666)
@@ -127,7 +128,9 @@ class MetricsWriter:
             if append_rows is not None:
                 os.ftruncate(self._fd, keep)  # the rows after the saved state's (none without cut) go
                 os.lseek(self._fd, keep, os.SEEK_SET)
-                self._good, self.rows = keep, len(append_rows)
+                self._good, self.rows = keep, len(append_rows) - len(missing)
+                for row in missing:
+                    self.write(row)
             else:
                 self._put(self.columns)
             self.meta = dict(settings)
@@ -196,10 +199,13 @@ class MetricsWriter:
 
 
 def _check_rows_to_append(path, columns, rows, cut=False):
-    """Refuse to append to a run's CSV that does not end where the saved state does; return (offset to keep, rows cut).
+    """Refuse to append to a run's CSV that does not end where the saved state does; return (offset to keep,
+    rows cut, rows missing).
 
     With ``cut`` the CSV may hold further lines after the state's rows (written after a
-    checkpoint, the last one perhaps incomplete): they are counted and cut off.
+    checkpoint, the last one perhaps incomplete): they are counted and cut off. A CSV
+    that holds the first of the state's rows, whole (the next one could not be
+    written), is continued with the missing ones.
     """
     try:
         with open(path, "rb") as fh:
@@ -213,16 +219,19 @@ def _check_rows_to_append(path, columns, rows, cut=False):
     want = [str(r["iteration"]) for r in rows]
     got = [line[0] if line else "" for line in table[1 : len(rows) + 1]]
     extra = len(lines) - 1 - len(rows)
+    missing = []
+    if extra < 0 and len(complete) == len(lines) and got == want[: len(got)]:
+        missing, want, extra = rows[len(got):], want[: len(got)], 0
     if (not table or table[0] != list(columns) or got != want or extra < 0 or (extra and not cut)
             or len(complete) < len(lines) and not cut):
         have = len(table) - 1 if table else 0
         last = table[-1][0] if have > 0 and table[-1] else "none"
         raise InvalidArgument(
             f"the run's CSV {path} does not end where the saved state does ({have} rows, last "
-            f"iteration {last}; the state has {len(rows)} rows up to iteration {want[-1] if want else 0}); give a new "
-            f"--csv, which gets the earlier rows first"
+            f"iteration {last}; the state has {len(rows)} rows up to iteration {rows[-1]['iteration'] if rows else 0}); "
+            f"give a new --csv, which gets the earlier rows first"
         )
-    return sum(len(line) for line in lines[: len(rows) + 1]), extra
+    return sum(len(line) for line in lines[: len(rows) - len(missing) + 1]), extra, missing
 
 
 def write_json(path, data):

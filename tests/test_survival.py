@@ -658,3 +658,17 @@ def test_a_fit_saved_before_a_setting_existed_resumes_with_its_default(tmp_path,
         assert_one_line_error(code, err, 2, "--momentum 0.5 differs from the saved run's 0.9")
     finally:
         os.chdir(ROOT)
+
+
+def test_a_model_saved_after_a_row_failed_resumes_into_the_same_csv(capsys, tmp_path, monkeypatch):
+    """No checkpoint: the run saves the model after the failed row, and the resume writes that row first."""
+    monkeypatch.setattr(metrics, "os", FailingOS("write", errno.ENOSPC, after=4))  # the header, three rows
+    code, _, err = run_cli(capsys, "train", "--iters", "1000", "--hidden", "8", "--log-every", "100", "--csv",
+                           tmp_path / "r.csv", "--save", tmp_path / "m.npz", "-q")
+    monkeypatch.undo()
+    assert_one_line_error(code, err, 1, "training stopped after 400 iterations", "3 rows kept in",
+                          f"model saved to {tmp_path / 'm.npz'}", f"--resume {tmp_path / 'm.npz'} --iters 1000")
+    resumed = fastrnn.train(resume=tmp_path / "m.npz", iters=1000, csv=tmp_path / "r.csv")
+    whole = fastrnn.train(task="binary", hidden=8, log_every=100, iters=1000, csv=tmp_path / "whole.csv")
+    assert np.array_equal(resumed.model.theta, whole.model.theta)
+    pd.testing.assert_frame_equal(csv_rows(tmp_path / "r.csv"), csv_rows(tmp_path / "whole.csv"), check_exact=True)
