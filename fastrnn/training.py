@@ -12,7 +12,6 @@ import os
 import platform
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 

@@ -672,3 +672,17 @@ def test_a_model_saved_after_a_row_failed_resumes_into_the_same_csv(capsys, tmp_
     whole = fastrnn.train(task="binary", hidden=8, log_every=100, iters=1000, csv=tmp_path / "whole.csv")
     assert np.array_equal(resumed.model.theta, whole.model.theta)
     pd.testing.assert_frame_equal(csv_rows(tmp_path / "r.csv"), csv_rows(tmp_path / "whole.csv"), check_exact=True)
+
+
+def test_a_text_run_killed_during_a_checkpoint_resumes_to_one_run(tmp_path):
+    """The text task carries its state across iterations and keeps a smoothed loss: both are in the checkpoint."""
+    args = ["train", "--task", "text", "--iters", "600", "--log-every", "100", "--hidden", "16", "--csv", "r.csv",
+            "--save", "m.npz", "--checkpoint-every", "200", "-q"]
+    assert len(kill_when_paused(args, tmp_path, "2:synced")) == 1  # the file holds 200, the CSV 4 rows
+    r = fastrnn_run(["train", "--resume", "m.ckpt.npz", "--iters", "600", "-q"], tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "cut 2 row(s)" in r.stderr
+    whole = fastrnn.train(task="text", iters=600, log_every=100, hidden=16, csv=tmp_path / "whole.csv")
+    assert np.array_equal(fastrnn.RNN.load(tmp_path / "m.npz").theta, whole.model.theta)
+    pd.testing.assert_frame_equal(csv_rows(tmp_path / "r.csv"), csv_rows(tmp_path / "whole.csv"), check_exact=True)
+    assert temporary_files(tmp_path) == []
