@@ -561,7 +561,7 @@ def alive(pid):
     return state is not None and state[2] != "Z"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL])
 def test_no_sweep_worker_outlives_its_sweep(tmp_path, signum):
     args = ["sweep", "--task", "binary", "--seeds", "0-3", "--set", "hidden=8", "--set", "iters=100000000",
             "--set", "lr=0.1,0.2", "--workers", "2", "--no-vectorize", "--out", "out", "-q"]
@@ -579,8 +579,8 @@ def test_no_sweep_worker_outlives_its_sweep(tmp_path, signum):
         proc.wait(60)
     assert proc.returncode == (-signum if signum == signal.SIGKILL else 128 + signum), log.read_text()
     if signum != signal.SIGKILL:
-        name = signal.Signals(signum).name
-        assert log.read_text().startswith(f"Stopped by {name}: 0 runs finished this time"), log.read_text()
+        said = "Interrupted" if signum == signal.SIGINT else f"Stopped by {signal.Signals(signum).name}"
+        assert log.read_text().startswith(f"{said}: 0 runs finished this time"), log.read_text()
     wait_for(lambda: not any(alive(pid) for pid in pids), timeout=10, step=0.05)
     assert sorted(os.listdir(tmp_path / "out")) == ["summary.csv"] or signum == signal.SIGKILL
 
