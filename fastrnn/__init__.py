@@ -18,7 +18,7 @@ from . import _startup
 
 _startup.install()  # before any kernel loads: SciPy's BLAS only where a product needs it, quick cache loads
 
-from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError  # noqa: E402
+from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError, OutputError  # noqa: E402
 from .gradcheck import GradcheckReport, gradcheck  # noqa: E402  (eager: the function shadows its module's name)
 
 #: The package version (pyproject.toml's; tests/test_small.py checks they agree). A
@@ -77,5 +77,6 @@ __all__ = [
     "InvalidType",
     "ModelFileError",
     "NumericalError",
+    "OutputError",
     "__version__",
 ]

@@ -2,7 +2,9 @@
 
 Every error reaches the user as one line on stderr, ``Error: ...``, naming the
 argument, the value and what to do: exit status 2 for bad input (usage), 1 for a
-run that failed (a diverging loss), 130 after Ctrl-C.
+run that failed (a diverging loss, a file that cannot be written), 128 + the
+signal after Ctrl-C (130), SIGTERM (143) or SIGHUP (129), which ``train`` and
+``sweep`` treat alike.
 """
 
 import math
@@ -132,9 +134,23 @@ def setting_options(fn):
               "appended to the run's CSV (or all go to a new --csv) and the model is saved back to it (or to --save).")
 @click.option("--data", type=click.Path(), help="Train on your own arrays instead of a task: a .npz with X (N, T, I), "
               "Y (N, T, O), optional mask (N, T), X_val, Y_val, mask_val (the --data settings apply).")
-def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settings):
+@click.option("--checkpoint-every", type=click.IntRange(min=1), metavar="N",
+              help="Write a checkpoint every N iterations (a multiple of --log-every) to <--save stem>.ckpt.npz, or "
+                   "<--csv stem>.ckpt.npz; after a crash or kill -9, --resume it with the same --iters. [off; a "
+                   "resume: the run's]")
+@click.option("--checkpoint-seconds", type=POSITIVE, metavar="S",
+              help="Also (or only) write the checkpoint at the first row S seconds after the last one.")
+def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpoint_every, checkpoint_seconds, **settings):
     """Train an RNN on a task (binary or digit addition, a text's characters) or on your own arrays (--data), logging metrics to CSV."""
-    from . import metrics
+    from . import _signals
+
+    with _signals.stop_handlers():
+        _train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpoint_every, checkpoint_seconds,
+               settings)
+
+
+def _train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpoint_every, checkpoint_seconds, settings):
+    from . import _signals, metrics
     from . import settings as setting_defs
     from .training import train as run
 
@@ -162,10 +178,16 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
             task = None  # the saved run's
         if not no_csv and csv_path is None:
             csv_path = state.get("csv") or metrics.default_csv_path(state["settings"]["task"])
-        save = resume if save is None else save
+        if save is None:  # the file resumed from, or the model file of the run whose checkpoint it is
+            save = checkpoint.saved_model_path(state) if checkpoint.is_checkpoint(state) else resume
         extra["resume"] = resume
     if not no_csv and csv_path is None:
         csv_path = metrics.default_csv_path(task if data is None else "data")
+    for name, value in (("checkpoint_every", checkpoint_every), ("checkpoint_seconds", checkpoint_seconds)):
+        if value is not None:
+            extra[name] = value
+    if resume is not None:  # the rows cut from the CSV, if any, are said on stderr
+        extra["_note"] = lambda line: click.echo(line, err=True)
     try:
         if data is None:
             result = run(task=task, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
@@ -177,16 +199,18 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
                               progress=not quiet and sys.stderr.isatty(), **extra, **settings, **given_data)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
+        stopped = _signals.describe(exc)
         if result is None:
-            click.echo("Interrupted before training started.", err=True)
+            click.echo(f"{stopped} before training started.", err=True)
         elif result.iterations == 0:
-            click.echo(f"Interrupted before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
+            click.echo(f"{stopped} before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
         else:
             s = result.settings
             goal = f"--epochs {s['epochs']}" if s.get("task") == "data" else f"--iters {s['iters']}"
-            how = f" Continue with: fastrnn train --resume {result.save_path} {goal}" if result.save_path is not None else ""
-            click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}{how}".rstrip(), err=True)
-        sys.exit(130)
+            again = result.save_path if result.save_path is not None else result.checkpoint_path
+            how = f" Continue with: fastrnn train --resume {again} {goal}" if again is not None else ""
+            click.echo(f"{stopped} after {result.iterations} iterations. {_where(result)}{how}".rstrip(), err=True)
+        sys.exit(_signals.exit_status(exc))
     except NumericalError as exc:
         result = getattr(exc, "result", None)
         kept = f" {_where(result)}" if result is not None else ""
@@ -201,6 +225,8 @@ def _where(result):
         parts.append(f"{len(result.rows)} rows kept in {result.csv_path}")
     if result.save_path is not None:
         parts.append(f"model saved to {result.save_path}")
+    if result.checkpoint_path is not None:
+        parts.append(f"checkpoint in {result.checkpoint_path}")
     return ("; ".join(parts) + ".") if parts else ""
 
 
@@ -617,8 +643,10 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
                            f"cell's step Jacobian is not, so `fastrnn paths` shows how its gradients vanish instead")
                 continue
             if task_obj is None:
+                fits = [name for name, cls in TASKS.items() if cls.decodes and cls().n_in == model.n_in]
+                which = " or ".join(f"--task {name}" for name in fits) if fits else "--task with a task whose inputs fit it"
                 click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; pass "
-                           f"--task with a task whose inputs fit its n_in={model.n_in} (binary has 2, digits 20)")
+                           f"{which} (its n_in={model.n_in}; binary has 2 inputs, digits 20)")
                 continue
             _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
             data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
@@ -755,15 +783,19 @@ def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, quie
         grid[name] = values
     fixed = {k: v[0] for k, v in grid.items() if len(v) == 1}
     swept = {k: v for k, v in grid.items() if len(v) > 1}
+    from . import _signals
+
     try:
-        result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers, scheduler=scheduler,
-                          progress=not quiet and sys.stderr.isatty(), vectorize=vectorize, overwrite=overwrite, **fixed)
+        with _signals.stop_handlers():
+            result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers,
+                              scheduler=scheduler, progress=not quiet and sys.stderr.isatty(), vectorize=vectorize,
+                              overwrite=overwrite, **fixed)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is not None:
-            click.echo(f"Interrupted: {result.ran} runs finished this time ({len(result.summary)} in all) are kept in "
-                       f"{result.out}; run the same command again to do the rest.", err=True)
-        sys.exit(130)
+            click.echo(f"{_signals.describe(exc)}: {result.ran} runs finished this time ({len(result.summary)} in all) "
+                       f"are kept in {result.out}; run the same command again to do the rest.", err=True)
+        sys.exit(_signals.exit_status(exc))
     click.echo(_sweep_summary(result))
 
 
@@ -839,9 +871,11 @@ def _main(argv):
     except click.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        from . import _signals
+
+        click.echo(f"{_signals.describe(exc)}.", err=True)
+        sys.exit(_signals.exit_status(exc))
     except USAGE_ERRORS as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)

@@ -34,9 +34,9 @@ import numpy as np
 from . import checkpoint, engine, optim, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
-from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
+from .metrics import COLUMNS, check_output_files
 from .model import RNN
-from .training import _same_path, drive, init_from, open_writer, versions
+from .training import check_save, drive, init_from, open_writer, versions
 
 #: The columns fit adds to metrics.COLUMNS (val_* only with ``validation``).
 FIT_COLUMNS = ["epoch"]
@@ -45,8 +45,10 @@ VAL_COLUMNS = ["val_loss", "val_accuracy"]
 
 def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, momentum=0.9, clip=1.0,
         clip_value=None, bptt_truncate=None, window=None, shuffle=None, seed=0, validation=None, log_every=100,
-        csv=None, save=None, overwrite=False, progress=False, resume=None, _record=None):
-    # _record: extra JSON fields from fit_file (the file, the model's settings); not for users
+        csv=None, save=None, overwrite=False, progress=False, resume=None, checkpoint_every=None, checkpoint_seconds=None,
+        _record=None, _note=None):
+    # _record: extra JSON fields from fit_file (the file, the model's settings); _note: where the line about
+    # rows cut on a resume goes (the command's stderr); not for users
     """Train ``model`` in place on arrays X (N, T, n_in), Y (N, T, n_out), mask (N, T); return a TrainResult.
 
     Parameters
@@ -100,6 +102,12 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         the saved run's: an argument left at its default is ignored, any other value
         must equal the saved one. ``csv`` naming the saved run's CSV appends to it;
         another path gets the earlier rows first. ``save`` may name ``resume`` itself.
+        ``resume`` may name a checkpoint: the CSV's rows written after it are cut off.
+    checkpoint_every, checkpoint_seconds
+        As in :func:`fastrnn.train`: a checkpoint at the first row at or past every
+        multiple of ``checkpoint_every`` iterations (a multiple of ``log_every``),
+        and/or ``checkpoint_seconds`` after the last, to ``<save stem>.ckpt.npz`` (or
+        ``<csv stem>.ckpt.npz``), from which ``resume`` continues exactly.
 
     Returns
     -------
@@ -140,13 +148,13 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         if not isinstance(value, (bool, np.bool_)):
             raise InvalidType(f"{name} must be True or False, got {value!r}")
     check_output_files(csv, save)
-    if save is not None and not (saved is not None and _same_path(save, resume)):  # a resume may move its file on
-        save = check_new_file(save, "model file", overwrite, "--save")
+    save = check_save(save, overwrite, resume, saved)
+    ckpt = checkpoint.plan(checkpoint_every, checkpoint_seconds, plan.s["log_every"], save, csv, overwrite, resume, saved)
     run = _FitRun(model, plan, val, _record)
     if saved is not None:
         run.restore(resume, *saved)
-    writer = open_writer(csv, run, overwrite, resume, saved)
-    return drive(run, run.warmup, run.advance, writer, save, bool(progress), plan.total, "fit")
+    writer = open_writer(csv, run, overwrite, resume, saved, ckpt, _note)
+    return drive(run, run.warmup, run.advance, writer, save, bool(progress), plan.total, "fit", ckpt)
 
 
 def _resumed(path, saved, model, given):
@@ -168,19 +176,27 @@ def _resumed(path, saved, model, given):
     out = {}
     for name, value in given.items():
         if name == "epochs" or value is None or _settings.same_value(value, _DEFAULTS[name]):
-            out[name] = value if name == "epochs" else old.get(name)
+            out[name] = value if name == "epochs" else _saved_setting(old, name)
             continue
         checked = _check_setting(name, value)
         if name == "batch" and old.get("shapes", {}).get("X"):
             checked = min(checked, old["shapes"]["X"][0])  # as the plan takes it
         if name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
             checked = False
-        if not _settings.same_value(checked, old.get(name)):
-            raise InvalidArgument(f"{name} {checked} differs from the saved run's {old.get(name)} in {path}; a resume "
+        if not _settings.same_value(checked, _saved_setting(old, name)):
+            raise InvalidArgument(f"{name} {checked} differs from the saved run's {_saved_setting(old, name)} in {path}; a resume "
                                   f"continues that run with its own settings (leave {name} out, or start a new run "
                                   f"from its weights with fit(fastrnn.RNN.load({str(path)!r}), ...))")
-        out[name] = old.get(name)
+        out[name] = _saved_setting(old, name)
     return model, out
+
+
+def _saved_setting(old, name):
+    """A saved fit's setting; one saved before the setting existed has its default (fit's; shuffle's as
+    recorded: on for whole sequences, off with a window)."""
+    if name in old:
+        return old[name]
+    return _check_shuffle(None, old.get("window")) if name == "shuffle" else _DEFAULTS[name]
 
 
 #: fit's defaults: with ``resume`` an argument left at its default takes the saved run's value.
@@ -637,7 +653,8 @@ def infer_head(Y, mask=None):
     return "sigmoid" if binary else "linear"
 
 
-def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resume=None, **given):
+def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resume=None, checkpoint_every=None,
+             checkpoint_seconds=None, _note=None, **given):
     """``fastrnn train --data FILE.npz``: build a model from the settings and :func:`fit` the file's arrays.
 
     ``given`` maps setting names to values (None: the default, :data:`fastrnn.settings.DATA_DEFAULTS`
@@ -661,7 +678,9 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
     if given.get("shuffle") and given.get("window") is not None:
         raise _shuffle_with_window(given["window"])
     if resume is not None:
-        return _resume_file(path, resume, given, dict(csv=csv, save=save, overwrite=overwrite, progress=progress))
+        return _resume_file(path, resume, given, dict(csv=csv, save=save, overwrite=overwrite, progress=progress,
+                                                      checkpoint_every=checkpoint_every,
+                                                      checkpoint_seconds=checkpoint_seconds, _note=_note))
     value = {}
     for setting in _settings.TRAINING + _settings.DATA:
         v = given.get(setting.name)
@@ -688,7 +707,7 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
                                     "window", "seed", "log_every", "momentum", "shuffle")}
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
-                   _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
+                   checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, _note=_note, _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
                                 forget_bias=value["forget_bias"]), **kwargs)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
@@ -725,6 +744,17 @@ def _shuffle_with_window(window):
                            f"time order); leave --shuffle out, or train whole sequences without --window")
 
 
+def _file_default(name, model):
+    """The value of a setting a fit's file does not record: the model's own (its cell), else the default."""
+    config = model.config()
+    if name in ("cell", "forget_bias", "layers", "activation", "head", "dtype"):
+        return config[name]
+    if name in _DEFAULTS:
+        return _DEFAULTS[name]
+    setting = _settings.get(name)
+    return _settings.DATA_DEFAULTS.get(name) if setting.default == _settings.PER_TASK else setting.default
+
+
 def _file_validation(arrays):
     if "X_val" not in arrays:
         return None
@@ -733,7 +763,7 @@ def _file_validation(arrays):
 
 def _resume_file(path, resume, given, files):
     """``fastrnn train --data FILE --resume MODEL --epochs N``: the saved run's settings, checked against those given."""
-    _, state, _ = checkpoint.load(resume)
+    saved_model, state, _ = checkpoint.load(resume)
     old = state["settings"]
     if old.get("task") != "data":
         raise InvalidArgument(f"--resume {resume} holds a run of the {old.get('task')} task, not a fit on arrays; leave "
@@ -754,8 +784,9 @@ def _resume_file(path, resume, given, files):
             if checked:
                 raise _shuffle_with_window(old["window"])
             continue
-        if not checkpoint.same_setting(setting, checked, old.get(name)):
-            raise InvalidArgument(f"{setting.flag} {checked} differs from the saved run's {old.get(name)} in {resume}; "
+        recorded = old[name] if name in old else _file_default(name, saved_model)  # saved before it existed
+        if not checkpoint.same_setting(setting, checked, recorded):
+            raise InvalidArgument(f"{setting.flag} {checked} differs from the saved run's {recorded} in {resume}; "
                                   f"a resume continues that run with its own settings (leave {setting.flag} out)")
     arrays = load_arrays(path)
     try:

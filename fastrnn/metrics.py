@@ -5,11 +5,14 @@ The CSV is written as training goes, header first and flushed after every row
 pandas reads it back with no options; :func:`read_run` returns both files.
 """
 
+import contextlib
 import csv
 import datetime
+import errno
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -106,41 +109,110 @@ def check_distinct_files(**paths):
 
 
 class MetricsWriter:
-    """Writes the metrics CSV row by row, flushing each, and the JSON beside it."""
+    """Writes the metrics CSV row by row, each row one ``write`` to the file, and the JSON beside it.
 
-    def __init__(self, csv_path, settings, overwrite=False, columns=COLUMNS, append_rows=None):
-        """``append_rows``: continue a resumed run's CSV, which must hold exactly these rows (its columns the same)."""
+    A row is never left half-written: the writer keeps the offset of the last
+    complete line, and when a write fails (a full disk, a read-only or deleted
+    folder) it cuts the file back to that offset before the error goes on.
+    ``rows`` counts the complete rows in the file.
+    """
+
+    def __init__(self, csv_path, settings, overwrite=False, columns=COLUMNS, append_rows=None, cut=False):
+        """``append_rows``: continue a resumed run's CSV, which must hold these rows (its columns the same), or
+        the first of them (a row that could not be written: the others are written first); with ``cut`` it may
+        hold more (rows written after a checkpoint): they are cut off, and ``cut`` says how many."""
         self.csv_path = check_new_file(csv_path, "metrics file", overwrite, "--csv")
         self.json_path = check_new_file(json_path_for(self.csv_path), "settings file", overwrite, "--csv")
         self.columns = list(columns)
-        #: one line saying how a resumed run's CSV that lost its end was rewritten (None: nothing to repair)
+        self.cut, keep, missing = 0, None, []
+        #: one line saying how a resumed run's CSV that lost its end was repaired (None: nothing to repair)
         self.repaired = None
         if append_rows is not None:
-            self.repaired = _check_rows_to_append(self.csv_path, self.columns, append_rows)
+            keep, self.cut, missing, self.repaired = _check_rows_to_append(self.csv_path, self.columns, append_rows, cut)
+        flags = os.O_WRONLY | os.O_CREAT | (0 if append_rows is not None else os.O_TRUNC if overwrite else os.O_EXCL)
         try:
-            self._fh = open(self.csv_path, "a" if append_rows is not None else "w" if overwrite else "x", newline="")
+            self._fd = os.open(self.csv_path, flags | getattr(os, "O_BINARY", 0), 0o666)
         except OSError as exc:
             raise InvalidArgument(f"cannot write --csv {self.csv_path}: {exc.strerror or exc}") from None
-        self._writer = csv.DictWriter(self._fh, fieldnames=self.columns)
-        if append_rows is None:
-            self._writer.writeheader()
-        self._fh.flush()
-        self.meta = dict(settings)
-        if self.repaired is not None:
-            self.meta["csv_repaired"] = self.repaired
-        self.write_json(status="running")
+        self._buf = io.StringIO()
+        self._csv = csv.writer(self._buf)  # csv.DictWriter's format: minimal quoting, "\r\n" line ends
+        self._good, self.rows, self._next_check, self._gone = 0, 0, 0.0, False
+        try:
+            if append_rows is not None:
+                os.ftruncate(self._fd, keep)  # the lines after the saved state's rows (or a torn end) go
+                os.lseek(self._fd, keep, os.SEEK_SET)
+                self._good, self.rows = keep, len(append_rows) - len(missing)
+                if keep == 0:  # not even the header was whole
+                    self._put(self.columns)
+                for row in missing:
+                    self.write(row)
+            else:
+                self._put(self.columns)
+            self.meta = dict(settings)
+            if self.repaired is not None:
+                self.meta["csv_repaired"] = self.repaired
+            self.write_json(status="running")
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            if append_rows is None:  # nothing of the run is in it: no stray file
+                with contextlib.suppress(OSError):
+                    os.remove(self.csv_path)
+            raise
+
+    def _put(self, values):
+        """Write one line; on failure cut the file back to its last complete line, then raise."""
+        buf = self._buf
+        buf.seek(0)
+        buf.truncate()
+        self._csv.writerow(values)
+        data = memoryview(buf.getvalue().encode())
+        size = len(data)
+        try:
+            while data:
+                data = data[os.write(self._fd, data):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, self._good)
+                os.lseek(self._fd, self._good, os.SEEK_SET)
+            if exc.filename is None:
+                exc.filename = str(self.csv_path)
+            raise
+        self._good += size
 
     def write(self, row):
-        self._writer.writerow({k: row[k] for k in self.columns})
-        self._fh.flush()
+        """Append a row; OSError (naming the CSV) if it cannot be written or the file was deleted."""
+        self._put([row[k] for k in self.columns])
+        self.rows += 1
+        now = time.monotonic()
+        if now >= self._next_check:  # a file deleted under the run takes writes without a word: look, once a second
+            self._next_check = now + 1.0
+            if self.deleted():
+                raise FileNotFoundError(errno.ENOENT, "the file was deleted during the run", str(self.csv_path))
+
+    def deleted(self):
+        """Whether the CSV was deleted (or its folder) while open (after :meth:`close`: when it was closed)."""
+        if self._fd is None:
+            return self._gone
+        try:
+            return os.fstat(self._fd).st_nlink == 0
+        except OSError:
+            return True
 
     def write_json(self, **extra):
+        """Rewrite the JSON with ``extra`` added; an OSError names the JSON (not its temporary file)."""
         self.meta.update(extra)
-        write_json(self.json_path, self.meta)
+        try:
+            write_json(self.json_path, self.meta)
+        except OSError as exc:
+            exc.filename = str(self.json_path)
+            raise
 
     def close(self):
-        if not self._fh.closed:
-            self._fh.close()
+        if self._fd is not None:
+            self._gone = self.deleted()
+            os.close(self._fd)
+            self._fd = None
 
 
 def _rows_text(columns, rows):
@@ -153,33 +225,42 @@ def _rows_text(columns, rows):
     return buffer.getvalue()
 
 
-def _check_rows_to_append(path, columns, rows):
-    """Make sure a resumed run's CSV ends, byte for byte, where the saved state does, before appending to it.
+def _check_rows_to_append(path, columns, rows, cut=False):
+    """Check a resumed run's CSV against the saved state's rows, byte for byte, before appending to it.
 
-    The saved state holds every row the run wrote, so the CSV must be exactly their
-    text (:func:`_rows_text`). A CSV that is a beginning of that text lost its end
-    (a row cut short, a line ending or whole rows missing): it is rewritten from the
-    saved rows, which hold all it held, and the repair is returned as one line (None
-    when the file was whole). Any other content is refused in one line, the file left
-    as it is, so that no row is ever appended to a torn or foreign line.
+    Returns ``(offset to keep, lines cut, rows missing, repair note)``:
+
+    - the CSV is exactly the text of the state's rows (:func:`_rows_text`): kept whole;
+    - with ``cut`` (a checkpoint), it may hold further lines after them (rows written
+      after the checkpoint, the last one perhaps incomplete): they are cut off and counted;
+    - it is a beginning of that text (it lost its end: a row cut short, a line ending,
+      whole rows, or a row that could not be written): it is cut back to its last whole
+      line and the missing rows, which the state holds, are written again; the note says so.
+
+    Any other content is refused in one line, the file left as it is, so that no row
+    is ever appended to a torn or foreign line.
     """
-    expected = _rows_text(columns, rows)
+    want = _rows_text(columns, rows).encode()
     try:
         with open(path, "rb") as fh:
-            raw = fh.read(len(expected.encode()) + 1)
+            data = fh.read()
     except OSError as exc:
         raise InvalidArgument(f"cannot read the run's CSV {path} to append to it: {exc.strerror or exc}; "
                               f"give a new --csv") from None
-    want = expected.encode()
-    if raw == want:
-        return None
+    if data == want:
+        return len(want), 0, [], None
+    if cut and data.startswith(want):
+        return len(want), len(data[len(want):].splitlines()), [], None
+    if want.startswith(data):
+        keep = data.rfind(b"\r\n") + 2 if b"\r\n" in data else 0  # the end of the last whole line (0: not even the header)
+        whole = max(data[:keep].count(b"\r\n") - 1, 0)  # whole rows the file still holds
+        note = None
+        if keep < len(data) or whole < len(rows):
+            note = (f"the run's CSV {path} ended inside its rows ({len(data)} of {len(want)} bytes, {whole} whole rows "
+                    f"of {len(rows)}); it was rewritten from the {len(rows)} rows of the saved state")
+        return keep, 0, rows[whole:], note
     last = rows[-1]["iteration"] if rows else 0
-    if want.startswith(raw):
-        kept = raw.count(b"\r\n") - 1  # whole rows the file still held
-        _replace_text(path, expected)
-        return (f"the run's CSV {path} ended inside its rows ({len(raw)} of {len(want)} bytes, {max(kept, 0)} whole rows "
-                f"of {len(rows)}); it was rewritten from the {len(rows)} rows of the saved state")
-    have = raw.split(b"\r\n")
+    have = data.split(b"\r\n")
     lines = want.split(b"\r\n")
     first = next(i for i in range(len(lines)) if i >= len(have) or have[i] != lines[i])
     where = "its header" if first == 0 else f"line {first + 1}" if first < len(lines) - 1 else "the end"
@@ -189,32 +270,46 @@ def _check_rows_to_append(path, columns, rows):
     )
 
 
-def _replace_text(path, text):
-    """Replace the file at ``path`` by ``text`` atomically (a temporary file beside it, then a rename)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w", newline="") as fh:
-            fh.write(text)
-        _files.replace(tmp, path, "--csv")
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_json(path, data):
-    """Write JSON atomically (a temporary file, then a rename)."""
+    """Write JSON atomically (a temporary file, then a rename; none is left behind when that fails).
+
+    On a full disk, where even the small temporary file finds no room, a file that
+    exists is rewritten in place if the blocks it holds take the new text (so that
+    a run's JSON can still say how the run ended).
+    """
     path = Path(path)
     _files.check_replaceable(path, "the settings file")
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "w") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.write("\n")
+            fh.write(text)
         _files.replace(tmp, path, "the settings file")
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            if _rewrite_in_place(path, text.encode()):
+                return
         raise
+
+
+def _rewrite_in_place(path, data):
+    """Overwrite ``path`` with ``data`` without new blocks; False where it holds too few (or cannot be opened)."""
+    try:
+        if os.stat(path).st_blocks * 512 < len(data):
+            return False
+        fd = os.open(path, os.O_WRONLY)
+    except (OSError, AttributeError):
+        return False
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+    return True
 
 
 def write_csv(path, frame):
@@ -252,8 +347,10 @@ def read_run(csv_path):
             if fh.tell():
                 fh.seek(-1, os.SEEK_END)
                 if fh.read(1) != b"\n":
-                    raise InvalidArgument(f"{csv_path} is truncated: its last line has no line ending, so its last "
-                                          f"row may be cut short; remove that line or train the run again")
+                    fh.seek(0)
+                    row = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))  # the header is line 1
+                    raise InvalidArgument(f"{csv_path} is truncated: its last line (row {row}) has no line ending, so "
+                                          f"that row may be cut short; remove that line or train the run again")
     except OSError as exc:
         raise InvalidArgument(f"cannot read {csv_path}: {exc.strerror or exc}") from None
     try:

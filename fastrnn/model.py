@@ -5,11 +5,9 @@ checked here (data through :func:`fastrnn.engine.prepare`), converted to the
 model's dtype and layout, and only then passed on through :mod:`fastrnn.engine`.
 """
 
-import contextlib
 import json
 import os
 import threading
-import uuid
 
 import numba
 import numpy as np
@@ -413,7 +411,7 @@ class RNN:
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path, extra=None):
+    def save(self, path, extra=None, durable=False):
         """Write the model to ``path`` (.npz): the parameters and the architecture.
 
         ``extra`` maps further npz keys to arrays (a training run's state for
@@ -421,22 +419,14 @@ class RNN:
 
         The file is written under a temporary name in the same folder and then
         renamed over ``path`` (``os.replace``), so ``path`` holds either the old
-        file or the complete new one, never a partial write.
+        file or the complete new one, never a partial write. ``durable``: the
+        file and its folder are also synced to disk (fsync), so that this holds
+        after a power cut too (checkpoints).
         """
-        path = os.fspath(path)
-        _files.check_replaceable(path, "model file")  # a device or a pipe is never replaced by the model
         meta = dict(format=FORMAT, version=FORMAT_VERSION, config=self.config(), metadata=self.metadata)
-        folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
-            with open(tmp, "xb") as fh:
-                np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)), **(extra or {}))
-            _files.replace(tmp, path, "model file")
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
-        return path
+        # a device or a pipe at path is never replaced by the model (replace_file refuses it)
+        return _files.replace_file(os.fspath(path), lambda fh: np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)),
+                                                                         **(extra or {})), durable, what="model file")
 
     @classmethod
     def load(cls, path):

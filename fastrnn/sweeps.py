@@ -479,8 +479,48 @@ def _environment(values):
                 os.environ[k] = v
 
 
-def _ignore_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+#: How often a worker looks whether its parent still runs (seconds).
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _worker_start(parent):
+    """A pool worker's initializer: Ctrl-C is the parent's to handle, and the worker never outlives the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
+    _watch_parent(parent)
+
+
+def _die_with_parent():
+    """On Linux, have the kernel kill this process when the thread that started it ends (the parent
+    killed, SIGKILL included): ``prctl(PR_SET_PDEATHSIG, SIGKILL)``."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def _watch_parent(parent):
+    """End this process as soon as ``parent`` is no longer its parent (``os.getppid``), checked by a daemon
+    thread every PARENT_CHECK_SECONDS, while the worker trains too (the kernels release the GIL).
+
+    PR_SET_PDEATHSIG is tied to the thread that started the worker, and a pool starts
+    replacement workers from a thread of its own: this covers what it does not.
+    """
+    import threading
+
+    if os.getppid() != parent:  # the parent is already gone
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fastrnn-parent-watch", daemon=True).start()
 
 
 def _precompile(specs):
@@ -521,7 +561,7 @@ def _execute(todo, workers, scheduler, vectorize):
         _precompile(todo)
         ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads
         with _environment(WORKER_ENV):
-            pool = ctx.Pool(workers, initializer=_ignore_sigint)
+            pool = ctx.Pool(workers, initializer=_worker_start, initargs=(os.getpid(),))
         try:
             yield from pool.imap_unordered(run_one, todo, chunksize=1)
             pool.close()
@@ -591,9 +631,12 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     Returns
     -------
     SweepResult
-        ``summary`` is a DataFrame with a row per run. After Ctrl-C, the
-        KeyboardInterrupt carries ``.result``: every finished run is kept, and the
-        same call again runs only the rest.
+        ``summary`` is a DataFrame with a row per run. After Ctrl-C (or SIGTERM or
+        SIGHUP, taken over in the main thread where their default handler is in
+        place; ``exc.signum`` says which), the KeyboardInterrupt carries
+        ``.result``: every finished run is kept, the workers are stopped, and the
+        same call again runs only the rest. Workers never outlive the sweep's
+        process, however it ends (:func:`_worker_start`).
     """
     import pandas as pd
 
@@ -622,19 +665,22 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     finals = []  # the first headline metric of each run that ran, for the progress bar
     ran = 0
     interrupted = False
+    from . import _signals
+
     try:
-        for outcome in _execute(todo, min(workers, max(len(todo), 1)), scheduler, vectorize):
-            _write_run(out, outcome)
-            metas[outcome["name"]] = outcome["meta"]
-            ran += 1
-            first = headline(outcome["settings"]["task"])[0]
-            final = (outcome["meta"].get("result") or {}).get(f"final_{first}")
-            if final is not None:
-                finals.append((first, final))
-            if bar is not None:
-                bar.update(1)
-                if finals:
-                    bar.set_postfix(_best_worst(finals), refresh=False)
+        with _signals.stop_handlers():
+            for outcome in _execute(todo, min(workers, max(len(todo), 1)), scheduler, vectorize):
+                _write_run(out, outcome)
+                metas[outcome["name"]] = outcome["meta"]
+                ran += 1
+                first = headline(outcome["settings"]["task"])[0]
+                final = (outcome["meta"].get("result") or {}).get(f"final_{first}")
+                if final is not None:
+                    finals.append((first, final))
+                if bar is not None:
+                    bar.update(1)
+                    if finals:
+                        bar.set_postfix(_best_worst(finals), refresh=False)
     except KeyboardInterrupt as exc:
         interrupted = True
         exc.result = _finish(out, specs, metas, ran, skipped, start, True, bar, pd)
