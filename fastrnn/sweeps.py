@@ -484,10 +484,22 @@ PARENT_CHECK_SECONDS = 0.5
 
 
 def _worker_start(parent):
-    """A pool worker's initializer: Ctrl-C is the parent's to handle, and the worker never outlives the parent."""
+    """A pool worker's initializer: Ctrl-C is the parent's to handle, and the worker never outlives the parent.
+
+    SIGTERM and SIGHUP (the pool's terminate, or a signal to the process group) end the
+    worker at once and quietly: the parent keeps the rows and says what was done, so the
+    run in hand must not take these signals over (as ``train`` does where they have their
+    default handler) and print its own stop.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_at_once)
     _die_with_parent()
     _watch_parent(parent)
+
+
+def _exit_at_once(signum, frame):
+    os._exit(128 + signum)
 
 
 def _die_with_parent():
