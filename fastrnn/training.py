@@ -276,6 +276,11 @@ def drive(run, warmup, advance, writer, save, progress, total, desc):
         if progress:
             from tqdm import tqdm
 
+            from .tasks import headline
+
+            # beside the loss, the task's first other headline metric (text: bpc; the rest: accuracy)
+            shown = next((m for m in headline(run.s.get("task")) if m != "loss" and m in run.columns), "accuracy")
+
             bar = tqdm(total=total, initial=run.done, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
         start = time.perf_counter()
         while run.remaining():
@@ -287,7 +292,7 @@ def drive(run, warmup, advance, writer, save, progress, total, desc):
                     writer.write(row)
                 if bar is not None:
                     bar.update(done)
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}", refresh=False)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", **{shown: f"{row[shown]:.3f}"}, refresh=False)
             if run.status == "diverged":
                 raise NumericalError(run.error)
             stop.check()

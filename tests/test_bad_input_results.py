@@ -355,3 +355,15 @@ def test_a_fit_on_arrays_records_loss_and_accuracy_with_validation_as_its_headli
     last = pd.read_csv(csv).iloc[-1]
     assert result["headline"] == ["loss", "accuracy", "val_loss", "val_accuracy"]
     assert [result[f"final_{m}"] for m in result["headline"]] == [last[m] for m in result["headline"]]
+
+
+def test_the_progress_bar_of_a_text_run_shows_bits_per_character(monkeypatch):
+    import tqdm
+
+    shown = []
+    monkeypatch.setattr(tqdm.tqdm, "set_postfix", lambda self, *a, **kw: shown.append(sorted(kw)))
+    fastrnn.train(task="text", hidden=4, iters=20, log_every=10, progress=True)
+    assert shown == [["bpc", "loss", "refresh"]] * 2
+    shown.clear()
+    fastrnn.train(task="binary", hidden=4, iters=20, log_every=10, progress=True)
+    assert shown == [["accuracy", "loss", "refresh"]] * 2
