@@ -205,9 +205,7 @@ class _Plan:
                      "seed", "log_every"):
             s[name] = _check_setting(name, given[name])
         self.X, self.Y, self.M, _ = engine.prepare(model, X, Y, mask)
-        if self.M.shape[0] and not self.M.any():
-            raise InvalidArgument("mask is all zeros: no step has a target, so there is nothing to learn; mark the "
-                                  "steps with targets with 1")
+        _require_targets(self.M, "mask", "nothing to learn")
         N, T = self.X.shape[0], self.X.shape[1]
         self.N, self.T = N, T
         if s["window"] is None:
@@ -289,7 +287,15 @@ def _validation(model, validation, plan):
         Xv, Yv, Mv, _ = engine.prepare(model, *validation)
     except (InvalidArgument, InvalidType) as exc:
         raise type(exc)(f"validation: {exc} (X_val, Y_val, mask_val take the places of X, Y, mask)") from None
+    _require_targets(Mv, "validation: mask_val", "nothing to score (its loss would read 0 and its accuracy 1)")
     return Xv, Yv, Mv
+
+
+def _require_targets(M, name, what):
+    """Refuse a mask (prepared: empty for every step) that marks no step as having a target."""
+    if M.shape[0] and not M.any():
+        raise InvalidArgument(f"{name} is all zeros: no step has a target, so there is {what}; mark the steps with "
+                              f"targets with 1")
 
 
 def step_errors(model, yhat, Y, M):
