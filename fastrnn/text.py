@@ -154,7 +154,8 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
         L, the window length; the training part of every stream needs L + 2 characters.
     val_fraction : float in [0, 1)
         The last ``val_fraction`` of the file (rounded down to whole characters) is
-        held out for ``val_bpc``.
+        held out for ``val_bpc``; above 0 it must hold out at least 2 characters
+        (one prediction to score).
     batch : int
         B, the number of streams the training part is cut into.
 
@@ -208,13 +209,23 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
             f"text file {path!r} leaves {n_train} training characters, {n_train // B} per stream with batch {B}; "
             f"each stream needs at least {need} for seq_length {L} (use a smaller --batch, --seq-length or --val-fraction, or a longer file)"
         )
-    if n_val and n_val < 2:
+    if F > 0 and n_val < 2:  # one rule for every fraction: held out means scored, on at least one prediction
         raise InvalidArgument(
-            f"val_fraction {F} holds out {n_val} character of {path!r}; at least 2 are needed for one target "
-            f"(use a larger --val-fraction or 0)"
+            f"val_fraction {F} holds out {n_val} character{'' if n_val == 1 else 's'} of the {len(data)} in {path!r}; "
+            f"scoring needs at least 2 (one prediction): use --val-fraction {_fraction_holding(2, len(data))} or more, "
+            f"or 0 to hold out nothing"
         )
     vocab = make_vocab(data)
     return Text(path, vocab, encode(vocab, data), n_val)
+
+
+def _fraction_holding(chars, n):
+    """The smallest fraction of 3 significant digits that holds out at least ``chars`` of ``n`` characters
+    (``floor(fraction * n) >= chars``, as :func:`read_text` rounds)."""
+    fraction = float(f"{chars / n:.3g}")
+    while math.floor(fraction * n) < chars:
+        fraction = float(f"{fraction * 1.01:.3g}")  # the next 3-digit value up (1% is at least one unit of the third digit)
+    return fraction
 
 
 # ---------------------------------------------------------------------- the walk

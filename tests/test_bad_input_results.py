@@ -367,3 +367,76 @@ def test_the_progress_bar_of_a_text_run_shows_bits_per_character(monkeypatch):
     shown.clear()
     fastrnn.train(task="binary", hidden=4, iters=20, log_every=10, progress=True)
     assert shown == [["accuracy", "loss", "refresh"]] * 2
+
+
+# ------------------------------------------------------------- masks and held-out parts
+
+
+def _arrays(rng, N=6, T=5, I=2, O=3):
+    return rng.standard_normal((N, T, I)), np.eye(O)[rng.integers(0, O, (N, T))]
+
+
+def test_a_validation_mask_of_all_zeros_is_refused_like_a_training_mask(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X, Y = _arrays(rng)
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, Y=Y, X_val=X[:2], Y_val=Y[:2], mask_val=np.zeros((2, 5)))
+    code, _, err = run_cli(capsys, "train", "--data", data, "--epochs", "1", "--no-csv", "-q")
+    assert_one_line_error(code, err, 2, str(data), "mask_val is all zeros", "nothing to score")
+    model = fastrnn.RNN(2, 4, 3, head="softmax")
+    with pytest.raises(InvalidArgument, match=r"^validation: mask_val is all zeros"):
+        fastrnn.fit(model, X, Y, epochs=1, validation=(X[:2], Y[:2], np.zeros((2, 5))))
+    with pytest.raises(InvalidArgument, match=r"^mask is all zeros"):
+        fastrnn.fit(model, X, Y, np.zeros((6, 5)), epochs=1)
+
+
+@EXAMPLES
+@given(step=st.tuples(st.integers(0, 1), st.integers(0, 4)))
+def test_a_validation_mask_with_one_target_scores_that_step(step):
+    rng = np.random.default_rng(2)
+    X, Y = _arrays(rng)
+    mask_val = np.zeros((2, 5))
+    mask_val[step] = 1.0
+    model = fastrnn.RNN(2, 4, 3, head="softmax", seed=3)
+    result = fastrnn.fit(model, X, Y, epochs=1, batch=6, validation=(X[:2], Y[:2], mask_val))
+    yhat, _ = model.forward(X[:2])
+    right = float(yhat[step].argmax() == Y[:2][step].argmax())
+    assert result.rows[-1]["val_accuracy"] == right
+    # the loss is a sum over the target steps and a mean over the 2 sequences
+    assert result.rows[-1]["val_loss"] == pytest.approx(-np.log(yhat[step][Y[:2][step].argmax()]) / 2, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def text_lengths(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("texts")
+    paths = {}
+    for n in (40, 97, 1000, 4468, 30011):
+        paths[n] = folder / f"t{n}.txt"
+        paths[n].write_text(("abcde fgh\n" * (n // 10 + 1))[:n])
+    return paths
+
+
+@EXAMPLES
+@given(n=st.sampled_from([40, 97, 1000, 4468, 30011]), fraction=st.floats(min_value=0.0, max_value=0.5))
+def test_any_val_fraction_either_holds_out_a_scorable_part_or_is_refused_with_one_that_does(text_lengths, n, fraction):
+    from fastrnn.text import read_text
+
+    path = text_lengths[n]
+    try:
+        text = read_text(path, seq_length=3, val_fraction=fraction)
+    except InvalidArgument as exc:
+        message = str(exc)
+        assert fraction > 0 and int(np.floor(fraction * n)) < 2 and "\n" not in message
+        suggested = float(message.split("--val-fraction ")[1].split()[0])
+        assert len(read_text(path, seq_length=3, val_fraction=suggested).val_ids) >= 2
+        assert suggested <= 2 / n * 1.01  # the smallest 3-digit fraction that does, near 2 characters' share
+    else:
+        assert len(text.val_ids) == 0 if fraction == 0 else len(text.val_ids) >= 2
+
+
+@pytest.mark.parametrize("fraction", ["0.0001", "0.0003"])
+def test_cli_refuses_a_val_fraction_that_holds_out_too_little_to_score(capsys, tmp_path, fraction):
+    csv = tmp_path / "t.csv"
+    code, _, err = run_cli(capsys, "train", "--task", "text", "--val-fraction", fraction, "--iters", "10", "--csv", csv)
+    assert_one_line_error(code, err, 2, f"val_fraction {fraction}", "--val-fraction 0.000448 or more")
+    assert not csv.exists() and not csv.with_suffix(".json").exists()
