@@ -230,8 +230,10 @@ def _data_summary(result):
     """The line `fastrnn train --data` ends with: the last row's loss and accuracy (and validation)."""
     s, last = result.settings, (result.rows[-1] if result.rows else {})
     scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in last)
+    head = f"the {s['head']} head{', inferred from Y' if s.get('head_inferred') else ''}"
     text = (f"{s.get('data_file', 'arrays')}: {scores or 'no rows'} after {last.get('epoch', 0)} epochs "
-            f"({result.iterations} iterations of {s['batch']} {'stream' if s['window'] else 'sequence'}{'' if s['batch'] == 1 else 's'}); "
+            f"({result.iterations} iterations of {s['batch']} {'stream' if s['window'] else 'sequence'}{'' if s['batch'] == 1 else 's'}) "
+            f"with {head}; "
             f"training {result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
     where = _where(result)
     return text + (f"; {where}" if where else "")

@@ -440,3 +440,62 @@ def test_cli_refuses_a_val_fraction_that_holds_out_too_little_to_score(capsys, t
     code, _, err = run_cli(capsys, "train", "--task", "text", "--val-fraction", fraction, "--iters", "10", "--csv", csv)
     assert_one_line_error(code, err, 2, f"val_fraction {fraction}", "--val-fraction 0.000448 or more")
     assert not csv.exists() and not csv.with_suffix(".json").exists()
+
+
+# ------------------------------------------------------------------ the inferred head
+
+from fastrnn import fitting  # noqa: E402
+
+
+@EXAMPLES
+@given(N=st.integers(1, 6), T=st.integers(1, 5), O=st.integers(2, 5), seed=st.integers(0, 2**32 - 1),
+       padding=st.floats(0.0, 0.7))
+def test_one_hot_targets_with_padding_steps_infer_softmax_only_when_the_mask_hides_the_padding(N, T, O, seed, padding):
+    rng = np.random.default_rng(seed)
+    Y = np.eye(O)[rng.integers(0, O, (N, T))]
+    mask = (rng.random((N, T)) >= padding).astype(float)
+    mask.flat[rng.integers(0, N * T)] = 1.0  # one target at least
+    Y[mask == 0] = 0.0  # padding steps: all-zero rows
+    assert fitting.infer_head(Y, mask) == "softmax"
+    if (mask == 0).any():
+        with pytest.raises(InvalidArgument, match=r"cannot be inferred.*one-hot except \d+ all-zero row.*--head softmax"):
+            fitting.infer_head(Y)
+    else:
+        assert fitting.infer_head(Y) == "softmax"
+
+
+@pytest.mark.parametrize("Y, head", [
+    ([[[1, 0], [0, 0]], [[1, 1], [0, 0]]], "sigmoid"),  # a step with two labels: multi-label, zero rows or not
+    ([[[0, 0], [0, 0]]], "sigmoid"),
+    ([[[0.2, 0.8], [0.5, 0.5]]], None),  # distributions: softmax or linear
+    ([[[0.2, 0.7], [0.5, 0.5]]], "linear"),
+    ([[[0.5], [1.0]]], "linear"),  # a single output is never a distribution
+])
+def test_targets_that_fit_one_head_infer_it_and_those_that_fit_two_are_refused(Y, head):
+    Y = np.array(Y, dtype=float)
+    if head is None:
+        with pytest.raises(InvalidArgument, match="cannot be inferred.*pass --head softmax or --head linear"):
+            fitting.infer_head(Y)
+    else:
+        assert fitting.infer_head(Y) == head
+
+
+def test_cli_names_the_inferred_head_and_refuses_ambiguous_targets(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    X, Y = _arrays(rng)
+    Y[0, 4] = 0.0  # one padding step
+    mask = np.ones((6, 5))
+    mask[0, 4] = 0.0
+    bare, masked = tmp_path / "bare.npz", tmp_path / "masked.npz"
+    np.savez(bare, X=X, Y=Y)
+    np.savez(masked, X=X, Y=Y, mask=mask)
+    code, _, err = run_cli(capsys, "train", "--data", bare, "--epochs", "1", "--no-csv", "-q")
+    assert_one_line_error(code, err, 2, str(bare), "cannot be inferred", "pass --head softmax", "--head sigmoid")
+    code, out, err = run_cli(capsys, "train", "--data", masked, "--epochs", "1", "--csv", tmp_path / "m.csv", "-q")
+    assert code == 0 and "with the softmax head, inferred from Y;" in out, err
+    assert json.loads((tmp_path / "m.json").read_text())["head_inferred"] is True
+    code, out, err = run_cli(capsys, "train", "--data", bare, "--head", "sigmoid", "--epochs", "1", "--no-csv", "-q")
+    assert code == 0 and "with the sigmoid head;" in out, err
+    code, _, err = run_cli(capsys, "train", "--data", bare, "--head", "softmax", "--epochs", "1", "--no-csv", "-q")
+    assert_one_line_error(code, err, 2, "must be one-hot")
+    assert "leave out --head" not in err  # no head to fall back on
