@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from . import checkpoint, engine, optim, params
+from . import _files, checkpoint, engine, optim, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
@@ -545,6 +545,9 @@ def load_arrays(path):
     p = Path(path)
     if p.is_dir():
         raise InvalidArgument(f"{where} is a folder; give a .npz file ({_SAVE_HINT})")
+    kind = _files.not_regular(p)
+    if kind is not None:
+        raise InvalidArgument(f"{where} is {kind}, not a regular file; give a .npz file ({_SAVE_HINT})")
     if not p.is_file():
         raise InvalidArgument(f"{where}: no such file; {_SAVE_HINT}")
     try:

@@ -35,7 +35,7 @@ import zlib
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _files
 from .exceptions import InvalidArgument, InvalidType
 
 #: min-char-rnn's defaults (issue 11): hidden 100, tanh, windows of 25, Adagrad at
@@ -182,6 +182,9 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
         raise InvalidArgument(f"text file {path!r} does not exist; give the path of a UTF-8 text file")
     if os.path.isdir(path):
         raise InvalidArgument(f"text file {path!r} is a folder; give the path of a UTF-8 text file")
+    kind = _files.not_regular(path)
+    if kind is not None:  # /dev/zero would be read forever, a named pipe waits for a writer
+        raise InvalidArgument(f"text file {path!r} is {kind}, not a regular file; give the path of a UTF-8 text file")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()

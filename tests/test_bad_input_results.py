@@ -499,3 +499,15 @@ def test_cli_names_the_inferred_head_and_refuses_ambiguous_targets(tmp_path, cap
     code, _, err = run_cli(capsys, "train", "--data", bare, "--head", "softmax", "--epochs", "1", "--no-csv", "-q")
     assert_one_line_error(code, err, 2, "must be one-hot")
     assert "leave out --head" not in err  # no head to fall back on
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--task", "text", "--text", "{}", "--iters", "1", "--no-csv"],
+    ["train", "--data", "{}", "--epochs", "1", "--no-csv"],
+    ["sample", "{}"],
+    ["eval", "{}"],
+])
+def test_an_input_file_that_is_a_pipe_is_refused_not_read_forever(tmp_path, capsys, args):
+    pipe = _make_special(tmp_path / "in", "fifo")
+    code, _, err = run_cli(capsys, *[a.format(pipe) for a in args])
+    assert_one_line_error(code, err, 2, str(pipe), "is a named pipe (FIFO), not a regular file")
