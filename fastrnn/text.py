@@ -416,13 +416,16 @@ def evaluate(model, ids, chunk=1000):
         raise InvalidArgument(f"ids must lie in [0, {V}) (the model's vocabulary), got {ids.min()}..{ids.max()}")
     h = None  # zeros (for every state vector of the cell)
     total, wrong = 0.0, 0
+    Vw, c = np.asarray(model.params["V"], dtype=np.float64), np.asarray(model.params["c"], dtype=np.float64)
     for lo in range(0, len(ids) - 1, chunk):
         x = ids[lo: min(lo + chunk, len(ids) - 1)]
         y = ids[lo + 1: lo + 1 + len(x)]
         yhat, hs, h = model.forward(one_hot(x, V, model.dtype)[None], h0=h, return_state=True)
-        p = yhat[0, np.arange(len(y)), y]
-        with np.errstate(divide="ignore"):
-            total += float(-np.log(p).sum())
+        # -ln softmax(z)[y] = logsumexp(z) - z[y] from the logits z = V h + c, in float64: finite where the
+        # probability itself underflows to 0 (a confident wrong prediction)
+        z = np.asarray(hs[-1, 0], dtype=np.float64) @ Vw.T + c
+        top = z.max(axis=1)
+        total += float((top + np.log(np.exp(z - top[:, None]).sum(axis=1)) - z[np.arange(len(y)), y]).sum())
         wrong += int((yhat[0].argmax(1) != y).sum())
     n = len(ids) - 1
     return dict(loss_per_char=total / n, bpc=bits_per_char(total, n), char_accuracy=1.0 - wrong / n, n_chars=n)

@@ -511,3 +511,17 @@ def test_an_input_file_that_is_a_pipe_is_refused_not_read_forever(tmp_path, caps
     pipe = _make_special(tmp_path / "in", "fifo")
     code, _, err = run_cli(capsys, *[a.format(pipe) for a in args])
     assert_one_line_error(code, err, 2, str(pipe), "is a named pipe (FIFO), not a regular file")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_held_out_loss_stays_finite_where_the_probability_of_the_target_underflows(dtype):
+    # h = tanh(0) = 0 at every step, so z = c: p(1) = 1 / (1 + e^-1000), p(0) = e^-1000 / (1 + e^-1000),
+    # which is 0 in floating point; -ln p(0) = 1000 + ln(1 + e^-1000) = 1000 to double precision
+    model = fastrnn.RNN(2, 1, 2, head="softmax", dtype=dtype)
+    model.theta[:] = 0.0
+    model.params["c"][...] = [0.0, 1000.0]
+    ids = np.array([0, 1, 0, 0, 1, 1, 0])
+    targets = ids[1:]
+    scores = text_mod.evaluate(model, ids, chunk=4)
+    assert scores["loss_per_char"] == pytest.approx(1000.0 * np.mean(targets == 0), rel=1e-15)
+    assert scores["char_accuracy"] == np.mean(targets == 1)
