@@ -229,7 +229,8 @@ def read_run(csv_path):
     """A run's metrics as a pandas DataFrame and its settings as a dict ({} if no JSON).
 
     Raises InvalidArgument, naming the file, when the CSV is missing, unreadable,
-    truncated in a row or lacks the metrics columns (:data:`COLUMNS`, all numbers), or
+    truncated in a row, lacks the metrics columns (:data:`COLUMNS`) or has a column that is
+    not all finite numbers (every column of a row is one: the tasks' and fits' own too), or
     the JSON beside it is not a JSON object with the run's ``task`` and ``status``.
     """
     import pandas as pd
@@ -254,8 +255,8 @@ def read_run(csv_path):
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: it lacks the columns {', '.join(missing)}")
-    text_columns = ("loss_per_char", "bpc", "smooth_loss", "char_accuracy", "val_bpc")  # fastrnn.text's
-    numeric = COLUMNS + [c for c in frame.columns if str(c).startswith(("spectral_radius", "path_grad_")) or c in text_columns]
+    # every column of a metrics row is a number: the tasks' own (text: bpc, ...), a fit's (epoch, val_loss, ...), spectra
+    numeric = COLUMNS + [c for c in frame.columns if c not in COLUMNS]
     for column in numeric:
         values = frame[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):

@@ -525,3 +525,30 @@ def test_held_out_loss_stays_finite_where_the_probability_of_the_target_underflo
     scores = text_mod.evaluate(model, ids, chunk=4)
     assert scores["loss_per_char"] == pytest.approx(1000.0 * np.mean(targets == 0), rel=1e-15)
     assert scores["char_accuracy"] == np.mean(targets == 1)
+
+
+def test_a_resumed_fit_repairs_its_csv_cut_short_too(tmp_path):
+    rng = np.random.default_rng(4)
+    X, Y = _arrays(rng)
+    whole = tmp_path / "whole.csv"
+    fastrnn.fit(fastrnn.RNN(2, 4, 3, head="softmax", seed=1), X, Y, epochs=4, batch=2, log_every=2, csv=whole)
+    csv, model = tmp_path / "run.csv", tmp_path / "m.npz"
+    fastrnn.fit(fastrnn.RNN(2, 4, 3, head="softmax", seed=1), X, Y, epochs=2, batch=2, log_every=2, csv=csv, save=model)
+    csv.write_bytes(csv.read_bytes()[:-7])
+    fastrnn.fit(None, X, Y, epochs=4, resume=model, csv=csv, save=model)
+    pd.testing.assert_frame_equal(_rows(csv), _rows(whole), check_exact=True)
+
+
+@pytest.mark.parametrize("column", ["epoch", "val_loss", "val_accuracy"])
+def test_report_refuses_a_fit_csv_whose_own_columns_hold_text(tmp_path, capsys, column):
+    rng = np.random.default_rng(6)
+    X, Y = _arrays(rng)
+    csv = tmp_path / "runs" / "fit.csv"
+    fastrnn.fit(fastrnn.RNN(2, 4, 3, head="softmax"), X, Y, epochs=2, validation=(X[:2], Y[:2]), csv=csv)
+    frame = pd.read_csv(csv)
+    frame[column] = frame[column].astype(object)
+    frame.loc[len(frame) - 1, column] = "abc"
+    frame.to_csv(csv, index=False)
+    for args in (["report", tmp_path / "runs"], ["plot", csv, "--out", tmp_path / "p.png"]):
+        code, _, err = run_cli(capsys, *args)
+        assert_one_line_error(code, err, 2, str(csv), f"column {column} holds text")
