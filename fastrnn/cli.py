@@ -193,6 +193,8 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
         kept = f" {_where(result)}" if result is not None else ""
         click.echo(f"Error: {exc}.{kept}", err=True)
         sys.exit(1)
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
     click.echo(_summary(result))
 
 

@@ -71,6 +71,9 @@ class TrainResult:
         "completed", "interrupted" (Ctrl-C) or "diverged" (NaN or infinite loss).
     settings : dict
         Every setting of the run, defaults filled in, as in the JSON file.
+    notes : list of str
+        What the run repaired on its way, one line each (a resumed run's CSV that had
+        lost its end and was rewritten from the saved rows).
     """
 
     model: RNN
@@ -86,6 +89,7 @@ class TrainResult:
     save_path: object = None
     rows: list = field(default_factory=list, repr=False)
     columns: list = field(default_factory=list, repr=False)
+    notes: list = field(default_factory=list)
 
     def summary(self):
         """The run's outcome as saved in its JSON file under "result".
@@ -781,7 +785,7 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar):
         first_perfect_iteration=run.tracker.first_perfect_iteration, status=run.status, settings=run.s,
         iterations=run.done, compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
-        columns=run.columns,
+        columns=run.columns, notes=[writer.repaired] if writer is not None and writer.repaired else [],
     )
     if writer is not None:
         extra = {} if save_error is None else {"error": f"the model could not be saved to {save}: {save_error}"}
