@@ -152,15 +152,16 @@ def _check_rows_to_append(path, columns, rows):
 
     The saved state holds every row the run wrote, so the CSV must be exactly their
     text (:func:`_rows_text`). A CSV that is a beginning of that text lost its end
-    (a row cut short, a line ending or whole rows missing): it is rewritten from the
-    saved rows, which hold all it held, and the repair is returned as one line (None
-    when the file was whole). Any other content is refused in one line, the file left
-    as it is, so that no row is ever appended to a torn or foreign line.
+    (a row cut short, a line ending or whole rows missing), and one that is that text
+    with other line endings was re-saved by an editor: it is rewritten from the saved
+    rows, which hold all it held, and the repair is returned as one line (None when
+    the file was whole). Any other content is refused in one line, the file left as it
+    is, so that no row is ever appended to a torn or foreign line.
     """
     expected = _rows_text(columns, rows)
     try:
         with open(path, "rb") as fh:
-            raw = fh.read(len(expected.encode()) + 1)
+            raw = fh.read()
     except OSError as exc:
         raise InvalidArgument(f"cannot read the run's CSV {path} to append to it: {exc.strerror or exc}; "
                               f"give a new --csv") from None
@@ -173,10 +174,15 @@ def _check_rows_to_append(path, columns, rows):
         _replace_text(path, expected)
         return (f"the run's CSV {path} ended inside its rows ({len(raw)} of {len(want)} bytes, {max(kept, 0)} whole rows "
                 f"of {len(rows)}); it was rewritten from the {len(rows)} rows of the saved state")
-    have = raw.split(b"\r\n")
-    lines = want.split(b"\r\n")
-    first = next(i for i in range(len(lines)) if i >= len(have) or have[i] != lines[i])
-    where = "its header" if first == 0 else f"line {first + 1}" if first < len(lines) - 1 else "the end"
+    unix = want.replace(b"\r\n", b"\n")
+    if raw.replace(b"\r\n", b"\n").rstrip(b"\n") == unix.rstrip(b"\n"):
+        _replace_text(path, expected)
+        return (f"the run's CSV {path} held its {len(rows)} rows with other line endings; it was rewritten from the "
+                f"rows of the saved state")
+    have = raw.replace(b"\r\n", b"\n").split(b"\n")
+    lines = unix.split(b"\n")
+    first = next((i for i in range(len(lines)) if i >= len(have) or have[i] != lines[i]), len(lines) - 1)
+    where = "its header" if first == 0 else f"line {first + 1}" if first < len(lines) - 1 else "what follows the last row"
     raise InvalidArgument(
         f"the run's CSV {path} does not end where the saved state does ({len(rows)} rows up to iteration {last}): "
         f"{where} differs from the saved rows; give a new --csv, which gets the earlier rows first"

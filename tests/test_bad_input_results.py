@@ -63,6 +63,28 @@ def test_resume_onto_a_csv_cut_short_repairs_it_from_the_saved_rows(halfway, cut
         assert "rewritten from the 4 rows" in json.loads((folder / "run.json").read_text())["csv_repaired"]
 
 
+def _unix(text):
+    return text.replace(b"\r\n", b"\n").rstrip(b"\n")
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"", b"\n\n"])
+def test_resume_onto_a_csv_saved_again_with_other_line_endings_rewrites_it(halfway, tmp_path, ending):
+    csv, text = _first_leg(tmp_path)
+    csv.write_bytes(_unix(text) + ending)
+    _resume(tmp_path)
+    assert csv.read_bytes().startswith(text)
+    pd.testing.assert_frame_equal(_rows(csv), _rows(halfway / "whole.csv"), check_exact=True)
+
+
+def test_resume_onto_a_csv_with_a_row_beyond_the_saved_state_refuses(tmp_path):
+    csv, text = _first_leg(tmp_path)
+    for extra in (b"250,250,0,0,0,0,0,0.1,0\r\n", b"250,250"):
+        csv.write_bytes(text + extra)
+        with pytest.raises(InvalidArgument, match="what follows the last row differs"):
+            _resume(tmp_path)
+        assert csv.read_bytes() == text + extra
+
+
 @EXAMPLES
 @given(keep=st.integers(min_value=0, max_value=60), tail=st.binary(min_size=1, max_size=40))
 def test_resume_onto_a_csv_whose_end_differs_refuses_and_leaves_it(keep, tail):
@@ -70,7 +92,7 @@ def test_resume_onto_a_csv_whose_end_differs_refuses_and_leaves_it(keep, tail):
         folder = Path(tmp)
         csv, text = _first_leg(folder)
         damaged = text[: len(text) - keep] + tail
-        if text.startswith(damaged):  # a beginning of the text is a cut, repaired (above)
+        if text.startswith(damaged) or _unix(damaged) == _unix(text):  # a cut, or the same rows: repaired
             damaged += b"x"
         csv.write_bytes(damaged)
         with pytest.raises(InvalidArgument, match=r"run\.csv does not end where the saved state does.*give a new --csv"):
