@@ -245,15 +245,14 @@ def read_run(csv_path):
     if not csv_path.is_file():
         raise InvalidArgument(f"run file {csv_path} does not exist")
     try:
-        with open(csv_path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell():
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    raise InvalidArgument(f"{csv_path} is truncated: its last line has no line ending, so its last "
-                                          f"row may be cut short; remove that line or train the run again")
+        raw = csv_path.read_bytes()
     except OSError as exc:
         raise InvalidArgument(f"cannot read {csv_path}: {exc.strerror or exc}") from None
+    if raw and not raw.endswith(b"\n"):  # rows are written whole, each with its line ending
+        row = raw.count(b"\n")  # the header is line 1, row r is line r + 1
+        what = f"row {row}" if row else "its header"
+        raise InvalidArgument(f"{csv_path} is truncated: {what} has no line ending, so it may be cut short; remove "
+                              f"that line or train the run again")
     try:
         frame = pd.read_csv(csv_path)
     except Exception as exc:

@@ -135,7 +135,7 @@ def test_report_and_plot_refuse_a_run_csv_whose_last_row_is_cut(tmp_path, capsys
     csv.write_bytes(csv.read_bytes()[:-5])
     for args in (["report", tmp_path / "runs"], ["plot", csv, "--out", tmp_path / "p.png"]):
         code, _, err = run_cli(capsys, *args)
-        assert_one_line_error(code, err, 2, str(csv), "truncated", "no line ending")
+        assert_one_line_error(code, err, 2, str(csv), "truncated: row 2 has no line ending")
 
 
 # ------------------------------------------------------------------- sampling temperatures
