@@ -36,7 +36,7 @@ import zlib
 import numpy as np
 
 from . import _checks, _files
-from .exceptions import InvalidArgument, InvalidType
+from .exceptions import InvalidArgument, InvalidType, NumericalError
 
 #: min-char-rnn's defaults (issue 11): hidden 100, tanh, windows of 25, Adagrad at
 #: lr 0.1, every gradient entry clipped to [-5, 5], weights N(0, 0.01^2), biases 0.
@@ -479,10 +479,25 @@ def next_char_distribution(z, temperature):
     """
     z = np.asarray(z, dtype=np.float64)
     top = z.max()
-    gap = np.where(z == top, 0.0, z - top)  # 0 at the maxima (also where they are infinite), else below 0
-    with np.errstate(over="ignore", under="ignore"):  # a gap / T beyond the float range is -inf: probability 0
+    with np.errstate(over="ignore", under="ignore"):  # a gap beyond the float range is -inf: probability 0
+        gap = np.where(z == top, 0.0, z - top)  # 0 at the maxima (also where they are infinite), else below 0
         e = np.exp(gap / temperature)
     return e / e.sum()
+
+
+def _next_char(z, T, rng, drawn):
+    """The index of the next character: arg max at T = 0, else a draw from softmax(z / T).
+
+    Raises NumericalError when the scores hold NaN (weights so large that V h + c
+    overflowed), after ``drawn`` characters.
+    """
+    if np.isnan(z).any():
+        raise NumericalError(f"the model's next-character scores became NaN after {drawn} character{'s' * (drawn != 1)} (its weights "
+                             f"overflow float64 arithmetic); sampling needs a model with finite outputs")
+    if T == 0.0:
+        return int(np.argmax(z))
+    cdf = np.cumsum(next_char_distribution(z, T))
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(z) - 1)
 
 
 def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=None):
@@ -544,17 +559,14 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
         h = np.zeros(shape)
     else:
         h = _checks.as_float_array("h0", h0, np.float64, 2, shape, "(layers, n_hidden)").copy()
-    z = _head_logits(params, h)
-    for ix in prime_ids:
-        h, z = step(params, model.layers, f, h, ix)
     rng = np.random.default_rng(seed)
     out = []
-    for _ in range(length):
-        if T == 0.0:
-            ix = int(np.argmax(z))
-        else:
-            cdf = np.cumsum(next_char_distribution(z, T))
-            ix = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), V - 1)
-        out.append(vocab[ix])
-        h, z = step(params, model.layers, f, h, ix)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge weights: a NaN score is reported by _next_char
+        z = _head_logits(params, h)
+        for ix in prime_ids:
+            h, z = step(params, model.layers, f, h, ix)
+        for k in range(length):
+            ix = _next_char(z, T, rng, k)
+            out.append(vocab[ix])
+            h, z = step(params, model.layers, f, h, ix)
     return "".join(out)

@@ -577,3 +577,20 @@ def test_report_refuses_a_fit_csv_whose_own_columns_hold_text(tmp_path, capsys, 
     for args in (["report", tmp_path / "runs"], ["plot", csv, "--out", tmp_path / "p.png"]):
         code, _, err = run_cli(capsys, *args)
         assert_one_line_error(code, err, 2, str(csv), f"column {column} holds text")
+
+
+def test_sampling_a_model_whose_scores_overflow_to_nan_is_reported_not_printed(tmp_path, capsys):
+    model = fastrnn.RNN(3, 2, 3, activation="relu", head="softmax")
+    model.theta[:] = 0.0
+    model.params["U0"][...] = 1e200  # the first step: h = 1e200 in both units
+    model.params["W0"][...] = np.eye(2) * 1e200  # the second: h = relu(1e400) = inf
+    model.params["V"][...] = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]  # then 0 * inf = NaN in every score
+    model.metadata = {"vocab": "abc"}
+    path = tmp_path / "huge.npz"
+    model.save(path)
+    for extra, drawn in (([], "2 characters"), (["--temperature", "0"], "2 characters"), (["--prime", "a"], "1 character ")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no overflow warning on the way either
+            code, out, err = run_cli(capsys, "sample", path, "--length", "5", *extra)
+        assert_one_line_error(code, err, 1, f"scores became NaN after {drawn}")
+        assert out == ""
