@@ -216,6 +216,8 @@ def _train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpo
         kept = f" {_where(result)}" if result is not None else ""
         click.echo(f"Error: {exc}.{kept}", err=True)
         sys.exit(1)
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
     click.echo(_summary(result))
 
 
@@ -255,8 +257,10 @@ def _data_summary(result):
     """The line `fastrnn train --data` ends with: the last row's loss and accuracy (and validation)."""
     s, last = result.settings, (result.rows[-1] if result.rows else {})
     scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in last)
+    head = f"the {s['head']} head{', inferred from Y' if s.get('head_inferred') else ''}"
     text = (f"{s.get('data_file', 'arrays')}: {scores or 'no rows'} after {last.get('epoch', 0)} epochs "
-            f"({result.iterations} iterations of {s['batch']} {'stream' if s['window'] else 'sequence'}{'' if s['batch'] == 1 else 's'}); "
+            f"({result.iterations} iterations of {s['batch']} {'stream' if s['window'] else 'sequence'}{'' if s['batch'] == 1 else 's'}) "
+            f"with {head}; "
             f"training {result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
     where = _where(result)
     return text + (f"; {where}" if where else "")

@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from . import checkpoint, engine, optim, params
+from . import _files, checkpoint, engine, optim, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, check_output_files
@@ -234,9 +234,7 @@ class _Plan:
             s[name] = _check_setting(name, given[name])
         s["shuffle"] = _check_shuffle(given["shuffle"], s["window"])
         self.X, self.Y, self.M, _ = engine.prepare(model, X, Y, mask)
-        if self.M.shape[0] and not self.M.any():
-            raise InvalidArgument("mask is all zeros: no step has a target, so there is nothing to learn; mark the "
-                                  "steps with targets with 1")
+        _require_targets(self.M, "mask", "nothing to learn")
         N, T = self.X.shape[0], self.X.shape[1]
         self.N, self.T = N, T
         if s["window"] is None:
@@ -318,7 +316,15 @@ def _validation(model, validation, plan):
         Xv, Yv, Mv, _ = engine.prepare(model, *validation)
     except (InvalidArgument, InvalidType) as exc:
         raise type(exc)(f"validation: {exc} (X_val, Y_val, mask_val take the places of X, Y, mask)") from None
+    _require_targets(Mv, "validation: mask_val", "nothing to score (its loss would read 0 and its accuracy 1)")
     return Xv, Yv, Mv
+
+
+def _require_targets(M, name, what):
+    """Refuse a mask (prepared: empty for every step) that marks no step as having a target."""
+    if M.shape[0] and not M.any():
+        raise InvalidArgument(f"{name} is all zeros: no step has a target, so there is {what}; mark the steps with "
+                              f"targets with 1")
 
 
 def step_errors(model, yhat, Y, M):
@@ -580,6 +586,9 @@ def load_arrays(path):
     p = Path(path)
     if p.is_dir():
         raise InvalidArgument(f"{where} is a folder; give a .npz file ({_SAVE_HINT})")
+    kind = _files.not_regular(p)
+    if kind is not None:
+        raise InvalidArgument(f"{where} is {kind}, not a regular file; give a .npz file ({_SAVE_HINT})")
     if not p.is_file():
         raise InvalidArgument(f"{where}: no such file; {_SAVE_HINT}")
     try:
@@ -644,13 +653,36 @@ def load_arrays(path):
 def infer_head(Y, mask=None):
     """The head for targets Y: one-hot rows -> softmax, values in {0, 1} -> sigmoid, else linear.
 
-    Only steps with a target (mask 1) count. A single output is never one-hot.
+    Only the steps the mask keeps (mask 1) count: padding steps marked 0 are never
+    read. A single output is never one-hot. Targets that two heads read equally
+    well are refused (InvalidArgument, naming ``--head``) rather than guessed:
+    rows that are one-hot except some all-zero ones (softmax with unmasked padding,
+    or sigmoid labels where some steps have none), and rows in [0, 1] that sum to 1
+    without being one-hot (distributions for softmax, or values for linear).
     """
-    rows = Y.reshape(-1, Y.shape[-1]) if mask is None else Y[mask != 0]
-    binary = np.isin(rows, (0.0, 1.0)).all()
-    if binary and Y.shape[-1] > 1 and (rows.sum(axis=1) == 1.0).all():
+    Y = np.asarray(Y)
+    rows = Y.reshape(-1, Y.shape[-1]) if mask is None else Y[np.asarray(mask) != 0]
+    binary = bool(np.isin(rows, (0.0, 1.0)).all())
+    sums = rows.sum(axis=1)
+    one_hot = sums == 1.0
+    if binary and Y.shape[-1] > 1 and rows.shape[0] and one_hot.all():
         return "softmax"
-    return "sigmoid" if binary else "linear"
+    if binary and Y.shape[-1] > 1 and one_hot.any() and (sums <= 1.0).all():
+        zero = int((sums == 0.0).sum())
+        raise InvalidArgument(
+            f"the head cannot be inferred from Y: its rows are one-hot except {zero} all-zero row{'s' * (zero != 1)} "
+            f"(of {rows.shape[0]} with a target), which fits softmax with unmasked padding and sigmoid alike; pass "
+            f"--head softmax (and mark the padding steps 0 in mask) or --head sigmoid"
+        )
+    if binary:
+        return "sigmoid"
+    if (Y.shape[-1] > 1 and rows.shape[0] and (rows >= 0.0).all() and (rows <= 1.0).all()
+            and np.allclose(sums, 1.0, rtol=0.0, atol=1e-9)):
+        raise InvalidArgument(
+            "the head cannot be inferred from Y: its rows lie in [0, 1] and sum to 1 without being one-hot, which fits "
+            "softmax (target distributions) and linear (values) alike; pass --head softmax or --head linear"
+        )
+    return "linear"
 
 
 def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resume=None, checkpoint_every=None,
@@ -690,8 +722,13 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         value[setting.name] = v
     arrays = load_arrays(path)
     X, Y, M = arrays["X"], arrays["Y"], arrays.get("mask")
-    head = value["head"] or infer_head(Y, M)
-    value["head"] = _check_setting("head", head)
+    inferred = value["head"] is None
+    if inferred:
+        try:
+            value["head"] = infer_head(Y, M)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"--data {path}: {exc}") from None
+    head = value["head"] = _check_setting("head", value["head"])
     for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell", "forget_bias"):
         value[name] = _check_setting(name, value[name])
     model = RNN(X.shape[2], value["hidden"], Y.shape[2], layers=value["layers"], activation=value["activation"],
@@ -707,12 +744,13 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
                                     "window", "seed", "log_every", "momentum", "shuffle")}
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
-                   checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, _note=_note, _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
-                                forget_bias=value["forget_bias"]), **kwargs)
+                   checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, _note=_note,
+                   _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
+                                forget_bias=value["forget_bias"], head_inferred=inferred), **kwargs)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
-            raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {infer_head(Y, M)})"
-                                                        if "head" in str(exc) and given.get("head") else "")) from None
+            hint = _inferred(Y, M) if "head" in str(exc) and given.get("head") else None
+            raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {hint})" if hint else "")) from None
         raise
 
 
@@ -753,6 +791,14 @@ def _file_default(name, model):
         return _DEFAULTS[name]
     setting = _settings.get(name)
     return _settings.DATA_DEFAULTS.get(name) if setting.default == _settings.PER_TASK else setting.default
+
+
+def _inferred(Y, M):
+    """The head inferred from Y, or None where the targets are ambiguous."""
+    try:
+        return infer_head(Y, M)
+    except InvalidArgument:
+        return None
 
 
 def _file_validation(arrays):

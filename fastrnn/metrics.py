@@ -235,7 +235,9 @@ def _check_rows_to_append(path, columns, rows, cut=False):
       after the checkpoint, the last one perhaps incomplete): they are cut off and counted;
     - it is a beginning of that text (it lost its end: a row cut short, a line ending,
       whole rows, or a row that could not be written): it is cut back to its last whole
-      line and the missing rows, which the state holds, are written again; the note says so.
+      line and the missing rows, which the state holds, are written again; the note says so;
+    - it is that text with other line endings (re-saved by an editor): it is rewritten
+      from the saved rows; the note says so.
 
     Any other content is refused in one line, the file left as it is, so that no row
     is ever appended to a torn or foreign line.
@@ -260,14 +262,24 @@ def _check_rows_to_append(path, columns, rows, cut=False):
                     f"of {len(rows)}); it was rewritten from the {len(rows)} rows of the saved state")
         return keep, 0, rows[whole:], note
     last = rows[-1]["iteration"] if rows else 0
-    have = data.split(b"\r\n")
-    lines = want.split(b"\r\n")
-    first = next(i for i in range(len(lines)) if i >= len(have) or have[i] != lines[i])
-    where = "its header" if first == 0 else f"line {first + 1}" if first < len(lines) - 1 else "the end"
+    unix = want.replace(b"\r\n", b"\n")
+    if data.replace(b"\r\n", b"\n").rstrip(b"\n") == unix.rstrip(b"\n"):
+        _replace_text(path, want.decode())
+        return len(want), 0, [], (f"the run's CSV {path} held its {len(rows)} rows with other line endings; it was "
+                                  f"rewritten from the rows of the saved state")
+    have = data.replace(b"\r\n", b"\n").split(b"\n")
+    lines = unix.split(b"\n")
+    first = next((i for i in range(len(lines)) if i >= len(have) or have[i] != lines[i]), len(lines) - 1)
+    where = "its header" if first == 0 else f"line {first + 1}" if first < len(lines) - 1 else "what follows the last row"
     raise InvalidArgument(
         f"the run's CSV {path} does not end where the saved state does ({len(rows)} rows up to iteration {last}): "
         f"{where} differs from the saved rows; give a new --csv, which gets the earlier rows first"
     )
+
+
+def _replace_text(path, text):
+    """Replace the file at ``path`` by ``text`` whole (a temporary file beside it, then a rename)."""
+    _files.replace_file(path, lambda fh: fh.write(text.encode()), what="--csv")
 
 
 def write_json(path, data):
@@ -333,7 +345,8 @@ def read_run(csv_path):
     gives an empty frame with float columns; :func:`has_rows` tells.
 
     Raises InvalidArgument, naming the file, when the CSV is missing, unreadable,
-    truncated in a row or lacks the metrics columns (:data:`COLUMNS`, all numbers), or
+    truncated in a row, lacks the metrics columns (:data:`COLUMNS`) or has a column that is
+    not all finite numbers (every column of a row is one: the tasks' and fits' own too), or
     the JSON beside it is not a JSON object with the run's ``task`` and ``status``.
     """
     import pandas as pd
@@ -342,17 +355,14 @@ def read_run(csv_path):
     if not csv_path.is_file():
         raise InvalidArgument(f"run file {csv_path} does not exist")
     try:
-        with open(csv_path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell():
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":
-                    fh.seek(0)
-                    row = sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 20), b""))  # the header is line 1
-                    raise InvalidArgument(f"{csv_path} is truncated: its last line (row {row}) has no line ending, so "
-                                          f"that row may be cut short; remove that line or train the run again")
+        raw = csv_path.read_bytes()
     except OSError as exc:
         raise InvalidArgument(f"cannot read {csv_path}: {exc.strerror or exc}") from None
+    if raw and not raw.endswith(b"\n"):  # rows are written whole, each with its line ending
+        row = raw.count(b"\n")  # the header is line 1, row r is line r + 1
+        what = f"row {row}" if row else "its header"
+        raise InvalidArgument(f"{csv_path} is truncated: {what} has no line ending, so it may be cut short; remove "
+                              f"that line or train the run again")
     try:
         if csv_path.stat().st_size == 0:  # stopped between creating the file and writing its header
             frame = pd.DataFrame({c: [] for c in COLUMNS})
@@ -363,8 +373,8 @@ def read_run(csv_path):
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: it lacks the columns {', '.join(missing)}")
-    text_columns = ("loss_per_char", "bpc", "smooth_loss", "char_accuracy", "val_bpc")  # fastrnn.text's
-    numeric = COLUMNS + [c for c in frame.columns if str(c).startswith(("spectral_radius", "path_grad_")) or c in text_columns]
+    # every column of a metrics row is a number: the tasks' own (text: bpc, ...), a fit's (epoch, val_loss, ...), spectra
+    numeric = COLUMNS + [c for c in frame.columns if c not in COLUMNS]
     if len(frame) == 0:  # a run stopped before its first row (while compiling): the header alone, no numbers to check
         frame = frame.astype({column: np.float64 for column in numeric})
     for column in numeric:

@@ -439,6 +439,10 @@ class RNN:
         a huge model is refused in one line, at once.
         """
         path = os.fspath(path)
+        kind = _files.not_regular(path)
+        if kind is not None:
+            raise ModelFileError(f"model file {path!r} is {kind}, not a regular file; give the path of a model saved "
+                                 f"with --save or RNN.save")
         if not os.path.isfile(path):
             raise ModelFileError(f"model file {path!r} does not exist; give the path of a model saved with --save or RNN.save")
         try:

@@ -240,8 +240,8 @@ DATA = (
             minimum=1, off="whole sequences", tasks=("data",)),
     Setting("shuffle", "flag", "--data: a new order of the sequences every epoch (not with --window).", True,
             tasks=("data",)),
-    Setting("head", "choice", "--data: output head; left out: one-hot Y rows -> softmax, Y in {0, 1} -> sigmoid, "
-            "else linear.", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=("data",)),
+    Setting("head", "choice", "--data: output head; left out, inferred from the steps the mask keeps: one-hot Y rows -> "
+            "softmax, Y in {0, 1} -> sigmoid, else linear (targets that fit two heads are refused: pass --head).", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=("data",)),
 )
 
 #: Defaults of the PER_TASK settings when training on arrays (``--data``; ``--help`` shows them as "(--data: V)").

@@ -351,7 +351,6 @@ def _read_meta(path):
 def _check_rows(path, meta):
     """The metrics CSV of a finished run: readable, docs/math.md's columns, rows up to the iterations recorded."""
     import csv as csv_module
-
     import io
 
     try:

@@ -36,8 +36,8 @@ import zlib
 
 import numpy as np
 
-from . import _checks
-from .exceptions import InvalidArgument, InvalidType
+from . import _checks, _files
+from .exceptions import InvalidArgument, InvalidType, NumericalError
 
 #: min-char-rnn's defaults (issue 11): hidden 100, tanh, windows of 25, Adagrad at
 #: lr 0.1, every gradient entry clipped to [-5, 5], weights N(0, 0.01^2), biases 0.
@@ -158,7 +158,8 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
         L, the window length; the training part of every stream needs L + 2 characters.
     val_fraction : float in [0, 1)
         The last ``val_fraction`` of the file (rounded down to whole characters) is
-        held out for ``val_bpc``.
+        held out for ``val_bpc``; above 0 it must hold out at least 2 characters
+        (one prediction to score).
     batch : int
         B, the number of streams the training part is cut into.
 
@@ -185,6 +186,9 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
         raise InvalidArgument(f"text file {path!r} does not exist; give the path of a UTF-8 text file")
     if os.path.isdir(path):
         raise InvalidArgument(f"text file {path!r} is a folder; give the path of a UTF-8 text file")
+    kind = _files.not_regular(path)
+    if kind is not None:  # /dev/zero would be read forever, a named pipe waits for a writer
+        raise InvalidArgument(f"text file {path!r} is {kind}, not a regular file; give the path of a UTF-8 text file")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -216,13 +220,23 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
             f"text file {path!r} leaves {n_train} training characters, {n_train // B} per stream with batch {B}; "
             f"each stream needs at least {need} for seq_length {L} (use a smaller --batch, --seq-length or --val-fraction, or a longer file)"
         )
-    if n_val and n_val < 2:
+    if F > 0 and n_val < 2:  # one rule for every fraction: held out means scored, on at least one prediction
         raise InvalidArgument(
-            f"val_fraction {F} holds out {n_val} character of {path!r}; at least 2 are needed for one target "
-            f"(use a larger --val-fraction or 0)"
+            f"val_fraction {F} holds out {n_val} character{'' if n_val == 1 else 's'} of the {len(data)} in {path!r}; "
+            f"scoring needs at least 2 (one prediction): use --val-fraction {_fraction_holding(2, len(data))} or more, "
+            f"or 0 to hold out nothing"
         )
     vocab = make_vocab(data)
     return Text(path, vocab, encode(vocab, data), n_val)
+
+
+def _fraction_holding(chars, n):
+    """The smallest fraction of 3 significant digits that holds out at least ``chars`` of ``n`` characters
+    (``floor(fraction * n) >= chars``, as :func:`read_text` rounds)."""
+    fraction = float(f"{chars / n:.3g}")
+    while math.floor(fraction * n) < chars:
+        fraction = float(f"{fraction * 1.01:.3g}")  # the next 3-digit value up (1% is at least one unit of the third digit)
+    return fraction
 
 
 # ---------------------------------------------------------------------- the walk
@@ -414,13 +428,16 @@ def evaluate(model, ids, chunk=1000):
         raise InvalidArgument(f"ids must lie in [0, {V}) (the model's vocabulary), got {ids.min()}..{ids.max()}")
     h = None  # zeros (for every state vector of the cell)
     total, wrong = 0.0, 0
+    Vw, c = np.asarray(model.params["V"], dtype=np.float64), np.asarray(model.params["c"], dtype=np.float64)
     for lo in range(0, len(ids) - 1, chunk):
         x = ids[lo: min(lo + chunk, len(ids) - 1)]
         y = ids[lo + 1: lo + 1 + len(x)]
         yhat, hs, h = model.forward(one_hot(x, V, model.dtype)[None], h0=h, return_state=True)
-        p = yhat[0, np.arange(len(y)), y]
-        with np.errstate(divide="ignore"):
-            total += float(-np.log(p).sum())
+        # -ln softmax(z)[y] = logsumexp(z) - z[y] from the logits z = V h + c, in float64: finite where the
+        # probability itself underflows to 0 (a confident wrong prediction)
+        z = np.asarray(hs[-1, 0], dtype=np.float64) @ Vw.T + c
+        top = z.max(axis=1)
+        total += float((top + np.log(np.exp(z - top[:, None]).sum(axis=1)) - z[np.arange(len(y)), y]).sum())
         wrong += int((yhat[0].argmax(1) != y).sum())
     n = len(ids) - 1
     return dict(loss_per_char=total / n, bpc=bits_per_char(total, n), char_accuracy=1.0 - wrong / n, n_chars=n)
@@ -540,10 +557,25 @@ def next_char_distribution(z, temperature):
     """
     z = np.asarray(z, dtype=np.float64)
     top = z.max()
-    gap = np.where(z == top, 0.0, z - top)  # 0 at the maxima (also where they are infinite), else below 0
-    with np.errstate(over="ignore", under="ignore"):  # a gap / T beyond the float range is -inf: probability 0
+    with np.errstate(over="ignore", under="ignore"):  # a gap beyond the float range is -inf: probability 0
+        gap = np.where(z == top, 0.0, z - top)  # 0 at the maxima (also where they are infinite), else below 0
         e = np.exp(gap / temperature)
     return e / e.sum()
+
+
+def _next_char(z, T, rng, drawn):
+    """The index of the next character: arg max at T = 0, else a draw from softmax(z / T).
+
+    Raises NumericalError when the scores hold NaN (weights so large that V h + c
+    overflowed), after ``drawn`` characters.
+    """
+    if np.isnan(z).any():
+        raise NumericalError(f"the model's next-character scores became NaN after {drawn} character{'s' * (drawn != 1)} (its weights "
+                             f"overflow float64 arithmetic); sampling needs a model with finite outputs")
+    if T == 0.0:
+        return int(np.argmax(z))
+    cdf = np.cumsum(next_char_distribution(z, T))
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(z) - 1)
 
 
 def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=None):
@@ -602,17 +634,14 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
     params = {k: np.asarray(v, dtype=np.float64) for k, v in model.params.items()}
     f = _activation(model.activation)
     h = _initial_state(model, h0)
-    z = _head_logits(params, h)
-    for ix in prime_ids:
-        h, z = step(params, model.layers, f, h, ix)
     rng = np.random.default_rng(seed)
     out = []
-    for _ in range(length):
-        if T == 0.0:
-            ix = int(np.argmax(z))
-        else:
-            cdf = np.cumsum(next_char_distribution(z, T))
-            ix = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), V - 1)
-        out.append(vocab[ix])
-        h, z = step(params, model.layers, f, h, ix)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge weights: a NaN score is reported by _next_char
+        z = _head_logits(params, h)
+        for ix in prime_ids:
+            h, z = step(params, model.layers, f, h, ix)
+        for k in range(length):
+            ix = _next_char(z, T, rng, k)
+            out.append(vocab[ix])
+            h, z = step(params, model.layers, f, h, ix)
     return "".join(out)

@@ -71,6 +71,9 @@ class TrainResult:
         "failed" (a file could not be written).
     settings : dict
         Every setting of the run, defaults filled in, as in the JSON file.
+    notes : list of str
+        What the run repaired on its way, one line each (a resumed run's CSV that had
+        lost its end and was rewritten from the saved rows).
     """
 
     model: RNN
@@ -88,6 +91,7 @@ class TrainResult:
     columns: list = field(default_factory=list, repr=False)
     checkpoint_path: object = None
     rows_cut: int = 0
+    notes: list = field(default_factory=list)
 
     def summary(self):
         """The run's outcome as saved in its JSON file under "result".
@@ -296,6 +300,11 @@ def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
         if progress:
             from tqdm import tqdm
 
+            from .tasks import headline
+
+            # beside the loss, the task's first other headline metric (text: bpc; the rest: accuracy)
+            shown = next((m for m in headline(run.s.get("task")) if m != "loss" and m in run.columns), "accuracy")
+
             bar = tqdm(total=total, initial=run.done, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
         start = time.perf_counter()
         while run.remaining():
@@ -310,7 +319,7 @@ def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
                         raise _Unwritten("row", writer.csv_path, exc) from None
                 if bar is not None:
                     bar.update(done)
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}", refresh=False)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", **{shown: f"{row[shown]:.3f}"}, refresh=False)
             if run.status == "diverged":
                 raise NumericalError(run.error)
             if ckpt is not None and ckpt.due(run.done):
@@ -942,7 +951,7 @@ def _result(run, train_seconds, compile_seconds, writer, save_path, ckpt):
         iterations=run.done, compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
         columns=run.columns, checkpoint_path=None if ckpt is None else ckpt.path,
-        rows_cut=getattr(run, "rows_cut", 0),
+        rows_cut=getattr(run, "rows_cut", 0), notes=[writer.repaired] if writer is not None and writer.repaired else [],
     )
 
 

@@ -63,6 +63,28 @@ def test_resume_onto_a_csv_cut_short_repairs_it_from_the_saved_rows(halfway, cut
         assert "rewritten from the 4 rows" in json.loads((folder / "run.json").read_text())["csv_repaired"]
 
 
+def _unix(text):
+    return text.replace(b"\r\n", b"\n").rstrip(b"\n")
+
+
+@pytest.mark.parametrize("ending", [b"\n", b"", b"\n\n"])
+def test_resume_onto_a_csv_saved_again_with_other_line_endings_rewrites_it(halfway, tmp_path, ending):
+    csv, text = _first_leg(tmp_path)
+    csv.write_bytes(_unix(text) + ending)
+    _resume(tmp_path)
+    assert csv.read_bytes().startswith(text)
+    pd.testing.assert_frame_equal(_rows(csv), _rows(halfway / "whole.csv"), check_exact=True)
+
+
+def test_resume_onto_a_csv_with_a_row_beyond_the_saved_state_refuses(tmp_path):
+    csv, text = _first_leg(tmp_path)
+    for extra in (b"250,250,0,0,0,0,0,0.1,0\r\n", b"250,250"):
+        csv.write_bytes(text + extra)
+        with pytest.raises(InvalidArgument, match="what follows the last row differs"):
+            _resume(tmp_path)
+        assert csv.read_bytes() == text + extra
+
+
 @EXAMPLES
 @given(keep=st.integers(min_value=0, max_value=60), tail=st.binary(min_size=1, max_size=40))
 def test_resume_onto_a_csv_whose_end_differs_refuses_and_leaves_it(keep, tail):
@@ -70,7 +92,7 @@ def test_resume_onto_a_csv_whose_end_differs_refuses_and_leaves_it(keep, tail):
         folder = Path(tmp)
         csv, text = _first_leg(folder)
         damaged = text[: len(text) - keep] + tail
-        if text.startswith(damaged):  # a beginning of the text is a cut, repaired (above)
+        if text.startswith(damaged) or _unix(damaged) == _unix(text):  # a cut, or the same rows: repaired
             damaged += b"x"
         csv.write_bytes(damaged)
         with pytest.raises(InvalidArgument, match=r"run\.csv does not end where the saved state does.*give a new --csv"):
@@ -86,6 +108,8 @@ def test_cli_resume_after_the_csv_lost_its_line_ending_writes_only_whole_rows(tm
     csv.write_bytes(csv.read_bytes()[:-2])  # the last row loses its "\r\n"
     code, _, err = run_cli(capsys, "train", "--resume", model, "--iters", "500", "-q")
     assert code == 0, err
+    assert err.startswith("Note: the run's CSV") and "rewritten from the 3 rows of the saved state" in err
+    assert len(err.strip().splitlines()) == 1
     lines = csv.read_bytes().split(b"\r\n")
     assert lines[-1] == b"" and len(lines) == 1 + 5 + 1  # header, 5 rows, each ended
     assert {line.count(b",") for line in lines[:-1]} == {8}
@@ -111,7 +135,7 @@ def test_report_and_plot_refuse_a_run_csv_whose_last_row_is_cut(tmp_path, capsys
     csv.write_bytes(csv.read_bytes()[:-5])
     for args in (["report", tmp_path / "runs"], ["plot", csv, "--out", tmp_path / "p.png"]):
         code, _, err = run_cli(capsys, *args)
-        assert_one_line_error(code, err, 2, str(csv), "truncated", "no line ending")
+        assert_one_line_error(code, err, 2, str(csv), "truncated: row 2 has no line ending")
 
 
 # ------------------------------------------------------------------- sampling temperatures
@@ -132,9 +156,10 @@ def test_next_character_distribution_is_a_distribution_at_any_temperature(z, T):
     top = z == z.max()
     if T < 1e-250 and np.min(z.max() - z[~top], initial=np.inf) > 1e-200:  # far below every gap: the limit, arg max
         np.testing.assert_array_equal(p, top / top.sum())
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         s = z / T
-    if np.ptp(s) < 700:  # where the plain formula does not overflow, the same numbers
+        spread = np.ptp(s)  # inf or NaN where z / T overflowed
+    if spread < 700:  # where the plain formula does not overflow, the same numbers
         plain = np.exp(s - s.max()) / np.exp(s - s.max()).sum()
         np.testing.assert_allclose(p, plain, rtol=1e-12, atol=1e-300)
 
@@ -355,3 +380,217 @@ def test_a_fit_on_arrays_records_loss_and_accuracy_with_validation_as_its_headli
     last = pd.read_csv(csv).iloc[-1]
     assert result["headline"] == ["loss", "accuracy", "val_loss", "val_accuracy"]
     assert [result[f"final_{m}"] for m in result["headline"]] == [last[m] for m in result["headline"]]
+
+
+def test_the_progress_bar_of_a_text_run_shows_bits_per_character(monkeypatch):
+    import tqdm
+
+    shown = []
+    monkeypatch.setattr(tqdm.tqdm, "set_postfix", lambda self, *a, **kw: shown.append(sorted(kw)))
+    fastrnn.train(task="text", hidden=4, iters=20, log_every=10, progress=True)
+    assert shown == [["bpc", "loss", "refresh"]] * 2
+    shown.clear()
+    fastrnn.train(task="binary", hidden=4, iters=20, log_every=10, progress=True)
+    assert shown == [["accuracy", "loss", "refresh"]] * 2
+
+
+# ------------------------------------------------------------- masks and held-out parts
+
+
+def _arrays(rng, N=6, T=5, I=2, O=3):
+    return rng.standard_normal((N, T, I)), np.eye(O)[rng.integers(0, O, (N, T))]
+
+
+def test_a_validation_mask_of_all_zeros_is_refused_like_a_training_mask(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X, Y = _arrays(rng)
+    data = tmp_path / "d.npz"
+    np.savez(data, X=X, Y=Y, X_val=X[:2], Y_val=Y[:2], mask_val=np.zeros((2, 5)))
+    code, _, err = run_cli(capsys, "train", "--data", data, "--epochs", "1", "--no-csv", "-q")
+    assert_one_line_error(code, err, 2, str(data), "mask_val is all zeros", "nothing to score")
+    model = fastrnn.RNN(2, 4, 3, head="softmax")
+    with pytest.raises(InvalidArgument, match=r"^validation: mask_val is all zeros"):
+        fastrnn.fit(model, X, Y, epochs=1, validation=(X[:2], Y[:2], np.zeros((2, 5))))
+    with pytest.raises(InvalidArgument, match=r"^mask is all zeros"):
+        fastrnn.fit(model, X, Y, np.zeros((6, 5)), epochs=1)
+
+
+@EXAMPLES
+@given(step=st.tuples(st.integers(0, 1), st.integers(0, 4)))
+def test_a_validation_mask_with_one_target_scores_that_step(step):
+    rng = np.random.default_rng(2)
+    X, Y = _arrays(rng)
+    mask_val = np.zeros((2, 5))
+    mask_val[step] = 1.0
+    model = fastrnn.RNN(2, 4, 3, head="softmax", seed=3)
+    result = fastrnn.fit(model, X, Y, epochs=1, batch=6, validation=(X[:2], Y[:2], mask_val))
+    yhat, _ = model.forward(X[:2])
+    right = float(yhat[step].argmax() == Y[:2][step].argmax())
+    assert result.rows[-1]["val_accuracy"] == right
+    # the loss is a sum over the target steps and a mean over the 2 sequences
+    assert result.rows[-1]["val_loss"] == pytest.approx(-np.log(yhat[step][Y[:2][step].argmax()]) / 2, rel=1e-12)
+
+
+@pytest.fixture(scope="module")
+def text_lengths(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("texts")
+    paths = {}
+    for n in (40, 97, 1000, 4468, 30011):
+        paths[n] = folder / f"t{n}.txt"
+        paths[n].write_text(("abcde fgh\n" * (n // 10 + 1))[:n])
+    return paths
+
+
+@EXAMPLES
+@given(n=st.sampled_from([40, 97, 1000, 4468, 30011]), fraction=st.floats(min_value=0.0, max_value=0.5))
+def test_any_val_fraction_either_holds_out_a_scorable_part_or_is_refused_with_one_that_does(text_lengths, n, fraction):
+    from fastrnn.text import read_text
+
+    path = text_lengths[n]
+    try:
+        text = read_text(path, seq_length=3, val_fraction=fraction)
+    except InvalidArgument as exc:
+        message = str(exc)
+        assert fraction > 0 and int(np.floor(fraction * n)) < 2 and "\n" not in message
+        suggested = float(message.split("--val-fraction ")[1].split()[0])
+        assert len(read_text(path, seq_length=3, val_fraction=suggested).val_ids) >= 2
+        assert suggested <= 2 / n * 1.01  # the smallest 3-digit fraction that does, near 2 characters' share
+    else:
+        assert len(text.val_ids) == 0 if fraction == 0 else len(text.val_ids) >= 2
+
+
+@pytest.mark.parametrize("fraction", ["0.0001", "0.0003"])
+def test_cli_refuses_a_val_fraction_that_holds_out_too_little_to_score(capsys, tmp_path, fraction):
+    csv = tmp_path / "t.csv"
+    code, _, err = run_cli(capsys, "train", "--task", "text", "--val-fraction", fraction, "--iters", "10", "--csv", csv)
+    assert_one_line_error(code, err, 2, f"val_fraction {fraction}", "--val-fraction 0.000448 or more")
+    assert not csv.exists() and not csv.with_suffix(".json").exists()
+
+
+# ------------------------------------------------------------------ the inferred head
+
+from fastrnn import fitting  # noqa: E402
+
+
+@EXAMPLES
+@given(N=st.integers(1, 6), T=st.integers(1, 5), O=st.integers(2, 5), seed=st.integers(0, 2**32 - 1),
+       padding=st.floats(0.0, 0.7))
+def test_one_hot_targets_with_padding_steps_infer_softmax_only_when_the_mask_hides_the_padding(N, T, O, seed, padding):
+    rng = np.random.default_rng(seed)
+    Y = np.eye(O)[rng.integers(0, O, (N, T))]
+    mask = (rng.random((N, T)) >= padding).astype(float)
+    mask.flat[rng.integers(0, N * T)] = 1.0  # one target at least
+    Y[mask == 0] = 0.0  # padding steps: all-zero rows
+    assert fitting.infer_head(Y, mask) == "softmax"
+    if (mask == 0).any():
+        with pytest.raises(InvalidArgument, match=r"cannot be inferred.*one-hot except \d+ all-zero row.*--head softmax"):
+            fitting.infer_head(Y)
+    else:
+        assert fitting.infer_head(Y) == "softmax"
+
+
+@pytest.mark.parametrize("Y, head", [
+    ([[[1, 0], [0, 0]], [[1, 1], [0, 0]]], "sigmoid"),  # a step with two labels: multi-label, zero rows or not
+    ([[[0, 0], [0, 0]]], "sigmoid"),
+    ([[[0.2, 0.8], [0.5, 0.5]]], None),  # distributions: softmax or linear
+    ([[[0.2, 0.7], [0.5, 0.5]]], "linear"),
+    ([[[0.5], [1.0]]], "linear"),  # a single output is never a distribution
+])
+def test_targets_that_fit_one_head_infer_it_and_those_that_fit_two_are_refused(Y, head):
+    Y = np.array(Y, dtype=float)
+    if head is None:
+        with pytest.raises(InvalidArgument, match="cannot be inferred.*pass --head softmax or --head linear"):
+            fitting.infer_head(Y)
+    else:
+        assert fitting.infer_head(Y) == head
+
+
+def test_cli_names_the_inferred_head_and_refuses_ambiguous_targets(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    X, Y = _arrays(rng)
+    Y[0, 4] = 0.0  # one padding step
+    mask = np.ones((6, 5))
+    mask[0, 4] = 0.0
+    bare, masked = tmp_path / "bare.npz", tmp_path / "masked.npz"
+    np.savez(bare, X=X, Y=Y)
+    np.savez(masked, X=X, Y=Y, mask=mask)
+    code, _, err = run_cli(capsys, "train", "--data", bare, "--epochs", "1", "--no-csv", "-q")
+    assert_one_line_error(code, err, 2, str(bare), "cannot be inferred", "pass --head softmax", "--head sigmoid")
+    code, out, err = run_cli(capsys, "train", "--data", masked, "--epochs", "1", "--csv", tmp_path / "m.csv", "-q")
+    assert code == 0 and "with the softmax head, inferred from Y;" in out, err
+    assert json.loads((tmp_path / "m.json").read_text())["head_inferred"] is True
+    code, out, err = run_cli(capsys, "train", "--data", bare, "--head", "sigmoid", "--epochs", "1", "--no-csv", "-q")
+    assert code == 0 and "with the sigmoid head;" in out, err
+    code, _, err = run_cli(capsys, "train", "--data", bare, "--head", "softmax", "--epochs", "1", "--no-csv", "-q")
+    assert_one_line_error(code, err, 2, "must be one-hot")
+    assert "leave out --head" not in err  # no head to fall back on
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "--task", "text", "--text", "{}", "--iters", "1", "--no-csv"],
+    ["train", "--data", "{}", "--epochs", "1", "--no-csv"],
+    ["sample", "{}"],
+    ["eval", "{}"],
+])
+def test_an_input_file_that_is_a_pipe_is_refused_not_read_forever(tmp_path, capsys, args):
+    pipe = _make_special(tmp_path / "in", "fifo")
+    code, _, err = run_cli(capsys, *[a.format(pipe) for a in args])
+    assert_one_line_error(code, err, 2, str(pipe), "is a named pipe (FIFO), not a regular file")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_held_out_loss_stays_finite_where_the_probability_of_the_target_underflows(dtype):
+    # h = tanh(0) = 0 at every step, so z = c: p(1) = 1 / (1 + e^-1000), p(0) = e^-1000 / (1 + e^-1000),
+    # which is 0 in floating point; -ln p(0) = 1000 + ln(1 + e^-1000) = 1000 to double precision
+    model = fastrnn.RNN(2, 1, 2, head="softmax", dtype=dtype)
+    model.theta[:] = 0.0
+    model.params["c"][...] = [0.0, 1000.0]
+    ids = np.array([0, 1, 0, 0, 1, 1, 0])
+    targets = ids[1:]
+    scores = text_mod.evaluate(model, ids, chunk=4)
+    assert scores["loss_per_char"] == pytest.approx(1000.0 * np.mean(targets == 0), rel=1e-15)
+    assert scores["char_accuracy"] == np.mean(targets == 1)
+
+
+def test_a_resumed_fit_repairs_its_csv_cut_short_too(tmp_path):
+    rng = np.random.default_rng(4)
+    X, Y = _arrays(rng)
+    whole = tmp_path / "whole.csv"
+    fastrnn.fit(fastrnn.RNN(2, 4, 3, head="softmax", seed=1), X, Y, epochs=4, batch=2, log_every=2, csv=whole)
+    csv, model = tmp_path / "run.csv", tmp_path / "m.npz"
+    fastrnn.fit(fastrnn.RNN(2, 4, 3, head="softmax", seed=1), X, Y, epochs=2, batch=2, log_every=2, csv=csv, save=model)
+    csv.write_bytes(csv.read_bytes()[:-7])
+    fastrnn.fit(None, X, Y, epochs=4, resume=model, csv=csv, save=model)
+    pd.testing.assert_frame_equal(_rows(csv), _rows(whole), check_exact=True)
+
+
+@pytest.mark.parametrize("column", ["epoch", "val_loss", "val_accuracy"])
+def test_report_refuses_a_fit_csv_whose_own_columns_hold_text(tmp_path, capsys, column):
+    rng = np.random.default_rng(6)
+    X, Y = _arrays(rng)
+    csv = tmp_path / "runs" / "fit.csv"
+    fastrnn.fit(fastrnn.RNN(2, 4, 3, head="softmax"), X, Y, epochs=2, validation=(X[:2], Y[:2]), csv=csv)
+    frame = pd.read_csv(csv)
+    frame[column] = frame[column].astype(object)
+    frame.loc[len(frame) - 1, column] = "abc"
+    frame.to_csv(csv, index=False)
+    for args in (["report", tmp_path / "runs"], ["plot", csv, "--out", tmp_path / "p.png"]):
+        code, _, err = run_cli(capsys, *args)
+        assert_one_line_error(code, err, 2, str(csv), f"column {column} holds text")
+
+
+def test_sampling_a_model_whose_scores_overflow_to_nan_is_reported_not_printed(tmp_path, capsys):
+    model = fastrnn.RNN(3, 2, 3, activation="relu", head="softmax")
+    model.theta[:] = 0.0
+    model.params["U0"][...] = 1e200  # the first step: h = 1e200 in both units
+    model.params["W0"][...] = np.eye(2) * 1e200  # the second: h = relu(1e400) = inf
+    model.params["V"][...] = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]  # then 0 * inf = NaN in every score
+    model.metadata = {"vocab": "abc"}
+    path = tmp_path / "huge.npz"
+    model.save(path)
+    for extra, drawn in (([], "2 characters"), (["--temperature", "0"], "2 characters"), (["--prime", "a"], "1 character ")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no overflow warning on the way either
+            code, out, err = run_cli(capsys, "sample", path, "--length", "5", *extra)
+        assert_one_line_error(code, err, 1, f"scores became NaN after {drawn}")
+        assert out == ""
