@@ -86,6 +86,8 @@ class TrainResult:
     save_path: object = None
     rows: list = field(default_factory=list, repr=False)
     columns: list = field(default_factory=list, repr=False)
+    #: scores computed once at the end of the run (text: the whole held-out text's ``val_bpc_all``)
+    final_scores: dict = field(default_factory=dict)
 
     def summary(self):
         """The run's outcome as saved in its JSON file under "result"."""
@@ -97,6 +99,7 @@ class TrainResult:
             train_seconds=self.train_seconds,
             compile_seconds=self.compile_seconds,
             model_path=None if self.save_path is None else str(self.save_path),
+            **self.final_scores,
         )
 
     @property
@@ -749,9 +752,22 @@ def _record_blocks(runs, sizes, nb, losses, norms, errors, before, now):
         r.done = done0 + nb
 
 
+def _final_scores(run):
+    """The task's end-of-run scores (:meth:`final` of its metrics: text, the whole held-out text) of a
+    completed run that has rows; {} otherwise, or when Ctrl-C stops the scoring (the run is kept)."""
+    extra = getattr(run, "extra", None)
+    if extra is None or not hasattr(extra, "final") or run.status != "completed" or not run.rows:
+        return {}
+    try:
+        return extra.final()
+    except KeyboardInterrupt:
+        return {}
+
+
 def _finish(run, train_seconds, compile_seconds, writer, save, bar):
     if bar is not None:
         bar.close()
+    final_scores = _final_scores(run)
     save_path, save_error = None, None
     if save is not None and run.status != "diverged":
         try:
@@ -766,7 +782,7 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar):
         first_perfect_iteration=run.tracker.first_perfect_iteration, status=run.status, settings=run.s,
         iterations=run.done, compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
-        columns=run.columns,
+        columns=run.columns, final_scores=final_scores,
     )
     if writer is not None:
         extra = {} if save_error is None else {"error": f"the model could not be saved to {save}: {save_error}"}

@@ -442,3 +442,81 @@ def test_spectrum_of_a_gated_model_gives_each_gate_block(tmp_path, capsys, cell,
             sv = np.linalg.svd(block, compute_uv=False)
             assert f"W{l}[{gate}]: spectral radius {radius:.4f}; singular values {sv[0]:.3f}" in out
     assert "defined for the vanilla cell" in out
+
+
+# ------------------------------------------------------------------ the text model's validation sample
+
+
+def _words_file(path, n_chars, seed=0):
+    rng = np.random.default_rng(seed)
+    words = ["the", "bird", "sings", "over", "a", "tree", "while", "we", "listen", "slowly"]
+    text = ""
+    while len(text) < n_chars:
+        text += " ".join(rng.choice(words, 8)) + ".\n"
+    path.write_text(text[:n_chars])
+    return path
+
+
+def _twin_bpc(model, ids):
+    """bpc of next-character prediction over ``ids`` from a zero state, by tests/reference.py's forward."""
+    V = model.n_in
+    params = {k: np.array(v) for k, v in model.params.items()}
+    yhat, _ = ref.forward(params, np.eye(V)[ids[:-1]][None], model.activation, "softmax")
+    p = yhat[0, np.arange(len(ids) - 1), ids[1:]]
+    return float(-np.log(p).sum() / ((len(ids) - 1) * np.log(2.0)))
+
+
+def test_validation_scores_the_same_bounded_sample_each_row_and_all_held_out_text_at_the_end(tmp_path, monkeypatch):
+    from fastrnn import text
+
+    monkeypatch.setattr(text, "VAL_SAMPLE", 60)
+    scored = []
+    real = text.evaluate
+
+    def spy(model, ids, chunk=1000):
+        scored.append(np.array(ids))
+        return real(model, ids, chunk)
+
+    monkeypatch.setattr(text, "evaluate", spy)
+    path = _words_file(tmp_path / "words.txt", 3000)
+    result = fastrnn.train(task="text", text=path, iters=40, log_every=10, hidden=12, seq_length=10, val_fraction=0.2,
+                           csv=tmp_path / "r.csv", save=tmp_path / "m.npz")
+    held_out = text.read_text(path, seq_length=10, val_fraction=0.2).val_ids
+    assert len(held_out) == 600
+    rows = len(result.rows)
+    assert rows == 4 and len(scored) == rows + 1
+    for ids in scored[:rows]:  # each row: the first 61 held-out characters (60 predictions), the same ones
+        assert np.array_equal(ids, held_out[:61])
+    assert np.array_equal(scored[-1], held_out)  # the end: all of it, once
+    model = fastrnn.RNN.load(tmp_path / "m.npz")
+    assert result.rows[-1]["val_bpc"] == pytest.approx(_twin_bpc(model, held_out[:61]), rel=1e-10)
+    whole = result.final_scores
+    assert whole["val_bpc_all"] == pytest.approx(_twin_bpc(model, held_out), rel=1e-10)
+    assert whole["val_chars_all"] == 599 and whole["val_chars_row"] == 60
+    import json
+
+    assert json.loads((tmp_path / "r.json").read_text())["result"]["val_bpc_all"] == whole["val_bpc_all"]
+
+
+def test_held_out_text_shorter_than_the_sample_is_scored_whole_at_every_row(tmp_path):
+    from fastrnn import text
+
+    path = _words_file(tmp_path / "words.txt", 1500)
+    result = fastrnn.train(task="text", text=path, iters=20, log_every=10, hidden=8, seq_length=10, val_fraction=0.1,
+                           save=tmp_path / "m.npz")
+    held_out = text.read_text(path, seq_length=10, val_fraction=0.1).val_ids
+    assert len(held_out) - 1 < text.VAL_SAMPLE
+    model = fastrnn.RNN.load(tmp_path / "m.npz")
+    assert result.rows[-1]["val_bpc"] == pytest.approx(_twin_bpc(model, held_out), rel=1e-10)
+    assert result.final_scores["val_bpc_all"] == pytest.approx(result.rows[-1]["val_bpc"], rel=1e-12)
+
+
+def test_train_summary_gives_the_whole_held_out_score_beside_the_rows_sample(tmp_path, capsys, monkeypatch):
+    from fastrnn import text
+
+    monkeypatch.setattr(text, "VAL_SAMPLE", 50)
+    path = _words_file(tmp_path / "words.txt", 2000)
+    code, out, err = run_cli(capsys, "train", "--task", "text", "--text", path, "--iters", 20, "--log-every", 10,
+                             "--hidden", 8, "--seq-length", 10, "--val-fraction", 0.2, "--no-csv", "-q")
+    assert code == 0, err
+    assert "on all 399 held-out characters" in out and "on the 50 each row scores" in out
