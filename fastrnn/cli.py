@@ -198,8 +198,8 @@ def _summary(result):
         val = f", held-out bpc {row['val_bpc']:.3f}" if "val_bpc" in row else ""
         whole = result.final_scores
         if "val_bpc_all" in whole and whole["val_chars_all"] > whole["val_chars_row"]:
-            val = (f", held-out bpc {whole['val_bpc_all']:.3f} on all {whole['val_chars_all']} held-out characters "
-                   f"({row['val_bpc']:.3f} on the {whole['val_chars_row']} each row scores)")
+            val = (f", held-out bpc {whole['val_bpc_all']:.3f} on all {whole['val_chars_all']} held-out characters, "
+                   f"{row['val_bpc']:.3f} on the {whole['val_chars_row']} each row scores")
         text = (f"text: {row['bpc']:.3f} bits per character{val} (smoothed loss {row['smooth_loss']:.2f}, next-character "
                 f"accuracy {row['char_accuracy']:.3f}) after {result.iterations} iterations; training "
                 f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")

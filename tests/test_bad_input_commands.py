@@ -519,4 +519,4 @@ def test_train_summary_gives_the_whole_held_out_score_beside_the_rows_sample(tmp
     code, out, err = run_cli(capsys, "train", "--task", "text", "--text", path, "--iters", 20, "--log-every", 10,
                              "--hidden", 8, "--seq-length", 10, "--val-fraction", 0.2, "--no-csv", "-q")
     assert code == 0, err
-    assert "on all 399 held-out characters" in out and "on the 50 each row scores" in out
+    assert "on all 399 held-out characters, " in out and " on the 50 each row scores" in out
