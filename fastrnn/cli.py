@@ -253,7 +253,7 @@ def sample(model_path, length, temperature, prime, seed):
 # ------------------------------------------------------------------- predict / eval
 
 
-def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False):
+def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False, decoding=None):
     """The saved model and the task whose data it reads (None when it has none and none is needed).
 
     The task is ``task`` when given (a name), else the one the model was trained on,
@@ -261,7 +261,7 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
     malformed, or does not fit the model's sizes, is refused naming the file.
     """
     from .model import RNN
-    from .tasks import make_task, task_from_metadata
+    from .tasks import make_task, require_decoding, task_from_metadata
 
     model = RNN.load(model_path)
     own = model.metadata.get("task")
@@ -280,6 +280,14 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
                               f"{' or --task '.join(choices)} to give it that task's data (one whose inputs fit its "
                               f"n_in={model.n_in})")
     else:
+        if decoding and own in TASKS:
+            require_decoding(TASKS[own], decoding)  # the text task never decodes, whether its file is there or not
+        missing = _missing_task_data(model)
+        if missing is not None and not need_task:
+            return model, None
+        if missing is not None:
+            raise InvalidArgument(f"{model_path} was trained on {missing}; put it back there (a model needs only "
+                                  f"itself for `fastrnn spectrum` and `fastrnn sample`)")
         try:
             task_from_metadata(model.metadata)
         except FastRNNError as exc:
@@ -292,6 +300,17 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
             f"which needs n_in={task_obj.n_in}, n_out={task_obj.n_out}, head {task_obj.head}"
         )
     return model, task_obj
+
+
+def _missing_task_data(model):
+    """'the text file X, which cannot be read now (...)' when the task a model was trained on reads a
+    file that is gone (a text model's text, moved or deleted); None otherwise."""
+    import os
+
+    path = model.metadata.get("text") if model.metadata.get("task") == "text" else None
+    if isinstance(path, str) and not os.path.isfile(path):
+        return f"the text file {_short_text(path)!r}, which cannot be read now (moved or deleted)"
+    return None
 
 
 def _short_text(value, limit=120):
@@ -312,8 +331,9 @@ def _load(model_path, bits=None, digits=None, task=None):
     """A saved model and its task (``task`` when given), which must decode outputs (for predict and eval)."""
     from .tasks import require_decoding
 
-    model, task = _load_model(model_path, bits, digits, task=task)
-    return model, require_decoding(task, "predict` and `fastrnn eval")
+    command = "predict` and `fastrnn eval"
+    model, task = _load_model(model_path, bits, digits, task=task, decoding=command)
+    return model, require_decoding(task, command)
 
 
 #: The tasks whose outputs predict and eval can read as sums, and their --task help.
@@ -605,6 +625,10 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
             if model.cell != "rnn":
                 click.echo(f"step-Jacobian products: defined for the vanilla cell (diag(f'(a)) W); a {model.cell} "
                            f"cell's step Jacobian is not, so `fastrnn paths` shows how its gradients vanish instead")
+                continue
+            if task_obj is None and _missing_task_data(model) is not None:
+                click.echo(f"step-Jacobian products: this model was trained on {_missing_task_data(model)}; put it "
+                           f"back there to draw input sequences from it")
                 continue
             if task_obj is None:
                 click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; pass "

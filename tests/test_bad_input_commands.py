@@ -520,3 +520,24 @@ def test_train_summary_gives_the_whole_held_out_score_beside_the_rows_sample(tmp
                              "--hidden", 8, "--seq-length", 10, "--val-fraction", 0.2, "--no-csv", "-q")
     assert code == 0, err
     assert "on all 399 held-out characters, " in out and " on the 50 each row scores" in out
+
+
+def test_text_model_whose_text_file_is_gone_is_not_called_corrupt(tmp_path, capsys):
+    from conftest import assert_one_line_error
+
+    text_file = _words_file(tmp_path / "words.txt", 1200)
+    model_path = tmp_path / "t.npz"
+    code, _, err = run_cli(capsys, "train", "--task", "text", "--text", text_file, "--iters", 20, "--log-every", 10,
+                           "--hidden", 6, "--seq-length", 10, "--save", model_path, "--no-csv", "-q")
+    assert code == 0, err
+    text_file.rename(tmp_path / "moved.txt")
+    code, out, err = run_cli(capsys, "spectrum", model_path)  # needs only the model
+    assert code == 0, err
+    assert "W0: spectral radius" in out and "cannot be read now" in out and str(text_file) in out
+    code, out, err = run_cli(capsys, "sample", model_path, "--length", 10)
+    assert code == 0 and len(out) == 11, err
+    code, out, err = run_cli(capsys, "paths", model_path, "--out", tmp_path / "p.png")  # needs the text
+    assert_one_line_error(code, err, 2, str(text_file), "cannot be read now", "put it back")
+    assert "corrupt" not in err
+    code, out, err = run_cli(capsys, "eval", model_path)
+    assert_one_line_error(code, err, 2, "the text task has no decoding")
