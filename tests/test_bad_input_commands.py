@@ -42,7 +42,7 @@ def _assert_one_line(proc, code, *fragments):
 @pytest.mark.parametrize("variable, value", [
     ("NUMBA_NUM_THREADS", "0"), ("NUMBA_NUM_THREADS", "-1"), ("NUMBA_NUM_THREADS", "two"),
     ("NUMBA_THREADING_LAYER", "bogus"), ("NUMBA_THREADING_LAYER_PRIORITY", "tbb"),
-    ("NUMBA_OPT", "7"), ("NUMBA_BOUNDSCHECK", "yes"),
+    ("NUMBA_OPT", "7"), ("NUMBA_BOUNDSCHECK", "yes"), ("NUMBA_DISABLE_JIT", "1"),
 ])
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["train", "--help"]])
 def test_bad_numba_variable_gives_one_line_naming_it_on_every_command(variable, value, args):
@@ -81,7 +81,8 @@ def test_threading_layer_that_cannot_load_is_refused_before_any_run():
 
 def test_good_numba_variables_still_run():
     proc = _command(["-m", "fastrnn", "--version"], {"NUMBA_NUM_THREADS": "1", "NUMBA_THREADING_LAYER": "workqueue",
-                                                      "NUMBA_THREADING_LAYER_PRIORITY": "workqueue omp tbb"})
+                                                      "NUMBA_THREADING_LAYER_PRIORITY": "workqueue omp tbb",
+                                                      "NUMBA_DISABLE_JIT": "0"})
     assert proc.returncode == 0 and proc.stderr == "" and "0.1.0" in proc.stdout, proc.stderr
 
 
@@ -541,3 +542,12 @@ def test_text_model_whose_text_file_is_gone_is_not_called_corrupt(tmp_path, caps
     assert "corrupt" not in err
     code, out, err = run_cli(capsys, "eval", model_path)
     assert_one_line_error(code, err, 2, "the text task has no decoding")
+
+
+def test_model_larger_than_the_machine_is_refused_before_its_weights_are_read(tmp_path, monkeypatch):
+    from fastrnn import _checks
+
+    path = fastrnn.RNN(3, 10, 2).save(tmp_path / "m.npz")
+    monkeypatch.setattr(_checks, "memory_limit", lambda: 1000)  # 162 parameters: 2592 bytes read and built
+    with pytest.raises(fastrnn.InvalidArgument, match="162 parameters.* would need at least"):
+        fastrnn.RNN.load(path)
