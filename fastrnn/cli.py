@@ -200,6 +200,9 @@ def _summary(result):
         if "val_bpc_all" in whole and whole["val_chars_all"] > whole["val_chars_row"]:
             val = (f", held-out bpc {whole['val_bpc_all']:.3f} on all {whole['val_chars_all']} held-out characters, "
                    f"{row['val_bpc']:.3f} on the {whole['val_chars_row']} each row scores")
+        elif "val_bpc" in row and whole.get("val_chars_all", 0) > whole.get("val_chars_row", 0):
+            val = (f", held-out bpc {row['val_bpc']:.3f} on the first {whole['val_chars_row']} of "
+                   f"{whole['val_chars_all']} held-out characters (a completed run scores all of them)")
         text = (f"text: {row['bpc']:.3f} bits per character{val} (smoothed loss {row['smooth_loss']:.2f}, next-character "
                 f"accuracy {row['char_accuracy']:.3f}) after {result.iterations} iterations; training "
                 f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")

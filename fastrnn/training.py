@@ -71,6 +71,10 @@ class TrainResult:
         "completed", "interrupted" (Ctrl-C) or "diverged" (NaN or infinite loss).
     settings : dict
         Every setting of the run, defaults filled in, as in the JSON file.
+    final_scores : dict
+        What the task scores once, at the end (also under "result" in the JSON): a text
+        run with held-out text has ``val_bpc_all`` (all of it; completed runs only),
+        ``val_chars_all`` and ``val_chars_row`` (the characters each row's ``val_bpc`` scores).
     """
 
     model: RNN
@@ -753,15 +757,18 @@ def _record_blocks(runs, sizes, nb, losses, norms, errors, before, now):
 
 
 def _final_scores(run):
-    """The task's end-of-run scores (:meth:`final` of its metrics: text, the whole held-out text) of a
-    completed run that has rows; {} otherwise, or when Ctrl-C stops the scoring (the run is kept)."""
+    """The task's end-of-run scores (:meth:`final` of its metrics: text, the whole held-out text),
+    scored for a completed run that has rows only, and not when Ctrl-C stops the scoring (the run
+    is kept)."""
     extra = getattr(run, "extra", None)
-    if extra is None or not hasattr(extra, "final") or run.status != "completed" or not run.rows:
+    if extra is None or not hasattr(extra, "final"):
         return {}
-    try:
-        return extra.final()
-    except KeyboardInterrupt:
-        return {}
+    if run.status == "completed" and run.rows:
+        try:
+            return extra.final()
+        except KeyboardInterrupt:
+            pass
+    return extra.final(score=False)
 
 
 def _finish(run, train_seconds, compile_seconds, writer, save, bar):

@@ -551,3 +551,21 @@ def test_model_larger_than_the_machine_is_refused_before_its_weights_are_read(tm
     monkeypatch.setattr(_checks, "memory_limit", lambda: 1000)  # 162 parameters: 2592 bytes read and built
     with pytest.raises(fastrnn.InvalidArgument, match="162 parameters.* would need at least"):
         fastrnn.RNN.load(path)
+
+
+@pytest.mark.parametrize("status", ["interrupted", "diverged"])
+def test_a_run_that_did_not_complete_skips_the_whole_held_out_score(status, monkeypatch):
+    from types import SimpleNamespace
+
+    from fastrnn import text, training
+    from fastrnn.tasks.text import TextRunMetrics
+
+    calls = []
+    monkeypatch.setattr(text, "evaluate", lambda model, ids, chunk=1000: calls.append(len(ids)) or {"bpc": 1.0})
+    extra = TextRunMetrics(fastrnn.RNN(5, 3, 5), 5, 4, np.arange(5000) % 5, sample=100)
+    run = SimpleNamespace(extra=extra, status=status, rows=[{"val_bpc": 1.0}])
+    assert training._final_scores(run) == dict(val_chars_all=4999, val_chars_row=100)
+    assert calls == []
+    run.status = "completed"
+    assert training._final_scores(run) == dict(val_chars_all=4999, val_chars_row=100, val_bpc_all=1.0)
+    assert calls == [5000]

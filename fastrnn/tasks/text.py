@@ -99,13 +99,16 @@ class TextRunMetrics:
             row["val_bpc"] = _text.evaluate(self.model, self.val_sample)["bpc"]
         return row
 
-    def final(self):
-        """The whole held-out text's scores, for the run's result: ``val_bpc_all``, ``val_chars_all``
-        (predictions scored) and ``val_chars_row`` (those of each row's ``val_bpc``); {} without one."""
+    def final(self, score=True):
+        """For the run's result: ``val_chars_all`` (the held-out text's predictions), ``val_chars_row``
+        (those each row's ``val_bpc`` scores) and, with ``score``, ``val_bpc_all``: the whole held-out
+        text's bits per character. {} without held-out text."""
         if self.val_ids is None:
             return {}
-        whole = _text.evaluate(self.model, self.val_ids)
-        return dict(val_bpc_all=whole["bpc"], val_chars_all=whole["n_chars"], val_chars_row=len(self.val_sample) - 1)
+        out = dict(val_chars_all=len(self.val_ids) - 1, val_chars_row=len(self.val_sample) - 1)
+        if score:
+            out["val_bpc_all"] = _text.evaluate(self.model, self.val_ids)["bpc"]
+        return out
 
     def state(self):
         return self.tracker.state()
