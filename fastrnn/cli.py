@@ -316,6 +316,13 @@ def _missing_task_data(model):
     return None
 
 
+def _task_input_sizes():
+    """{task: n_in} of every task at its defaults (what --task NAME gives the study commands)."""
+    from .tasks import make_task
+
+    return {name: make_task(name).n_in for name in TASKS}
+
+
 def _short_text(value, limit=120):
     text = " ".join(str(value).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -634,8 +641,12 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
                            f"back there to draw input sequences from it")
                 continue
             if task_obj is None:
-                click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; pass "
-                           f"--task with a task whose inputs fit its n_in={model.n_in} (binary has 2, digits 20)")
+                sizes = _task_input_sizes()
+                fits = [name for name, n in sizes.items() if n == model.n_in]
+                how = (f"pass --task {' or --task '.join(fits)} to fit its n_in={model.n_in}" if fits else
+                       f"--task gives a task's inputs, and none has its n_in={model.n_in} "
+                       f"({', '.join(f'{name} {n}' for name, n in sizes.items())})")
+                click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; {how}")
                 continue
             _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
             data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
