@@ -278,10 +278,14 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
             origin = f"was trained on arrays (--data {_short_text(model.metadata.get('data_file', 'arrays'))})"
         else:
             origin = "was saved with RNN.save"
-        choices = [name for name, cls in TASKS.items() if cls.decodes or offer_task]
-        raise InvalidArgument(f"the model carries no task: {model_path} {origin}; pass --task "
-                              f"{' or --task '.join(choices)} to give it that task's data (one whose inputs fit its "
-                              f"n_in={model.n_in})")
+        sizes = {name: n for name, n in _task_input_sizes().items() if TASKS[name].decodes or offer_task}
+        fits = [name for name, n in sizes.items() if n == model.n_in]
+        if fits:
+            how = f"pass --task {' or --task '.join(fits)} to give it that task's data (inputs of size {model.n_in})"
+        else:
+            how = (f"--task gives it a task's data, but none has inputs of its size n_in={model.n_in} "
+                   f"({', '.join(f'{name} {n}' for name, n in sizes.items())})")
+        raise InvalidArgument(f"the model carries no task: {model_path} {origin}; {how}")
     else:
         if decoding and own in TASKS:
             require_decoding(TASKS[own], decoding)  # the text task never decodes, whether its file is there or not

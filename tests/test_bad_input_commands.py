@@ -410,11 +410,13 @@ def test_spectrum_of_a_model_trained_on_arrays_needs_only_the_model(data_models,
 def test_commands_that_need_a_task_name_the_option_for_a_model_trained_on_arrays(data_models, capsys, tmp_path, command):
     from conftest import assert_one_line_error
 
-    args = [a.format(m=data_models["other"], o=tmp_path / "p.png") for a in command]
-    code, out, err = run_cli(capsys, *args)
-    assert_one_line_error(code, err, 2, "carries no task", "trained on arrays", "pass --task binary")
-    assert "corrupt" not in err
-    assert not (tmp_path / "p.png").exists()
+    for model, fragment in ((data_models["bits"], "pass --task binary to give it that task's data"),
+                            (data_models["other"], "none has inputs of its size n_in=3 (binary 2, digits 20")):
+        args = [a.format(m=model, o=tmp_path / "p.png") for a in command]
+        code, out, err = run_cli(capsys, *args)
+        assert_one_line_error(code, err, 2, "carries no task", "trained on arrays", fragment)
+        assert "corrupt" not in err
+        assert not (tmp_path / "p.png").exists()
 
 
 def test_model_trained_on_arrays_is_scored_as_the_task_given(data_models, capsys, tmp_path):
