@@ -123,6 +123,11 @@ def resume_settings(path, saved, task, given):
     table = _settings.by_name()
     arrays_only = {setting.name for setting in _settings.DATA}  # a task run records its head, not as a setting
     merged = {k: old[k] for k in table if k in old and k not in arrays_only}
+    # values an older run recorded though they had no effect (now refused when given): their defaults
+    if merged.get("optimizer") != "momentum":
+        merged.pop("momentum", None)
+    if merged.get("init_from") is not None:
+        merged.pop("init_scale", None)
     if task is not None and task != old.get("task"):
         raise InvalidArgument(f"--task {task} differs from the saved run's task {old.get('task')} in {path}; "
                               f"a resume continues that run (leave --task out)")

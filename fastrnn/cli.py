@@ -36,6 +36,21 @@ class PositiveFloat(click.ParamType):
 POSITIVE = PositiveFloat()
 
 
+class NonNegativeFloat(click.ParamType):
+    """A finite number at least zero (click's FloatRange lets NaN and infinity through)."""
+
+    name = "number >= 0"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < 0:
+            self.fail(f"{value!r} must be a finite number at least 0", param, ctx)
+        return number
+
+
 class InitScale(click.ParamType):
     name = "scale|fan_in"
 
@@ -132,10 +147,9 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
 
         _, state, _ = checkpoint.load(resume)
         if state["settings"].get("task") == "data" and data is None:  # a fit: on the file it was trained on
-            data = state["settings"].get("data_file")
-            if data is None:
-                raise InvalidArgument(f"--resume {resume}: the run was fitted on arrays given to fastrnn.fit; save them "
-                                      f"with numpy.savez(FILE, X=X, Y=Y, ...) and give --data FILE")
+            from .fitting import resumed_data_file
+
+            data = resumed_data_file(resume, state)
     if data is None:
         for name, value in given_data.items():
             if value is not None:
@@ -235,7 +249,7 @@ def _data_summary(result):
 @cli.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.option("--length", type=click.IntRange(min=0), default=200, show_default=True, help="Characters to draw.")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+@click.option("--temperature", type=NonNegativeFloat(), default=1.0, show_default=True,
               help="Each character is drawn from softmax(logits / T): below 1 more conservative (the likely characters "
                    "likelier), above 1 more varied (closer to uniform); 0 always takes the most likely character.")
 @click.option("--prime", default="", help="Text the model reads first; the sample continues it (printed before it).")
@@ -800,17 +814,34 @@ def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, quie
 
 
 def _sweep_summary(result):
+    """The sweep's closing lines: runs of tasks solved at accuracy 1.0 are counted as reaching it; the
+    other tasks' headline metrics (text: bpc, held-out bpc, next-character accuracy) get their median,
+    best and worst run."""
+    from .tasks import LOWER_IS_BETTER, has_goal, headline
+
     summary = result.summary
     n = len(summary)
-    perfect = summary[summary["final_accuracy"] == 1.0] if n else summary
-    lines = [
-        f"{n} runs in {result.out} ({result.ran} ran in {result.seconds:.1f} s, {result.skipped} already finished and skipped)",
-        f"reached accuracy 1.0: {len(perfect)}/{n}; diverged: {int(summary['diverged'].sum()) if n else 0}",
-    ]
-    missed = summary[summary["final_accuracy"] != 1.0]["run"].tolist() if n else []
-    if missed:
-        shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
-        lines.append(f"did not reach 1.0: {shown}")
+    lines = [f"{n} runs in {result.out} ({result.ran} ran in {result.seconds:.1f} s, {result.skipped} already finished and skipped)"]
+    diverged = f"diverged: {int(summary['diverged'].sum()) if n else 0}"
+    solvable = summary[summary["task"].map(has_goal)] if n else summary
+    if len(solvable) or not n:
+        perfect = solvable[solvable["final_accuracy"] == 1.0] if n else solvable
+        lines.append(f"reached accuracy 1.0: {len(perfect)}/{len(solvable)}; {diverged}")
+        missed = solvable[solvable["final_accuracy"] != 1.0]["run"].tolist()
+        if missed:
+            shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
+            lines.append(f"did not reach 1.0: {shown}")
+    others = summary[~summary["task"].map(has_goal)] if n else summary
+    for metric in dict.fromkeys(m for t in others["task"] for m in headline(t)) if len(others) else ():
+        values = others[["run", f"final_{metric}"]].dropna()
+        if not len(values):
+            continue
+        column = values[f"final_{metric}"].astype(float)
+        best, worst = (column.idxmin(), column.idxmax()) if metric in LOWER_IS_BETTER else (column.idxmax(), column.idxmin())
+        lines.append(f"final {metric}: median {column.median():.4f}, best {column[best]:.4f} ({values['run'][best]}), "
+                     f"worst {column[worst]:.4f} ({values['run'][worst]}) over {len(column)} runs")
+    if n and not len(solvable):
+        lines.append(diverged)
     lines.append(f"summary: {result.out / 'summary.csv'}")
     return "\n".join(lines)
 

@@ -44,7 +44,7 @@ VAL_COLUMNS = ["val_loss", "val_accuracy"]
 
 
 def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, momentum=0.9, clip=1.0,
-        clip_value=None, bptt_truncate=None, window=None, shuffle=True, seed=0, validation=None, log_every=100,
+        clip_value=None, bptt_truncate=None, window=None, shuffle=None, seed=0, validation=None, log_every=100,
         csv=None, save=None, overwrite=False, progress=False, resume=None, _record=None):
     # _record: extra JSON fields from fit_file (the file, the model's settings); not for users
     """Train ``model`` in place on arrays X (N, T, n_in), Y (N, T, n_out), mask (N, T); return a TrainResult.
@@ -72,9 +72,10 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     window : int or None
         K: X holds long streams, trained K steps at a time with the state carried
         (see the module docstring).
-    shuffle : bool
-        Draw a new order of the sequences every epoch. It has no meaning with
-        ``window`` (every iteration trains every stream, in time order) and is then
+    shuffle : bool or None
+        Draw a new order of the sequences every epoch; None (the default) is True
+        for whole sequences. It has no meaning with ``window`` (every iteration
+        trains every stream, in time order): there it must be None or False, and is
         recorded as False.
     validation : tuple or None
         ``(X_val, Y_val)`` or ``(X_val, Y_val, mask_val)``: every row also gets
@@ -191,6 +192,17 @@ def _check_setting(name, value):
     return _settings.get(name).check(value)
 
 
+def _check_shuffle(shuffle, window):
+    """shuffle as recorded: None -> True for whole sequences; with a window False, and True is refused."""
+    if shuffle is None:
+        return window is None
+    shuffle = _check_setting("shuffle", shuffle)
+    if shuffle and window is not None:
+        raise InvalidArgument(f"shuffle=True has no meaning with window={window} (every iteration trains every stream, "
+                              f"in time order); leave shuffle out, or train whole sequences (window=None)")
+    return shuffle
+
+
 class _Plan:
     """The checked arrays and settings of a fit, and how its epochs are cut into kernel calls."""
 
@@ -201,9 +213,10 @@ class _Plan:
         self = cls()
         self.model = model
         s = {}
-        for name in ("epochs", "optimizer", "lr", "momentum", "clip", "clip_value", "bptt_truncate", "window", "shuffle",
-                     "seed", "log_every"):
+        for name in ("epochs", "optimizer", "lr", "momentum", "clip", "clip_value", "bptt_truncate", "window", "seed",
+                     "log_every"):
             s[name] = _check_setting(name, given[name])
+        s["shuffle"] = _check_shuffle(given["shuffle"], s["window"])
         self.X, self.Y, self.M, _ = engine.prepare(model, X, Y, mask)
         if self.M.shape[0] and not self.M.any():
             raise InvalidArgument("mask is all zeros: no step has a target, so there is nothing to learn; mark the "
@@ -466,6 +479,8 @@ class _FitRun:
                 advice = "try clip=1.0 or a smaller lr" if s["clip"] is None else "try a smaller lr or clip"
                 self.error = (f"the loss became NaN or infinite at iteration {self.done + 1}; training stopped there "
                               f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
+                if self.done == 0:  # no update has been made: the numbers themselves overflow
+                    self.error = self._overflow_at_start()
                 break
         if self.at == plan.per_epoch:
             self.at = 0
@@ -481,6 +496,16 @@ class _FitRun:
             self.tracker.first_perfect_iteration = self.done
         self.rows.append(row)
         return row, n_done
+
+    def _overflow_at_start(self):
+        """The message for a loss or gradient that is not finite at the first iteration, before any update."""
+        plan, model = self.plan, self.model
+        with np.errstate(over="ignore"):
+            big = [float(np.max(np.abs(a))) if a.size else 0.0 for a in (plan.X, plan.Y, model.theta)]
+        return (f"the loss or its gradient is NaN or infinite at iteration 1, before any update, so neither lr nor clip "
+                f"can help: the numbers overflow {model.dtype.name} arithmetic (largest |X| {big[0]:.3g}, largest |Y| "
+                f"{big[1]:.3g}, largest initial weight {big[2]:.3g}); rescale X and Y to moderate values (unit variance, "
+                f"say){' or use float64' if model.dtype == np.float32 else ''}")
 
     def _samples(self):
         """Sequences (streams x windows) trained so far."""
@@ -633,12 +658,15 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         if setting in _settings.DATA or setting in _settings.TRAINING and name != "log_spectrum":
             continue
         raise InvalidArgument(f"{setting.flag} does not apply to --data (it belongs to the tasks); leave it out")
+    if given.get("shuffle") and given.get("window") is not None:
+        raise _shuffle_with_window(given["window"])
     if resume is not None:
         return _resume_file(path, resume, given, dict(csv=csv, save=save, overwrite=overwrite, progress=progress))
     value = {}
     for setting in _settings.TRAINING + _settings.DATA:
         v = given.get(setting.name)
-        if v is None and setting.name != "batch":  # batch None: min(32, N), or every stream with --window
+        if v is None and setting.name not in ("batch", "shuffle"):  # None: min(32, N) (every stream with --window),
+            # and shuffle's per layout (see fit)
             v = _settings.DATA_DEFAULTS.get(setting.name) if setting.default == _settings.PER_TASK else setting.default
         value[setting.name] = v
     arrays = load_arrays(path)
@@ -651,7 +679,7 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
                 head=head, dtype=value["dtype"], seed=value["seed"],
                 init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"], cell=value["cell"],
                 forget_bias=value["forget_bias"])
-    model.metadata = {"task": "data", "data_file": str(path)}
+    model.metadata = {"task": "data", "data_file": os.path.abspath(path)}
     if value["init_from"] is not None:
         value["init_from"] = _check_setting("init_from", value["init_from"])
         init_from(model, value["init_from"])
@@ -660,13 +688,41 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
                                     "window", "seed", "log_every", "momentum", "shuffle")}
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
-                   _record=dict(data_file=str(path), init_scale=value["init_scale"], init_from=value["init_from"],
+                   _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
                                 forget_bias=value["forget_bias"]), **kwargs)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
             raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {infer_head(Y, M)})"
                                                         if "head" in str(exc) and given.get("head") else "")) from None
         raise
+
+
+def resumed_data_file(resume, state):
+    """The --data file a saved fit was trained on, for ``fastrnn train --resume MODEL`` without --data.
+
+    Runs record it absolute. A relative record (older runs) is taken relative to the
+    current folder, else to the model file's folder; where neither holds it, the
+    message says to give --data.
+    """
+    recorded = state["settings"].get("data_file")
+    if recorded is None:
+        raise InvalidArgument(f"--resume {resume}: the run was fitted on arrays given to fastrnn.fit; save them with "
+                              f"numpy.savez(FILE, X=X, Y=Y, ...) and give --data FILE")
+    if os.path.isabs(recorded):
+        candidates = [recorded]
+    else:
+        candidates = [recorded, os.path.join(os.path.dirname(os.fspath(resume)), recorded)]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    where = "" if os.path.isabs(recorded) else " (a path relative to the folder the run was started in; not found here nor beside the model)"
+    raise InvalidArgument(f"--resume {resume}: the run's data file {recorded}{where} does not exist; give the file it was "
+                          f"trained on with --data FILE")
+
+
+def _shuffle_with_window(window):
+    return InvalidArgument(f"--shuffle has no meaning with --window {window} (every iteration trains every stream, in "
+                           f"time order); leave --shuffle out, or train whole sequences without --window")
 
 
 def _file_validation(arrays):
@@ -695,6 +751,8 @@ def _resume_file(path, resume, given, files):
         if name == "batch" and old.get("shapes", {}).get("X"):
             checked = min(checked, old["shapes"]["X"][0])  # as the plan takes it
         if name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
+            if checked:
+                raise _shuffle_with_window(old["window"])
             continue
         if not checkpoint.same_setting(setting, checked, old.get(name)):
             raise InvalidArgument(f"{setting.flag} {checked} differs from the saved run's {old.get(name)} in {resume}; "
@@ -702,7 +760,7 @@ def _resume_file(path, resume, given, files):
     arrays = load_arrays(path)
     try:
         return fit(None, arrays["X"], arrays["Y"], arrays.get("mask"), validation=_file_validation(arrays),
-                   epochs=given["epochs"], resume=resume, _record=dict(data_file=str(path)), **files)
+                   epochs=given["epochs"], resume=resume, _record=dict(data_file=os.path.abspath(path)), **files)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith("the arrays"):
             raise type(exc)(f"--data {path}: {exc}") from None

@@ -7,12 +7,14 @@ pandas reads it back with no options; :func:`read_run` returns both files.
 
 import csv
 import datetime
+import io
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
+from . import _files
 from .exceptions import InvalidArgument
 
 #: The metrics columns (docs/math.md, section 8, defines accuracy), in order.
@@ -37,10 +39,20 @@ def default_csv_path(task, directory="runs"):
 
 
 def check_new_file(path, what, overwrite, option):
-    """Refuse to replace an existing file unless ``overwrite``; check the folder can be made."""
+    """Refuse to replace an existing file unless ``overwrite``; check the folder can be made.
+
+    A path that names a folder (an existing one, or one written with a trailing
+    separator, ``runs/``) is refused: ``Path`` would drop the separator and write a
+    file of that name.
+    """
+    given = os.fspath(path)
     path = Path(path)
-    if path.is_dir():
-        raise InvalidArgument(f"{option} {path} is a folder; give a file path")
+    if path.is_dir() or given.endswith(tuple(s for s in (os.sep, os.altsep) if s)):
+        raise InvalidArgument(f"{option} {given} names a folder; give the path of a file (in it, say)")
+    kind = _files.not_regular(path)
+    if kind is not None:  # a device, a named pipe, a socket: never written into nor replaced
+        raise InvalidArgument(f"{what} {path} is {kind}, not a regular file; fastrnn writes and replaces only regular "
+                              f"files: give {option} the path of a file")
     if path.exists() and not overwrite:
         raise InvalidArgument(f"{what} {path} already exists; choose another path or pass --overwrite to replace it")
     try:
@@ -101,8 +113,10 @@ class MetricsWriter:
         self.csv_path = check_new_file(csv_path, "metrics file", overwrite, "--csv")
         self.json_path = check_new_file(json_path_for(self.csv_path), "settings file", overwrite, "--csv")
         self.columns = list(columns)
+        #: one line saying how a resumed run's CSV that lost its end was rewritten (None: nothing to repair)
+        self.repaired = None
         if append_rows is not None:
-            _check_rows_to_append(self.csv_path, self.columns, append_rows)
+            self.repaired = _check_rows_to_append(self.csv_path, self.columns, append_rows)
         try:
             self._fh = open(self.csv_path, "a" if append_rows is not None else "w" if overwrite else "x", newline="")
         except OSError as exc:
@@ -112,6 +126,8 @@ class MetricsWriter:
             self._writer.writeheader()
         self._fh.flush()
         self.meta = dict(settings)
+        if self.repaired is not None:
+            self.meta["csv_repaired"] = self.repaired
         self.write_json(status="running")
 
     def write(self, row):
@@ -127,41 +143,88 @@ class MetricsWriter:
             self._fh.close()
 
 
+def _rows_text(columns, rows):
+    """The text MetricsWriter writes for these rows: the header, then one "\r\n"-ended line per row."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: row[k] for k in columns})
+    return buffer.getvalue()
+
+
 def _check_rows_to_append(path, columns, rows):
-    """Refuse to append to a run's CSV that does not end where the saved state does."""
+    """Make sure a resumed run's CSV ends, byte for byte, where the saved state does, before appending to it.
+
+    The saved state holds every row the run wrote, so the CSV must be exactly their
+    text (:func:`_rows_text`). A CSV that is a beginning of that text lost its end
+    (a row cut short, a line ending or whole rows missing): it is rewritten from the
+    saved rows, which hold all it held, and the repair is returned as one line (None
+    when the file was whole). Any other content is refused in one line, the file left
+    as it is, so that no row is ever appended to a torn or foreign line.
+    """
+    expected = _rows_text(columns, rows)
     try:
-        with open(path, newline="") as fh:
-            table = list(csv.reader(fh))
+        with open(path, "rb") as fh:
+            raw = fh.read(len(expected.encode()) + 1)
     except OSError as exc:
         raise InvalidArgument(f"cannot read the run's CSV {path} to append to it: {exc.strerror or exc}; "
                               f"give a new --csv") from None
+    want = expected.encode()
+    if raw == want:
+        return None
     last = rows[-1]["iteration"] if rows else 0
-    got = table[-1][0] if len(table) > 1 and table[-1] else "none"
-    if not table or table[0] != list(columns) or len(table) - 1 != len(rows) or (rows and got != str(last)):
-        raise InvalidArgument(
-            f"the run's CSV {path} does not end where the saved state does ({len(table) - 1 if table else 0} rows, last "
-            f"iteration {got}; the state has {len(rows)} rows up to iteration {last}); give a new --csv, which gets "
-            f"the earlier rows first"
-        )
+    if want.startswith(raw):
+        kept = raw.count(b"\r\n") - 1  # whole rows the file still held
+        _replace_text(path, expected)
+        return (f"the run's CSV {path} ended inside its rows ({len(raw)} of {len(want)} bytes, {max(kept, 0)} whole rows "
+                f"of {len(rows)}); it was rewritten from the {len(rows)} rows of the saved state")
+    have = raw.split(b"\r\n")
+    lines = want.split(b"\r\n")
+    first = next(i for i in range(len(lines)) if i >= len(have) or have[i] != lines[i])
+    where = "its header" if first == 0 else f"line {first + 1}" if first < len(lines) - 1 else "the end"
+    raise InvalidArgument(
+        f"the run's CSV {path} does not end where the saved state does ({len(rows)} rows up to iteration {last}): "
+        f"{where} differs from the saved rows; give a new --csv, which gets the earlier rows first"
+    )
+
+
+def _replace_text(path, text):
+    """Replace the file at ``path`` by ``text`` atomically (a temporary file beside it, then a rename)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", newline="") as fh:
+            fh.write(text)
+        _files.replace(tmp, path, "--csv")
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def write_json(path, data):
     """Write JSON atomically (a temporary file, then a rename)."""
     path = Path(path)
+    _files.check_replaceable(path, "the settings file")
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True)
-        fh.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as fh:
+            json.dump(data, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+        _files.replace(tmp, path, "the settings file")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_csv(path, frame):
     """Write a DataFrame as CSV atomically (a temporary file beside it, then a rename)."""
     path = Path(path)
+    _files.check_replaceable(path, "the CSV")
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        _files.replace(tmp, path, "the CSV")
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -183,6 +246,16 @@ def read_run(csv_path):
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise InvalidArgument(f"run file {csv_path} does not exist")
+    try:
+        with open(csv_path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell():
+                fh.seek(-1, os.SEEK_END)
+                if fh.read(1) != b"\n":
+                    raise InvalidArgument(f"{csv_path} is truncated: its last line has no line ending, so its last "
+                                          f"row may be cut short; remove that line or train the run again")
+    except OSError as exc:
+        raise InvalidArgument(f"cannot read {csv_path}: {exc.strerror or exc}") from None
     try:
         if csv_path.stat().st_size == 0:  # stopped between creating the file and writing its header
             frame = pd.DataFrame({c: [] for c in COLUMNS})
@@ -209,7 +282,7 @@ def read_run(csv_path):
     meta = {}
     if meta_path.is_file():
         try:
-            meta = json.loads(meta_path.read_text())
+            meta = json.loads(meta_path.read_text(encoding="utf-8-sig"))  # an editor may have added a byte-order mark
         except (ValueError, RecursionError) as exc:
             raise InvalidArgument(f"{meta_path} is not valid JSON ({_short(exc)})") from None
         except OSError as exc:

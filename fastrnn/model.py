@@ -14,7 +14,7 @@ import uuid
 import numba
 import numpy as np
 
-from . import _checks, _kernels, cells, engine, params
+from . import _checks, _files, _kernels, cells, engine, params
 from .config import AUTO_PARALLEL, DTYPES
 from .exceptions import FastRNNError, InvalidArgument, ModelFileError
 
@@ -424,13 +424,14 @@ class RNN:
         file or the complete new one, never a partial write.
         """
         path = os.fspath(path)
+        _files.check_replaceable(path, "model file")  # a device or a pipe is never replaced by the model
         meta = dict(format=FORMAT, version=FORMAT_VERSION, config=self.config(), metadata=self.metadata)
         folder, name = os.path.split(path)
         tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
         try:
             with open(tmp, "xb") as fh:
                 np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)), **(extra or {}))
-            os.replace(tmp, path)
+            _files.replace(tmp, path, "model file")
         except BaseException:
             with contextlib.suppress(OSError):
                 os.remove(tmp)
@@ -491,7 +492,10 @@ class RNN:
         metadata = meta.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise ModelFileError(f"model file {path!r} is corrupt: its metadata is not a JSON object")
-        model.theta[:] = theta
+        try:
+            model.theta[:] = _checks.cast_within_range("its parameters", theta, model.dtype)
+        except InvalidArgument as exc:
+            raise ModelFileError(f"model file {path!r} is corrupt: {exc}") from None
         model.metadata = dict(metadata or {})
         return model
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _files
 from .exceptions import InvalidArgument
 
 
@@ -30,11 +31,12 @@ def check_png(out):
 def _save(fig, out):
     """Write the figure under a temporary name beside ``out``, then rename it (never a partial PNG)."""
     out = check_png(out)
+    _files.check_replaceable(out, "--out")
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        os.replace(tmp, out)
+        _files.replace(tmp, out, "--out")
     except OSError as exc:
         raise InvalidArgument(f"cannot write --out {out}: {exc.strerror or exc}") from None
     finally:

@@ -314,6 +314,12 @@ def resolve(given):
             raise InvalidArgument(f"log_spectrum needs the vanilla cell's square W; a {s['cell']} model stacks gate"
                                   " matrices: train with cell='rnn' or without log_spectrum")
         s["activation"] = "tanh"
+    if s["optimizer"] != "momentum" and s["momentum"] != get("momentum").default:
+        raise InvalidArgument(f"momentum={s['momentum']!r} applies to optimizer='momentum' only; {s['optimizer']} would "
+                              f"ignore it: leave momentum unset or use optimizer='momentum'")
+    if s["init_from"] is not None and s["init_scale"] != get("init_scale").default_for(task_obj):
+        raise InvalidArgument(f"init_scale={s['init_scale']!r} sets drawn weights, but init_from={s['init_from']!r} "
+                              f"replaces them with a saved model's: leave init_scale unset, or init_from")
     if s["cell"] != "lstm" and s["forget_bias"] != 0.0:
         raise InvalidArgument(f"forget_bias={s['forget_bias']!r} applies to cell='lstm' only; the {s['cell']} cell has no"
                               " forget gate: leave forget_bias unset or use cell='lstm'")

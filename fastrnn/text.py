@@ -29,6 +29,7 @@ iteration and one reset flag per iteration serves them all.
 ('o wo', ' wor')
 """
 
+import codecs
 import math
 import os
 import zlib
@@ -154,6 +155,9 @@ class Text:
 def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
     """Read a UTF-8 text file for training; refuse anything the walk cannot use.
 
+    A UTF-8 byte-order mark at the start of the file (written by some editors) is
+    not part of the text: it is dropped, and never becomes a vocabulary character.
+
     Parameters
     ----------
     path : str or path-like
@@ -195,13 +199,17 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
         raise InvalidArgument(f"text file {path!r} cannot be read ({exc.strerror or exc}); check its permissions") from None
     if not raw:
         raise InvalidArgument(f"text file {path!r} is empty; give a UTF-8 text file of at least {L + 2} characters")
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0  # a byte-order mark is no character of the text
     try:
-        data = raw.decode("utf-8")
+        data = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidArgument(
-            f"text file {path!r} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start} is invalid); "
+            f"text file {path!r} is not UTF-8 (byte 0x{raw[bom + exc.start]:02x} at offset {bom + exc.start} is invalid); "
             f"convert it to UTF-8 first (e.g. iconv -f latin1 -t utf-8)"
         ) from None
+    if not data:
+        raise InvalidArgument(f"text file {path!r} holds only a byte-order mark; give a UTF-8 text file of at least "
+                              f"{L + 2} characters")
     n_val = int(math.floor(F * len(data)))
     n_train = len(data) - n_val
     need = L + 2
@@ -326,6 +334,10 @@ class TextSource:
         for key in ("kind", "seq_length", "batch", "part", "n_vocab", "checksum"):
             got = state.get(key)
             if got is None or (str(got) if key == "kind" else int(got)) != mine[key]:
+                if got is not None and key in ("part", "n_vocab", "checksum"):  # the settings agree: the text does not
+                    what = {"part": "characters per stream", "n_vocab": "vocabulary size"}.get(key, "checksum")
+                    raise InvalidArgument(f"the text changed since the run was saved (its {what} was {got}, now "
+                                          f"{mine[key]}); resume on the text the run was trained on")
                 raise InvalidArgument(
                     f"the saved text position does not fit this run: {key} was {got}, now {mine[key]}; "
                     f"resume with the same text file, --seq-length and --batch"
@@ -428,7 +440,7 @@ def _activation(name):
     if name == "tanh":
         return np.tanh
     if name == "sigmoid":
-        return lambda a: 1.0 / (1.0 + np.exp(-a))
+        return lambda a: 0.5 + 0.5 * np.tanh(0.5 * a)  # 1 / (1 + exp(-a)), which overflows for a < -709
     if name == "relu":
         return lambda a: np.maximum(a, 0.0)
     raise InvalidArgument(f"sampling does not know the activation {name!r}")
@@ -526,9 +538,18 @@ def _initial_state(model, h0):
 
 
 def next_char_distribution(z, temperature):
-    """softmax(z / T): T < 1 sharpens the distribution, T > 1 flattens it."""
-    s = z / temperature
-    e = np.exp(s - s.max())
+    """softmax(z / T): T < 1 sharpens the distribution, T > 1 flattens it.
+
+    Computed as exp((z - max z) / T) normalised: every exponent is at most 0, so
+    nothing overflows at any T > 0. As T -> 0 the distribution tends to arg max
+    (shared equally by tied maxima), and a T so small that (z_i - max z) / T is
+    beyond exp's range gives exactly that limit.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    top = z.max()
+    gap = np.where(z == top, 0.0, z - top)  # 0 at the maxima (also where they are infinite), else below 0
+    with np.errstate(over="ignore", under="ignore"):  # a gap / T beyond the float range is -inf: probability 0
+        e = np.exp(gap / temperature)
     return e / e.sum()
 
 

@@ -94,11 +94,21 @@ class TrainResult:
     final_scores: dict = field(default_factory=dict)
 
     def summary(self):
-        """The run's outcome as saved in its JSON file under "result"."""
+        """The run's outcome as saved in its JSON file under "result".
+
+        ``headline`` names the task's headline metrics (:attr:`fastrnn.tasks.Task.headline`)
+        that the run's rows have, and ``final_<name>`` holds each one's value in the
+        last row (None before the first row).
+        """
+        from .tasks import headline
+
+        names = [m for m in headline(self.settings.get("task")) if m in (self.columns or (self.rows[-1] if self.rows else ()))]
+        last = self.rows[-1] if self.rows else {}
         return dict(
             status=self.status,
             iterations_done=self.iterations,
-            final_accuracy=self.rows[-1]["accuracy"] if self.rows else None,
+            headline=names,
+            **{f"final_{m}": last.get(m) for m in names},
             first_perfect_iteration=self.first_perfect_iteration,
             train_seconds=self.train_seconds,
             compile_seconds=self.compile_seconds,
@@ -380,7 +390,7 @@ def init_from(model, path):
             f"{model.n_hidden}, n_out {model.n_out}, {model.layers} layer(s)); use a model of the same task, "
             f"vocabulary, --hidden and --layers"
         )
-    model.theta[:] = src.theta.astype(model.dtype)
+    model.theta[:] = _checks.cast_within_range(f"--init-from {path}: its weights", src.theta, model.dtype)
     return model
 
 
@@ -626,6 +636,9 @@ class _Run:
 
     def restore(self, path, model, state, arrays):
         """Continue the run saved in ``path`` (``checkpoint.load``'s model, state, arrays)."""
+        changed = self.task.changed_since(model.metadata)
+        if changed is not None:
+            raise InvalidArgument(f"cannot resume {path}: {changed}")
         if model.theta.shape != self.model.theta.shape or any(arrays.get(k) is None for k in checkpoint.ARRAYS):
             raise InvalidArgument(f"the training state in {path} does not fit its settings; it cannot be resumed")
         if arrays["opt_state"].shape != self.state.shape or arrays["hstate"].shape != self.hstate.shape:
@@ -634,7 +647,10 @@ class _Run:
         self.state[...] = arrays["opt_state"]
         self.hstate[...] = arrays["hstate"]
         self.done = state["done"]
-        self.source.restore(state["source"])
+        try:
+            self.source.restore(state["source"])
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"cannot resume {path}: {exc}") from None
         self.tracker.restore(state["tracker"], arrays["recent"])
         if self.extra is not None:
             self.extra.restore(state["extra"])

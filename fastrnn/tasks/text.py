@@ -39,6 +39,10 @@ class TextTask(Task):
     PARAMS = (TEXT, SEQ_LENGTH, VAL_FRACTION)
     decodes = False
     description = "models the characters of a text"
+    #: bits per character (training and held-out) and next-character accuracy; a window's exact match (the
+    #: accuracy column) is near 0 for any real text, and no run is ever "solved"
+    headline = ("bpc", "val_bpc", "char_accuracy")
+    goal = False
     #: its source carries the hidden state across iterations (resets), so runs train one by one
     carries_state = True
 
@@ -67,6 +71,18 @@ class TextTask(Task):
 
     def model_metadata(self):
         return {**self.settings(), _text.VOCAB_KEY: self.vocab}
+
+    def changed_since(self, metadata):
+        """The text file changed since the run was saved when its vocabulary did (see also TextSource.restore)."""
+        old = metadata.get(_text.VOCAB_KEY)
+        if not isinstance(old, str) or old == self.vocab:
+            return None
+        gone, new = sorted(set(old) - set(self.vocab)), sorted(set(self.vocab) - set(old))
+        parts = [f"{what} {', '.join(repr(c) for c in chars[:10])}{' ...' if len(chars) > 10 else ''}"
+                 for what, chars in (("without", gone), ("with new", new)) if chars]
+        return (f"the text file {self.text} changed since the run was saved: its vocabulary was {len(old)} characters, "
+                f"now {len(self.vocab)} ({'; '.join(parts) or 'in another order'}); resume on the text the run was "
+                f"trained on")
 
     def init_weights(self, model, s):
         """min-char-rnn's draw: weights N(0, init_scale^2), biases 0 (fan_in keeps the model's own draw)."""

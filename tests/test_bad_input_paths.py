@@ -1,0 +1,290 @@
+"""Bad input on the way in and out: output paths that name folders, option combinations that
+would be ignored, values beyond float32, data that overflow, text files with a byte-order mark,
+resumes after the data moved or changed, plots of odd folders, long samples and --data files
+too large for memory. Every case ends in one line and a non-zero exit, or in the right result."""
+
+import os
+
+import numpy as np
+import pytest
+
+import fastrnn
+from conftest import assert_one_line_error
+from conftest import run_cli as run
+
+
+def small_data(path, N=6, T=8, I=2, O=2, **extra):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((N, T, I))
+    Y = np.eye(O)[rng.integers(0, O, (N, T))]
+    np.savez(path, X=X, Y=Y, **extra)
+    return path
+
+
+# ------------------------------------------------------------------ output paths
+
+
+@pytest.mark.parametrize("option", ["--csv", "--save"])
+@pytest.mark.parametrize("name", ["out/", "sub/out/", "existing", "existing/"])
+def test_an_output_path_naming_a_folder_is_refused_and_nothing_is_written(capsys, tmp_path, monkeypatch, option, name):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "existing").mkdir()
+    data = small_data(tmp_path / "d.npz")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    args = ["train", "--data", data, "--epochs", "1", option, name] + (["--no-csv"] if option == "--save" else [])
+    code, out, err = run(capsys, *args)
+    assert_one_line_error(code, err, 2, option, "folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert (tmp_path / "existing").is_dir()
+
+
+def test_the_library_refuses_a_csv_path_ending_in_a_separator(tmp_path):
+    X, Y = np.zeros((2, 3, 1)), np.zeros((2, 3, 1))
+    with pytest.raises(fastrnn.InvalidArgument, match="folder"):
+        fastrnn.fit(fastrnn.RNN(1, 2, 1, head="linear"), X, Y, epochs=1, csv=f"{tmp_path}/runs/")
+    assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------- options that would be ignored
+
+
+def test_shuffle_with_window_is_refused_on_the_command_line(capsys, tmp_path):
+    data = small_data(tmp_path / "d.npz")
+    code, out, err = run(capsys, "train", "--data", data, "--window", "4", "--shuffle", "--no-csv")
+    assert_one_line_error(code, err, 2, "--shuffle", "--window")
+
+
+def test_no_shuffle_with_window_is_accepted(capsys, tmp_path):
+    data = small_data(tmp_path / "d.npz")
+    code, out, err = run(capsys, "train", "--data", data, "--window", "4", "--no-shuffle", "--epochs", "1", "--no-csv")
+    assert code == 0, err
+
+
+def test_the_library_refuses_shuffle_true_with_a_window_and_keeps_its_default():
+    X, Y = np.zeros((2, 6, 1)), np.zeros((2, 6, 1))
+    with pytest.raises(fastrnn.InvalidArgument, match="shuffle"):
+        fastrnn.fit(fastrnn.RNN(1, 2, 1, head="linear"), X, Y, epochs=1, window=3, shuffle=True)
+    result = fastrnn.fit(fastrnn.RNN(1, 2, 1, head="linear"), X, Y, epochs=1, window=3)
+    assert result.settings["shuffle"] is False
+    result = fastrnn.fit(fastrnn.RNN(1, 2, 1, head="linear"), X, Y, epochs=1)
+    assert result.settings["shuffle"] is True
+
+
+def test_a_window_run_resumed_with_shuffle_is_refused_and_without_it_continues(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    data = small_data(tmp_path / "d.npz")
+    code, out, err = run(capsys, "train", "--data", data, "--window", "4", "--epochs", "1", "--save", "m.npz", "--no-csv")
+    assert code == 0, err
+    code, out, err = run(capsys, "train", "--resume", "m.npz", "--epochs", "2", "--shuffle", "--no-csv")
+    assert_one_line_error(code, err, 2, "--shuffle", "--window 4")
+    code, out, err = run(capsys, "train", "--resume", "m.npz", "--epochs", "2", "--no-shuffle", "--no-csv")
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--optimizer", "adam", "--momentum", "0.5"], "momentum=0.5 applies to optimizer='momentum' only"),
+    (["--init-scale", "0.3", "--init-from", "INIT"], "init_scale=0.3"),
+])
+def test_a_setting_the_run_would_ignore_is_refused(capsys, tmp_path, args, fragment):
+    init = fastrnn.RNN(2, 16, 1, head="sigmoid").save(tmp_path / "init.npz")
+    args = [str(init) if a == "INIT" else a for a in args]
+    code, out, err = run(capsys, "train", "--task", "binary", "--iters", "10", "--no-csv", *args)
+    assert_one_line_error(code, err, 2, fragment)
+
+
+def test_momentum_at_its_default_and_init_from_alone_still_train(capsys, tmp_path):
+    init = fastrnn.RNN(2, 16, 1, head="sigmoid").save(tmp_path / "init.npz")
+    for args in (["--optimizer", "adam", "--momentum", "0.9"], ["--init-from", init]):
+        code, out, err = run(capsys, "train", "--task", "binary", "--iters", "10", "--log-every", "10", "--no-csv", *args)
+        assert code == 0, err
+
+
+def test_sweep_refuses_local_workers_together_with_a_scheduler(capsys, tmp_path):
+    code, out, err = run(capsys, "sweep", "--task", "binary", "--set", "iters=10", "--out", tmp_path / "s",
+                         "--workers", "2", "--scheduler", "tcp://127.0.0.1:1")
+    assert_one_line_error(code, err, 2, "--workers 2", "--scheduler")
+    assert not (tmp_path / "s" / "summary.csv").exists()
+
+
+# ------------------------------------------------------------------ beyond float32
+
+
+def test_float32_data_beyond_its_range_is_refused_in_one_line_without_a_warning(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((4, 5, 2))
+    X[1, 2, 0] = 1e39
+    np.savez(tmp_path / "big.npz", X=X, Y=np.eye(2)[rng.integers(0, 2, (4, 5))])
+    code, out, err = run(capsys, "train", "--data", tmp_path / "big.npz", "--dtype", "float32", "--no-csv")
+    assert_one_line_error(code, err, 2, "--data", "X", "float32", "(1, 2, 0)", "1e+39")
+    assert "RuntimeWarning" not in err
+
+
+def test_the_library_refuses_float32_overflow_in_every_array_it_converts():
+    import warnings
+
+    model = fastrnn.RNN(2, 3, 2, head="linear", dtype="float32")
+    X, Y = np.zeros((2, 4, 2)), np.zeros((2, 4, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning would fail the test
+        for kwargs, name in ((dict(X=X * 0 + 1e300, Y=Y), "X"), (dict(X=X, Y=Y - 5e38), "Y"),
+                             (dict(X=X, Y=Y, h0=np.full((2, 3), 4e38)), "h0")):
+            with pytest.raises(fastrnn.InvalidArgument, match=f"{name} holds .* beyond the range of float32"):
+                model.loss_and_grads(**kwargs)
+        # values that round to float32's largest finite value stay accepted
+        model.forward(X + np.finfo(np.float32).max)
+
+
+def test_init_from_a_float64_model_whose_weights_overflow_float32(tmp_path):
+    import warnings
+
+    big = fastrnn.RNN(2, 16, 1, head="sigmoid")
+    big.theta[3] = 1e39
+    path = big.save(tmp_path / "big.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(fastrnn.InvalidArgument, match="float32"):
+            fastrnn.train(task="binary", iters=10, dtype="float32", init_from=path)
+
+
+def test_a_float32_model_file_storing_weights_beyond_float32_is_refused_without_a_warning(capsys, tmp_path):
+    import json
+    import warnings
+
+    model = fastrnn.RNN(2, 3, 2, dtype="float32")
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path) as f:
+        meta = str(f["meta"][()])
+    theta = model.theta.astype(np.float64)
+    theta[0] = -1e40
+    np.savez(path, theta=theta, meta=np.array(meta))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(fastrnn.ModelFileError, match="beyond the range of float32"):
+            fastrnn.RNN.load(path)
+    assert json.loads(meta)["config"]["dtype"] == "float32"
+
+
+# ------------------------------------------------------------ overflowing data
+
+
+def test_targets_that_overflow_before_any_update_are_blamed_not_the_lr(capsys, tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "huge.npz", X=rng.standard_normal((4, 5, 2)), Y=rng.standard_normal((4, 5, 1)) * 1e200)
+    code, out, err = run(capsys, "train", "--data", tmp_path / "huge.npz", "--no-csv")
+    assert_one_line_error(code, err, 1, "iteration 1, before any update", "largest |Y| 1.", "e+200", "rescale X and Y")
+    assert "smaller lr" not in err
+
+
+def test_a_divergence_after_updates_still_advises_lr_and_clip():
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((4, 6, 2)), rng.standard_normal((4, 6, 1))
+    with pytest.raises(fastrnn.NumericalError, match="smaller lr") as info:
+        fastrnn.fit(fastrnn.RNN(2, 8, 1, head="linear", activation="relu"), X, Y, epochs=50, lr=1e150, optimizer="sgd",
+                    clip=None, log_every=1)
+    assert "before any update" not in str(info.value)
+
+
+# ------------------------------------------------------------------ text files
+
+
+def test_a_byte_order_mark_is_not_a_character_of_the_text(tmp_path):
+    from fastrnn import text
+
+    body = "hello world, hello rnn\n" * 4
+    (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf" + body.encode())
+    (tmp_path / "plain.txt").write_text(body, encoding="utf-8")
+    with_bom, plain = text.read_text(tmp_path / "bom.txt"), text.read_text(tmp_path / "plain.txt")
+    assert "\ufeff" not in with_bom.vocab
+    assert with_bom.vocab == plain.vocab and np.array_equal(with_bom.ids, plain.ids)
+
+
+def test_a_byte_order_mark_inside_the_text_stays_a_character(tmp_path):
+    from fastrnn import text
+
+    (tmp_path / "t.txt").write_text("abc\ufeffdef" * 5, encoding="utf-8")
+    assert "\ufeff" in text.read_text(tmp_path / "t.txt").vocab
+
+
+def test_a_text_after_a_byte_order_mark_is_checked_at_the_right_offset(tmp_path):
+    from fastrnn import text
+
+    (tmp_path / "bad.txt").write_bytes(b"\xef\xbb\xbfabc\xff" + b"x" * 40)
+    with pytest.raises(fastrnn.InvalidArgument, match="byte 0xff at offset 6"):
+        text.read_text(tmp_path / "bad.txt")
+    (tmp_path / "only.txt").write_bytes(b"\xef\xbb\xbf")
+    with pytest.raises(fastrnn.InvalidArgument, match="only a byte-order mark"):
+        text.read_text(tmp_path / "only.txt")
+
+
+def test_a_run_whose_files_an_editor_saved_with_a_byte_order_mark_is_still_read(tmp_path):
+    from fastrnn import metrics
+
+    fastrnn.train(task="binary", iters=20, log_every=10, csv=tmp_path / "a.csv")
+    for name in ("a.csv", "a.json"):
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    frame, meta = metrics.read_run(tmp_path / "a.csv")
+    assert meta["task"] == "binary" and list(frame["iteration"]) == [10, 20]
+
+
+# ------------------------------------------------------------------ resume
+
+
+TEXT = "the quick brown fox jumps over the lazy dog; " * 6
+
+
+@pytest.mark.parametrize("change", ["shorter, fewer characters", "shorter, same characters", "same length, edited"])
+def test_resuming_on_a_changed_text_says_the_text_changed(capsys, tmp_path, monkeypatch, change):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.txt").write_text(TEXT, encoding="utf-8")
+    code, out, err = run(capsys, "train", "--task", "text", "--text", "t.txt", "--hidden", "8", "--iters", "20",
+                         "--log-every", "10", "--save", "m.npz", "--no-csv")
+    assert code == 0, err
+    changed = {"shorter, fewer characters": TEXT[:60].replace("z", "").replace("y", ""),
+               "shorter, same characters": TEXT[:-45],
+               "same length, edited": TEXT.replace("quick", "quack", 1)}[change]
+    (tmp_path / "t.txt").write_text(changed, encoding="utf-8")
+    code, out, err = run(capsys, "train", "--resume", "m.npz", "--iters", "40", "--no-csv")
+    assert_one_line_error(code, err, 2, "text", "changed since the run was saved")
+    assert "does not fit its settings" not in err
+
+
+def test_a_data_run_resumes_from_another_folder(capsys, tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    small_data(tmp_path / "work" / "d.npz")
+    code, out, err = run(capsys, "train", "--data", "d.npz", "--epochs", "1", "--save", "m.npz", "--no-csv")
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, out, err = run(capsys, "train", "--resume", tmp_path / "work" / "m.npz", "--epochs", "2", "--no-csv")
+    assert code == 0, err
+    _, state, _ = fastrnn.checkpoint.load(tmp_path / "work" / "m.npz")
+    assert state["settings"]["data_file"] == str(tmp_path / "work" / "d.npz")
+
+
+def _record_relative_data_file(path, data_file):
+    """Rewrite a saved fit's training state as an older fastrnn wrote it: data_file as given, relative."""
+    import json
+
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    state = json.loads(str(arrays["train_state"][()]))
+    state["settings"]["data_file"] = data_file
+    arrays["train_state"] = np.array(json.dumps(state))
+    np.savez(path, **arrays)
+
+
+def test_an_older_relative_data_file_is_found_beside_the_model(capsys, tmp_path, monkeypatch):
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    small_data(tmp_path / "work" / "d.npz")
+    code, out, err = run(capsys, "train", "--data", "d.npz", "--epochs", "1", "--save", "m.npz", "--no-csv")
+    assert code == 0, err
+    _record_relative_data_file(tmp_path / "work" / "m.npz", "d.npz")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "train", "--resume", "work/m.npz", "--epochs", "2", "--no-csv")
+    assert code == 0, err
+    os.remove(tmp_path / "work" / "d.npz")
+    code, out, err = run(capsys, "train", "--resume", "work/m.npz", "--epochs", "3", "--no-csv")
+    assert_one_line_error(code, err, 2, "d.npz", "--data FILE")
