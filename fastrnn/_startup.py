@@ -267,12 +267,15 @@ def scipy_version():
 
 
 def is_command():
-    """Whether this process is the ``fastrnn`` command: ``python -m fastrnn ...`` or the installed script."""
+    """Whether this process is the ``fastrnn`` command: ``python -m fastrnn ...``, the installed script,
+    or a checkout's ``python cli.py ...``."""
     argv = list(getattr(sys, "orig_argv", ()))
     if len(argv) < 2:
         return False
     if os.path.splitext(os.path.basename(argv[1]))[0] == "fastrnn":
         return True
+    if os.path.basename(argv[1]) == "cli.py" and os.path.isfile(os.path.join(os.path.dirname(argv[1]), "fastrnn", "__init__.py")):
+        return True  # a checkout's wrapper: python cli.py train ...
     return any(a == "-m" and b == "fastrnn" for a, b in zip(argv[1:], argv[2:])) or "-mfastrnn" in argv[1:]
 
 

@@ -51,6 +51,11 @@ def test_bad_numba_variable_gives_one_line_naming_it_on_every_command(variable, 
     assert proc.stdout == ""
 
 
+def test_bad_numba_variable_gives_one_line_through_the_checkouts_wrapper_too():
+    proc = _command([str(ROOT / "cli.py"), "--version"], {"NUMBA_NUM_THREADS": "0"})
+    _assert_one_line(proc, 2, "NUMBA_NUM_THREADS='0'")
+
+
 def test_bad_numba_variable_is_refused_in_plain_numba_mode_too():
     proc = _command(["-m", "fastrnn", "--version"], {"NUMBA_NUM_THREADS": "0", "FASTRNN_PLAIN_NUMBA": "1"})
     _assert_one_line(proc, 2, "NUMBA_NUM_THREADS='0'")
