@@ -267,12 +267,15 @@ def scipy_version():
 
 
 def is_command():
-    """Whether this process is the ``fastrnn`` command: ``python -m fastrnn ...`` or the installed script."""
+    """Whether this process is the ``fastrnn`` command: ``python -m fastrnn ...``, the installed script,
+    or a checkout's ``python cli.py ...``."""
     argv = list(getattr(sys, "orig_argv", ()))
     if len(argv) < 2:
         return False
     if os.path.splitext(os.path.basename(argv[1]))[0] == "fastrnn":
         return True
+    if os.path.basename(argv[1]) == "cli.py" and os.path.isfile(os.path.join(os.path.dirname(argv[1]), "fastrnn", "__init__.py")):
+        return True  # a checkout's wrapper: python cli.py train ...
     return any(a == "-m" and b == "fastrnn" for a, b in zip(argv[1:], argv[2:])) or "-mfastrnn" in argv[1:]
 
 
@@ -364,7 +367,8 @@ def environment_problem(environ=None):
 
     Read before numba is imported, from the text alone: ``NUMBA_NUM_THREADS`` must be a whole
     number of at least 1 (numba raises a ValueError from deep inside ``import numba`` for 0 or
-    below, and for text warns and takes every core), ``NUMBA_THREADING_LAYER`` one of the
+    below, and for text warns and takes every core), ``NUMBA_DISABLE_JIT`` off (fastrnn's
+    kernels are called as compiled functions), ``NUMBA_THREADING_LAYER`` one of the
     values numba knows, ``NUMBA_THREADING_LAYER_PRIORITY`` an ordering of its three layers
     (numba refuses both only when it first starts its threads, mid-run).
     """
@@ -378,6 +382,14 @@ def environment_problem(environ=None):
         if threads is None or threads < 1:
             return (f"NUMBA_NUM_THREADS={value!r} is not a number of threads: numba needs a whole number of at least 1; "
                     f"set it to 1..{_cores()} (this machine's cores) or unset it")
+    value = env.get("NUMBA_DISABLE_JIT")
+    try:
+        disabled = value is not None and int(value.strip()) != 0
+    except ValueError:
+        disabled = False  # numba cannot parse it either: numba_parse_warnings says so
+    if disabled:
+        return (f"NUMBA_DISABLE_JIT={value!r} turns numba's compiler off, and fastrnn's kernels run only compiled "
+                f"(as plain Python they would fail, or take hours); unset it or set it to 0")
     value = env.get("NUMBA_THREADING_LAYER")
     if value is not None and value.strip().lower() not in LAYER_CHOICES:
         return (f"NUMBA_THREADING_LAYER={value!r} is not a threading layer numba knows; use one of "

@@ -238,6 +238,13 @@ def _summary(result):
     if result.rows and "bpc" in result.rows[-1]:  # the rows, not .history: that would import pandas (start-up)
         row = result.rows[-1]
         val = f", held-out bpc {row['val_bpc']:.3f}" if "val_bpc" in row else ""
+        whole = result.final_scores
+        if "val_bpc_all" in whole and whole["val_chars_all"] > whole["val_chars_row"]:
+            val = (f", held-out bpc {whole['val_bpc_all']:.3f} on all {whole['val_chars_all']} held-out characters, "
+                   f"{row['val_bpc']:.3f} on the {whole['val_chars_row']} each row scores")
+        elif "val_bpc" in row and whole.get("val_chars_all", 0) > whole.get("val_chars_row", 0):
+            val = (f", held-out bpc {row['val_bpc']:.3f} on the first {whole['val_chars_row']} of "
+                   f"{whole['val_chars_all']} held-out characters (a completed run scores all of them)")
         text = (f"text: {row['bpc']:.3f} bits per character{val} (smoothed loss {row['smooth_loss']:.2f}, next-character "
                 f"accuracy {row['char_accuracy']:.3f}) after {result.iterations} iterations; training "
                 f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
@@ -293,7 +300,7 @@ def sample(model_path, length, temperature, prime, seed):
 # ------------------------------------------------------------------- predict / eval
 
 
-def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False):
+def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False, decoding=None):
     """The saved model and the task whose data it reads (None when it has none and none is needed).
 
     The task is ``task`` when given (a name), else the one the model was trained on,
@@ -301,7 +308,7 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
     malformed, or does not fit the model's sizes, is refused naming the file.
     """
     from .model import RNN
-    from .tasks import make_task, task_from_metadata
+    from .tasks import make_task, require_decoding, task_from_metadata
 
     model = RNN.load(model_path)
     own = model.metadata.get("task")
@@ -315,11 +322,23 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
             origin = f"was trained on arrays (--data {_short_text(model.metadata.get('data_file', 'arrays'))})"
         else:
             origin = "was saved with RNN.save"
-        choices = [name for name, cls in TASKS.items() if cls.decodes or offer_task]
-        raise InvalidArgument(f"the model carries no task: {model_path} {origin}; pass --task "
-                              f"{' or --task '.join(choices)} to give it that task's data (one whose inputs fit its "
-                              f"n_in={model.n_in})")
+        sizes = {name: n for name, n in _task_input_sizes().items() if TASKS[name].decodes or offer_task}
+        fits = [name for name, n in sizes.items() if n == model.n_in]
+        if fits:
+            how = f"pass --task {' or --task '.join(fits)} to give it that task's data (inputs of size {model.n_in})"
+        else:
+            how = (f"--task gives it a task's data, but none has inputs of its size n_in={model.n_in} "
+                   f"({', '.join(f'{name} {n}' for name, n in sizes.items())})")
+        raise InvalidArgument(f"the model carries no task: {model_path} {origin}; {how}")
     else:
+        if decoding and own in TASKS:
+            require_decoding(TASKS[own], decoding)  # the text task never decodes, whether its file is there or not
+        missing = _missing_task_data(model)
+        if missing is not None and not need_task:
+            return model, None
+        if missing is not None:
+            raise InvalidArgument(f"{model_path} was trained on {missing}; put it back there (a model needs only "
+                                  f"itself for `fastrnn spectrum` and `fastrnn sample`)")
         try:
             task_from_metadata(model.metadata)
         except FastRNNError as exc:
@@ -332,6 +351,24 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
             f"which needs n_in={task_obj.n_in}, n_out={task_obj.n_out}, head {task_obj.head}"
         )
     return model, task_obj
+
+
+def _missing_task_data(model):
+    """'the text file X, which cannot be read now (...)' when the task a model was trained on reads a
+    file that is gone (a text model's text, moved or deleted); None otherwise."""
+    import os
+
+    path = model.metadata.get("text") if model.metadata.get("task") == "text" else None
+    if isinstance(path, str) and not os.path.isfile(path):
+        return f"the text file {_short_text(path)!r}, which cannot be read now (moved or deleted)"
+    return None
+
+
+def _task_input_sizes():
+    """{task: n_in} of every task at its defaults (what --task NAME gives the study commands)."""
+    from .tasks import make_task
+
+    return {name: make_task(name).n_in for name in TASKS}
 
 
 def _short_text(value, limit=120):
@@ -352,8 +389,9 @@ def _load(model_path, bits=None, digits=None, task=None):
     """A saved model and its task (``task`` when given), which must decode outputs (for predict and eval)."""
     from .tasks import require_decoding
 
-    model, task = _load_model(model_path, bits, digits, task=task)
-    return model, require_decoding(task, "predict` and `fastrnn eval")
+    command = "predict` and `fastrnn eval"
+    model, task = _load_model(model_path, bits, digits, task=task, decoding=command)
+    return model, require_decoding(task, command)
 
 
 #: The tasks whose outputs predict and eval can read as sums, and their --task help.
@@ -646,11 +684,17 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
                 click.echo(f"step-Jacobian products: defined for the vanilla cell (diag(f'(a)) W); a {model.cell} "
                            f"cell's step Jacobian is not, so `fastrnn paths` shows how its gradients vanish instead")
                 continue
+            if task_obj is None and _missing_task_data(model) is not None:
+                click.echo(f"step-Jacobian products: this model was trained on {_missing_task_data(model)}; put it "
+                           f"back there to draw input sequences from it")
+                continue
             if task_obj is None:
-                fits = [name for name, cls in TASKS.items() if cls.decodes and cls().n_in == model.n_in]
-                which = " or ".join(f"--task {name}" for name in fits) if fits else "--task with a task whose inputs fit it"
-                click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; pass "
-                           f"{which} (its n_in={model.n_in}; binary has 2 inputs, digits 20)")
+                sizes = _task_input_sizes()
+                fits = [name for name, n in sizes.items() if n == model.n_in]
+                how = (f"pass --task {' or --task '.join(fits)} to fit its n_in={model.n_in}" if fits else
+                       f"--task gives a task's inputs, and none has its n_in={model.n_in} "
+                       f"({', '.join(f'{name} {n}' for name, n in sizes.items())})")
+                click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; {how}")
                 continue
             _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
             data = task_obj.sample(np.random.default_rng([seed, 2]), samples)

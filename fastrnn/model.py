@@ -470,8 +470,10 @@ class RNN:
                     )
                 if dtype.kind not in "fiu":
                     raise ModelFileError(f"model file {path!r} is corrupt: its parameters have dtype {dtype}, not real numbers")
+                _checks.check_memory(f"model file {path!r} ({_describe(meta['config'])}: {expected:,} parameters)",
+                                     expected * (dtype.itemsize + 8), "load it on a machine with more memory")
                 theta = np.array(data["theta"])
-        except ModelFileError:
+        except FastRNNError:
             raise
         except Exception as exc:
             raise ModelFileError(f"model file {path!r} is not a readable fastrnn model ({type(exc).__name__}: {_short(exc)})") from None

@@ -47,6 +47,13 @@ DEFAULTS = dict(hidden=100, activation="tanh", seq_length=25, optimizer="adagrad
 COLUMNS = ["loss_per_char", "bpc", "smooth_loss", "char_accuracy"]
 VAL_COLUMNS = ["val_bpc"]
 
+#: Held-out characters predicted for each row's ``val_bpc``: the first ``VAL_SAMPLE + 1``
+#: characters of the held-out text, read from a zero state, the same sample at every row
+#: (char-rnn likewise scores a fixed number of validation batches). A row's cost is then
+#: bounded whatever the file's size; the whole held-out text is scored once, at the end
+#: of the run (:func:`evaluate`; ``val_bpc_all`` in the run's result).
+VAL_SAMPLE = 2000
+
 #: min-char-rnn's smoothing of the loss curve: smooth = 0.999 smooth + 0.001 loss.
 SMOOTHING = 0.999
 

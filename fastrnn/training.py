@@ -74,6 +74,10 @@ class TrainResult:
     notes : list of str
         What the run repaired on its way, one line each (a resumed run's CSV that had
         lost its end and was rewritten from the saved rows).
+    final_scores : dict
+        What the task scores once, at the end (also under "result" in the JSON): a text
+        run with held-out text has ``val_bpc_all`` (all of it; completed runs only),
+        ``val_chars_all`` and ``val_chars_row`` (the characters each row's ``val_bpc`` scores).
     """
 
     model: RNN
@@ -92,6 +96,8 @@ class TrainResult:
     checkpoint_path: object = None
     rows_cut: int = 0
     notes: list = field(default_factory=list)
+    #: scores computed once at the end of the run (text: the whole held-out text's ``val_bpc_all``)
+    final_scores: dict = field(default_factory=dict)
 
     def summary(self):
         """The run's outcome as saved in its JSON file under "result".
@@ -113,6 +119,7 @@ class TrainResult:
             train_seconds=self.train_seconds,
             compile_seconds=self.compile_seconds,
             model_path=None if self.save_path is None else str(self.save_path),
+            **self.final_scores,
         )
 
     @property
@@ -908,14 +915,31 @@ def _record_blocks(runs, sizes, nb, losses, norms, errors, before, now):
         r.done = done0 + nb
 
 
+def _final_scores(run):
+    """The task's end-of-run scores (:meth:`final` of its metrics: text, the whole held-out text),
+    scored for a completed run that has rows only, and not when Ctrl-C stops the scoring (the run
+    is kept)."""
+    extra = getattr(run, "extra", None)
+    if extra is None or not hasattr(extra, "final"):
+        return {}
+    if run.status == "completed" and run.rows:
+        try:
+            return extra.final()
+        except KeyboardInterrupt:
+            pass
+    return extra.final(score=False)
+
+
 def _finish(run, train_seconds, compile_seconds, writer, save, bar, ckpt=None):
-    """The end of a run (completed, interrupted, diverged): the last checkpoint, the model, the JSON.
+    """The end of a run (completed, interrupted, diverged): the task's final scores, the last checkpoint,
+    the model, the JSON.
 
     A file that cannot be written is reported as an OutputError (the JSON, if it can
     be written, records the run and the error) after the others are written.
     """
     if bar is not None:
         bar.close()
+    final_scores = _final_scores(run)
     save_path, failure = None, None
     if run.status != "diverged":
         seconds = run.seconds_before + train_seconds
@@ -929,7 +953,7 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar, ckpt=None):
                 save_path = _save_model(run, save, seconds, ckpt)
             except OSError as exc:
                 failure = failure or _Unwritten("model", save, exc)
-    result = _result(run, train_seconds, compile_seconds, writer, save_path, ckpt)
+    result = _result(run, train_seconds, compile_seconds, writer, save_path, ckpt, final_scores)
     if writer is not None:
         extra = {} if failure is None else {"error": _failure_line(run, failure, writer, ckpt, save_path, False)}
         try:
@@ -944,7 +968,7 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar, ckpt=None):
     return result
 
 
-def _result(run, train_seconds, compile_seconds, writer, save_path, ckpt):
+def _result(run, train_seconds, compile_seconds, writer, save_path, ckpt, final_scores=None):
     return TrainResult(
         model=run.model, history=None, train_seconds=train_seconds,
         first_perfect_iteration=run.tracker.first_perfect_iteration, status=run.status, settings=run.s,
@@ -952,6 +976,7 @@ def _result(run, train_seconds, compile_seconds, writer, save_path, ckpt):
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
         columns=run.columns, checkpoint_path=None if ckpt is None else ckpt.path,
         rows_cut=getattr(run, "rows_cut", 0), notes=[writer.repaired] if writer is not None and writer.repaired else [],
+        final_scores=final_scores or {},
     )
 
 

@@ -5,18 +5,27 @@ sampling from every cell, folders holding a run stopped before its first row, mo
 trained on arrays in the study commands, and the text model's validation sample.
 """
 
+import io
+import json
 import os
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import fastrnn
-from fastrnn import _startup
+import reference as ref  # the plain-numpy twins (tests/reference.py)
+from conftest import assert_one_line_error, run_cli
+from fastrnn import _checks, _startup, checkpoint, metrics, text, training
+from fastrnn.model import parameter_count
+from fastrnn.tasks.text import TextRunMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,13 +51,18 @@ def _assert_one_line(proc, code, *fragments):
 @pytest.mark.parametrize("variable, value", [
     ("NUMBA_NUM_THREADS", "0"), ("NUMBA_NUM_THREADS", "-1"), ("NUMBA_NUM_THREADS", "two"),
     ("NUMBA_THREADING_LAYER", "bogus"), ("NUMBA_THREADING_LAYER_PRIORITY", "tbb"),
-    ("NUMBA_OPT", "7"), ("NUMBA_BOUNDSCHECK", "yes"),
+    ("NUMBA_OPT", "7"), ("NUMBA_BOUNDSCHECK", "yes"), ("NUMBA_DISABLE_JIT", "1"),
 ])
 @pytest.mark.parametrize("args", [["--version"], ["--help"], ["train", "--help"]])
 def test_bad_numba_variable_gives_one_line_naming_it_on_every_command(variable, value, args):
     proc = _command(["-m", "fastrnn", *args], {variable: value})
     _assert_one_line(proc, 2, f"{variable}={value!r}")
     assert proc.stdout == ""
+
+
+def test_bad_numba_variable_gives_one_line_through_the_checkouts_wrapper_too():
+    proc = _command([str(ROOT / "cli.py"), "--version"], {"NUMBA_NUM_THREADS": "0"})
+    _assert_one_line(proc, 2, "NUMBA_NUM_THREADS='0'")
 
 
 def test_bad_numba_variable_is_refused_in_plain_numba_mode_too():
@@ -68,7 +82,6 @@ def test_library_import_with_bad_numba_threads_raises_invalid_argument_naming_it
 
 def test_threading_layer_that_cannot_load_is_refused_before_any_run():
     """tbb is not installed here: numba would fail only when a sweep first starts its threads."""
-    pytest.importorskip("numba")
     try:
         import numba.np.ufunc.tbbpool  # noqa: F401
     except ImportError:
@@ -81,7 +94,8 @@ def test_threading_layer_that_cannot_load_is_refused_before_any_run():
 
 def test_good_numba_variables_still_run():
     proc = _command(["-m", "fastrnn", "--version"], {"NUMBA_NUM_THREADS": "1", "NUMBA_THREADING_LAYER": "workqueue",
-                                                      "NUMBA_THREADING_LAYER_PRIORITY": "workqueue omp tbb"})
+                                                      "NUMBA_THREADING_LAYER_PRIORITY": "workqueue omp tbb",
+                                                      "NUMBA_DISABLE_JIT": "0"})
     assert proc.returncode == 0 and proc.stderr == "" and "0.1.0" in proc.stdout, proc.stderr
 
 
@@ -107,8 +121,6 @@ def test_numba_threads_rule_refuses_text_that_is_no_whole_number(text):
 
 def _model_file(path, config, theta, metadata=None, **extra):
     """A model file written by hand: ``meta`` claiming ``config``, whatever ``theta`` is stored."""
-    import json
-
     meta = dict(format="fastrnn-model", version=1, config=config, metadata=metadata or {})
     np.savez(path, theta=theta, meta=np.array(json.dumps(meta)), **extra)
     return path
@@ -116,8 +128,6 @@ def _model_file(path, config, theta, metadata=None, **extra):
 
 def _peak_bytes(fn):
     """(result or exception, peak bytes traced while ``fn`` ran); numpy reports its allocations to tracemalloc."""
-    import tracemalloc
-
     tracemalloc.start()
     try:
         try:
@@ -138,8 +148,6 @@ _CONFIGS = st.fixed_dictionaries(dict(
 @settings(max_examples=40, deadline=None)
 @given(config=_CONFIGS, stored=st.integers(0, 50))
 def test_model_whose_metadata_claims_another_size_is_refused_before_allocating(tmp_path_factory, config, stored):
-    from fastrnn.model import parameter_count
-
     expected = parameter_count(config)
     if stored == expected:
         stored += 1
@@ -177,8 +185,6 @@ def test_model_file_claiming_huge_hidden_is_refused_at_once_by_every_command(tmp
 
 
 def test_checkpoint_arrays_that_do_not_fit_the_model_are_refused_from_their_headers(tmp_path):
-    from fastrnn import checkpoint
-
     result = fastrnn.train(task="binary", iters=20, log_every=10, hidden=4, save=tmp_path / "run.npz")
     with np.load(result.save_path, allow_pickle=False) as data:
         arrays = {k: np.array(data[k]) for k in data.files}
@@ -205,9 +211,6 @@ def test_file_without_model_arrays_is_refused_naming_them(tmp_path):
 
 
 # ------------------------------------------------------------------ sampling from every cell
-
-import reference as ref  # noqa: E402  (tests/reference.py: the plain-numpy twins)
-from conftest import run_cli  # noqa: E402
 
 VOCAB = " abdeghilnorstuw"
 
@@ -269,8 +272,6 @@ def test_sample_command_follows_the_cells_numpy_twin(tmp_path, capsys, cell, lay
 
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 def test_sample_of_a_gated_model_continues_a_given_state_like_the_twin(cell):
-    from fastrnn import text
-
     model = _text_model(cell, 2, seed=3)
     rng = np.random.default_rng(5)
     h0 = rng.uniform(-1, 1, (2, 9))
@@ -283,8 +284,6 @@ def test_sample_of_a_gated_model_continues_a_given_state_like_the_twin(cell):
 
 
 def test_sample_of_an_lstm_refuses_a_single_state_array():
-    from fastrnn import text
-
     with pytest.raises(fastrnn.InvalidArgument, match=r"pair \(h0, c0\)"):
         text.sample(_text_model("lstm", 1, 0), VOCAB, 5, h0=np.zeros((1, 9)))
 
@@ -308,8 +307,6 @@ def test_gated_text_model_trained_by_the_command_samples_reproducibly(tmp_path, 
 def _stopped_before_first_row(csv_path, header=True):
     """The files a run leaves when it is stopped while compiling: the JSON (status interrupted) and
     the CSV with its header alone (``header=False``: an empty CSV, stopped before the header)."""
-    from fastrnn import metrics
-
     writer = metrics.MetricsWriter(csv_path, dict(task="binary", lr=0.1, hidden=16, seed=5, iters=100))
     writer.write_json(status="interrupted", result=dict(iterations_done=0, final_accuracy=None))
     writer.close()
@@ -331,8 +328,8 @@ def test_run_with_header_only_reads_as_an_empty_numeric_frame(folder_with_a_run_
     for name in ("stopped.csv", "blank.csv"):
         frame, meta = fastrnn.read_run(folder_with_a_run_stopped_while_compiling / name)
         assert len(frame) == 0 and meta["status"] == "interrupted"
-        assert list(frame.columns[:9]) == fastrnn.metrics.COLUMNS
-        assert all(frame[c].dtype == np.float64 for c in fastrnn.metrics.COLUMNS)
+        assert list(frame.columns[:9]) == metrics.COLUMNS
+        assert all(frame[c].dtype == np.float64 for c in metrics.COLUMNS)
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
@@ -345,10 +342,6 @@ def test_report_lists_runs_without_rows_and_reports_the_others(folder_with_a_run
     table = out if fmt != "table" else out.replace(line[0], "")
     assert "no rows" not in table and "binary" in table
     if fmt == "csv":
-        import io
-
-        import pandas as pd
-
         summary = pd.read_csv(io.StringIO(out))
         assert summary["runs"].tolist() == [1]  # the finished run alone
 
@@ -356,8 +349,6 @@ def test_report_lists_runs_without_rows_and_reports_the_others(folder_with_a_run
 def test_report_of_a_folder_of_runs_without_rows_says_so_in_one_line(tmp_path, capsys):
     _stopped_before_first_row(tmp_path / "a.csv")
     code, out, err = run_cli(capsys, "report", tmp_path)
-    from conftest import assert_one_line_error
-
     assert_one_line_error(code, err, 2, "no run with rows", "a.csv (status interrupted)")
 
 
@@ -369,8 +360,6 @@ def test_plot_draws_the_runs_with_rows_and_lists_the_others(folder_with_a_run_st
     assert out_png.stat().st_size > 0
     assert "plot of 1 run(s)" in out and "stopped.csv (status interrupted)" in out
     code, out, err = run_cli(capsys, "plot", runs / "stopped.csv", "--out", tmp_path / "q.png")
-    from conftest import assert_one_line_error
-
     assert_one_line_error(code, err, 2, "nothing to draw", "stopped.csv (status interrupted)")
     assert not (tmp_path / "q.png").exists()
 
@@ -407,13 +396,13 @@ def test_spectrum_of_a_model_trained_on_arrays_needs_only_the_model(data_models,
 
 @pytest.mark.parametrize("command", [["eval", "{m}"], ["predict", "{m}", "1", "2"], ["paths", "{m}", "--out", "{o}"]])
 def test_commands_that_need_a_task_name_the_option_for_a_model_trained_on_arrays(data_models, capsys, tmp_path, command):
-    from conftest import assert_one_line_error
-
-    args = [a.format(m=data_models["other"], o=tmp_path / "p.png") for a in command]
-    code, out, err = run_cli(capsys, *args)
-    assert_one_line_error(code, err, 2, "carries no task", "trained on arrays", "pass --task binary")
-    assert "corrupt" not in err
-    assert not (tmp_path / "p.png").exists()
+    for model, fragment in ((data_models["bits"], "pass --task binary to give it that task's data"),
+                            (data_models["other"], "none has inputs of its size n_in=3 (binary 2, digits 20")):
+        args = [a.format(m=model, o=tmp_path / "p.png") for a in command]
+        code, out, err = run_cli(capsys, *args)
+        assert_one_line_error(code, err, 2, "carries no task", "trained on arrays", fragment)
+        assert "corrupt" not in err
+        assert not (tmp_path / "p.png").exists()
 
 
 def test_model_trained_on_arrays_is_scored_as_the_task_given(data_models, capsys, tmp_path):
@@ -442,3 +431,112 @@ def test_spectrum_of_a_gated_model_gives_each_gate_block(tmp_path, capsys, cell,
             sv = np.linalg.svd(block, compute_uv=False)
             assert f"W{l}[{gate}]: spectral radius {radius:.4f}; singular values {sv[0]:.3f}" in out
     assert "defined for the vanilla cell" in out
+
+
+# ------------------------------------------------------------------ the text model's validation sample
+
+
+def _words_file(path, n_chars, seed=0):
+    rng = np.random.default_rng(seed)
+    words = ["the", "bird", "sings", "over", "a", "tree", "while", "we", "listen", "slowly"]
+    text = ""
+    while len(text) < n_chars:
+        text += " ".join(rng.choice(words, 8)) + ".\n"
+    path.write_text(text[:n_chars])
+    return path
+
+
+def _twin_bpc(model, ids):
+    """bpc of next-character prediction over ``ids`` from a zero state, by tests/reference.py's forward."""
+    V = model.n_in
+    params = {k: np.array(v) for k, v in model.params.items()}
+    yhat, _ = ref.forward(params, np.eye(V)[ids[:-1]][None], model.activation, "softmax")
+    p = yhat[0, np.arange(len(ids) - 1), ids[1:]]
+    return float(-np.log(p).sum() / ((len(ids) - 1) * np.log(2.0)))
+
+
+def test_validation_scores_the_same_bounded_sample_each_row_and_all_held_out_text_at_the_end(tmp_path, monkeypatch):
+    monkeypatch.setattr(text, "VAL_SAMPLE", 60)
+    scored = []
+    real = text.evaluate
+
+    def spy(model, ids, chunk=1000):
+        scored.append(np.array(ids))
+        return real(model, ids, chunk)
+
+    monkeypatch.setattr(text, "evaluate", spy)
+    path = _words_file(tmp_path / "words.txt", 3000)
+    result = fastrnn.train(task="text", text=path, iters=40, log_every=10, hidden=12, seq_length=10, val_fraction=0.2,
+                           csv=tmp_path / "r.csv", save=tmp_path / "m.npz")
+    held_out = text.read_text(path, seq_length=10, val_fraction=0.2).val_ids
+    assert len(held_out) == 600
+    rows = len(result.rows)
+    assert rows == 4 and len(scored) == rows + 1
+    for ids in scored[:rows]:  # each row: the first 61 held-out characters (60 predictions), the same ones
+        assert np.array_equal(ids, held_out[:61])
+    assert np.array_equal(scored[-1], held_out)  # the end: all of it, once
+    model = fastrnn.RNN.load(tmp_path / "m.npz")
+    assert result.rows[-1]["val_bpc"] == pytest.approx(_twin_bpc(model, held_out[:61]), rel=1e-10)
+    whole = result.final_scores
+    assert whole["val_bpc_all"] == pytest.approx(_twin_bpc(model, held_out), rel=1e-10)
+    assert whole["val_chars_all"] == 599 and whole["val_chars_row"] == 60
+    assert json.loads((tmp_path / "r.json").read_text())["result"]["val_bpc_all"] == whole["val_bpc_all"]
+
+
+def test_held_out_text_shorter_than_the_sample_is_scored_whole_at_every_row(tmp_path):
+    path = _words_file(tmp_path / "words.txt", 1500)
+    result = fastrnn.train(task="text", text=path, iters=20, log_every=10, hidden=8, seq_length=10, val_fraction=0.1,
+                           save=tmp_path / "m.npz")
+    held_out = text.read_text(path, seq_length=10, val_fraction=0.1).val_ids
+    assert len(held_out) - 1 < text.VAL_SAMPLE
+    model = fastrnn.RNN.load(tmp_path / "m.npz")
+    assert result.rows[-1]["val_bpc"] == pytest.approx(_twin_bpc(model, held_out), rel=1e-10)
+    assert result.final_scores["val_bpc_all"] == pytest.approx(result.rows[-1]["val_bpc"], rel=1e-12)
+
+
+def test_train_summary_gives_the_whole_held_out_score_beside_the_rows_sample(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(text, "VAL_SAMPLE", 50)
+    path = _words_file(tmp_path / "words.txt", 2000)
+    code, out, err = run_cli(capsys, "train", "--task", "text", "--text", path, "--iters", 20, "--log-every", 10,
+                             "--hidden", 8, "--seq-length", 10, "--val-fraction", 0.2, "--no-csv", "-q")
+    assert code == 0, err
+    assert "on all 399 held-out characters, " in out and " on the 50 each row scores" in out
+
+
+def test_text_model_whose_text_file_is_gone_is_not_called_corrupt(tmp_path, capsys):
+    text_file = _words_file(tmp_path / "words.txt", 1200)
+    model_path = tmp_path / "t.npz"
+    code, _, err = run_cli(capsys, "train", "--task", "text", "--text", text_file, "--iters", 20, "--log-every", 10,
+                           "--hidden", 6, "--seq-length", 10, "--save", model_path, "--no-csv", "-q")
+    assert code == 0, err
+    text_file.rename(tmp_path / "moved.txt")
+    code, out, err = run_cli(capsys, "spectrum", model_path)  # needs only the model
+    assert code == 0, err
+    assert "W0: spectral radius" in out and "cannot be read now" in out and str(text_file) in out
+    code, out, err = run_cli(capsys, "sample", model_path, "--length", 10)
+    assert code == 0 and len(out) == 11, err
+    code, out, err = run_cli(capsys, "paths", model_path, "--out", tmp_path / "p.png")  # needs the text
+    assert_one_line_error(code, err, 2, str(text_file), "cannot be read now", "put it back")
+    assert "corrupt" not in err
+    code, out, err = run_cli(capsys, "eval", model_path)
+    assert_one_line_error(code, err, 2, "the text task has no decoding")
+
+
+def test_model_larger_than_the_machine_is_refused_before_its_weights_are_read(tmp_path, monkeypatch):
+    path = fastrnn.RNN(3, 10, 2).save(tmp_path / "m.npz")
+    monkeypatch.setattr(_checks, "memory_limit", lambda: 1000)  # 162 parameters: 2592 bytes read and built
+    with pytest.raises(fastrnn.InvalidArgument, match="162 parameters.* would need at least"):
+        fastrnn.RNN.load(path)
+
+
+@pytest.mark.parametrize("status", ["interrupted", "diverged"])
+def test_a_run_that_did_not_complete_skips_the_whole_held_out_score(status, monkeypatch):
+    calls = []
+    monkeypatch.setattr(text, "evaluate", lambda model, ids, chunk=1000: calls.append(len(ids)) or {"bpc": 1.0})
+    extra = TextRunMetrics(fastrnn.RNN(5, 3, 5), 5, 4, np.arange(5000) % 5, sample=100)
+    run = SimpleNamespace(extra=extra, status=status, rows=[{"val_bpc": 1.0}])
+    assert training._final_scores(run) == dict(val_chars_all=4999, val_chars_row=100)
+    assert calls == []
+    run.status = "completed"
+    assert training._final_scores(run) == dict(val_chars_all=4999, val_chars_row=100, val_bpc_all=1.0)
+    assert calls == [5000]
