@@ -249,7 +249,7 @@ def test_sigkill_at_seeded_points_then_resume_equals_one_run(tmp_path, whole_run
         else:
             proc = fastrnn_proc(args, tmp_path)
             if draw < 0.35:
-                time.sleep(rng.uniform(0.0, 0.2))  # within start-up, which takes longer than the rest of any leg
+                time.sleep(rng.uniform(0.0, 0.2))  # during start-up (loading, cutting the CSV): a leg cannot finish this soon
                 kinds.append("time")
             else:
                 # 60 rows short of the end at most: between two looks at the CSV (a loaded machine can leave
