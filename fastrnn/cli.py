@@ -594,15 +594,20 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
 
 
 @cli.command()
-@click.argument("runs", metavar="RUN.csv...", nargs=-1, required=True, type=click.Path())
+@click.argument("runs", metavar="RUN.csv|FOLDER...", nargs=-1, required=True, type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="PNG to write.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out.")
 def plot(runs, out, overwrite):
-    """Loss, error and accuracy against iteration for one or more runs overlaid (text runs: bits per character)."""
+    """Loss, error and accuracy against iteration for one or more runs overlaid (text runs: bits per character).
+
+    A folder stands for every run CSV in it; a sweep's summary.csv is skipped.
+    """
     from . import metrics, plots
+    from .report import plot_inputs
 
     plots.check_png(out)
     metrics.check_new_file(out, "plot", overwrite, "--out")
+    runs, skipped = plot_inputs(runs)
     for path in runs:
         metrics.check_distinct_files(**{"--out": out, "the run": path})
     loaded = [metrics.read_run(path) for path in runs]
@@ -616,7 +621,8 @@ def plot(runs, out, overwrite):
     except (ValueError, OverflowError) as exc:  # matplotlib cannot place ticks for values near the float limits
         raise InvalidArgument(f"cannot draw {', '.join(map(str, runs))}: values out of range for a plot "
                               f"({' '.join(str(exc).split())})") from None
-    click.echo(f"plot of {len(runs)} run(s) written to {out}")
+    shown = f" (skipped {', '.join(map(str, skipped))}: a sweep's summary, not a run)" if skipped else ""
+    click.echo(f"plot of {len(runs)} run(s) written to {out}{shown}")
 
 
 def _run_labels(metas, paths):

@@ -288,3 +288,53 @@ def test_an_older_relative_data_file_is_found_beside_the_model(capsys, tmp_path,
     os.remove(tmp_path / "work" / "d.npz")
     code, out, err = run(capsys, "train", "--resume", "work/m.npz", "--epochs", "3", "--no-csv")
     assert_one_line_error(code, err, 2, "d.npz", "--data FILE")
+
+
+# ------------------------------------------------------------------ plot
+
+
+def test_plot_of_an_empty_folder_says_it_holds_no_runs(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, out, err = run(capsys, "plot", tmp_path / "empty", "--out", tmp_path / "p.png")
+    assert_one_line_error(code, err, 2, "holds no run CSV files")
+    assert "does not exist" not in err and not (tmp_path / "p.png").exists()
+
+
+def _two_runs(folder):
+    for seed in (0, 1):
+        fastrnn.train(task="binary", iters=20, log_every=10, seed=seed, csv=folder / f"binary-seed{seed}.csv")
+    (folder / "summary.csv").write_text("run,task,seed,final_accuracy\nbinary-seed0,binary,0,0.5\nbinary-seed1,binary,1,0.5\n")
+
+
+def test_plot_of_a_sweep_folder_and_of_its_csv_files_skips_the_summary(capsys, tmp_path):
+    _two_runs(tmp_path / "S")
+    every = sorted((tmp_path / "S").glob("*.csv"))  # what the shell makes of S/*.csv: the summary included
+    assert tmp_path / "S" / "summary.csv" in every
+    for args in ([tmp_path / "S"], every):
+        code, out, err = run(capsys, "plot", *args, "--out", tmp_path / "p.png", "--overwrite")
+        assert code == 0, err
+        assert "plot of 2 run(s)" in out
+    assert "skipped" in out and "summary.csv" in out  # given by name: said
+
+
+def test_plot_of_a_sweep_summary_alone_is_refused_in_one_line(capsys, tmp_path):
+    _two_runs(tmp_path / "S")
+    code, out, err = run(capsys, "plot", tmp_path / "S" / "summary.csv", "--out", tmp_path / "p.png")
+    assert_one_line_error(code, err, 2, "summary.csv", "sweep's summary")
+
+
+def test_the_legend_of_many_runs_is_capped_so_the_picture_stays_small(tmp_path):
+    import matplotlib.image
+    import pandas as pd
+
+    from fastrnn import plots
+
+    def frame(i):
+        it = np.arange(1, 6) * 10
+        return pd.DataFrame(dict(iteration=it, loss=1.0 / (it + i), error=0.1, accuracy=0.5))
+
+    one = plots.plot_runs([("lr=0.1", frame(0))], tmp_path / "one.png")
+    many = plots.plot_runs([(f"lr={i / 1000:.3f} hidden={i}", frame(i)) for i in range(200)], tmp_path / "many.png")
+    h1, w1 = matplotlib.image.imread(one).shape[:2]
+    h2, w2 = matplotlib.image.imread(many).shape[:2]
+    assert h2 <= 1.5 * h1 and w2 <= 1.5 * w1, ((h1, w1), (h2, w2))
