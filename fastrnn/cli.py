@@ -226,7 +226,8 @@ def _data_summary(result):
 
 @cli.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path())
-@click.option("--length", type=click.IntRange(min=0), default=200, show_default=True, help="Characters to draw.")
+@click.option("--length", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Characters to draw (at most 10000000), printed as they are drawn.")
 @click.option("--temperature", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
               help="Each character is drawn from softmax(logits / T): below 1 more conservative (the likely characters "
                    "likelier), above 1 more varied (closer to uniform); 0 always takes the most likely character.")
@@ -234,7 +235,7 @@ def _data_summary(result):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the draw: the same seed gives the same text.")
 def sample(model_path, length, temperature, prime, seed):
-    """Print text drawn from a character model trained with --task text."""
+    """Print text drawn from a character model trained with --task text, a line at a time as it is drawn."""
     from . import text
     from .model import RNN
 
@@ -242,7 +243,30 @@ def sample(model_path, length, temperature, prime, seed):
     if not isinstance(model.metadata.get(text.VOCAB_KEY), str):
         raise InvalidArgument(f"model file {model_path} has no vocabulary: it was not trained on text; sample from a "
                               f"model saved by `fastrnn train --task text --save FILE`")
-    click.echo(prime + text.sample(model, length=length, temperature=temperature, prime=prime, seed=seed))
+    if length > text.MAX_SAMPLE_LENGTH:
+        per = text.seconds_per_character(model, draws=50)
+        raise InvalidArgument(f"--length {length} would take about {_duration(length * per)} here ({per * 1e6:.0f} us a "
+                              f"character); one command draws at most {text.MAX_SAMPLE_LENGTH} characters: draw a long "
+                              f"text in parts, continuing each with --prime (the previous part's end)")
+    if length > 100_000:  # long enough to wait for: say how long
+        per = text.seconds_per_character(model, draws=50)
+        if length * per > 10:
+            click.echo(f"drawing {length} characters takes about {_duration(length * per)} here ({per * 1e6:.0f} us a "
+                       f"character); the text is printed as it is drawn", err=True)
+    text.encode(model.metadata[text.VOCAB_KEY], prime, name="--prime")  # refused before anything is printed
+    click.echo(prime, nl=False)  # click.echo flushes: every piece goes out as it is drawn
+    text.sample(model, length=length, temperature=temperature, prime=prime, seed=seed,
+                write=lambda piece: click.echo(piece, nl=False))
+    click.echo()
+
+
+def _duration(seconds):
+    """3.2 -> '3 s', 300 -> '5 minutes', 24000 -> '6.7 hours'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
 
 
 # ------------------------------------------------------------------- predict / eval

@@ -338,3 +338,71 @@ def test_the_legend_of_many_runs_is_capped_so_the_picture_stays_small(tmp_path):
     h1, w1 = matplotlib.image.imread(one).shape[:2]
     h2, w2 = matplotlib.image.imread(many).shape[:2]
     assert h2 <= 1.5 * h1 and w2 <= 1.5 * w1, ((h1, w1), (h2, w2))
+
+
+# ------------------------------------------------------------------ sample
+
+
+VOCAB = "ab c\n"
+
+
+def text_model(tmp_path):
+    model = fastrnn.RNN(len(VOCAB), 8, len(VOCAB), seed=3, init_scale=2.0)
+    model.metadata = {"vocab": VOCAB}
+    return model.save(tmp_path / "chars.npz")
+
+
+def test_sample_refuses_an_absurd_length_in_one_line_saying_how_long_it_would_take(capsys, tmp_path):
+    code, out, err = run(capsys, "sample", text_model(tmp_path), "--length", "1000000000")
+    assert_one_line_error(code, err, 2, "--length 1000000000 would take about", "at most 10000000", "--prime")
+    assert out == ""
+    with pytest.raises(fastrnn.InvalidArgument, match="at most 10000000"):
+        fastrnn.text.sample(fastrnn.RNN.load(tmp_path / "chars.npz"), length=10_000_001)
+
+
+def test_a_bad_prime_is_refused_before_anything_is_printed(capsys, tmp_path):
+    code, out, err = run(capsys, "sample", text_model(tmp_path), "--prime", "abz")
+    assert_one_line_error(code, err, 2, "--prime", "'z'")
+    assert out == ""
+
+
+def test_sample_written_as_drawn_gives_the_same_text_a_line_at_a_time(tmp_path):
+    from fastrnn import text
+
+    model = fastrnn.RNN.load(text_model(tmp_path))
+    whole = text.sample(model, length=3000, temperature=1.5, prime="ab", seed=4)
+    pieces = []
+    assert text.sample(model, length=3000, temperature=1.5, prime="ab", seed=4, write=pieces.append) == ""
+    assert "".join(pieces) == whole and len(pieces) > 10
+    assert all(p.endswith("\n") or len(p) == text.STREAM_PIECE for p in pieces[:-1])
+    assert all("\n" not in p[:-1] for p in pieces)
+
+
+def test_the_command_prints_the_prime_and_the_same_sample(capsys, tmp_path):
+    from fastrnn import text
+
+    path = text_model(tmp_path)
+    code, out, err = run(capsys, "sample", path, "--length", "500", "--prime", "ab", "--seed", "5")
+    assert code == 0, err
+    assert out == "ab" + text.sample(fastrnn.RNN.load(path), length=500, prime="ab", seed=5) + "\n"
+
+
+def test_a_long_sample_is_printed_while_it_is_drawn(tmp_path):
+    import select
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = text_model(tmp_path)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-m", "fastrnn", "sample", str(path), "--length", "10000000"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        first = os.read(proc.stdout.fileno(), 4096) if ready else b""
+        still_drawing = proc.poll() is None
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert first and set(first.decode()) <= set(VOCAB), first
+    assert still_drawing
