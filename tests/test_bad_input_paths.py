@@ -406,3 +406,65 @@ def test_a_long_sample_is_printed_while_it_is_drawn(tmp_path):
         proc.communicate()
     assert first and set(first.decode()) <= set(VOCAB), first
     assert still_drawing
+
+
+# ------------------------------------------------------------ memory of --data
+
+
+def lying_npz(path, T=10**12):
+    """A few hundred bytes whose X and Y headers claim (1, T, 1) float64 arrays (the data are not there)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as zf:
+        for key in ("X", "Y"):
+            buf = io.BytesIO()
+            np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (1, T, 1)})
+            zf.writestr(f"{key}.npy", buf.getvalue())
+    return path
+
+
+def test_npz_headers_give_the_shapes_without_reading_the_data(tmp_path):
+    from fastrnn.fitting import npz_headers
+
+    np.savez_compressed(tmp_path / "z.npz", X=np.zeros((2, 300, 3), np.float32), Y=np.zeros((2, 300, 1)))
+    assert npz_headers(tmp_path / "z.npz") == {"X": ((2, 300, 3), np.dtype(np.float32)), "Y": ((2, 300, 1), np.dtype(np.float64))}
+    assert npz_headers(lying_npz(tmp_path / "l.npz", T=7))["X"] == ((1, 7, 1), np.dtype(np.float64))
+
+
+def test_a_data_file_whose_arrays_cannot_fit_is_refused_from_its_headers(capsys, tmp_path):
+    path = lying_npz(tmp_path / "huge.npz")
+    assert path.stat().st_size < 1000
+    code, out, err = run(capsys, "train", "--data", path, "--no-csv")
+    assert_one_line_error(code, err, 2, "--data", "(1, 1000000000000, 1)", "would need at least", "TiB")
+    with pytest.raises(fastrnn.InvalidArgument, match="would need at least"):
+        fastrnn.fitting.load_arrays(path)
+
+
+def test_a_small_compressed_long_sequence_is_refused_before_anything_is_loaded(capsys, tmp_path, monkeypatch):
+    from fastrnn import _checks, fitting
+
+    np.savez_compressed(tmp_path / "long.npz", X=np.zeros((1, 200_000, 1), np.float32), Y=np.zeros((1, 200_000, 1), np.float32))
+    assert (tmp_path / "long.npz").stat().st_size < 10_000
+    monkeypatch.setattr(_checks, "memory_limit", lambda: 64 * 2**20)  # a machine of 64 MiB
+
+    def load_arrays(path):
+        raise AssertionError("the arrays were loaded before the memory estimate")
+
+    monkeypatch.setattr(fitting, "load_arrays", load_arrays)
+    code, out, err = run(capsys, "train", "--data", tmp_path / "long.npz", "--no-csv")
+    assert_one_line_error(code, err, 2, "(1, 200000, 1) float32", "would need at least", "64 MiB")
+
+
+def test_many_layers_on_data_are_refused_before_training(capsys, tmp_path, monkeypatch):
+    from fastrnn import _checks
+
+    data = small_data(tmp_path / "d.npz")
+    monkeypatch.setattr(_checks, "memory_limit", lambda: 64 * 2**20)
+    # the model itself (33 MiB) fits; with the optimizer state, the copies and the kernel's it does not
+    assert _checks.model_bytes(2, 32, 2, 2000, 8) < 64 * 2**20
+    code, out, err = run(capsys, "train", "--data", data, "--layers", "2000", "--no-csv")
+    assert_one_line_error(code, err, 2, "--layers 2000", "would need at least", "--hidden, --layers")
+    with pytest.raises(fastrnn.InvalidArgument, match="would need at least"):
+        rng = np.random.default_rng(0)
+        fastrnn.fit(fastrnn.RNN(2, 32, 2, layers=2000), rng.standard_normal((6, 8, 2)), np.eye(2)[rng.integers(0, 2, (6, 8))])
