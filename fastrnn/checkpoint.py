@@ -106,6 +106,7 @@ def resume_settings(path, saved, task, given):
         merged.pop("momentum", None)
     if merged.get("init_from") is not None:
         merged.pop("init_scale", None)
+        merged.pop("forget_bias", None)
     if task is not None and task != old.get("task"):
         raise InvalidArgument(f"--task {task} differs from the saved run's task {old.get('task')} in {path}; "
                               f"a resume continues that run (leave --task out)")

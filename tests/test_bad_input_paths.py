@@ -84,10 +84,12 @@ def test_a_window_run_resumed_with_shuffle_is_refused_and_without_it_continues(c
 @pytest.mark.parametrize("args, fragment", [
     (["--optimizer", "adam", "--momentum", "0.5"], "momentum=0.5 applies to optimizer='momentum' only"),
     (["--init-scale", "0.3", "--init-from", "INIT"], "init_scale=0.3"),
+    (["--cell", "lstm", "--forget-bias", "1", "--init-from", "INIT_LSTM"], "forget_bias=1.0"),
 ])
 def test_a_setting_the_run_would_ignore_is_refused(capsys, tmp_path, args, fragment):
     init = fastrnn.RNN(2, 16, 1, head="sigmoid").save(tmp_path / "init.npz")
-    args = [str(init) if a == "INIT" else a for a in args]
+    lstm = fastrnn.RNN(2, 16, 1, head="sigmoid", cell="lstm").save(tmp_path / "lstm.npz")
+    args = [{"INIT": str(init), "INIT_LSTM": str(lstm)}.get(a, a) for a in args]
     code, out, err = run(capsys, "train", "--task", "binary", "--iters", "10", "--no-csv", *args)
     assert_one_line_error(code, err, 2, fragment)
 
@@ -468,3 +470,18 @@ def test_many_layers_on_data_are_refused_before_training(capsys, tmp_path, monke
     with pytest.raises(fastrnn.InvalidArgument, match="would need at least"):
         rng = np.random.default_rng(0)
         fastrnn.fit(fastrnn.RNN(2, 32, 2, layers=2000), rng.standard_normal((6, 8, 2)), np.eye(2)[rng.integers(0, 2, (6, 8))])
+
+
+def test_an_older_run_that_recorded_an_ignored_momentum_still_resumes(tmp_path):
+    import json
+
+    path = tmp_path / "m.npz"
+    fastrnn.train(task="binary", iters=20, log_every=10, optimizer="adam", save=path)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    state = json.loads(str(arrays["train_state"][()]))
+    state["settings"]["momentum"] = 0.5  # as a run before the refusal could record it
+    arrays["train_state"] = np.array(json.dumps(state))
+    np.savez(path, **arrays)
+    result = fastrnn.train(resume=path, iters=40)
+    assert result.iterations == 40 and result.settings["momentum"] == 0.9
