@@ -186,6 +186,12 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
     if os.path.isdir(path):
         raise InvalidArgument(f"text file {path!r} is a folder; give the path of a UTF-8 text file")
     try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0  # reading it says what is wrong
+    # the bytes, then at least a character per 4 bytes as an int64 index: 3 bytes per byte at least
+    _checks.check_memory(f"text file {path!r} ({_checks.format_bytes(size)})", 3 * size, "use a shorter text")
+    try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:

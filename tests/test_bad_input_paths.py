@@ -485,3 +485,15 @@ def test_an_older_run_that_recorded_an_ignored_momentum_still_resumes(tmp_path):
     np.savez(path, **arrays)
     result = fastrnn.train(resume=path, iters=40)
     assert result.iterations == 40 and result.settings["momentum"] == 0.9
+
+
+def test_a_text_file_too_large_for_memory_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from fastrnn import _checks, text
+
+    (tmp_path / "t.txt").write_text("abcdefgh\n" * 200, encoding="utf-8")
+    monkeypatch.setattr(_checks, "memory_limit", lambda: 4096)
+    opened = []
+    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a) or pytest.fail("the file was opened"))
+    with pytest.raises(fastrnn.InvalidArgument, match="t.txt.*would need at least 5.27 KiB"):
+        text.read_text(tmp_path / "t.txt")
+    assert not opened
