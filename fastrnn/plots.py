@@ -84,7 +84,7 @@ def plot_runs(runs, out):
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    _legend(axes[-1], len(runs))
+    _legend(axes[-1], fontsize=7)
     return _save(fig, out)
 
 
@@ -92,17 +92,19 @@ def plot_runs(runs, out):
 LEGEND_MAX = 12
 
 
-def _legend(ax, n_runs):
+def _legend(ax, fontsize=None):
     """The legend of ``ax``, at most :data:`LEGEND_MAX` entries (a legend of hundreds would dwarf the plot,
-    and its colours repeat every ten runs anyway)."""
+    and its colours repeat every ten lines anyway)."""
     handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
     if len(handles) > LEGEND_MAX:
         from matplotlib.lines import Line2D
 
-        more = len(handles) - (LEGEND_MAX - 1)
+        total, more = len(handles), len(handles) - (LEGEND_MAX - 1)
         handles = handles[: LEGEND_MAX - 1] + [Line2D([], [], linestyle="none")]
-        labels = labels[: LEGEND_MAX - 1] + [f"... {more} more lines ({n_runs} runs in all)"]
-    ax.legend(handles, labels, fontsize=7)
+        labels = labels[: LEGEND_MAX - 1] + [f"... and {more} more ({total} lines in all)"]
+    ax.legend(handles, labels, fontsize=fontsize)
 
 
 def plot_paths(profiles, out, title="path-length gradients"):
@@ -117,5 +119,5 @@ def plot_paths(profiles, out, title="path-length gradients"):
     ax.set_ylabel("mean |G_p| of W0")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    _legend(ax, len(profiles))
+    _legend(ax)
     return _save(fig, out)

@@ -497,3 +497,22 @@ def test_a_text_file_too_large_for_memory_is_refused_before_it_is_read(tmp_path,
     with pytest.raises(fastrnn.InvalidArgument, match="t.txt.*would need at least 5.27 KiB"):
         text.read_text(tmp_path / "t.txt")
     assert not opened
+
+
+def test_a_capped_legend_says_how_many_lines_it_leaves_out():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from fastrnn import plots
+
+    fig, ax = plt.subplots()
+    for i in range(30):
+        ax.plot([0, 1], [i, i], label=f"run {i}")
+    plots._legend(ax)
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close(fig)
+    assert len(texts) == plots.LEGEND_MAX
+    assert texts[:-1] == [f"run {i}" for i in range(plots.LEGEND_MAX - 1)]
+    assert texts[-1] == f"... and {31 - plots.LEGEND_MAX} more (30 lines in all)"
