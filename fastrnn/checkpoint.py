@@ -117,11 +117,22 @@ def resume_settings(path, saved, task, given):
         if setting is None:
             _settings.get(name)  # raises, naming the choices
         checked = setting.check(value)
+        if setting.kind == "path" and setting.tasks is not None and old.get(name) is not None:
+            # a task's data file (the text) given at another path: a file moved since; its content is checked
+            # when the run is restored (the text's vocabulary and checksum), so the new path is taken
+            merged[name] = checked
+            continue
         if not same_setting(setting, checked, old.get(name)):
             raise InvalidArgument(
                 f"{setting.flag} {checked} differs from the saved run's {old.get(name)} in {path}; a resume continues "
                 f"that run with its own settings (leave {setting.flag} out, or start a new run with --init-from {path})"
             )
+    for setting in _settings.every():
+        recorded = merged.get(setting.name)
+        if (setting.kind == "path" and setting.tasks is not None and isinstance(recorded, str)
+                and given.get(setting.name) is None and not os.path.exists(recorded)):
+            raise InvalidArgument(f"resuming {path}: the run's {setting.name} file {recorded} does not exist any more; "
+                                  f"if it moved, give it with {setting.flag} FILE (its content must be the same)")
     iters = given.get("iters")
     if iters is None:
         raise InvalidArgument(f"resuming {path} needs --iters N, the total number of iterations to reach "

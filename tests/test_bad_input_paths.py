@@ -516,3 +516,21 @@ def test_a_capped_legend_says_how_many_lines_it_leaves_out():
     assert len(texts) == plots.LEGEND_MAX
     assert texts[:-1] == [f"run {i}" for i in range(plots.LEGEND_MAX - 1)]
     assert texts[-1] == f"... and {31 - plots.LEGEND_MAX} more (30 lines in all)"
+
+
+def test_a_text_run_whose_file_moved_resumes_with_the_new_path(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "t.txt").write_text(TEXT, encoding="utf-8")
+    code, out, err = run(capsys, "train", "--task", "text", "--text", "a/t.txt", "--hidden", "8", "--iters", "20",
+                         "--log-every", "10", "--save", "m.npz", "--no-csv")
+    assert code == 0, err
+    os.rename(tmp_path / "a" / "t.txt", tmp_path / "b" / "t.txt")
+    code, out, err = run(capsys, "train", "--resume", "m.npz", "--iters", "40", "--no-csv")
+    assert_one_line_error(code, err, 2, str(tmp_path / "a" / "t.txt"), "does not exist any more", "--text FILE")
+    code, out, err = run(capsys, "train", "--resume", "m.npz", "--iters", "40", "--text", "b/t.txt", "--no-csv")
+    assert code == 0, err
+    (tmp_path / "b" / "other.txt").write_text(TEXT.upper(), encoding="utf-8")
+    code, out, err = run(capsys, "train", "--resume", "m.npz", "--iters", "60", "--text", "b/other.txt", "--no-csv")
+    assert_one_line_error(code, err, 2, "changed since the run was saved")
