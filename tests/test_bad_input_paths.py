@@ -534,3 +534,22 @@ def test_a_text_run_whose_file_moved_resumes_with_the_new_path(capsys, tmp_path,
     (tmp_path / "b" / "other.txt").write_text(TEXT.upper(), encoding="utf-8")
     code, out, err = run(capsys, "train", "--resume", "m.npz", "--iters", "60", "--text", "b/other.txt", "--no-csv")
     assert_one_line_error(code, err, 2, "changed since the run was saved")
+
+
+def test_a_long_sample_says_how_long_it_will_take(capsys, tmp_path, monkeypatch):
+    from fastrnn import text
+
+    monkeypatch.setattr(text, "seconds_per_character", lambda model, vocab=None, draws=200: 1e-3)
+    code, out, err = run(capsys, "sample", text_model(tmp_path), "--length", "200000")
+    assert code == 0, err
+    assert err == "drawing 200000 characters takes about 3 minutes here (1000 us a character); the text is printed as it is drawn\n"
+    assert len(out) == 200001
+    code, out, err = run(capsys, "sample", text_model(tmp_path), "--length", "2000")
+    assert code == 0 and err == ""
+
+
+def test_the_sample_length_limit_in_the_help_is_the_librarys(capsys):
+    from fastrnn import text
+
+    code, out, err = run(capsys, "sample", "--help")
+    assert code == 0 and f"at most {text.MAX_SAMPLE_LENGTH}" in " ".join(out.split())
