@@ -495,6 +495,13 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, cell,
     from .model import RNN
     from .tasks import make_task
 
+    if task != "random":  # the task's encoding fixes these: given, they would be ignored
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("n_in", "n_out", "head", "length")
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise InvalidArgument(f"{', '.join(given)} apply to --task random only; the {task} task's encoding sets its "
+                                  f"inputs, outputs, head and steps: leave them out, or use --task random")
     check_memory(f"--batch {batch} --length {length}", batch * length * (n_in + 2 * n_out + 2 * layers * hidden) * 8 * 4,
                  "choose a smaller --batch or --length")
     rng = np.random.default_rng([seed, 3])

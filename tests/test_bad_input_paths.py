@@ -553,3 +553,10 @@ def test_the_sample_length_limit_in_the_help_is_the_librarys(capsys):
 
     code, out, err = run(capsys, "sample", "--help")
     assert code == 0 and f"at most {text.MAX_SAMPLE_LENGTH}" in " ".join(out.split())
+
+
+def test_gradcheck_refuses_random_data_options_with_a_task(capsys):
+    code, out, err = run(capsys, "gradcheck", "--task", "binary", "--n-in", "7", "--head", "linear")
+    assert_one_line_error(code, err, 2, "--n-in, --head apply to --task random only")
+    code, out, err = run(capsys, "gradcheck", "--task", "binary", "--hidden", "3")
+    assert code == 0 and "all gradients pass" in out
