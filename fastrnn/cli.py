@@ -400,6 +400,12 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
     if model_paths:
         if activations or cells:
             raise InvalidArgument("--activation and --cell build fresh models; they cannot be combined with MODEL files")
+        layers_given = click.get_current_context().get_parameter_source("layers") == click.core.ParameterSource.COMMANDLINE
+        shaping = [flag for flag, given in (("--hidden", hidden is not None), ("--layers", layers_given),
+                                            ("--init-scale", init_scale is not None)) if given]
+        if shaping:
+            raise InvalidArgument(f"{', '.join(shaping)} shape fresh models; a MODEL file has its own: leave "
+                                  f"{'it' if len(shaping) == 1 else 'them'} out, or give no MODEL")
         out = []
         for path in model_paths:
             model, task_obj = _load_model(path, bits, digits, task=task, need_task=need_task, offer_task=True)

@@ -560,3 +560,13 @@ def test_gradcheck_refuses_random_data_options_with_a_task(capsys):
     assert_one_line_error(code, err, 2, "--n-in, --head apply to --task random only")
     code, out, err = run(capsys, "gradcheck", "--task", "binary", "--hidden", "3")
     assert code == 0 and "all gradients pass" in out
+
+
+@pytest.mark.parametrize("command", ["spectrum", "paths"])
+def test_studies_of_saved_models_refuse_options_that_shape_fresh_models(capsys, tmp_path, command):
+    fastrnn.train(task="binary", iters=10, log_every=10, save=tmp_path / "m.npz")
+    out_png = ["--out", tmp_path / "p.png"] if command == "paths" else []
+    code, out, err = run(capsys, command, tmp_path / "m.npz", "--hidden", "8", "--layers", "2", *out_png)
+    assert_one_line_error(code, err, 2, "--hidden, --layers shape fresh models")
+    code, out, err = run(capsys, command, tmp_path / "m.npz", "--samples", "4", *out_png)
+    assert code == 0, err
