@@ -243,6 +243,9 @@ def sample(model_path, length, temperature, prime, seed):
     if not isinstance(model.metadata.get(text.VOCAB_KEY), str):
         raise InvalidArgument(f"model file {model_path} has no vocabulary: it was not trained on text; sample from a "
                               f"model saved by `fastrnn train --task text --save FILE`")
+    if temperature == 0 and click.get_current_context().get_parameter_source("seed") == click.core.ParameterSource.COMMANDLINE:
+        raise InvalidArgument(f"--seed {seed} has no effect with --temperature 0, which always takes the most likely "
+                              f"character: leave --seed out, or draw with a temperature above 0")
     if length > text.MAX_SAMPLE_LENGTH:
         per = text.seconds_per_character(model, draws=50)
         raise InvalidArgument(f"--length {length} would take about {_duration(length * per)} here ({per * 1e6:.0f} us a "

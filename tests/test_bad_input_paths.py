@@ -570,3 +570,11 @@ def test_studies_of_saved_models_refuse_options_that_shape_fresh_models(capsys, 
     assert_one_line_error(code, err, 2, "--hidden, --layers shape fresh models")
     code, out, err = run(capsys, command, tmp_path / "m.npz", "--samples", "4", *out_png)
     assert code == 0, err
+
+
+def test_sample_refuses_a_seed_that_temperature_zero_ignores(capsys, tmp_path):
+    path = text_model(tmp_path)
+    code, out, err = run(capsys, "sample", path, "--temperature", "0", "--seed", "3")
+    assert_one_line_error(code, err, 2, "--seed 3", "--temperature 0")
+    code, out, err = run(capsys, "sample", path, "--temperature", "0", "--length", "20")
+    assert code == 0 and len(out) == 21, err
