@@ -141,6 +141,7 @@ def resume_settings(path, saved, task, given):
         merged.pop("momentum", None)
     if merged.get("init_from") is not None:
         merged.pop("init_scale", None)
+        merged.pop("forget_bias", None)
     if task is not None and task != old.get("task"):
         raise InvalidArgument(f"--task {task} differs from the saved run's task {old.get('task')} in {path}; "
                               f"a resume continues that run (leave --task out)")
@@ -152,6 +153,11 @@ def resume_settings(path, saved, task, given):
         if setting is None:
             _settings.get(name)  # raises, naming the choices
         checked = setting.check(value)
+        if setting.kind == "path" and setting.tasks is not None and old.get(name) is not None:
+            # a task's data file (the text) given at another path: a file moved since; its content is checked
+            # when the run is restored (the text's vocabulary and checksum), so the new path is taken
+            merged[name] = checked
+            continue
         if name in old:
             recorded = old[name]
         else:  # a run saved before the setting existed: it had the default
@@ -163,6 +169,12 @@ def resume_settings(path, saved, task, given):
                 f"{setting.flag} {checked} differs from the saved run's {recorded} in {path}; a resume continues "
                 f"that run with its own settings (leave {setting.flag} out, or start a new run with --init-from {path})"
             )
+    for setting in _settings.every():
+        recorded = merged.get(setting.name)
+        if (setting.kind == "path" and setting.tasks is not None and isinstance(recorded, str)
+                and given.get(setting.name) is None and not os.path.exists(recorded)):
+            raise InvalidArgument(f"resuming {path}: the run's {setting.name} file {recorded} does not exist any more; "
+                                  f"if it moved, give it with {setting.flag} FILE (its content must be the same)")
     iters = given.get("iters")
     if iters is None:
         raise InvalidArgument(f"resuming {path} needs --iters N, the total number of iterations to reach "

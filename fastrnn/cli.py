@@ -278,7 +278,8 @@ def _data_summary(result):
 
 @cli.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path())
-@click.option("--length", type=click.IntRange(min=0), default=200, show_default=True, help="Characters to draw.")
+@click.option("--length", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Characters to draw (at most 10000000), printed as they are drawn.")
 @click.option("--temperature", type=NonNegativeFloat(), default=1.0, show_default=True,
               help="Each character is drawn from softmax(logits / T): below 1 more conservative (the likely characters "
                    "likelier), above 1 more varied (closer to uniform); 0 always takes the most likely character.")
@@ -286,7 +287,7 @@ def _data_summary(result):
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the draw: the same seed gives the same text.")
 def sample(model_path, length, temperature, prime, seed):
-    """Print text drawn from a character model trained with --task text."""
+    """Print text drawn from a character model trained with --task text, a line at a time as it is drawn."""
     from . import text
     from .model import RNN
 
@@ -294,7 +295,33 @@ def sample(model_path, length, temperature, prime, seed):
     if not isinstance(model.metadata.get(text.VOCAB_KEY), str):
         raise InvalidArgument(f"model file {model_path} has no vocabulary: it was not trained on text; sample from a "
                               f"model saved by `fastrnn train --task text --save FILE`")
-    click.echo(prime + text.sample(model, length=length, temperature=temperature, prime=prime, seed=seed))
+    if temperature == 0 and click.get_current_context().get_parameter_source("seed") == click.core.ParameterSource.COMMANDLINE:
+        raise InvalidArgument(f"--seed {seed} has no effect with --temperature 0, which always takes the most likely "
+                              f"character: leave --seed out, or draw with a temperature above 0")
+    if length > text.MAX_SAMPLE_LENGTH:
+        per = text.seconds_per_character(model, draws=50)
+        raise InvalidArgument(f"--length {length} would take about {_duration(length * per)} here ({per * 1e6:.0f} us a "
+                              f"character); one command draws at most {text.MAX_SAMPLE_LENGTH} characters: draw a long "
+                              f"text in parts, continuing each with --prime (the previous part's end)")
+    if length > 100_000:  # long enough to wait for: say how long
+        per = text.seconds_per_character(model, draws=50)
+        if length * per > 10:
+            click.echo(f"drawing {length} characters takes about {_duration(length * per)} here ({per * 1e6:.0f} us a "
+                       f"character); the text is printed as it is drawn", err=True)
+    text.encode(model.metadata[text.VOCAB_KEY], prime, name="--prime")  # refused before anything is printed
+    click.echo(prime, nl=False)  # click.echo flushes: every piece goes out as it is drawn
+    text.sample(model, length=length, temperature=temperature, prime=prime, seed=seed,
+                write=lambda piece: click.echo(piece, nl=False))
+    click.echo()
+
+
+def _duration(seconds):
+    """3.2 -> '3 s', 300 -> '5 minutes', 24000 -> '6.7 hours'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
 
 
 # ------------------------------------------------------------------- predict / eval
@@ -475,6 +502,12 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
     if model_paths:
         if activations or cells:
             raise InvalidArgument("--activation and --cell build fresh models; they cannot be combined with MODEL files")
+        layers_given = click.get_current_context().get_parameter_source("layers") == click.core.ParameterSource.COMMANDLINE
+        shaping = [flag for flag, given in (("--hidden", hidden is not None), ("--layers", layers_given),
+                                            ("--init-scale", init_scale is not None)) if given]
+        if shaping:
+            raise InvalidArgument(f"{', '.join(shaping)} shape fresh models; a MODEL file has its own: leave "
+                                  f"{'it' if len(shaping) == 1 else 'them'} out, or give no MODEL")
         out = []
         for path in model_paths:
             model, task_obj = _load_model(path, bits, digits, task=task, need_task=need_task, offer_task=True)
@@ -570,6 +603,13 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, cell,
     from .model import RNN
     from .tasks import make_task
 
+    if task != "random":  # the task's encoding fixes these: given, they would be ignored
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("n_in", "n_out", "head", "length")
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise InvalidArgument(f"{', '.join(given)} apply to --task random only; the {task} task's encoding sets its "
+                                  f"inputs, outputs, head and steps: leave them out, or use --task random")
     check_memory(f"--batch {batch} --length {length}", batch * length * (n_in + 2 * n_out + 2 * layers * hidden) * 8 * 4,
                  "choose a smaller --batch or --length")
     rng = np.random.default_rng([seed, 3])
@@ -705,15 +745,20 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
 
 
 @cli.command()
-@click.argument("runs", metavar="RUN.csv...", nargs=-1, required=True, type=click.Path())
+@click.argument("runs", metavar="RUN.csv|FOLDER...", nargs=-1, required=True, type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="PNG to write.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out.")
 def plot(runs, out, overwrite):
-    """Loss, error and accuracy against iteration for one or more runs overlaid (text runs: bits per character)."""
+    """Loss, error and accuracy against iteration for one or more runs overlaid (text runs: bits per character).
+
+    A folder stands for every run CSV in it; a sweep's summary.csv is skipped.
+    """
     from . import metrics, plots
+    from .report import plot_inputs
 
     plots.check_png(out)
     metrics.check_new_file(out, "plot", overwrite, "--out")
+    runs, skipped = plot_inputs(runs)
     for path in runs:
         metrics.check_distinct_files(**{"--out": out, "the run": path})
     loaded = [metrics.read_run(path) for path in runs]
@@ -731,7 +776,8 @@ def plot(runs, out, overwrite):
     except (ValueError, OverflowError) as exc:  # matplotlib cannot place ticks for values near the float limits
         raise InvalidArgument(f"cannot draw {', '.join(map(str, runs))}: values out of range for a plot "
                               f"({' '.join(str(exc).split())})") from None
-    click.echo(f"plot of {len(runs)} run(s) written to {out}")
+    shown = f" (skipped {', '.join(map(str, skipped))}: a sweep's summary, not a run)" if skipped else ""
+    click.echo(f"plot of {len(runs)} run(s) written to {out}{shown}")
     if empty:
         click.echo(f"left out, {metrics.NO_ROWS}: {metrics.no_rows_note(empty)}")
 

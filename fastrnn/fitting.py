@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from . import _files, checkpoint, engine, optim, params
+from . import _checks, _files, checkpoint, engine, optim, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, check_output_files
@@ -148,6 +148,11 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         if not isinstance(value, (bool, np.bool_)):
             raise InvalidType(f"{name} must be True or False, got {value!r}")
     check_output_files(csv, save)
+    _checks.check_memory(
+        f"fitting {model!r} on {plan.N} sequences of {plan.T} steps (batch {plan.B}, window {plan.window})",
+        fit_bytes(model.n_in, model.n_out, model.n_hidden, model.layers, model.cell, model.dtype, plan.N, plan.T,
+                  plan.B, plan.window, None if val is None else val[0].shape[:2]),
+        "choose a smaller hidden size, fewer layers, a smaller batch or window, or fewer or shorter sequences")
     save = check_save(save, overwrite, resume, saved)
     ckpt = checkpoint.plan(checkpoint_every, checkpoint_seconds, plan.s["log_every"], save, csv, overwrite, resume, saved)
     run = _FitRun(model, plan, val, _record)
@@ -304,6 +309,23 @@ class _Plan:
             out.append((full, cut(X, full * K, T, 1), cut(Y, full * K, T, 1), cut(M, full * K, T, 1) if M.shape[0] else M,
                         resets, B, 1))
         return out
+
+
+def fit_bytes(n_in, n_out, hidden, layers, cell, dtype, N, T, batch, window, val_shape=None):
+    """Bytes a fit allocates at least besides its data arrays (exact Python integers: no overflow).
+
+    Counted: the parameters eight times over (the model, the two optimizer state
+    vectors, the copies of all three a Ctrl-C rewinds to, the kernel's transposed
+    copy and gradient), the hidden states and their gradients of one kernel call
+    (``batch`` sequences of T steps, or all N streams of one ``window``), and for
+    validation its states, gradients and outputs over all (N_val, T_val) steps at once.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    weights = 8 * _checks.model_bytes(n_in, hidden, n_out, layers, itemsize, cell)
+    B, steps = (N, min(window, T)) if window is not None else (min(batch or 32, N), T)
+    states = 2 * layers * B * steps * hidden * itemsize
+    val = 0 if val_shape is None else val_shape[0] * val_shape[1] * (3 * layers * hidden + n_out) * itemsize
+    return weights + states + val
 
 
 def _validation(model, validation, plan):
@@ -598,6 +620,10 @@ def load_arrays(path):
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise InvalidArgument(f"{where} holds one array (.npy), not named arrays; {_SAVE_HINT}")
     with npz:
+        headers = npz_headers(p)
+        _checks.check_memory(f"{where} ({_shapes_text(headers)})",
+                             sum(_count(shape) * (dtype.itemsize + 8) for shape, dtype in headers.values()),
+                             "give a smaller file (fewer or shorter sequences)")
         unknown = [k for k in npz.files if k not in DATA_KEYS]
         if unknown:
             raise InvalidArgument(f"{where} holds an array named {unknown[0]!r} that fastrnn does not read; name the arrays "
@@ -648,6 +674,70 @@ def load_arrays(path):
                 raise InvalidArgument(f"{where}: {v} has {out[v].shape[2]} {axis} per step but {t} has {out[t].shape[2]}; "
                                       f"they must agree")
     return out
+
+
+def npz_headers(path):
+    """The shape and dtype of every array of a .npz file, read from the members' .npy headers.
+
+    Nothing else is read or decompressed, so a small compressed file whose arrays
+    would take gigabytes can be refused before numpy allocates them. Members whose
+    header cannot be read are left out (loading them reports the damage).
+    """
+    import zipfile
+
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                try:
+                    with zf.open(info) as fh:
+                        version = np.lib.format.read_magic(fh)
+                        read = {(1, 0): np.lib.format.read_array_header_1_0,
+                                (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                        if read is None:
+                            continue
+                        shape, _, dtype = read(fh)
+                except Exception:  # a damaged member or header: loading it says so
+                    continue
+                if isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape):
+                    out[key] = (shape, np.dtype(dtype))
+    except Exception:  # not a zip file: np.load has said what it is
+        return {}
+    return out
+
+
+def _count(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _shapes_text(headers):
+    return ", ".join(f"{k} {tuple(shape)} {dtype}" for k, (shape, dtype) in headers.items())
+
+
+def _check_file_memory(path, headers, value):
+    """Refuse a --data run whose file and buffers cannot fit in memory, from the arrays' headers, before loading."""
+    X, Y = headers.get("X"), headers.get("Y")
+    if X is None or Y is None or len(X[0]) != 3 or len(Y[0]) != 3:
+        return  # loading names what is missing or malformed
+    (N, T, I), O = X[0], Y[0][2]
+    itemsize = np.dtype(value["dtype"]).itemsize
+    train = sum(_count(headers[k][0]) for k in ("X", "Y", "mask") if k in headers)
+    every = sum(_count(shape) for shape, _ in headers.values())
+    # read as float64, then copied once into the model's dtype, and once more for shuffled orders or windows
+    data = every * 8 + (every * itemsize if itemsize != 8 else 0)
+    data += train * itemsize if value["window"] is not None or value["shuffle"] is not False else 0
+    val = headers["X_val"][0][:2] if "X_val" in headers and len(headers["X_val"][0]) == 3 else None
+    need = data + fit_bytes(I, O, value["hidden"], value["layers"], value["cell"], value["dtype"], N, T, value["batch"],
+                            value["window"], val)
+    _checks.check_memory(
+        f"--data {path} ({_shapes_text(headers)}) with --hidden {value['hidden']}, --layers {value['layers']}, "
+        f"--batch {value['batch'] or min(32, N) if value['window'] is None else N}"
+        + ("" if value["window"] is None else f", --window {value['window']}"),
+        need, "choose a smaller --hidden, --layers, --batch or --window, or give less data")
 
 
 def infer_head(Y, mask=None):
@@ -720,6 +810,13 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
             # and shuffle's per layout (see fit)
             v = _settings.DATA_DEFAULTS.get(setting.name) if setting.default == _settings.PER_TASK else setting.default
         value[setting.name] = v
+    for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell", "forget_bias"):
+        value[name] = _check_setting(name, value[name])
+    for name in ("batch", "window"):
+        if value[name] is not None:
+            value[name] = _check_setting(name, value[name])
+    if os.path.isfile(path):
+        _check_file_memory(path, npz_headers(path), value)
     arrays = load_arrays(path)
     X, Y, M = arrays["X"], arrays["Y"], arrays.get("mask")
     inferred = value["head"] is None

@@ -1,5 +1,6 @@
 """``fastrnn report``: every run in a folder, read back with pandas and grouped by setting."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,43 @@ def run_csvs(folder):
     if not paths:
         raise InvalidArgument(f"{folder} holds no run CSV files; train with --csv {folder}/NAME.csv or sweep with --out {folder}")
     return paths
+
+
+def is_sweep_summary(path):
+    """Whether a CSV is a sweep's summary.csv (one row per run, first column ``run``), not a run's metrics."""
+    path = Path(path)
+    if path.name != "summary.csv" or not path.is_file():
+        return False
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.split(",")[0].strip() == "run"
+
+
+def plot_inputs(paths):
+    """The run CSVs ``fastrnn plot PATH...`` draws, and the sweep summaries it skipped.
+
+    A folder stands for the run CSVs in it (:func:`run_csvs`: one without any is
+    refused); a sweep's summary.csv given by name (``D/*.csv``) is skipped, and
+    refused when it is all there is. Each file is listed once.
+    """
+    runs, skipped = [], []
+    for path in map(Path, paths):
+        if path.is_dir():
+            runs += run_csvs(path)
+        elif is_sweep_summary(path):
+            skipped.append(path)
+        else:
+            runs.append(path)
+    if not runs and skipped:
+        raise InvalidArgument(f"{skipped[0]} is a sweep's summary (a row per run), not a run's metrics; give the runs' "
+                              f"CSV files or their folder ({skipped[0].parent})")
+    unique = {}
+    for path in runs:
+        unique.setdefault(os.path.abspath(path), path)
+    return list(unique.values()), skipped
 
 
 def collect(folder):

@@ -317,9 +317,10 @@ def resolve(given):
     if s["optimizer"] != "momentum" and s["momentum"] != get("momentum").default:
         raise InvalidArgument(f"momentum={s['momentum']!r} applies to optimizer='momentum' only; {s['optimizer']} would "
                               f"ignore it: leave momentum unset or use optimizer='momentum'")
-    if s["init_from"] is not None and s["init_scale"] != get("init_scale").default_for(task_obj):
-        raise InvalidArgument(f"init_scale={s['init_scale']!r} sets drawn weights, but init_from={s['init_from']!r} "
-                              f"replaces them with a saved model's: leave init_scale unset, or init_from")
+    for name in ("init_scale", "forget_bias"):  # both shape the drawn weights, which init_from replaces
+        if s["init_from"] is not None and s[name] != get(name).default_for(task_obj):
+            raise InvalidArgument(f"{name}={s[name]!r} sets drawn weights, but init_from={s['init_from']!r} replaces "
+                                  f"them with a saved model's: leave {name} unset, or init_from")
     if s["cell"] != "lstm" and s["forget_bias"] != 0.0:
         raise InvalidArgument(f"forget_bias={s['forget_bias']!r} applies to cell='lstm' only; the {s['cell']} cell has no"
                               " forget gate: leave forget_bias unset or use cell='lstm'")

@@ -197,6 +197,12 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
     if kind is not None:  # /dev/zero would be read forever, a named pipe waits for a writer
         raise InvalidArgument(f"text file {path!r} is {kind}, not a regular file; give the path of a UTF-8 text file")
     try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0  # reading it says what is wrong
+    # the bytes, then at least a character per 4 bytes as an int64 index: 3 bytes per byte at least
+    _checks.check_memory(f"text file {path!r} ({_checks.format_bytes(size)})", 3 * size, "use a shorter text")
+    try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
@@ -585,7 +591,16 @@ def _next_char(z, T, rng, drawn):
     return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(z) - 1)
 
 
-def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=None):
+#: The most characters one :func:`sample` call draws (about four minutes at a character-model's
+#: 24 us a character on one core; ten million characters are about ten megabytes of text).
+MAX_SAMPLE_LENGTH = 10_000_000
+
+#: A sample written as it is drawn (``write``) goes out a line at a time, or this many characters
+#: at a time when no line ends.
+STREAM_PIECE = 256
+
+
+def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=None, write=None):
     """Draw ``length`` characters from a trained character model.
 
     Each next character is drawn from softmax(z / temperature): a temperature
@@ -611,11 +626,22 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
     h0 : array of shape (layers, n_hidden), optional
         Initial state (zeros if None), for example a training run's carried state;
         for an LSTM the pair (h0, c0) of such arrays.
+    write : callable or None
+        Called with the text as it is drawn, a line at a time (or
+        :data:`STREAM_PIECE` characters where no line ends), so that a long sample
+        can be shown or saved while it is drawn; the pieces join to the same text.
+        ``sample`` then returns "".
 
     Returns
     -------
     str
-        The ``length`` drawn characters.
+        The ``length`` drawn characters ("" with ``write``).
+
+    Raises
+    ------
+    InvalidArgument
+        Among others, a ``length`` above :data:`MAX_SAMPLE_LENGTH`: draw a long text
+        in parts, continuing each with ``prime`` (the previous part's end).
     """
     if vocab is None:
         vocab = model.metadata.get(VOCAB_KEY)
@@ -624,6 +650,11 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
     if not isinstance(vocab, str) or not vocab:
         raise InvalidArgument(f"vocab must be the non-empty string of the model's characters, got {type(vocab).__name__}")
     length = _checks.check_int("length", length, minimum=0)
+    if length > MAX_SAMPLE_LENGTH:
+        raise InvalidArgument(f"length {length} is more than one sample draws (at most {MAX_SAMPLE_LENGTH} characters); "
+                              f"draw a long text in parts, continuing each with prime= the previous part's end")
+    if write is not None and not callable(write):
+        raise InvalidType(f"write must be a function taking a string (sys.stdout.write, say) or None, got {type(write).__name__}")
     T = _checks.check_float("temperature", temperature, minimum=0.0)
     seed = _checks.check_int("seed", seed, minimum=0)
     if not isinstance(prime, str):
@@ -651,4 +682,20 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
             ix = _next_char(z, T, rng, k)
             out.append(vocab[ix])
             h, z = step(params, model.layers, f, h, ix)
+            if write is not None and (vocab[ix] == "\n" or len(out) >= STREAM_PIECE):
+                write("".join(out))
+                out.clear()
+    if write is not None:
+        if out:
+            write("".join(out))
+        return ""
     return "".join(out)
+
+
+def seconds_per_character(model, vocab=None, draws=200):
+    """About how long :func:`sample` takes per character drawn from ``model`` here (a short timed draw)."""
+    import time
+
+    start = time.perf_counter()
+    sample(model, vocab, length=draws, seed=0)
+    return (time.perf_counter() - start) / draws
