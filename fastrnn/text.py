@@ -39,7 +39,7 @@ import numpy as np
 from . import _checks, _files
 from .exceptions import InvalidArgument, InvalidType, NumericalError
 
-#: min-char-rnn's defaults (issue 11): hidden 100, tanh, windows of 25, Adagrad at
+#: min-char-rnn's defaults: hidden 100, tanh, windows of 25, Adagrad at
 #: lr 0.1, every gradient entry clipped to [-5, 5], weights N(0, 0.01^2), biases 0.
 DEFAULTS = dict(hidden=100, activation="tanh", seq_length=25, optimizer="adagrad", lr=0.1, clip_value=5.0, init_std=0.01)
 

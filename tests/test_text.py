@@ -1,4 +1,4 @@
-"""The text task's groundwork (issue 11): reading, the data walk, metrics, sampling, and
+"""The text task's groundwork: reading, the data walk, metrics, sampling, and
 min-char-rnn's training against tests/reference_text.py."""
 
 import json
@@ -15,7 +15,7 @@ from fastrnn.exceptions import InvalidArgument
 import reference_text as ref
 from conftest import run_cli
 
-#: fastrnn against the min-char-rnn reference over 400 iterations at lr 0.01 (issue 11)
+#: fastrnn against the min-char-rnn reference over 400 iterations at lr 0.01
 RTOL_MINCHAR = 1e-9
 #: evaluate() against the reference's summed window loss (one forward, summation order differs)
 RTOL_EVAL = 1e-10
