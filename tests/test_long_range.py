@@ -418,3 +418,13 @@ def test_step_schedule_runs_train_one_by_one_in_a_sweep(tmp_path):
     alone = fastrnn.train(task="binary", seed=1, iters=20, log_every=10, hidden=4, lr_step=5, lr_gamma=0.5)
     rows = fastrnn.read_run(tmp_path / "s" / f"{result.summary['run'][1]}.csv")[0]
     assert rows["loss"].tolist() == alone.history["loss"].tolist()
+
+
+def test_step_schedule_of_the_text_kernel_is_exact_at_any_chunk_size():
+    case = dict(task="text", iters=30, hidden=8, seq_length=8, lr_step=10, lr_gamma=0.5)
+    whole = fastrnn.train(log_every=30, **case)
+    cut = fastrnn.train(log_every=7, **case)
+    np.testing.assert_array_equal(whole.model.theta, cut.model.theta)
+    assert cut.history["learning_rate"].tolist() == [0.1 * 0.5 ** ((it - 1) // 10) for it in cut.history["iteration"]]
+    plain = fastrnn.train(log_every=30, **{k: v for k, v in case.items() if not k.startswith("lr_")})
+    assert not np.array_equal(plain.model.theta, whole.model.theta)
