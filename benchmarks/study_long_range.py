@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import fastrnn  # noqa: E402
+import numpy as np  # noqa: E402
 from fastrnn.tasks import make_task  # noqa: E402
+from fastrnn.tasks._base import HELD_OUT, HELD_OUT_SEED  # noqa: E402
 
 MODELS = {
     "tanh RNN": dict(cell="rnn", activation="tanh"),
@@ -74,10 +76,13 @@ def run_sweeps(args):
                 own = make_task(task, **({param: length} if param else {}))
                 last = history.iloc[-1]
                 first, second = HEADLINE[task]
+                # the baseline strategy's scores on the same fixed held-out batch the runs are scored on
+                held = own.baseline_scores(own.sample(np.random.default_rng(HELD_OUT_SEED), HELD_OUT))
                 rows.append(dict(task=task, model=label, length=length if param else own.T, seed=s["seed"],
                                  iterations=int(last["iteration"]), score=float(last[first]), score_name=first,
-                                 baseline=own.baseline[first], second=float(last[second]), second_name=second,
-                                 second_baseline=own.baseline[second], train_seconds=meta["result"]["train_seconds"],
+                                 baseline=own.baseline[first], heldout_baseline=held[first],
+                                 second=float(last[second]), second_name=second, second_baseline=own.baseline[second],
+                                 second_heldout_baseline=held[second], train_seconds=meta["result"]["train_seconds"],
                                  status=meta["status"]))
     return rows
 
@@ -122,16 +127,18 @@ def plot(frame, path, args):
 
 def table(frame):
     """The markdown table: per task, length and model, the mean [min, max] over seeds beside the baseline."""
-    lines = ["| task | T | model | held-out score: mean [min, max] | baseline | second score: mean [min, max] | baseline |",
+    lines = ["| task | T | model | held-out score: mean [min, max] | baseline: expected (on the held-out batch) | "
+             "second score: mean [min, max] | baseline: expected (held-out) |",
              "|---|---|---|---|---|---|---|"]
     names = {"test_mse": "MSE", "test_correct": "within 0.04", "test_ce_per_step": "CE/step",
              "test_recall_accuracy": "symbols right", "test_ce": "CE", "test_accuracy": "accuracy"}
     for (task, length, model), group in frame.groupby(["task", "length", "model"], sort=False):
         s, t = group["score"], group["second"]
         lines.append(f"| {task} | {length} | {model} | {names[group['score_name'].iloc[0]]} {s.mean():.4f} "
-                     f"[{s.min():.4f}, {s.max():.4f}] | {group['baseline'].iloc[0]:.4f} | "
+                     f"[{s.min():.4f}, {s.max():.4f}] | {group['baseline'].iloc[0]:.4f} "
+                     f"({group['heldout_baseline'].iloc[0]:.4f}) | "
                      f"{names[group['second_name'].iloc[0]]} {t.mean():.3f} [{t.min():.3f}, {t.max():.3f}] | "
-                     f"{group['second_baseline'].iloc[0]:.3f} |")
+                     f"{group['second_baseline'].iloc[0]:.3f} ({group['second_heldout_baseline'].iloc[0]:.3f}) |")
     return "\n".join(lines)
 
 
@@ -162,8 +169,10 @@ def main():
     before, rest = text.split(BEGIN, 1)
     after = rest.split(END, 1)[1]
     section = (f"{BEGIN}\n_Written by `python benchmarks/study_long_range.py --iters {args.iters} --seeds "
-               f"{','.join(map(str, args.seeds))} --workers {args.workers}`: {len(frame)} runs in {wall / 60:.1f} minutes "
-               f"of wall time (finished runs reused from earlier calls count nothing)._\n\n{table(frame)}\n{END}")
+               f"{','.join(map(str, args.seeds))} --workers {args.workers}`: {len(frame)} runs, "
+               f"{frame['train_seconds'].sum() / 60:.1f} minutes of training in all (the runs' own clocks; this call "
+               f"took {wall / 60:.1f} minutes, finished runs reused from earlier calls counting nothing)._\n\n"
+               f"{table(frame)}\n{END}")
     page.write_text(before + section + after)
     print(table(frame))
     print(f"written: {docs / 'long-range.csv'}, {docs / 'long-range.png'}, {page} ({wall:.0f} s)")

@@ -428,3 +428,12 @@ def test_step_schedule_of_the_text_kernel_is_exact_at_any_chunk_size():
     assert cut.history["learning_rate"].tolist() == [0.1 * 0.5 ** ((it - 1) // 10) for it in cut.history["iteration"]]
     plain = fastrnn.train(log_every=30, **{k: v for k, v in case.items() if not k.startswith("lr_")})
     assert not np.array_equal(plain.model.theta, whole.model.theta)
+
+
+@pytest.mark.parametrize("task", [AddingProblem(30), AddingProblem(30, "signed"), AddingProblem(30, "hochreiter"),
+                                  CopyMemory(5), TemporalOrder()], ids=["unit", "signed", "hochreiter", "copy", "order"])
+def test_baseline_scores_on_a_large_batch_approach_the_baseline(task):
+    batch = task.sample(np.random.default_rng(8), 40_000)
+    got = task.baseline_scores(batch)
+    for column, expected in task.baseline.items():
+        assert got[column] == pytest.approx(expected, rel=0.03, abs=0.006), column

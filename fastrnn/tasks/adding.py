@@ -140,6 +140,11 @@ class AddingProblem(Task):
         err = yhat[rows, last, 0] - batch.Y[rows, last, 0]
         return {"test_mse": float(np.mean(err**2)), "test_correct": float(np.mean(np.abs(err) < TOLERANCE))}
 
+    def baseline_scores(self, batch):
+        """The scores of the best constant prediction on ``batch`` (its expectation: :attr:`baseline`)."""
+        constant = {"unit": 1.0, "signed": 0.0, "hochreiter": 0.5}[self.adding_form]
+        return self.score(np.full(batch.Y.shape, constant), batch)
+
     def metrics(self, model):
         return HeldOutScores(model, self)
 

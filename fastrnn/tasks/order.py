@@ -75,6 +75,10 @@ class TemporalOrder(Task):
         ce = -np.log(np.maximum(np.sum(p * y, axis=1), np.finfo(np.float64).tiny))
         return {"test_ce": float(ce.mean()), "test_accuracy": float(np.mean(p.argmax(axis=1) == y.argmax(axis=1)))}
 
+    def baseline_scores(self, batch):
+        """The scores of always answering XX with probabilities 1/4 each (chance) on ``batch``."""
+        return self.score(np.full(batch.Y.shape, 0.25), batch)
+
     def metrics(self, model):
         return HeldOutScores(model, self)
 
