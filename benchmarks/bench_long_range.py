@@ -1,7 +1,7 @@
 """The speed anchor: a public pure-numpy LSTM's adding-problem configuration, in fastrnn, in plain numpy and in PyTorch.
 
-    python benchmarks/bench_long_range.py            # fastrnn's whole run; numpy and torch timed on --sample iterations
-    python benchmarks/bench_long_range.py --full     # numpy and torch train all 8000 iterations too (minutes)
+    python benchmarks/bench_long_range.py            # fastrnn's whole run; all three timed in interleaved rounds
+    python benchmarks/bench_long_range.py --full     # numpy and torch also train all 8000 iterations (minutes)
 
 The configuration (npow/schmidhuber-problems, adding-problem/adding_problem.py): T = 100,
 one LSTM layer of 8 units, a linear read-out, batch 32, 8000 iterations; values U(-1, 1),
@@ -11,22 +11,24 @@ clipped to global norm 1, forget-gate bias 1. The three contenders start from th
 weights (fastrnn's draw, seed 0) and train on the same data stream, float64, one thread:
 
 * fastrnn: ``fastrnn.train(task="adding", adding_form="signed", cell="lstm", lr_step=1500,
-  lr_gamma=0.5, ...)``, the library's own loop (a kernel call trains ``log_every`` = 500
-  iterations; each row also scores a held-out batch of 256 sequences);
+  lr_gamma=0.5, ...)`` for the whole run (its held-out test MSE, its time for 8000
+  iterations, the compile or cache load apart); for the timing rounds, the same kernel
+  call it makes (``engine.train_chunk``, 100 iterations a call, cut at the rate's steps);
 * numpy: benchmarks/numpy_lstm.py, the same math written out in numpy, one Python step per
   iteration (its gradients are checked against fastrnn's first, to 1e-10 relative);
 * torch: ``nn.LSTM`` + ``nn.Linear`` from ``model.to_torch()``, autograd and ``torch.optim.Adam``
   with ``StepLR(1500, 0.5)``, the clipping written as fastrnn's (scale by 1/norm above 1) and
   ``bias_hh`` frozen at zero so that the one bias fastrnn trains is the one torch trains.
 
-Each takes its batch from ``AddingProblem.sample`` inside the timed iteration (fastrnn draws a
-chunk's data at once). Reported: the median seconds of one iteration after warm-up (fastrnn:
-the median over its 16 chunks of a chunk's seconds / 500; numpy and torch: each iteration
-timed on its own, after 10 untimed ones), the first call's compile (or cache-load) time
-apart, the time for 8000 iterations (measured with --full, else median x 8000), and the
-test MSE on fastrnn's fixed held-out batch (256 sequences) after the run. Before timing, 20
-iterations of each contender must follow fastrnn's losses (numpy to 1e-9, torch to 1e-6
-relative): they do the same work.
+Before any timing, 20 iterations of each contender from the same weights on the same
+data must give fastrnn's mean loss (numpy to 1e-9, torch to 1e-6 relative): they do the
+same work. Speed: ``--rounds`` rounds, each timing fastrnn on 100 iterations, then numpy
+on 10, then torch on 10 (every contender warmed up first, its first call timed apart),
+each drawing its batches with ``AddingProblem.sample`` inside the timed block; so a
+change of the machine's load touches all three alike. Reported: the median seconds an
+iteration over the rounds, and the median (and range) of the round-by-round ratios.
+With ``--full`` numpy and torch also train the whole 8000 iterations, for their time and
+held-out MSE (fastrnn's fixed batch of 256 sequences).
 
 Results: benchmarks/results/long_range.csv (one row per contender, with the machine).
 """
@@ -67,66 +69,6 @@ def lr_at(i):
     return CONFIG["lr"] * CONFIG["lr_gamma"] ** (i // CONFIG["lr_step"])
 
 
-def numpy_run(n, record_from=None):
-    """n iterations of the numpy LSTM; returns (losses, per-iteration seconds, params)."""
-    model, task, rng, _ = start()
-    p = {k: np.array(v) for k, v in model.params.items()}
-    opt = numpy_lstm.Adam(p, CONFIG["lr"], CONFIG["clip"])
-    losses, seconds = [], []
-    for i in range(n):
-        t0 = time.perf_counter()
-        X, Y, M = task.sample(rng, CONFIG["batch"])
-        opt.lr = lr_at(i)
-        loss, grads = numpy_lstm.loss_and_grads(p, X, Y, M)
-        opt.step(p, grads)
-        seconds.append(time.perf_counter() - t0)
-        losses.append(loss)
-    return np.array(losses), np.array(seconds), p
-
-
-def numpy_mse(p, held_out):
-    """Test MSE of the numpy model on the held-out batch (the forward pass of numpy_lstm, read at the last step)."""
-    X = held_out.X
-    model, _, _, _ = start()
-    for k, v in p.items():
-        model._params[k][...] = v
-    yhat, _ = model.forward(X)
-    return make_task("adding", length=CONFIG["length"], adding_form="signed").score(yhat, held_out)["test_mse"]
-
-
-def torch_run(n):
-    import torch
-
-    torch.set_num_threads(1)
-    model, task, rng, _ = start()
-    lstm, head = model.to_torch(batch_first=True)
-    lstm.bias_hh_l0.requires_grad_(False)  # zeros: fastrnn's one bias is bias_ih
-    params = [q for q in list(lstm.parameters()) + list(head.parameters()) if q.requires_grad]
-    opt = torch.optim.Adam(params, lr=CONFIG["lr"], eps=1e-8)
-    sched = torch.optim.lr_scheduler.StepLR(opt, CONFIG["lr_step"], CONFIG["lr_gamma"])
-    losses, seconds = [], []
-    for i in range(n):
-        t0 = time.perf_counter()
-        X, Y, M = task.sample(rng, CONFIG["batch"])
-        x, y = torch.from_numpy(X), torch.from_numpy(Y[:, -1, 0])
-        opt.zero_grad()
-        out, _ = lstm(x)
-        err = head(out[:, -1])[:, 0] - y
-        loss = 0.5 * (err * err).sum() / CONFIG["batch"]
-        loss.backward()
-        with torch.no_grad():
-            norm = torch.sqrt(sum((q.grad * q.grad).sum() for q in params))
-            if norm > CONFIG["clip"]:
-                for q in params:
-                    q.grad.mul_(CONFIG["clip"] / norm)
-        opt.step()
-        sched.step()
-        seconds.append(time.perf_counter() - t0)
-        losses.append(float(loss.detach()))
-    back = fastrnn.RNN.from_torch(lstm, head)
-    return np.array(losses), np.array(seconds), back
-
-
 def check_numpy_gradients():
     """numpy_lstm's gradients against fastrnn's on one batch; the largest relative error."""
     model, task, rng, _ = start()
@@ -139,69 +81,163 @@ def check_numpy_gradients():
     return err
 
 
+class Contender:
+    """One contender's training, advanced block by block from CONFIG's initial weights and data stream."""
+
+    def __init__(self, name):
+        from fastrnn import engine, optim
+
+        self.name, self.done = name, 0
+        model, self.task, self.rng, _ = start()
+        B = CONFIG["batch"]
+        if name == "fastrnn":
+            self.model = model
+            self.state = np.zeros((2, model.n_params))
+            self.hstate = engine.new_state(model, B)
+            self.buf = np.empty(engine.chunk_scratch_size(model, CONFIG["length"], B))
+            self.hyper = optim.hyper_array()
+            self.engine, self.adam = engine, optim.ADAM
+        elif name == "numpy":
+            self.p = {k: np.array(v) for k, v in model.params.items()}
+            self.opt = numpy_lstm.Adam(self.p, CONFIG["lr"], CONFIG["clip"])
+        else:
+            import torch
+
+            torch.set_num_threads(1)
+            self.torch = torch
+            self.lstm, self.head = model.to_torch(batch_first=True)
+            self.lstm.bias_hh_l0.requires_grad_(False)  # zeros: fastrnn's one bias is bias_ih
+            self.params = [q for q in list(self.lstm.parameters()) + list(self.head.parameters()) if q.requires_grad]
+            self.opt = torch.optim.Adam(self.params, lr=CONFIG["lr"], eps=1e-8)
+            self.sched = torch.optim.lr_scheduler.StepLR(self.opt, CONFIG["lr_step"], CONFIG["lr_gamma"])
+
+    def block(self, n):
+        """Train n iterations (drawing their data); return their mean loss."""
+        B = CONFIG["batch"]
+        if self.name == "fastrnn":  # one kernel call per rate, as fastrnn.train cuts a chunk at a step boundary
+            X, Y, M = self.task.sample(self.rng, n * B)
+            losses, norms, errors = np.empty(n), np.empty(n), np.empty(n * B, dtype=np.int64)
+            a = 0
+            while a < n:
+                i = self.done + a
+                b = min(n, (i // CONFIG["lr_step"] + 1) * CONFIG["lr_step"] - self.done)
+                rows = slice(a * B, b * B)
+                self.engine.train_chunk(self.model, -1, X[rows], Y[rows], M[rows], B, self.adam, lr_at(i), self.hyper,
+                                        self.state, i, CONFIG["clip"], 0.0, self.hstate, None, self.buf,
+                                        losses[a:b], norms[a:b], errors[rows])
+                a = b
+            self.done += n
+            return float(losses.mean())
+        total = 0.0
+        for _ in range(n):
+            X, Y, M = self.task.sample(self.rng, B)
+            if self.name == "numpy":
+                self.opt.lr = lr_at(self.done)
+                loss, grads = numpy_lstm.loss_and_grads(self.p, X, Y, M)
+                self.opt.step(self.p, grads)
+            else:
+                torch = self.torch
+                x, y = torch.from_numpy(X), torch.from_numpy(Y[:, -1, 0])
+                self.opt.zero_grad()
+                out, _ = self.lstm(x)
+                err = self.head(out[:, -1])[:, 0] - y
+                loss_t = 0.5 * (err * err).sum() / B
+                loss_t.backward()
+                with torch.no_grad():  # fastrnn's clipping: scale by clip / norm above clip
+                    norm = torch.sqrt(sum((q.grad * q.grad).sum() for q in self.params))
+                    if norm > CONFIG["clip"]:
+                        for q in self.params:
+                            q.grad.mul_(CONFIG["clip"] / norm)
+                self.opt.step()
+                self.sched.step()
+                loss = float(loss_t.detach())
+            total += loss
+            self.done += 1
+        return total / n
+
+    def test_mse(self, held_out):
+        task = make_task("adding", length=CONFIG["length"], adding_form="signed")
+        if self.name == "fastrnn":
+            model = self.model
+        elif self.name == "numpy":
+            model, _, _, _ = start()
+            for k, v in self.p.items():
+                model._params[k][...] = v
+        else:
+            model = fastrnn.RNN.from_torch(self.lstm, self.head)
+        return task.score(model.forward(held_out.X)[0], held_out)["test_mse"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sample", type=int, default=200, help="numpy and torch: timed iterations without --full")
-    parser.add_argument("--full", action="store_true", help="numpy and torch train all 8000 iterations")
+    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds")
+    parser.add_argument("--full", action="store_true", help="numpy and torch train all 8000 iterations too")
     parser.add_argument("--out", default=str(RESULTS / "long_range.csv"))
     args = parser.parse_args()
-    n_other = CONFIG["iters"] if args.full else args.sample + 10
 
     grad_err = check_numpy_gradients()
     print(f"numpy LSTM gradients against fastrnn's: max relative error {grad_err:.1e}")
-
-    t0 = time.perf_counter()
-    result = fastrnn.train(**CONFIG)
-    fr_wall = time.perf_counter() - t0
-    rows = result.rows
-    chunk = np.diff([0.0] + [r["elapsed_s"] for r in rows]) / CONFIG["log_every"]
-    fr_median = float(np.median(chunk))
-    fr_mse = rows[-1]["test_mse"]
-    _, _, _, held_out = start()
-
-    # the same work: the first 20 iterations' losses, fastrnn's against numpy's and torch's
+    # the same work: 20 iterations from the same weights on the same data, the same losses
     check = fastrnn.train(**{**CONFIG, "iters": 20, "log_every": 20})
     ref = check.history["loss"].iloc[0]
-    np_losses, _, _ = numpy_run(20)
-    t_losses, _, _ = torch_run(20)
-    assert abs(np_losses.mean() - ref) <= 1e-9 * ref, (np_losses.mean(), ref)
-    assert abs(t_losses.mean() - ref) <= 1e-6 * ref, (t_losses.mean(), ref)
-    print(f"mean loss of the first 20 iterations: fastrnn {ref:.12f}, numpy {np_losses.mean():.12f}, "
-          f"torch {t_losses.mean():.12f}")
+    firsts = {name: Contender(name).block(20) for name in ("fastrnn", "numpy", "torch")}
+    assert abs(firsts["fastrnn"] - ref) <= 1e-12 * ref and abs(firsts["numpy"] - ref) <= 1e-9 * ref, (firsts, ref)
+    assert abs(firsts["torch"] - ref) <= 1e-6 * ref, (firsts, ref)
+    print("mean loss of the first 20 iterations: train() " + f"{ref:.12f}, "
+          + ", ".join(f"{k} {v:.12f}" for k, v in firsts.items()))
 
-    out = []
-    base = dict(T=CONFIG["length"], hidden=CONFIG["hidden"], batch=CONFIG["batch"], iterations=CONFIG["iters"])
-    out.append(dict(base, contender="fastrnn", iterations_timed=CONFIG["iters"], median_ms_per_iter=fr_median * 1e3,
-                    compile_s=result.compile_seconds, run_s=result.train_seconds, run_s_measured=True,
-                    test_mse=fr_mse, speedup_of_fastrnn=1.0))
-    print(f"fastrnn: {fr_median * 1e3:.3f} ms/iteration (median of {len(chunk)} chunks), {result.train_seconds:.1f} s for "
-          f"8000 (compile or cache load {result.compile_seconds:.2f} s; {fr_wall:.1f} s wall in all), test MSE {fr_mse:.5f}")
-    for name, fn in (("numpy", numpy_run), ("torch", torch_run)):
+    # the library's whole run: the held-out MSE, the time for 8000 iterations, the compile apart
+    result = fastrnn.train(**CONFIG)
+    fr_mse = result.rows[-1]["test_mse"]
+    print(f"fastrnn.train: {result.train_seconds:.1f} s for 8000 iterations (compile or cache load "
+          f"{result.compile_seconds:.2f} s apart), held-out test MSE {fr_mse:.5f}")
+
+    # speed: interleaved rounds (fastrnn 100 iterations, numpy 10, torch 10, each after warm-up), so that a
+    # change of the machine's load touches every contender alike; medians over the rounds
+    contenders = {name: Contender(name) for name in ("fastrnn", "numpy", "torch")}
+    sizes = {"fastrnn": 100, "numpy": 10, "torch": 10}
+    first_call = {}
+    for name, c in contenders.items():
         t0 = time.perf_counter()
-        losses, seconds, trained = fn(n_other)
-        first = time.perf_counter() - t0
-        timed = seconds[10:]
-        median = float(np.median(timed))
+        c.block(1)
+        first_call[name] = time.perf_counter() - t0
+        c.block(sizes[name] // 10)  # warm-up
+    per_iter = {name: [] for name in contenders}
+    for _ in range(args.rounds):
+        for name, c in contenders.items():
+            t0 = time.perf_counter()
+            c.block(sizes[name])
+            per_iter[name].append((time.perf_counter() - t0) / sizes[name])
+    fr = np.array(per_iter["fastrnn"])
+    _, _, _, held_out = start()
+    base = dict(T=CONFIG["length"], hidden=CONFIG["hidden"], batch=CONFIG["batch"], iterations=CONFIG["iters"])
+    out = [dict(base, contender="fastrnn", median_ms_per_iter=float(np.median(fr)) * 1e3,
+                min_ms_per_iter=fr.min() * 1e3, max_ms_per_iter=fr.max() * 1e3, rounds=args.rounds,
+                iterations_timed=int(fr.size * 100), first_call_s=result.compile_seconds, run_8000_s=result.train_seconds,
+                run_8000_measured=True, test_mse=fr_mse, fastrnn_faster=1.0, min_ratio=1.0, max_ratio=1.0)]
+    print(f"fastrnn: {np.median(fr) * 1e3:.3f} ms/iteration (median of {args.rounds} rounds of 100)")
+    for name in ("numpy", "torch"):
+        t = np.array(per_iter[name])
+        ratio = t / fr  # round by round
+        mse, run_s, measured = float("nan"), float(np.median(t)) * CONFIG["iters"], False
         if args.full:
-            mse = numpy_mse(trained, held_out) if name == "numpy" else make_task(
-                "adding", length=CONFIG["length"], adding_form="signed").score(trained.forward(held_out.X)[0], held_out)["test_mse"]
-            run_s = float(seconds.sum())
-        else:
-            mse, run_s = float("nan"), median * CONFIG["iters"]
+            c = Contender(name)
+            t0 = time.perf_counter()
+            c.block(CONFIG["iters"])
+            run_s, measured, mse = time.perf_counter() - t0, True, c.test_mse(held_out)
         label = "numpy (benchmarks/numpy_lstm.py)" if name == "numpy" else "torch nn.LSTM (1 thread)"
-        out.append(dict(base, contender=label, iterations_timed=len(timed), median_ms_per_iter=median * 1e3,
-                        compile_s=float(seconds[0]), run_s=run_s, run_s_measured=args.full, test_mse=mse,
-                        speedup_of_fastrnn=median / fr_median))
-        print(f"{label}: {median * 1e3:.3f} ms/iteration (median of {len(timed)}), "
-              f"{'measured' if args.full else 'estimated'} {run_s:.1f} s for 8000, fastrnn {median / fr_median:.1f}x faster"
-              + (f", test MSE {mse:.5f}" if args.full else f" ({first:.1f} s for {n_other} iterations)"))
-    import platform
-
-    command = "python benchmarks/bench_long_range.py" + (" --full" if args.full else f" --sample {args.sample}")
+        out.append(dict(base, contender=label, median_ms_per_iter=float(np.median(t)) * 1e3, min_ms_per_iter=t.min() * 1e3,
+                        max_ms_per_iter=t.max() * 1e3, rounds=args.rounds, iterations_timed=int(t.size * 10),
+                        first_call_s=first_call[name], run_8000_s=run_s, run_8000_measured=measured, test_mse=mse,
+                        fastrnn_faster=float(np.median(ratio)), min_ratio=float(ratio.min()), max_ratio=float(ratio.max())))
+        print(f"{label}: {np.median(t) * 1e3:.3f} ms/iteration; fastrnn {np.median(ratio):.1f}x faster (rounds: "
+              f"{ratio.min():.1f}x to {ratio.max():.1f}x); 8000 iterations {'measured' if measured else 'estimated'} "
+              f"{run_s:.1f} s" + (f", test MSE {mse:.5f}" if measured else ""))
     from _common import environment
 
+    command = "python benchmarks/bench_long_range.py" + (" --full" if args.full else "") + f" --rounds {args.rounds}"
     write_csv(Path(args.out), out, environment(command))
-    print(f"published for the numpy program: {PUBLISHED}; written: {args.out} ({platform.node()})")
+    print(f"published for the numpy program: {PUBLISHED}; written: {args.out}")
 
 
 if __name__ == "__main__":
