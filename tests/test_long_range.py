@@ -145,7 +145,7 @@ def test_adding_baselines_are_those_of_the_best_constant():
     assert AddingProblem(50, "signed").baseline["test_mse"] == pytest.approx(2 * 4 / 12, abs=1e-15)
     for form, constant in (("unit", 1.0), ("signed", 0.0), ("hochreiter", 0.5)):
         task = AddingProblem(40, form)
-        batch = task.sample(rng, 200_000)
+        batch = task.sample(rng, 50_000)
         last = batch.mask.argmax(axis=1)
         y = batch.Y[np.arange(len(last)), last, 0]
         mse, correct = np.mean((y - constant) ** 2), np.mean(np.abs(y - constant) < 0.04)
@@ -178,15 +178,17 @@ def test_copy_baseline_is_the_memoryless_cross_entropy(lag):
 
 def test_order_baseline_is_chance():
     task = TemporalOrder()
-    batch = task.sample(np.random.default_rng(3), 20_000)
+    n = 4000
+    batch = task.sample(np.random.default_rng(3), n)
     uniform = np.full(batch.Y.shape, 0.25)
     scores = task.score(uniform, batch)
     assert scores["test_ce"] == pytest.approx(np.log(4), rel=1e-12) == task.baseline["test_ce"]
-    labels = batch.Y[np.arange(20_000), batch.mask.argmax(axis=1)].argmax(axis=1)
-    assert np.bincount(labels, minlength=4) / 20_000 == pytest.approx([0.25] * 4, abs=0.015)  # the classes are balanced
+    labels = batch.Y[np.arange(n), batch.mask.argmax(axis=1)].argmax(axis=1)
+    # the classes are balanced: each share within 4 standard errors (0.0068) of 1/4
+    assert np.bincount(labels, minlength=4) / n == pytest.approx([0.25] * 4, abs=0.028)
     always_xx = np.zeros(batch.Y.shape)
     always_xx[:, :, 0] = 1.0
-    assert task.score(always_xx, batch)["test_accuracy"] == pytest.approx(0.25, abs=0.015)
+    assert task.score(always_xx, batch)["test_accuracy"] == pytest.approx(0.25, abs=0.028)
 
 
 def test_adding_score_reads_the_last_real_step():
@@ -433,7 +435,7 @@ def test_step_schedule_of_the_text_kernel_is_exact_at_any_chunk_size():
 @pytest.mark.parametrize("task", [AddingProblem(30), AddingProblem(30, "signed"), AddingProblem(30, "hochreiter"),
                                   CopyMemory(5), TemporalOrder()], ids=["unit", "signed", "hochreiter", "copy", "order"])
 def test_baseline_scores_on_a_large_batch_approach_the_baseline(task):
-    batch = task.sample(np.random.default_rng(8), 40_000)
+    batch = task.sample(np.random.default_rng(8), 8000)
     got = task.baseline_scores(batch)
-    for column, expected in task.baseline.items():
-        assert got[column] == pytest.approx(expected, rel=0.03, abs=0.006), column
+    for column, expected in task.baseline.items():  # within about 4 standard errors of 8000 sequences
+        assert got[column] == pytest.approx(expected, rel=0.06, abs=0.02), column
