@@ -25,7 +25,8 @@ def run_csvs(folder):
 
 
 def collect(folder):
-    """One row per run: its settings, final accuracy, first-perfect iteration, time, status."""
+    """One row per run: its settings, final accuracy, the task's held-out scores (``test_*`` columns), first-perfect
+    iteration, time, status."""
     rows = []
     for path in run_csvs(folder):
         frame, meta = read_run(path)
@@ -42,6 +43,8 @@ def collect(folder):
             status=status,
             diverged=status == "diverged",
         )
+        # a task's own held-out scores (the long-range tasks' test_mse, ...): their last values
+        row.update({c: float(frame[c].iloc[-1]) for c in frame.columns if c.startswith("test_") and len(frame)})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -57,10 +60,12 @@ def summarize(runs, by=None):
     for k in by:
         keyed[k] = keyed[k].astype(str)
     grouped = keyed.groupby(by, sort=True, dropna=False)
+    scores = {f"{c}_mean": (c, "mean") for c in runs.columns if c.startswith("test_")}
     out = grouped.agg(
         runs=("run", "count"),
         final_accuracy_mean=("final_accuracy", "mean"),
         final_accuracy_min=("final_accuracy", "min"),
+        **scores,
         first_perfect_median=("first_perfect_iteration", lambda s: pd.to_numeric(s, errors="coerce").median()),
         train_seconds_median=("train_seconds", lambda s: pd.to_numeric(s, errors="coerce").median()),
         diverged=("diverged", "sum"),

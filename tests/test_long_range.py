@@ -245,10 +245,20 @@ def test_a_sweep_over_lengths_and_inits(tmp_path):
     result = fastrnn.sweep(task="adding", seeds=[0], grid={"length": [5, 8], "init": ["default", "orthogonal"]},
                            out=tmp_path / "s", workers=1, iters=20, log_every=10, hidden=4)
     assert len(result.summary) == 4 and set(result.summary["status"]) == {"completed"}
+    last_mse = {}
     for name in result.summary["run"]:
         meta = json.loads((tmp_path / "s" / f"{name}.json").read_text())
         settings = meta.get("settings", meta)
         assert settings["init"] in name and f"length{settings['length']}" in name
+        last_mse[(settings["length"], settings["init"])] = fastrnn.read_run(tmp_path / "s" / f"{name}.csv")[0]["test_mse"].iloc[-1]
+    # the report groups them with the task's held-out scores
+    from fastrnn import report
+
+    table = report.summarize(report.collect(tmp_path / "s"), by=["length"])
+    for length, row in table.set_index("length").iterrows():
+        mine = [v for (n, _), v in last_mse.items() if str(n) == str(length)]
+        assert row["test_mse_mean"] == pytest.approx(np.mean(mine), rel=1e-12)
+        assert 0 <= row["test_correct_mean"] <= 1
 
 
 # ------------------------------------------------------------------ initialisations
