@@ -58,7 +58,8 @@ def ints(text):
 
 
 def run_sweeps(args):
-    rows = []
+    """Every (task, model) sweep; returns (one row per run, how many runs trained in this call)."""
+    rows, ran = [], 0
     for task, (param, lengths) in TASKS.items():
         for label, model in MODELS.items():
             slug = label.lower().replace(", ", "-").replace(" ", "-")
@@ -68,6 +69,7 @@ def run_sweeps(args):
                                    workers=args.workers, iters=args.iters, log_every=args.log_every, **model)
             print(f"{task:7s} {label:22s} {len(result.summary)} runs ({result.ran} ran) in {time.perf_counter() - t0:.0f} s",
                   flush=True)
+            ran += result.ran
             for name in result.summary["run"]:
                 history, _ = fastrnn.read_run(Path(args.out) / task / slug / f"{name}.csv")
                 meta = json.loads((Path(args.out) / task / slug / f"{name}.json").read_text())
@@ -84,7 +86,7 @@ def run_sweeps(args):
                                  second=float(last[second]), second_name=second, second_baseline=own.baseline[second],
                                  second_heldout_baseline=held[second], train_seconds=meta["result"]["train_seconds"],
                                  status=meta["status"]))
-    return rows
+    return rows, ran
 
 
 def plot(frame, path, args):
@@ -155,7 +157,8 @@ def main():
     import pandas as pd
 
     t0 = time.perf_counter()
-    frame = pd.DataFrame(run_sweeps(args))
+    rows, ran = run_sweeps(args)
+    frame = pd.DataFrame(rows)
     wall = time.perf_counter() - t0
     order = {m: k for k, m in enumerate(MODELS)}
     frame = frame.sort_values(["task", "length", "model", "seed"], key=lambda c: c.map(order) if c.name == "model" else c)
@@ -170,8 +173,10 @@ def main():
     after = rest.split(END, 1)[1]
     section = (f"{BEGIN}\n_Written by `python benchmarks/study_long_range.py --iters {args.iters} --seeds "
                f"{','.join(map(str, args.seeds))} --workers {args.workers}`: {len(frame)} runs, "
-               f"{frame['train_seconds'].sum() / 60:.1f} minutes of training in all (the runs' own clocks; this call "
-               f"took {wall / 60:.1f} minutes, finished runs reused from earlier calls counting nothing)._\n\n"
+               f"{frame['train_seconds'].sum() / 60:.1f} minutes of training in all (the runs' own clocks"
+               + (f"; this call trained {ran} of them in {wall / 60:.1f} minutes of wall time" if ran else
+                  "; every run reused from an earlier call of the script")
+               + ")._\n\n"
                f"{table(frame)}\n{END}")
     page.write_text(before + section + after)
     print(table(frame))
