@@ -250,6 +250,15 @@ def _summary(result):
                 f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
         where = _where(result)
         return text + (f"; {where}" if where else "")
+    task = TASKS.get(result.settings.get("task"))
+    if result.rows and hasattr(task, "scores_line"):  # a task with its own held-out scores says them first
+        from .tasks import make_task
+
+        own = make_task(task.name, **{p.name: result.settings[p.name] for p in task.PARAMS})
+        text = (f"{task.name}: {own.scores_line(result.rows[-1])} after {result.iterations} iterations; training "
+                f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
+        where = _where(result)
+        return text + (f"; {where}" if where else "")
     first = result.first_perfect_iteration
     reached = f"first 1.0 at iteration {first}" if first is not None else "never reached 1.0"
     text = (

@@ -174,7 +174,7 @@ def _resumed(path, saved, model, given):
     elif not isinstance(model, RNN):
         raise InvalidType(f"model must be a fastrnn.RNN (or None with resume: the saved one), got {type(model).__name__}")
     else:
-        mine, theirs = ({k: v for k, v in m.config().items() if k not in ("seed", "init_scale")} for m in (model, loaded))
+        mine, theirs = ({k: v for k, v in m.config().items() if k not in ("seed", "init_scale", "init")} for m in (model, loaded))
         if mine != theirs:
             raise InvalidArgument(f"model {model!r} differs from the model saved in {path} ({loaded!r}); pass model=None "
                                   f"to continue the saved one")
@@ -794,7 +794,7 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         if name == "iters":
             raise InvalidArgument("--iters does not apply to --data; give --epochs (passes over the arrays)")
         setting = _settings.get(name)
-        if setting in _settings.DATA or setting in _settings.TRAINING and name != "log_spectrum":
+        if setting in _settings.DATA or setting in _settings.TRAINING and name not in ("log_spectrum", "lr_step", "lr_gamma"):
             continue
         raise InvalidArgument(f"{setting.flag} does not apply to --data (it belongs to the tasks); leave it out")
     if given.get("shuffle") and given.get("window") is not None:
@@ -826,12 +826,12 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         except InvalidArgument as exc:
             raise InvalidArgument(f"--data {path}: {exc}") from None
     head = value["head"] = _check_setting("head", value["head"])
-    for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell", "forget_bias"):
+    for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell", "forget_bias", "init"):
         value[name] = _check_setting(name, value[name])
     model = RNN(X.shape[2], value["hidden"], Y.shape[2], layers=value["layers"], activation=value["activation"],
                 head=head, dtype=value["dtype"], seed=value["seed"],
                 init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"], cell=value["cell"],
-                forget_bias=value["forget_bias"])
+                forget_bias=value["forget_bias"], init=value["init"])
     model.metadata = {"task": "data", "data_file": os.path.abspath(path)}
     if value["init_from"] is not None:
         value["init_from"] = _check_setting("init_from", value["init_from"])
@@ -843,7 +843,7 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
                    checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, _note=_note,
                    _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
-                                forget_bias=value["forget_bias"], head_inferred=inferred), **kwargs)
+                                forget_bias=value["forget_bias"], head_inferred=inferred, init=value["init"]), **kwargs)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
             hint = _inferred(Y, M) if "head" in str(exc) and given.get("head") else None

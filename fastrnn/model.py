@@ -56,6 +56,12 @@ class RNN:
         (Gers et al. 2000; Jozefowicz et al. 2015 recommend 1). Applied once, at
         initialisation; the default 0 is PyTorch's initialisation. Any other cell
         refuses a nonzero value.
+    init : {"default", "orthogonal", "identity"}
+        How the recurrent weights start (:mod:`fastrnn.inits`): "default" keeps the
+        uniform draw above; "orthogonal" makes every W (every gate block of a gated
+        cell's W) a random orthogonal matrix; "identity" is the IRNN's W = I, zero
+        biases, U and V from N(0, 0.001^2) (the vanilla cell only; meant for
+        ``activation="relu"``). Drawn from their own stream of ``seed``.
 
     Attributes
     ----------
@@ -77,7 +83,7 @@ class RNN:
     """
 
     def __init__(self, n_in, n_hidden, n_out, layers=1, activation="tanh", head="softmax", dtype="float64", seed=0,
-                 init_scale=None, cell="rnn", forget_bias=0.0):
+                 init_scale=None, cell="rnn", forget_bias=0.0, init="default"):
         self.n_in = _checks.check_int("n_in", n_in, minimum=1)
         self.n_hidden = _checks.check_int("n_hidden", n_hidden, minimum=1)
         self.n_out = _checks.check_int("n_out", n_out, minimum=1)
@@ -100,6 +106,12 @@ class RNN:
                 f"forget_bias={self.forget_bias!r} applies to the LSTM's forget gate only; the {self.cell} cell has none:"
                 " leave forget_bias=0 or use cell='lstm'"
             )
+        from . import inits
+
+        self.init = _checks.check_choice("init", init, tuple(inits.INITS))
+        if self.init == "identity" and self.cell != "rnn":
+            raise InvalidArgument(f"init='identity' applies to the vanilla cell only (the IRNN); the {self.cell} cell's W "
+                                  f"stacks its gates: use init='orthogonal' or 'default', or cell='rnn'")
         cell_module = cells.module(self.cell)
         #: state vectors per layer (1: h; the LSTM's 2: h and c)
         self.n_states = cell_module.S
@@ -120,6 +132,7 @@ class RNN:
             H = self.n_hidden
             for l in range(self.layers):  # gates i, f, g, o: f is the second block
                 self._params[f"b{l}"][H : 2 * H] = self.forget_bias
+        inits.apply(self, self.init, self.seed)
         #: Free-form JSON-able facts saved with the model (the training task, say).
         self.metadata = {}
         self._scratch = np.empty(0, dtype=self.dtype)
@@ -162,7 +175,7 @@ class RNN:
         return dict(
             n_in=self.n_in, n_hidden=self.n_hidden, n_out=self.n_out, layers=self.layers,
             activation=self.activation, head=self.head, dtype=self.dtype.name, seed=self.seed,
-            init_scale=self.init_scale, cell=self.cell, forget_bias=self.forget_bias,
+            init_scale=self.init_scale, cell=self.cell, forget_bias=self.forget_bias, init=self.init,
         )
 
     def copy(self):

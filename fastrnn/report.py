@@ -90,6 +90,8 @@ def collect(folder):
             diverged=status == "diverged",
             rows=len(frame),
         )
+        # a task's own held-out scores (the long-range tasks' test_mse, ...): their last values
+        row.update({c: float(frame[c].iloc[-1]) for c in frame.columns if c.startswith("test_") and len(frame)})
         rows.append(row)
     runs = pd.DataFrame(rows)
     finals = [c for c in runs.columns if c.startswith("final_")]

@@ -29,6 +29,9 @@ from .exceptions import InvalidArgument, InvalidType
 #: The default of a setting whose default the task chooses (its module's DEFAULTS).
 PER_TASK = "per task"
 
+#: The step decay's factor when ``lr_step`` is given without ``lr_gamma`` (PyTorch's StepLR's).
+LR_GAMMA = 0.1
+
 #: Kinds of setting: what values they take, how the command line and a sweep write them.
 KINDS = ("int", "float", "choice", "flag", "scale", "path")
 
@@ -193,6 +196,12 @@ def _cells():
     return tuple(CELLS)
 
 
+def _inits():
+    from .inits import INITS
+
+    return tuple(INITS)
+
+
 def _tasks():
     from .tasks import TASKS
 
@@ -215,6 +224,10 @@ TRAINING = (
     Setting("optimizer", "choice", "Update rule.", PER_TASK, choices=_optimizers),
     Setting("lr", "float", "Learning rate.", PER_TASK, positive=True),
     Setting("momentum", "float", "Momentum of the momentum optimizer.", 0.9, minimum=0.0, below=1.0),
+    Setting("lr_step", "int", "Step decay: multiply the learning rate by --lr-gamma every N iterations; 0 = off.", None,
+            minimum=0, zero_is_off=True, off="constant"),
+    Setting("lr_gamma", "float", "Step decay: the factor applied every --lr-step iterations.", None, positive=True,
+            off="0.1 with --lr-step"),
     Setting("clip", "float", "Rescale each gradient to at most this global norm; 0 = off.", PER_TASK, minimum=0.0,
             zero_is_off=True, off="off"),
     Setting("clip_value", "float", "Clip every gradient entry to [-V, V] (before --clip); 0 = off.", None, minimum=0.0,
@@ -224,6 +237,9 @@ TRAINING = (
             together=True),
     Setting("init_scale", "scale", "Initial weights uniform in [-s, s] (text: normal with std s, biases 0), or fan_in "
             "(1/sqrt(fan-in) per matrix).", PER_TASK),
+    Setting("init", "choice", "Recurrent weights: default (as --init-scale draws them), orthogonal (every W, every "
+            "gate block, a random orthogonal matrix) or identity (the IRNN: W = I, biases 0, U and V N(0, 0.001^2); "
+            "vanilla cell, meant for --activation relu).", "default", choices=_inits),
     Setting("forget_bias", "float", "LSTM only: the forget gate's biases start at this value (1 is the usual advice, "
             "Jozefowicz et al. 2015; 0 = PyTorch's initialisation).", 0.0),
     Setting("init_from", "path", "Start from the weights of this saved model (.npz) instead of drawing them.", None,
@@ -321,6 +337,17 @@ def resolve(given):
         if s["init_from"] is not None and s[name] != get(name).default_for(task_obj):
             raise InvalidArgument(f"{name}={s[name]!r} sets drawn weights, but init_from={s['init_from']!r} replaces "
                                   f"them with a saved model's: leave {name} unset, or init_from")
+    if s["init"] == "identity" and s["cell"] != "rnn":
+        raise InvalidArgument(f"init='identity' applies to cell='rnn' only (the IRNN); the {s['cell']} cell's W stacks its"
+                              " gates: use init='orthogonal' or 'default', or cell='rnn'")
+    if s["init"] == "identity" and given.get("init_scale") is not None:
+        raise InvalidArgument(f"init_scale={given['init_scale']!r} does not apply with init='identity', which draws U and V"
+                              " from N(0, 0.001^2) and sets W = I: leave init_scale unset or choose another init")
+    if s["lr_step"] is None and s["lr_gamma"] is not None:
+        raise InvalidArgument(f"lr_gamma={s['lr_gamma']!r} needs lr_step (every how many iterations to apply it): "
+                              "give lr_step too, or leave lr_gamma unset")
+    if s["lr_step"] is not None and s["lr_gamma"] is None:
+        s["lr_gamma"] = LR_GAMMA
     if s["cell"] != "lstm" and s["forget_bias"] != 0.0:
         raise InvalidArgument(f"forget_bias={s['forget_bias']!r} applies to cell='lstm' only; the {s['cell']} cell has no"
                               " forget gate: leave forget_bias unset or use cell='lstm'")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _signals, checkpoint, engine, optim, params
+from . import _checks, _signals, checkpoint, engine, inits, optim, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, NumericalError, OutputError
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
@@ -246,8 +246,14 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         fetch = run.source.next_ids
 
         def call(inputs, targets, resets, n):
-            return engine.train_chunk_chars(model, inputs, targets, resets, run.kind, s["lr"], run.hyper, run.state,
-                                            run.clip_value, hstate, losses[:n], norms[:n], errors[:n])
+            done = 0
+            for a, b, lr in run.lr_pieces(n):  # one piece unless the step schedule changes the rate inside the chunk
+                got = engine.train_chunk_chars(model, inputs[a:b], targets[a:b], resets[a:b], run.kind, lr, run.hyper,
+                                               run.state, run.clip_value, hstate, losses[a:b], norms[a:b], errors[a:b])
+                done = a + got
+                if got < b - a:
+                    break
+            return done
 
         def warmup():
             # on a terminal, when the kernel is neither compiled nor cached
@@ -260,14 +266,24 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
 
         def call(X, Y, M, resets, n):
             # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
-            return engine.train_chunk(model, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper, run.state, run.done,
-                                      run.clip_norm, run.clip_value, hstate, resets, buf, losses[:n], norms[:n],
-                                      errors[: n * B])
+            done = 0
+            for a, b, lr in run.lr_pieces(n):  # one piece unless the step schedule changes the rate inside the chunk
+                got = engine.train_chunk(model, run.K, X[a * B : b * B], Y[a * B : b * B],
+                                         M[a * B : b * B] if M.shape[0] else M, B, run.kind, lr, run.hyper, run.state,
+                                         run.done + a, run.clip_norm, run.clip_value, hstate,
+                                         resets[a:b] if resets.shape[0] else resets, buf, losses[a:b], norms[a:b],
+                                         errors[a * B : b * B])
+                done = a + got
+                if got < b - a:
+                    break
+            return done
 
         def warmup():
             # on a terminal, when the kernel is neither compiled nor cached
             engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
             call(*run.warmup_batch(), 0)
+            if hasattr(run.extra, "warmup"):  # the held-out scores' forward kernel, before the clock too
+                run.extra.warmup()
 
     def advance(clock):
         n = run.next_chunk()
@@ -569,7 +585,10 @@ def can_train_together(settings):
     from .cells import module
 
     widest = max(task_obj.n_in, s["hidden"], task_obj.n_out) * module(s["cell"]).G  # a gated cell's products are G*H wide
-    # the parallel kernel applies no per-entry clipping (clip_value) and carries no state: such runs train one by one
+    # the parallel kernel applies no per-entry clipping (clip_value), carries no state and keeps one rate; a task's
+    # held-out scores need each model's weights after every chunk: such runs train one by one
+    if getattr(task_obj, "scores_held_out", False) or s["lr_step"] is not None:
+        return False
     return not getattr(task_obj, "carries_state", False) and s["init_from"] is None and not s["log_spectrum"] and s["clip_value"] is None and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
 
 
@@ -596,6 +615,10 @@ def train_many(settings_list):
             raise InvalidArgument("train_many does not log spectra; train runs with log_spectrum=True one by one")
         if s["clip_value"] is not None:
             raise InvalidArgument("train_many does not clip per entry; train runs with clip_value one by one")
+        if s["lr_step"] is not None:
+            raise InvalidArgument("train_many keeps one learning rate; train runs with lr_step one by one")
+        if getattr(task_obj, "scores_held_out", False):
+            raise InvalidArgument(f"train_many does not score held-out data; train {task_obj.name} runs one by one")
         runs.append(_Run(task_obj, s))
     first = runs[0]
     same = [setting.name for setting in _settings.every() if setting.together]
@@ -736,9 +759,12 @@ class _Run:
         s["versions"] = versions()
         self.model = RNN(task_obj.n_in, s["hidden"], task_obj.n_out, layers=s["layers"], activation=s["activation"],
                          head=task_obj.head, dtype=s["dtype"], seed=s["seed"],
-                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"], cell=s["cell"], forget_bias=s["forget_bias"])
+                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"], cell=s["cell"], forget_bias=s["forget_bias"],
+                         init=s["init"])
         self.model.metadata = dict(task_obj.model_metadata())
         task_obj.init_weights(self.model, s)
+        if s["init"] != "default":  # over a task's own draw (text), the same numbers as the model's
+            inits.apply(self.model, s["init"], s["seed"])
         if fresh and s["init_from"] is not None:
             init_from(self.model, s["init_from"])
         self.B, self.T = s["batch"], task_obj.T
@@ -816,6 +842,25 @@ class _Run:
     def next_chunk(self):
         return min(self.s["log_every"], self.s["iters"] - self.done)
 
+    def lr_at(self, iteration):
+        """The learning rate of update ``iteration`` (0-based): ``lr * lr_gamma ** (iteration // lr_step)``."""
+        s = self.s
+        return s["lr"] if s["lr_step"] is None else s["lr"] * s["lr_gamma"] ** (iteration // s["lr_step"])
+
+    def lr_pieces(self, n):
+        """The next n iterations as ``[(start, stop, lr)]``, cut where the step schedule changes the rate, so that
+        every update gets its own iteration's rate whatever ``log_every`` is (n = 0: one empty piece)."""
+        step = self.s["lr_step"]
+        if step is None or n == 0:
+            return [(0, n, self.lr_at(self.done))]
+        pieces, a = [], 0
+        while a < n:
+            i = self.done + a
+            b = min(n, (i // step + 1) * step - self.done)
+            pieces.append((a, b, self.lr_at(i)))
+            a = b
+        return pieces
+
     def warmup_batch(self):
         """Data (X, Y, M, resets) for the zero-iteration compile call, from a throwaway stream."""
         return self.task.source(np.random.default_rng(0), self.B, self.model.dtype).next(1)
@@ -856,8 +901,8 @@ class _Run:
         # sums over counts: the same numbers as .mean() (the same pairwise sums; integer sums exact),
         # without np.mean's Python-level wrapper, four times a row
         row = _row(self.done, B, float(losses[:n].sum()) / n, int(errors[: n * B].sum()) / (n * B),
-                   self.tracker.accuracy(), self.tracker.position_accuracy(), float(norms[:n].sum()) / n, s["lr"],
-                   elapsed)
+                   self.tracker.accuracy(), self.tracker.position_accuracy(), float(norms[:n].sum()) / n,
+                   self.lr_at(self.done - 1), elapsed)
         if self.extra is not None:
             row.update(self.extra.update(losses[:n], errors[: n * B]))
         if self.probe is not None:

@@ -61,7 +61,7 @@ def test_train_maps_options_to_the_library_call(capsys, tmp_path):
         bptt_truncate=3, dtype="float32", seed=11, log_every=5, csv=None, save=str(tmp_path / "m.npz"), overwrite=True,
         progress=False, bits=None, digits=4, encoding="interleave", init_scale="fan_in", log_spectrum=False,
         momentum=None, clip_value=None, text=None, seq_length=None, val_fraction=None, init_from=None, cell=None, lag=None,
-        forget_bias=None,
+        forget_bias=None, length=None, adding_form=None, init=None, lr_step=None, lr_gamma=None,
     )
 
 

@@ -164,7 +164,7 @@ def test_a_new_task_is_one_class_and_one_registry_line(echo_registered, tmp_path
     assert fastrnn.RNN.load(tmp_path / "e.npz").metadata == {"task": "echo"}
     with pytest.raises(fastrnn.InvalidArgument, match="bits belongs to the binary task; the echo task takes no parameters"):
         fastrnn.train(task="echo", bits=9)
-    assert settings.get("task").choice_list() == ("binary", "digits", "text", "recall", "echo")
+    assert settings.get("task").choice_list() == ("binary", "digits", "text", "recall", "adding", "copy", "order", "echo")
 
 
 @pytest.mark.parametrize("command", [["predict", "{path}", "1", "0"], ["eval", "{path}"]])

@@ -13,8 +13,11 @@ independent of numba's own generator).
 from .. import _checks
 from ..exceptions import InvalidArgument
 from ._base import Batch, Task, operands
+from .adding import AddingProblem
 from .binary import BinaryAddition
+from .copy_memory import CopyMemory
 from .digits import ENCODINGS, DigitAddition
+from .order import TemporalOrder
 from .recall import Recall
 from .text import TextTask
 
@@ -24,19 +27,23 @@ TASKS = {
     "digits": DigitAddition,
     "text": TextTask,
     "recall": Recall,
+    "adding": AddingProblem,
+    "copy": CopyMemory,
+    "order": TemporalOrder,
 }
 
 #: The registered names (kept for callers of the old module).
 TASK_NAMES = tuple(TASKS)
 
-__all__ = ["Batch", "DATA_HEADLINE", "LOWER_IS_BETTER", "BinaryAddition", "DigitAddition", "ENCODINGS", "TASKS", "Task", "TextTask", "make_task", "operands",
-           "require_decoding", "task_from_metadata", "headline", "has_goal"]
+__all__ = ["AddingProblem", "Batch", "BinaryAddition", "CopyMemory", "DATA_HEADLINE", "DigitAddition", "ENCODINGS", "LOWER_IS_BETTER",
+           "TASKS", "Task", "TemporalOrder", "TextTask", "has_goal", "headline", "make_task", "operands", "require_decoding",
+           "task_from_metadata"]
 
 #: The headline metrics of a fit on arrays (``"task": "data"``: fastrnn.fit, ``fastrnn train --data``).
 DATA_HEADLINE = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 #: Headline metrics where lower is better (for the others higher is).
-LOWER_IS_BETTER = frozenset({"loss", "val_loss", "bpc", "val_bpc"})
+LOWER_IS_BETTER = frozenset({"loss", "val_loss", "bpc", "val_bpc", "test_mse", "test_ce_per_step", "test_ce"})
 
 
 def headline(task):
@@ -55,11 +62,14 @@ def has_goal(task):
 
 def _owner_message(name, param):
     """'bits belongs to the binary task; the digits task takes digits and encoding'."""
-    owner = next(cls for cls in TASKS.values() if any(p.name == param for p in cls.PARAMS))
+    owners = [cls for cls in TASKS.values() if any(p.name == param for p in cls.PARAMS)]
     mine = [p.name for p in TASKS[name].PARAMS]
+    takes = f"takes {_and(mine)}" if mine else "takes no parameters"
+    if len(owners) > 1:  # a parameter several tasks share ('lag belongs to the recall and copy tasks')
+        return f"{param} belongs to the {_and([cls.name for cls in owners])} tasks; the {name} task {takes}"
+    owner = owners[0]
     theirs = [p.name for p in owner.PARAMS]
     verb = "belongs" if len(theirs) == 1 else "belong"
-    takes = f"takes {_and(mine)}" if mine else "takes no parameters"
     return f"{_and(theirs)} {verb} to the {owner.name} task; the {name} task {takes}"
 
 

@@ -117,3 +117,43 @@ def operands(rng, n, limit):
     """
     ab = rng.integers(0, limit, (n, 2), dtype=np.int64)
     return ab[:, 0], ab[:, 1]
+
+
+#: Sequences in the held-out batch a scoring task (``scores_held_out``) scores every metrics row on.
+HELD_OUT = 256
+#: Seed of that batch: one fixed batch for every run, seed and setting, so that runs compare on the same data.
+HELD_OUT_SEED = 19970815
+
+
+class HeldOutScores:
+    """The task's own columns of a run's rows: ``task.score(yhat, batch)`` on a fixed held-out batch.
+
+    The batch (``HELD_OUT`` sequences from ``default_rng(HELD_OUT_SEED)``) is drawn once;
+    every row runs the model forward on it with the weights after the row's chunk.
+    Nothing to carry over a resume: the batch is drawn again, the scores depend on the weights only.
+    """
+
+    def __init__(self, model, task, n=HELD_OUT):
+        self.model, self.task = model, task
+        self.batch = task.sample(np.random.default_rng(HELD_OUT_SEED), n)
+        self.columns = list(task.score_columns)
+
+    def warmup(self):
+        """Compile (or load) the forward kernel on one sequence, so that the first row does not pay for it."""
+        self.model.forward(self.batch.X[:1])
+
+    def update(self, losses, errors):
+        yhat, _ = self.model.forward(self.batch.X)
+        return self.task.score(yhat, self.batch)
+
+    def state(self):
+        return None
+
+    def restore(self, state):
+        pass
+
+
+def uniform_ints(u, k):
+    """Integers uniform in 0..k-1 from uniform draws u in [0, 1): floor(u * k) (k a power of two: exactly uniform;
+    otherwise off by at most k * 2**-53 from uniform)."""
+    return np.minimum((u * k).astype(np.int64), k - 1)

@@ -25,8 +25,9 @@ import numpy as np
 from ..settings import Setting
 from ._base import Batch, Task
 
-LAG = Setting("lag", "int", "recall: steps between the symbol and the query (the memory needed).", 10, minimum=1,
-              maximum=100000, tasks=("recall",), together=True)
+LAG = Setting("lag", "int", "recall: steps between the symbol and the query (the memory needed); copy: the lag T "
+              "(T - 1 blanks between the symbols and the delimiter).", 10, minimum=1, maximum=100000,
+              tasks=("recall", "copy"), together=True)
 
 #: symbols (to recall, and as distractors)
 SYMBOLS = 4
