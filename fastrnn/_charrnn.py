@@ -744,3 +744,8 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
                 thread.join()
     put_back(theta, state, P, S, I, H, O)
     return done
+
+
+from ._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

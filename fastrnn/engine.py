@@ -315,7 +315,8 @@ _COMPILE_SECONDS = {"small-model SGD training": 4, "small-model training": 9, "g
 def compile_note(model, T, batch, stream=None, options=None, many=False, chars=False):
     """Say on the screen, once, that the training kernel this run needs must be compiled first.
 
-    Only when numba's cache holds no copy of it (its index file is missing), this
+    Only when numba's cache holds no copy of it for this code (no index file, or one
+    written for other kernel sources or another version), this
     process has not compiled it yet, and stderr is a terminal (``stream=None``; a
     captured stderr keeps its one line per error); returns the line written, or None.
     ``many``: for :func:`fastrnn.training.train_many`, which names only the lanes kernel
@@ -340,9 +341,13 @@ def compile_note(model, T, batch, stream=None, options=None, many=False, chars=F
     if kernel.signatures:
         return None
     cache = getattr(kernel, "_cache", None)
-    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
-    if index is None or os.path.exists(index):
-        return None
+    if hasattr(cache, "holds_entries"):  # fastrnn's keyed cache: is there an entry for this code?
+        if cache.holds_entries():
+            return None
+    else:
+        index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+        if index is None or os.path.exists(index):
+            return None
     line = f"fastrnn: compiling the {name} kernels once, about {_COMPILE_SECONDS[name]} s (numba caches them for later runs)"
     print(line, file=sys.stderr if stream is None else stream, flush=True)
     return line
