@@ -165,7 +165,7 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
         result = getattr(exc, "result", None)
         if result is None:
             click.echo("Interrupted before training started.", err=True)
-        elif result.iterations == 0:
+        elif result.iterations == 0 and not result.train_seconds:
             click.echo(f"Interrupted before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
         else:
             s = result.settings

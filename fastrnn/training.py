@@ -71,6 +71,9 @@ class TrainResult:
         "completed", "interrupted" (Ctrl-C) or "diverged" (NaN or infinite loss).
     settings : dict
         Every setting of the run, defaults filled in, as in the JSON file.
+    threads : int or None
+        The threads the text kernel trained on (:func:`fastrnn.cpus.kernel_threads`);
+        None for the other kernels. Recorded in the JSON under "result".
     """
 
     model: RNN
@@ -86,10 +89,11 @@ class TrainResult:
     save_path: object = None
     rows: list = field(default_factory=list, repr=False)
     columns: list = field(default_factory=list, repr=False)
+    threads: object = None  # the threads the text kernel trained on (None: another kernel)
 
     def summary(self):
         """The run's outcome as saved in its JSON file under "result"."""
-        return dict(
+        out = dict(
             status=self.status,
             iterations_done=self.iterations,
             final_accuracy=self.rows[-1]["accuracy"] if self.rows else None,
@@ -98,6 +102,9 @@ class TrainResult:
             compile_seconds=self.compile_seconds,
             model_path=None if self.save_path is None else str(self.save_path),
         )
+        if self.threads is not None:
+            out["threads"] = self.threads
+        return out
 
     @property
     def final_accuracy(self):
@@ -201,33 +208,40 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     writer = open_writer(csv, run, overwrite, resume, saved)
     hstate = run.hstate
 
+    buf = None
+
+    def general_call(X, Y, M, resets, n):
+        # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
+        return engine.train_chunk(model, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper, run.state, run.done,
+                                  run.clip_norm, run.clip_value, hstate, resets, buf, losses[:n], norms[:n],
+                                  errors[: n * B])
+
+    def general_warmup():
+        # on a terminal, when the kernel is neither compiled nor cached
+        nonlocal buf, fetch, call
+        buf = params.aligned_empty(run.scratch_size(), model.dtype)
+        fetch, call = run.source.next, general_call
+        engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
+        call(*run.warmup_batch(), 0)
+
+    fetch, call, warmup = run.source.next, general_call, general_warmup
     if hasattr(run.source, "next_ids") and engine.chars_kernel(model, B, run.kind, run.K, run.T, run.clip_norm):
         # min-char-rnn's training: the windows as character indices, into the fused kernel
-        fetch = run.source.next_ids
+        info = {}
 
-        def call(inputs, targets, resets, n):
-            return engine.train_chunk_chars(model, inputs, targets, resets, run.kind, s["lr"], run.hyper, run.state,
-                                            run.clip_value, hstate, losses[:n], norms[:n], errors[:n])
+        def chars_call(inputs, targets, resets, n):
+            done = engine.train_chunk_chars(model, inputs, targets, resets, run.kind, s["lr"], run.hyper, run.state,
+                                            run.clip_value, hstate, losses[:n], norms[:n], errors[:n], info=info)
+            run.threads = info["threads"]
+            return done
 
-        def warmup():
+        def chars_warmup():
             # on a terminal, when the kernel is neither compiled nor cached
             engine.compile_note(model, run.T, B, chars=True)
-            none = np.zeros((0, run.T), dtype=np.int64)
-            call(none, none, np.zeros(0, dtype=np.int64), 0)
-    else:
-        fetch = run.source.next
-        buf = params.aligned_empty(run.scratch_size(), model.dtype)
+            if not engine.chars_ready():  # a numba that cannot build it: the general kernel (one line said so)
+                general_warmup()
 
-        def call(X, Y, M, resets, n):
-            # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
-            return engine.train_chunk(model, run.K, X, Y, M, B, run.kind, s["lr"], run.hyper, run.state, run.done,
-                                      run.clip_norm, run.clip_value, hstate, resets, buf, losses[:n], norms[:n],
-                                      errors[: n * B])
-
-        def warmup():
-            # on a terminal, when the kernel is neither compiled nor cached
-            engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
-            call(*run.warmup_batch(), 0)
+        fetch, call, warmup = run.source.next_ids, chars_call, chars_warmup
 
     def advance(clock):
         n = run.next_chunk()
@@ -270,7 +284,11 @@ def drive(run, warmup, advance, writer, save, progress, total, desc):
         start = time.perf_counter()
         while run.remaining():
             pending = run.snapshot()  # rewound to if the chunk does not finish (Ctrl-C)
-            row, done = advance(lambda: time.perf_counter() - start)
+            try:
+                row, done = advance(lambda: time.perf_counter() - start)
+            except KeyboardInterrupt:
+                stop.check()  # a text chunk stopped by the handler: the signal's own exception
+                raise
             pending = None
             if row is not None:
                 if writer is not None:
@@ -347,6 +365,7 @@ class _DeferredInterrupt:
         if self.presses > 1:
             raise KeyboardInterrupt
         self.flag = True
+        stop_text_kernel()
 
     def check(self):
         if self.flag:
@@ -357,6 +376,15 @@ class _DeferredInterrupt:
         if self.old is not None:
             signal.signal(signal.SIGINT, self.old)
             self.old = None
+
+
+def stop_text_kernel():
+    """Stop a text chunk in flight at its next iteration (its call then raises, the state
+    unchanged: see :class:`fastrnn._charrnn.Stopped`), so that a signal ends a long chunk
+    at once instead of after it. Safe in a signal handler; nothing if none runs."""
+    charrnn = sys.modules.get(__name__.rpartition(".")[0] + "._charrnn")
+    if charrnn is not None:
+        charrnn.stop_all()
 
 
 def init_from(model, path):
@@ -596,6 +624,7 @@ class _Run:
         self.hstate = engine.new_state(self.model, self.B)
         self.seconds_before = 0.0  # training seconds of the run before a resume
         self.resumable = True  # False: save the weights without the training state
+        self.threads = None  # the text kernel's threads (recorded in the JSON)
         self.csv = None
         self.probe = None
         if s["log_spectrum"]:
@@ -766,7 +795,7 @@ def _finish(run, train_seconds, compile_seconds, writer, save, bar):
         first_perfect_iteration=run.tracker.first_perfect_iteration, status=run.status, settings=run.s,
         iterations=run.done, compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
-        columns=run.columns,
+        columns=run.columns, threads=getattr(run, "threads", None),
     )
     if writer is not None:
         extra = {} if save_error is None else {"error": f"the model could not be saved to {save}: {save_error}"}

@@ -1,21 +1,27 @@
-"""What a run survives: numba's on-disk cache (stale or damaged).
+"""What a run survives: the text kernel's threads (stopping, stalls, the CPUs it may use)
+and numba's on-disk cache (stale or damaged).
 
 Subprocesses run the package under test (PYTHONPATH); the cache cases run a copy of it
 in tmp_path, so that editing or damaging it touches nothing else.
 """
 
 import ast
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import fastrnn
+from fastrnn import _charrnn, cpus, engine, optim, text
 
 PACKAGE = Path(fastrnn.__file__).parent
 ROOT = PACKAGE.parent
@@ -27,6 +33,249 @@ def env(**extra):
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     e.update(extra)
     return e
+
+
+# ---------------------------------------------------------------- the text kernel's threads
+
+
+@pytest.fixture(scope="module")
+def example():
+    t = text.read_text(text.example_path())
+    model = fastrnn.RNN(t.n_vocab, H, t.n_vocab, activation="tanh", head="softmax", seed=3)
+    return t, model.theta.copy()
+
+
+def chars_run(t, theta, iters, threads, info=None, model_out=None):
+    """``iters`` iterations in one call of engine.train_chunk_chars; everything it changed."""
+    model = fastrnn.RNN(t.n_vocab, H, t.n_vocab, activation="tanh", head="softmax")
+    model.theta[:] = theta
+    source = text.TextSource(t.ids, t.n_vocab, seq_length=L)
+    state = np.zeros((2, model.n_params))
+    hstate = engine.new_state(model, 1)
+    losses, norms, errors = np.full(iters, np.nan), np.full(iters, np.nan), np.full(iters, -1, dtype=np.int64)
+    inputs, targets, resets = source.next_ids(iters)
+    out = dict(theta=model.theta, state=state, hstate=hstate, losses=losses, norms=norms, errors=errors)
+    if model_out is not None:
+        model_out.update(out)
+    out["done"] = engine.train_chunk_chars(model, inputs, targets, resets, optim.ADAGRAD, 0.1, optim.hyper_array(),
+                                           state, 5.0, hstate, losses, norms, errors, threads, info)
+    return out
+
+
+def when_running(delay, action):
+    """Call ``action`` ``delay`` seconds after a text kernel call is in flight (on a helper thread)."""
+    def wait():
+        while not _charrnn._RUNNING:
+            time.sleep(0.001)
+        time.sleep(delay)
+        action()
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
+def test_the_second_thread_really_runs_its_half_of_every_iteration(example):
+    """Role B (output layer, dV, dW's groups, the updates of V and c) counts the iterations it
+    finished in the sync array; a two-thread call reports that count and two threads, and gives
+    the one-thread numbers bit for bit."""
+    t, theta = example
+    info = {}
+    two = chars_run(t, theta, 40, threads=2, info=info)
+    assert info == {"threads": 2, "ran_b": 40}
+    one_info = {}
+    one = chars_run(t, theta, 40, threads=1, info=one_info)
+    assert one_info == {"threads": 1, "ran_b": 0}
+    for key in ("losses", "norms", "errors", "theta", "state", "hstate"):
+        assert np.array_equal(one[key], two[key]), key
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_stop_request_ends_a_long_call_and_leaves_the_state_as_before(example, threads):
+    """stop_all() (what the Ctrl-C handler calls) 0.2 s into a call of 200,000 iterations
+    (half a minute of work): it raises Stopped, with the weights, optimizer state and carried
+    state exactly as before the call (the driver resumes from its last row)."""
+    t, theta = example
+    before = {}
+    info = {}
+    when_running(0.2, _charrnn.stop_all)
+    with pytest.raises(_charrnn.Stopped) as caught:
+        chars_run(t, theta, 200_000, threads=threads, info=info, model_out=before)
+    assert 0 <= caught.value.iteration < 200_000
+    assert np.array_equal(before["theta"], theta)
+    assert not before["state"].any() and not before["hstate"].any()
+    assert not _charrnn._RUNNING
+
+
+def test_a_kernel_thread_that_never_runs_its_part_costs_a_rerun_on_one_thread(example, monkeypatch, capfd):
+    """Role B's thread returns at once (as if it never got to run): role A waits, the watchdog
+    sees no progress for STALL_SECONDS, stops it, says so in one line, and the call is done
+    on one thread with the same numbers; later calls stay on one thread."""
+    t, theta = example
+    one = chars_run(t, theta, 30, threads=1)
+    real = _charrnn._work
+
+    def lazy_b(role, args, out):
+        if role != _charrnn.B:
+            real(role, args, out)
+
+    monkeypatch.setattr(_charrnn, "_work", lazy_b)
+    monkeypatch.setattr(_charrnn, "STALL_SECONDS", 0.3)
+    monkeypatch.setattr(_charrnn, "_ONE_THREAD", False)
+    info = {}
+    stalled = chars_run(t, theta, 30, threads=2, info=info)
+    assert info["threads"] == 1
+    for key in ("losses", "norms", "errors", "theta", "state", "hstate"):
+        assert np.array_equal(one[key], stalled[key]), key
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "made no progress for 0.3 s" in err and "one thread" in err
+    info = {}
+    chars_run(t, theta, 30, threads=2, info=info)
+    assert info["threads"] == 1
+
+
+def test_ctrl_c_in_the_library_stops_the_chunk_and_a_resume_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+    """SIGINT arrives while the second text chunk of fastrnn.train runs (20,000 iterations):
+    the chunk stops at once, the run is saved at its last row (20,000), and the resume to
+    40,000 gives the rows and weights of a run never interrupted."""
+    settings = dict(task="text", hidden=16, log_every=20000, seed=4)
+    stopped = []
+    real = engine.train_chunk_chars
+    calls = []
+
+    def interrupting(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the second chunk: Ctrl-C once it is in flight
+            when_running(0.0, lambda: os.kill(os.getpid(), signal.SIGINT))
+        try:
+            return real(*args, **kwargs)
+        except _charrnn.Stopped as exc:
+            stopped.append(exc)
+            raise
+
+    monkeypatch.setattr(engine, "train_chunk_chars", interrupting)
+    save = tmp_path / "m.npz"
+    with pytest.raises(KeyboardInterrupt) as caught:
+        fastrnn.train(iters=60000, csv=tmp_path / "r.csv", save=save, **settings)
+    assert len(stopped) == 1 and stopped[0].iteration < 20000
+    assert caught.value.result.iterations == 20000 and caught.value.result.status == "interrupted"
+    monkeypatch.setattr(engine, "train_chunk_chars", real)
+    resumed = fastrnn.train(resume=save, iters=40000, csv=tmp_path / "r.csv")
+    straight = fastrnn.train(iters=40000, **settings)
+    assert resumed.threads == straight.threads
+    assert np.array_equal(resumed.model.theta, straight.model.theta)
+    assert len(resumed.rows) == len(straight.rows) == 2
+    for a, b in zip(resumed.rows, straight.rows):
+        assert {k: v for k, v in a.items() if k != "elapsed_s"} == {k: v for k, v in b.items() if k != "elapsed_s"}
+
+
+def _train_cmd(tmp_path, name, iters, log_every, *extra):
+    return [sys.executable, "-m", "fastrnn", "train", "--task", "text", "--iters", str(iters), "--log-every",
+            str(log_every), "--csv", str(tmp_path / f"{name}.csv"), *extra]
+
+
+def test_ctrl_c_during_a_long_text_chunk_exits_at_once(tmp_path):
+    """`fastrnn train --task text` with chunks of 300,000 iterations (a minute of work each):
+    SIGINT once training has started ends the command with 130, the JSON marks the run
+    interrupted at iteration 0 and the model is saved."""
+    cmd = _train_cmd(tmp_path, "r", 600_000, 300_000, "--save", str(tmp_path / "m.npz"))
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        meta = tmp_path / "r.json"
+        deadline = time.monotonic() + 120
+        while not meta.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(3.0)  # past the kernels' load: inside the first chunk
+        proc.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert took < 20
+    assert "Interrupted after 0 iterations" in err and err.count("\n") == 1
+    data = json.loads(meta.read_text())
+    assert data["status"] == "interrupted"
+    assert data["result"]["train_seconds"] > 0  # it was training, not loading, when the signal came
+    assert (tmp_path / "m.npz").exists()
+
+
+def _rows_without_time(path):
+    lines = path.read_text().splitlines()
+    col = lines[0].split(",").index("elapsed_s")
+    return [",".join(v for k, v in enumerate(line.split(",")) if k != col) for line in lines]
+
+
+def test_a_run_pinned_to_one_cpu_trains_on_one_thread_with_the_same_numbers(tmp_path):
+    """`taskset -c 0`: the affinity mask allows one CPU, so the text kernel runs on one thread
+    (the JSON says so) and every row equals the unpinned run's (two threads where two CPUs are)."""
+    pinned = subprocess.run(["taskset", "-c", "0"] + _train_cmd(tmp_path, "pinned", 600, 200), cwd=tmp_path, env=env(),
+                            capture_output=True, text=True)
+    assert pinned.returncode == 0, pinned.stderr
+    free = subprocess.run(_train_cmd(tmp_path, "free", 600, 200), cwd=tmp_path, env=env(), capture_output=True, text=True)
+    assert free.returncode == 0, free.stderr
+    assert _rows_without_time(tmp_path / "pinned.csv") == _rows_without_time(tmp_path / "free.csv")
+    assert json.loads((tmp_path / "pinned.json").read_text())["result"]["threads"] == 1
+    expected = 2 if cpus.available() >= 2 else 1
+    assert json.loads((tmp_path / "free.json").read_text())["result"]["threads"] == expected
+
+
+def test_the_text_kernel_falls_back_to_the_general_kernel_with_a_note(monkeypatch, capfd):
+    """When the fused kernel cannot be compiled, one line says so and the run trains with the
+    general kernel: the same numbers within rounding, no thread count recorded."""
+    fused = fastrnn.train(task="text", hidden=16, iters=200, log_every=100, seed=2)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("LLVM ERROR: cannot select")
+
+    monkeypatch.setattr(_charrnn, "train_chunk", broken)
+    general = fastrnn.train(task="text", hidden=16, iters=200, log_every=100, seed=2)
+    err = capfd.readouterr().err
+    assert err.count("\n") == 1 and "could not be compiled" in err and "general kernel" in err
+    assert fused.threads in (1, 2) and general.threads is None
+    np.testing.assert_allclose(general.model.theta, fused.model.theta, rtol=1e-9, atol=1e-12)
+
+
+# ---------------------------------------------------------------- how many CPUs
+
+
+def _cgroup(tmp_path, lines, files):
+    tmp_path.mkdir(exist_ok=True)
+    proc = tmp_path / "cgroup"
+    proc.write_text("".join(f"{line}\n" for line in lines))
+    for rel, content in files.items():
+        p = tmp_path / "fs" / rel
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(content)
+    return str(tmp_path / "fs"), str(proc)
+
+
+def test_the_cgroup_v2_quota_limits_the_cpus(tmp_path, monkeypatch):
+    root, proc = _cgroup(tmp_path, ["0::/job/step"], {"cpu.max": "max 100000\n", "job/cpu.max": "150000 100000\n",
+                                                      "job/step/cpu.max": "max 100000\n"})
+    assert cpus.quota(root, proc) == 1.5
+    monkeypatch.setattr(cpus, "affinity", lambda: 8)
+    assert cpus.available(root, proc) == 1  # rounded down
+    root, proc = _cgroup(tmp_path / "b", ["0::/"], {"cpu.max": "max 100000\n"})
+    assert cpus.quota(root, proc) is None and cpus.available(root, proc) == 8
+
+
+def test_the_cgroup_v1_quota_limits_the_cpus(tmp_path, monkeypatch):
+    root, proc = _cgroup(tmp_path, ["4:cpu,cpuacct:/docker/abc", "0::/"],
+                         {"cpu,cpuacct/cpu.cfs_quota_us": "250000\n", "cpu,cpuacct/cpu.cfs_period_us": "100000\n"})
+    assert cpus.quota(root, proc) == 2.5  # the container's own group is the mount's root
+    monkeypatch.setattr(cpus, "affinity", lambda: 4)
+    assert cpus.available(root, proc) == 2
+    root, proc = _cgroup(tmp_path / "b", ["2:cpu:/"], {"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"})
+    assert cpus.quota(root, proc) is None
+
+
+def test_fewer_than_two_cpus_mean_one_text_thread(monkeypatch):
+    monkeypatch.setattr(cpus, "available", lambda *a: 1)
+    assert cpus.kernel_threads(2) == 1 and engine.chars_threads() == 1
+    monkeypatch.setattr(cpus, "available", lambda *a: 3)
+    from numba import config
+
+    assert cpus.kernel_threads(2) == min(2, config.NUMBA_NUM_THREADS)
 
 
 # ---------------------------------------------------------------- numba's cache
