@@ -867,6 +867,7 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
         put_back(theta, state, P, S, I, H, O)
         return done
     roles = (B, A) if threads >= 2 and not _ONE_THREAD else (SERIAL,)
+    info["threads"] = len(roles)  # also when the call is stopped
     h0 = hstate.copy()
     key = id(sync)
     _RUNNING[key] = sync
@@ -902,8 +903,10 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
                 print(f"fastrnn: the text kernel's two threads made no progress for {STALL_SECONDS:g} s; "
                       "this run goes on on one thread (the same numbers)", file=sys.stderr, flush=True)
                 roles = (SERIAL,)
+                info["threads"] = 1
                 continue
             if why == "no thread":
+                info["threads"] = 1
                 done = run(SERIAL, *args)  # on this thread: the same numbers
                 break
             raise Stopped(min(out.get(r, 0) if not isinstance(out.get(r), BaseException) else 0 for r in roles), n)

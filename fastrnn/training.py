@@ -230,10 +230,11 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         info = {}
 
         def chars_call(inputs, targets, resets, n):
-            done = engine.train_chunk_chars(model, inputs, targets, resets, run.kind, s["lr"], run.hyper, run.state,
-                                            run.clip_value, hstate, losses[:n], norms[:n], errors[:n], info=info)
-            run.threads = info["threads"]
-            return done
+            try:
+                return engine.train_chunk_chars(model, inputs, targets, resets, run.kind, s["lr"], run.hyper, run.state,
+                                                run.clip_value, hstate, losses[:n], norms[:n], errors[:n], info=info)
+            finally:
+                run.threads = info.get("threads", run.threads)
 
         def chars_warmup():
             # on a terminal, when the kernel is neither compiled nor cached

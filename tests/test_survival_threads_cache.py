@@ -196,6 +196,7 @@ def test_ctrl_c_during_a_long_text_chunk_exits_at_once(tmp_path):
     data = json.loads(meta.read_text())
     assert data["status"] == "interrupted"
     assert data["result"]["train_seconds"] > 0  # it was training, not loading, when the signal came
+    assert data["result"]["threads"] == (2 if cpus.available() >= 2 else 1)
     assert (tmp_path / "m.npz").exists()
 
 
