@@ -689,8 +689,10 @@ def _sweepable_help():
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Send the runs to this Dask scheduler instead.")
 @click.option("--vectorize/--no-vectorize", default=True, show_default=True,
               help="Train small same-shape runs together in one parallel kernel (same numbers as separate runs).")
+@click.option("--force", is_flag=True,
+              help="Take over --out even when a sweep on another host holds its lock file (sweep.lock).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, quiet):
+def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, force, quiet):
     """Train every combination of the --set values for every seed, on every core."""
     from . import sweeps as sw
 
@@ -704,7 +706,7 @@ def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, quie
     swept = {k: v for k, v in grid.items() if len(v) > 1}
     try:
         result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers, scheduler=scheduler,
-                          progress=not quiet and sys.stderr.isatty(), vectorize=vectorize, overwrite=overwrite, **fixed)
+                          progress=not quiet and sys.stderr.isatty(), vectorize=vectorize, overwrite=overwrite, force=force, **fixed)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is not None:

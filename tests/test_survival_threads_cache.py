@@ -1,5 +1,5 @@
-"""What a run survives: the text kernel's threads (stopping, stalls, the CPUs it may use)
-and numba's on-disk cache (stale or damaged).
+"""What a run survives: the text kernel's threads (stopping, stalls, the CPUs it may use),
+one sweep per folder and a lost Dask worker, and numba's on-disk cache (stale or damaged).
 
 Subprocesses run the package under test (PYTHONPATH); the cache cases run a copy of it
 in tmp_path, so that editing or damaging it touches nothing else.
@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +22,8 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import _charrnn, cpus, engine, optim, text
+from fastrnn import _charrnn, cpus, engine, optim, sweeps, text
+from fastrnn.exceptions import InvalidArgument
 
 PACKAGE = Path(fastrnn.__file__).parent
 ROOT = PACKAGE.parent
@@ -277,6 +279,137 @@ def test_fewer_than_two_cpus_mean_one_text_thread(monkeypatch):
     from numba import config
 
     assert cpus.kernel_threads(2) == min(2, config.NUMBA_NUM_THREADS)
+
+
+# ---------------------------------------------------------------- sweeps: one per folder, a lost worker
+
+
+def test_a_second_sweep_into_a_busy_folder_is_refused_naming_the_holder(tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (out / sweeps.LOCK_NAME).write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(),
+                                                        "started": "2026-01-02 03:04:05 UTC"}))
+        with pytest.raises(InvalidArgument) as caught:
+            sweeps.sweep(seeds=[0], out=out, iters=10, log_every=5, workers=1)
+        message = str(caught.value)
+        assert "\n" not in message and f"pid {holder.pid}" in message and socket.gethostname() in message
+        assert "2026-01-02 03:04:05 UTC" in message
+        assert sorted(p.name for p in out.iterdir()) == [sweeps.LOCK_NAME]
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone now: its lock is taken over, the sweep runs and releases the folder
+    result = sweeps.sweep(seeds=[0], out=out, iters=10, log_every=5, workers=1)
+    assert result.ran == 1 and not (out / sweeps.LOCK_NAME).exists()
+
+
+def test_the_cli_refuses_a_folder_locked_from_another_host_unless_forced(tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / sweeps.LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "started": "earlier"}))
+    cmd = [sys.executable, "-m", "fastrnn", "sweep", "--out", str(out), "--seeds", "0", "--set", "iters=10",
+           "--set", "log_every=5", "--workers", "1", "-q"]
+    refused = subprocess.run(cmd, cwd=tmp_path, env=env(), capture_output=True, text=True)
+    assert refused.returncode == 2
+    assert refused.stderr.count("\n") == 1 and "elsewhere.example" in refused.stderr and "--force" in refused.stderr
+    forced = subprocess.run(cmd + ["--force"], cwd=tmp_path, env=env(), capture_output=True, text=True)
+    assert forced.returncode == 0, forced.stderr
+    assert not (out / sweeps.LOCK_NAME).exists() and len(list(out.glob("*seed0.json"))) == 1
+
+
+def test_only_one_of_two_sweeps_started_together_gets_the_folder(tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    locks, errors = [], []
+    barrier = threading.Barrier(8)
+
+    def take():
+        barrier.wait()
+        try:
+            locks.append(sweeps._SweepLock(out))
+        except InvalidArgument as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert len(locks) == 1 and len(errors) == 7  # same pid and host: alive, so refused
+    locks[0].release()
+    assert not (out / sweeps.LOCK_NAME).exists()
+
+
+def _files_without_times(out):
+    """Every run file of a sweep folder, with the columns and fields that hold times removed."""
+    got = {}
+    for path in sorted(out.glob("*-seed*.*")):
+        if path.suffix == ".csv":
+            got[path.name] = _rows_without_time(path)
+        elif path.suffix == ".json":
+            meta = json.loads(path.read_text())
+            for key in ("train_seconds", "compile_seconds", "threads"):
+                meta["result"].pop(key, None)
+            got[path.name] = meta
+    return got
+
+
+def test_a_dask_worker_killed_mid_sweep_costs_nothing(tmp_path):
+    """A LocalCluster on loopback with two one-thread workers; one is killed (SIGKILL) while it
+    trains a run. The sweep completes, and every run's files equal those of a sweep with no
+    failure (times aside). The workers' kernels use one thread each there (their share of
+    the CPUs), which a run's JSON records."""
+    distributed = pytest.importorskip("distributed")
+    settings = dict(task="text", hidden=24, iters=40000, log_every=20000)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None, silence_logs=50) as cluster, \
+            distributed.Client(cluster) as client:
+        # two one-thread workers on this host: a task's share of 2 CPUs is 1
+        assert client.submit(cpus.kernel_threads, 2, pure=False).result() == 1
+        victims = []
+
+        def kill_one():
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                busy = [w for w, tasks in client.processing().items() if tasks]
+                if busy:
+                    time.sleep(1.0)  # into the run
+                    if not client.processing().get(busy[0]):
+                        continue
+                    pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                    victims.append(pid)
+                    os.kill(pid, signal.SIGKILL)
+                    return
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_one, daemon=True)
+        killer.start()
+        result = sweeps.sweep(seeds=[0, 1, 2], out=tmp_path / "dask", scheduler=cluster.scheduler_address, **settings)
+        killer.join()
+    assert victims, "no worker was busy to kill"
+    assert result.ran == 3 and list(result.summary["status"]) == ["completed"] * 3
+    plain = sweeps.sweep(seeds=[0, 1, 2], out=tmp_path / "plain", workers=1, **settings)
+    assert plain.ran == 3
+    dask_files, plain_files = _files_without_times(tmp_path / "dask"), _files_without_times(tmp_path / "plain")
+    assert sorted(dask_files) == sorted(plain_files) and len(dask_files) == 6
+    assert dask_files == plain_files
+    for path in (tmp_path / "dask").glob("*.json"):
+        if path.name != "summary.json":
+            assert json.loads(path.read_text())["result"]["threads"] == 1
+    assert not list((tmp_path / "dask").glob("*.tmp")) and not (tmp_path / "dask" / sweeps.LOCK_NAME).exists()
+
+
+def test_a_killed_sweeps_temporary_files_are_cleared_and_its_runs_redone(tmp_path):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "binary-seed0.csv.tmp").write_text("iteration,lo")
+    (out / "binary-seed0.json.tmp").write_text("{")
+    (out / "summary.csv.tmp").write_text("run")
+    result = sweeps.sweep(seeds=[0], out=out, iters=10, log_every=5, workers=1)
+    assert result.ran == 1
+    assert not list(out.glob("*.tmp"))
 
 
 # ---------------------------------------------------------------- numba's cache
