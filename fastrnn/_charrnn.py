@@ -793,8 +793,9 @@ def _start(roles, args, out):
 
 def _supervise(threads, sync, out, roles):
     """Wait in Python (where signal handlers run) for the threads; stop them when one fails
-    or when none of the counters moved for STALL_SECONDS. Returns "done", "stalled" or
-    "failed"; an exception here (a KeyboardInterrupt, say) stops the threads and is raised."""
+    or when none of the counters moved for STALL_SECONDS. Returns "done" (every thread
+    ended), "stalled" or "failed" (one raised: the others were told to stop); an exception
+    here (a KeyboardInterrupt, say) stops the threads and is raised."""
     import time
 
     seen, since, why = None, time.monotonic(), "done"
@@ -882,13 +883,13 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
                 why = "no thread"
             else:
                 why = _supervise(started, sync, out, roles)
+            failure = next((e for e in out.values() if isinstance(e, BaseException)), None)
+            if failure is not None:  # a role raised (the others were stopped): the caller gets it
+                raise failure
             if why == "done" and sync[ABORT] == 0:
                 done = out[roles[-1]]
                 info.update(threads=len(roles), ran_b=int(sync[RAN_B]))
                 break
-            failure = next((e for e in out.values() if isinstance(e, BaseException)), None)
-            if why == "failed" and failure is not None:
-                raise failure
             if why == "done" and all(out.get(r) == n for r in roles):
                 done = n  # told to stop after the last iteration: the call is complete
                 info.update(threads=len(roles), ran_b=int(sync[RAN_B]))

@@ -134,6 +134,26 @@ def test_a_kernel_thread_that_never_runs_its_part_costs_a_rerun_on_one_thread(ex
     assert info["threads"] == 1
 
 
+def test_an_error_in_one_kernel_thread_stops_the_other_and_reaches_the_caller(example, monkeypatch):
+    """Role B's thread raises: role A, waiting for it, is told to stop, and the call raises
+    that error with the state as before it (no hang, nothing half-applied)."""
+    t, theta = example
+    real = _charrnn._work
+
+    def failing_b(role, args, out):
+        if role == _charrnn.B:
+            out[role] = RuntimeError("role B failed")
+        else:
+            real(role, args, out)
+
+    monkeypatch.setattr(_charrnn, "_work", failing_b)
+    before = {}
+    with pytest.raises(RuntimeError, match="role B failed"):
+        chars_run(t, theta, 50, threads=2, model_out=before)
+    assert np.array_equal(before["theta"], theta) and not before["state"].any() and not before["hstate"].any()
+    assert not _charrnn._RUNNING
+
+
 def test_ctrl_c_in_the_library_stops_the_chunk_and_a_resume_equals_the_uninterrupted_run(tmp_path, monkeypatch):
     """SIGINT arrives while the second text chunk of fastrnn.train runs (20,000 iterations):
     the chunk stops at once, the run is saved at its last row (20,000), and the resume to
