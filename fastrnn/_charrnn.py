@@ -34,11 +34,13 @@ thread runs it and however the two interleave: one thread runs the same phases o
 after the other and gives the same numbers bit for bit (tests/test_charrnn.py). The
 threads meet at counters in one int64 array, read and written with acquire/release
 atomics (:func:`_load_acquire`, :func:`_store_release`): each counter only grows, and
-a thread waits until the other's counter reaches what it needs. Both roles (or the
-single one) run on threads of their own while the calling thread waits in Python, where
-signal handlers run: a stop flag in the same array, read at every iteration boundary and
-in every wait, ends them within an iteration (:func:`stop_all`), and the waiting thread
-also stops them when they make no progress for a while (:data:`STALL_SECONDS`).
+a thread waits until the other's counter reaches what it needs. A stop flag in the same
+array, read at every iteration boundary and in every wait, ends both within an iteration
+(:func:`stop_all`). A watchdog thread sets it when they make no progress for a while
+(:data:`STALL_SECONDS`), and on the main thread also when Ctrl-C, SIGTERM or SIGHUP
+arrives: Python's C-level signal handler writes the signal's number to a socket the
+watchdog reads (:func:`signal.set_wakeup_fd`), while the thread that runs the kernel
+cannot run Python's own handler until the kernel returns.
 
 The phases read the parameters in the layout they need: U transposed (V, H) so that
 an input character is one contiguous row, W (H, H), V (O, H) and the biases as rows;
@@ -52,8 +54,11 @@ at once, which is what lets LLVM vectorise them; every other loop keeps numba's
 strict order.
 """
 
+import os
+import signal
 import sys
 import threading
+import time
 
 import numpy as np
 from numba import njit, types
@@ -739,6 +744,10 @@ MIN_THREADED = 8
 #: soon a signal handler runs and a stop request reaches the kernel.
 POLL_SECONDS = 0.05
 
+#: Whether a call runs its last role on the calling thread (:func:`_inline`); False: every
+#: role on threads of their own (:func:`_delegated`, also taken when the inline way cannot be).
+INLINE = True
+
 #: Seconds without any progress (no counter of the sync array moving) after which the two
 #: threads are told to stop and the call is redone on one thread. A wait is normally a
 #: few microseconds; this is for a thread that never runs its part.
@@ -791,14 +800,31 @@ def _start(roles, args, out):
     return threads
 
 
+class _Progress:
+    """The watchdog's view of a call: whether any counter of the sync array moved in the
+    last STALL_SECONDS (``stalled()`` also tells the threads to stop when none did)."""
+
+    def __init__(self, sync):
+        self.sync, self.clock = sync, time.monotonic
+        self.seen, self.since, self.stalled_ = None, self.clock(), False
+
+    def stalled(self):
+        counters = tuple(int(self.sync[slot]) for slot in PROGRESS)
+        now = self.clock()
+        if counters != self.seen:
+            self.seen, self.since = counters, now
+        elif now - self.since > STALL_SECONDS and self.sync[ABORT] == 0:
+            self.stalled_ = True
+            self.sync[ABORT] = 1
+        return self.stalled_
+
+
 def _supervise(threads, sync, out, roles):
     """Wait in Python (where signal handlers run) for the threads; stop them when one fails
     or when none of the counters moved for STALL_SECONDS. Returns "done" (every thread
     ended), "stalled" or "failed" (one raised: the others were told to stop); an exception
     here (a KeyboardInterrupt, say) stops the threads and is raised."""
-    import time
-
-    seen, since, why = None, time.monotonic(), "done"
+    progress, why = _Progress(sync), "done"
     try:
         while any(t.is_alive() for t in threads):
             for t in threads:
@@ -808,19 +834,129 @@ def _supervise(threads, sync, out, roles):
             if any(isinstance(out.get(r), BaseException) for r in roles):
                 why = "failed"
                 sync[ABORT] = 1
-            now = time.monotonic()
-            counters = tuple(int(sync[slot]) for slot in PROGRESS)
-            if counters != seen:
-                seen, since = counters, now
-            elif now - since > STALL_SECONDS and sync[ABORT] == 0:
+            if progress.stalled():
                 why = "stalled"
-                sync[ABORT] = 1
     except BaseException:
         sync[ABORT] = 1
         for t in threads:
             t.join()
         raise
     return why
+
+
+def _delegated(roles, args, sync, out):
+    """Every role on a thread of its own while this thread waits in Python: for a main
+    thread whose signal wake-up file descriptor another library holds (an asyncio loop)."""
+    started = _start(roles, args, out)
+    if len(started) < len(roles):  # the OS gave fewer threads: stop those and go on on this one
+        sync[ABORT] = 1
+        for t in started:
+            t.join()
+        return "no thread"
+    return _supervise(started, sync, out, roles)
+
+
+#: Signals that stop a call in flight (read from the signal wake-up descriptor).
+STOP_SIGNALS = tuple(int(getattr(signal, name)) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class _Watchdog:
+    """One thread per process beside the kernel calls in flight (started on first use, again
+    after a fork). It sleeps in ``select`` on a socket: a byte there is a stop signal's number,
+    written by Python's C-level signal handler the moment the signal arrives (the socket is
+    the main thread's signal wake-up descriptor while a call runs there), or a nudge when a
+    call begins. While calls run it also looks every POLL_SECONDS for progress
+    (:class:`_Progress`) and for a helper thread that raised, and tells those calls to stop."""
+
+    _instance = None
+
+    def __init__(self):
+        import socket
+
+        self.pid = os.getpid()
+        self.reader, self.writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self.writer.setblocking(False)
+        self.calls = {}
+        self.thread = threading.Thread(target=self._loop, name="fastrnn-charrnn-watchdog", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls):
+        """The process's watchdog (None where no thread can be started)."""
+        dog = cls._instance
+        if dog is None or dog.pid != os.getpid() or not dog.thread.is_alive():
+            try:
+                dog = cls._instance = cls()
+            except (RuntimeError, OSError):
+                return None
+        return dog
+
+    def nudge(self):
+        try:
+            self.writer.send(b"\0")
+        except OSError:  # the socket is full of nudges: the watchdog is awake anyway
+            pass
+
+    def _loop(self):
+        import select
+
+        while True:
+            try:
+                ready = select.select([self.reader], [], [], POLL_SECONDS if self.calls else None)[0]
+                data = self.reader.recv(256) if ready else b""
+            except (OSError, ValueError):
+                data = b""
+            calls = list(self.calls.values())
+            stop = any(b in STOP_SIGNALS for b in data)
+            for progress, out in calls:
+                if stop or any(isinstance(v, BaseException) for v in list(out.values())):
+                    progress.sync[ABORT] = 1
+                progress.stalled()
+
+
+def _inline(roles, args, sync, out):
+    """The last role on this thread (as fast as a plain call: its arrays stay in this core's
+    cache), the other on a thread of its own, with the process's :class:`_Watchdog` looking
+    on. On the main thread the watchdog's socket is Python's signal wake-up descriptor for
+    the call's duration, so that Ctrl-C or SIGTERM stop the kernel although this thread runs
+    compiled code (Python's own handler runs as usual once the call returns). Returns None
+    (the caller falls back to :func:`_delegated`) where there is no watchdog or another
+    library holds that descriptor (an asyncio loop)."""
+    dog = _Watchdog.get()
+    if dog is None:
+        return None
+    woken = threading.current_thread() is threading.main_thread()
+    if woken:
+        old = signal.set_wakeup_fd(dog.writer.fileno(), warn_on_full_buffer=False)
+        if old != -1:  # someone else's: leave it theirs
+            signal.set_wakeup_fd(old)
+            return None
+    try:
+        progress = _Progress(sync)
+        key = id(sync)
+        dog.calls[key] = (progress, out)
+        dog.nudge()  # from an endless sleep to looking every POLL_SECONDS
+        try:
+            helpers = _start(roles[:-1], args, out)
+            if len(helpers) < len(roles) - 1:
+                sync[ABORT] = 1
+                for t in helpers:
+                    t.join()
+                return "no thread"
+            try:
+                _work(roles[-1], args, out)
+            finally:
+                if not isinstance(out.get(roles[-1]), int):
+                    sync[ABORT] = 1  # this role raised: the others must not wait for it
+                for t in helpers:
+                    t.join()
+        finally:
+            dog.calls.pop(key, None)
+        return "stalled" if progress.stalled_ else "done"
+    finally:
+        if woken:
+            signal.set_wakeup_fd(-1)
 
 
 def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps, decay, clip, losses, norms, errors,
@@ -837,13 +973,13 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
     iterations completed: fewer when a loss or the gradient became non-finite (that
     iteration is not applied). ``len(losses) == 0`` compiles (or loads) the kernels.
 
-    From MIN_THREADED iterations on, the kernel runs on its own threads (one, or two) while
-    the calling thread waits in Python, so that Ctrl-C or another signal's handler runs:
-    :func:`stop_all` (or any exception raised in the waiting thread) stops them within an
-    iteration, and the call raises :class:`Stopped` (or that exception) with the
-    parameters, optimizer state and ``hstate`` as they were before it. If the two threads
-    make no progress for STALL_SECONDS, the call is redone on one thread, and so are later
-    calls, with a one-line note on stderr. ``info``: a dict that gets ``threads`` (those
+    From MIN_THREADED iterations on, a watchdog thread runs beside the kernel (:func:`_inline`;
+    :func:`_delegated` where the signal wake-up descriptor is taken): Ctrl-C, SIGTERM or
+    SIGHUP, or :func:`stop_all`, stop the kernel within an iteration, and the call raises
+    :class:`Stopped` (or the signal handler's exception) with the parameters, optimizer
+    state and ``hstate`` as they were before it. If the two threads make no progress for
+    STALL_SECONDS, the call is redone on one thread, and so are later calls, with a
+    one-line note on stderr. ``info``: a dict that gets ``threads`` (those
     the call ran on) and ``ran_b`` (the iterations the second thread finished).
     """
     global _ONE_THREAD
@@ -875,14 +1011,9 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
     try:
         while True:
             out = {}
-            started = _start(roles, args, out)
-            if len(started) < len(roles):  # the OS gave fewer threads: stop those and go on on this one
-                sync[ABORT] = 1
-                for t in started:
-                    t.join()
-                why = "no thread"
-            else:
-                why = _supervise(started, sync, out, roles)
+            why = _inline(roles, args, sync, out) if INLINE else None
+            if why is None:
+                why = _delegated(roles, args, sync, out)
             failure = next((e for e in out.values() if isinstance(e, BaseException)), None)
             if failure is not None:  # a role raised (the others were stopped): the caller gets it
                 raise failure

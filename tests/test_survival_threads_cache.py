@@ -90,8 +90,28 @@ def test_the_second_thread_really_runs_its_half_of_every_iteration(example):
         assert np.array_equal(one[key], two[key]), key
 
 
+@pytest.fixture(params=["inline", "delegated"])
+def mode(request, monkeypatch):
+    """Both ways a call runs: its last role on the calling thread with a watchdog thread
+    beside it, or every role on threads of their own while the caller waits in Python
+    (taken where another library holds the signal wake-up descriptor)."""
+    monkeypatch.setattr(_charrnn, "INLINE", request.param == "inline")
+    return request.param
+
+
+def test_both_ways_of_running_give_the_same_numbers_bit_for_bit(example, mode):
+    t, theta = example
+    for threads in (1, 2):
+        info = {}
+        got = chars_run(t, theta, 30, threads=threads, info=info)
+        plain = chars_run(t, theta, 30, threads=1) if threads == 2 else got
+        assert info["threads"] == threads
+        for key in ("losses", "norms", "errors", "theta", "state", "hstate"):
+            assert np.array_equal(plain[key], got[key]), key
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-def test_a_stop_request_ends_a_long_call_and_leaves_the_state_as_before(example, threads):
+def test_a_stop_request_ends_a_long_call_and_leaves_the_state_as_before(example, threads, mode):
     """stop_all() (what the Ctrl-C handler calls) 0.2 s into a call of 200,000 iterations
     (half a minute of work): it raises Stopped, with the weights, optimizer state and carried
     state exactly as before the call (the driver resumes from its last row)."""
@@ -107,7 +127,7 @@ def test_a_stop_request_ends_a_long_call_and_leaves_the_state_as_before(example,
     assert not _charrnn._RUNNING
 
 
-def test_a_kernel_thread_that_never_runs_its_part_costs_a_rerun_on_one_thread(example, monkeypatch, capfd):
+def test_a_kernel_thread_that_never_runs_its_part_costs_a_rerun_on_one_thread(example, monkeypatch, capfd, mode):
     """Role B's thread returns at once (as if it never got to run): role A waits, the watchdog
     sees no progress for STALL_SECONDS, stops it, says so in one line, and the call is done
     on one thread with the same numbers; later calls stay on one thread."""
@@ -134,7 +154,7 @@ def test_a_kernel_thread_that_never_runs_its_part_costs_a_rerun_on_one_thread(ex
     assert info["threads"] == 1
 
 
-def test_an_error_in_one_kernel_thread_stops_the_other_and_reaches_the_caller(example, monkeypatch):
+def test_an_error_in_one_kernel_thread_stops_the_other_and_reaches_the_caller(example, monkeypatch, mode):
     """Role B's thread raises: role A, waiting for it, is told to stop, and the call raises
     that error with the state as before it (no hang, nothing half-applied)."""
     t, theta = example
@@ -154,7 +174,7 @@ def test_an_error_in_one_kernel_thread_stops_the_other_and_reaches_the_caller(ex
     assert not _charrnn._RUNNING
 
 
-def test_ctrl_c_in_the_library_stops_the_chunk_and_a_resume_equals_the_uninterrupted_run(tmp_path, monkeypatch):
+def test_ctrl_c_in_the_library_stops_the_chunk_and_a_resume_equals_the_uninterrupted_run(tmp_path, monkeypatch, mode):
     """SIGINT arrives while the second text chunk of fastrnn.train runs (20,000 iterations):
     the chunk stops at once, the run is saved at its last row (20,000), and the resume to
     40,000 gives the rows and weights of a run never interrupted."""
