@@ -860,6 +860,19 @@ def _delegated(roles, args, sync, out):
 STOP_SIGNALS = tuple(int(getattr(signal, name)) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
+def _stops(signum):
+    """Whether the Python handler of signal ``signum`` ends a run, so that the kernel may stop
+    at once: Python's default Ctrl-C handler, or one fastrnn installs to end a run (marked
+    ``_fastrnn_stops``). Any other handler runs after the kernel's call, as it always did."""
+    if signum not in STOP_SIGNALS:
+        return False
+    try:
+        handler = signal.getsignal(signum)
+    except (ValueError, OSError):
+        return False
+    return handler is signal.default_int_handler or bool(getattr(handler, "_fastrnn_stops", False))
+
+
 class _Watchdog:
     """One thread per process beside the kernel calls in flight (started on first use, again
     after a fork). It sleeps in ``select`` on a socket: a byte there is a stop signal's number,
@@ -908,7 +921,7 @@ class _Watchdog:
             except (OSError, ValueError):
                 data = b""
             calls = list(self.calls.values())
-            stop = any(b in STOP_SIGNALS for b in data)
+            stop = any(_stops(b) for b in set(data))
             for progress, out in calls:
                 if stop or any(isinstance(v, BaseException) for v in list(out.values())):
                     progress.sync[ABORT] = 1

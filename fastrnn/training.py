@@ -368,6 +368,8 @@ class _DeferredInterrupt:
         self.flag = True
         stop_text_kernel()
 
+    _handler._fastrnn_stops = True  # a text chunk in flight may stop at once (fastrnn._charrnn._stops)
+
     def check(self):
         if self.flag:
             self.flag = False

@@ -209,6 +209,20 @@ def test_ctrl_c_in_the_library_stops_the_chunk_and_a_resume_equals_the_uninterru
         assert {k: v for k, v in a.items() if k != "elapsed_s"} == {k: v for k, v in b.items() if k != "elapsed_s"}
 
 
+def test_only_handlers_that_end_a_run_stop_the_kernel_early(monkeypatch):
+    """Python's default Ctrl-C handler and fastrnn's own (marked) stop a chunk in flight; a
+    handler of someone else's (which may not end the run) runs after the chunk, as before."""
+    from fastrnn.training import _DeferredInterrupt
+
+    assert _charrnn._stops(signal.SIGINT) == (signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    monkeypatch.setattr(signal, "getsignal", lambda s: _DeferredInterrupt()._handler)
+    assert _charrnn._stops(signal.SIGINT) and _charrnn._stops(signal.SIGTERM)
+    monkeypatch.setattr(signal, "getsignal", lambda s: (lambda signum, frame: None))
+    assert not _charrnn._stops(signal.SIGINT) and not _charrnn._stops(signal.SIGTERM)
+    monkeypatch.setattr(signal, "getsignal", lambda s: signal.default_int_handler)
+    assert not _charrnn._stops(signal.SIGUSR1)
+
+
 def _train_cmd(tmp_path, name, iters, log_every, *extra):
     return [sys.executable, "-m", "fastrnn", "train", "--task", "text", "--iters", str(iters), "--log-every",
             str(log_every), "--csv", str(tmp_path / f"{name}.csv"), *extra]
