@@ -891,6 +891,7 @@ class _Watchdog:
         self.reader.setblocking(False)
         self.writer.setblocking(False)
         self.calls = {}
+        self.sleeping = False  # in a select without a timeout: a call that begins must nudge it
         self.thread = threading.Thread(target=self._loop, name="fastrnn-charrnn-watchdog", daemon=True)
         self.thread.start()
 
@@ -915,11 +916,14 @@ class _Watchdog:
         import select
 
         while True:
+            self.sleeping = not self.calls  # set, then read again: a call added meanwhile sees it and nudges
             try:
-                ready = select.select([self.reader], [], [], POLL_SECONDS if self.calls else None)[0]
+                timeout = None if self.sleeping and not self.calls else POLL_SECONDS
+                ready = select.select([self.reader], [], [], timeout)[0]
                 data = self.reader.recv(256) if ready else b""
             except (OSError, ValueError):
                 data = b""
+            self.sleeping = False
             calls = list(self.calls.values())
             stop = any(_stops(b) for b in set(data))
             for progress, out in calls:
@@ -949,7 +953,8 @@ def _inline(roles, args, sync, out):
         progress = _Progress(sync)
         key = id(sync)
         dog.calls[key] = (progress, out)
-        dog.nudge()  # from an endless sleep to looking every POLL_SECONDS
+        if dog.sleeping:
+            dog.nudge()  # from an endless sleep to looking every POLL_SECONDS
         try:
             helpers = _start(roles[:-1], args, out)
             if len(helpers) < len(roles) - 1:
