@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _train(UT, WT, b, VT, c, X, Y, lr, errors):
     """n SGD steps on X[it] (T, I), Y[it] (T, O); UT (I, H), WT (H, H), VT (H, O) updated in place."""
     n, T, I = X.shape
@@ -63,11 +63,17 @@ def _train(UT, WT, b, VT, c, X, Y, lr, errors):
                     dUT[i, j] += X[it, t, i] * delta[j]
             for o in range(O):
                 dc[o] += g[t, o]
-        UT -= lr * dUT
-        WT -= lr * dWT
-        b -= lr * db
-        VT -= lr * dVT
-        c -= lr * dc
+        for k in range(H):  # SGD, in place: no temporaries
+            for j in range(H):
+                WT[k, j] -= lr * dWT[k, j]
+            for o in range(O):
+                VT[k, o] -= lr * dVT[k, o]
+            b[k] -= lr * db[k]
+        for i in range(I):
+            for j in range(H):
+                UT[i, j] -= lr * dUT[i, j]
+        for o in range(O):
+            c[o] -= lr * dc[o]
 
 
 class Trainer:

@@ -23,7 +23,7 @@ from . import _startup  # noqa: E402
 
 _startup.install()  # before any kernel loads: SciPy's BLAS only where a product needs it, quick cache loads
 
-from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError  # noqa: E402
+from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError, OutputError  # noqa: E402
 from .gradcheck import GradcheckReport, gradcheck  # noqa: E402  (eager: the function shadows its module's name)
 
 #: The rest of the public API is imported on first use (module ``__getattr__``),
@@ -78,5 +78,6 @@ __all__ = [
     "InvalidType",
     "ModelFileError",
     "NumericalError",
+    "OutputError",
     "__version__",
 ]

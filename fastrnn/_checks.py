@@ -138,11 +138,32 @@ def as_float_array(name, value, dtype, ndim, shape=None, what="", check_finite=T
                 raise InvalidArgument(
                     f"{name} has shape {arr.shape} but axis {axis} of {what} must be {need}"
                 )
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    arr = cast_within_range(name, arr, dtype)
     if check_finite and not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
         raise InvalidArgument(f"{name} contains NaN or infinite values (first at index {tuple(int(i) for i in bad)}); clean the data first")
     return arr
+
+
+def cast_within_range(name, arr, dtype):
+    """``arr`` as a C-contiguous ``dtype`` array; finite values beyond that dtype's range
+    (1e39 into float32) are refused, naming the first, instead of becoming infinite
+    with numpy's overflow warning."""
+    dtype = np.dtype(dtype)
+    narrowing = arr.dtype.kind == "f" and dtype.kind == "f" and arr.dtype.itemsize > dtype.itemsize
+    if not narrowing:
+        return np.ascontiguousarray(arr, dtype=dtype)
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(out).all():
+        beyond = np.isinf(out) & np.isfinite(arr)
+        if beyond.any():
+            first = tuple(int(i) for i in np.argwhere(beyond)[0])
+            raise InvalidArgument(
+                f"{name} holds {arr[first]:.4g} (first at index {first}), beyond the range of {dtype.name} "
+                f"(magnitudes up to {np.finfo(dtype).max:.4g}); use dtype float64, or rescale the values"
+            )
+    return out
 
 
 # ------------------------------------------------------------- fast data scan

@@ -26,7 +26,7 @@ Two kernels: :func:`train_chunk` takes every option (optimizer, head,
 clipping, truncation); :func:`train_chunk_sgd`, the lean one, only plain SGD
 without clipping, full BPTT and the sigmoid head, which is the headline run
 (binary addition) and what a newcomer's first command compiles: about half the
-compile time of the full one (issue 12: 8.3 -> 4.3 s measured side by side) and
+compile time of the full one (8.3 -> 4.3 s, measured side by side) and
 3.4 against 6.0 us an iteration. What made it fast: 2-D arrays indexed by row
 (a flat ``offset + j`` index may be negative as far as numba knows, and its
 wraparound check keeps a loop scalar; a view per row costs two atomic
@@ -47,7 +47,7 @@ threads (the kernel releases the GIL): a parfor wrapper took 17 s to compile.
 Callers choose the kernel once per kernel call (:func:`lean`, :func:`eligible`;
 :mod:`fastrnn._train_kernel`, :mod:`fastrnn.engine`), never per iteration. A
 command that only trains a small model compiles only the kernel it uses, not
-the general driver (start-up, issue 12).
+the general driver (start-up).
 
 Numbers only: no checks. Scratch is the caller's ``buf`` (any length of at
 least :func:`scratch_size`); nothing is allocated per iteration.

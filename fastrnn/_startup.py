@@ -267,12 +267,15 @@ def scipy_version():
 
 
 def is_command():
-    """Whether this process is the ``fastrnn`` command: ``python -m fastrnn ...`` or the installed script."""
+    """Whether this process is the ``fastrnn`` command: ``python -m fastrnn ...``, the installed script,
+    or a checkout's ``python cli.py ...``."""
     argv = list(getattr(sys, "orig_argv", ()))
     if len(argv) < 2:
         return False
     if os.path.splitext(os.path.basename(argv[1]))[0] == "fastrnn":
         return True
+    if os.path.basename(argv[1]) == "cli.py" and os.path.isfile(os.path.join(os.path.dirname(argv[1]), "fastrnn", "__init__.py")):
+        return True  # a checkout's wrapper: python cli.py train ...
     return any(a == "-m" and b == "fastrnn" for a, b in zip(argv[1:], argv[2:])) or "-mfastrnn" in argv[1:]
 
 
@@ -308,12 +311,158 @@ _GC_PAUSED = False
 def install():
     """The savings above; called by ``fastrnn/__init__.py`` before any kernel module is imported.
 
-    Nothing when ``FASTRNN_PLAIN_NUMBA`` is set to anything but "" or "0"."""
+    The environment's numba variables are checked first (:func:`check_environment`), and
+    ``import numba`` runs under :func:`numba_parse_warnings`, in either mode. Nothing else
+    when ``FASTRNN_PLAIN_NUMBA`` is set to anything but "" or "0"."""
+    check_environment()
     if os.environ.get("FASTRNN_PLAIN_NUMBA", "0") not in ("", "0"):
+        with numba_parse_warnings():
+            import numba  # noqa: F401
+        check_threading_layer()
         return
     pause_gc()
-    import_numba()
+    with numba_parse_warnings():
+        import_numba()
+    check_threading_layer()
     if "numba.np.arraymath" not in sys.modules and not any(isinstance(f, _BeforeArraymath) for f in sys.meta_path):
         sys.meta_path.insert(0, _BeforeArraymath())
     quick_cache_loads()
     exact_ndarray_typeof()
+
+
+# ------------------------------------------------------------------ the environment
+
+#: numba's threading layers (NUMBA_THREADING_LAYER_PRIORITY orders all three) and, for each
+#: value NUMBA_THREADING_LAYER takes, the layers that can serve it on Linux (numba's
+#: ``numba.np.ufunc.parallel._launch_threads``; "default" takes the first that loads, and
+#: workqueue always does).
+THREADING_LAYERS = ("tbb", "omp", "workqueue")
+LAYER_CHOICES = {"default": THREADING_LAYERS, "safe": ("tbb",), "threadsafe": ("tbb", "omp"),
+                 "forksafe": ("tbb", "workqueue") if sys.platform.startswith("linux") else THREADING_LAYERS,
+                 "tbb": ("tbb",), "omp": ("omp",), "workqueue": ("workqueue",)}
+
+
+def _cores():
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def refuse(message):
+    """An environment fastrnn cannot run in: in the ``fastrnn`` command, ``Error: message`` on stderr and
+    exit status 2 (every command, ``--help`` and ``--version`` too: this runs at import); in a library
+    import, :class:`fastrnn.exceptions.InvalidArgument` with the message."""
+    if is_command():
+        sys.stderr.write(f"Error: {message}\n")
+        sys.stderr.flush()
+        raise SystemExit(2)
+    from .exceptions import InvalidArgument
+
+    raise InvalidArgument(message)
+
+
+def environment_problem(environ=None):
+    """The one-line reason a numba variable of ``environ`` (default ``os.environ``) cannot work, or None.
+
+    Read before numba is imported, from the text alone: ``NUMBA_NUM_THREADS`` must be a whole
+    number of at least 1 (numba raises a ValueError from deep inside ``import numba`` for 0 or
+    below, and for text warns and takes every core), ``NUMBA_DISABLE_JIT`` off (fastrnn's
+    kernels are called as compiled functions), ``NUMBA_THREADING_LAYER`` one of the
+    values numba knows, ``NUMBA_THREADING_LAYER_PRIORITY`` an ordering of its three layers
+    (numba refuses both only when it first starts its threads, mid-run).
+    """
+    env = os.environ if environ is None else environ
+    value = env.get("NUMBA_NUM_THREADS")
+    if value is not None:
+        try:
+            threads = int(value.strip())
+        except ValueError:
+            threads = None
+        if threads is None or threads < 1:
+            return (f"NUMBA_NUM_THREADS={value!r} is not a number of threads: numba needs a whole number of at least 1; "
+                    f"set it to 1..{_cores()} (this machine's cores) or unset it")
+    value = env.get("NUMBA_DISABLE_JIT")
+    try:
+        disabled = value is not None and int(value.strip()) != 0
+    except ValueError:
+        disabled = False  # numba cannot parse it either: numba_parse_warnings says so
+    if disabled:
+        return (f"NUMBA_DISABLE_JIT={value!r} turns numba's compiler off, and fastrnn's kernels run only compiled "
+                f"(as plain Python they would fail, or take hours); unset it or set it to 0")
+    value = env.get("NUMBA_THREADING_LAYER")
+    if value is not None and value.strip().lower() not in LAYER_CHOICES:
+        return (f"NUMBA_THREADING_LAYER={value!r} is not a threading layer numba knows; use one of "
+                f"{', '.join(LAYER_CHOICES)}, or unset it")
+    value = env.get("NUMBA_THREADING_LAYER_PRIORITY")
+    if value is not None and sorted(value.split()) != sorted(THREADING_LAYERS):
+        return (f"NUMBA_THREADING_LAYER_PRIORITY={value!r} must name numba's three threading layers once each, "
+                f"in the order to try them (e.g. 'tbb omp workqueue'), or be unset")
+    return None
+
+
+def check_environment(environ=None):
+    """:func:`refuse` the environment :func:`environment_problem` finds a problem in."""
+    problem = environment_problem(environ)
+    if problem is not None:
+        refuse(problem)
+
+
+class numba_parse_warnings:
+    """Around ``import numba``: a ``NUMBA_*`` value numba cannot parse is refused in one line.
+
+    numba reads its variables when it is imported; one it cannot parse (``NUMBA_OPT=7``,
+    ``NUMBA_BOUNDSCHECK=yes``) it reports as a RuntimeWarning carrying a traceback, and
+    then runs with the default instead of what was asked. Here that warning becomes
+    :func:`refuse` naming the variable, its value and numba's reason; every other warning
+    of the import is passed on unchanged.
+    """
+
+    def __enter__(self):
+        import warnings
+
+        self._catch = warnings.catch_warnings(record=True)
+        self._caught = self._catch.__enter__()
+        warnings.simplefilter("always")
+        return self
+
+    def __exit__(self, kind, value, tb):
+        import re
+        import warnings
+
+        self._catch.__exit__(kind, value, tb)
+        if kind is not None:
+            return False
+        for w in self._caught:
+            match = re.match(r"Environment variable '(\w+)' is defined but its associated value '(.*?)' could not be "
+                             r"parsed", str(w.message), re.S)
+            if match is not None:
+                reason = [line for line in str(w.message).splitlines() if line.strip()][-1].strip()
+                refuse(f"{match.group(1)}={match.group(2)!r} cannot be read by numba ({reason}); correct it or unset it")
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+        return False
+
+
+def check_threading_layer():
+    """After ``import numba``: refuse a NUMBA_THREADING_LAYER whose layer cannot be loaded here.
+
+    numba finds out only when a parallel kernel first starts its threads (a sweep's
+    vectorised runs, ``loss_and_grads(parallel=True)``), with a multi-line ValueError;
+    here the layer's module is imported instead (loading its library), only when the
+    variable names a layer or a purpose other than "default".
+    """
+    value = os.environ.get("NUMBA_THREADING_LAYER", "default").strip().lower()
+    if value == "default" or value not in LAYER_CHOICES:
+        return
+    import importlib
+
+    for layer in LAYER_CHOICES[value]:
+        try:
+            importlib.import_module(f"numba.np.ufunc.{layer}pool" if layer != "workqueue" else "numba.np.ufunc.workqueue")
+        except ImportError:
+            continue
+        return
+    need = {"tbb": "Intel TBB (pip install tbb)", "omp": "an OpenMP runtime"}
+    missing = " or ".join(need.get(layer, layer) for layer in LAYER_CHOICES[value])
+    refuse(f"NUMBA_THREADING_LAYER={os.environ['NUMBA_THREADING_LAYER']!r}: numba cannot load that threading layer here "
+           f"(it needs {missing}); install it, choose workqueue, or unset the variable")

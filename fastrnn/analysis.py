@@ -138,15 +138,23 @@ def spectrum(W, name="W"):
     return Spectrum(name, float(np.abs(eig[0])), eig, np.linalg.svd(W, compute_uv=False))
 
 
+#: The gates of each gated cell, in the order their blocks are stacked in W (PyTorch's).
+GATES = {"gru": ("r", "z", "n"), "lstm": ("i", "f", "g", "o")}
+
+
 def model_spectra(model):
-    """:class:`Spectrum` of every layer's W (the vanilla cell; a gated cell's W stacks G gate matrices and is refused)."""
+    """:class:`Spectrum` of every layer's W.
+
+    The vanilla cell's W{l} is square (H, H). A gated cell's W{l} stacks one (H, H)
+    matrix per gate (PyTorch's order: GRU r, z, n; LSTM i, f, g, o): each block gets
+    its own spectrum, named ``W{l}[gate]``.
+    """
     _check_model(model)
-    if model.cell != "rnn":
-        raise _checks.InvalidArgument(
-            f"model_spectra needs the vanilla cell's square W, got a {model.cell} model whose W{{l}} stacks gate matrices"
-            f" {model.params['W0'].shape}; pass one gate's (H, H) block to spectrum() instead"
-        )
-    return [spectrum(model.params[f"W{l}"], f"W{l}") for l in range(model.layers)]
+    if model.cell == "rnn":
+        return [spectrum(model.params[f"W{l}"], f"W{l}") for l in range(model.layers)]
+    H = model.n_hidden
+    return [spectrum(model.params[f"W{l}"][k * H:(k + 1) * H], f"W{l}[{gate}]")
+            for l in range(model.layers) for k, gate in enumerate(GATES[model.cell])]
 
 
 def jacobian_norms(model, X, layer=0, h0=None):

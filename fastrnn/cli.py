@@ -2,7 +2,9 @@
 
 Every error reaches the user as one line on stderr, ``Error: ...``, naming the
 argument, the value and what to do: exit status 2 for bad input (usage), 1 for a
-run that failed (a diverging loss), 130 after Ctrl-C.
+run that failed (a diverging loss, a file that cannot be written), 128 + the
+signal after Ctrl-C (130), SIGTERM (143) or SIGHUP (129), which ``train`` and
+``sweep`` treat alike.
 """
 
 import math
@@ -34,6 +36,21 @@ class PositiveFloat(click.ParamType):
 
 
 POSITIVE = PositiveFloat()
+
+
+class NonNegativeFloat(click.ParamType):
+    """A finite number at least zero (click's FloatRange lets NaN and infinity through)."""
+
+    name = "number >= 0"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number) or number < 0:
+            self.fail(f"{value!r} must be a finite number at least 0", param, ctx)
+        return number
 
 
 class InitScale(click.ParamType):
@@ -117,9 +134,23 @@ def setting_options(fn):
               "appended to the run's CSV (or all go to a new --csv) and the model is saved back to it (or to --save).")
 @click.option("--data", type=click.Path(), help="Train on your own arrays instead of a task: a .npz with X (N, T, I), "
               "Y (N, T, O), optional mask (N, T), X_val, Y_val, mask_val (the --data settings apply).")
-def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settings):
+@click.option("--checkpoint-every", type=click.IntRange(min=1), metavar="N",
+              help="Write a checkpoint every N iterations (a multiple of --log-every) to <--save stem>.ckpt.npz, or "
+                   "<--csv stem>.ckpt.npz; after a crash or kill -9, --resume it with the same --iters. [off; a "
+                   "resume: the run's]")
+@click.option("--checkpoint-seconds", type=POSITIVE, metavar="S",
+              help="Also (or only) write the checkpoint at the first row S seconds after the last one.")
+def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpoint_every, checkpoint_seconds, **settings):
     """Train an RNN on a task (binary or digit addition, a text's characters) or on your own arrays (--data), logging metrics to CSV."""
-    from . import metrics
+    from . import _signals
+
+    with _signals.stop_handlers():
+        _train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpoint_every, checkpoint_seconds,
+               settings)
+
+
+def _train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpoint_every, checkpoint_seconds, settings):
+    from . import _signals, metrics
     from . import settings as setting_defs
     from .training import train as run
 
@@ -132,10 +163,9 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
 
         _, state, _ = checkpoint.load(resume)
         if state["settings"].get("task") == "data" and data is None:  # a fit: on the file it was trained on
-            data = state["settings"].get("data_file")
-            if data is None:
-                raise InvalidArgument(f"--resume {resume}: the run was fitted on arrays given to fastrnn.fit; save them "
-                                      f"with numpy.savez(FILE, X=X, Y=Y, ...) and give --data FILE")
+            from .fitting import resumed_data_file
+
+            data = resumed_data_file(resume, state)
     if data is None:
         for name, value in given_data.items():
             if value is not None:
@@ -148,10 +178,16 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
             task = None  # the saved run's
         if not no_csv and csv_path is None:
             csv_path = state.get("csv") or metrics.default_csv_path(state["settings"]["task"])
-        save = resume if save is None else save
+        if save is None:  # the file resumed from, or the model file of the run whose checkpoint it is
+            save = checkpoint.saved_model_path(state) if checkpoint.is_checkpoint(state) else resume
         extra["resume"] = resume
     if not no_csv and csv_path is None:
         csv_path = metrics.default_csv_path(task if data is None else "data")
+    for name, value in (("checkpoint_every", checkpoint_every), ("checkpoint_seconds", checkpoint_seconds)):
+        if value is not None:
+            extra[name] = value
+    if resume is not None:  # the rows cut from the CSV, if any, are said on stderr
+        extra["_note"] = lambda line: click.echo(line, err=True)
     try:
         if data is None:
             result = run(task=task, csv=None if no_csv else csv_path, save=save, overwrite=overwrite,
@@ -163,21 +199,25 @@ def train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, **settin
                               progress=not quiet and sys.stderr.isatty(), **extra, **settings, **given_data)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
+        stopped = _signals.describe(exc)
         if result is None:
-            click.echo("Interrupted before training started.", err=True)
+            click.echo(f"{stopped} before training started.", err=True)
         elif result.iterations == 0 and not result.train_seconds:
-            click.echo(f"Interrupted before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
+            click.echo(f"{stopped} before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
         else:
             s = result.settings
             goal = f"--epochs {s['epochs']}" if s.get("task") == "data" else f"--iters {s['iters']}"
-            how = f" Continue with: fastrnn train --resume {result.save_path} {goal}" if result.save_path is not None else ""
-            click.echo(f"Interrupted after {result.iterations} iterations. {_where(result)}{how}".rstrip(), err=True)
-        sys.exit(130)
+            again = result.save_path if result.save_path is not None else result.checkpoint_path
+            how = f" Continue with: fastrnn train --resume {again} {goal}" if again is not None else ""
+            click.echo(f"{stopped} after {result.iterations} iterations. {_where(result)}{how}".rstrip(), err=True)
+        sys.exit(_signals.exit_status(exc))
     except NumericalError as exc:
         result = getattr(exc, "result", None)
         kept = f" {_where(result)}" if result is not None else ""
         click.echo(f"Error: {exc}.{kept}", err=True)
         sys.exit(1)
+    for note in result.notes:
+        click.echo(f"Note: {note}", err=True)
     click.echo(_summary(result))
 
 
@@ -187,6 +227,8 @@ def _where(result):
         parts.append(f"{len(result.rows)} rows kept in {result.csv_path}")
     if result.save_path is not None:
         parts.append(f"model saved to {result.save_path}")
+    if result.checkpoint_path is not None:
+        parts.append(f"checkpoint in {result.checkpoint_path}")
     return ("; ".join(parts) + ".") if parts else ""
 
 
@@ -196,6 +238,13 @@ def _summary(result):
     if result.rows and "bpc" in result.rows[-1]:  # the rows, not .history: that would import pandas (start-up)
         row = result.rows[-1]
         val = f", held-out bpc {row['val_bpc']:.3f}" if "val_bpc" in row else ""
+        whole = result.final_scores
+        if "val_bpc_all" in whole and whole["val_chars_all"] > whole["val_chars_row"]:
+            val = (f", held-out bpc {whole['val_bpc_all']:.3f} on all {whole['val_chars_all']} held-out characters, "
+                   f"{row['val_bpc']:.3f} on the {whole['val_chars_row']} each row scores")
+        elif "val_bpc" in row and whole.get("val_chars_all", 0) > whole.get("val_chars_row", 0):
+            val = (f", held-out bpc {row['val_bpc']:.3f} on the first {whole['val_chars_row']} of "
+                   f"{whole['val_chars_all']} held-out characters (a completed run scores all of them)")
         text = (f"text: {row['bpc']:.3f} bits per character{val} (smoothed loss {row['smooth_loss']:.2f}, next-character "
                 f"accuracy {row['char_accuracy']:.3f}) after {result.iterations} iterations; training "
                 f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
@@ -215,8 +264,10 @@ def _data_summary(result):
     """The line `fastrnn train --data` ends with: the last row's loss and accuracy (and validation)."""
     s, last = result.settings, (result.rows[-1] if result.rows else {})
     scores = ", ".join(f"{k} {last[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in last)
+    head = f"the {s['head']} head{', inferred from Y' if s.get('head_inferred') else ''}"
     text = (f"{s.get('data_file', 'arrays')}: {scores or 'no rows'} after {last.get('epoch', 0)} epochs "
-            f"({result.iterations} iterations of {s['batch']} {'stream' if s['window'] else 'sequence'}{'' if s['batch'] == 1 else 's'}); "
+            f"({result.iterations} iterations of {s['batch']} {'stream' if s['window'] else 'sequence'}{'' if s['batch'] == 1 else 's'}) "
+            f"with {head}; "
             f"training {result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
     where = _where(result)
     return text + (f"; {where}" if where else "")
@@ -227,15 +278,16 @@ def _data_summary(result):
 
 @cli.command()
 @click.argument("model_path", metavar="MODEL", type=click.Path())
-@click.option("--length", type=click.IntRange(min=0), default=200, show_default=True, help="Characters to draw.")
-@click.option("--temperature", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+@click.option("--length", type=click.IntRange(min=0), default=200, show_default=True,
+              help="Characters to draw (at most 10000000), printed as they are drawn.")
+@click.option("--temperature", type=NonNegativeFloat(), default=1.0, show_default=True,
               help="Each character is drawn from softmax(logits / T): below 1 more conservative (the likely characters "
                    "likelier), above 1 more varied (closer to uniform); 0 always takes the most likely character.")
 @click.option("--prime", default="", help="Text the model reads first; the sample continues it (printed before it).")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="Seed of the draw: the same seed gives the same text.")
 def sample(model_path, length, temperature, prime, seed):
-    """Print text drawn from a character model trained with --task text."""
+    """Print text drawn from a character model trained with --task text, a line at a time as it is drawn."""
     from . import text
     from .model import RNN
 
@@ -243,13 +295,39 @@ def sample(model_path, length, temperature, prime, seed):
     if not isinstance(model.metadata.get(text.VOCAB_KEY), str):
         raise InvalidArgument(f"model file {model_path} has no vocabulary: it was not trained on text; sample from a "
                               f"model saved by `fastrnn train --task text --save FILE`")
-    click.echo(prime + text.sample(model, length=length, temperature=temperature, prime=prime, seed=seed))
+    if temperature == 0 and click.get_current_context().get_parameter_source("seed") == click.core.ParameterSource.COMMANDLINE:
+        raise InvalidArgument(f"--seed {seed} has no effect with --temperature 0, which always takes the most likely "
+                              f"character: leave --seed out, or draw with a temperature above 0")
+    if length > text.MAX_SAMPLE_LENGTH:
+        per = text.seconds_per_character(model, draws=50)
+        raise InvalidArgument(f"--length {length} would take about {_duration(length * per)} here ({per * 1e6:.0f} us a "
+                              f"character); one command draws at most {text.MAX_SAMPLE_LENGTH} characters: draw a long "
+                              f"text in parts, continuing each with --prime (the previous part's end)")
+    if length > 100_000:  # long enough to wait for: say how long
+        per = text.seconds_per_character(model, draws=50)
+        if length * per > 10:
+            click.echo(f"drawing {length} characters takes about {_duration(length * per)} here ({per * 1e6:.0f} us a "
+                       f"character); the text is printed as it is drawn", err=True)
+    text.encode(model.metadata[text.VOCAB_KEY], prime, name="--prime")  # refused before anything is printed
+    click.echo(prime, nl=False)  # click.echo flushes: every piece goes out as it is drawn
+    text.sample(model, length=length, temperature=temperature, prime=prime, seed=seed,
+                write=lambda piece: click.echo(piece, nl=False))
+    click.echo()
+
+
+def _duration(seconds):
+    """3.2 -> '3 s', 300 -> '5 minutes', 24000 -> '6.7 hours'."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} minutes"
+    return f"{seconds / 3600:.1f} hours"
 
 
 # ------------------------------------------------------------------- predict / eval
 
 
-def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False):
+def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False, decoding=None):
     """The saved model and the task whose data it reads (None when it has none and none is needed).
 
     The task is ``task`` when given (a name), else the one the model was trained on,
@@ -257,21 +335,37 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
     malformed, or does not fit the model's sizes, is refused naming the file.
     """
     from .model import RNN
-    from .tasks import make_task, task_from_metadata
+    from .tasks import make_task, require_decoding, task_from_metadata
 
     model = RNN.load(model_path)
+    own = model.metadata.get("task")
     if task is not None:
         task_obj = make_task(task, bits=bits, digits=digits)
         what = f"--task {task}"
-    elif model.metadata.get("task") is None and not need_task:
-        return model, None
-    elif model.metadata.get("task") is None and offer_task:
-        raise InvalidArgument(f"the model carries no task: {model_path} was saved with RNN.save; "
-                              f"pass --task binary or --task digits to give it that task's data")
-    elif model.metadata.get("task") is None:
-        raise InvalidArgument(f"the model carries no task: {model_path} was saved with RNN.save, not by "
-                              f"`fastrnn train --save`, so it cannot add numbers")
+    elif own is None or own == "data":  # saved by RNN.save, or trained on arrays (fit, train --data): no task
+        if not need_task:
+            return model, None
+        if own == "data":
+            origin = f"was trained on arrays (--data {_short_text(model.metadata.get('data_file', 'arrays'))})"
+        else:
+            origin = "was saved with RNN.save"
+        sizes = {name: n for name, n in _task_input_sizes().items() if TASKS[name].decodes or offer_task}
+        fits = [name for name, n in sizes.items() if n == model.n_in]
+        if fits:
+            how = f"pass --task {' or --task '.join(fits)} to give it that task's data (inputs of size {model.n_in})"
+        else:
+            how = (f"--task gives it a task's data, but none has inputs of its size n_in={model.n_in} "
+                   f"({', '.join(f'{name} {n}' for name, n in sizes.items())})")
+        raise InvalidArgument(f"the model carries no task: {model_path} {origin}; {how}")
     else:
+        if decoding and own in TASKS:
+            require_decoding(TASKS[own], decoding)  # the text task never decodes, whether its file is there or not
+        missing = _missing_task_data(model)
+        if missing is not None and not need_task:
+            return model, None
+        if missing is not None:
+            raise InvalidArgument(f"{model_path} was trained on {missing}; put it back there (a model needs only "
+                                  f"itself for `fastrnn spectrum` and `fastrnn sample`)")
         try:
             task_from_metadata(model.metadata)
         except FastRNNError as exc:
@@ -286,6 +380,29 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
     return model, task_obj
 
 
+def _missing_task_data(model):
+    """'the text file X, which cannot be read now (...)' when the task a model was trained on reads a
+    file that is gone (a text model's text, moved or deleted); None otherwise."""
+    import os
+
+    path = model.metadata.get("text") if model.metadata.get("task") == "text" else None
+    if isinstance(path, str) and not os.path.isfile(path):
+        return f"the text file {_short_text(path)!r}, which cannot be read now (moved or deleted)"
+    return None
+
+
+def _task_input_sizes():
+    """{task: n_in} of every task at its defaults (what --task NAME gives the study commands)."""
+    from .tasks import make_task
+
+    return {name: make_task(name).n_in for name in TASKS}
+
+
+def _short_text(value, limit=120):
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _check_data_memory(task_obj, samples, hidden, layers, option="--samples"):
     """Refuse task data (and the forward pass over it) that cannot fit in memory."""
     from ._checks import check_memory
@@ -295,12 +412,18 @@ def _check_data_memory(task_obj, samples, hidden, layers, option="--samples"):
                  f"choose a smaller {option}")
 
 
-def _load(model_path, bits=None, digits=None):
-    """A saved model and its task, which must decode outputs (for predict and eval)."""
+def _load(model_path, bits=None, digits=None, task=None):
+    """A saved model and its task (``task`` when given), which must decode outputs (for predict and eval)."""
     from .tasks import require_decoding
 
-    model, task = _load_model(model_path, bits, digits)
-    return model, require_decoding(task, "predict` and `fastrnn eval")
+    command = "predict` and `fastrnn eval"
+    model, task = _load_model(model_path, bits, digits, task=task, decoding=command)
+    return model, require_decoding(task, command)
+
+
+#: The tasks whose outputs predict and eval can read as sums, and their --task help.
+DECODING = [name for name, cls in TASKS.items() if cls.decodes]
+TASK_HELP = "Read the model as this task's (a model trained on arrays or saved by RNN.save has none) [as trained]."
 
 
 @cli.command(context_settings=dict(ignore_unknown_options=True))  # so that -1 reaches the range check
@@ -309,11 +432,12 @@ def _load(model_path, bits=None, digits=None):
 @click.argument("b", type=click.IntRange(min=0))
 @click.option("--bits", type=click.IntRange(2, 62), help="Width for a binary model [as trained].")
 @click.option("--digits", type=click.IntRange(2, 18), help="Width for a digits model [as trained].")
-def predict(model_path, a, b, bits, digits):
+@click.option("--task", type=click.Choice(DECODING), help=TASK_HELP)
+def predict(model_path, a, b, bits, digits, task):
     """Print the sum A + B that the model computes, beside the true one."""
     import numpy as np
 
-    model, task = _load(model_path, bits, digits)
+    model, task = _load(model_path, bits, digits, task)
     task.check_operand("A", a)
     task.check_operand("B", b)
     batch = task.encode(np.array([a]), np.array([b]))
@@ -339,11 +463,12 @@ def predict(model_path, a, b, bits, digits):
 @click.option("--bits", type=click.IntRange(2, 62), help="Width for a binary model [as trained].")
 @click.option("--digits", type=click.IntRange(2, 18), help="Width for a digits model [as trained].")
 @click.option("--seed", type=click.IntRange(min=0), default=12345, show_default=True, help="Seed of the evaluation data.")
-def evaluate(model_path, samples, bits, digits, seed):
+@click.option("--task", type=click.Choice(DECODING), help=TASK_HELP)
+def evaluate(model_path, samples, bits, digits, seed, task):
     """Score a model on fresh sums, also at another width than it was trained on."""
     import numpy as np
 
-    model, task = _load(model_path, bits, digits)
+    model, task = _load(model_path, bits, digits, task)
     _check_data_memory(task, samples, model.n_hidden, model.layers)
     batch = task.sample(np.random.default_rng(seed), samples)
     yhat, _ = model.forward(batch.X)
@@ -377,6 +502,12 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
     if model_paths:
         if activations or cells:
             raise InvalidArgument("--activation and --cell build fresh models; they cannot be combined with MODEL files")
+        layers_given = click.get_current_context().get_parameter_source("layers") == click.core.ParameterSource.COMMANDLINE
+        shaping = [flag for flag, given in (("--hidden", hidden is not None), ("--layers", layers_given),
+                                            ("--init-scale", init_scale is not None)) if given]
+        if shaping:
+            raise InvalidArgument(f"{', '.join(shaping)} shape fresh models; a MODEL file has its own: leave "
+                                  f"{'it' if len(shaping) == 1 else 'them'} out, or give no MODEL")
         out = []
         for path in model_paths:
             model, task_obj = _load_model(path, bits, digits, task=task, need_task=need_task, offer_task=True)
@@ -472,6 +603,13 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, cell,
     from .model import RNN
     from .tasks import make_task
 
+    if task != "random":  # the task's encoding fixes these: given, they would be ignored
+        ctx = click.get_current_context()
+        given = [f"--{name.replace('_', '-')}" for name in ("n_in", "n_out", "head", "length")
+                 if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE]
+        if given:
+            raise InvalidArgument(f"{', '.join(given)} apply to --task random only; the {task} task's encoding sets its "
+                                  f"inputs, outputs, head and steps: leave them out, or use --task random")
     check_memory(f"--batch {batch} --length {length}", batch * length * (n_in + 2 * n_out + 2 * layers * hidden) * 8 * 4,
                  "choose a smaller --batch or --length")
     rng = np.random.default_rng([seed, 3])
@@ -582,9 +720,21 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
                 sv = spec.singular_values
                 shown = " ".join(f"{v:.3f}" for v in sv[:8]) + (" ..." if sv.size > 8 else "")
                 click.echo(f"{spec.name}: spectral radius {spec.spectral_radius:.4f}; singular values {shown}")
+            if model.cell != "rnn":
+                click.echo(f"step-Jacobian products: defined for the vanilla cell (diag(f'(a)) W); a {model.cell} "
+                           f"cell's step Jacobian is not, so `fastrnn paths` shows how its gradients vanish instead")
+                continue
+            if task_obj is None and _missing_task_data(model) is not None:
+                click.echo(f"step-Jacobian products: this model was trained on {_missing_task_data(model)}; put it "
+                           f"back there to draw input sequences from it")
+                continue
             if task_obj is None:
-                click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; pass "
-                           f"--task binary (inputs of size 2) or --task digits (size 20) to fit its n_in={model.n_in}")
+                sizes = _task_input_sizes()
+                fits = [name for name, n in sizes.items() if n == model.n_in]
+                how = (f"pass --task {' or --task '.join(fits)} to fit its n_in={model.n_in}" if fits else
+                       f"--task gives a task's inputs, and none has its n_in={model.n_in} "
+                       f"({', '.join(f'{name} {n}' for name, n in sizes.items())})")
+                click.echo(f"step-Jacobian products: this model carries no task to draw input sequences from; {how}")
                 continue
             _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
             data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
@@ -595,18 +745,27 @@ def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, ini
 
 
 @cli.command()
-@click.argument("runs", metavar="RUN.csv...", nargs=-1, required=True, type=click.Path())
+@click.argument("runs", metavar="RUN.csv|FOLDER...", nargs=-1, required=True, type=click.Path())
 @click.option("--out", type=click.Path(), required=True, help="PNG to write.")
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out.")
 def plot(runs, out, overwrite):
-    """Loss, error and accuracy against iteration for one or more runs overlaid (text runs: bits per character)."""
+    """Loss, error and accuracy against iteration for one or more runs overlaid (text runs: bits per character).
+
+    A folder stands for every run CSV in it; a sweep's summary.csv is skipped.
+    """
     from . import metrics, plots
+    from .report import plot_inputs
 
     plots.check_png(out)
     metrics.check_new_file(out, "plot", overwrite, "--out")
+    runs, skipped = plot_inputs(runs)
     for path in runs:
         metrics.check_distinct_files(**{"--out": out, "the run": path})
     loaded = [metrics.read_run(path) for path in runs]
+    empty = [(path, meta) for path, (frame, meta) in zip(runs, loaded) if not metrics.has_rows(frame)]
+    if len(empty) == len(runs):
+        raise InvalidArgument(f"nothing to draw: {metrics.no_rows_note(empty)} {metrics.NO_ROWS}")
+    runs, loaded = zip(*[(path, run) for path, run in zip(runs, loaded) if metrics.has_rows(run[0])])
     labels = _run_labels([meta for _, meta in loaded], runs)
     try:
         with warnings.catch_warnings():  # matplotlib's and numpy's warnings about odd values: the line below says it
@@ -617,7 +776,10 @@ def plot(runs, out, overwrite):
     except (ValueError, OverflowError) as exc:  # matplotlib cannot place ticks for values near the float limits
         raise InvalidArgument(f"cannot draw {', '.join(map(str, runs))}: values out of range for a plot "
                               f"({' '.join(str(exc).split())})") from None
-    click.echo(f"plot of {len(runs)} run(s) written to {out}")
+    shown = f" (skipped {', '.join(map(str, skipped))}: a sweep's summary, not a run)" if skipped else ""
+    click.echo(f"plot of {len(runs)} run(s) written to {out}{shown}")
+    if empty:
+        click.echo(f"left out, {metrics.NO_ROWS}: {metrics.no_rows_note(empty)}")
 
 
 def _run_labels(metas, paths):
@@ -645,8 +807,12 @@ def report(folder, by, fmt):
     import pandas as pd
 
     from . import report as rep
+    from .metrics import NO_ROWS
 
-    runs = rep.collect(folder)
+    runs, empty = rep.split_empty(rep.collect(folder))
+    note = f"left out, {NO_ROWS}: {_no_rows(empty)}" if len(empty) else ""
+    if not len(runs):
+        raise InvalidArgument(f"{folder} holds no run with rows to report: {_no_rows(empty)} {NO_ROWS}")
     keys = [k.strip() for k in by.split(",") if k.strip()] if by else None
     summary = rep.summarize(runs, keys)
     if fmt == "csv":
@@ -656,6 +822,15 @@ def report(folder, by, fmt):
     else:
         with pd.option_context("display.width", 200, "display.max_columns", 50):
             click.echo(summary.to_string(index=False))
+    if note:  # beside the table; on stderr, so that the CSV and markdown outputs stay the table alone
+        click.echo(note, err=fmt != "table")
+
+
+def _no_rows(empty):
+    """'a.csv (status interrupted), ...' for report's runs without rows."""
+    from .metrics import no_rows_note
+
+    return no_rows_note([(run, {"status": status}) for run, status in zip(empty["run"], empty["status"])])
 
 
 # --------------------------------------------------------------------------- sweep
@@ -704,30 +879,51 @@ def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, forc
         grid[name] = values
     fixed = {k: v[0] for k, v in grid.items() if len(v) == 1}
     swept = {k: v for k, v in grid.items() if len(v) > 1}
+    from . import _signals
+
     try:
-        result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers, scheduler=scheduler,
-                          progress=not quiet and sys.stderr.isatty(), vectorize=vectorize, overwrite=overwrite, force=force, **fixed)
+        with _signals.stop_handlers():
+            result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers,
+                              scheduler=scheduler, progress=not quiet and sys.stderr.isatty(), vectorize=vectorize,
+                              overwrite=overwrite, force=force, **fixed)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is not None:
-            click.echo(f"Interrupted: {result.ran} runs finished this time ({len(result.summary)} in all) are kept in "
-                       f"{result.out}; run the same command again to do the rest.", err=True)
-        sys.exit(130)
+            click.echo(f"{_signals.describe(exc)}: {result.ran} runs finished this time ({len(result.summary)} in all) "
+                       f"are kept in {result.out}; run the same command again to do the rest.", err=True)
+        sys.exit(_signals.exit_status(exc))
     click.echo(_sweep_summary(result))
 
 
 def _sweep_summary(result):
+    """The sweep's closing lines: runs of tasks solved at accuracy 1.0 are counted as reaching it; the
+    other tasks' headline metrics (text: bpc, held-out bpc, next-character accuracy) get their median,
+    best and worst run."""
+    from .tasks import LOWER_IS_BETTER, has_goal, headline
+
     summary = result.summary
     n = len(summary)
-    perfect = summary[summary["final_accuracy"] == 1.0] if n else summary
-    lines = [
-        f"{n} runs in {result.out} ({result.ran} ran in {result.seconds:.1f} s, {result.skipped} already finished and skipped)",
-        f"reached accuracy 1.0: {len(perfect)}/{n}; diverged: {int(summary['diverged'].sum()) if n else 0}",
-    ]
-    missed = summary[summary["final_accuracy"] != 1.0]["run"].tolist() if n else []
-    if missed:
-        shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
-        lines.append(f"did not reach 1.0: {shown}")
+    lines = [f"{n} runs in {result.out} ({result.ran} ran in {result.seconds:.1f} s, {result.skipped} already finished and skipped)"]
+    diverged = f"diverged: {int(summary['diverged'].sum()) if n else 0}"
+    solvable = summary[summary["task"].map(has_goal)] if n else summary
+    if len(solvable) or not n:
+        perfect = solvable[solvable["final_accuracy"] == 1.0] if n else solvable
+        lines.append(f"reached accuracy 1.0: {len(perfect)}/{len(solvable)}; {diverged}")
+        missed = solvable[solvable["final_accuracy"] != 1.0]["run"].tolist()
+        if missed:
+            shown = ", ".join(missed[:10]) + (f" and {len(missed) - 10} more" if len(missed) > 10 else "")
+            lines.append(f"did not reach 1.0: {shown}")
+    others = summary[~summary["task"].map(has_goal)] if n else summary
+    for metric in dict.fromkeys(m for t in others["task"] for m in headline(t)) if len(others) else ():
+        values = others[["run", f"final_{metric}"]].dropna()
+        if not len(values):
+            continue
+        column = values[f"final_{metric}"].astype(float)
+        best, worst = (column.idxmin(), column.idxmax()) if metric in LOWER_IS_BETTER else (column.idxmax(), column.idxmin())
+        lines.append(f"final {metric}: median {column.median():.4f}, best {column[best]:.4f} ({values['run'][best]}), "
+                     f"worst {column[worst]:.4f} ({values['run'][worst]}) over {len(column)} runs")
+    if n and not len(solvable):
+        lines.append(diverged)
     lines.append(f"summary: {result.out / 'summary.csv'}")
     return "\n".join(lines)
 
@@ -771,9 +967,11 @@ def _main(argv):
     except click.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        from . import _signals
+
+        click.echo(f"{_signals.describe(exc)}.", err=True)
+        sys.exit(_signals.exit_status(exc))
     except USAGE_ERRORS as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)

@@ -25,3 +25,11 @@ class ModelFileError(FastRNNError, ValueError):
 
 class NumericalError(FastRNNError, FloatingPointError):
     """The loss became NaN or infinite during training."""
+
+
+class OutputError(FastRNNError, OSError):
+    """A run's file could not be written (a full disk, a read-only or deleted folder, no permission).
+
+    Training stops there; the message names the file, the error and what was kept
+    (the rows in the CSV, the last checkpoint, the model).
+    """

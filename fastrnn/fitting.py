@@ -31,12 +31,12 @@ import zlib
 
 import numpy as np
 
-from . import checkpoint, engine, optim, params
+from . import _checks, _files, checkpoint, engine, optim, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
-from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
+from .metrics import COLUMNS, check_output_files
 from .model import RNN
-from .training import _same_path, drive, init_from, open_writer, versions
+from .training import check_save, drive, init_from, open_writer, versions
 
 #: The columns fit adds to metrics.COLUMNS (val_* only with ``validation``).
 FIT_COLUMNS = ["epoch"]
@@ -44,9 +44,11 @@ VAL_COLUMNS = ["val_loss", "val_accuracy"]
 
 
 def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, momentum=0.9, clip=1.0,
-        clip_value=None, bptt_truncate=None, window=None, shuffle=True, seed=0, validation=None, log_every=100,
-        csv=None, save=None, overwrite=False, progress=False, resume=None, _record=None):
-    # _record: extra JSON fields from fit_file (the file, the model's settings); not for users
+        clip_value=None, bptt_truncate=None, window=None, shuffle=None, seed=0, validation=None, log_every=100,
+        csv=None, save=None, overwrite=False, progress=False, resume=None, checkpoint_every=None, checkpoint_seconds=None,
+        _record=None, _note=None):
+    # _record: extra JSON fields from fit_file (the file, the model's settings); _note: where the line about
+    # rows cut on a resume goes (the command's stderr); not for users
     """Train ``model`` in place on arrays X (N, T, n_in), Y (N, T, n_out), mask (N, T); return a TrainResult.
 
     Parameters
@@ -72,9 +74,10 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     window : int or None
         K: X holds long streams, trained K steps at a time with the state carried
         (see the module docstring).
-    shuffle : bool
-        Draw a new order of the sequences every epoch. It has no meaning with
-        ``window`` (every iteration trains every stream, in time order) and is then
+    shuffle : bool or None
+        Draw a new order of the sequences every epoch; None (the default) is True
+        for whole sequences. It has no meaning with ``window`` (every iteration
+        trains every stream, in time order): there it must be None or False, and is
         recorded as False.
     validation : tuple or None
         ``(X_val, Y_val)`` or ``(X_val, Y_val, mask_val)``: every row also gets
@@ -99,6 +102,12 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         the saved run's: an argument left at its default is ignored, any other value
         must equal the saved one. ``csv`` naming the saved run's CSV appends to it;
         another path gets the earlier rows first. ``save`` may name ``resume`` itself.
+        ``resume`` may name a checkpoint: the CSV's rows written after it are cut off.
+    checkpoint_every, checkpoint_seconds
+        As in :func:`fastrnn.train`: a checkpoint at the first row at or past every
+        multiple of ``checkpoint_every`` iterations (a multiple of ``log_every``),
+        and/or ``checkpoint_seconds`` after the last, to ``<save stem>.ckpt.npz`` (or
+        ``<csv stem>.ckpt.npz``), from which ``resume`` continues exactly.
 
     Returns
     -------
@@ -139,13 +148,18 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         if not isinstance(value, (bool, np.bool_)):
             raise InvalidType(f"{name} must be True or False, got {value!r}")
     check_output_files(csv, save)
-    if save is not None and not (saved is not None and _same_path(save, resume)):  # a resume may move its file on
-        save = check_new_file(save, "model file", overwrite, "--save")
+    _checks.check_memory(
+        f"fitting {model!r} on {plan.N} sequences of {plan.T} steps (batch {plan.B}, window {plan.window})",
+        fit_bytes(model.n_in, model.n_out, model.n_hidden, model.layers, model.cell, model.dtype, plan.N, plan.T,
+                  plan.B, plan.window, None if val is None else val[0].shape[:2]),
+        "choose a smaller hidden size, fewer layers, a smaller batch or window, or fewer or shorter sequences")
+    save = check_save(save, overwrite, resume, saved)
+    ckpt = checkpoint.plan(checkpoint_every, checkpoint_seconds, plan.s["log_every"], save, csv, overwrite, resume, saved)
     run = _FitRun(model, plan, val, _record)
     if saved is not None:
         run.restore(resume, *saved)
-    writer = open_writer(csv, run, overwrite, resume, saved)
-    return drive(run, run.warmup, run.advance, writer, save, bool(progress), plan.total, "fit")
+    writer = open_writer(csv, run, overwrite, resume, saved, ckpt, _note)
+    return drive(run, run.warmup, run.advance, writer, save, bool(progress), plan.total, "fit", ckpt)
 
 
 def _resumed(path, saved, model, given):
@@ -167,19 +181,27 @@ def _resumed(path, saved, model, given):
     out = {}
     for name, value in given.items():
         if name == "epochs" or value is None or _settings.same_value(value, _DEFAULTS[name]):
-            out[name] = value if name == "epochs" else old.get(name)
+            out[name] = value if name == "epochs" else _saved_setting(old, name)
             continue
         checked = _check_setting(name, value)
         if name == "batch" and old.get("shapes", {}).get("X"):
             checked = min(checked, old["shapes"]["X"][0])  # as the plan takes it
         if name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
             checked = False
-        if not _settings.same_value(checked, old.get(name)):
-            raise InvalidArgument(f"{name} {checked} differs from the saved run's {old.get(name)} in {path}; a resume "
+        if not _settings.same_value(checked, _saved_setting(old, name)):
+            raise InvalidArgument(f"{name} {checked} differs from the saved run's {_saved_setting(old, name)} in {path}; a resume "
                                   f"continues that run with its own settings (leave {name} out, or start a new run "
                                   f"from its weights with fit(fastrnn.RNN.load({str(path)!r}), ...))")
-        out[name] = old.get(name)
+        out[name] = _saved_setting(old, name)
     return model, out
+
+
+def _saved_setting(old, name):
+    """A saved fit's setting; one saved before the setting existed has its default (fit's; shuffle's as
+    recorded: on for whole sequences, off with a window)."""
+    if name in old:
+        return old[name]
+    return _check_shuffle(None, old.get("window")) if name == "shuffle" else _DEFAULTS[name]
 
 
 #: fit's defaults: with ``resume`` an argument left at its default takes the saved run's value.
@@ -189,6 +211,17 @@ _DEFAULTS = {name: p.default for name, p in inspect.signature(fit).parameters.it
 
 def _check_setting(name, value):
     return _settings.get(name).check(value)
+
+
+def _check_shuffle(shuffle, window):
+    """shuffle as recorded: None -> True for whole sequences; with a window False, and True is refused."""
+    if shuffle is None:
+        return window is None
+    shuffle = _check_setting("shuffle", shuffle)
+    if shuffle and window is not None:
+        raise InvalidArgument(f"shuffle=True has no meaning with window={window} (every iteration trains every stream, "
+                              f"in time order); leave shuffle out, or train whole sequences (window=None)")
+    return shuffle
 
 
 class _Plan:
@@ -201,13 +234,12 @@ class _Plan:
         self = cls()
         self.model = model
         s = {}
-        for name in ("epochs", "optimizer", "lr", "momentum", "clip", "clip_value", "bptt_truncate", "window", "shuffle",
-                     "seed", "log_every"):
+        for name in ("epochs", "optimizer", "lr", "momentum", "clip", "clip_value", "bptt_truncate", "window", "seed",
+                     "log_every"):
             s[name] = _check_setting(name, given[name])
+        s["shuffle"] = _check_shuffle(given["shuffle"], s["window"])
         self.X, self.Y, self.M, _ = engine.prepare(model, X, Y, mask)
-        if self.M.shape[0] and not self.M.any():
-            raise InvalidArgument("mask is all zeros: no step has a target, so there is nothing to learn; mark the "
-                                  "steps with targets with 1")
+        _require_targets(self.M, "mask", "nothing to learn")
         N, T = self.X.shape[0], self.X.shape[1]
         self.N, self.T = N, T
         if s["window"] is None:
@@ -279,6 +311,23 @@ class _Plan:
         return out
 
 
+def fit_bytes(n_in, n_out, hidden, layers, cell, dtype, N, T, batch, window, val_shape=None):
+    """Bytes a fit allocates at least besides its data arrays (exact Python integers: no overflow).
+
+    Counted: the parameters eight times over (the model, the two optimizer state
+    vectors, the copies of all three a Ctrl-C rewinds to, the kernel's transposed
+    copy and gradient), the hidden states and their gradients of one kernel call
+    (``batch`` sequences of T steps, or all N streams of one ``window``), and for
+    validation its states, gradients and outputs over all (N_val, T_val) steps at once.
+    """
+    itemsize = np.dtype(dtype).itemsize
+    weights = 8 * _checks.model_bytes(n_in, hidden, n_out, layers, itemsize, cell)
+    B, steps = (N, min(window, T)) if window is not None else (min(batch or 32, N), T)
+    states = 2 * layers * B * steps * hidden * itemsize
+    val = 0 if val_shape is None else val_shape[0] * val_shape[1] * (3 * layers * hidden + n_out) * itemsize
+    return weights + states + val
+
+
 def _validation(model, validation, plan):
     if validation is None:
         return None
@@ -289,7 +338,15 @@ def _validation(model, validation, plan):
         Xv, Yv, Mv, _ = engine.prepare(model, *validation)
     except (InvalidArgument, InvalidType) as exc:
         raise type(exc)(f"validation: {exc} (X_val, Y_val, mask_val take the places of X, Y, mask)") from None
+    _require_targets(Mv, "validation: mask_val", "nothing to score (its loss would read 0 and its accuracy 1)")
     return Xv, Yv, Mv
+
+
+def _require_targets(M, name, what):
+    """Refuse a mask (prepared: empty for every step) that marks no step as having a target."""
+    if M.shape[0] and not M.any():
+        raise InvalidArgument(f"{name} is all zeros: no step has a target, so there is {what}; mark the steps with "
+                              f"targets with 1")
 
 
 def step_errors(model, yhat, Y, M):
@@ -466,6 +523,8 @@ class _FitRun:
                 advice = "try clip=1.0 or a smaller lr" if s["clip"] is None else "try a smaller lr or clip"
                 self.error = (f"the loss became NaN or infinite at iteration {self.done + 1}; training stopped there "
                               f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
+                if self.done == 0:  # no update has been made: the numbers themselves overflow
+                    self.error = self._overflow_at_start()
                 break
         if self.at == plan.per_epoch:
             self.at = 0
@@ -481,6 +540,16 @@ class _FitRun:
             self.tracker.first_perfect_iteration = self.done
         self.rows.append(row)
         return row, n_done
+
+    def _overflow_at_start(self):
+        """The message for a loss or gradient that is not finite at the first iteration, before any update."""
+        plan, model = self.plan, self.model
+        with np.errstate(over="ignore"):
+            big = [float(np.max(np.abs(a))) if a.size else 0.0 for a in (plan.X, plan.Y, model.theta)]
+        return (f"the loss or its gradient is NaN or infinite at iteration 1, before any update, so neither lr nor clip "
+                f"can help: the numbers overflow {model.dtype.name} arithmetic (largest |X| {big[0]:.3g}, largest |Y| "
+                f"{big[1]:.3g}, largest initial weight {big[2]:.3g}); rescale X and Y to moderate values (unit variance, "
+                f"say){' or use float64' if model.dtype == np.float32 else ''}")
 
     def _samples(self):
         """Sequences (streams x windows) trained so far."""
@@ -539,6 +608,9 @@ def load_arrays(path):
     p = Path(path)
     if p.is_dir():
         raise InvalidArgument(f"{where} is a folder; give a .npz file ({_SAVE_HINT})")
+    kind = _files.not_regular(p)
+    if kind is not None:
+        raise InvalidArgument(f"{where} is {kind}, not a regular file; give a .npz file ({_SAVE_HINT})")
     if not p.is_file():
         raise InvalidArgument(f"{where}: no such file; {_SAVE_HINT}")
     try:
@@ -548,6 +620,10 @@ def load_arrays(path):
     if not isinstance(npz, np.lib.npyio.NpzFile):
         raise InvalidArgument(f"{where} holds one array (.npy), not named arrays; {_SAVE_HINT}")
     with npz:
+        headers = npz_headers(p)
+        _checks.check_memory(f"{where} ({_shapes_text(headers)})",
+                             sum(_count(shape) * (dtype.itemsize + 8) for shape, dtype in headers.values()),
+                             "give a smaller file (fewer or shorter sequences)")
         unknown = [k for k in npz.files if k not in DATA_KEYS]
         if unknown:
             raise InvalidArgument(f"{where} holds an array named {unknown[0]!r} that fastrnn does not read; name the arrays "
@@ -600,19 +676,107 @@ def load_arrays(path):
     return out
 
 
+def npz_headers(path):
+    """The shape and dtype of every array of a .npz file, read from the members' .npy headers.
+
+    Nothing else is read or decompressed, so a small compressed file whose arrays
+    would take gigabytes can be refused before numpy allocates them. Members whose
+    header cannot be read are left out (loading them reports the damage).
+    """
+    import zipfile
+
+    out = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                try:
+                    with zf.open(info) as fh:
+                        version = np.lib.format.read_magic(fh)
+                        read = {(1, 0): np.lib.format.read_array_header_1_0,
+                                (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                        if read is None:
+                            continue
+                        shape, _, dtype = read(fh)
+                except Exception:  # a damaged member or header: loading it says so
+                    continue
+                if isinstance(shape, tuple) and all(isinstance(n, int) and n >= 0 for n in shape):
+                    out[key] = (shape, np.dtype(dtype))
+    except Exception:  # not a zip file: np.load has said what it is
+        return {}
+    return out
+
+
+def _count(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _shapes_text(headers):
+    return ", ".join(f"{k} {tuple(shape)} {dtype}" for k, (shape, dtype) in headers.items())
+
+
+def _check_file_memory(path, headers, value):
+    """Refuse a --data run whose file and buffers cannot fit in memory, from the arrays' headers, before loading."""
+    X, Y = headers.get("X"), headers.get("Y")
+    if X is None or Y is None or len(X[0]) != 3 or len(Y[0]) != 3:
+        return  # loading names what is missing or malformed
+    (N, T, I), O = X[0], Y[0][2]
+    itemsize = np.dtype(value["dtype"]).itemsize
+    train = sum(_count(headers[k][0]) for k in ("X", "Y", "mask") if k in headers)
+    every = sum(_count(shape) for shape, _ in headers.values())
+    # read as float64, then copied once into the model's dtype, and once more for shuffled orders or windows
+    data = every * 8 + (every * itemsize if itemsize != 8 else 0)
+    data += train * itemsize if value["window"] is not None or value["shuffle"] is not False else 0
+    val = headers["X_val"][0][:2] if "X_val" in headers and len(headers["X_val"][0]) == 3 else None
+    need = data + fit_bytes(I, O, value["hidden"], value["layers"], value["cell"], value["dtype"], N, T, value["batch"],
+                            value["window"], val)
+    _checks.check_memory(
+        f"--data {path} ({_shapes_text(headers)}) with --hidden {value['hidden']}, --layers {value['layers']}, "
+        f"--batch {value['batch'] or min(32, N) if value['window'] is None else N}"
+        + ("" if value["window"] is None else f", --window {value['window']}"),
+        need, "choose a smaller --hidden, --layers, --batch or --window, or give less data")
+
+
 def infer_head(Y, mask=None):
     """The head for targets Y: one-hot rows -> softmax, values in {0, 1} -> sigmoid, else linear.
 
-    Only steps with a target (mask 1) count. A single output is never one-hot.
+    Only the steps the mask keeps (mask 1) count: padding steps marked 0 are never
+    read. A single output is never one-hot. Targets that two heads read equally
+    well are refused (InvalidArgument, naming ``--head``) rather than guessed:
+    rows that are one-hot except some all-zero ones (softmax with unmasked padding,
+    or sigmoid labels where some steps have none), and rows in [0, 1] that sum to 1
+    without being one-hot (distributions for softmax, or values for linear).
     """
-    rows = Y.reshape(-1, Y.shape[-1]) if mask is None else Y[mask != 0]
-    binary = np.isin(rows, (0.0, 1.0)).all()
-    if binary and Y.shape[-1] > 1 and (rows.sum(axis=1) == 1.0).all():
+    Y = np.asarray(Y)
+    rows = Y.reshape(-1, Y.shape[-1]) if mask is None else Y[np.asarray(mask) != 0]
+    binary = bool(np.isin(rows, (0.0, 1.0)).all())
+    sums = rows.sum(axis=1)
+    one_hot = sums == 1.0
+    if binary and Y.shape[-1] > 1 and rows.shape[0] and one_hot.all():
         return "softmax"
-    return "sigmoid" if binary else "linear"
+    if binary and Y.shape[-1] > 1 and one_hot.any() and (sums <= 1.0).all():
+        zero = int((sums == 0.0).sum())
+        raise InvalidArgument(
+            f"the head cannot be inferred from Y: its rows are one-hot except {zero} all-zero row{'s' * (zero != 1)} "
+            f"(of {rows.shape[0]} with a target), which fits softmax with unmasked padding and sigmoid alike; pass "
+            f"--head softmax (and mark the padding steps 0 in mask) or --head sigmoid"
+        )
+    if binary:
+        return "sigmoid"
+    if (Y.shape[-1] > 1 and rows.shape[0] and (rows >= 0.0).all() and (rows <= 1.0).all()
+            and np.allclose(sums, 1.0, rtol=0.0, atol=1e-9)):
+        raise InvalidArgument(
+            "the head cannot be inferred from Y: its rows lie in [0, 1] and sum to 1 without being one-hot, which fits "
+            "softmax (target distributions) and linear (values) alike; pass --head softmax or --head linear"
+        )
+    return "linear"
 
 
-def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resume=None, **given):
+def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resume=None, checkpoint_every=None,
+             checkpoint_seconds=None, _note=None, **given):
     """``fastrnn train --data FILE.npz``: build a model from the settings and :func:`fit` the file's arrays.
 
     ``given`` maps setting names to values (None: the default, :data:`fastrnn.settings.DATA_DEFAULTS`
@@ -633,25 +797,42 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         if setting in _settings.DATA or setting in _settings.TRAINING and name != "log_spectrum":
             continue
         raise InvalidArgument(f"{setting.flag} does not apply to --data (it belongs to the tasks); leave it out")
+    if given.get("shuffle") and given.get("window") is not None:
+        raise _shuffle_with_window(given["window"])
     if resume is not None:
-        return _resume_file(path, resume, given, dict(csv=csv, save=save, overwrite=overwrite, progress=progress))
+        return _resume_file(path, resume, given, dict(csv=csv, save=save, overwrite=overwrite, progress=progress,
+                                                      checkpoint_every=checkpoint_every,
+                                                      checkpoint_seconds=checkpoint_seconds, _note=_note))
     value = {}
     for setting in _settings.TRAINING + _settings.DATA:
         v = given.get(setting.name)
-        if v is None and setting.name != "batch":  # batch None: min(32, N), or every stream with --window
+        if v is None and setting.name not in ("batch", "shuffle"):  # None: min(32, N) (every stream with --window),
+            # and shuffle's per layout (see fit)
             v = _settings.DATA_DEFAULTS.get(setting.name) if setting.default == _settings.PER_TASK else setting.default
         value[setting.name] = v
+    for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell", "forget_bias"):
+        value[name] = _check_setting(name, value[name])
+    for name in ("batch", "window"):
+        if value[name] is not None:
+            value[name] = _check_setting(name, value[name])
+    if os.path.isfile(path):
+        _check_file_memory(path, npz_headers(path), value)
     arrays = load_arrays(path)
     X, Y, M = arrays["X"], arrays["Y"], arrays.get("mask")
-    head = value["head"] or infer_head(Y, M)
-    value["head"] = _check_setting("head", head)
+    inferred = value["head"] is None
+    if inferred:
+        try:
+            value["head"] = infer_head(Y, M)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"--data {path}: {exc}") from None
+    head = value["head"] = _check_setting("head", value["head"])
     for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell", "forget_bias"):
         value[name] = _check_setting(name, value[name])
     model = RNN(X.shape[2], value["hidden"], Y.shape[2], layers=value["layers"], activation=value["activation"],
                 head=head, dtype=value["dtype"], seed=value["seed"],
                 init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"], cell=value["cell"],
                 forget_bias=value["forget_bias"])
-    model.metadata = {"task": "data", "data_file": str(path)}
+    model.metadata = {"task": "data", "data_file": os.path.abspath(path)}
     if value["init_from"] is not None:
         value["init_from"] = _check_setting("init_from", value["init_from"])
         init_from(model, value["init_from"])
@@ -660,13 +841,61 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
                                     "window", "seed", "log_every", "momentum", "shuffle")}
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
-                   _record=dict(data_file=str(path), init_scale=value["init_scale"], init_from=value["init_from"],
-                                forget_bias=value["forget_bias"]), **kwargs)
+                   checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, _note=_note,
+                   _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
+                                forget_bias=value["forget_bias"], head_inferred=inferred), **kwargs)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
-            raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {infer_head(Y, M)})"
-                                                        if "head" in str(exc) and given.get("head") else "")) from None
+            hint = _inferred(Y, M) if "head" in str(exc) and given.get("head") else None
+            raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {hint})" if hint else "")) from None
         raise
+
+
+def resumed_data_file(resume, state):
+    """The --data file a saved fit was trained on, for ``fastrnn train --resume MODEL`` without --data.
+
+    Runs record it absolute. A relative record (older runs) is taken relative to the
+    current folder, else to the model file's folder; where neither holds it, the
+    message says to give --data.
+    """
+    recorded = state["settings"].get("data_file")
+    if recorded is None:
+        raise InvalidArgument(f"--resume {resume}: the run was fitted on arrays given to fastrnn.fit; save them with "
+                              f"numpy.savez(FILE, X=X, Y=Y, ...) and give --data FILE")
+    if os.path.isabs(recorded):
+        candidates = [recorded]
+    else:
+        candidates = [recorded, os.path.join(os.path.dirname(os.fspath(resume)), recorded)]
+    for candidate in candidates:
+        if os.path.isfile(candidate):
+            return candidate
+    where = "" if os.path.isabs(recorded) else " (a path relative to the folder the run was started in; not found here nor beside the model)"
+    raise InvalidArgument(f"--resume {resume}: the run's data file {recorded}{where} does not exist; give the file it was "
+                          f"trained on with --data FILE")
+
+
+def _shuffle_with_window(window):
+    return InvalidArgument(f"--shuffle has no meaning with --window {window} (every iteration trains every stream, in "
+                           f"time order); leave --shuffle out, or train whole sequences without --window")
+
+
+def _file_default(name, model):
+    """The value of a setting a fit's file does not record: the model's own (its cell), else the default."""
+    config = model.config()
+    if name in ("cell", "forget_bias", "layers", "activation", "head", "dtype"):
+        return config[name]
+    if name in _DEFAULTS:
+        return _DEFAULTS[name]
+    setting = _settings.get(name)
+    return _settings.DATA_DEFAULTS.get(name) if setting.default == _settings.PER_TASK else setting.default
+
+
+def _inferred(Y, M):
+    """The head inferred from Y, or None where the targets are ambiguous."""
+    try:
+        return infer_head(Y, M)
+    except InvalidArgument:
+        return None
 
 
 def _file_validation(arrays):
@@ -677,7 +906,7 @@ def _file_validation(arrays):
 
 def _resume_file(path, resume, given, files):
     """``fastrnn train --data FILE --resume MODEL --epochs N``: the saved run's settings, checked against those given."""
-    _, state, _ = checkpoint.load(resume)
+    saved_model, state, _ = checkpoint.load(resume)
     old = state["settings"]
     if old.get("task") != "data":
         raise InvalidArgument(f"--resume {resume} holds a run of the {old.get('task')} task, not a fit on arrays; leave "
@@ -695,14 +924,17 @@ def _resume_file(path, resume, given, files):
         if name == "batch" and old.get("shapes", {}).get("X"):
             checked = min(checked, old["shapes"]["X"][0])  # as the plan takes it
         if name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
+            if checked:
+                raise _shuffle_with_window(old["window"])
             continue
-        if not checkpoint.same_setting(setting, checked, old.get(name)):
-            raise InvalidArgument(f"{setting.flag} {checked} differs from the saved run's {old.get(name)} in {resume}; "
+        recorded = old[name] if name in old else _file_default(name, saved_model)  # saved before it existed
+        if not checkpoint.same_setting(setting, checked, recorded):
+            raise InvalidArgument(f"{setting.flag} {checked} differs from the saved run's {recorded} in {resume}; "
                                   f"a resume continues that run with its own settings (leave {setting.flag} out)")
     arrays = load_arrays(path)
     try:
         return fit(None, arrays["X"], arrays["Y"], arrays.get("mask"), validation=_file_validation(arrays),
-                   epochs=given["epochs"], resume=resume, _record=dict(data_file=str(path)), **files)
+                   epochs=given["epochs"], resume=resume, _record=dict(data_file=os.path.abspath(path)), **files)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith("the arrays"):
             raise type(exc)(f"--data {path}: {exc}") from None

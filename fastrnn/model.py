@@ -5,18 +5,16 @@ checked here (data through :func:`fastrnn.engine.prepare`), converted to the
 model's dtype and layout, and only then passed on through :mod:`fastrnn.engine`.
 """
 
-import contextlib
 import json
 import os
 import threading
-import uuid
 
 import numba
 import numpy as np
 
-from . import _checks, _kernels, cells, engine, params
+from . import _checks, _files, _kernels, cells, engine, params
 from .config import AUTO_PARALLEL, DTYPES
-from .exceptions import InvalidArgument, ModelFileError
+from .exceptions import FastRNNError, InvalidArgument, ModelFileError
 
 FORMAT = "fastrnn-model"
 FORMAT_VERSION = 1
@@ -413,7 +411,7 @@ class RNN:
 
     # ------------------------------------------------------------------ files
 
-    def save(self, path, extra=None):
+    def save(self, path, extra=None, durable=False):
         """Write the model to ``path`` (.npz): the parameters and the architecture.
 
         ``extra`` maps further npz keys to arrays (a training run's state for
@@ -421,54 +419,135 @@ class RNN:
 
         The file is written under a temporary name in the same folder and then
         renamed over ``path`` (``os.replace``), so ``path`` holds either the old
-        file or the complete new one, never a partial write.
+        file or the complete new one, never a partial write. ``durable``: the
+        file and its folder are also synced to disk (fsync), so that this holds
+        after a power cut too (checkpoints).
         """
-        path = os.fspath(path)
         meta = dict(format=FORMAT, version=FORMAT_VERSION, config=self.config(), metadata=self.metadata)
-        folder, name = os.path.split(path)
-        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
-        try:
-            with open(tmp, "xb") as fh:
-                np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)), **(extra or {}))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-            raise
-        return path
+        # a device or a pipe at path is never replaced by the model (replace_file refuses it)
+        return _files.replace_file(os.fspath(path), lambda fh: np.savez(fh, theta=self.theta, meta=np.array(json.dumps(meta)),
+                                                                         **(extra or {})), durable, what="model file")
 
     @classmethod
     def load(cls, path):
-        """Read a model written by :meth:`save`; raise ModelFileError if it is not one."""
+        """Read a model written by :meth:`save`; raise ModelFileError if it is not one.
+
+        Nothing is allocated for the model before its file is known to fit: the
+        architecture (``config``) is checked and its parameter count compared with
+        the stored ``theta``'s size, read from the array's header, before either
+        the array is read or the model is built. A small file whose metadata claims
+        a huge model is refused in one line, at once.
+        """
         path = os.fspath(path)
+        kind = _files.not_regular(path)
+        if kind is not None:
+            raise ModelFileError(f"model file {path!r} is {kind}, not a regular file; give the path of a model saved "
+                                 f"with --save or RNN.save")
         if not os.path.isfile(path):
             raise ModelFileError(f"model file {path!r} does not exist; give the path of a model saved with --save or RNN.save")
         try:
             with np.load(path, allow_pickle=False) as data:
+                if not hasattr(data, "files") or "meta" not in data.files or "theta" not in data.files:
+                    raise ModelFileError(f"model file {path!r} is not a readable fastrnn model (it holds no meta and theta arrays)")
+                check_stored_size(path, data, "meta", META_LIMIT, "its metadata")
                 meta = json.loads(str(data["meta"][()]))
+                if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+                    raise ModelFileError(f"file {path!r} is not a fastrnn model (no fastrnn format tag)")
+                if meta.get("version") != FORMAT_VERSION:
+                    raise ModelFileError(f"model file {path!r} has format version {_short(meta.get('version'))}; "
+                                         f"this fastrnn reads version {FORMAT_VERSION}")
+                if not isinstance(meta.get("config"), dict):
+                    raise ModelFileError(f"model file {path!r} is corrupt: its architecture (config) is not a JSON object")
+                try:
+                    expected = parameter_count(meta["config"])
+                except FastRNNError as exc:
+                    raise ModelFileError(f"model file {path!r} has an invalid architecture: {_short(exc)}") from None
+                shape, dtype = stored_header(data, "theta")
+                if shape != (expected,):
+                    raise ModelFileError(
+                        f"model file {path!r} is corrupt: its architecture ({_describe(meta['config'])}) has {expected:,} "
+                        f"parameters, but it stores {_shape_text(shape)}; nothing was loaded"
+                    )
+                if dtype.kind not in "fiu":
+                    raise ModelFileError(f"model file {path!r} is corrupt: its parameters have dtype {dtype}, not real numbers")
+                _checks.check_memory(f"model file {path!r} ({_describe(meta['config'])}: {expected:,} parameters)",
+                                     expected * (dtype.itemsize + 8), "load it on a machine with more memory")
                 theta = np.array(data["theta"])
+        except FastRNNError:
+            raise
         except Exception as exc:
             raise ModelFileError(f"model file {path!r} is not a readable fastrnn model ({type(exc).__name__}: {_short(exc)})") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise ModelFileError(f"file {path!r} is not a fastrnn model (no fastrnn format tag)")
-        if meta.get("version") != FORMAT_VERSION:
-            raise ModelFileError(f"model file {path!r} has format version {_short(meta.get('version'))}; this fastrnn reads version {FORMAT_VERSION}")
-        if not isinstance(meta.get("config"), dict):
-            raise ModelFileError(f"model file {path!r} is corrupt: its architecture (config) is not a JSON object")
         try:
             model = cls(**meta["config"])
         except Exception as exc:
             raise ModelFileError(f"model file {path!r} has an invalid architecture: {_short(exc)}") from None
-        if theta.dtype.kind not in "fiu":
-            raise ModelFileError(f"model file {path!r} is corrupt: its parameters have dtype {theta.dtype}, not real numbers")
         if theta.shape != model.theta.shape or not np.all(np.isfinite(theta)):
             raise ModelFileError(f"model file {path!r} is corrupt: parameters of shape {theta.shape} stored, ({model.n_params},) expected, or some are not finite")
         metadata = meta.get("metadata")
         if metadata is not None and not isinstance(metadata, dict):
             raise ModelFileError(f"model file {path!r} is corrupt: its metadata is not a JSON object")
-        model.theta[:] = theta
+        try:
+            model.theta[:] = _checks.cast_within_range("its parameters", theta, model.dtype)
+        except InvalidArgument as exc:
+            raise ModelFileError(f"model file {path!r} is corrupt: {exc}") from None
         model.metadata = dict(metadata or {})
         return model
+
+
+#: The most bytes a model file's ``meta`` (and a checkpoint's ``train_state``) JSON may hold
+#: once decompressed: far above what fastrnn writes (a text model's vocabulary, a run's rows).
+META_LIMIT = 256 * 2**20
+
+
+def parameter_count(config):
+    """The number of parameters the architecture ``config`` (:meth:`RNN.config`'s dict) describes.
+
+    Checks the sizes and the cell as the constructor does, in Python integers, and
+    allocates nothing; raises InvalidArgument/InvalidType naming a bad field.
+    """
+    from ._kernels import count_formula
+
+    n_in = _checks.check_int("n_in", config.get("n_in"), minimum=1)
+    n_hidden = _checks.check_int("n_hidden", config.get("n_hidden"), minimum=1)
+    n_out = _checks.check_int("n_out", config.get("n_out"), minimum=1)
+    layers = _checks.check_int("layers", config.get("layers", 1), minimum=1)
+    cell = cells.module(_checks.check_choice("cell", config.get("cell", "rnn"), tuple(cells.CELLS)))
+    return count_formula(n_in, n_hidden, n_out, layers, cell.G, cell.EXTRA)
+
+
+def stored_header(data, key):
+    """``(shape, dtype)`` of the array ``key`` of an open npz (``numpy.load``'s), from its header alone."""
+    from numpy.lib import format as npy
+
+    with data.zip.open(f"{key}.npy") as fh:
+        version = npy.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = npy.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = npy.read_array_header_2_0(fh)
+        else:
+            shape, _, dtype = npy._read_array_header(fh, version)
+    return tuple(int(n) for n in shape), np.dtype(dtype)
+
+
+def check_stored_size(path, data, key, limit, what):
+    """Refuse, before reading it, an array ``key`` of the npz ``data`` that would take more than ``limit`` bytes."""
+    shape, dtype = stored_header(data, key)
+    nbytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if nbytes > limit:
+        raise ModelFileError(f"model file {path!r} is corrupt: {what} ({key}) would take {_checks.format_bytes(nbytes)} "
+                             f"once read, more than fastrnn ever writes ({_checks.format_bytes(limit)}); nothing was loaded")
+    return shape, dtype
+
+
+def _describe(config):
+    keys = ("n_in", "n_hidden", "n_out", "layers", "cell")
+    return ", ".join(f"{k}={_short(config.get(k), 40)}" for k in keys if k in config)
+
+
+def _shape_text(shape):
+    count = int(np.prod(shape, dtype=object))
+    return f"{count:,} values of shape {shape}" if len(shape) != 1 else f"{count:,}"
 
 
 def _short(value, limit=200):

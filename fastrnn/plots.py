@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _files
 from .exceptions import InvalidArgument
 
 
@@ -30,11 +31,12 @@ def check_png(out):
 def _save(fig, out):
     """Write the figure under a temporary name beside ``out``, then rename it (never a partial PNG)."""
     out = check_png(out)
+    _files.check_replaceable(out, "--out")
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        os.replace(tmp, out)
+        _files.replace(tmp, out, "--out")
     except OSError as exc:
         raise InvalidArgument(f"cannot write --out {out}: {exc.strerror or exc}") from None
     finally:
@@ -84,8 +86,27 @@ def plot_runs(runs, out):
         if log:
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[-1].legend(fontsize=7)
+    _legend(axes[-1], fontsize=7)
     return _save(fig, out)
+
+
+#: The most entries a legend lists; beyond them it ends with one line saying how many more there are.
+LEGEND_MAX = 12
+
+
+def _legend(ax, fontsize=None):
+    """The legend of ``ax``, at most :data:`LEGEND_MAX` entries (a legend of hundreds would dwarf the plot,
+    and its colours repeat every ten lines anyway)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not handles:
+        return
+    if len(handles) > LEGEND_MAX:
+        from matplotlib.lines import Line2D
+
+        total, more = len(handles), len(handles) - (LEGEND_MAX - 1)
+        handles = handles[: LEGEND_MAX - 1] + [Line2D([], [], linestyle="none")]
+        labels = labels[: LEGEND_MAX - 1] + [f"... and {more} more ({total} lines in all)"]
+    ax.legend(handles, labels, fontsize=fontsize)
 
 
 def plot_paths(profiles, out, title="path-length gradients"):
@@ -100,5 +121,5 @@ def plot_paths(profiles, out, title="path-length gradients"):
     ax.set_ylabel("mean |G_p| of W0")
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
-    ax.legend()
+    _legend(ax)
     return _save(fig, out)

@@ -1,5 +1,6 @@
 """``fastrnn report``: every run in a folder, read back with pandas and grouped by setting."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pandas as pd
 from . import settings
 from .exceptions import InvalidArgument
 from .metrics import json_path_for, read_run
+from .tasks import LOWER_IS_BETTER, has_goal, headline
 
 #: Settings a report can group by (the JSON keys of a run): every setting of fastrnn.settings.
 SETTINGS = settings.names()
@@ -24,8 +26,51 @@ def run_csvs(folder):
     return paths
 
 
+def is_sweep_summary(path):
+    """Whether a CSV is a sweep's summary.csv (one row per run, first column ``run``), not a run's metrics."""
+    path = Path(path)
+    if path.name != "summary.csv" or not path.is_file():
+        return False
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            first = fh.readline()
+    except (OSError, UnicodeDecodeError):
+        return False
+    return first.split(",")[0].strip() == "run"
+
+
+def plot_inputs(paths):
+    """The run CSVs ``fastrnn plot PATH...`` draws, and the sweep summaries it skipped.
+
+    A folder stands for the run CSVs in it (:func:`run_csvs`: one without any is
+    refused); a sweep's summary.csv given by name (``D/*.csv``) is skipped, and
+    refused when it is all there is. Each file is listed once.
+    """
+    runs, skipped = [], []
+    for path in map(Path, paths):
+        if path.is_dir():
+            runs += run_csvs(path)
+        elif is_sweep_summary(path):
+            skipped.append(path)
+        else:
+            runs.append(path)
+    if not runs and skipped:
+        raise InvalidArgument(f"{skipped[0]} is a sweep's summary (a row per run), not a run's metrics; give the runs' "
+                              f"CSV files or their folder ({skipped[0].parent})")
+    unique = {}
+    for path in runs:
+        unique.setdefault(os.path.abspath(path), path)
+    return list(unique.values()), skipped
+
+
 def collect(folder):
-    """One row per run: its settings, final accuracy, first-perfect iteration, time, status."""
+    """One row per run: its settings, the last row's headline metrics (``final_<name>``, the task's own:
+    :attr:`fastrnn.tasks.Task.headline`), first-perfect iteration, time, status and its number of
+    metrics rows (``rows``: 0 for a run stopped before its first row).
+
+    A run has a value only for its own task's headline metrics (a text run has
+    ``final_bpc``, not ``final_accuracy``), NaN for the others.
+    """
     rows = []
     for path in run_csvs(folder):
         frame, meta = read_run(path)
@@ -34,16 +79,28 @@ def collect(folder):
         result = meta.get("result") or {}
         status = meta.get("status", "unknown")
         row = {k: meta.get(k) for k in SETTINGS}
+        row["run"] = str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path)
+        for m in headline(meta.get("task")):
+            if m in frame.columns:
+                row[f"final_{m}"] = float(frame[m].iloc[-1]) if len(frame) else np.nan
         row.update(
-            run=str(path.relative_to(folder)) if path.is_relative_to(folder) else str(path),
-            final_accuracy=float(frame["accuracy"].iloc[-1]) if len(frame) else np.nan,
             first_perfect_iteration=result.get("first_perfect_iteration"),
             train_seconds=result.get("train_seconds"),
             status=status,
             diverged=status == "diverged",
+            rows=len(frame),
         )
         rows.append(row)
-    return pd.DataFrame(rows)
+    runs = pd.DataFrame(rows)
+    finals = [c for c in runs.columns if c.startswith("final_")]
+    rest = [c for c in runs.columns if c not in finals and c not in SETTINGS and c != "run"]
+    return runs[[*SETTINGS, "run", *finals, *rest]]  # the metrics in the order the runs name them
+
+
+def split_empty(runs):
+    """``(runs with rows, runs without)``: a run stopped before its first row has nothing to summarize."""
+    empty = runs["rows"] == 0 if len(runs) else np.zeros(0, dtype=bool)
+    return runs[~empty].reset_index(drop=True), runs[empty].reset_index(drop=True)
 
 
 def summarize(runs, by=None):
@@ -57,11 +114,18 @@ def summarize(runs, by=None):
     for k in by:
         keyed[k] = keyed[k].astype(str)
     grouped = keyed.groupby(by, sort=True, dropna=False)
+    scores = {}
+    for column in [c for c in runs.columns if c.startswith("final_")]:  # each headline metric: mean and worst
+        worst = "max" if column[len("final_"):] in LOWER_IS_BETTER else "min"
+        scores[f"{column}_mean"] = (column, "mean")
+        scores[f"{column}_{worst}"] = (column, worst)
+    goal = {}
+    if "task" not in runs or any(has_goal(t) for t in runs["task"]):  # runs that can reach accuracy 1.0
+        goal["first_perfect_median"] = ("first_perfect_iteration", lambda s: pd.to_numeric(s, errors="coerce").median())
     out = grouped.agg(
         runs=("run", "count"),
-        final_accuracy_mean=("final_accuracy", "mean"),
-        final_accuracy_min=("final_accuracy", "min"),
-        first_perfect_median=("first_perfect_iteration", lambda s: pd.to_numeric(s, errors="coerce").median()),
+        **scores,
+        **goal,
         train_seconds_median=("train_seconds", lambda s: pd.to_numeric(s, errors="coerce").median()),
         diverged=("diverged", "sum"),
     ).reset_index()

@@ -240,8 +240,8 @@ DATA = (
             minimum=1, off="whole sequences", tasks=("data",)),
     Setting("shuffle", "flag", "--data: a new order of the sequences every epoch (not with --window).", True,
             tasks=("data",)),
-    Setting("head", "choice", "--data: output head; left out: one-hot Y rows -> softmax, Y in {0, 1} -> sigmoid, "
-            "else linear.", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=("data",)),
+    Setting("head", "choice", "--data: output head; left out, inferred from the steps the mask keeps: one-hot Y rows -> "
+            "softmax, Y in {0, 1} -> sigmoid, else linear (targets that fit two heads are refused: pass --head).", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=("data",)),
 )
 
 #: Defaults of the PER_TASK settings when training on arrays (``--data``; ``--help`` shows them as "(--data: V)").
@@ -314,6 +314,13 @@ def resolve(given):
             raise InvalidArgument(f"log_spectrum needs the vanilla cell's square W; a {s['cell']} model stacks gate"
                                   " matrices: train with cell='rnn' or without log_spectrum")
         s["activation"] = "tanh"
+    if s["optimizer"] != "momentum" and s["momentum"] != get("momentum").default:
+        raise InvalidArgument(f"momentum={s['momentum']!r} applies to optimizer='momentum' only; {s['optimizer']} would "
+                              f"ignore it: leave momentum unset or use optimizer='momentum'")
+    for name in ("init_scale", "forget_bias"):  # both shape the drawn weights, which init_from replaces
+        if s["init_from"] is not None and s[name] != get(name).default_for(task_obj):
+            raise InvalidArgument(f"{name}={s[name]!r} sets drawn weights, but init_from={s['init_from']!r} replaces "
+                                  f"them with a saved model's: leave {name} unset, or init_from")
     if s["cell"] != "lstm" and s["forget_bias"] != 0.0:
         raise InvalidArgument(f"forget_bias={s['forget_bias']!r} applies to cell='lstm' only; the {s['cell']} cell has no"
                               " forget gate: leave forget_bias unset or use cell='lstm'")

@@ -32,9 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checks, settings
+from . import _checks, _files, settings
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, NumericalError
 from .metrics import COLUMNS, json_path_for, write_json
+from .tasks import LOWER_IS_BETTER, has_goal, headline
 
 #: Every setting a sweep can set with ``--set NAME=...`` (fastrnn.settings; seeds come from ``--seeds``).
 SWEEPABLE = tuple(name for name in settings.names() if name != "seed")
@@ -45,7 +46,9 @@ MAX_RUNS = 1_000_000
 #: Environment of local worker processes: one thread each, so N workers use N cores.
 WORKER_ENV = {"NUMBA_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
-SUMMARY_RESULTS = ["final_accuracy", "first_perfect_iteration", "train_seconds", "status", "diverged"]
+#: The result columns of summary.csv after the tasks' headline metrics (final_<name>, fastrnn.tasks.headline);
+#: first_perfect_iteration only where a task of the sweep is solved at accuracy 1.0 (fastrnn.tasks.has_goal).
+SUMMARY_RESULTS = ["first_perfect_iteration", "train_seconds", "status", "diverged"]
 
 
 # --------------------------------------------------------------------- the grid
@@ -287,7 +290,7 @@ def _write_run(out, outcome):
                 writer = csv_module.DictWriter(fh, fieldnames=columns)
                 writer.writeheader()
                 writer.writerows(outcome["rows"])
-        os.replace(tmp, csv_path)
+        _files.replace(tmp, csv_path, "the run's CSV")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -339,22 +342,29 @@ def _read_meta(path):
         value = result.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
             raise _BadRunFile(path, f"has result.{key} = {_short(value)}, not a number")
+    for key, value in result.items():  # every headline metric's final value
+        if str(key).startswith("final_") and value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise _BadRunFile(path, f"has result.{key} = {_short(value)}, not a number")
     return meta
 
 
 def _check_rows(path, meta):
     """The metrics CSV of a finished run: readable, docs/math.md's columns, rows up to the iterations recorded."""
     import csv as csv_module
+    import io
 
     try:
         with open(path, newline="") as fh:
-            rows = list(csv_module.reader(fh))
+            text = fh.read()
+        rows = list(csv_module.reader(io.StringIO(text, newline="")))
     except (OSError, UnicodeDecodeError, csv_module.Error) as exc:
         raise _BadRunFile(path, f"is not a readable metrics CSV ({type(exc).__name__})") from None
     header = rows[0] if rows else []
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise _BadRunFile(path, f"is not a fastrnn metrics CSV (it lacks the column {missing[0]})")
+    if text and not text.endswith("\n"):
+        raise _BadRunFile(path, "ends inside a row: its last line has no line ending (truncated?)")
     if any(len(r) != len(header) for r in rows[1:]):
         raise _BadRunFile(path, "has rows of the wrong length (truncated?)")
     done = (meta.get("result") or {}).get("iterations_done")
@@ -401,6 +411,9 @@ def _existing(out, specs, overwrite):
     from .training import resolve_settings
 
     todo, done, differ, bad = [], {}, {}, []
+    for path in [out / "summary.csv"] + [out / f"{spec['name']}.{ext}" for spec in specs for ext in ("csv", "json")]:
+        # with --overwrite too: only regular files are replaced
+        _files.check_replaceable(path, f"sweep folder {out}:", "move it away or choose another --out")
     for spec in specs:
         json_path, csv_path = out / f"{spec['name']}.json", out / f"{spec['name']}.csv"
         try:
@@ -589,8 +602,60 @@ def _environment(values):
                 os.environ[k] = v
 
 
-def _ignore_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+#: How often a worker looks whether its parent still runs (seconds).
+PARENT_CHECK_SECONDS = 0.5
+
+
+def _worker_start(parent):
+    """A pool worker's initializer: Ctrl-C is the parent's to handle, and the worker never outlives the parent.
+
+    SIGTERM and SIGHUP (the pool's terminate, or a signal to the process group) end the
+    worker at once and quietly: the parent keeps the rows and says what was done, so the
+    run in hand must not take these signals over (as ``train`` does where they have their
+    default handler) and print its own stop.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _exit_at_once)
+    _die_with_parent()
+    _watch_parent(parent)
+
+
+def _exit_at_once(signum, frame):
+    os._exit(128 + signum)
+
+
+def _die_with_parent():
+    """On Linux, have the kernel kill this process when the thread that started it ends (the parent
+    killed, SIGKILL included): ``prctl(PR_SET_PDEATHSIG, SIGKILL)``."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+def _watch_parent(parent):
+    """End this process as soon as ``parent`` is no longer its parent (``os.getppid``), checked by a daemon
+    thread every PARENT_CHECK_SECONDS, while the worker trains too (the kernels release the GIL).
+
+    PR_SET_PDEATHSIG is tied to the thread that started the worker, and a pool starts
+    replacement workers from a thread of its own: this covers what it does not.
+    """
+    import threading
+
+    if os.getppid() != parent:  # the parent is already gone
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fastrnn-parent-watch", daemon=True).start()
 
 
 def _precompile(specs):
@@ -631,7 +696,7 @@ def _execute(todo, workers, scheduler, vectorize):
         _precompile(todo)
         ctx = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads
         with _environment(WORKER_ENV):
-            pool = ctx.Pool(workers, initializer=_ignore_sigint)
+            pool = ctx.Pool(workers, initializer=_worker_start, initargs=(os.getpid(),))
         try:
             yield from pool.imap_unordered(run_one, todo, chunksize=1)
             pool.close()
@@ -734,11 +799,17 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     Returns
     -------
     SweepResult
-        ``summary`` is a DataFrame with a row per run. After Ctrl-C, the
-        KeyboardInterrupt carries ``.result``: every finished run is kept, and the
-        same call again runs only the rest.
+        ``summary`` is a DataFrame with a row per run. After Ctrl-C (or SIGTERM or
+        SIGHUP, taken over in the main thread where their default handler is in
+        place; ``exc.signum`` says which), the KeyboardInterrupt carries
+        ``.result``: every finished run is kept, the workers are stopped, and the
+        same call again runs only the rest. Workers never outlive the sweep's
+        process, however it ends (:func:`_worker_start`).
     """
     specs = expand(task, seeds, grid, **fixed)
+    if workers is not None and scheduler is not None:
+        raise InvalidArgument(f"--workers {workers} sets local worker processes, but --scheduler {scheduler} sends the "
+                              f"runs to a Dask cluster, whose workers run them; give one of the two")
     workers = os.cpu_count() if workers is None else _checks.check_int("workers", workers, minimum=1)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -770,26 +841,38 @@ def _sweep_locked(out, specs, workers, scheduler, progress, vectorize, overwrite
         from tqdm import tqdm
 
         bar = tqdm(total=len(specs), initial=skipped, unit="run", file=sys.stderr, dynamic_ncols=True, leave=False)
-    accuracies = []
+    finals = []  # the first headline metric of each run that ran, for the progress bar
     ran = 0
     interrupted = False
+    from . import _signals
+
     try:
-        for outcome in _execute(todo, min(workers, max(len(todo), 1)), scheduler, vectorize):
-            _write_run(out, outcome)
-            metas[outcome["name"]] = outcome["meta"]
-            ran += 1
-            final = (outcome["meta"].get("result") or {}).get("final_accuracy")
-            if final is not None:
-                accuracies.append(final)
-            if bar is not None:
-                bar.update(1)
-                if accuracies:
-                    bar.set_postfix(best=f"{max(accuracies):.3f}", worst=f"{min(accuracies):.3f}", refresh=False)
+        with _signals.stop_handlers():
+            for outcome in _execute(todo, min(workers, max(len(todo), 1)), scheduler, vectorize):
+                _write_run(out, outcome)
+                metas[outcome["name"]] = outcome["meta"]
+                ran += 1
+                first = headline(outcome["settings"]["task"])[0]
+                final = (outcome["meta"].get("result") or {}).get(f"final_{first}")
+                if final is not None:
+                    finals.append((first, final))
+                if bar is not None:
+                    bar.update(1)
+                    if finals:
+                        bar.set_postfix(_best_worst(finals), refresh=False)
     except KeyboardInterrupt as exc:
         interrupted = True
         exc.result = _finish(out, specs, metas, ran, skipped, start, True, bar, pd)
         raise
     return _finish(out, specs, metas, ran, skipped, start, interrupted, bar, pd)
+
+
+def _best_worst(finals):
+    """The progress bar's best and worst final value of the first headline metric ((metric, value) pairs)."""
+    metric = finals[-1][0]
+    values = [v for m, v in finals if m == metric]
+    best, worst = (min, max) if metric in LOWER_IS_BETTER else (max, min)
+    return {f"best_{metric}": f"{best(values):.3f}", f"worst_{metric}": f"{worst(values):.3f}"}
 
 
 def _finish(out, specs, metas, ran, skipped, start, interrupted, bar, pd):
@@ -800,7 +883,7 @@ def _finish(out, specs, metas, ran, skipped, start, interrupted, bar, pd):
     tmp = path.with_name(path.name + ".tmp")  # the same folder, so that the replace is atomic
     try:
         summary.to_csv(tmp, index=False)
-        os.replace(tmp, path)
+        _files.replace(tmp, path, "the sweep's summary")
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -825,6 +908,10 @@ def summarize(out, specs, pd=None, metas=None):
             if meta is not None:
                 metas[spec["name"]] = meta
     swept = [k for k in SWEEPABLE if len({repr(s["settings"].get(k)) for s in specs}) > 1]
+    tasks = list(dict.fromkeys(str(s["settings"]["task"]) for s in specs))
+    metrics = list(dict.fromkeys(m for t in tasks for m in headline(t)))
+    results = [f"final_{m}" for m in metrics] + [c for c in SUMMARY_RESULTS
+                                                 if c != "first_perfect_iteration" or any(map(has_goal, tasks))]
     rows = []
     for spec in specs:
         meta = metas.get(spec["name"])
@@ -834,13 +921,43 @@ def summarize(out, specs, pd=None, metas=None):
         row = {"run": spec["name"], "task": spec["settings"]["task"]}
         row.update({k: spec["settings"].get(k) for k in swept if k != "task"})
         row["seed"] = spec["settings"]["seed"]
+        mine = headline(row["task"])
+        last = None
+        for m in metrics:
+            if m not in mine:
+                row[f"final_{m}"] = None  # another task's metric
+            elif f"final_{m}" in result:
+                row[f"final_{m}"] = result[f"final_{m}"]
+            else:  # a run recorded before its JSON named the headline: the last row of its CSV
+                last = _last_row(Path(out) / f"{spec['name']}.csv") if last is None else last
+                row[f"final_{m}"] = _number(last.get(m))
         row.update(
-            final_accuracy=result.get("final_accuracy"),
             first_perfect_iteration=result.get("first_perfect_iteration"),
             train_seconds=result.get("train_seconds"),
             status=meta.get("status"),
             diverged=meta.get("status") == "diverged",
         )
         rows.append(row)
-    columns = ["run", "task"] + [k for k in swept if k != "task"] + ["seed"] + SUMMARY_RESULTS
+    columns = ["run", "task"] + [k for k in swept if k != "task"] + ["seed"] + results
     return pd.DataFrame(rows, columns=columns)
+
+
+def _last_row(path):
+    """The last row of a run's CSV as a dict ({} if it has none or cannot be read)."""
+    import csv as csv_module
+
+    try:
+        with open(path, newline="") as fh:
+            last = {}
+            for last in csv_module.DictReader(fh):
+                pass
+            return last
+    except (OSError, UnicodeDecodeError, csv_module.Error):
+        return {}
+
+
+def _number(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None

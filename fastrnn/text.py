@@ -29,22 +29,30 @@ iteration and one reset flag per iteration serves them all.
 ('o wo', ' wor')
 """
 
+import codecs
 import math
 import os
 import zlib
 
 import numpy as np
 
-from . import _checks
-from .exceptions import InvalidArgument, InvalidType
+from . import _checks, _files
+from .exceptions import InvalidArgument, InvalidType, NumericalError
 
-#: min-char-rnn's defaults (issue 11): hidden 100, tanh, windows of 25, Adagrad at
+#: min-char-rnn's defaults: hidden 100, tanh, windows of 25, Adagrad at
 #: lr 0.1, every gradient entry clipped to [-5, 5], weights N(0, 0.01^2), biases 0.
 DEFAULTS = dict(hidden=100, activation="tanh", seq_length=25, optimizer="adagrad", lr=0.1, clip_value=5.0, init_std=0.01)
 
 #: The columns a text run adds to each metrics row (``val_bpc`` only with held-out text).
 COLUMNS = ["loss_per_char", "bpc", "smooth_loss", "char_accuracy"]
 VAL_COLUMNS = ["val_bpc"]
+
+#: Held-out characters predicted for each row's ``val_bpc``: the first ``VAL_SAMPLE + 1``
+#: characters of the held-out text, read from a zero state, the same sample at every row
+#: (char-rnn likewise scores a fixed number of validation batches). A row's cost is then
+#: bounded whatever the file's size; the whole held-out text is scored once, at the end
+#: of the run (:func:`evaluate`; ``val_bpc_all`` in the run's result).
+VAL_SAMPLE = 2000
 
 #: min-char-rnn's smoothing of the loss curve: smooth = 0.999 smooth + 0.001 loss.
 SMOOTHING = 0.999
@@ -147,6 +155,9 @@ class Text:
 def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
     """Read a UTF-8 text file for training; refuse anything the walk cannot use.
 
+    A UTF-8 byte-order mark at the start of the file (written by some editors) is
+    not part of the text: it is dropped, and never becomes a vocabulary character.
+
     Parameters
     ----------
     path : str or path-like
@@ -154,7 +165,8 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
         L, the window length; the training part of every stream needs L + 2 characters.
     val_fraction : float in [0, 1)
         The last ``val_fraction`` of the file (rounded down to whole characters) is
-        held out for ``val_bpc``.
+        held out for ``val_bpc``; above 0 it must hold out at least 2 characters
+        (one prediction to score).
     batch : int
         B, the number of streams the training part is cut into.
 
@@ -181,6 +193,15 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
         raise InvalidArgument(f"text file {path!r} does not exist; give the path of a UTF-8 text file")
     if os.path.isdir(path):
         raise InvalidArgument(f"text file {path!r} is a folder; give the path of a UTF-8 text file")
+    kind = _files.not_regular(path)
+    if kind is not None:  # /dev/zero would be read forever, a named pipe waits for a writer
+        raise InvalidArgument(f"text file {path!r} is {kind}, not a regular file; give the path of a UTF-8 text file")
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0  # reading it says what is wrong
+    # the bytes, then at least a character per 4 bytes as an int64 index: 3 bytes per byte at least
+    _checks.check_memory(f"text file {path!r} ({_checks.format_bytes(size)})", 3 * size, "use a shorter text")
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
@@ -188,13 +209,17 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
         raise InvalidArgument(f"text file {path!r} cannot be read ({exc.strerror or exc}); check its permissions") from None
     if not raw:
         raise InvalidArgument(f"text file {path!r} is empty; give a UTF-8 text file of at least {L + 2} characters")
+    bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0  # a byte-order mark is no character of the text
     try:
-        data = raw.decode("utf-8")
+        data = raw[bom:].decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidArgument(
-            f"text file {path!r} is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start} is invalid); "
+            f"text file {path!r} is not UTF-8 (byte 0x{raw[bom + exc.start]:02x} at offset {bom + exc.start} is invalid); "
             f"convert it to UTF-8 first (e.g. iconv -f latin1 -t utf-8)"
         ) from None
+    if not data:
+        raise InvalidArgument(f"text file {path!r} holds only a byte-order mark; give a UTF-8 text file of at least "
+                              f"{L + 2} characters")
     n_val = int(math.floor(F * len(data)))
     n_train = len(data) - n_val
     need = L + 2
@@ -208,13 +233,23 @@ def read_text(path, seq_length=25, val_fraction=0.0, batch=1):
             f"text file {path!r} leaves {n_train} training characters, {n_train // B} per stream with batch {B}; "
             f"each stream needs at least {need} for seq_length {L} (use a smaller --batch, --seq-length or --val-fraction, or a longer file)"
         )
-    if n_val and n_val < 2:
+    if F > 0 and n_val < 2:  # one rule for every fraction: held out means scored, on at least one prediction
         raise InvalidArgument(
-            f"val_fraction {F} holds out {n_val} character of {path!r}; at least 2 are needed for one target "
-            f"(use a larger --val-fraction or 0)"
+            f"val_fraction {F} holds out {n_val} character{'' if n_val == 1 else 's'} of the {len(data)} in {path!r}; "
+            f"scoring needs at least 2 (one prediction): use --val-fraction {_fraction_holding(2, len(data))} or more, "
+            f"or 0 to hold out nothing"
         )
     vocab = make_vocab(data)
     return Text(path, vocab, encode(vocab, data), n_val)
+
+
+def _fraction_holding(chars, n):
+    """The smallest fraction of 3 significant digits that holds out at least ``chars`` of ``n`` characters
+    (``floor(fraction * n) >= chars``, as :func:`read_text` rounds)."""
+    fraction = float(f"{chars / n:.3g}")
+    while math.floor(fraction * n) < chars:
+        fraction = float(f"{fraction * 1.01:.3g}")  # the next 3-digit value up (1% is at least one unit of the third digit)
+    return fraction
 
 
 # ---------------------------------------------------------------------- the walk
@@ -319,6 +354,10 @@ class TextSource:
         for key in ("kind", "seq_length", "batch", "part", "n_vocab", "checksum"):
             got = state.get(key)
             if got is None or (str(got) if key == "kind" else int(got)) != mine[key]:
+                if got is not None and key in ("part", "n_vocab", "checksum"):  # the settings agree: the text does not
+                    what = {"part": "characters per stream", "n_vocab": "vocabulary size"}.get(key, "checksum")
+                    raise InvalidArgument(f"the text changed since the run was saved (its {what} was {got}, now "
+                                          f"{mine[key]}); resume on the text the run was trained on")
                 raise InvalidArgument(
                     f"the saved text position does not fit this run: {key} was {got}, now {mine[key]}; "
                     f"resume with the same text file, --seq-length and --batch"
@@ -402,13 +441,16 @@ def evaluate(model, ids, chunk=1000):
         raise InvalidArgument(f"ids must lie in [0, {V}) (the model's vocabulary), got {ids.min()}..{ids.max()}")
     h = None  # zeros (for every state vector of the cell)
     total, wrong = 0.0, 0
+    Vw, c = np.asarray(model.params["V"], dtype=np.float64), np.asarray(model.params["c"], dtype=np.float64)
     for lo in range(0, len(ids) - 1, chunk):
         x = ids[lo: min(lo + chunk, len(ids) - 1)]
         y = ids[lo + 1: lo + 1 + len(x)]
         yhat, hs, h = model.forward(one_hot(x, V, model.dtype)[None], h0=h, return_state=True)
-        p = yhat[0, np.arange(len(y)), y]
-        with np.errstate(divide="ignore"):
-            total += float(-np.log(p).sum())
+        # -ln softmax(z)[y] = logsumexp(z) - z[y] from the logits z = V h + c, in float64: finite where the
+        # probability itself underflows to 0 (a confident wrong prediction)
+        z = np.asarray(hs[-1, 0], dtype=np.float64) @ Vw.T + c
+        top = z.max(axis=1)
+        total += float((top + np.log(np.exp(z - top[:, None]).sum(axis=1)) - z[np.arange(len(y)), y]).sum())
         wrong += int((yhat[0].argmax(1) != y).sum())
     n = len(ids) - 1
     return dict(loss_per_char=total / n, bpc=bits_per_char(total, n), char_accuracy=1.0 - wrong / n, n_chars=n)
@@ -421,45 +463,144 @@ def _activation(name):
     if name == "tanh":
         return np.tanh
     if name == "sigmoid":
-        return lambda a: 1.0 / (1.0 + np.exp(-a))
+        return lambda a: 0.5 + 0.5 * np.tanh(0.5 * a)  # 1 / (1 + exp(-a)), which overflows for a < -709
     if name == "relu":
         return lambda a: np.maximum(a, 0.0)
     raise InvalidArgument(f"sampling does not know the activation {name!r}")
 
 
-def rnn_step(params, layers, f, h, ix):
-    """One step of a stacked vanilla RNN on the character ``ix``: returns (h', z).
+def rnn_step(params, layers, f, state, ix):
+    """One step of a stacked vanilla RNN on the character ``ix``: returns (state', z).
 
-    ``h`` is (layers, H); ``z = V h'_top + c`` are the logits of the next character.
-    Gated cells add their own step beside this one (see :data:`STEPS`).
+    ``state`` is (1, layers, H), the h of every layer; ``z = V h'_top + c`` are the
+    logits of the next character. Each cell has its step (see :data:`STEPS`).
     """
-    h = h.copy()
+    h = state.copy()
     below = None
     for l in range(layers):
         U, W, b = params[f"U{l}"], params[f"W{l}"], params[f"b{l}"]
         xu = U[:, ix] if l == 0 else U @ below  # U x for a one-hot x is a column of U
-        h[l] = f(xu + W @ h[l] + b)
-        below = h[l]
+        h[0, l] = f(xu + W @ h[0, l] + b)
+        below = h[0, l]
     return h, params["V"] @ below + params["c"]
 
 
-#: The step of each cell for sampling, by the model's ``cell`` name ("rnn" for
-#: models without that attribute). A gated cell registers its own here.
-STEPS = {"rnn": rnn_step}
+def _sigmoid(a):
+    return 0.5 * (1.0 + np.tanh(0.5 * a))  # = 1 / (1 + exp(-a)), without overflow for large -a
 
 
-def _head_logits(params, h):
-    return params["V"] @ h[-1] + params["c"]
+def gru_step(params, layers, f, state, ix):
+    """One step of a stacked GRU (PyTorch's, gates r, z, n) on the character ``ix``: returns (state', z).
+
+    ``state`` is (1, layers, H); per layer, with xu = U x + b and hw = W h::
+
+        r = s(xu_r + hw_r),  z = s(xu_z + hw_z),  n = tanh(xu_n + r * (hw_n + bn)),  h' = (1 - z) n + z h
+
+    ``f`` is not used (the GRU's activations are fixed).
+    """
+    h = state.copy()
+    below = None
+    for l in range(layers):
+        U, W, b, bn = params[f"U{l}"], params[f"W{l}"], params[f"b{l}"], params[f"bn{l}"]
+        H = bn.shape[0]
+        xu = (U[:, ix] if l == 0 else U @ below) + b
+        hw = W @ h[0, l]
+        r = _sigmoid(xu[:H] + hw[:H])
+        z = _sigmoid(xu[H:2 * H] + hw[H:2 * H])
+        n = np.tanh(xu[2 * H:] + r * (hw[2 * H:] + bn))
+        h[0, l] = (1.0 - z) * n + z * h[0, l]
+        below = h[0, l]
+    return h, params["V"] @ below + params["c"]
+
+
+def lstm_step(params, layers, f, state, ix):
+    """One step of a stacked LSTM (PyTorch's, gates i, f, g, o) on the character ``ix``: returns (state', z).
+
+    ``state`` is (2, layers, H): the h and the c of every layer; per layer, with
+    a = U x + W h + b::
+
+        i, f, o = s(a_i), s(a_f), s(a_o),  g = tanh(a_g),  c' = f c + i g,  h' = o tanh(c')
+
+    ``f`` (the argument) is not used (the LSTM's activations are fixed).
+    """
+    out = state.copy()
+    below = None
+    for l in range(layers):
+        U, W, b = params[f"U{l}"], params[f"W{l}"], params[f"b{l}"]
+        H = W.shape[1]
+        a = (U[:, ix] if l == 0 else U @ below) + W @ out[0, l] + b
+        gate_i, gate_f, g, gate_o = _sigmoid(a[:H]), _sigmoid(a[H:2 * H]), np.tanh(a[2 * H:3 * H]), _sigmoid(a[3 * H:])
+        out[1, l] = gate_f * out[1, l] + gate_i * g
+        out[0, l] = gate_o * np.tanh(out[1, l])
+        below = out[0, l]
+    return out, params["V"] @ below + params["c"]
+
+
+#: The step of each cell for sampling, by the model's ``cell`` name: ``step(params, layers, f,
+#: state, ix) -> (state', logits)`` with ``state`` of shape (the cell's state vectors, layers, H).
+STEPS = {"rnn": rnn_step, "gru": gru_step, "lstm": lstm_step}
+
+
+def _head_logits(params, state):
+    return params["V"] @ state[0, -1] + params["c"]
+
+
+def _initial_state(model, h0):
+    """The sampling state (S, layers, H) from ``sample``'s ``h0``: None (zeros), an array
+    (layers, H), or for an LSTM the pair (h0, c0) of such arrays."""
+    S, shape = getattr(model, "n_states", 1), (model.layers, model.n_hidden)
+    if h0 is None:
+        return np.zeros((S,) + shape)
+    if S == 1:
+        return _checks.as_float_array("h0", h0, np.float64, 2, shape, "(layers, n_hidden)")[None].copy()
+    if not isinstance(h0, (tuple, list)) or len(h0) != S:
+        raise InvalidArgument(f"h0 of an LSTM must be the pair (h0, c0), each of shape (layers, n_hidden) = {shape}; "
+                              f"got {type(h0).__name__}")
+    return np.stack([_checks.as_float_array(name, v, np.float64, 2, shape, "(layers, n_hidden)")
+                     for name, v in zip(("h0", "c0"), h0)])
 
 
 def next_char_distribution(z, temperature):
-    """softmax(z / T): T < 1 sharpens the distribution, T > 1 flattens it."""
-    s = z / temperature
-    e = np.exp(s - s.max())
+    """softmax(z / T): T < 1 sharpens the distribution, T > 1 flattens it.
+
+    Computed as exp((z - max z) / T) normalised: every exponent is at most 0, so
+    nothing overflows at any T > 0. As T -> 0 the distribution tends to arg max
+    (shared equally by tied maxima), and a T so small that (z_i - max z) / T is
+    beyond exp's range gives exactly that limit.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    top = z.max()
+    with np.errstate(over="ignore", under="ignore"):  # a gap beyond the float range is -inf: probability 0
+        gap = np.where(z == top, 0.0, z - top)  # 0 at the maxima (also where they are infinite), else below 0
+        e = np.exp(gap / temperature)
     return e / e.sum()
 
 
-def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=None):
+def _next_char(z, T, rng, drawn):
+    """The index of the next character: arg max at T = 0, else a draw from softmax(z / T).
+
+    Raises NumericalError when the scores hold NaN (weights so large that V h + c
+    overflowed), after ``drawn`` characters.
+    """
+    if np.isnan(z).any():
+        raise NumericalError(f"the model's next-character scores became NaN after {drawn} character{'s' * (drawn != 1)} (its weights "
+                             f"overflow float64 arithmetic); sampling needs a model with finite outputs")
+    if T == 0.0:
+        return int(np.argmax(z))
+    cdf = np.cumsum(next_char_distribution(z, T))
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(z) - 1)
+
+
+#: The most characters one :func:`sample` call draws (about four minutes at a character-model's
+#: 24 us a character on one core; ten million characters are about ten megabytes of text).
+MAX_SAMPLE_LENGTH = 10_000_000
+
+#: A sample written as it is drawn (``write``) goes out a line at a time, or this many characters
+#: at a time when no line ends.
+STREAM_PIECE = 256
+
+
+def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=None, write=None):
     """Draw ``length`` characters from a trained character model.
 
     Each next character is drawn from softmax(z / temperature): a temperature
@@ -483,12 +624,24 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
         Seed of the ``numpy.random.default_rng`` that draws; the same seed gives
         the same text.
     h0 : array of shape (layers, n_hidden), optional
-        Initial state (zeros if None), for example a training run's carried state.
+        Initial state (zeros if None), for example a training run's carried state;
+        for an LSTM the pair (h0, c0) of such arrays.
+    write : callable or None
+        Called with the text as it is drawn, a line at a time (or
+        :data:`STREAM_PIECE` characters where no line ends), so that a long sample
+        can be shown or saved while it is drawn; the pieces join to the same text.
+        ``sample`` then returns "".
 
     Returns
     -------
     str
-        The ``length`` drawn characters.
+        The ``length`` drawn characters ("" with ``write``).
+
+    Raises
+    ------
+    InvalidArgument
+        Among others, a ``length`` above :data:`MAX_SAMPLE_LENGTH`: draw a long text
+        in parts, continuing each with ``prime`` (the previous part's end).
     """
     if vocab is None:
         vocab = model.metadata.get(VOCAB_KEY)
@@ -497,6 +650,11 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
     if not isinstance(vocab, str) or not vocab:
         raise InvalidArgument(f"vocab must be the non-empty string of the model's characters, got {type(vocab).__name__}")
     length = _checks.check_int("length", length, minimum=0)
+    if length > MAX_SAMPLE_LENGTH:
+        raise InvalidArgument(f"length {length} is more than one sample draws (at most {MAX_SAMPLE_LENGTH} characters); "
+                              f"draw a long text in parts, continuing each with prime= the previous part's end")
+    if write is not None and not callable(write):
+        raise InvalidType(f"write must be a function taking a string (sys.stdout.write, say) or None, got {type(write).__name__}")
     T = _checks.check_float("temperature", temperature, minimum=0.0)
     seed = _checks.check_int("seed", seed, minimum=0)
     if not isinstance(prime, str):
@@ -513,22 +671,31 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
     prime_ids = encode(vocab, prime, name="prime")
     params = {k: np.asarray(v, dtype=np.float64) for k, v in model.params.items()}
     f = _activation(model.activation)
-    shape = (model.layers, model.n_hidden)
-    if h0 is None:
-        h = np.zeros(shape)
-    else:
-        h = _checks.as_float_array("h0", h0, np.float64, 2, shape, "(layers, n_hidden)").copy()
-    z = _head_logits(params, h)
-    for ix in prime_ids:
-        h, z = step(params, model.layers, f, h, ix)
+    h = _initial_state(model, h0)
     rng = np.random.default_rng(seed)
     out = []
-    for _ in range(length):
-        if T == 0.0:
-            ix = int(np.argmax(z))
-        else:
-            cdf = np.cumsum(next_char_distribution(z, T))
-            ix = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), V - 1)
-        out.append(vocab[ix])
-        h, z = step(params, model.layers, f, h, ix)
+    with np.errstate(over="ignore", invalid="ignore"):  # huge weights: a NaN score is reported by _next_char
+        z = _head_logits(params, h)
+        for ix in prime_ids:
+            h, z = step(params, model.layers, f, h, ix)
+        for k in range(length):
+            ix = _next_char(z, T, rng, k)
+            out.append(vocab[ix])
+            h, z = step(params, model.layers, f, h, ix)
+            if write is not None and (vocab[ix] == "\n" or len(out) >= STREAM_PIECE):
+                write("".join(out))
+                out.clear()
+    if write is not None:
+        if out:
+            write("".join(out))
+        return ""
     return "".join(out)
+
+
+def seconds_per_character(model, vocab=None, draws=200):
+    """About how long :func:`sample` takes per character drawn from ``model`` here (a short timed draw)."""
+    import time
+
+    start = time.perf_counter()
+    sample(model, vocab, length=draws, seed=0)
+    return (time.perf_counter() - start) / draws

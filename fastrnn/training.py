@@ -12,15 +12,14 @@ import os
 import platform
 import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, checkpoint, engine, optim, params
+from . import _checks, _signals, checkpoint, engine, optim, params
 from . import settings as _settings
-from .exceptions import InvalidArgument, NumericalError
+from .exceptions import InvalidArgument, NumericalError, OutputError
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
 from .model import RNN
 from .tasks import TASKS
@@ -68,9 +67,17 @@ class TrainResult:
     first_perfect_iteration : int or None
         The iteration at which accuracy over the last 1000 samples first reached 1.0.
     status : str
-        "completed", "interrupted" (Ctrl-C) or "diverged" (NaN or infinite loss).
+        "completed", "interrupted" (Ctrl-C, SIGTERM, SIGHUP), "diverged" (NaN or infinite loss) or
+        "failed" (a file could not be written).
     settings : dict
         Every setting of the run, defaults filled in, as in the JSON file.
+    notes : list of str
+        What the run repaired on its way, one line each (a resumed run's CSV that had
+        lost its end and was rewritten from the saved rows).
+    final_scores : dict
+        What the task scores once, at the end (also under "result" in the JSON): a text
+        run with held-out text has ``val_bpc_all`` (all of it; completed runs only),
+        ``val_chars_all`` and ``val_chars_row`` (the characters each row's ``val_bpc`` scores).
     threads : int or None
         The threads the text kernel trained on (:func:`fastrnn.cpus.kernel_threads`);
         None for the other kernels. Recorded in the JSON under "result".
@@ -89,18 +96,34 @@ class TrainResult:
     save_path: object = None
     rows: list = field(default_factory=list, repr=False)
     columns: list = field(default_factory=list, repr=False)
+    checkpoint_path: object = None
+    rows_cut: int = 0
+    notes: list = field(default_factory=list)
+    #: scores computed once at the end of the run (text: the whole held-out text's ``val_bpc_all``)
+    final_scores: dict = field(default_factory=dict)
     threads: object = None  # the threads the text kernel trained on (None: another kernel)
 
     def summary(self):
-        """The run's outcome as saved in its JSON file under "result"."""
+        """The run's outcome as saved in its JSON file under "result".
+
+        ``headline`` names the task's headline metrics (:attr:`fastrnn.tasks.Task.headline`)
+        that the run's rows have, and ``final_<name>`` holds each one's value in the
+        last row (None before the first row).
+        """
+        from .tasks import headline
+
+        names = [m for m in headline(self.settings.get("task")) if m in (self.columns or (self.rows[-1] if self.rows else ()))]
+        last = self.rows[-1] if self.rows else {}
         out = dict(
             status=self.status,
             iterations_done=self.iterations,
-            final_accuracy=self.rows[-1]["accuracy"] if self.rows else None,
+            headline=names,
+            **{f"final_{m}": last.get(m) for m in names},
             first_perfect_iteration=self.first_perfect_iteration,
             train_seconds=self.train_seconds,
             compile_seconds=self.compile_seconds,
             model_path=None if self.save_path is None else str(self.save_path),
+            **self.final_scores,
         )
         if self.threads is not None:
             out["threads"] = self.threads
@@ -141,7 +164,8 @@ def resolve_settings(**given):
     return task_obj, s
 
 
-def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, resume=None, **settings):
+def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, resume=None, checkpoint_every=None,
+          checkpoint_seconds=None, _note=None, **settings):
     """Train an RNN on a task (binary or digit addition, a text's characters) and return a :class:`TrainResult`.
 
     Every setting left out (or None) takes its default, the task's where the
@@ -164,10 +188,20 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     progress : bool
         Show a tqdm progress bar on stderr.
     resume : path or None
-        Continue the run saved (with ``save``) in this file up to ``iters``
-        iterations in total, exactly as if it had not stopped (:mod:`fastrnn.checkpoint`).
+        Continue the run saved (with ``save``) in this file, or its checkpoint, up to
+        ``iters`` iterations in total, exactly as if it had not stopped (:mod:`fastrnn.checkpoint`).
         Settings given must agree with the saved run's. ``csv`` naming the saved
-        run's CSV appends to it; another path gets the earlier rows first.
+        run's CSV appends to it (from a checkpoint, the rows written after it are
+        cut off first: ``rows_cut`` of the result); another path gets the earlier rows first.
+    checkpoint_every : int or None
+        Every this many iterations (a multiple of ``log_every``) write a checkpoint,
+        from which ``resume`` continues exactly after the process is killed at any
+        moment: ``<save stem>.ckpt.npz``, or ``<csv stem>.ckpt.npz`` without ``save``
+        (one of them is needed). It is written durably (a temporary file, fsync,
+        rename, fsync of the folder), again when the run ends, and kept. None on a
+        resume: the saved run's.
+    checkpoint_seconds : float or None
+        Also (or only) write the checkpoint at the first row this many seconds after the last.
     **settings
         The training settings of :mod:`fastrnn.settings`:
 
@@ -179,8 +213,14 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         The loss or gradient became NaN or infinite; ``exc.result`` holds the run
         up to the last finished row, and the CSV keeps those rows.
     KeyboardInterrupt
-        After a Ctrl-C, with ``exc.result`` attached; the CSV keeps every finished
-        row and the model is saved if ``save`` was given.
+        After a Ctrl-C, SIGTERM or SIGHUP (``exc.signum``; the library takes those
+        over only in the main thread where their default handler is in place),
+        with ``exc.result`` attached; the CSV keeps every finished row, and the
+        model and the checkpoint are saved.
+    OutputError
+        A file of the run could not be written (a full disk, a read-only or deleted
+        folder): training stops, the CSV keeps its complete rows (none cut in half),
+        no temporary file is left, and the message says what was kept.
 
     Notes
     -----
@@ -198,14 +238,14 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     task_obj, s = resolve_settings(task=task, **settings)
     check_output_files(csv, save)
     check_training_memory(task_obj, s)
-    if save is not None and not (saved is not None and _same_path(save, resume)):  # a resume may move its file on
-        save = check_new_file(save, "model file", overwrite, "--save")
+    save = check_save(save, overwrite, resume, saved)
+    ckpt = checkpoint.plan(checkpoint_every, checkpoint_seconds, s["log_every"], save, csv, overwrite, resume, saved)
     run = _Run(task_obj, s, fresh=saved is None)
     if saved is not None:
         run.restore(resume, *saved)
     model, B, chunk = run.model, run.B, s["log_every"]
     losses, norms, errors = np.empty(chunk), np.empty(chunk), np.empty(chunk * B, dtype=np.int64)
-    writer = open_writer(csv, run, overwrite, resume, saved)
+    writer = open_writer(csv, run, overwrite, resume, saved, ckpt, _note)
     hstate = run.hstate
 
     buf = None
@@ -249,14 +289,14 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         done = call(*fetch(n), n)
         return run.record(n, done, losses, norms, errors, run.seconds_before + clock()), done
 
-    return drive(run, warmup, advance, writer, save, progress, s["iters"], s["task"])
+    return drive(run, warmup, advance, writer, save, progress, s["iters"], s["task"], ckpt)
 
 
 train.__doc__ = train.__doc__.replace("{settings}", _settings.doc(indent=8))
 
 
-def drive(run, warmup, advance, writer, save, progress, total, desc):
-    """The loop :func:`train` and :func:`fastrnn.fit` share: compile, chunks, rows, files, Ctrl-C, divergence.
+def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
+    """The loop :func:`train` and :func:`fastrnn.fit` share: compile, chunks, rows, checkpoints, files, signals, divergence.
 
     ``warmup()`` makes the zero-iteration kernel call (compile or cache load, before
     the clock starts); ``advance(clock) -> (row or None, iterations done)`` trains
@@ -264,22 +304,28 @@ def drive(run, warmup, advance, writer, save, progress, total, desc):
     ``run`` is a :class:`_Run` or has its attributes (``remaining()``, ``status``,
     ``error``, ``rows``, ``columns``, ``model``, ``s``, ``done``, ``tracker``,
     ``snapshot()``/``rewind(state)`` of the data position, ``resumable``,
-    ``seconds_before``). Rows go to ``writer`` as they come; the end goes through
-    :func:`_finish`.
+    ``seconds_before``). Rows go to ``writer`` as they come, then the checkpoint
+    (``ckpt``, a :class:`fastrnn.checkpoint.Checkpointer`) when one is due; the end
+    goes through :func:`_finish`, a file that cannot be written through :func:`_write_failed`.
     """
     bar, start, compile_seconds, pending = None, None, 0.0, None
     stop = _DeferredInterrupt()
     try:
         # Compile (or load from numba's cache) before the clock starts: zero iterations.
         # A Ctrl-C here (the compile takes seconds on a fresh machine) ends the run
-        # as "interrupted" like one during training. From then on Ctrl-C (SIGINT)
-        # takes effect between chunks, so that the saved state is that of a finished row.
+        # as "interrupted" like one during training. From then on Ctrl-C (SIGINT), SIGTERM
+        # and SIGHUP take effect between chunks, so that the saved state is that of a finished row.
         t0 = time.perf_counter()
         warmup()
         compile_seconds = time.perf_counter() - t0
         stop.install()
         if progress:
             from tqdm import tqdm
+
+            from .tasks import headline
+
+            # beside the loss, the task's first other headline metric (text: bpc; the rest: accuracy)
+            shown = next((m for m in headline(run.s.get("task")) if m != "loss" and m in run.columns), "accuracy")
 
             bar = tqdm(total=total, initial=run.done, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
         start = time.perf_counter()
@@ -293,12 +339,20 @@ def drive(run, warmup, advance, writer, save, progress, total, desc):
             pending = None
             if row is not None:
                 if writer is not None:
-                    writer.write(row)
+                    try:
+                        writer.write(row)
+                    except OSError as exc:
+                        raise _Unwritten("row", writer.csv_path, exc) from None
                 if bar is not None:
                     bar.update(done)
-                    bar.set_postfix(loss=f"{row['loss']:.4f}", acc=f"{row['accuracy']:.3f}", refresh=False)
+                    bar.set_postfix(loss=f"{row['loss']:.4f}", **{shown: f"{row[shown]:.3f}"}, refresh=False)
             if run.status == "diverged":
                 raise NumericalError(run.error)
+            if ckpt is not None and ckpt.due(run.done):
+                try:
+                    ckpt.write(run, run.seconds_before + time.perf_counter() - start)
+                except OSError as exc:
+                    raise _Unwritten("checkpoint", ckpt.path, exc) from None
             stop.check()
     except (KeyboardInterrupt, NumericalError) as exc:
         stop.uninstall()
@@ -308,9 +362,13 @@ def drive(run, warmup, advance, writer, save, progress, total, desc):
                 run.rewind(pending)
             run.resumable = run.resumable and stop.presses < 2  # a second Ctrl-C may have cut a chunk: save the weights only
         train_seconds = 0.0 if start is None else time.perf_counter() - start
-        exc.result = _finish(run, train_seconds, compile_seconds, writer, save, bar)
+        exc.result = _finish(run, train_seconds, compile_seconds, writer, save, bar, ckpt)
         raise
-    except BaseException as exc:  # anything else (a full disk, say): the JSON must not keep saying "running"
+    except _Unwritten as failure:  # a full disk, a read-only or deleted folder: stop, keep what is whole, say what
+        stop.uninstall()
+        train_seconds = 0.0 if start is None else time.perf_counter() - start
+        raise _write_failed(run, failure, train_seconds, compile_seconds, writer, save, bar, ckpt) from failure.error
+    except BaseException as exc:  # anything else: the JSON must not keep saying "running"
         stop.uninstall()
         if bar is not None:
             bar.close()
@@ -320,20 +378,118 @@ def drive(run, warmup, advance, writer, save, progress, total, desc):
             writer.close()
         raise
     stop.uninstall()
-    return _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar)
+    return _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar, ckpt)
 
 
-def open_writer(csv, run, overwrite, resume, saved):
-    """The metrics writer of a run (None without ``csv``); for a resume, appending to the run's CSV or copying its rows."""
+class _Unwritten(Exception):
+    """A file of a run could not be written: ``what`` ("row", "checkpoint", "model", "settings"), its path, the OSError."""
+
+    def __init__(self, what, path, error):
+        super().__init__(what, path, error)
+        self.what, self.path, self.error = what, path, error
+
+
+def _failure_line(run, failure, writer, ckpt, save_path, stopped, unsaved=None):
+    """One line: what could not be written where and why, and what the run kept (rows, checkpoint, model)."""
+    path, exc = failure.path, failure.error
+    why = exc.strerror or str(exc)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        why += " (its folder was deleted)"
+    what = {"row": "a row could not be written to", "checkpoint": "the checkpoint could not be written to",
+            "model": "the model could not be saved to", "settings": "the run's settings could not be written to"}
+    parts = [f"{what[failure.what]} {path}: {why}"]
+    if stopped:
+        parts.append(f"training stopped after {run.done} iterations")
+    if writer is not None:
+        parts.append(f"the CSV {writer.csv_path} was deleted" if writer.deleted() else
+                     f"{writer.rows} rows kept in {writer.csv_path}")
+    if ckpt is not None:
+        parts.append(f"the last checkpoint is at iteration {ckpt.at} ({ckpt.path})" if ckpt.at is not None else
+                     "no checkpoint was written")
+    if save_path is not None:
+        parts.append(f"model saved to {save_path}")
+    if unsaved is not None:
+        parts.append(f"no model saved to {unsaved[0]} ({unsaved[1].strerror or unsaved[1]})")
+    again = ckpt.path if ckpt is not None and ckpt.at is not None else save_path
+    if again is not None and stopped:
+        goal = f"--epochs {run.s['epochs']}" if run.s.get("task") == "data" else f"--iters {run.s['iters']}"
+        parts.append(f"once the cause is fixed, continue with: fastrnn train --resume {again} {goal}")
+    return "; ".join(parts)
+
+
+def _write_failed(run, failure, train_seconds, compile_seconds, writer, save, bar, ckpt):
+    """The end of a run whose file could not be written mid-run: the model saved if it can be, the JSON
+    marked "failed" if it can be, and an OutputError naming the file and what was kept."""
+    if bar is not None:
+        bar.close()
+    run.status = "failed"
+    save_path, unsaved = None, None
+    if save is not None and failure.what != "model":
+        try:  # the weights are worth keeping if their folder still takes them
+            save_path = _save_model(run, save, run.seconds_before + train_seconds, ckpt)
+        except OSError as exc:
+            unsaved = (save, exc)
+    line = _failure_line(run, failure, writer, ckpt, save_path, True, unsaved)
+    result = _result(run, train_seconds, compile_seconds, writer, save_path, ckpt)
+    if writer is not None:
+        with contextlib.suppress(OSError):
+            writer.write_json(status="failed", error=line, result=result.summary())
+        writer.close()
+    error = OutputError(line)
+    error.result = result
+    return error
+
+
+def _save_model(run, save, train_seconds, ckpt):
+    if not run.resumable:
+        return run.model.save(save)
+    state, arrays = ckpt.state(run, train_seconds) if ckpt is not None else run.checkpoint_state(train_seconds)
+    return checkpoint.save(save, run.model, state, arrays)
+
+
+def check_save(save, overwrite, resume, saved):
+    """The checked ``save`` path: a new file, or (on a resume) the file resumed from or the one its checkpoint names."""
+    if save is None:
+        return None
+    if saved is not None and (_same_path(save, resume) or (checkpoint.saved_model_path(saved[1]) is not None
+                                                           and _same_path(save, checkpoint.saved_model_path(saved[1])))):
+        return save  # a resume moves its own files on
+    return check_new_file(save, "model file", overwrite, "--save")
+
+
+def open_writer(csv, run, overwrite, resume, saved, ckpt=None, note=None):
+    """The metrics writer of a run (None without ``csv``); for a resume, appending to the run's CSV or copying its rows.
+
+    From a checkpoint the CSV may hold rows written after it: they are cut off, and
+    ``note`` (a callable taking one line) is told how many.
+    """
     writer = None
     if csv is not None:
         append = saved is not None and saved[1].get("csv") is not None and _same_path(csv, saved[1]["csv"])
-        writer = MetricsWriter(csv, run.s, overwrite or append, run.columns, append_rows=run.rows if append else None)
-        if not append:
-            for row in run.rows:  # a resume into a new CSV: the earlier rows first
-                writer.write(row)
-        if saved is not None:
-            writer.write_json(status="running", resumed_from=os.path.abspath(resume))
+        cut = append and checkpoint.is_checkpoint(saved[1])
+        try:
+            writer = MetricsWriter(csv, run.s, overwrite or append, run.columns, append_rows=run.rows if append else None,
+                                   cut=cut)
+            if not append:
+                for row in run.rows:  # a resume into a new CSV: the earlier rows first
+                    writer.write(row)
+            extra = {} if ckpt is None else {"checkpoint": os.path.abspath(ckpt.path)}
+            if saved is not None:
+                extra.update(resumed_from=os.path.abspath(resume))
+                if cut:
+                    extra.update(rows_cut=writer.cut)
+            if extra:
+                writer.write_json(status="running", **extra)
+        except OSError as exc:
+            if writer is not None:
+                writer.close()
+            where = exc.filename or csv
+            raise OutputError(f"cannot write {where}: {exc.strerror or exc}; nothing was trained") from exc
+        run.rows_cut = writer.cut
+        if writer.cut and note is not None:
+            note(f"Resuming the checkpoint at iteration {run.done}: cut {writer.cut} row(s) written after it from "
+                 f"{writer.csv_path}.")
     run.csv = None if writer is None else os.path.abspath(writer.csv_path)
     return writer
 
@@ -343,28 +499,32 @@ def _same_path(a, b):
 
 
 class _DeferredInterrupt:
-    """Ctrl-C during training takes effect between chunks (in the main thread).
+    """Ctrl-C (SIGINT), SIGTERM and SIGHUP during training take effect between chunks (in the main thread).
 
-    A kernel call cannot be interrupted anyway (Python raises KeyboardInterrupt
-    only after it returns); deferring the raise until the chunk's row is recorded
-    keeps the weights, the optimizer state and the data position in step, so the
-    saved state resumes exactly. A second Ctrl-C stops at once (the run is then
-    saved without its training state, as the chunk may have been cut).
+    A kernel call cannot be interrupted anyway (Python runs a handler only after it
+    returns); deferring the raise until the chunk's row is recorded keeps the
+    weights, the optimizer state and the data position in step, so the saved state
+    resumes exactly. A second signal stops at once (the run is then saved without
+    its training state, as the chunk may have been cut). A handler is taken over
+    only where the default one is in place (:func:`fastrnn._signals.replaceable`).
     """
 
     def __init__(self):
         self.flag = False
         self.presses = 0
-        self.old = None
+        self.signum = int(signal.SIGINT)
+        self.old = {}
 
     def install(self):
-        if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self.old = signal.signal(signal.SIGINT, self._handler)
+        for signum in _signals.STOP_SIGNALS:
+            if _signals.replaceable(signum):
+                self.old[signum] = signal.signal(signum, self._handler)
 
     def _handler(self, signum, frame):
         self.presses += 1
+        self.signum = signum
         if self.presses > 1:
-            raise KeyboardInterrupt
+            raise _signals.Interrupted(signum)
         self.flag = True
         stop_text_kernel()
 
@@ -373,12 +533,12 @@ class _DeferredInterrupt:
     def check(self):
         if self.flag:
             self.flag = False
-            raise KeyboardInterrupt
+            raise _signals.Interrupted(self.signum)
 
     def uninstall(self):
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
-            self.old = None
+        for signum, handler in self.old.items():
+            signal.signal(signum, handler)
+        self.old = {}
 
 
 def stop_text_kernel():
@@ -404,7 +564,7 @@ def init_from(model, path):
             f"{model.n_hidden}, n_out {model.n_out}, {model.layers} layer(s)); use a model of the same task, "
             f"vocabulary, --hidden and --layers"
         )
-    model.theta[:] = src.theta.astype(model.dtype)
+    model.theta[:] = _checks.cast_within_range(f"--init-from {path}: its weights", src.theta, model.dtype)
     return model
 
 
@@ -651,6 +811,9 @@ class _Run:
 
     def restore(self, path, model, state, arrays):
         """Continue the run saved in ``path`` (``checkpoint.load``'s model, state, arrays)."""
+        changed = self.task.changed_since(model.metadata)
+        if changed is not None:
+            raise InvalidArgument(f"cannot resume {path}: {changed}")
         if model.theta.shape != self.model.theta.shape or any(arrays.get(k) is None for k in checkpoint.ARRAYS):
             raise InvalidArgument(f"the training state in {path} does not fit its settings; it cannot be resumed")
         if arrays["opt_state"].shape != self.state.shape or arrays["hstate"].shape != self.hstate.shape:
@@ -659,7 +822,10 @@ class _Run:
         self.state[...] = arrays["opt_state"]
         self.hstate[...] = arrays["hstate"]
         self.done = state["done"]
-        self.source.restore(state["source"])
+        try:
+            self.source.restore(state["source"])
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"cannot resume {path}: {exc}") from None
         self.tracker.restore(state["tracker"], arrays["recent"])
         if self.extra is not None:
             self.extra.restore(state["extra"])
@@ -781,32 +947,69 @@ def _record_blocks(runs, sizes, nb, losses, norms, errors, before, now):
         r.done = done0 + nb
 
 
-def _finish(run, train_seconds, compile_seconds, writer, save, bar):
+def _final_scores(run):
+    """The task's end-of-run scores (:meth:`final` of its metrics: text, the whole held-out text),
+    scored for a completed run that has rows only, and not when Ctrl-C stops the scoring (the run
+    is kept)."""
+    extra = getattr(run, "extra", None)
+    if extra is None or not hasattr(extra, "final"):
+        return {}
+    if run.status == "completed" and run.rows:
+        try:
+            return extra.final()
+        except KeyboardInterrupt:
+            pass
+    return extra.final(score=False)
+
+
+def _finish(run, train_seconds, compile_seconds, writer, save, bar, ckpt=None):
+    """The end of a run (completed, interrupted, diverged): the task's final scores, the last checkpoint,
+    the model, the JSON.
+
+    A file that cannot be written is reported as an OutputError (the JSON, if it can
+    be written, records the run and the error) after the others are written.
+    """
     if bar is not None:
         bar.close()
-    save_path, save_error = None, None
-    if save is not None and run.status != "diverged":
+    final_scores = _final_scores(run)
+    save_path, failure = None, None
+    if run.status != "diverged":
+        seconds = run.seconds_before + train_seconds
+        if ckpt is not None and run.resumable and ckpt.at != run.done:
+            try:
+                ckpt.write(run, seconds)
+            except OSError as exc:
+                failure = _Unwritten("checkpoint", ckpt.path, exc)
+        if save is not None:
+            try:
+                save_path = _save_model(run, save, seconds, ckpt)
+            except OSError as exc:
+                failure = failure or _Unwritten("model", save, exc)
+    result = _result(run, train_seconds, compile_seconds, writer, save_path, ckpt, final_scores)
+    if writer is not None:
+        extra = {} if failure is None else {"error": _failure_line(run, failure, writer, ckpt, save_path, False)}
         try:
-            if run.resumable:
-                save_path = checkpoint.save(save, run.model, *run.checkpoint_state(run.seconds_before + train_seconds))
-            else:
-                save_path = run.model.save(save)
-        except OSError as exc:  # the JSON below still records the run, then the error is raised
-            save_error = exc
-    result = TrainResult(
+            writer.write_json(status=run.status, result=result.summary(), **extra)
+        except OSError as exc:
+            failure = failure or _Unwritten("settings", writer.json_path, exc)
+        writer.close()
+    if failure is not None:
+        error = OutputError(_failure_line(run, failure, writer, ckpt, save_path, False))
+        error.result = result
+        raise error from failure.error
+    return result
+
+
+def _result(run, train_seconds, compile_seconds, writer, save_path, ckpt, final_scores=None):
+    return TrainResult(
         model=run.model, history=None, train_seconds=train_seconds,
         first_perfect_iteration=run.tracker.first_perfect_iteration, status=run.status, settings=run.s,
         iterations=run.done, compile_seconds=compile_seconds, csv_path=None if writer is None else writer.csv_path,
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
-        columns=run.columns, threads=getattr(run, "threads", None),
+        columns=run.columns, checkpoint_path=None if ckpt is None else ckpt.path,
+        rows_cut=getattr(run, "rows_cut", 0), notes=[writer.repaired] if writer is not None and writer.repaired else [],
+        final_scores=final_scores or {}, threads=getattr(run, "threads", None),
     )
-    if writer is not None:
-        extra = {} if save_error is None else {"error": f"the model could not be saved to {save}: {save_error}"}
-        writer.write_json(status=run.status, result=result.summary(), **extra)
-        writer.close()
-    if save_error is not None:
-        raise save_error
-    return result
 
 
 def _spectral_columns(model, probe):

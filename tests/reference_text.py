@@ -1,4 +1,4 @@
-"""Plain-numpy twin of min-char-rnn's training, written from issue 11. Never imports fastrnn.
+"""Plain-numpy twin of min-char-rnn's training, written from its math. Never imports fastrnn.
 
 The algorithm, with min-char-rnn's names (Wxh = U0, Whh = W0, bh = b0, Why = V, by = c):
 

@@ -1,4 +1,4 @@
-"""The Python boundary of RNN.loss_and_grads (issue 12, item 5): what the fast path keeps.
+"""The Python boundary of RNN.loss_and_grads: what the fast path keeps.
 
 Each call returns new gradient arrays (views of one fresh vector, none shared with an
 earlier call, with the model or with its scratch); a model used at several shapes,

@@ -1,5 +1,5 @@
 """The README and the package stand alone: the math ships in docs/math.md, and no
-link points outside the repository (issue 9 item 10)."""
+link points outside the repository."""
 
 import re
 from pathlib import Path

@@ -11,7 +11,7 @@ from fastrnn import NumericalError, metrics
 
 
 def test_a_diverging_chunk_keeps_a_row_for_the_iterations_applied_before_it(tmp_path):
-    """Issue 9 item 3: iteration 1 of a 5-iteration chunk is applied, iteration 2 diverges."""
+    """Iteration 1 of a 5-iteration chunk is applied, iteration 2 diverges."""
     path = tmp_path / "run.csv"
     with pytest.raises(NumericalError, match=r"NaN or infinite at iteration 2;") as info:
         fastrnn.train(task="digits", digits=3, iters=2000, optimizer="sgd", activation="relu", lr=1e300, clip=0,

@@ -281,6 +281,8 @@ def test_fit_defaults_are_the_data_defaults_of_the_settings():
     for name in ("optimizer", "lr", "clip"):
         assert params[name].default == settings.DATA_DEFAULTS[name], name
     for s in settings.DATA:
-        if s.name != "head":  # the head is the model's
+        if s.name == "shuffle":  # None: the setting's default (on) for whole sequences, off with a window
+            assert params[s.name].default is None and s.default is True
+        elif s.name != "head":  # the head is the model's
             assert params[s.name].default == s.default, s.name
     assert params["momentum"].default == settings.get("momentum").default

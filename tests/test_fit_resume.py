@@ -1,4 +1,4 @@
-"""Exact resume for fit (issue 11 item 8): fit(..., save=PATH) writes the whole training state,
+"""Exact resume for fit: fit(..., save=PATH) writes the whole training state,
 fit(None, X, Y, resume=PATH, epochs=N) and `fastrnn train --data FILE --resume PATH --epochs N`
 continue it, and the weights and every row equal one uninterrupted run's."""
 

@@ -1,4 +1,4 @@
-"""Property test (issue 9 item 8): every command that reads files turns a malformed,
+"""Property test: every command that reads files turns a malformed,
 truncated or foreign file into one line naming it, never a traceback.
 
 Each example corrupts one file in a different way (random bytes, a CSV cut inside a

@@ -1,4 +1,4 @@
-"""Issue 9: no lost file and no traceback (overlapping outputs, Ctrl-C in the compile,
+"""No lost file and no traceback (overlapping outputs, Ctrl-C in the compile,
 atomic writes, requests that cannot fit, malformed files, models without a task)."""
 
 import json
@@ -14,7 +14,7 @@ from fastrnn.cli import main
 from conftest import run_cli as run, assert_one_line_error
 
 
-# ------------------------------------------------- item 4: overlapping output files
+# ------------------------------------------------- overlapping output files
 
 
 @pytest.mark.parametrize("csv, save", [
@@ -47,7 +47,7 @@ def test_existing_rows_survive_a_csv_named_like_its_json(tmp_path):
     assert csv.read_text() == before and json.loads((tmp_path / "run.json").read_text())["status"] == "completed"
 
 
-# ----------------------------------------------------- item 5: Ctrl-C in the compile
+# ----------------------------------------------------- Ctrl-C in the compile
 
 
 def test_ctrl_c_during_the_first_call_ends_the_run_as_interrupted(capsys, tmp_path, monkeypatch):
@@ -78,7 +78,7 @@ def test_other_failures_do_not_leave_the_json_running(tmp_path, monkeypatch):
     assert meta["status"] == "failed" and "No space left" in meta["error"]
 
 
-# --------------------------------------------------------- item 6: atomic model file
+# --------------------------------------------------------- atomic model file
 
 
 def test_model_save_replaces_the_file_atomically(tmp_path, monkeypatch):
@@ -101,7 +101,7 @@ def test_model_save_replaces_the_file_atomically(tmp_path, monkeypatch):
     assert not np.array_equal(fastrnn.RNN.load(path).theta, old.theta) and os.listdir(tmp_path) == ["m.npz"]
 
 
-# --------------------------------------------------- item 7: requests that cannot fit
+# --------------------------------------------------- requests that cannot fit
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -140,7 +140,7 @@ def test_memory_limit_is_this_machines_memory():
     assert _checks.model_bytes(3, 5, 2, 2, 8) == fastrnn.RNN(3, 5, 2, layers=2).theta.nbytes
 
 
-# ------------------------------------------------------ item 9: models without a task
+# ------------------------------------------------------ models without a task
 
 
 def test_spectrum_of_a_model_saved_without_a_task(capsys, tmp_path):
@@ -169,7 +169,7 @@ def test_paths_with_a_model_without_a_task_says_what_to_pass(capsys, tmp_path):
     assert code == 0 and (tmp_path / "p.png").is_file(), err
 
 
-# ------------------------------------------- item 8 (examples; the property test is in test_readers_fuzz.py)
+# ------------------------------------------- unreadable run files (examples; the property test is in test_readers_fuzz.py)
 
 
 @pytest.mark.parametrize("content, fragment", [

@@ -1,4 +1,4 @@
-"""Exact resume for every task (issue 11 item 8): --save writes the whole training state,
+"""Exact resume for every task: --save writes the whole training state,
 train(resume=PATH, iters=N) continues it, and weights and rows equal one uninterrupted run."""
 
 import json

@@ -52,7 +52,7 @@ def test_every_setting_appears_in_train_options_sweep_names_report_columns_and_j
     assert len(settings.names()) == len(set(settings.names()))
 
 
-def test_issue9_item12_train_help_takes_the_defaults_from_the_task_modules(capsys):
+def test_train_help_takes_the_defaults_from_the_task_modules(capsys):
     options = train_options()
     for s in settings.every():
         if s.default != settings.PER_TASK:

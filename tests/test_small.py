@@ -131,7 +131,7 @@ def test_the_version_constant_is_pyprojects():
 
 
 def test_training_imports_neither_pandas_nor_scipys_linalg_until_asked(tmp_path):
-    """Start-up (issue 12): a small binary run loads no pandas and no scipy.linalg; history still reads as a frame."""
+    """Start-up: a small binary run loads no pandas and no scipy.linalg; history still reads as a frame."""
     import subprocess
     import sys
 
@@ -144,7 +144,7 @@ def test_training_imports_neither_pandas_nor_scipys_linalg_until_asked(tmp_path)
 
 
 def test_a_first_compile_is_announced_once(tmp_path, monkeypatch):
-    """Issue 12: a run whose kernel is neither compiled nor cached says so on stderr, naming it; else nothing."""
+    """A run whose kernel is neither compiled nor cached says so on stderr, naming it; else nothing."""
     import io
     from types import SimpleNamespace
 
@@ -162,7 +162,7 @@ def test_a_first_compile_is_announced_once(tmp_path, monkeypatch):
 
 
 def test_the_train_command_imports_no_pandas(tmp_path):
-    """Start-up (issue 12): `fastrnn train` prints its summary from the rows, never building the DataFrame."""
+    """Start-up: `fastrnn train` prints its summary from the rows, never building the DataFrame."""
     import os
     import pathlib
     import subprocess

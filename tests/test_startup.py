@@ -1,4 +1,4 @@
-"""Start-up (issue 12): what a warm command imports and loads, checked by what it leaves in sys.modules.
+"""Start-up: what a warm command imports and loads, checked by what it leaves in sys.modules.
 
 No timings here: the behaviour that makes a command start fast (modules left
 unimported, numba's registries left unloaded, cached kernels loaded the quick way)

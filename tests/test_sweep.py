@@ -251,7 +251,7 @@ def test_bad_sweep_input(capsys, tmp_path, args, fragment):
     assert len(lines) == 1 and lines[0].startswith("Error: ") and fragment in lines[0], err
 
 
-# ------------------------------------------------------------ issue 9 (sweeps)
+# ------------------------------------------------------------ sweep folders and run names
 
 
 def tiny(out, *sets, extra=()):
@@ -267,7 +267,7 @@ def snapshot(folder):
     (["iters=30", "lr=0.3"], ["iters=30", "lr=0.1"], "lr 0.3 there, 0.1 asked"),
     (["iters=30", "hidden=4,8"], ["iters=30", "hidden=4,8", "activation=tanh"], "activation 'sigmoid' there, 'tanh' asked"),
 ])
-def test_issue9_item1_a_sweep_never_reuses_runs_made_with_other_settings(capsys, tmp_path, first, second, fragment):
+def test_a_sweep_never_reuses_runs_made_with_other_settings(capsys, tmp_path, first, second, fragment):
     out = tmp_path / "sw"
     code, _, err = run_cli(capsys, *tiny(out, "log_every=10", *first))
     assert code == 0, err
@@ -292,7 +292,7 @@ def test_issue9_item1_a_sweep_never_reuses_runs_made_with_other_settings(capsys,
     assert code == 0 and f"{len(summary)} already finished and skipped" in outtext
 
 
-def test_issue9_item1_library_refuses_too(tmp_path):
+def test_the_library_refuses_runs_made_with_other_settings_too(tmp_path):
     fastrnn.sweep(seeds=[0], out=tmp_path, workers=1, iters=20, log_every=10)
     with pytest.raises(fastrnn.InvalidArgument, match=r"iters 20 there, 30 asked.*--overwrite"):
         fastrnn.sweep(seeds=[0], out=tmp_path, workers=1, iters=30, log_every=10)
@@ -302,13 +302,13 @@ def test_issue9_item1_library_refuses_too(tmp_path):
 
 
 @pytest.mark.parametrize("text", ["lr=0.1,0.10", "lr=1,1.0", "hidden=8,08", "activation=tanh,tanh"])
-def test_issue9_item2_equal_values_given_twice_are_a_usage_error(capsys, tmp_path, text):
+def test_equal_values_given_twice_are_a_usage_error(capsys, tmp_path, text):
     code, _, err = run_cli(capsys, *tiny(tmp_path / "sw", text, "iters=10"))
     assert code == 2 and "is given twice" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "sw").exists()
 
 
-def test_issue9_item2_different_values_always_get_different_names(capsys, tmp_path):
+def test_different_values_always_get_different_names(capsys, tmp_path):
     names = [s["name"] for s in sweeps.expand("binary", [0], {"lr": [1e-16, 1e16, 1e-6]})]
     assert len(set(names)) == 3, names
     code, out, err = run_cli(capsys, *tiny(tmp_path / "sw", "lr=1e-16,1e+16", "iters=10", "log_every=10"))
@@ -327,12 +327,12 @@ def test_issue9_item2_different_values_always_get_different_names(capsys, tmp_pa
     (dict(task="digits", grid={"clip": [None, 1.0]}), "are the same run"),
     (dict(grid={"lr": [0.1, 0.1]}), "is given twice"),
 ])
-def test_issue9_item2_library_refuses_the_same_run_twice(tmp_path, kwargs, fragment):
+def test_the_library_refuses_the_same_run_twice(tmp_path, kwargs, fragment):
     with pytest.raises(fastrnn.InvalidArgument, match=fragment):
         fastrnn.sweep(out=tmp_path / "sw", workers=1, iters=10, **{"seeds": [0], **kwargs})
 
 
-def test_issue9_item6_summary_csv_is_replaced_atomically(tmp_path, monkeypatch):
+def test_summary_csv_is_replaced_atomically(tmp_path, monkeypatch):
     out = tmp_path / "sw"
     fastrnn.sweep(seeds=[0, 1], out=out, workers=1, iters=10, log_every=10)
     before = (out / "summary.csv").read_bytes()
@@ -351,7 +351,7 @@ def test_issue9_item6_summary_csv_is_replaced_atomically(tmp_path, monkeypatch):
     assert sorted(p.name for p in out.iterdir() if p.name.startswith("summary")) == ["summary.csv"]
 
 
-def test_issue9_item7_a_huge_seed_range_is_refused_before_it_is_built():
+def test_a_huge_seed_range_is_refused_before_it_is_built():
     import resource
     import subprocess
     import sys
@@ -379,7 +379,7 @@ class Seeds:
             yield i
 
 
-def test_issue9_item7_library_counts_before_building(tmp_path):
+def test_the_library_counts_runs_before_building_them(tmp_path):
     with pytest.raises(fastrnn.InvalidArgument, match=r"asks for 20000000000 runs"):
         sweeps.expand("binary", Seeds(), {"lr": [0.1, 0.2]})
     with pytest.raises(fastrnn.InvalidArgument, match=r"asks for 1000001 runs"):
@@ -400,7 +400,7 @@ MALFORMED = [
 
 
 @pytest.mark.parametrize("suffix,content,fragment", MALFORMED)
-def test_issue9_item8_sweep_resume_names_a_malformed_run_file(capsys, tmp_path, suffix, content, fragment):
+def test_sweep_resume_names_a_malformed_run_file(capsys, tmp_path, suffix, content, fragment):
     out = tmp_path / "sw"
     args = tiny(out, "iters=30", "log_every=10")
     assert run_cli(capsys, *args)[0] == 0
@@ -428,7 +428,7 @@ def test_a_run_marked_running_is_redone(capsys, tmp_path):
     assert code == 0 and "1 ran" in text and "1 already finished" in text, err
 
 
-# -------------------------------------------- issue 9 item 8: property-based
+# -------------------------------------------- malformed run files: property-based
 
 
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st  # noqa: E402
@@ -464,7 +464,7 @@ def finished_sweep(tmp_path_factory):
 
 @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(change=corruptions())
-def test_issue9_item8_sweep_resume_turns_any_malformed_file_into_one_line(finished_sweep, tmp_path_factory, change):
+def test_sweep_resume_turns_any_malformed_file_into_one_line(finished_sweep, tmp_path_factory, change):
     """Whatever a run file holds, resuming the sweep either reuses/redoes the run or refuses in one line naming the folder."""
     import contextlib
     import io

@@ -29,8 +29,28 @@ TASKS = {
 #: The registered names (kept for callers of the old module).
 TASK_NAMES = tuple(TASKS)
 
-__all__ = ["Batch", "BinaryAddition", "DigitAddition", "ENCODINGS", "TASKS", "Task", "TextTask", "make_task", "operands",
-           "require_decoding", "task_from_metadata"]
+__all__ = ["Batch", "DATA_HEADLINE", "LOWER_IS_BETTER", "BinaryAddition", "DigitAddition", "ENCODINGS", "TASKS", "Task", "TextTask", "make_task", "operands",
+           "require_decoding", "task_from_metadata", "headline", "has_goal"]
+
+#: The headline metrics of a fit on arrays (``"task": "data"``: fastrnn.fit, ``fastrnn train --data``).
+DATA_HEADLINE = ("loss", "accuracy", "val_loss", "val_accuracy")
+
+#: Headline metrics where lower is better (for the others higher is).
+LOWER_IS_BETTER = frozenset({"loss", "val_loss", "bpc", "val_bpc"})
+
+
+def headline(task):
+    """The headline metrics (:attr:`Task.headline`) of a run of ``task``: a registry name, or "data" for a fit."""
+    if task == "data":
+        return DATA_HEADLINE
+    cls = TASKS.get(task) if isinstance(task, str) else None
+    return cls.headline if cls is not None else Task.headline
+
+
+def has_goal(task):
+    """Whether a run of ``task`` (a name, or "data") is solved at accuracy 1.0 (:attr:`Task.goal`)."""
+    cls = TASKS.get(task) if isinstance(task, str) else None
+    return cls.goal if cls is not None else True
 
 
 def _owner_message(name, param):

@@ -48,6 +48,14 @@ class Task:
         ``true_positions``, ``check_operand``, ``format_positions``, ``unit``, ``limit``.
     description : str
         What a model of the task does, for messages ("adds binary numbers").
+    headline : tuple of str
+        The metrics that sum up a run, most important first: columns of its rows.
+        The last row's values go to the run's JSON (``result.final_<name>``), a
+        sweep's ``summary.csv`` and its summary line, and ``fastrnn report``.
+    goal : bool
+        Whether the task is solved at accuracy 1.0 (over the last 1000 samples): a
+        sweep counts the runs that reached it, and ``first_perfect_iteration``
+        says when. False for a task scored by its headline alone (text).
 
     Instance attributes: ``n_in``, ``n_out``, ``T`` (steps per sequence) and
     ``positions`` (scored steps per sequence, for the per-position accuracy).
@@ -64,6 +72,8 @@ class Task:
     PARAMS = ()
     decodes = False
     description = ""
+    headline = ("accuracy",)
+    goal = True
 
     def settings(self):
         return {"task": self.name, **{p.name: getattr(self, p.name) for p in self.PARAMS}}
@@ -74,6 +84,14 @@ class Task:
     def model_metadata(self):
         """What a trained model of this task keeps in ``model.metadata`` (the text task adds its vocabulary)."""
         return self.settings()
+
+    def changed_since(self, metadata):
+        """Why a run saved with ``metadata`` (its model's) cannot resume on this task's data, or None.
+
+        Called before the saved training state is compared with the new run's, so
+        that data that changed since (the text task's file) are named as such.
+        """
+        return None
 
     def init_weights(self, model, s):
         """Draw the initial weights in place if the task has its own rule (text: N(0, s^2)); default: the model's."""

@@ -19,7 +19,8 @@ TEXT = Setting("text", "path", "text: the UTF-8 file to learn, character by char
                off="the shipped fastrnn/data/bptt.txt")
 SEQ_LENGTH = Setting("seq_length", "int", "text: characters per training window (the BPTT length L).", 25, minimum=1,
                      tasks=("text",), together=True)
-VAL_FRACTION = Setting("val_fraction", "float", "text: the share of the file's end held out; adds val_bpc to every row.",
+VAL_FRACTION = Setting("val_fraction", "float", "text: the share of the file's end held out; adds val_bpc (its first "
+                       "2000 characters) to every row and val_bpc_all (all of it) to the result.",
                        0.0, minimum=0.0, below=1.0, tasks=("text",))
 
 #: min-char-rnn's: hidden 100, tanh, Adagrad at lr 0.1, entries clipped to [-5, 5],
@@ -38,6 +39,10 @@ class TextTask(Task):
     PARAMS = (TEXT, SEQ_LENGTH, VAL_FRACTION)
     decodes = False
     description = "models the characters of a text"
+    #: bits per character (training and held-out) and next-character accuracy; a window's exact match (the
+    #: accuracy column) is near 0 for any real text, and no run is ever "solved"
+    headline = ("bpc", "val_bpc", "char_accuracy")
+    goal = False
     #: its source carries the hidden state across iterations (resets), so runs train one by one
     carries_state = True
 
@@ -67,6 +72,18 @@ class TextTask(Task):
     def model_metadata(self):
         return {**self.settings(), _text.VOCAB_KEY: self.vocab}
 
+    def changed_since(self, metadata):
+        """The text file changed since the run was saved when its vocabulary did (see also TextSource.restore)."""
+        old = metadata.get(_text.VOCAB_KEY)
+        if not isinstance(old, str) or old == self.vocab:
+            return None
+        gone, new = sorted(set(old) - set(self.vocab)), sorted(set(self.vocab) - set(old))
+        parts = [f"{what} {', '.join(repr(c) for c in chars[:10])}{' ...' if len(chars) > 10 else ''}"
+                 for what, chars in (("without", gone), ("with new", new)) if chars]
+        return (f"the text file {self.text} changed since the run was saved: its vocabulary was {len(old)} characters, "
+                f"now {len(self.vocab)} ({'; '.join(parts) or 'in another order'}); resume on the text the run was "
+                f"trained on")
+
     def init_weights(self, model, s):
         """min-char-rnn's draw: weights N(0, init_scale^2), biases 0 (fan_in keeps the model's own draw)."""
         if s["init_scale"] != "fan_in":
@@ -77,19 +94,37 @@ class TextTask(Task):
 
 
 class TextRunMetrics:
-    """The text columns of a run's rows (:class:`fastrnn.text.TextMetrics`), plus ``val_bpc``."""
+    """The text columns of a run's rows (:class:`fastrnn.text.TextMetrics`), plus ``val_bpc``.
 
-    def __init__(self, model, n_vocab, seq_length, val_ids):
+    ``val_bpc`` scores the held-out text's first ``sample + 1`` characters (default
+    :data:`fastrnn.text.VAL_SAMPLE`), the same ones at every row; :meth:`final` scores
+    all of it, once, at the end of the run.
+    """
+
+    def __init__(self, model, n_vocab, seq_length, val_ids, sample=None):
         self.model = model
         self.tracker = _text.TextMetrics(n_vocab, seq_length)
         self.val_ids = val_ids if len(val_ids) >= 2 else None
+        n = _text.VAL_SAMPLE if sample is None else sample
+        self.val_sample = None if self.val_ids is None else self.val_ids[: n + 1]
         self.columns = list(_text.COLUMNS) + (list(_text.VAL_COLUMNS) if self.val_ids is not None else [])
 
     def update(self, losses, errors):
         row = self.tracker.update(losses, errors)
         if self.val_ids is not None:
-            row["val_bpc"] = _text.evaluate(self.model, self.val_ids)["bpc"]
+            row["val_bpc"] = _text.evaluate(self.model, self.val_sample)["bpc"]
         return row
+
+    def final(self, score=True):
+        """For the run's result: ``val_chars_all`` (the held-out text's predictions), ``val_chars_row``
+        (those each row's ``val_bpc`` scores) and, with ``score``, ``val_bpc_all``: the whole held-out
+        text's bits per character. {} without held-out text."""
+        if self.val_ids is None:
+            return {}
+        out = dict(val_chars_all=len(self.val_ids) - 1, val_chars_row=len(self.val_sample) - 1)
+        if score:
+            out["val_bpc_all"] = _text.evaluate(self.model, self.val_ids)["bpc"]
+        return out
 
     def state(self):
         return self.tracker.state()
