@@ -593,14 +593,14 @@ def _damage(files, how):
             path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, len(data), dtype=np.uint8)))
 
 
-@pytest.mark.parametrize("which, how", [("index", "truncated"), ("data", "truncated"), ("both", "garbage"),
-                                        ("index", "empty")])
-@pytest.mark.parametrize("plain", ["0", "1"])
+@pytest.mark.parametrize("which, how, plain", [("index", "truncated", "0"), ("data", "truncated", "0"),
+                                               ("both", "garbage", "0"), ("index", "empty", "0"),
+                                               ("index", "truncated", "1")])
 def test_a_damaged_cache_file_costs_a_recompile_and_one_line(copy, which, how, plain):
     """The cache files of forward_step truncated (index to 20 bytes, data to 100), or filled
     with garbage, or emptied: the next process prints one line, deletes them, compiles and
-    computes the right numbers; the one after loads the fresh cache silently. The same with
-    fastrnn's start-up shortcuts off (FASTRNN_PLAIN_NUMBA=1)."""
+    computes the right numbers; the one after loads the fresh cache silently. A truncated
+    index also with fastrnn's start-up shortcuts off (FASTRNN_PLAIN_NUMBA=1)."""
     dest, probe = copy
     good = probe(FASTRNN_PLAIN_NUMBA=plain)[0]
     cache = dest / "cells" / "__pycache__"
