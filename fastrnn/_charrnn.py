@@ -34,7 +34,13 @@ thread runs it and however the two interleave: one thread runs the same phases o
 after the other and gives the same numbers bit for bit (tests/test_charrnn.py). The
 threads meet at counters in one int64 array, read and written with acquire/release
 atomics (:func:`_load_acquire`, :func:`_store_release`): each counter only grows, and
-a thread waits until the other's counter reaches what it needs.
+a thread waits until the other's counter reaches what it needs. A stop flag in the same
+array, read at every iteration boundary and in every wait, ends both within an iteration
+(:func:`stop_all`). A watchdog thread sets it when they make no progress for a while
+(:data:`STALL_SECONDS`), and on the main thread also when Ctrl-C, SIGTERM or SIGHUP
+arrives: Python's C-level signal handler writes the signal's number to a socket the
+watchdog reads (:func:`signal.set_wakeup_fd`), while the thread that runs the kernel
+cannot run Python's own handler until the kernel returns.
 
 The phases read the parameters in the layout they need: U transposed (V, H) so that
 an input character is one contiguous row, W (H, H), V (O, H) and the biases as rows;
@@ -48,8 +54,11 @@ at once, which is what lets LLVM vectorise them; every other loop keeps numba's
 strict order.
 """
 
+import os
+import signal
 import sys
 import threading
+import time
 
 import numpy as np
 from numba import njit, types
@@ -67,9 +76,12 @@ from .params import aligned_zeros
 #: reproducible, but not the left-to-right sum of numba's default).
 JIT_DOT = dict(JIT, fastmath={"reassoc", "contract"})
 
-# Slots of the int64 sync array, a cache line (8 entries) apart.
-FWD, HEAD, BWD, GRAD_A, GRAD_B, BAD, DONE_B = 0, 8, 16, 24, 32, 40, 48
-SYNC_SIZE = 56
+# Slots of the int64 sync array, a cache line (8 entries) apart. ABORT: set (from Python)
+# to stop both threads; RAN_B: the iterations thread B has finished (B alone writes it).
+FWD, HEAD, BWD, GRAD_A, GRAD_B, BAD, DONE_B, ABORT, RAN_B = 0, 8, 16, 24, 32, 40, 48, 56, 64
+SYNC_SIZE = 72
+#: The counters that grow while the threads make progress (the watchdog reads them).
+PROGRESS = (FWD, HEAD, BWD, GRAD_A, GRAD_B, DONE_B)
 
 #: A updates W's first rows (this fraction of them) with U and b, B the rest with V and c.
 SPLIT = 0.76
@@ -149,10 +161,19 @@ def _prefetch_write(typingctx, arr, row):
 
 @njit(**JIT)
 def _wait(sync, slot, target):
-    """Wait until sync[slot] >= target."""
+    """Wait until sync[slot] >= target; False if told to stop first (sync[ABORT] set)."""
     count = 0
     while _load_acquire(sync, slot) < target:
+        if _load_acquire(sync, ABORT) != 0:
+            return False
         count = _spin(count)
+    return True
+
+
+@njit(**JIT)
+def _stopped(sync):
+    """Whether the threads were told to stop (sync[ABORT] set)."""
+    return _load_acquire(sync, ABORT) != 0
 
 
 # ---------------------------------------------------------------- one step each
@@ -413,6 +434,8 @@ def _phase_head(P, G, ws, io, it, sync, L):
             if 4 * k + 3 < t:  # group k's steps are all done
                 _dv_group(G, ws, k, L)
                 k += 1
+            elif _stopped(sync):
+                return k
             else:
                 count = _spin(count)
         lt, wt = _head_step(Vw, c[0], Hs, t, targets[it, t], Z, gc[0], dH)
@@ -435,7 +458,8 @@ def _phase_head(P, G, ws, io, it, sync, L):
 def _phase_backward(P, ws, it, sync, L):
     W = P[1]
     Hs, dH, dR, dn = ws[0], ws[2], ws[3], ws[4]
-    _wait(sync, HEAD, (it + 1) * L)
+    if not _wait(sync, HEAD, (it + 1) * L):
+        return False
     if _load_acquire(sync, BAD) != 0:
         return False
     for j in range(W.shape[0]):
@@ -479,8 +503,10 @@ def _phase_meet(it, sync):
     """A: wait for B's gradients and their squares, then hand over A's. (B sums dW's squares
     in its own cache: A reading dW there for them, and then again for the update, was
     slower than reading it once while the update runs; measured 98.0 -> 94.5 us an iteration.)"""
-    _wait(sync, GRAD_B, it + 1)
+    if not _wait(sync, GRAD_B, it + 1):
+        return False
     _store_release(sync, GRAD_A, it + 1)
+    return True
 
 
 @njit(**JIT)
@@ -513,6 +539,8 @@ def _phase_grads_b(G, ws, it, sync, L, k):
             if k < nv:
                 _dv_group(G, ws, k, L)
                 k += 1
+            elif _stopped(sync):
+                return False
             else:
                 count = _spin(count)
         _accumulate(dR, Hs, 0, gW, hw, lo, hw == L - 1)
@@ -524,6 +552,7 @@ def _phase_grads_b(G, ws, it, sync, L, k):
     _sumsq_rows(gc, 0, 1, rows[4])
     _sumsq_rows(gW, 0, gW.shape[0], rows[0])
     _store_release(sync, GRAD_B, it + 1)
+    return True
 
 
 @njit(**JIT)
@@ -593,6 +622,9 @@ def run(role, P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
     backward), dU and db, and the updates of U, b and W's first rows; B the output layer,
     dV, dc and dW, and the updates of W's other rows, V and c. Returns the iterations
     completed (fewer on a non-finite loss or gradient; both threads stop at the same one).
+    Told to stop (``sync[ABORT]`` set), each role returns at its next iteration boundary or
+    from the wait it is in, with the iterations it completed: the caller then discards the
+    call's work, since the two roles may have stopped at different points.
     """
     n = io[4].shape[0]
     H = P[1].shape[0]
@@ -600,12 +632,17 @@ def run(role, P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
     norms = io[5]
     k = 0
     for it in range(n):
+        if _stopped(sync):
+            return it
         if role == A:
-            _wait(sync, DONE_B, it)  # B's rows of W updated
+            if not _wait(sync, DONE_B, it):  # B's rows of W updated
+                return it
         if role != B:
             _phase_forward(P, ws, io, it, sync, L)
         if role != A:
             k = _phase_head(P, G, ws, io, it, sync, L)
+            if _stopped(sync):
+                return it
             if role == B and _load_acquire(sync, BAD) != 0:
                 return it
         if role != B:
@@ -613,11 +650,13 @@ def run(role, P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
                 return it
             _phase_grads_a(G, ws, io, it, sync, L)
         if role != A:
-            _phase_grads_b(G, ws, it, sync, L, k)
+            if not _phase_grads_b(G, ws, it, sync, L, k):
+                return it
         if role == B:
-            _wait(sync, GRAD_A, it + 1)
-        else:
-            _phase_meet(it, sync)
+            if not _wait(sync, GRAD_A, it + 1):
+                return it
+        elif not _phase_meet(it, sync):
+            return it
         norm = _norm(ws, H, O)
         if not np.isfinite(norm):
             return it
@@ -626,6 +665,8 @@ def run(role, P, G, S, ws, io, sync, L, split, lr, eps, decay, clip):
             _phase_update_a(P, G, S, ws, io, split, lr, eps, decay, clip)
         if role != A:
             _phase_update_b(P, G, S, it, sync, split, lr, eps, decay, clip)
+        if role == B:
+            _store_release(sync, RAN_B, it + 1)
     return n
 
 
@@ -696,12 +737,248 @@ def scratch(I, H, O, L, dtype):
     return G, ws
 
 
-#: Below this many iterations a call stays on one thread (starting one costs about 0.1 ms).
+#: Below this many iterations a call runs on the calling thread (starting one costs about 0.1 ms).
 MIN_THREADED = 8
+
+#: Seconds the waiting Python thread sleeps between looks at the kernel's threads: how
+#: soon a signal handler runs and a stop request reaches the kernel.
+POLL_SECONDS = 0.05
+
+#: Whether a call runs its last role on the calling thread (:func:`_inline`); False: every
+#: role on threads of their own (:func:`_delegated`, also taken when the inline way cannot be).
+INLINE = True
+
+#: Seconds without any progress (no counter of the sync array moving) after which the two
+#: threads are told to stop and the call is redone on one thread. A wait is normally a
+#: few microseconds; this is for a thread that never runs its part.
+STALL_SECONDS = 10.0
+
+
+class Stopped(KeyboardInterrupt):
+    """A call told to stop (:func:`stop_all`, or an exception in the waiting thread) before
+    it finished. Nothing was changed: the parameters, optimizer state and ``hstate`` are
+    those from before the call. ``iteration``: the iterations of the call completed
+    when it stopped (discarded)."""
+
+    def __init__(self, iteration, total):
+        super().__init__(f"the text kernel stopped after {iteration} of the call's {total} iterations; "
+                         f"that work was discarded, the state is the one before the call")
+        self.iteration = iteration
+        self.total = total
+
+
+#: The sync arrays of the calls in flight, so that a signal handler can stop them.
+_RUNNING = {}
+#: Set once the two threads stalled: later calls in this process use one thread.
+_ONE_THREAD = False
+
+
+def stop_all():
+    """Tell every call in flight to stop at its next iteration boundary (safe in a signal handler)."""
+    for sync in list(_RUNNING.values()):
+        sync[ABORT] = 1
+
+
+def _work(role, args, out):
+    """A thread's body: one role of :func:`run`; its result (or exception) goes to ``out``."""
+    try:
+        out[role] = run(role, *args)
+    except BaseException as exc:  # reported by the waiting thread
+        out[role] = exc
+
+
+def _start(roles, args, out):
+    """Start a thread per role; the ones that started (fewer when the OS refuses one)."""
+    threads = []
+    for role in roles:
+        thread = threading.Thread(target=_work, args=(role, args, out), name=f"fastrnn-charrnn-{role}", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had
+            break
+        threads.append(thread)
+    return threads
+
+
+class _Progress:
+    """The watchdog's view of a call: whether any counter of the sync array moved in the
+    last STALL_SECONDS (``stalled()`` also tells the threads to stop when none did)."""
+
+    def __init__(self, sync):
+        self.sync, self.clock = sync, time.monotonic
+        self.seen, self.since, self.stalled_ = None, self.clock(), False
+
+    def stalled(self):
+        counters = tuple(int(self.sync[slot]) for slot in PROGRESS)
+        now = self.clock()
+        if counters != self.seen:
+            self.seen, self.since = counters, now
+        elif now - self.since > STALL_SECONDS and self.sync[ABORT] == 0:
+            self.stalled_ = True
+            self.sync[ABORT] = 1
+        return self.stalled_
+
+
+def _supervise(threads, sync, out, roles):
+    """Wait in Python (where signal handlers run) for the threads; stop them when one fails
+    or when none of the counters moved for STALL_SECONDS. Returns "done" (every thread
+    ended), "stalled" or "failed" (one raised: the others were told to stop); an exception
+    here (a KeyboardInterrupt, say) stops the threads and is raised."""
+    progress, why = _Progress(sync), "done"
+    try:
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(POLL_SECONDS)
+                if t.is_alive():
+                    break
+            if any(isinstance(out.get(r), BaseException) for r in roles):
+                why = "failed"
+                sync[ABORT] = 1
+            if progress.stalled():
+                why = "stalled"
+    except BaseException:
+        sync[ABORT] = 1
+        for t in threads:
+            t.join()
+        raise
+    return why
+
+
+def _delegated(roles, args, sync, out):
+    """Every role on a thread of its own while this thread waits in Python: for a main
+    thread whose signal wake-up file descriptor another library holds (an asyncio loop)."""
+    started = _start(roles, args, out)
+    if len(started) < len(roles):  # the OS gave fewer threads: stop those and go on on this one
+        sync[ABORT] = 1
+        for t in started:
+            t.join()
+        return "no thread"
+    return _supervise(started, sync, out, roles)
+
+
+#: Signals that stop a call in flight (read from the signal wake-up descriptor).
+STOP_SIGNALS = tuple(int(getattr(signal, name)) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _stops(signum):
+    """Whether the Python handler of signal ``signum`` ends a run, so that the kernel may stop
+    at once: Python's default Ctrl-C handler, or one fastrnn installs to end a run (marked
+    ``_fastrnn_stops``). Any other handler runs after the kernel's call, as it always did."""
+    if signum not in STOP_SIGNALS:
+        return False
+    try:
+        handler = signal.getsignal(signum)
+    except (ValueError, OSError):
+        return False
+    return handler is signal.default_int_handler or bool(getattr(handler, "_fastrnn_stops", False))
+
+
+class _Watchdog:
+    """One thread per process beside the kernel calls in flight (started on first use, again
+    after a fork). It sleeps in ``select`` on a socket: a byte there is a stop signal's number,
+    written by Python's C-level signal handler the moment the signal arrives (the socket is
+    the main thread's signal wake-up descriptor while a call runs there), or a nudge when a
+    call begins. While calls run it also looks every POLL_SECONDS for progress
+    (:class:`_Progress`) and for a helper thread that raised, and tells those calls to stop."""
+
+    _instance = None
+
+    def __init__(self):
+        import socket
+
+        self.pid = os.getpid()
+        self.reader, self.writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self.writer.setblocking(False)
+        self.calls = {}
+        self.sleeping = False  # in a select without a timeout: a call that begins must nudge it
+        self.thread = threading.Thread(target=self._loop, name="fastrnn-charrnn-watchdog", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def get(cls):
+        """The process's watchdog (None where no thread can be started)."""
+        dog = cls._instance
+        if dog is None or dog.pid != os.getpid() or not dog.thread.is_alive():
+            try:
+                dog = cls._instance = cls()
+            except (RuntimeError, OSError):
+                return None
+        return dog
+
+    def nudge(self):
+        try:
+            self.writer.send(b"\0")
+        except OSError:  # the socket is full of nudges: the watchdog is awake anyway
+            pass
+
+    def _loop(self):
+        import select
+
+        while True:
+            self.sleeping = not self.calls  # set, then read again: a call added meanwhile sees it and nudges
+            try:
+                timeout = None if self.sleeping and not self.calls else POLL_SECONDS
+                ready = select.select([self.reader], [], [], timeout)[0]
+                data = self.reader.recv(256) if ready else b""
+            except (OSError, ValueError):
+                data = b""
+            self.sleeping = False
+            calls = list(self.calls.values())
+            stop = any(_stops(b) for b in set(data))
+            for progress, out in calls:
+                if stop or any(isinstance(v, BaseException) for v in list(out.values())):
+                    progress.sync[ABORT] = 1
+                progress.stalled()
+
+
+def _inline(roles, args, sync, out):
+    """The last role on this thread (as fast as a plain call: its arrays stay in this core's
+    cache), the other on a thread of its own, with the process's :class:`_Watchdog` looking
+    on. On the main thread the watchdog's socket is Python's signal wake-up descriptor for
+    the call's duration, so that Ctrl-C or SIGTERM stop the kernel although this thread runs
+    compiled code (Python's own handler runs as usual once the call returns). Returns None
+    (the caller falls back to :func:`_delegated`) where there is no watchdog or another
+    library holds that descriptor (an asyncio loop)."""
+    dog = _Watchdog.get()
+    if dog is None:
+        return None
+    woken = threading.current_thread() is threading.main_thread()
+    if woken:
+        old = signal.set_wakeup_fd(dog.writer.fileno(), warn_on_full_buffer=False)
+        if old != -1:  # someone else's: leave it theirs
+            signal.set_wakeup_fd(old)
+            return None
+    try:
+        progress = _Progress(sync)
+        key = id(sync)
+        dog.calls[key] = (progress, out)
+        if dog.sleeping:
+            dog.nudge()  # from an endless sleep to looking every POLL_SECONDS
+        try:
+            helpers = _start(roles[:-1], args, out)
+            if len(helpers) < len(roles) - 1:
+                sync[ABORT] = 1
+                for t in helpers:
+                    t.join()
+                return "no thread"
+            try:
+                _work(roles[-1], args, out)
+            finally:
+                if not isinstance(out.get(roles[-1]), int):
+                    sync[ABORT] = 1  # this role raised: the others must not wait for it
+                for t in helpers:
+                    t.join()
+        finally:
+            dog.calls.pop(key, None)
+        return "stalled" if progress.stalled_ else "done"
+    finally:
+        if woken:
+            signal.set_wakeup_fd(-1)
 
 
 def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps, decay, clip, losses, norms, errors,
-                threads=1):
+                threads=1, info=None):
     """Train ``len(losses)`` iterations of a one-layer tanh RNN with a softmax head, in place.
 
     ``inputs``/``targets`` (n, L) int64: the characters of each iteration's window;
@@ -713,7 +990,17 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
     ``threads``: 1, or 2 to split each iteration (the same numbers). Returns the
     iterations completed: fewer when a loss or the gradient became non-finite (that
     iteration is not applied). ``len(losses) == 0`` compiles (or loads) the kernels.
+
+    From MIN_THREADED iterations on, a watchdog thread runs beside the kernel (:func:`_inline`;
+    :func:`_delegated` where the signal wake-up descriptor is taken): Ctrl-C, SIGTERM or
+    SIGHUP, or :func:`stop_all`, stop the kernel within an iteration, and the call raises
+    :class:`Stopped` (or the signal handler's exception) with the parameters, optimizer
+    state and ``hstate`` as they were before it. If the two threads make no progress for
+    STALL_SECONDS, the call is redone on one thread, and so are later calls, with a
+    one-line note on stderr. ``info``: a dict that gets ``threads`` (those
+    the call ran on) and ``ran_b`` (the iterations the second thread finished).
     """
+    global _ONE_THREAD
     L = inputs.shape[1]
     n = losses.shape[0]
     P, S = views(theta, state, I, H, O)
@@ -722,25 +1009,67 @@ def train_chunk(theta, state, I, H, O, inputs, targets, resets, hstate, lr, eps,
     sync = np.zeros(SYNC_SIZE, np.int64)
     split = min(H, max(0, round(H * SPLIT)))
     args = (P, G, S, ws, io, sync, L, split, lr, eps, decay, clip)
+    if info is None:
+        info = {}
+    info.update(threads=1, ran_b=0)
     if n == 0:
         return run(SERIAL, *args)  # compiles (or loads) the one function every role runs
-    if threads < 2 or n < MIN_THREADED:
+    if not run.signatures:  # compile (or load) first: a thread must never wait on a failure
+        run(SERIAL, *(args[:4] + (tuple(a[:0] if k in (0, 1, 2, 4, 5, 6) else a for k, a in enumerate(io)),)
+                      + args[5:]))
+    if n < MIN_THREADED:
         done = run(SERIAL, *args)
-    else:
-        if not run.signatures:  # compile (or load) first: a thread must never wait on a failure
-            train_chunk(theta, state, I, H, O, inputs[:0], targets[:0], resets[:0], hstate, lr, eps, decay, clip,
-                        losses[:0], norms[:0], errors[:0])
-        thread = threading.Thread(target=run, args=(B,) + args, name="fastrnn-charrnn", daemon=True)
-        try:
-            thread.start()
-        except RuntimeError:  # no thread to be had: the same numbers on this one
-            thread = None
-        if thread is None:
-            done = run(SERIAL, *args)
-        else:
-            try:
-                done = run(A, *args)
-            finally:
-                thread.join()
+        put_back(theta, state, P, S, I, H, O)
+        return done
+    roles = (B, A) if threads >= 2 and not _ONE_THREAD else (SERIAL,)
+    info["threads"] = len(roles)  # also when the call is stopped
+    h0 = hstate.copy()
+    key = id(sync)
+    _RUNNING[key] = sync
+    try:
+        while True:
+            out = {}
+            why = _inline(roles, args, sync, out) if INLINE else None
+            if why is None:
+                why = _delegated(roles, args, sync, out)
+            failure = next((e for e in out.values() if isinstance(e, BaseException)), None)
+            if failure is not None:  # a role raised (the others were stopped): the caller gets it
+                raise failure
+            if why == "done" and sync[ABORT] == 0:
+                done = out[roles[-1]]
+                info.update(threads=len(roles), ran_b=int(sync[RAN_B]))
+                break
+            if why == "done" and all(out.get(r) == n for r in roles):
+                done = n  # told to stop after the last iteration: the call is complete
+                info.update(threads=len(roles), ran_b=int(sync[RAN_B]))
+                break
+            # start again from the state before the call (its copies, ``hstate``)
+            hstate[...] = h0
+            P, S = views(theta, state, I, H, O)
+            sync[:] = 0
+            args = (P, G, S, ws, io, sync, L, split, lr, eps, decay, clip)
+            if why == "stalled":
+                _ONE_THREAD = True
+                print(f"fastrnn: the text kernel's two threads made no progress for {STALL_SECONDS:g} s; "
+                      "this run goes on on one thread (the same numbers)", file=sys.stderr, flush=True)
+                roles = (SERIAL,)
+                info["threads"] = 1
+                continue
+            if why == "no thread":
+                info["threads"] = 1
+                done = run(SERIAL, *args)  # on this thread: the same numbers
+                break
+            raise Stopped(min(out.get(r, 0) if not isinstance(out.get(r), BaseException) else 0 for r in roles), n)
+    except BaseException:
+        sync[ABORT] = 1  # no thread of this call runs on (one may have started just before the exception)
+        hstate[...] = h0  # the state from before the call, whatever stopped it
+        raise
+    finally:
+        _RUNNING.pop(key, None)
     put_back(theta, state, P, S, I, H, O)
     return done
+
+
+from ._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

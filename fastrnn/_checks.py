@@ -204,3 +204,8 @@ def scan_data(X, Y, M, h0, needs_probabilities, needs_one_hot):
             if m != 0.0 and needs_one_hot and abs(s - 1.0) > 1e-6:
                 return Y_NOT_ONE_HOT
     return DATA_OK
+
+
+from ._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

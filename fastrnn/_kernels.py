@@ -634,3 +634,8 @@ def loss_and_grads_parallel(theta, dims, K, X, Y, M, h0, grad, h_final, buf, n_t
     for tid in range(n_threads):
         loss += losses[tid]
     return loss
+
+
+from ._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

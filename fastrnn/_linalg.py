@@ -139,3 +139,8 @@ def add_rows(a, aoff, r, n, v, voff):
         arow = a[aoff + p * n : aoff + (p + 1) * n]
         for j in range(n):
             arow[j] += vv[j]
+
+
+from ._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

@@ -125,3 +125,8 @@ def expm1_array(x, out):
     """out[i] = expm1(x[i]) for 1-D arrays (used by the accuracy tests)."""
     for i in range(x.shape[0]):
         out[i] = expm1(x[i])
+
+
+from ._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

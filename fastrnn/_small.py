@@ -1064,3 +1064,8 @@ def train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, 
         _POOL[:] = [(threads, ThreadPoolExecutor(threads, thread_name_prefix="fastrnn-lanes"))]
     for f in [_POOL[0][1].submit(one, g) for g in groups]:
         f.result()
+
+
+from ._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

@@ -157,3 +157,8 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
         done[m] = train_chunk_general(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
                               opt_states[m], step0s[m], clip_norms[m], 0.0, hstates[m], Rm, bufs[m], losses[m, :n],
                               grad_norms[m, :n], errors[m, : n * batch], blas, cellset)
+
+
+from ._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

@@ -202,7 +202,7 @@ def _train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpo
         stopped = _signals.describe(exc)
         if result is None:
             click.echo(f"{stopped} before training started.", err=True)
-        elif result.iterations == 0:
+        elif result.iterations == 0 and not result.train_seconds:
             click.echo(f"{stopped} before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
         else:
             s = result.settings
@@ -873,8 +873,10 @@ def _sweepable_help():
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Send the runs to this Dask scheduler instead.")
 @click.option("--vectorize/--no-vectorize", default=True, show_default=True,
               help="Train small same-shape runs together in one parallel kernel (same numbers as separate runs).")
+@click.option("--force", is_flag=True,
+              help="Take over --out even when a sweep on another host holds its lock file (sweep.lock).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, quiet):
+def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, force, quiet):
     """Train every combination of the --set values for every seed, on every core."""
     from . import sweeps as sw
 
@@ -892,7 +894,7 @@ def sweep(task, seeds, sets, out, overwrite, workers, scheduler, vectorize, quie
         with _signals.stop_handlers():
             result = sw.sweep(task=task, seeds=sw.parse_seeds(seeds), grid=swept, out=out, workers=workers,
                               scheduler=scheduler, progress=not quiet and sys.stderr.isatty(), vectorize=vectorize,
-                              overwrite=overwrite, **fixed)
+                              overwrite=overwrite, force=force, **fixed)
     except KeyboardInterrupt as exc:
         result = getattr(exc, "result", None)
         if result is not None:

@@ -9,13 +9,17 @@ that caching, the error model and fastmath are decided here and nowhere else.
 #: kernels stay within rtol 1e-10 of the plain-numpy reference (tests/reference.py).
 FASTMATH = False
 
-#: Options shared by every kernel. ``cache=True`` writes compiled code to
-#: ``__pycache__`` so that a second process starts in about a second instead of
-#: compiling again. ``error_model="numpy"`` drops the Python-style
+#: Options shared by every kernel. Compiled code is cached on disk (``__pycache__``),
+#: so that a second process starts in about a second instead of compiling again, but
+#: not by numba's ``cache=True``: each kernel module ends with
+#: :func:`fastrnn._cache.key_dispatchers`, which gives its kernels a cache keyed on
+#: every kernel source and the package version (numba's own checks only the
+#: function's file, and would serve a kernel compiled with an older callee).
+#: ``error_model="numpy"`` drops the Python-style
 #: ZeroDivisionError check on ``/``: that check is a branch inside every loop
 #: that divides, and it stops LLVM from vectorising the activation loops
 #: (measured 13 ns -> 3 ns per tanh element).
-JIT = dict(cache=True, error_model="numpy", fastmath=FASTMATH, nogil=True)
+JIT = dict(cache=False, error_model="numpy", fastmath=FASTMATH, nogil=True)
 JIT_PARALLEL = dict(JIT, parallel=True)
 
 #: Float types of models and data (the first is the default).

@@ -255,21 +255,44 @@ def chars_kernel(model, batch, opt, K, T, clip_norm):
 
 
 def chars_threads():
-    """Threads :func:`train_chunk_chars` splits an iteration over: 2 when numba may use two or
-    more (``NUMBA_NUM_THREADS``, every core by default), else 1. The numbers are the same."""
-    from numba import config
+    """Threads :func:`train_chunk_chars` splits an iteration over: 2 when this process may keep
+    two CPUs busy (:func:`fastrnn.cpus.kernel_threads`: the affinity mask, the control group's
+    CPU quota, ``NUMBA_NUM_THREADS``, a Dask worker's share), else 1. The numbers are the same."""
+    from . import cpus
 
-    return 2 if config.NUMBA_NUM_THREADS >= 2 else 1
+    return cpus.kernel_threads(2)
+
+
+def chars_ready(stream=None):
+    """Compile (or load) the text kernel; False, after a one-line note on ``stream`` (stderr),
+    when it cannot be compiled: the run then trains with :func:`train_chunk`, the general
+    kernel (the same model and numbers within rounding)."""
+    try:
+        from . import _charrnn
+
+        none = np.zeros((0, 1), dtype=np.int64)
+        one = np.zeros(1)
+        _charrnn.train_chunk(np.zeros(7), np.zeros(7), 1, 1, 1, none, none, np.zeros(0, dtype=np.int64), one, 0.1,
+                             1e-8, -1.0, np.inf, one[:0], one[:0], np.zeros(0, dtype=np.int64))
+    except Exception as exc:  # a numba or llvmlite that cannot build it
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+        print(f"fastrnn: the fused text kernel could not be compiled ({detail}); training with the general kernel "
+              "instead (the same numbers within rounding, slower)", file=sys.stderr if stream is None else stream,
+              flush=True)
+        return False
+    return True
 
 
 def train_chunk_chars(model, inputs, targets, resets, opt, lr, hyper, opt_state, clip_value, hstate, losses, grad_norms,
-                      errors, threads=None):
+                      errors, threads=None, info=None):
     """Train ``len(losses)`` iterations of min-char-rnn's model in place, from character indices:
     ``inputs``/``targets`` (n, T) int64 (each iteration's window), ``resets`` (n,) (1: ``hstate``
     to zeros first). :func:`chars_kernel` says when this applies; the optimizer is ``opt``
     (Adagrad or RMSprop with ``hyper``'s eps and decay), ``clip_value > 0`` clips every
     gradient entry. Fills ``losses``, ``grad_norms`` (before clipping), ``errors`` (wrong next
-    characters per iteration); returns the iterations completed (see :mod:`fastrnn._charrnn`)."""
+    characters per iteration); returns the iterations completed (see :mod:`fastrnn._charrnn`;
+    it raises :class:`fastrnn._charrnn.Stopped`, the state unchanged, when told to stop).
+    ``info``: a dict that gets the threads the call ran on."""
     from . import _charrnn
 
     decay = float(hyper[4]) if opt == optim.RMSPROP else -1.0
@@ -279,7 +302,7 @@ def train_chunk_chars(model, inputs, targets, resets, opt, lr, hyper, opt_state,
     resets = np.ascontiguousarray(resets, dtype=np.int64)
     return _charrnn.train_chunk(model.theta, opt_state[0], model.n_in, model.n_hidden, model.n_out, inputs, targets,
                                 resets, hstate, float(lr), float(hyper[3]), decay, clip, losses, grad_norms, errors,
-                                chars_threads() if threads is None else threads)
+                                chars_threads() if threads is None else threads, info)
 
 
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
@@ -315,7 +338,8 @@ _COMPILE_SECONDS = {"small-model SGD training": 4, "small-model training": 9, "g
 def compile_note(model, T, batch, stream=None, options=None, many=False, chars=False):
     """Say on the screen, once, that the training kernel this run needs must be compiled first.
 
-    Only when numba's cache holds no copy of it (its index file is missing), this
+    Only when numba's cache holds no copy of it for this code (no index file, or one
+    written for other kernel sources or another version), this
     process has not compiled it yet, and stderr is a terminal (``stream=None``; a
     captured stderr keeps its one line per error); returns the line written, or None.
     ``many``: for :func:`fastrnn.training.train_many`, which names only the lanes kernel
@@ -340,9 +364,13 @@ def compile_note(model, T, batch, stream=None, options=None, many=False, chars=F
     if kernel.signatures:
         return None
     cache = getattr(kernel, "_cache", None)
-    index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
-    if index is None or os.path.exists(index):
-        return None
+    if hasattr(cache, "holds_entries"):  # fastrnn's keyed cache: is there an entry for this code?
+        if cache.holds_entries():
+            return None
+    else:
+        index = getattr(getattr(cache, "_cache_file", None), "_index_path", None)
+        if index is None or os.path.exists(index):
+            return None
     line = f"fastrnn: compiling the {name} kernels once, about {_COMPILE_SECONDS[name]} s (numba caches them for later runs)"
     print(line, file=sys.stderr if stream is None else stream, flush=True)
     return line

@@ -187,3 +187,8 @@ class Optimizer:
         self.steps += 1
         apply_update(OPTIMIZERS[self.kind], model.theta, flat, self._state, self.steps, self.lr, self.hyper)
         return norm
+
+
+from ._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

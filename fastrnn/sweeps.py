@@ -449,6 +449,130 @@ def _existing(out, specs, overwrite):
     return todo, done
 
 
+# ---------------------------------------------------------------- one sweep per folder
+
+#: The lock file a running sweep keeps in its folder: who holds it, as JSON.
+LOCK_NAME = "sweep.lock"
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):  # another user's process: alive
+        return True
+    return True
+
+
+class _SweepLock:
+    """``out/sweep.lock``, created with O_EXCL: one sweep at a time writes into a folder.
+
+    The file names its holder (pid, host, start time). A second sweep is refused in one
+    line naming it; a lock left by a process that no longer runs on this host is taken
+    over; one from another host (whose processes cannot be checked from here) is
+    refused unless ``force``. Released when the sweep ends, however it ends.
+    """
+
+    def __init__(self, out, force=False):
+        import json
+        import socket
+
+        self.path = Path(out) / LOCK_NAME
+        self.me = {"pid": os.getpid(), "host": socket.gethostname(),
+                   "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "argv": sys.argv[:8]}
+        self._json = json
+        for _ in range(3):
+            if self._create():
+                return
+            holder = self._holder()
+            why = self._refusal(holder, force)
+            if why is not None:
+                raise InvalidArgument(f"--out {out} is in use: {why}")
+            self._take_over(holder)
+        raise InvalidArgument(f"--out {out}: could not take its lock file {self.path} (another sweep keeps taking it)")
+
+    def _take_over(self, holder):
+        """Move the stale lock aside (a rename: of two sweeps taking it over, one gets it); a lock
+        that turns out to be another's fresh one is put back (a link: only into an empty place)."""
+        grave = self.path.with_name(f"{LOCK_NAME}.{self.me['pid']}.{time.monotonic_ns()}")
+        try:
+            os.rename(self.path, grave)
+        except FileNotFoundError:
+            return
+        try:
+            if holder and self._read(grave) != holder:
+                try:
+                    os.link(grave, self.path)
+                except OSError:
+                    pass
+        finally:
+            grave.unlink(missing_ok=True)
+
+    def _create(self):
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise InvalidArgument(f"--out {self.path.parent}: cannot create its lock file {self.path} "
+                                  f"({exc.strerror or exc})") from None
+        with os.fdopen(fd, "w") as fh:
+            fh.write(self._json.dumps(self.me) + "\n")
+        return True
+
+    def _holder(self):
+        return self._read(self.path)
+
+    def _read(self, path):
+        """The holder a lock file names ({} if it is gone, None if unreadable)."""
+        try:
+            data = self._json.loads(Path(path).read_text())
+            if isinstance(data, dict) and isinstance(data.get("pid"), int) and isinstance(data.get("host"), str):
+                return data
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, UnicodeDecodeError):
+            pass
+        return None
+
+    def _refusal(self, holder, force):
+        """Why the lock cannot be taken (a sentence), or None."""
+        if holder == {}:  # gone meanwhile: try again
+            return None
+        if holder is None:
+            if force:
+                return None
+            return (f"its lock file {self.path} cannot be read (a sweep starting this instant, or a damaged "
+                    f"file); if no sweep writes there, delete it or pass --force")
+        who = f"pid {holder['pid']} on host {holder['host']} since {holder.get('started', 'an unknown time')}"
+        if holder["host"] == self.me["host"]:
+            if _pid_alive(holder["pid"]):
+                return f"another sweep is writing there ({who}); wait for it to finish or stop it, or choose another --out"
+            return None  # its process is gone: take it over
+        if force:
+            return None
+        return (f"a sweep on another host holds it ({who}; {self.path}); if that sweep is gone, pass --force to "
+                f"take the folder over")
+
+    def release(self):
+        """Remove the lock file if it is still this sweep's."""
+        if self._holder() == self.me:
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
+
+
+def _clear_partial(out, specs):
+    """Delete the temporary files a killed sweep left for these runs (a run's CSV or JSON is
+    written to NAME.csv.tmp / NAME.json.tmp, then renamed); under the lock, none is in use."""
+    for spec in specs:
+        for suffix in (".csv.tmp", ".json.tmp"):
+            (out / f"{spec['name']}{suffix}").unlink(missing_ok=True)
+    (out / "summary.csv.tmp").unlink(missing_ok=True)
+
+
 # ---------------------------------------------------------------- executing
 
 
@@ -583,9 +707,20 @@ def _execute(todo, workers, scheduler, vectorize):
             pool.join()
 
 
+#: Times a run lost with its Dask worker is submitted again (beyond the scheduler's own retries).
+DASK_RETRIES = 3
+
+
 def _execute_dask(todo, scheduler):
+    """Yield the outcome of every run from the Dask scheduler, in the order they finish.
+
+    A worker writes no file: it returns the run's rows and settings, and this process
+    writes them (:func:`_write_run`). A worker killed in the middle of a run so leaves
+    nothing behind; the scheduler gives its runs to another worker, and a run it gives up
+    on (``KilledWorker``, after its ``allowed-failures``) is submitted again here, up to
+    DASK_RETRIES times, with a line on stderr."""
     try:
-        from distributed import Client, as_completed
+        from distributed import Client, KilledWorker, as_completed
     except ImportError:
         raise InvalidArgument("--scheduler needs Dask's distributed package: pip install 'fastrnn[cluster]'") from None
     try:
@@ -593,9 +728,26 @@ def _execute_dask(todo, scheduler):
     except (OSError, TimeoutError) as exc:
         raise InvalidArgument(f"--scheduler {scheduler}: no Dask scheduler answered there ({exc})") from None
     futures = client.map(run_one, todo, pure=False)
+    specs = {f.key: spec for f, spec in zip(futures, todo)}
+    retries = collections.Counter()
     try:
-        for future in as_completed(futures):
-            yield future.result()
+        pending = as_completed(futures)
+        for future in pending:
+            try:
+                outcome = future.result()
+            except KilledWorker:
+                spec = specs[future.key]
+                retries[spec["name"]] += 1
+                if retries[spec["name"]] > DASK_RETRIES:
+                    raise
+                print(f"fastrnn: run {spec['name']} was lost with its Dask worker; it runs again "
+                      f"(try {retries[spec['name']] + 1})", file=sys.stderr, flush=True)
+                again = client.submit(run_one, spec, pure=False)
+                specs[again.key] = spec
+                futures.append(again)
+                pending.add(again)
+                continue
+            yield outcome
     except BaseException:
         client.cancel(futures)
         raise
@@ -604,7 +756,7 @@ def _execute_dask(todo, scheduler):
 
 
 def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, scheduler=None, progress=False,
-          vectorize=True, overwrite=False, **fixed):
+          vectorize=True, overwrite=False, force=False, **fixed):
     """Train every combination of ``grid`` for every seed and write the results to ``out``.
 
     Parameters
@@ -636,6 +788,11 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
         truncated or foreign run file (JSON or CSV) stops the sweep with one line
         naming it. A run whose JSON is missing or says "running"/"interrupted" is
         unfinished and is always redone.
+    force : bool
+        Take over the folder's lock file (``sweep.lock``) even when a sweep on another
+        host holds it. Without it a folder another sweep is writing into is refused, in
+        one line naming that sweep (pid, host, start time); a lock whose process is gone
+        from this host is taken over in any case.
     **fixed
         Settings shared by every run (``iters=5000``, say).
 
@@ -649,8 +806,6 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
         same call again runs only the rest. Workers never outlive the sweep's
         process, however it ends (:func:`_worker_start`).
     """
-    import pandas as pd
-
     specs = expand(task, seeds, grid, **fixed)
     if workers is not None and scheduler is not None:
         raise InvalidArgument(f"--workers {workers} sets local worker processes, but --scheduler {scheduler} sends the "
@@ -665,6 +820,19 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
         raise InvalidArgument(f"cannot create --out {out}: {exc.strerror or exc}") from None
     if not isinstance(overwrite, (bool, np.bool_)):
         raise InvalidType(f"overwrite must be True or False, got {overwrite!r}")
+    if not isinstance(force, (bool, np.bool_)):
+        raise InvalidType(f"force must be True or False, got {force!r}")
+    lock = _SweepLock(out, force)
+    try:
+        _clear_partial(out, specs)
+        return _sweep_locked(out, specs, workers, scheduler, progress, vectorize, overwrite)
+    finally:
+        lock.release()
+
+
+def _sweep_locked(out, specs, workers, scheduler, progress, vectorize, overwrite):
+    import pandas as pd
+
     todo, metas = _existing(out, specs, overwrite)
     skipped = len(specs) - len(todo)
     start = time.perf_counter()

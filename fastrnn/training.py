@@ -78,6 +78,9 @@ class TrainResult:
         What the task scores once, at the end (also under "result" in the JSON): a text
         run with held-out text has ``val_bpc_all`` (all of it; completed runs only),
         ``val_chars_all`` and ``val_chars_row`` (the characters each row's ``val_bpc`` scores).
+    threads : int or None
+        The threads the text kernel trained on (:func:`fastrnn.cpus.kernel_threads`);
+        None for the other kernels. Recorded in the JSON under "result".
     """
 
     model: RNN
@@ -98,6 +101,7 @@ class TrainResult:
     notes: list = field(default_factory=list)
     #: scores computed once at the end of the run (text: the whole held-out text's ``val_bpc_all``)
     final_scores: dict = field(default_factory=dict)
+    threads: object = None  # the threads the text kernel trained on (None: another kernel)
 
     def summary(self):
         """The run's outcome as saved in its JSON file under "result".
@@ -110,7 +114,7 @@ class TrainResult:
 
         names = [m for m in headline(self.settings.get("task")) if m in (self.columns or (self.rows[-1] if self.rows else ()))]
         last = self.rows[-1] if self.rows else {}
-        return dict(
+        out = dict(
             status=self.status,
             iterations_done=self.iterations,
             headline=names,
@@ -121,6 +125,9 @@ class TrainResult:
             model_path=None if self.save_path is None else str(self.save_path),
             **self.final_scores,
         )
+        if self.threads is not None:
+            out["threads"] = self.threads
+        return out
 
     @property
     def final_accuracy(self):
@@ -241,49 +248,66 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     writer = open_writer(csv, run, overwrite, resume, saved, ckpt, _note)
     hstate = run.hstate
 
+    buf = None
+
+    def general_call(X, Y, M, resets, n):
+        # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
+        done = 0
+        for a, b, lr in run.lr_pieces(n):  # one piece unless the step schedule changes the rate inside the chunk
+            got = engine.train_chunk(model, run.K, X[a * B : b * B], Y[a * B : b * B],
+                                     M[a * B : b * B] if M.shape[0] else M, B, run.kind, lr, run.hyper, run.state,
+                                     run.done + a, run.clip_norm, run.clip_value, hstate,
+                                     resets[a:b] if resets.shape[0] else resets, buf, losses[a:b], norms[a:b],
+                                     errors[a * B : b * B])
+            done = a + got
+            if got < b - a:
+                break
+        return done
+
+    def general_warmup():
+        # on a terminal, when the kernel is neither compiled nor cached
+        nonlocal buf, fetch, call
+        buf = params.aligned_empty(run.scratch_size(), model.dtype)
+        fetch, call = run.source.next, general_call
+        engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
+        call(*run.warmup_batch(), 0)
+        if hasattr(run.extra, "warmup"):  # the held-out scores' forward kernel, before the clock too
+            run.extra.warmup()
+
+    fetch, call, warmup = run.source.next, general_call, general_warmup
     if hasattr(run.source, "next_ids") and engine.chars_kernel(model, B, run.kind, run.K, run.T, run.clip_norm):
         # min-char-rnn's training: the windows as character indices, into the fused kernel
-        fetch = run.source.next_ids
+        info = {}
 
-        def call(inputs, targets, resets, n):
+        def chars_call(inputs, targets, resets, n):
             done = 0
-            for a, b, lr in run.lr_pieces(n):  # one piece unless the step schedule changes the rate inside the chunk
-                got = engine.train_chunk_chars(model, inputs[a:b], targets[a:b], resets[a:b], run.kind, lr, run.hyper,
-                                               run.state, run.clip_value, hstate, losses[a:b], norms[a:b], errors[a:b])
-                done = a + got
-                if got < b - a:
-                    break
+            pieces = run.lr_pieces(n)  # one piece unless the step schedule changes the rate inside the chunk
+            # a stopped call leaves the state as it was before it (fastrnn._charrnn.Stopped): where a chunk is
+            # several calls, the chunk's start is kept so that a stop in a later one leaves that state too
+            before = (model.theta.copy(), run.state.copy(), hstate.copy()) if len(pieces) > 1 else None
+            try:
+                for a, b, lr in pieces:
+                    got = engine.train_chunk_chars(model, inputs[a:b], targets[a:b], resets[a:b], run.kind, lr,
+                                                   run.hyper, run.state, run.clip_value, hstate, losses[a:b], norms[a:b],
+                                                   errors[a:b], info=info)
+                    done = a + got
+                    if got < b - a:
+                        break
+            except KeyboardInterrupt:
+                if before is not None:
+                    model.theta[...], run.state[...], hstate[...] = before
+                raise
+            finally:
+                run.threads = info.get("threads", run.threads)
             return done
 
-        def warmup():
+        def chars_warmup():
             # on a terminal, when the kernel is neither compiled nor cached
             engine.compile_note(model, run.T, B, chars=True)
-            none = np.zeros((0, run.T), dtype=np.int64)
-            call(none, none, np.zeros(0, dtype=np.int64), 0)
-    else:
-        fetch = run.source.next
-        buf = params.aligned_empty(run.scratch_size(), model.dtype)
+            if not engine.chars_ready():  # a numba that cannot build it: the general kernel (one line said so)
+                general_warmup()
 
-        def call(X, Y, M, resets, n):
-            # resets: see fastrnn.sources (empty for the sampling tasks: every sequence from zeros)
-            done = 0
-            for a, b, lr in run.lr_pieces(n):  # one piece unless the step schedule changes the rate inside the chunk
-                got = engine.train_chunk(model, run.K, X[a * B : b * B], Y[a * B : b * B],
-                                         M[a * B : b * B] if M.shape[0] else M, B, run.kind, lr, run.hyper, run.state,
-                                         run.done + a, run.clip_norm, run.clip_value, hstate,
-                                         resets[a:b] if resets.shape[0] else resets, buf, losses[a:b], norms[a:b],
-                                         errors[a * B : b * B])
-                done = a + got
-                if got < b - a:
-                    break
-            return done
-
-        def warmup():
-            # on a terminal, when the kernel is neither compiled nor cached
-            engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
-            call(*run.warmup_batch(), 0)
-            if hasattr(run.extra, "warmup"):  # the held-out scores' forward kernel, before the clock too
-                run.extra.warmup()
+        fetch, call, warmup = run.source.next_ids, chars_call, chars_warmup
 
     def advance(clock):
         n = run.next_chunk()
@@ -332,7 +356,11 @@ def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
         start = time.perf_counter()
         while run.remaining():
             pending = run.snapshot()  # rewound to if the chunk does not finish (Ctrl-C)
-            row, done = advance(lambda: time.perf_counter() - start)
+            try:
+                row, done = advance(lambda: time.perf_counter() - start)
+            except KeyboardInterrupt:
+                stop.check()  # a text chunk stopped by the handler: the signal's own exception
+                raise
             pending = None
             if row is not None:
                 if writer is not None:
@@ -523,6 +551,9 @@ class _DeferredInterrupt:
         if self.presses > 1:
             raise _signals.Interrupted(signum)
         self.flag = True
+        stop_text_kernel()
+
+    _handler._fastrnn_stops = True  # a text chunk in flight may stop at once (fastrnn._charrnn._stops)
 
     def check(self):
         if self.flag:
@@ -533,6 +564,15 @@ class _DeferredInterrupt:
         for signum, handler in self.old.items():
             signal.signal(signum, handler)
         self.old = {}
+
+
+def stop_text_kernel():
+    """Stop a text chunk in flight at its next iteration (its call then raises, the state
+    unchanged: see :class:`fastrnn._charrnn.Stopped`), so that a signal ends a long chunk
+    at once instead of after it. Safe in a signal handler; nothing if none runs."""
+    charrnn = sys.modules.get(__name__.rpartition(".")[0] + "._charrnn")
+    if charrnn is not None:
+        charrnn.stop_all()
 
 
 def init_from(model, path):
@@ -782,6 +822,7 @@ class _Run:
         self.hstate = engine.new_state(self.model, self.B)
         self.seconds_before = 0.0  # training seconds of the run before a resume
         self.resumable = True  # False: save the weights without the training state
+        self.threads = None  # the text kernel's threads (recorded in the JSON)
         self.csv = None
         self.probe = None
         if s["log_spectrum"]:
@@ -1021,7 +1062,7 @@ def _result(run, train_seconds, compile_seconds, writer, save_path, ckpt, final_
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
         columns=run.columns, checkpoint_path=None if ckpt is None else ckpt.path,
         rows_cut=getattr(run, "rows_cut", 0), notes=[writer.repaired] if writer is not None and writer.repaired else [],
-        final_scores=final_scores or {},
+        final_scores=final_scores or {}, threads=getattr(run, "threads", None),
     )
 
 

@@ -145,3 +145,8 @@ def extras_grad(cellset, cell, H, rows, dsx, dsh, doff, grad, eoff):
     all rows of dL/d(xu) (rows, G*H) at dsx[doff:] and dL/d(hw) at dsh[doff:]."""
     if cellset is not None and cell == GRU:
         gru.extras_grad(H, rows, dsh, doff, grad, eoff)
+
+
+from .._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

@@ -110,3 +110,8 @@ def extras_grad(H, rows, dsh, doff, grad, eoff):
         row = dsh[q : q + H]
         for j in range(H):
             gv[j] += row[j]
+
+
+from .._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

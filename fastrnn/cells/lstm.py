@@ -91,3 +91,8 @@ def backward_step(B, H, dd, dh, has_next, rnext, rcur, da, cs, cprev, cache, cof
             a[H + j] = dc * cp[j] * (fg * (1.0 - fg))
             a[2 * H + j] = dc * ig * (1.0 - gg * gg)
             rc[j] = fg * dc
+
+
+from .._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

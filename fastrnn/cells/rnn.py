@@ -61,3 +61,8 @@ def backward_step(act, n, dd, dh, hs, hoff, da):
     else:
         for e in range(n):
             dd[da + e] = dd[dh + e] if hs[hoff + e] > 0.0 else 0.0
+
+
+from .._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

@@ -1,0 +1,163 @@
+"""numba's on-disk cache for fastrnn's kernels, keyed on every kernel source and the version.
+
+numba checks a cached function against its own source file only. A kernel that
+calls (and inlines) a function of another module keeps its cached machine code when
+only that other module changes, and a ``pip install --upgrade`` over an old
+``__pycache__`` leaves numba's files in place: both would run old code without a word.
+Here each of fastrnn's kernels gets its own cache object (:class:`KeyedCache`), whose
+freshness stamp is numba's (the function's own file) together with :func:`source_key`,
+the package version and a hash of every module a kernel's code can come from
+(:data:`KERNEL_SOURCES`). After any edit or upgrade the stamp differs, numba finds its
+index stale and compiles again, writing over the old entries.
+
+A damaged cache file (a truncated index or data file, garbage: a power cut or a full
+disk while numba wrote it) makes numba's own loader raise. :class:`KeyedCache` catches
+that, deletes that function's index and data files, says so once on stderr, and lets
+numba compile the function again.
+
+Nothing of numba's is changed for other packages: each kernel module ends with
+:func:`key_dispatchers`, which gives that module's dispatchers this cache (the shared
+``JIT`` options leave numba's own cache off, so a module that forgot it would compile
+every time, never run stale code; tests/test_survival_threads_cache.py checks that every
+kernel has it).
+"""
+
+import glob
+import hashlib
+import os
+import sys
+
+#: The modules (paths inside the package) whose code a kernel can compile in: the ones
+#: defining kernels and every fastrnn module they import (their constants are frozen
+#: into the machine code). tests/test_survival_threads_cache.py checks this list.
+KERNEL_SOURCES = (
+    "_charrnn.py", "_checks.py", "_kernels.py", "_linalg.py", "_mathfn.py", "_small.py", "_train_kernel.py",
+    "cells/__init__.py", "cells/gru.py", "cells/lstm.py", "cells/rnn.py",
+    "config.py", "exceptions.py", "optim.py", "params.py",
+)
+
+_KEY = None
+_SAID = False
+
+
+def source_key():
+    """The package version and a SHA-256 of :data:`KERNEL_SOURCES` (computed once per process)."""
+    global _KEY
+    if _KEY is None:
+        from . import __version__
+
+        h = hashlib.sha256(__version__.encode())
+        root = os.path.dirname(os.path.abspath(__file__))
+        for name in KERNEL_SOURCES:
+            h.update(b"\0" + name.encode() + b"\0")
+            try:
+                with open(os.path.join(root, name), "rb") as fh:
+                    h.update(fh.read())
+            except OSError:  # a zipped or frozen install: the version alone
+                h.update(b"?")
+        _KEY = f"{__version__}-{h.hexdigest()[:32]}"
+    return _KEY
+
+
+def _classes():
+    """KeyedCache and its parts, built on first use (numba's caching module is imported then)."""
+    from numba.core import caching
+
+    class _Keyed:
+        """A locator whose freshness stamp also holds :func:`source_key`."""
+
+        def get_source_stamp(self):
+            return super().get_source_stamp(), source_key()
+
+    locators = []
+    for base in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator, caching.UserWideCacheLocator,
+                 caching.ZipCacheLocator):
+        locators.append(type("Keyed" + base.__name__, (_Keyed, base), {}))
+
+    class KeyedImpl(caching.CompileResultCacheImpl):
+        _locator_classes = locators
+
+    class KeyedCache(caching.FunctionCache):
+        """numba's per-function cache, stamped with :func:`source_key`; a damaged file is deleted
+        (one line on stderr) and the function compiled again instead of raising."""
+
+        _impl_class = KeyedImpl
+
+        def load_overload(self, sig, target_context):
+            try:
+                return super().load_overload(sig, target_context)
+            except Exception as exc:
+                self.clear_damaged(exc)
+                return None  # numba compiles it
+
+        def save_overload(self, sig, data):
+            try:
+                super().save_overload(sig, data)
+            except Exception as exc:  # the index it reads first is damaged: clear it, save again
+                self.clear_damaged(exc)
+                try:
+                    super().save_overload(sig, data)
+                except Exception:
+                    pass  # the compiled function still runs; the next process compiles it again
+
+        def holds_entries(self):
+            """Whether the index holds compiled code for these sources (False when it is missing,
+            stale or unreadable)."""
+            try:
+                return bool(self._cache_file._load_index())
+            except Exception:
+                return False
+
+        def files(self):
+            """This function's index and data files in the cache folder."""
+            index = self._cache_file._index_path
+            base = index[: -len(".nbi")]
+            return [index] + glob.glob(glob.escape(base) + ".*.nbc")
+
+        def clear_damaged(self, exc):
+            global _SAID
+            removed = []
+            for path in self.files():
+                try:
+                    os.remove(path)
+                    removed.append(path)
+                except FileNotFoundError:
+                    pass
+                except OSError:
+                    pass
+            if not _SAID:
+                _SAID = True
+                where = os.path.dirname(self._cache_file._index_path)
+                detail = " ".join(f"{type(exc).__name__}: {exc}".split())[:120]
+                print(f"fastrnn: a damaged numba cache file in {where} ({detail}) was deleted with its function's "
+                      f"other cache files; those kernels are compiled again", file=sys.stderr, flush=True)
+            return removed
+
+    return KeyedCache
+
+
+_KEYED_CACHE = None
+
+
+def keyed_cache_class():
+    global _KEYED_CACHE
+    if _KEYED_CACHE is None:
+        _KEYED_CACHE = _classes()
+    return _KEYED_CACHE
+
+
+def key_dispatchers(namespace):
+    """Give every fastrnn dispatcher in a module's ``namespace`` (its ``globals()``) a
+    :class:`KeyedCache` (once each); called at the end of each kernel module."""
+    from numba.core.dispatcher import Dispatcher
+
+    package = __name__.rpartition(".")[0] + "."
+    cls = keyed_cache_class()
+    for obj in list(namespace.values()):
+        if isinstance(obj, Dispatcher) and not isinstance(obj._cache, cls):
+            module = getattr(obj.py_func, "__module__", "") or ""
+            if module.startswith(package):
+                try:
+                    obj._cache = cls(obj.py_func)
+                except RuntimeError:  # no folder to cache in (numba's own message when compiling): no cache
+                    pass
