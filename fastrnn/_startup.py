@@ -1,243 +1,33 @@
-"""Start-up: what a warm command pays before its first kernel runs, kept to what it uses.
+"""Start-up: what ``import fastrnn`` does before any kernel loads, and the command's shortcuts.
 
-Two costs of numba's that a command using only cached kernels need not pay:
+In every process, library or command, ``import fastrnn`` (:func:`install`) checks the
+environment's numba variables (:func:`check_environment`, :func:`numba_parse_warnings`,
+:func:`check_threading_layer`: a bad one is refused in one line) and imports numba as
+it ships. Nothing of numba's or of the standard library's is replaced: a program that
+imports fastrnn next to its own numba code gets numba's own typing, dispatchers and
+cache loader, and the standard library's ``importlib.metadata``.
 
-1. **SciPy's BLAS.** The first numba function a process compiles or loads from
-   the cache makes numba import its NumPy support, and that checks once for BLAS
-   with ``import scipy.linalg.cython_blas``: all of ``scipy.linalg`` (85 modules)
-   and OpenBLAS's own start, about 0.2 s of CPU, although only the general
-   kernel's larger products use BLAS (``np.dot``) and the small-model path none.
-   :func:`defer_blas` lets that one check pass without the import. Nothing else
-   changes: typing ``np.dot`` still calls numba's real check (the first call of
-   the stand-in puts it back), which imports SciPy's BLAS in a process that
-   compiles a BLAS product, and numba's runtime fetches the BLAS functions from
-   ``scipy.linalg.cython_blas`` when one first runs (a cached kernel).
-   :func:`install` arranges for :func:`defer_blas` to run just before numba's
-   NumPy support (``numba.np.arraymath``) is imported, so that a process that
-   never imports it (one that only loads cached kernels) does not import
-   ``numba.np.linalg`` either (0.04 s).
+The ``fastrnn`` command's own process (:func:`is_command`: ``python -m fastrnn``, the
+installed script, a checkout's ``python cli.py``) takes two shortcuts on top
+(:data:`SHORTCUTS`), each kept because it measured as worth it on a warm
+``fastrnn train --task binary --iters 20000`` (about 0.34 s with both, 0.70 s without;
+``benchmarks/bench_startup_shortcuts.py`` times each):
 
-2. **The compiler's registries.** Before it loads anything from its cache, numba
-   "refreshes" its typing and target contexts: it imports the implementation of
-   every Python and NumPy feature it can compile (``numba.cpython.*``,
-   ``numba.np.*``, typed containers, ...), registers each, and scans the installed
-   packages' entry points for extensions: about 0.11 s, the largest part of a
-   warm command after ``import numba`` itself. None of that is read when a cached
-   function is rebuilt: that is machine code linked against numba's runtime
-   (NRT, which is initialised) and its C helpers (registered when the target
-   context is created). :func:`install` makes the cache loads of fastrnn's own
-   kernels skip the refresh; a compile still does it (numba's compiler refreshes
-   on its own), and any failure of the quick load falls back to numba's own path,
-   so the worst case is the time it costs today. Other packages' numba functions
-   are not touched.
+- ``gc``: no garbage collection while the command imports, and the collector frozen
+  around the command (:func:`pause_gc`, :func:`resume_gc`, :func:`fastrnn.cli.main`):
+  about 0.065 s.
+- ``cache``: fastrnn's own cached kernels load without numba's registry refresh
+  (:meth:`fastrnn._cache.KeyedCache.quick_load`, when ``fastrnn._cache.QUICK_LOADS``
+  is on): about 0.08 s,
+  and with it numba's NumPy support and SciPy's BLAS stay unimported in a command that
+  only loads cached kernels (0.2 s more when the ``gc`` shortcut is off).
 
-Three smaller ones: numba's scan for extensions before a kernel's first call
-(:func:`skip_extension_scan`) with the ``importlib.metadata`` it imports only for
-that (:func:`lazy_metadata`), and the ``numpy.ma`` import of its rule for typing an
-array (:func:`exact_ndarray_typeof`): about 0.03-0.04 s together.
-
-Each of these reaches into numba's internals and falls back to numba's own path
-when they are not what it expects. ``FASTRNN_PLAIN_NUMBA=1`` in the environment
-turns every one of them off (:func:`install` then does nothing): the way to tell
-whether a problem with another numba version comes from here.
+``FASTRNN_PLAIN_NUMBA=1`` turns both off in the command too (a comma-separated list of
+names turns off those only).
 """
 
 import os
 import sys
-
-#: Cache loads of functions defined in these modules skip numba's registry refresh.
-_PACKAGE = __name__.rpartition(".")[0] + "."
-
-
-def defer_blas():
-    """Before numba's NumPy support loads: make its import-time BLAS check free (once)."""
-    if "numba.np.arraymath" in sys.modules:  # already loaded: nothing to save
-        return
-    try:
-        from numba.np import linalg
-    except ImportError:
-        return
-    real = linalg.ensure_blas
-    if getattr(real, "_fastrnn_deferred", False):
-        return
-
-    def check_later():
-        linalg.ensure_blas = real  # every later caller (np.dot's typing) gets numba's own check
-
-    check_later._fastrnn_deferred = True
-    linalg.ensure_blas = check_later
-
-
-class _BeforeArraymath:  # a meta path finder (importlib.abc's base class is not needed, nor its import)
-    """Runs :func:`defer_blas` when ``numba.np.arraymath`` is first looked for, then steps aside."""
-
-    def find_spec(self, name, path=None, target=None):
-        if name == "numba.np.arraymath":
-            _remove_finder(self)
-            defer_blas()
-        return None  # the ordinary finders import it
-
-
-def _remove_finder(finder):
-    try:
-        sys.meta_path.remove(finder)
-    except ValueError:
-        pass
-
-
-def quick_cache_loads():
-    """Make numba's cache loads of this package's kernels skip the registry refresh (once per process)."""
-    try:
-        from numba.core import caching
-        from numba.core.runtime import rtsys
-    except ImportError:  # a numba without these internals: its own path, nothing else changes
-        return
-    real = getattr(caching.Cache, "load_overload", None)
-    if real is None or getattr(real, "_fastrnn_quick", False):
-        return
-
-    def load_overload(self, sig, target_context):
-        module = getattr(getattr(self, "_py_func", None), "__module__", None) or ""
-        if module.startswith(_PACKAGE):
-            try:
-                rtsys.initialize(target_context)  # the runtime the machine code calls (what refresh would start)
-                with self._guard_against_spurious_io_errors():
-                    cres = self._load_overload(sig, target_context)
-                if cres is not None:
-                    return cres
-            except Exception:  # anything the registries would have provided: numba's own path below
-                pass
-        return real(self, sig, target_context)
-
-    load_overload._fastrnn_quick = True
-    load_overload.__wrapped__ = real
-    caching.Cache.load_overload = load_overload
-    skip_extension_scan()
-
-
-def skip_extension_scan():
-    """The first call of each of this package's kernels does not make numba scan for extensions.
-
-    Before it first looks for a compiled version of any function, numba initialises
-    the installed numba extensions (``numba.core.entrypoints.init_all``: every
-    distribution's entry points read through ``importlib.metadata``, about 25 ms
-    with that import). fastrnn's kernels take only NumPy arrays, numbers and tuples
-    of them and call only numba's own NumPy and math support, so no extension can
-    change how they are typed or compiled; the scan is left to the first function
-    of any other package that numba dispatches (it still happens once, then).
-    """
-    try:
-        from numba.core.dispatcher import Dispatcher
-    except ImportError:
-        return
-    real = getattr(Dispatcher, "_compilation_chain_init_hook", None)
-    if real is None or getattr(real, "_fastrnn_quick", False):
-        return
-
-    def hook(self):
-        module = getattr(getattr(self, "py_func", None), "__module__", None) or ""
-        if not module.startswith(_PACKAGE):
-            real(self)
-
-    hook._fastrnn_quick = True
-    hook.__wrapped__ = real
-    Dispatcher._compilation_chain_init_hook = hook
-
-
-def exact_ndarray_typeof():
-    """numba's type of an exact ``numpy.ndarray`` without importing ``numpy.ma``.
-
-    The first call of each kernel types its arguments in Python, and numba's rule for
-    arrays first asks whether the array is a ``numpy.ma.MaskedArray``: that attribute
-    of NumPy imports ``numpy.ma`` (about 10 ms of a warm command). An array whose type
-    is exactly ``numpy.ndarray`` is no masked array, so for those the same type is
-    built here from the same parts (numba's ``from_dtype`` and ``map_layout``, read-only
-    flag); subclasses, and any dtype numba refuses, go to numba's own rule and its
-    messages. tests/test_startup.py compares both on arrays of every layout and dtype.
-    """
-    try:
-        import numpy as np
-        from numba.core import errors, types
-        from numba.core.typing import typeof as typeof_module
-        from numba.np import numpy_support
-    except ImportError:
-        return
-    registry = typeof_module.typeof_impl
-    real = registry.dispatch(np.ndarray)
-    if getattr(real, "_fastrnn_quick", False):
-        return
-
-    def typeof_ndarray(val, c):
-        if type(val) is not np.ndarray:
-            return real(val, c)
-        try:
-            dtype = numpy_support.from_dtype(val.dtype)
-        except errors.NumbaNotImplementedError:
-            return real(val, c)
-        return types.Array(dtype, val.ndim, numpy_support.map_layout(val), readonly=not val.flags.writeable)
-
-    typeof_ndarray._fastrnn_quick = True
-    typeof_ndarray.__wrapped__ = real
-    registry.register(np.ndarray)(typeof_ndarray)
-
-
-def import_numba():
-    """``import numba`` without two imports it makes only to look at them, when nothing needs them.
-
-    numba's ``__init__`` imports SciPy (the package alone: 15 ms, ``subprocess`` and
-    ``sysconfig`` among it) only to refuse SciPy < 1.0, and its config imports PyYAML
-    (10-20 ms, most of it compiling the reader's regular expressions) only to read a
-    ``.numba_config.yaml`` in the current folder. Neither is imported here when
-    absent from ``sys.modules``: SciPy stays importable as usual (its version is
-    recorded by :func:`scipy_version`; SciPy's BLAS loads when a kernel needs it), and
-    PyYAML is kept out only when there is no such file, so numba reads every config
-    it would have read. Nothing happens if numba is already imported.
-    """
-    if "numba" in sys.modules:
-        return
-    blocked = [name for name in ("scipy", "yaml") if name not in sys.modules]
-    if os.path.exists(".numba_config.yaml") and "yaml" in blocked:
-        blocked.remove("yaml")
-    for name in blocked:
-        sys.modules[name] = None  # "import name" raises ImportError, which numba handles
-    lazy_metadata()
-    try:
-        import numba  # noqa: F401
-    finally:
-        for name in blocked:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
-
-
-def lazy_metadata():
-    """Make ``importlib.metadata`` load on its first use instead of at ``import numba``.
-
-    numba imports it at start-up (``numba.core.entrypoints``, for the extensions'
-    entry points it scans when it refreshes its registries, which the quick cache
-    loads skip) and with it ``email``, ``zipfile``, ``csv`` and more: about 20 ms of
-    a warm command that never reads it. The module is the real one, loaded by the
-    standard library's :class:`importlib.util.LazyLoader` on the first attribute
-    anyone reads (numba's scan when it compiles, tqdm's version lookup, ...). Nothing
-    happens if it is already imported or cannot be found.
-    """
-    name = "importlib.metadata"
-    if name in sys.modules:
-        return
-    import importlib
-    import importlib.util
-
-    try:
-        spec = importlib.util.find_spec(name)
-    except (ImportError, ValueError):
-        return
-    if spec is None or spec.loader is None:
-        return
-    spec.loader = importlib.util.LazyLoader(spec.loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)  # lazy: only arranges the load
-    importlib.metadata = module  # "from importlib import metadata" reads the attribute
-
 
 def scipy_version():
     """SciPy's version without importing it (its ``version.py``), or "not installed"."""
@@ -283,9 +73,10 @@ def pause_gc():
     """In the ``fastrnn`` command only: no garbage collection while the imports run.
 
     ``import numba`` and NumPy make about 90000 objects, and the collections that
-    their creation triggers walk them over and over (about 0.03 s of a warm command).
-    The command's entry (:func:`fastrnn.cli.main`) freezes what the imports made,
-    then turns collection back on (:func:`resume_gc`). A library import changes nothing.
+    their creation triggers walk them over and over. The command's entry
+    (:func:`fastrnn.cli.main`) freezes what the imports made, then turns collection
+    back on (:func:`resume_gc`), and freezes again on the way out (no final walk):
+    together about 0.065 s of a warm command. A library import changes nothing.
     """
     global _GC_PAUSED
     import gc
@@ -308,26 +99,46 @@ def resume_gc():
 _GC_PAUSED = False
 
 
-def install():
-    """The savings above; called by ``fastrnn/__init__.py`` before any kernel module is imported.
+#: The command's start-up shortcuts, by name (see the module's notes).
+SHORTCUTS = ("gc", "cache")
 
-    The environment's numba variables are checked first (:func:`check_environment`), and
-    ``import numba`` runs under :func:`numba_parse_warnings`, in either mode. Nothing else
-    when ``FASTRNN_PLAIN_NUMBA`` is set to anything but "" or "0"."""
+
+def shortcuts(environ=None):
+    """The shortcuts this process takes: none outside the ``fastrnn`` command (:func:`is_command`).
+
+    In the command, every name of :data:`SHORTCUTS`, less those ``FASTRNN_PLAIN_NUMBA``
+    (in ``environ``, default ``os.environ``) turns off: "", "0" or unset none, a
+    comma-separated list of names those, any other value ("1") all of them.
+    """
+    if not is_command():
+        return ()
+    env = os.environ if environ is None else environ
+    value = env.get("FASTRNN_PLAIN_NUMBA", "0").strip()
+    if value in ("", "0"):
+        return SHORTCUTS
+    off = {name.strip() for name in value.split(",")}
+    if not off <= set(SHORTCUTS):
+        return ()
+    return tuple(name for name in SHORTCUTS if name not in off)
+
+
+def install():
+    """Called by ``fastrnn/__init__.py`` before any kernel module is imported.
+
+    Every process: the environment's numba variables are checked (:func:`check_environment`),
+    ``import numba`` runs under :func:`numba_parse_warnings`, and a threading layer that
+    cannot load is refused (:func:`check_threading_layer`). The ``fastrnn`` command's process
+    also takes its :func:`shortcuts`. Running it again changes nothing."""
     check_environment()
-    if os.environ.get("FASTRNN_PLAIN_NUMBA", "0") not in ("", "0"):
-        with numba_parse_warnings():
-            import numba  # noqa: F401
-        check_threading_layer()
-        return
-    pause_gc()
+    taken = shortcuts()
+    if "gc" in taken:
+        pause_gc()
     with numba_parse_warnings():
-        import_numba()
+        import numba  # noqa: F401
     check_threading_layer()
-    if "numba.np.arraymath" not in sys.modules and not any(isinstance(f, _BeforeArraymath) for f in sys.meta_path):
-        sys.meta_path.insert(0, _BeforeArraymath())
-    quick_cache_loads()
-    exact_ndarray_typeof()
+    from . import _cache
+
+    _cache.QUICK_LOADS = "cache" in taken
 
 
 # ------------------------------------------------------------------ the environment

@@ -950,7 +950,8 @@ def main(argv=None):
     of a warm ``fastrnn train``; the process's memory is freed by the system
     anyway). Exit handlers still run and files are still closed.
     """
-    if argv is None:
+    freeze = argv is None and "gc" in _startup.shortcuts()
+    if freeze:
         import gc
 
         gc.freeze()  # what the imports made stays: no collection needs to look at it again
@@ -958,7 +959,7 @@ def main(argv=None):
     try:
         _main(argv)
     finally:
-        if argv is None:
+        if freeze:
             import gc
 
             gc.freeze()

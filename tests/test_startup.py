@@ -1,8 +1,9 @@
-"""Start-up: what a warm command imports and loads, checked by what it leaves in sys.modules.
+"""Start-up: ``import fastrnn`` leaves numba as it ships; the ``fastrnn`` command takes its shortcuts.
 
-No timings here: the behaviour that makes a command start fast (modules left
-unimported, numba's registries left unloaded, cached kernels loaded the quick way)
-and that it computes the same numbers as before.
+No timings here (benchmarks/bench_startup_shortcuts.py times them): the behaviour that
+makes a command start fast (modules left unimported, numba's registries left unloaded,
+cached kernels loaded the quick way), that it computes the same numbers as numba's own
+path, and that a library import changes nothing of numba's or the standard library's.
 """
 
 import os
@@ -14,57 +15,137 @@ from types import SimpleNamespace
 import pytest
 
 import fastrnn
-from fastrnn import _startup
+from fastrnn import _cache, _startup
 
 ROOT = pathlib.Path(__file__).parents[1]
 
 #: Imported by numba's registry refresh (numba.core.cpu's load_additional_registries) and nothing else here.
-REFRESH_ONLY = ("numba.np.polynomial.polynomial_core", "numba.typed.typeddict", "numba.cpython.setobj")
+REFRESH_ONLY = ("numba.np.polynomial.polynomial_core", "numba.typed.typedobjectutils", "numba.cpython.setobj")
+
+#: The first line of a script that runs as the fastrnn command's process would (its shortcuts on).
+AS_COMMAND = "import sys; sys.orig_argv = [sys.executable, '-m', 'fastrnn']\n"
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "FASTRNN_PLAIN_NUMBA"}
+    return {**env, "PYTHONPATH": str(ROOT), **extra}
 
 
-def _run(code, cwd):
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+def _run(code, cwd, **env):
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=cwd, env=_env(**env))
     assert out.returncode == 0, out.stdout + out.stderr
     return out.stdout.splitlines()
 
 
+def _command(args, cwd, **env):
+    """Run ``python -X importtime -m fastrnn ARGS``: (its stdout, the names of the modules it imported)."""
+    out = subprocess.run([sys.executable, "-X", "importtime", "-m", "fastrnn", *map(str, args)], capture_output=True,
+                         text=True, cwd=cwd, env=_env(**env))
+    assert out.returncode == 0, out.stdout + out.stderr
+    imported = {line.rsplit("|", 1)[1].strip() for line in out.stderr.splitlines() if line.startswith("import time:")}
+    return out.stdout, imported - {"package"}
+
+
+TRAIN = ["train", "--task", "binary", "--iters", "300", "--log-every", "100", "--no-csv", "-q"]
+
+#: numba's objects that fastrnn once replaced, read in a process: (name, expression).
+NUMBAS_OWN = (("typeof of an ndarray", "typeof.typeof_impl.dispatch(np.ndarray)"),
+              ("the dispatchers' compilation hook", "dispatcher.Dispatcher._compilation_chain_init_hook"),
+              ("the dispatchers' extension scan", "entrypoints.init_all"),
+              ("the cache loader", "caching.Cache.load_overload"),
+              ("the cache's load", "caching.Cache._load_overload"),
+              ("the BLAS check", "linalg.ensure_blas"))
+
+
+def test_importing_and_using_fastrnn_leaves_numba_and_importlib_metadata_as_they_ship(tmp_path):
+    """numba's typing, dispatcher hooks and cache loader stay numba's own objects through an import of
+    fastrnn, a training run and loss_and_grads (kernels compiled or loaded); importlib.metadata is the
+    standard library's, loaded as usual; a user's numba function, np.dot included, works next to them."""
+    names = ", ".join(name for name, _ in NUMBAS_OWN)
+    code = ("import importlib, sys, gc, numpy as np, numba\n"
+            "from numba.core import caching, dispatcher, entrypoints\nfrom numba.core.typing import typeof\n"
+            "from numba.np import linalg\n"
+            f"def own():\n    return [{', '.join(expr for _, expr in NUMBAS_OWN)}]\n"
+            "before = own(); path = list(sys.meta_path)\n"
+            "import fastrnn\n"
+            "r = fastrnn.train(task='binary', iters=200, log_every=100)\n"
+            "m = fastrnn.RNN(3, 8, 2, seed=1); X = np.ones((2, 4, 3)); m.loss_and_grads(X, np.eye(2)[np.zeros((2, 4), int)])\n"
+            "after = own()\n"
+            "print([a is b for a, b in zip(before, after)], sys.meta_path == path)\n"
+            "print([f.__module__.split('.')[0] for f in after])\n"
+            "import importlib.metadata as md, types\n"
+            "print(type(md) is types.ModuleType, type(md.__spec__.loader).__name__, md.version('numpy') == np.__version__)\n"
+            "f = numba.njit(lambda a, b: np.dot(a, b))\n"
+            "print(f(np.ones((2, 3)), np.ones((3, 2))).sum(), gc.isenabled(), gc.get_freeze_count(), fastrnn._cache.QUICK_LOADS)\n")
+    lines = _run(code, tmp_path)
+    assert lines[0] == f"{[True] * len(NUMBAS_OWN)} True", names
+    assert lines[1] == str(["numba"] * len(NUMBAS_OWN))
+    assert lines[2] == "True SourceFileLoader True"
+    assert lines[3] == "12.0 True 0 False"
+
+
+def test_importing_fastrnn_first_still_gives_numbas_own_objects(tmp_path):
+    """The other order: fastrnn imported before anything of numba's; each object is defined in numba
+    (none wraps another), numba's registry refresh runs before a cache load, as numba ships."""
+    code = ("import sys, types, numpy as np, fastrnn\n"
+            "print(type(sys.modules['importlib.metadata']) is types.ModuleType)  # not a lazy module's stand-in\n"
+            "import importlib.metadata as md\n"
+            "from numba.core import caching, dispatcher, entrypoints\nfrom numba.core.typing import typeof\n"
+            "fastrnn.train(task='binary', iters=200, log_every=100)\n"
+            "from numba.np import linalg\n"
+            f"objs = [{', '.join(expr for _, expr in NUMBAS_OWN)}]\n"
+            "print(all(f.__module__.startswith('numba.') and not hasattr(f, '__wrapped__') for f in objs))\n"
+            "print(type(md.__spec__.loader).__name__, md.version('numpy') == np.__version__)\n"
+            f"print(sorted(m for m in {REFRESH_ONLY!r} if m in sys.modules) == sorted({REFRESH_ONLY!r}))")
+    _run(code, tmp_path)  # compile or load once
+    assert _run(code, tmp_path) == ["True", "True", "SourceFileLoader True", "True"]
+
+
 def test_a_warm_binary_command_loads_its_kernels_without_numbas_registries(tmp_path):
-    """The second (warm) process loads the cached kernel without the refresh, and trains to the same numbers."""
-    code = ("import sys; from fastrnn.cli import main\n"
-            "try:\n    main(['train', '--task', 'binary', '--iters', '300', '--log-every', '100', '--no-csv', '-q'])\n"
-            "except SystemExit:\n    pass\n"
-            f"print(sorted(m for m in {REFRESH_ONLY + ('numba.np.linalg', 'scipy.linalg', 'pandas', 'tqdm')!r} if m in sys.modules))")
-    first = _run(code, tmp_path)  # compiles or loads: the cache is warm afterwards
-    second = _run(code, tmp_path)
-    assert second[-1] == "[]"
-    summary = [line.split("; training")[0] for line in (first[0], second[0])]
+    """The second (warm) command loads the cached kernel without the refresh (nor numba's NumPy support,
+    SciPy's BLAS, pandas or tqdm), and trains to the same numbers as the first."""
+    args = ["train", "--task", "binary", "--iters", "300", "--log-every", "100", "--no-csv"]
+    first, _ = _command(args + ["--save", "first.npz"], tmp_path)  # compiles or loads: the cache is warm afterwards
+    second, imported = _command(args + ["--save", "second.npz"], tmp_path)
+    assert "numba" in imported and "fastrnn._small" in imported  # what -X importtime reports is read right
+    unwanted = REFRESH_ONLY + ("numba.np.arraymath", "numba.np.linalg", "scipy.linalg", "pandas", "tqdm")
+    assert sorted(m for m in unwanted if m in imported) == []
+    summary = [line.split("; training")[0] for line in (first.splitlines()[-1], second.splitlines()[-1])]
     assert summary[0] == summary[1] and "after 300 iterations" in summary[0]
+    import numpy as np
+
+    a, b = fastrnn.RNN.load(tmp_path / "first.npz"), fastrnn.RNN.load(tmp_path / "second.npz")
+    assert np.array_equal(a.theta, b.theta)
 
 
 def test_quickly_loaded_kernels_compute_what_numbas_own_load_computes(tmp_path):
+    """In the command's process (quick loads on) and with numba's own load (the refresh first): the same
+    weights after a training run, and the same loss and gradients of a sigmoid-head model."""
     code = ("import numpy as np, fastrnn\n"
             "r = fastrnn.train(task='binary', iters=300, log_every=100)\n"
             "m = fastrnn.RNN(2, 16, 1, head='sigmoid', seed=3); X = np.random.default_rng(0).random((1, 8, 2))\n"
             "loss, g = m.loss_and_grads(X, np.ones((1, 8, 1)))\n"
-            "print(repr(r.model.theta.tolist()), repr(loss), repr(g['W0'].tolist()))")
-    _run(code, tmp_path)  # warm the cache
-    quick = _run(code, tmp_path)
-    own = _run("from numba.core.registry import cpu_target; cpu_target.target_context.refresh()\n" + code, tmp_path)
-    assert quick == own
+            "print(repr(r.model.theta.tolist()), repr(loss), repr(g['W0'].tolist()))\n"
+            f"import sys; print(fastrnn._cache.QUICK_LOADS, sorted(m for m in {REFRESH_ONLY!r} if m in sys.modules))")
+    _run(AS_COMMAND + code, tmp_path)  # warm the cache
+    quick = _run(AS_COMMAND + code, tmp_path)
+    own = _run(code, tmp_path)
+    assert quick[0] == own[0]
+    assert quick[1] == "True []" and own[1] == f"False {sorted(REFRESH_ONLY)}"
 
 
-def _fake_cache(module, load):
-    return SimpleNamespace(_py_func=SimpleNamespace(__module__=module), _load_overload=load,
-                           _guard_against_spurious_io_errors=lambda: __import__("contextlib").nullcontext())
+def _keyed(load):
+    """A KeyedCache of one of fastrnn's kernels whose file load is ``load``."""
+    from fastrnn import _small
+
+    cache = _cache.keyed_cache_class()(_small.train_chunk.py_func)
+    cache._load_overload = load
+    return cache
 
 
 def test_a_failing_quick_load_falls_back_to_numbas_own(monkeypatch):
     """Anything the quick load lacks (an error while rebuilding) sends it down numba's own path: refresh, then load."""
-    from numba.core import caching
     from numba.core.runtime import rtsys
 
-    assert getattr(caching.Cache.load_overload, "_fastrnn_quick", False), "importing fastrnn installs the quick load"
     calls = []
 
     def load(sig, ctx):
@@ -74,42 +155,30 @@ def test_a_failing_quick_load_falls_back_to_numbas_own(monkeypatch):
         return "loaded"
 
     monkeypatch.setattr(rtsys, "initialize", lambda context: calls.append("init"))
-    fake = _fake_cache("fastrnn._kernels", load)
+    monkeypatch.setattr(_cache, "QUICK_LOADS", True)
     ctx = SimpleNamespace(refresh=lambda: calls.append("refresh"))
-    assert caching.Cache.load_overload(fake, "sig", ctx) == "loaded"
+    assert _keyed(load).load_overload("sig", ctx) == "loaded"
     assert calls == ["init", "load", "refresh", "load"]
 
 
-def test_other_packages_kernels_take_numbas_own_path(monkeypatch):
-    from numba.core import caching
+@pytest.mark.parametrize("quick, expected", [(True, ["init", "load"]), (False, ["refresh", "load"])])
+def test_the_library_loads_its_kernels_the_way_numba_does_and_the_command_the_quick_way(monkeypatch, quick, expected):
     from numba.core.runtime import rtsys
 
     calls = []
     monkeypatch.setattr(rtsys, "initialize", lambda context: calls.append("init"))
-    fake = _fake_cache("someone_else.kernels", lambda sig, ctx: calls.append("load") or "loaded")
+    monkeypatch.setattr(_cache, "QUICK_LOADS", quick)
     ctx = SimpleNamespace(refresh=lambda: calls.append("refresh"))
-    assert caching.Cache.load_overload(fake, "sig", ctx) == "loaded"
-    assert calls == ["refresh", "load"]
-
-
-@pytest.mark.parametrize("first", ["import numba.np.arraymath", "from numba.core.registry import cpu_target; cpu_target.target_context.refresh()"])
-def test_numbas_numpy_support_still_finds_blas_later_without_importing_it_first(tmp_path, first):
-    """The BLAS check is deferred whoever imports numba's NumPy support; typing np.dot still gets numba's real check."""
-    code = ("import sys, fastrnn\n"
-            f"{first}\n"
-            "print('scipy.linalg' in sys.modules)\n"
-            "import numba, numpy as np\n"
-            "f = numba.njit(lambda a, b: np.dot(a, b))\n"
-            "print(f(np.ones((2, 2)), np.ones((2, 2))).sum(), 'scipy.linalg' in sys.modules)")
-    assert _run(code, tmp_path) == ["False", "8.0 True"]
+    assert _keyed(lambda sig, c: calls.append("load") or "loaded").load_overload("sig", ctx) == "loaded"
+    assert calls == expected
 
 
 def test_install_is_idempotent():
     from numba.core import caching
 
-    before = (caching.Cache.load_overload, list(sys.meta_path))
+    before = (caching.Cache.load_overload, list(sys.meta_path), _cache.QUICK_LOADS)
     _startup.install()
-    assert (caching.Cache.load_overload, list(sys.meta_path)) == before
+    assert (caching.Cache.load_overload, list(sys.meta_path), _cache.QUICK_LOADS) == before
     assert fastrnn.__version__
 
 
@@ -141,38 +210,24 @@ def test_making_a_model_loads_no_compiled_code(tmp_path):
 
 
 def test_the_command_line_entry_freezes_the_gc_on_the_way_out_and_keeps_its_exit_status(tmp_path):
-    """main() without argv (the process ends) freezes the GC (no final walk over numba's objects);
-    with argv (called from Python, as the tests do) it leaves the GC alone."""
+    """In the command's process, main() without argv (the process ends) freezes the GC (no final walk
+    over numba's objects); with argv (called from Python, as the tests do) it leaves the GC alone; in a
+    library process main() freezes nothing either way."""
     code = ("import atexit, gc, sys; from fastrnn.cli import main\n"
             "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
             "try:\n    main(['--version'])\nexcept SystemExit as e:\n    print('argv', e.code, gc.get_freeze_count())\n"
             "sys.argv = ['fastrnn', 'train', '--iters', '0']\n"
             "main()")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
-    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--iters" in out.stderr, out.stderr
-    assert out.stdout.splitlines()[-2:] == ["argv 0 0", "frozen True"]
+    for first, frozen in ((AS_COMMAND, "True"), ("", "False")):
+        out = subprocess.run([sys.executable, "-c", first + code], capture_output=True, text=True, cwd=tmp_path, env=_env())
+        assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--iters" in out.stderr, out.stderr
+        assert out.stdout.splitlines()[-2:] == ["argv 0 0", f"frozen {frozen}"]
 
 
-def test_importing_fastrnn_imports_neither_scipy_nor_yaml_and_both_still_import(tmp_path):
-    code = ("import sys, fastrnn, numba\n"
-            "print('scipy' in sys.modules, 'yaml' in sys.modules)\n"
-            "import scipy, yaml\n"
-            "from fastrnn.training import versions\n"
-            "print(versions()['scipy'] == scipy.__version__, numba.core.config._HAVE_YAML)")
-    assert _run(code, tmp_path) == ["False False", "True False"]
-
-
-def test_a_numba_config_file_in_the_folder_is_still_read(tmp_path):
-    (tmp_path / ".numba_config.yaml").write_text("debug_cache: 1\n")
-    code = "import sys, fastrnn, numba; print(numba.core.config.DEBUG_CACHE, 'yaml' in sys.modules)"
-    assert _run(code, tmp_path) == ["1 True"]
-
-
-def test_the_scipy_version_is_read_without_importing_it(tmp_path):
-    code = ("import sys, fastrnn\nfrom fastrnn._startup import scipy_version\nv = scipy_version()\n"
-            "print('scipy' in sys.modules)\nimport scipy\nprint(v == scipy.__version__ == scipy_version())")
-    assert _run(code, tmp_path) == ["False", "True"]
+def test_the_scipy_version_is_recorded(tmp_path):
+    code = ("import fastrnn, scipy\nfrom fastrnn.training import versions\nfrom fastrnn._startup import scipy_version\n"
+            "print(versions()['scipy'] == scipy_version() == scipy.__version__)")
+    assert _run(code, tmp_path) == ["True"]
 
 
 def test_the_sweep_help_lists_what_a_sweep_can_set_and_the_cli_does_not_import_sweeps(tmp_path):
@@ -185,91 +240,14 @@ def test_the_sweep_help_lists_what_a_sweep_can_set_and_the_cli_does_not_import_s
 
 def test_a_parallel_kernel_loads_the_quick_way_and_computes_the_serial_numbers(tmp_path):
     """numba's parallel (parfor) kernels need their thread pool: the quick load still starts it (or falls back)."""
-    code = ("import sys, numpy as np, fastrnn\n"
+    code = (AS_COMMAND + "import sys, numpy as np, fastrnn\n"
             "m = fastrnn.RNN(3, 8, 2, seed=1); rng = np.random.default_rng(0)\n"
             "X = rng.standard_normal((6, 5, 3)); Y = np.eye(2)[rng.integers(0, 2, (6, 5))]\n"
             "a = m.loss_and_grads(X, Y, parallel=True); b = m.loss_and_grads(X, Y, parallel=False)\n"
             "print(np.isclose(a[0], b[0], rtol=1e-12, atol=0),"
-            " all(np.allclose(a[1][k], b[1][k], rtol=1e-10, atol=1e-14) for k in a[1]))")
+            " all(np.allclose(a[1][k], b[1][k], rtol=1e-10, atol=1e-14) for k in a[1]), fastrnn._cache.QUICK_LOADS)")
     _run(code, tmp_path)  # compile or load once
-    assert _run(code, tmp_path) == ["True True"]
-
-
-def test_a_warm_command_neither_imports_importlib_metadata_nor_scans_extensions_and_others_still_do(tmp_path):
-    """fastrnn's kernels skip numba's extension scan; importlib.metadata is loaded lazily, on first use.
-    The first function of another package still initialises the extensions, and the module works."""
-    code = ("import sys; from fastrnn.cli import main\n"
-            "try:\n    main(['train', '--task', 'binary', '--iters', '300', '--log-every', '100', '--no-csv', '-q'])\n"
-            "except SystemExit:\n    pass\n"
-            "from numba.core import entrypoints\n"
-            "print('email' in sys.modules, entrypoints._already_initialized)\n"
-            "import numba\n"
-            "print(numba.njit(lambda x: x + 1)(1), entrypoints._already_initialized)\n"
-            "import importlib.metadata\n"
-            "print(importlib.metadata.version('numpy') == __import__('numpy').__version__, 'email' in sys.modules)")
-    _run(code, tmp_path)  # compiles or loads: the cache is warm afterwards
-    assert _run(code, tmp_path)[-3:] == ["False False", "2 True", "True True"]
-
-
-def test_the_extension_scan_hook_is_installed_once_and_kept_for_other_packages():
-    from numba.core.dispatcher import Dispatcher
-
-    hook = Dispatcher._compilation_chain_init_hook
-    _startup.install()
-    assert Dispatcher._compilation_chain_init_hook is hook and hook._fastrnn_quick
-    calls = []
-    monkey = SimpleNamespace(py_func=SimpleNamespace(__module__="someone_else.kernels"))
-    import numba.core.entrypoints as ep
-
-    real = ep.init_all
-    try:
-        ep.init_all = lambda: calls.append("scan")
-        hook(monkey)
-        hook(SimpleNamespace(py_func=SimpleNamespace(__module__="fastrnn._small")))
-    finally:
-        ep.init_all = real
-    assert calls == ["scan"]
-
-
-def test_the_exact_ndarray_typeof_gives_numbas_types_and_leaves_subclasses_to_numba():
-    """Arrays of every layout, several dtypes, read-only and 0-d: the same numba type as numba's own rule;
-    a masked array and an unsupported dtype still get numba's own errors."""
-    import numpy as np
-    from numba.core import errors
-    from numba.core.typing.typeof import Purpose, _TypeofContext, typeof_impl
-
-    ours = typeof_impl.dispatch(np.ndarray)
-    assert ours._fastrnn_quick
-    real = ours.__wrapped__
-    c = _TypeofContext(Purpose.argument)
-    base = np.arange(24.0).reshape(2, 3, 4)
-    readonly = np.ones(5)
-    readonly.flags.writeable = False
-    arrays = [base, base[:, ::2], np.asfortranarray(base), base.transpose(1, 0, 2), np.zeros(0), np.float64(1.0) * np.ones(()),
-              base.astype(np.float32), np.arange(5), np.zeros((3, 3), np.int8), np.zeros(4, np.complex128),
-              np.zeros(3, bool), readonly, np.ones((1, 1))[:, :1]]
-    arrays += [np.array(["x"], dtype=object), np.array(["ab"]), np.zeros(2, "M8[ns]"), np.zeros(2, ">f8"),
-               np.zeros(2, [("a", "f8"), ("b", "i4")]), np.zeros(2, [("a", object)]), np.zeros(2, np.float16)]
-
-    def outcome(fn, a):
-        try:
-            return fn(a, c)
-        except Exception as exc:  # the same refusal, message and all
-            return type(exc), str(exc)
-
-    for a in arrays:
-        assert outcome(ours, a) == outcome(real, a), a
-    with pytest.raises(errors.NumbaTypeError):
-        ours(np.ma.masked_array([1.0, 2.0]), c)
-
-
-def test_a_warm_command_does_not_import_numpy_ma(tmp_path):
-    code = ("import sys; from fastrnn.cli import main\n"
-            "try:\n    main(['train', '--task', 'binary', '--iters', '300', '--log-every', '100', '--no-csv', '-q'])\n"
-            "except SystemExit:\n    pass\n"
-            "print('numpy.ma' in sys.modules)")
-    _run(code, tmp_path)
-    assert _run(code, tmp_path)[-1] == "False"
+    assert _run(code, tmp_path) == ["True True True"]
 
 
 @pytest.mark.parametrize("argv, command", [
@@ -294,32 +272,37 @@ def test_the_command_pauses_collection_during_its_imports_and_a_library_import_d
     assert gc.isenabled()
     _startup.resume_gc()  # once only
     assert gc.isenabled()
-    code = ("import gc, sys, runpy\n"
-            "import fastrnn\n"
-            "print('library', gc.isenabled())\n"
-            "from fastrnn import cli, _startup\n"
-            "_startup._GC_PAUSED = True; gc.disable()  # as in a command's imports\n"
+    probe = ("import fastrnn, gc\n"
+             "from fastrnn import _startup\n"
+             "print(gc.isenabled(), _startup._GC_PAUSED, _startup.shortcuts())\n")
+    assert _run(probe, tmp_path) == ["True False ()"]
+    assert _run(AS_COMMAND + probe, tmp_path) == ["False True ('gc', 'cache')"]
+    code = ("import gc, sys\n" + AS_COMMAND + "from fastrnn import cli\n"
             "sys.argv = ['fastrnn', '--version']\n"
             "try:\n    cli.main()\nexcept SystemExit:\n    print('command', gc.isenabled(), gc.get_freeze_count() > 0)\n")
-    lines = _run(code, tmp_path)
-    assert lines[0] == "library True" and lines[-1] == "command True True"
+    assert _run(code, tmp_path)[-1] == "command True True"
     out = subprocess.run([sys.executable, "-m", "fastrnn", "train", "--task", "binary", "--iters", "100", "--no-csv"],
-                         capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         capture_output=True, text=True, cwd=tmp_path, env=_env())
     assert out.returncode == 0 and "after 100 iterations" in out.stdout, out.stderr
 
 
-def test_fastrnn_plain_numba_turns_every_shortcut_off_and_computes_the_same_numbers(tmp_path):
-    """The escape hatch: with FASTRNN_PLAIN_NUMBA=1 numba runs as it ships (scipy imported by numba,
-    the refresh done before a cache load) and the training numbers are those of the quick path."""
-    code = ("import sys, numpy as np, fastrnn\n"
-            "r = fastrnn.train(task='binary', iters=300, log_every=100)\n"
-            "print(repr(r.model.theta.tolist()))\n"
-            f"print(sorted(m for m in {REFRESH_ONLY + ('scipy',)!r} if m in sys.modules))")
-    quick = _run(code, tmp_path)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "FASTRNN_PLAIN_NUMBA": "1"})
-    assert out.returncode == 0, out.stderr
-    plain = out.stdout.splitlines()
-    assert quick[-1] == "[]"
-    assert plain[0] == quick[0]
-    assert "scipy" in plain[-1] and any(m in plain[-1] for m in REFRESH_ONLY)
+@pytest.mark.parametrize("value, taken", [("", ("gc", "cache")), ("0", ("gc", "cache")), ("1", ()), ("yes", ()),
+                                          ("cache", ("gc",)), ("gc", ("cache",)), ("gc, cache", ()), ("gc,bogus", ())])
+def test_fastrnn_plain_numba_names_the_shortcuts_the_command_leaves_out(monkeypatch, value, taken):
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "fastrnn", "train"], raising=False)
+    assert _startup.shortcuts({"FASTRNN_PLAIN_NUMBA": value}) == taken
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-c", "import fastrnn"], raising=False)
+    assert _startup.shortcuts({"FASTRNN_PLAIN_NUMBA": "0"}) == ()
+
+
+def test_fastrnn_plain_numba_turns_every_shortcut_off_in_the_command_and_computes_the_same_numbers(tmp_path):
+    """The escape hatch: with FASTRNN_PLAIN_NUMBA=1 the command runs numba as it ships (the refresh
+    done before a cache load) and trains to the numbers of the quick path."""
+    _command(TRAIN, tmp_path)  # compile or load once
+    _, quick = _command(TRAIN + ["--save", "quick.npz"], tmp_path)
+    _, plain = _command(TRAIN + ["--save", "plain.npz"], tmp_path, FASTRNN_PLAIN_NUMBA="1")
+    assert [m for m in REFRESH_ONLY if m in quick] == []
+    assert [m for m in REFRESH_ONLY if m in plain] == list(REFRESH_ONLY)
+    import numpy as np
+
+    assert np.array_equal(fastrnn.RNN.load(tmp_path / "quick.npz").theta, fastrnn.RNN.load(tmp_path / "plain.npz").theta)

@@ -548,9 +548,11 @@ def copy(tmp_path):
     dest = tmp_path / "pkg" / "fastrnn"
     shutil.copytree(PACKAGE, dest, ignore=shutil.ignore_patterns("__pycache__"))
 
-    def probe(**extra):
+    def probe(command=False, **extra):
+        """PROBE in a library process, or (command=True) as in the fastrnn command's, whose cache loads are quick."""
         e = dict(os.environ, PYTHONPATH=str(tmp_path / "pkg"), **extra)
-        done = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, env=e, capture_output=True, text=True)
+        code = ("import sys; sys.orig_argv = [sys.executable, '-m', 'fastrnn']\n" if command else "") + PROBE
+        done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=e, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         values, hits, misses = done.stdout.rsplit(" ", 2)
         return eval(values), int(hits), int(misses), done.stderr
@@ -593,16 +595,16 @@ def _damage(files, how):
             path.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, len(data), dtype=np.uint8)))
 
 
-@pytest.mark.parametrize("which, how, plain", [("index", "truncated", "0"), ("data", "truncated", "0"),
-                                               ("both", "garbage", "0"), ("index", "empty", "0"),
-                                               ("index", "truncated", "1")])
-def test_a_damaged_cache_file_costs_a_recompile_and_one_line(copy, which, how, plain):
+@pytest.mark.parametrize("which, how, command", [("index", "truncated", True), ("data", "truncated", True),
+                                                 ("both", "garbage", True), ("index", "empty", True),
+                                                 ("index", "truncated", False), ("data", "truncated", False)])
+def test_a_damaged_cache_file_costs_a_recompile_and_one_line(copy, which, how, command):
     """The cache files of forward_step truncated (index to 20 bytes, data to 100), or filled
     with garbage, or emptied: the next process prints one line, deletes them, compiles and
-    computes the right numbers; the one after loads the fresh cache silently. A truncated
-    index also with fastrnn's start-up shortcuts off (FASTRNN_PLAIN_NUMBA=1)."""
+    computes the right numbers; the one after loads the fresh cache silently. In the fastrnn
+    command's process (the quick cache loads) and in a library process (numba's own load)."""
     dest, probe = copy
-    good = probe(FASTRNN_PLAIN_NUMBA=plain)[0]
+    good = probe(command)[0]
     cache = dest / "cells" / "__pycache__"
     index = list(cache.glob("rnn.forward_step-*.nbi"))
     data = list(cache.glob("rnn.forward_step-*.nbc"))
@@ -613,11 +615,11 @@ def test_a_damaged_cache_file_costs_a_recompile_and_one_line(copy, which, how, p
             path.write_bytes(b"")
     else:
         _damage(targets, how)
-    values, hits, misses, err = probe(FASTRNN_PLAIN_NUMBA=plain)
+    values, hits, misses, err = probe(command)
     assert values == good and misses == 1
     if how == "garbage" and err == "":
         pass  # random bytes that read as another numba version's index: numba itself compiles again
     else:
         assert err.count("\n") == 1 and "damaged numba cache file" in err and str(cache) in err
-    values, hits, misses, err = probe(FASTRNN_PLAIN_NUMBA=plain)
+    values, hits, misses, err = probe(command)
     assert values == good and (hits, misses) == (1, 0) and err == ""
