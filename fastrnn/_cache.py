@@ -78,10 +78,10 @@ def _classes():
         def get_source_stamp(self):
             return super().get_source_stamp(), source_key()
 
-    locators = []
-    for base in (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator, caching.UserWideCacheLocator,
-                 caching.ZipCacheLocator):
-        locators.append(type("Keyed" + base.__name__, (_Keyed, base), {}))
+    # numba's own locators in numba's order (user-provided folder, in-tree __pycache__, user-wide,
+    # zip), whatever this numba version names them; IPython's (notebook cells) cannot hold fastrnn's code
+    locators = [type("Keyed" + base.__name__.lstrip("_"), (_Keyed, base), {})
+                for base in caching.CompileResultCacheImpl._locator_classes if "IPython" not in base.__name__]
 
     class KeyedImpl(caching.CompileResultCacheImpl):
         _locator_classes = locators
