@@ -9,18 +9,17 @@ cache loader, and the standard library's ``importlib.metadata``.
 
 The ``fastrnn`` command's own process (:func:`is_command`: ``python -m fastrnn``, the
 installed script, a checkout's ``python cli.py``) takes two shortcuts on top
-(:data:`SHORTCUTS`), each kept because it measured as worth it on a warm
-``fastrnn train --task binary --iters 20000`` (about 0.34 s with both, 0.70 s without;
-``benchmarks/bench_startup_shortcuts.py`` times each):
+(:data:`SHORTCUTS`), each because it measures as worth it on a warm
+``fastrnn train --task binary --iters 20000`` (about 0.36 s with both, 0.70 s with
+neither; ``benchmarks/bench_startup_shortcuts.py`` times each):
 
 - ``gc``: no garbage collection while the command imports, and the collector frozen
   around the command (:func:`pause_gc`, :func:`resume_gc`, :func:`fastrnn.cli.main`):
-  about 0.065 s.
+  about 0.065 s with the other shortcut (0.15 s without it).
 - ``cache``: fastrnn's own cached kernels load without numba's registry refresh
-  (:meth:`fastrnn._cache.KeyedCache.quick_load`, when ``fastrnn._cache.QUICK_LOADS``
-  is on): about 0.08 s,
-  and with it numba's NumPy support and SciPy's BLAS stay unimported in a command that
-  only loads cached kernels (0.2 s more when the ``gc`` shortcut is off).
+  (:meth:`fastrnn._cache.KeyedCache.quick_load`, on when ``fastrnn._cache.QUICK_LOADS``
+  is): about 0.08 s with the other shortcut (0.19 s without it), and numba's NumPy
+  support and SciPy's BLAS stay unimported in a command that only loads cached kernels.
 
 ``FASTRNN_PLAIN_NUMBA=1`` turns both off in the command too (a comma-separated list of
 names turns off those only).
@@ -28,6 +27,7 @@ names turns off those only).
 
 import os
 import sys
+
 
 def scipy_version():
     """SciPy's version without importing it (its ``version.py``), or "not installed"."""
