@@ -44,8 +44,8 @@ the lean kernel's operations in its order, so bit for bit its numbers. 2.95-3.0
 against 3.7-3.8 us a model-iteration on one thread; lane groups go to Python
 threads (the kernel releases the GIL): a parfor wrapper took 17 s to compile.
 
-Callers choose the kernel once per kernel call (:func:`lean`, :func:`eligible`;
-:mod:`fastrnn._train_kernel`, :mod:`fastrnn.engine`), never per iteration. A
+Callers choose the kernel once per kernel call (:func:`fastrnn.dispatch.choose_kernel`,
+called by :mod:`fastrnn.engine`), never per iteration. A
 command that only trains a small model compiles only the kernel it uses, not
 the general driver (start-up).
 
@@ -61,20 +61,21 @@ from numba import njit, prange
 from ._kernels import head_loss
 from ._mathfn import exp, sigmoid, tanh
 from ._train_kernel import count_errors
+from . import dispatch
 from .cells import rnn
 from .config import BLAS_MIN_WORK, JIT, JIT_PARALLEL
 from .optim import apply_update, clip_grads, global_norm
 
 
 def eligible(dims, T, B):
-    """Whether a (B, T) batch of the model with ``dims`` takes this path (Python-side test).
+    """Whether a (B, T) batch of the model with ``dims`` can take this path (Python-side test;
+    :func:`fastrnn.dispatch.small_fits`, where :func:`fastrnn.dispatch.choose_kernel` decides).
 
     One vanilla layer, and every product of the general driver below
     BLAS_MIN_WORK, so that the general kernel uses its hand loops too and both
     paths compute the same numbers.
     """
-    I, H, O, L, cell = int(dims[0]), int(dims[1]), int(dims[2]), int(dims[3]), int(dims[6])
-    return cell == 0 and L == 1 and T * B * H * max(I, H, O) < BLAS_MIN_WORK
+    return dispatch.small_fits(dims, T, B)
 
 
 @njit(**JIT)
@@ -368,9 +369,9 @@ def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
 
 
 def lean(dims, T, B, opt, K, clip_norm, clip_value):
-    """Whether :func:`train_chunk_sgd` serves this call (Python-side test, once per chunk)."""
-    return (eligible(dims, T, B) and int(dims[5]) == 1 and opt == 0 and clip_norm == 0.0 and clip_value == 0.0
-            and (K < 0 or K >= T - 1))
+    """Whether :func:`train_chunk_sgd` can serve this call (:func:`fastrnn.dispatch.choose_kernel`'s
+    ``small-sgd``)."""
+    return dispatch.small_fits(dims, T, B) and dispatch.sgd_fits(dims, T, opt, K, clip_norm, clip_value)
 
 
 @njit(**JIT)
@@ -1031,8 +1032,8 @@ def train_lanes_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, lane_mod
 
 
 def lanes_many(dims, dtype):
-    """Whether :func:`train_chunks_many_lanes` serves a :func:`lean_many` call: float64, one shape."""
-    return np.dtype(dtype) == np.float64 and bool((dims == dims[0]).all())
+    """Whether :func:`train_chunks_many_lanes` can serve a :func:`lean_many` call: float64, one shape."""
+    return dispatch.lanes_fit(dims, dtype)
 
 
 _POOL = []  # the worker threads of train_chunks_many_lanes, made on first use
