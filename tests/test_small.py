@@ -95,6 +95,7 @@ def test_a_diverging_iteration_is_not_applied(rng):
     np.testing.assert_array_equal(got[1][:2], want[1][:2])
 
 
+@pytest.mark.usefixtures("kernel_choice")
 @pytest.mark.parametrize("act,head,masked,K,B", CASES[::2])
 def test_loss_and_grads_on_the_small_path_matches_the_reference(rng, act, head, masked, K, B):
     T, I, H, O = 6, 3, 5, 4
@@ -112,6 +113,7 @@ def test_loss_and_grads_on_the_small_path_matches_the_reference(rng, act, head, 
         np.testing.assert_allclose(grads[name], g, rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
 
 
+@pytest.mark.usefixtures("kernel_choice")
 def test_train_many_on_the_small_path_equals_separate_runs():
     """The sweep's parallel kernel takes the small path model by model: same numbers as train()."""
     settings = [dict(task="binary", iters=300, log_every=100, seed=s, progress=False) for s in (0, 1, 2)]
@@ -285,6 +287,7 @@ def test_a_first_compile_of_the_lean_kernel_is_announced_by_its_name(tmp_path, m
     assert engine.compile_note(model, 8, 1, io.StringIO(), options=(optim.SGD, -1, 0.0, 0.0)) is None
 
 
+@pytest.mark.usefixtures("kernel_choice")
 def test_train_many_on_the_lean_kernel_equals_separate_runs_with_other_rates():
     """Sweeps over the headline's settings run the lean kernel in parallel: each run's numbers are its own."""
     settings = [dict(task="binary", iters=300, log_every=100, seed=s, lr=lr) for s, lr in ((0, 0.1), (1, 0.3), (2, 0.05))]
