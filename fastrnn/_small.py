@@ -289,7 +289,7 @@ def _load(theta, I, H, X, Y, M, lo, B, ws):
 @njit(**JIT)
 def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
                 buf, losses, grad_norms, errors):
-    """:func:`fastrnn._train_kernel.train_chunk` for an :func:`eligible` model: same arguments
+    """:func:`fastrnn._train_kernel.train_chunk_general` for an :func:`eligible` model: same arguments
     (no ``blas``), same meaning, same numbers."""
     n_iters = losses.shape[0]
     T = X.shape[1]
@@ -690,7 +690,7 @@ def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bu
                                   losses[m, :n], grad_norms[m, :n], errors[m, : n * batch])
 
 
-#: The training loop's way into :func:`train_chunk_lean` (:func:`fastrnn._train_kernel.train_chunk`).
+#: The training loop's way into :func:`train_chunk_lean` (:func:`fastrnn.engine.train_chunk`).
 lean_call = LeanCall()
 
 
