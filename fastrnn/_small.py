@@ -7,7 +7,7 @@ carves a workspace of 14 buffers, walks layer and state offsets, calls the
 cell through the registry and a product routine per step and per layer. This
 module does the same arithmetic, in the same order, for the one case of a
 single vanilla layer whose every product stays below ``config.BLAS_MIN_WORK``
-(:func:`eligible`), with the loops written out: every entry of h, z, the
+(:func:`fastrnn.dispatch.small_fits`), with the loops written out: every entry of h, z, the
 deltas and the gradient is the same sum of the same terms as in the general
 kernel, so in float64 the results agree bit for bit (the tests compare both
 with tests/reference.py at rtol 1e-10, and with each other exactly). In
@@ -61,21 +61,9 @@ from numba import njit, prange
 from ._kernels import head_loss
 from ._mathfn import exp, sigmoid, tanh
 from ._train_kernel import count_errors
-from . import dispatch
 from .cells import rnn
-from .config import BLAS_MIN_WORK, JIT, JIT_PARALLEL
+from .config import JIT, JIT_PARALLEL
 from .optim import apply_update, clip_grads, global_norm
-
-
-def eligible(dims, T, B):
-    """Whether a (B, T) batch of the model with ``dims`` can take this path (Python-side test;
-    :func:`fastrnn.dispatch.small_fits`, where :func:`fastrnn.dispatch.choose_kernel` decides).
-
-    One vanilla layer, and every product of the general driver below
-    BLAS_MIN_WORK, so that the general kernel uses its hand loops too and both
-    paths compute the same numbers.
-    """
-    return dispatch.small_fits(dims, T, B)
 
 
 @njit(**JIT)
@@ -289,7 +277,7 @@ def _load(theta, I, H, X, Y, M, lo, B, ws):
 @njit(**JIT)
 def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
                 buf, losses, grad_norms, errors):
-    """:func:`fastrnn._train_kernel.train_chunk_general` for an :func:`eligible` model: same arguments
+    """:func:`fastrnn._train_kernel.train_chunk_general` for an :func:`fastrnn.dispatch.small_fits` model: same arguments
     (no ``blas``), same meaning, same numbers."""
     n_iters = losses.shape[0]
     T = X.shape[1]
@@ -326,7 +314,7 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
 @njit(**JIT_PARALLEL)
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
                       resets, bufs, n_iters, losses, grad_norms, errors, done):
-    """:func:`fastrnn._train_kernel.train_chunks_many` for :func:`eligible` models (no ``blas``)."""
+    """:func:`fastrnn._train_kernel.train_chunks_many` for :func:`fastrnn.dispatch.small_fits` models (no ``blas``)."""
     for m in prange(thetas.shape[0]):
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
@@ -338,7 +326,7 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
 
 @njit(**JIT)
 def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
-    """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`eligible` model (no ``blas``)."""
+    """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`fastrnn.dispatch.small_fits` model (no ``blas``)."""
     B, T = X.shape[0], X.shape[1]
     I, H, O = dims[0], dims[1], dims[2]
     BH = B * H
@@ -366,12 +354,6 @@ def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
 # takes, and a later command that needs more compiles that one then. The numbers are
 # those of :func:`train_chunk` and of the general kernel, bit for bit: every sum is
 # the same terms added in the same order (see each loop).
-
-
-def lean(dims, T, B, opt, K, clip_norm, clip_value):
-    """Whether :func:`train_chunk_sgd` can serve this call (:func:`fastrnn.dispatch.choose_kernel`'s
-    ``small-sgd``)."""
-    return dispatch.small_fits(dims, T, B) and dispatch.sgd_fits(dims, T, opt, K, clip_norm, clip_value)
 
 
 @njit(**JIT)
@@ -469,7 +451,7 @@ class LeanCall:
 
 @njit(**JIT)
 def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
-    """:func:`train_chunk` for a :func:`lean` call: plain SGD (``theta -= lr * grad``), no
+    """:func:`train_chunk` for a ``small-sgd`` call (:func:`fastrnn.dispatch.choose_kernel`): plain SGD (``theta -= lr * grad``), no
     clipping, full BPTT, the sigmoid head with cross-entropy; any activation, batch,
     mask and carried state. Same meaning of the arguments, same numbers.
 
@@ -673,15 +655,10 @@ def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, 
     return n_iters
 
 
-def lean_many(dims, T, B, opts, Ks, clip_norms):
-    """Whether every model of a :func:`train_chunks_many` call is :func:`lean` (stacked rows)."""
-    return all(lean(dims[m], T, B, int(opts[m]), int(Ks[m]), float(clip_norms[m]), 0.0) for m in range(dims.shape[0]))
-
-
 @njit(**JIT_PARALLEL)
 def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses, grad_norms, errors,
                           done):
-    """:func:`train_chunks_many` for models that are all :func:`lean`: each on :func:`train_chunk_sgd`."""
+    """:func:`train_chunks_many` for models that are all ``small-sgd`` (:func:`fastrnn.dispatch.choose_kernel`): each on :func:`train_chunk_sgd`."""
     for m in prange(thetas.shape[0]):
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
@@ -1031,11 +1008,6 @@ def train_lanes_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, lane_mod
                 thetas[m, e] = th[e, l]
 
 
-def lanes_many(dims, dtype):
-    """Whether :func:`train_chunks_many_lanes` can serve a :func:`lean_many` call: float64, one shape."""
-    return dispatch.lanes_fit(dims, dtype)
-
-
 _POOL = []  # the worker threads of train_chunks_many_lanes, made on first use
 
 
@@ -1043,7 +1015,7 @@ def train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, 
                             done, threads):
     """:func:`train_chunks_many_sgd` with LANES models a lane group (:func:`train_lanes_sgd`), the
     groups spread over ``threads`` Python threads (the kernel releases the GIL); float64, every
-    model of one shape (:func:`lanes_many`).
+    model of one shape (:func:`fastrnn.dispatch.lanes_fit`).
 
     Threads, not a prange: the parallel (parfor) wrapper took longer to compile than the
     kernel itself (17 against 10 s, cold, on the loaded 2-core machine)."""

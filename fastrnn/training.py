@@ -626,7 +626,7 @@ def can_train_together(settings):
     models whose every product stays below ``config.BLAS_MIN_WORK`` qualify: then
     the arithmetic is the same as in a run of its own, number for number.
     """
-    from .config import BLAS_MIN_WORK
+    from .dispatch import hand_products
 
     task_obj, s = resolve_settings(**settings)
     from .cells import module
@@ -636,7 +636,7 @@ def can_train_together(settings):
     # held-out scores need each model's weights after every chunk: such runs train one by one
     if getattr(task_obj, "scores_held_out", False) or s["lr_step"] is not None:
         return False
-    return not getattr(task_obj, "carries_state", False) and s["init_from"] is None and not s["log_spectrum"] and s["clip_value"] is None and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
+    return not getattr(task_obj, "carries_state", False) and s["init_from"] is None and not s["log_spectrum"] and s["clip_value"] is None and hand_products(task_obj.T, s["batch"], s["hidden"], widest)
 
 
 #: Sequences of data per run and kernel call in :func:`train_many` (whole chunks, at least one).

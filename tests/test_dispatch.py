@@ -164,3 +164,48 @@ def test_an_unknown_kernel_choice_is_a_usage_error(capsys, tmp_path, monkeypatch
     assert not (tmp_path / "r.csv").exists()
     with pytest.raises(fastrnn.InvalidArgument, match="FASTRNN_KERNEL"):
         fastrnn.RNN(2, 4, 1, head="linear").loss_and_grads(np.zeros((1, 3, 2)), np.zeros((1, 3, 1)))
+
+
+def test_the_kernel_modules_import_each_other_in_one_direction():
+    """No import circle among the modules that define kernels, the decision and the way into them
+    (every import counted, at the top of a module or inside a function)."""
+    import ast
+    from pathlib import Path
+
+    package = Path(fastrnn.__file__).parent
+    files = {p.relative_to(package).with_suffix("").as_posix().replace("/", "."): p for p in package.rglob("*.py")}
+    kernels = {name for name, p in files.items() if "@njit" in p.read_text() or "njit(**" in p.read_text()}
+    nodes = kernels | {"dispatch", "engine"}
+
+    def imports(name):
+        here = name.split(".")[:-1]
+        found = set()
+        for node in ast.walk(ast.parse(files[name].read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                base = here[: len(here) - (node.level - 1)] if node.level > 1 else here
+                stem = base + (node.module.split(".") if node.module else [])
+                for target in ([stem] if node.module else [stem + [a.name] for a in node.names]):
+                    dotted = ".".join(target)
+                    if dotted in nodes:
+                        found.add(dotted)
+                    elif dotted + ".__init__" in nodes:
+                        found.add(dotted + ".__init__")
+        return found
+
+    graph = {name: imports(name) for name in nodes}
+    assert "_small" not in graph["_train_kernel"] and "_train_kernel" in graph["_small"]
+    assert graph["dispatch"] == set()  # the decision loads no kernel
+    done, visiting = set(), []
+
+    def visit(name):
+        assert name not in visiting, " -> ".join(visiting[visiting.index(name):] + [name])
+        if name in done:
+            return
+        visiting.append(name)
+        for other in sorted(graph[name]):
+            visit(other)
+        visiting.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
