@@ -90,9 +90,21 @@ class KernelChoice:
         return KernelChoice(self.name, f"{why}; {self.reason}")
 
 
+# os.environ.get costs about 1.5 us (it encodes the key and decodes the value on every call), as much as
+# the rest of the decision, which a training run makes once per chunk: read the mapping os.environ keeps
+# (the same one os.environ.get reads; monkeypatch.setenv and os.environ[...] = ... write to it)
+try:
+    _RAW, _RAW_KEY = os.environ._data, os.environ.encodekey(ENV)
+except AttributeError:  # an interpreter without them
+    _RAW = None
+
+
 def forced():
     """Whether ``FASTRNN_KERNEL`` forces the general kernels; raises
     :class:`~fastrnn.InvalidArgument` for a value other than ``general``, ``auto`` or empty."""
+    if _RAW is not None:
+        if _RAW.get(_RAW_KEY) is None:
+            return False
     value = os.environ.get(ENV)
     if not value:
         return False
