@@ -490,7 +490,8 @@ class _FitRun:
 
     def warmup(self):
         engine.compile_note(self.model, self.plan.steps(), self.plan.B, kernel=self.kernel)
-        _, X, Y, M, resets, batch, _ = self.plan.epoch_pieces()[0] if self.plan.window else (None, self.plan.X, self.plan.Y, self.plan.M, None, 1, 1)
+        # zero iterations at the full batch: the kernel the full batches take (self.kernel) is compiled or loaded now
+        _, X, Y, M, resets, batch, _ = self.plan.epoch_pieces()[0] if self.plan.window else (None, self.plan.X, self.plan.Y, self.plan.M, None, self.plan.B, 1)
         self._call(X[:batch], Y[:batch], M[:batch] if M.shape[0] else M, resets, batch, 0,
                    (self.losses, self.norms, self.errors))
 

@@ -209,3 +209,23 @@ def test_the_kernel_modules_import_each_other_in_one_direction():
 
     for name in sorted(graph):
         visit(name)
+
+
+def test_a_fit_compiles_the_kernel_of_its_full_batches_before_the_clock(monkeypatch):
+    """The warm-up call (zero iterations) has the full batch's shape, so it takes the kernel the run records."""
+    monkeypatch.delenv(dispatch.ENV, raising=False)
+    seen = []
+    real = engine.train_chunk
+
+    def spy(model, K, X, Y, M, batch, *args, **kwargs):
+        seen.append(dispatch.for_model(model, X.shape[1], batch, opt=args[0], K=K, clip_norm=args[5],
+                                       clip_value=args[6]).name)
+        return real(model, K, X, Y, M, batch, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_chunk", spy)
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((64, 8, 8))
+    Y = np.eye(4)[rng.integers(0, 4, (64, 8))]
+    result = fastrnn.fit(fastrnn.RNN(8, 16, 4, head="softmax"), X, Y, epochs=1, batch=32)
+    assert result.kernel.name == "general"  # 8 * 32 * 16 * 16 multiply-adds: BLAS's size
+    assert seen[0] == "general" and set(seen) == {"general"}
