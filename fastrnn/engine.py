@@ -6,6 +6,9 @@ loop (and ``fit``), :mod:`fastrnn.analysis`, :mod:`fastrnn.gradcheck` and the
 benchmarks. :func:`prepare` is the one place data is checked and converted for
 them; the others take prepared arrays and a model, and read only the model's
 public attributes (``theta``, ``dims``, ``dtype``, ``layers``, ``n_hidden``, ...).
+Which compiled kernel serves a call is :func:`fastrnn.dispatch.choose_kernel`'s
+decision, asked here (:func:`train_chunk`, :func:`train_chunks_many`, :func:`plan`,
+:func:`chunk_scratch_size`, :func:`run_kernel`, :func:`compile_note`) and nowhere else.
 
 Recurrent states: the kernels hold a layer's S state vectors (S = 1, h, for the
 vanilla cell and the GRU; S = 2, h and c, for the LSTM) flat, laid out
