@@ -266,15 +266,6 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
                                              errors, blas, cellset(model.dims))
 
 
-def chars_kernel(model, batch, opt, K, T, clip_norm):
-    """Whether :func:`train_chunk_chars` can serve a training run with these settings: one
-    stream of integer inputs (a text's characters) into a one-layer tanh RNN with a
-    softmax head, float64, Adagrad or RMSprop, no global-norm clipping, full BPTT in
-    each window (min-char-rnn's training; :func:`fastrnn.dispatch.text_fits`, where
-    :func:`fastrnn.dispatch.choose_kernel` decides). Any other run takes :func:`train_chunk`."""
-    return dispatch.text_fits(model.dims, model.dtype, batch, opt, K, T, clip_norm)
-
-
 def chars_threads():
     """Threads :func:`train_chunk_chars` splits an iteration over: 2 when this process may keep
     two CPUs busy (:func:`fastrnn.cpus.kernel_threads`: the affinity mask, the control group's
@@ -308,7 +299,7 @@ def train_chunk_chars(model, inputs, targets, resets, opt, lr, hyper, opt_state,
                       errors, threads=None, info=None):
     """Train ``len(losses)`` iterations of min-char-rnn's model in place, from character indices:
     ``inputs``/``targets`` (n, T) int64 (each iteration's window), ``resets`` (n,) (1: ``hstate``
-    to zeros first). :func:`chars_kernel` says when this applies; the optimizer is ``opt``
+    to zeros first). ``text`` of :func:`fastrnn.dispatch.choose_kernel` says when this applies; the optimizer is ``opt``
     (Adagrad or RMSprop with ``hyper``'s eps and decay), ``clip_value > 0`` clips every
     gradient entry. Fills ``losses``, ``grad_norms`` (before clipping), ``errors`` (wrong next
     characters per iteration); returns the iterations completed (see :mod:`fastrnn._charrnn`;
