@@ -229,3 +229,12 @@ def test_a_fit_compiles_the_kernel_of_its_full_batches_before_the_clock(monkeypa
     result = fastrnn.fit(fastrnn.RNN(8, 16, 4, head="softmax"), X, Y, epochs=1, batch=32)
     assert result.kernel.name == "general"  # 8 * 32 * 16 * 16 multiply-adds: BLAS's size
     assert seen[0] == "general" and set(seen) == {"general"}
+
+
+def test_a_text_run_whose_fused_kernel_cannot_be_built_records_the_general_one(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv(dispatch.ENV, raising=False)
+    monkeypatch.setattr(engine, "chars_ready", lambda stream=None: False)
+    result, rows = _run_record(capsys, tmp_path, "fallback", "--task", "text", "--iters", "20", "--log-every", "10",
+                               "--hidden", "8")
+    assert result["kernel"] == "general" and "the fused text kernel could not be compiled" in result["kernel_reason"]
+    assert len(rows) == 2 and np.isfinite(rows["loss"]).all()
