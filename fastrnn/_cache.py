@@ -22,7 +22,7 @@ numba compile the function again.
 Nothing of numba's is changed for other packages: each kernel module ends with
 :func:`key_dispatchers`, which gives that module's dispatchers this cache (the shared
 ``JIT`` options leave numba's own cache off, so a module that forgot it would compile
-every time, never run stale code; tests/test_survival_threads_cache.py checks that every
+every time, never run stale code; tests/test_survival.py checks that every
 kernel has it).
 """
 
@@ -33,7 +33,7 @@ import sys
 
 #: The modules (paths inside the package) whose code a kernel can compile in: the ones
 #: defining kernels and every fastrnn module they import (their constants are frozen
-#: into the machine code). tests/test_survival_threads_cache.py checks this list.
+#: into the machine code). tests/test_survival.py checks this list.
 KERNEL_SOURCES = (
     "_charrnn.py", "_checks.py", "_kernels.py", "_linalg.py", "_mathfn.py", "_small.py", "_train_kernel.py",
     "cells/__init__.py", "cells/gru.py", "cells/lstm.py", "cells/rnn.py",

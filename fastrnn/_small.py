@@ -7,7 +7,7 @@ carves a workspace of 14 buffers, walks layer and state offsets, calls the
 cell through the registry and a product routine per step and per layer. This
 module does the same arithmetic, in the same order, for the one case of a
 single vanilla layer whose every product stays below ``config.BLAS_MIN_WORK``
-(:func:`eligible`), with the loops written out: every entry of h, z, the
+(:func:`fastrnn.dispatch.small_fits`), with the loops written out: every entry of h, z, the
 deltas and the gradient is the same sum of the same terms as in the general
 kernel, so in float64 the results agree bit for bit (the tests compare both
 with tests/reference.py at rtol 1e-10, and with each other exactly). In
@@ -44,8 +44,8 @@ the lean kernel's operations in its order, so bit for bit its numbers. 2.95-3.0
 against 3.7-3.8 us a model-iteration on one thread; lane groups go to Python
 threads (the kernel releases the GIL): a parfor wrapper took 17 s to compile.
 
-Callers choose the kernel once per kernel call (:func:`lean`, :func:`eligible`;
-:mod:`fastrnn._train_kernel`, :mod:`fastrnn.engine`), never per iteration. A
+Callers choose the kernel once per kernel call (:func:`fastrnn.dispatch.choose_kernel`,
+called by :mod:`fastrnn.engine`), never per iteration. A
 command that only trains a small model compiles only the kernel it uses, not
 the general driver (start-up).
 
@@ -62,19 +62,8 @@ from ._kernels import head_loss
 from ._mathfn import exp, sigmoid, tanh
 from ._train_kernel import count_errors
 from .cells import rnn
-from .config import BLAS_MIN_WORK, JIT, JIT_PARALLEL
+from .config import JIT, JIT_PARALLEL
 from .optim import apply_update, clip_grads, global_norm
-
-
-def eligible(dims, T, B):
-    """Whether a (B, T) batch of the model with ``dims`` takes this path (Python-side test).
-
-    One vanilla layer, and every product of the general driver below
-    BLAS_MIN_WORK, so that the general kernel uses its hand loops too and both
-    paths compute the same numbers.
-    """
-    I, H, O, L, cell = int(dims[0]), int(dims[1]), int(dims[2]), int(dims[3]), int(dims[6])
-    return cell == 0 and L == 1 and T * B * H * max(I, H, O) < BLAS_MIN_WORK
 
 
 @njit(**JIT)
@@ -288,7 +277,7 @@ def _load(theta, I, H, X, Y, M, lo, B, ws):
 @njit(**JIT)
 def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
                 buf, losses, grad_norms, errors):
-    """:func:`fastrnn._train_kernel.train_chunk` for an :func:`eligible` model: same arguments
+    """:func:`fastrnn._train_kernel.train_chunk_general` for an :func:`fastrnn.dispatch.small_fits` model: same arguments
     (no ``blas``), same meaning, same numbers."""
     n_iters = losses.shape[0]
     T = X.shape[1]
@@ -325,7 +314,7 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
 @njit(**JIT_PARALLEL)
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
                       resets, bufs, n_iters, losses, grad_norms, errors, done):
-    """:func:`fastrnn._train_kernel.train_chunks_many` for :func:`eligible` models (no ``blas``)."""
+    """:func:`fastrnn._train_kernel.train_chunks_many` for :func:`fastrnn.dispatch.small_fits` models (no ``blas``)."""
     for m in prange(thetas.shape[0]):
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
@@ -337,7 +326,7 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
 
 @njit(**JIT)
 def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
-    """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`eligible` model (no ``blas``)."""
+    """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`fastrnn.dispatch.small_fits` model (no ``blas``)."""
     B, T = X.shape[0], X.shape[1]
     I, H, O = dims[0], dims[1], dims[2]
     BH = B * H
@@ -365,12 +354,6 @@ def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
 # takes, and a later command that needs more compiles that one then. The numbers are
 # those of :func:`train_chunk` and of the general kernel, bit for bit: every sum is
 # the same terms added in the same order (see each loop).
-
-
-def lean(dims, T, B, opt, K, clip_norm, clip_value):
-    """Whether :func:`train_chunk_sgd` serves this call (Python-side test, once per chunk)."""
-    return (eligible(dims, T, B) and int(dims[5]) == 1 and opt == 0 and clip_norm == 0.0 and clip_value == 0.0
-            and (K < 0 or K >= T - 1))
 
 
 @njit(**JIT)
@@ -468,7 +451,7 @@ class LeanCall:
 
 @njit(**JIT)
 def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
-    """:func:`train_chunk` for a :func:`lean` call: plain SGD (``theta -= lr * grad``), no
+    """:func:`train_chunk` for a ``small-sgd`` call (:func:`fastrnn.dispatch.choose_kernel`): plain SGD (``theta -= lr * grad``), no
     clipping, full BPTT, the sigmoid head with cross-entropy; any activation, batch,
     mask and carried state. Same meaning of the arguments, same numbers.
 
@@ -672,15 +655,10 @@ def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, 
     return n_iters
 
 
-def lean_many(dims, T, B, opts, Ks, clip_norms):
-    """Whether every model of a :func:`train_chunks_many` call is :func:`lean` (stacked rows)."""
-    return all(lean(dims[m], T, B, int(opts[m]), int(Ks[m]), float(clip_norms[m]), 0.0) for m in range(dims.shape[0]))
-
-
 @njit(**JIT_PARALLEL)
 def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses, grad_norms, errors,
                           done):
-    """:func:`train_chunks_many` for models that are all :func:`lean`: each on :func:`train_chunk_sgd`."""
+    """:func:`train_chunks_many` for models that are all ``small-sgd`` (:func:`fastrnn.dispatch.choose_kernel`): each on :func:`train_chunk_sgd`."""
     for m in prange(thetas.shape[0]):
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
@@ -689,7 +667,7 @@ def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bu
                                   losses[m, :n], grad_norms[m, :n], errors[m, : n * batch])
 
 
-#: The training loop's way into :func:`train_chunk_lean` (:func:`fastrnn._train_kernel.train_chunk`).
+#: The training loop's way into :func:`train_chunk_lean` (:func:`fastrnn.engine.train_chunk`).
 lean_call = LeanCall()
 
 
@@ -1030,11 +1008,6 @@ def train_lanes_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, lane_mod
                 thetas[m, e] = th[e, l]
 
 
-def lanes_many(dims, dtype):
-    """Whether :func:`train_chunks_many_lanes` serves a :func:`lean_many` call: float64, one shape."""
-    return np.dtype(dtype) == np.float64 and bool((dims == dims[0]).all())
-
-
 _POOL = []  # the worker threads of train_chunks_many_lanes, made on first use
 
 
@@ -1042,7 +1015,7 @@ def train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, 
                             done, threads):
     """:func:`train_chunks_many_sgd` with LANES models a lane group (:func:`train_lanes_sgd`), the
     groups spread over ``threads`` Python threads (the kernel releases the GIL); float64, every
-    model of one shape (:func:`lanes_many`).
+    model of one shape (:func:`fastrnn.dispatch.lanes_fit`).
 
     Threads, not a prange: the parallel (parfor) wrapper took longer to compile than the
     kernel itself (17 against 10 s, cold, on the loaded 2-core machine)."""

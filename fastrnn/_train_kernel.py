@@ -1,7 +1,7 @@
 """One kernel call trains a whole chunk of iterations, in place.
 
 A Python call per SGD step costs microseconds of dispatch and checking, more than
-the step's own arithmetic at the binary-addition size. So :func:`train_chunk` runs
+the step's own arithmetic at the binary-addition size. So :func:`train_chunk_general` runs
 every iteration of a chunk (forward, loss, BPTT, error counts, clipping and the
 optimizer step) inside numba, and Python only sees the chunk's per-iteration losses,
 gradient norms and per-sample error counts. Numbers only: the caller validates.
@@ -19,7 +19,7 @@ from .optim import apply_update, clip_grads
 
 @njit(**JIT)
 def chunk_scratch_size(T, B, dims, P):
-    """Scratch :func:`train_chunk` needs: thetaT, the gradient, one workspace."""
+    """Scratch :func:`train_chunk_general` needs: thetaT, the gradient, one workspace."""
     return 2 * P + workspace_size(T, B, dims)
 
 
@@ -57,28 +57,6 @@ def count_errors(z, yt, mt, T, B, O, head, errors, off):
                     if abs(z[q + k] - yt[q + k]) >= 0.5:
                         wrong = 1
             errors[off + i] += wrong
-
-
-def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
-                buf, losses, grad_norms, errors, blas, cellset):
-    """:func:`train_chunk_general`, or for a small one-layer vanilla model the same
-    numbers from :func:`fastrnn._small.train_chunk` (:func:`fastrnn._small.train_chunk_sgd`
-    for plain SGD without clipping or truncation and a sigmoid head); chosen once per
-    chunk, and only the chosen kernel is compiled (or loaded from numba's cache)."""
-    from . import _small  # here, not at the top: _small imports from this module
-
-    if _small.lean(dims, X.shape[1], batch, opt, K, clip_norm, clip_value):  # train_chunk_sgd's numbers
-        return _small.lean_call(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors)
-    if _small.eligible(dims, X.shape[1], batch):
-        return _small.train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
-                                  clip_value, hstate, resets, buf, losses, grad_norms, errors)
-    if blas and losses.shape[0] == 0:
-        # The zero-iteration call that compiles or loads the kernel before training's
-        # clock starts: also load SciPy's BLAS here (fastrnn._startup defers it), or its
-        # first product would pay the import (about 0.2 s) inside the timed training.
-        import scipy.linalg.cython_blas  # noqa: F401
-    return train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value,
-                               hstate, resets, buf, losses, grad_norms, errors, blas, cellset)
 
 
 @njit(**JIT)

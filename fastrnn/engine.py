@@ -6,6 +6,9 @@ loop (and ``fit``), :mod:`fastrnn.analysis`, :mod:`fastrnn.gradcheck` and the
 benchmarks. :func:`prepare` is the one place data is checked and converted for
 them; the others take prepared arrays and a model, and read only the model's
 public attributes (``theta``, ``dims``, ``dtype``, ``layers``, ``n_hidden``, ...).
+Which compiled kernel serves a call is :func:`fastrnn.dispatch.choose_kernel`'s
+decision, asked here (:func:`train_chunk`, :func:`train_chunks_many`, :func:`plan`,
+:func:`chunk_scratch_size`, :func:`run_kernel`, :func:`compile_note`) and nowhere else.
 
 Recurrent states: the kernels hold a layer's S state vectors (S = 1, h, for the
 vanilla cell and the GRU; S = 2, h and c, for the LSTM) flat, laid out
@@ -19,7 +22,7 @@ import sys
 
 import numpy as np
 
-from . import _checks, _kernels, _small, _train_kernel, optim
+from . import _checks, _kernels, _small, _train_kernel, dispatch, optim
 from .config import DTYPES
 from .exceptions import InvalidArgument
 
@@ -157,9 +160,12 @@ def scratch_size(model, T, batch, n_threads=1):
     return int(_kernels.scratch_size(T, batch, model.dims, n_threads))
 
 
-def chunk_scratch_size(model, T, batch):
-    """Scratch entries :func:`train_chunk` needs for sequences of T steps."""
-    if _small.eligible(model.dims, T, batch):  # the kernel train_chunk will choose; the sizes in plain Python
+def chunk_scratch_size(model, T, batch, kernel=None):
+    """Scratch entries :func:`train_chunk` needs for sequences of T steps (for the kernel
+    :func:`fastrnn.dispatch.choose_kernel` chooses for the run, or ``kernel``)."""
+    if kernel is None:
+        kernel = dispatch.for_model(model, T, batch)
+    if kernel.name in ("small", "small-sgd"):  # the sizes in plain Python
         return model.n_params + int(_small.scratch_size.py_func(T, batch, model.n_in, model.n_hidden, model.n_out))
     return int(_train_kernel.chunk_scratch_size(T, batch, model.dims, model.n_params))
 
@@ -202,19 +208,17 @@ def loss_and_grads(model, X, Y, M, h0, K, buf, n_threads=1):
 
 #: The kernels :func:`plan` chooses between.
 GENERAL, SMALL, PARALLEL = 0, 1, 2
+_PATHS = {"general": GENERAL, "small": SMALL, "general-threads": PARALLEL}
 
 
 def plan(model, T, batch, n_threads=1):
-    """``(path, scratch entries, n_threads)`` of a :func:`loss_and_grads` call on (batch, T) batches:
-    which kernel (GENERAL, SMALL or PARALLEL) and how much scratch it needs. Depends only on the
-    architecture and the sizes, so callers that repeat a shape may keep it (RNN.loss_and_grads does)."""
-    if n_threads > 1:
-        path = PARALLEL
-    elif _small.eligible(model.dims, T, batch):
-        path = SMALL
-    else:
-        path = GENERAL
-    return path, scratch_size(model, T, batch, n_threads), n_threads
+    """``(path, scratch entries, n_threads, choice)`` of a :func:`loss_and_grads` call on (batch, T)
+    batches: which kernel (GENERAL, SMALL or PARALLEL; ``choice`` is
+    :func:`fastrnn.dispatch.choose_kernel`'s answer) and how much scratch it needs. Depends only on
+    the architecture, the sizes and ``FASTRNN_KERNEL``, so callers that repeat a shape may keep it
+    (RNN.loss_and_grads does)."""
+    choice = dispatch.for_model(model, T, batch, "grads", n_threads=n_threads)
+    return _PATHS[choice.name], scratch_size(model, T, batch, n_threads), n_threads, choice
 
 
 def loss_and_grads_into(model, X, Y, M, h0, K, buf, grad, h_final, plan):
@@ -233,25 +237,33 @@ def loss_and_grads_into(model, X, Y, M, h0, K, buf, grad, h_final, plan):
 
 def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, buf,
                 losses, grad_norms, errors, blas=True):
-    """Train ``losses.shape[0]`` iterations of ``model`` in place; see :func:`fastrnn._train_kernel.train_chunk`
-    (which takes the small-model path, :mod:`fastrnn._small`, where it applies).
+    """Train ``losses.shape[0]`` iterations of ``model`` in place, on the kernel
+    :func:`fastrnn.dispatch.choose_kernel` chooses for this call (``general``:
+    :func:`fastrnn._train_kernel.train_chunk_general`, whose arguments these are;
+    ``small`` and ``small-sgd``: :mod:`fastrnn._small`, the same numbers). Only the
+    chosen kernel is compiled (or loaded from numba's cache).
 
     ``resets=None`` starts every iteration from zeros; ``hstate`` is a flat state
-    from :func:`new_state`. Returns the number of iterations completed.
+    from :func:`new_state`; ``buf`` has :func:`chunk_scratch_size` entries. Returns the
+    number of iterations completed.
     """
-    return _train_kernel.train_chunk(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0,
-                                     clip_norm, clip_value, hstate, _NO_RESETS if resets is None else resets, buf,
-                                     losses, grad_norms, errors, blas, cellset(model.dims))
-
-
-def chars_kernel(model, batch, opt, K, T, clip_norm):
-    """Whether :func:`train_chunk_chars` serves a training run with these settings: one
-    stream of integer inputs (a text's characters) into a one-layer tanh RNN with a
-    softmax head, float64, Adagrad or RMSprop, no global-norm clipping, full BPTT in
-    each window (min-char-rnn's training). Any other run takes :func:`train_chunk`."""
-    return (batch == 1 and model.layers == 1 and model.cell == "rnn" and model.activation == "tanh"
-            and model.head == "softmax" and model.dtype == np.float64 and opt in (optim.ADAGRAD, optim.RMSPROP)
-            and clip_norm == 0.0 and (K < 0 or K >= T - 1))
+    if resets is None:
+        resets = _NO_RESETS
+    name = dispatch.for_model(model, X.shape[1], batch, opt=opt, K=K, clip_norm=clip_norm, clip_value=clip_value).name
+    if name == "small-sgd":
+        return _small.lean_call(model.theta, model.dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms,
+                                errors)
+    if name == "small":
+        return _small.train_chunk(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0,
+                                  clip_norm, clip_value, hstate, resets, buf, losses, grad_norms, errors)
+    if blas and losses.shape[0] == 0:
+        # The zero-iteration call that compiles or loads the kernel before training's
+        # clock starts: also load SciPy's BLAS here (fastrnn._startup defers it), or its
+        # first product would pay the import (about 0.2 s) inside the timed training.
+        import scipy.linalg.cython_blas  # noqa: F401
+    return _train_kernel.train_chunk_general(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state,
+                                             step0, clip_norm, clip_value, hstate, resets, buf, losses, grad_norms,
+                                             errors, blas, cellset(model.dims))
 
 
 def chars_threads():
@@ -287,7 +299,7 @@ def train_chunk_chars(model, inputs, targets, resets, opt, lr, hyper, opt_state,
                       errors, threads=None, info=None):
     """Train ``len(losses)`` iterations of min-char-rnn's model in place, from character indices:
     ``inputs``/``targets`` (n, T) int64 (each iteration's window), ``resets`` (n,) (1: ``hstate``
-    to zeros first). :func:`chars_kernel` says when this applies; the optimizer is ``opt``
+    to zeros first). ``text`` of :func:`fastrnn.dispatch.choose_kernel` says when this applies; the optimizer is ``opt``
     (Adagrad or RMSprop with ``hyper``'s eps and decay), ``clip_value > 0`` clips every
     gradient entry. Fills ``losses``, ``grad_norms`` (before clipping), ``errors`` (wrong next
     characters per iteration); returns the iterations completed (see :mod:`fastrnn._charrnn`;
@@ -307,21 +319,24 @@ def train_chunk_chars(model, inputs, targets, resets, opt, lr, hyper, opt_state,
 
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
                       resets, bufs, n_iters, losses, grad_norms, errors, done):
-    """Many models (stacked ``thetas``, ``dims``, ...) in one parallel call; see
-    :func:`fastrnn._train_kernel.train_chunks_many`. ``resets=None``: every iteration from zeros."""
+    """Many models (stacked ``thetas``, ``dims``, ...) in one parallel call, on the kernel
+    :func:`fastrnn.dispatch.choose_kernel` chooses (``call="many"``); see
+    :func:`fastrnn._train_kernel.train_chunks_many` for the arguments. ``resets=None``: every
+    iteration from zeros."""
     if resets is None:
         resets = np.zeros((0, 0), dtype=np.int64)
-    if _small.lean_many(dims, X.shape[2], batch, opts, Ks, clip_norms) and _small.lanes_many(dims, thetas.dtype):
+    name = dispatch.choose_kernel(dims, thetas.dtype, X.shape[2], batch, "many", opt=opts, K=Ks, clip_norm=clip_norms).name
+    if name == "lanes-sgd":
         from numba import get_num_threads
 
         _small.train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, n_iters, losses, grad_norms,
                                        errors, done, get_num_threads())  # the lean kernel's numbers, many models a vector
         return
-    if _small.lean_many(dims, X.shape[2], batch, opts, Ks, clip_norms):  # plain SGD, sigmoid head: the lean kernel
+    if name == "many-small-sgd":  # plain SGD, sigmoid head: the lean kernel
         _small.train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses,
                                      grad_norms, errors, done)
         return
-    if _small.eligible(dims[0], X.shape[2], batch):  # the small-model path, same numbers
+    if name == "many-small":  # the small-model path, same numbers
         _small.train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms,
                                  hstates, resets, bufs, n_iters, losses, grad_norms, errors, done)
         return
@@ -334,36 +349,58 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
 _COMPILE_SECONDS = {"small-model SGD training": 4, "small-model training": 9, "general training": 12,
                     "many-model SGD training": 8, "text training": 12}
 
+#: The kernels the compile note names: choice name -> (module, function, words).
+_NOTED = {"general": ("_train_kernel", "train_chunk_general", "general training"),
+          "small": ("_small", "train_chunk", "small-model training"),
+          "small-sgd": ("_small", "train_chunk_lean", "small-model SGD training"),
+          "lanes-sgd": ("_small", "train_lanes_sgd", "many-model SGD training"),
+          "text": ("_charrnn", "run", "text training")}
 
-def compile_note(model, T, batch, stream=None, options=None, many=False, chars=False):
+
+def run_kernel(model, T, batch, options=None, many=None, chars=False):
+    """The kernel a training run of ``model`` on (batch, T) batches takes
+    (:func:`fastrnn.dispatch.choose_kernel`'s answer): ``options`` is
+    ``(opt, K, clip_norm, clip_value)`` (None: not given; then ``small`` or ``general``), ``many``
+    the stacked ``(dims, opts, Ks, clip_norms)`` of a :func:`train_chunks_many` group, ``chars``
+    whether the data are one stream of character indices."""
+    opt, K, clip_norm, clip_value = (None, -1, 0.0, 0.0) if options is None else options
+    if many is not None:
+        dims, opts, Ks, clip_norms = many
+        return dispatch.choose_kernel(dims, model.dtype, T, batch, "many", opt=opts, K=Ks, clip_norm=clip_norms)
+    return dispatch.for_model(model, T, batch, opt=opt, K=K, clip_norm=clip_norm, clip_value=clip_value, chars=chars)
+
+
+def compile_note(model, T, batch, stream=None, options=None, many=False, chars=False, kernel=None):
     """Say on the screen, once, that the training kernel this run needs must be compiled first.
 
     Only when numba's cache holds no copy of it for this code (no index file, or one
     written for other kernel sources or another version), this
     process has not compiled it yet, and stderr is a terminal (``stream=None``; a
     captured stderr keeps its one line per error); returns the line written, or None.
-    ``many``: for :func:`fastrnn.training.train_many`, which names only the lanes kernel
-    (:func:`fastrnn._small.train_lanes_sgd`; other many-model kernels pass silently).
-    ``chars``: the run trains with :func:`train_chunk_chars`.
+    ``kernel``: the run's :class:`fastrnn.dispatch.KernelChoice`; without it, the one
+    :func:`run_kernel` gives for ``options`` (``(opt, K, clip_norm, clip_value)``),
+    ``chars`` and ``many`` (True: a :func:`fastrnn.training.train_many` group of models like
+    this one). Of the many-model kernels only the lanes kernel is named (the others pass silently).
     """
     if stream is None and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
         return None
-    eligible = _small.eligible(model.dims, T, batch)
-    kernel = _small.train_chunk if eligible else _train_kernel.train_chunk_general
-    name = "small-model training" if eligible else "general training"
-    if options is not None and _small.lean(model.dims, T, batch, *options):  # (opt, K, clip_norm, clip_value)
-        kernel, name = _small.train_chunk_lean, "small-model SGD training"
-    if many:
-        if name != "small-model SGD training" or model.dtype != np.float64:
-            return None
-        kernel, name = _small.train_lanes_sgd, "many-model SGD training"
-    if chars:
-        from . import _charrnn
-
-        kernel, name = _charrnn.run, "text training"
-    if kernel.signatures:
+    if kernel is None:
+        if many:
+            opt, K, clip_norm, _ = (-1, -1, 0.0, 0.0) if options is None else options
+            stacked = (model.dims[None], np.array([opt]), np.array([K]), np.array([clip_norm]))
+            kernel = run_kernel(model, T, batch, many=stacked)
+        else:
+            kernel = run_kernel(model, T, batch, options, chars=chars)
+    noted = _NOTED.get(kernel.name)
+    if noted is None or (many and kernel.name != "lanes-sgd"):
         return None
-    cache = getattr(kernel, "_cache", None)
+    import importlib
+
+    compiled = getattr(importlib.import_module(f"fastrnn.{noted[0]}"), noted[1])
+    name = noted[2]
+    if compiled.signatures:
+        return None
+    cache = getattr(compiled, "_cache", None)
     if hasattr(cache, "holds_entries"):  # fastrnn's keyed cache: is there an entry for this code?
         if cache.holds_entries():
             return None

@@ -380,7 +380,9 @@ class _FitRun:
         self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
         self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]
         B, chunk = plan.B, s["log_every"]
-        self.buf = params.aligned_empty(engine.chunk_scratch_size(model, plan.steps(), B), model.dtype)
+        # the kernel of the fit's full batches (dispatch.choose_kernel; recorded in the JSON)
+        self.kernel = engine.run_kernel(model, plan.steps(), B, (self.kind, self.K, self.clip_norm, self.clip_value))
+        self.buf = params.aligned_empty(engine.chunk_scratch_size(model, plan.steps(), B, self.kernel), model.dtype)
         self.hstate = engine.new_state(model, B)
         n = min(chunk, plan.per_epoch)
         self.losses, self.norms = np.empty(n), np.empty(n)
@@ -487,7 +489,9 @@ class _FitRun:
                                   self.buf, losses[:n], norms[:n], errors[: n * batch])
 
     def warmup(self):
-        _, X, Y, M, resets, batch, _ = self.plan.epoch_pieces()[0] if self.plan.window else (None, self.plan.X, self.plan.Y, self.plan.M, None, 1, 1)
+        engine.compile_note(self.model, self.plan.steps(), self.plan.B, kernel=self.kernel)
+        # zero iterations at the full batch: the kernel the full batches take (self.kernel) is compiled or loaded now
+        _, X, Y, M, resets, batch, _ = self.plan.epoch_pieces()[0] if self.plan.window else (None, self.plan.X, self.plan.Y, self.plan.M, None, self.plan.B, 1)
         self._call(X[:batch], Y[:batch], M[:batch] if M.shape[0] else M, resets, batch, 0,
                    (self.losses, self.norms, self.errors))
 

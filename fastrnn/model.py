@@ -140,7 +140,7 @@ class RNN:
         # loss_and_grads' gradient views: a slice per parameter, reshaped only where it is a matrix
         self._grad_views = [(name, slice(off, off + int(np.prod(shape))), shape if len(shape) > 1 else None)
                             for name, shape, off in self._entries]
-        self._plans = {}  # (B, T, n_threads) -> engine.plan(...), kept: it depends on nothing else
+        self._plans = {}  # (B, T, n_threads) -> engine.plan(...), kept: it depends on nothing else (FASTRNN_KERNEL is read once per shape)
         self._last_grads = (None, None, ())  # loss_and_grads(out=...): the grads it may fill directly
 
     # ------------------------------------------------------------------ basics

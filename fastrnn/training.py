@@ -81,6 +81,9 @@ class TrainResult:
     threads : int or None
         The threads the text kernel trained on (:func:`fastrnn.cpus.kernel_threads`);
         None for the other kernels. Recorded in the JSON under "result".
+    kernel : fastrnn.dispatch.KernelChoice or None
+        The kernel the run trained with and why (:func:`fastrnn.dispatch.choose_kernel`),
+        recorded in the JSON under "result" as ``kernel`` and ``kernel_reason``.
     """
 
     model: RNN
@@ -102,6 +105,7 @@ class TrainResult:
     #: scores computed once at the end of the run (text: the whole held-out text's ``val_bpc_all``)
     final_scores: dict = field(default_factory=dict)
     threads: object = None  # the threads the text kernel trained on (None: another kernel)
+    kernel: object = None  # the dispatch.KernelChoice the run trained with
 
     def summary(self):
         """The run's outcome as saved in its JSON file under "result".
@@ -127,6 +131,8 @@ class TrainResult:
         )
         if self.threads is not None:
             out["threads"] = self.threads
+        if self.kernel is not None:
+            out.update(self.kernel.record())
         return out
 
     @property
@@ -269,13 +275,13 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
         nonlocal buf, fetch, call
         buf = params.aligned_empty(run.scratch_size(), model.dtype)
         fetch, call = run.source.next, general_call
-        engine.compile_note(model, run.T, B, options=(run.kind, run.K, run.clip_norm, run.clip_value))
+        engine.compile_note(model, run.T, B, kernel=run.kernel)
         call(*run.warmup_batch(), 0)
         if hasattr(run.extra, "warmup"):  # the held-out scores' forward kernel, before the clock too
             run.extra.warmup()
 
     fetch, call, warmup = run.source.next, general_call, general_warmup
-    if hasattr(run.source, "next_ids") and engine.chars_kernel(model, B, run.kind, run.K, run.T, run.clip_norm):
+    if run.kernel.name == "text":
         # min-char-rnn's training: the windows as character indices, into the fused kernel
         info = {}
 
@@ -303,8 +309,9 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
 
         def chars_warmup():
             # on a terminal, when the kernel is neither compiled nor cached
-            engine.compile_note(model, run.T, B, chars=True)
+            engine.compile_note(model, run.T, B, kernel=run.kernel)
             if not engine.chars_ready():  # a numba that cannot build it: the general kernel (one line said so)
+                run.kernel = run.choose_kernel(chars=False).instead("the fused text kernel could not be compiled")
                 general_warmup()
 
         fetch, call, warmup = run.source.next_ids, chars_call, chars_warmup
@@ -619,7 +626,7 @@ def can_train_together(settings):
     models whose every product stays below ``config.BLAS_MIN_WORK`` qualify: then
     the arithmetic is the same as in a run of its own, number for number.
     """
-    from .config import BLAS_MIN_WORK
+    from .dispatch import hand_products
 
     task_obj, s = resolve_settings(**settings)
     from .cells import module
@@ -629,7 +636,7 @@ def can_train_together(settings):
     # held-out scores need each model's weights after every chunk: such runs train one by one
     if getattr(task_obj, "scores_held_out", False) or s["lr_step"] is not None:
         return False
-    return not getattr(task_obj, "carries_state", False) and s["init_from"] is None and not s["log_spectrum"] and s["clip_value"] is None and task_obj.T * s["batch"] * s["hidden"] * widest < BLAS_MIN_WORK
+    return not getattr(task_obj, "carries_state", False) and s["init_from"] is None and not s["log_spectrum"] and s["clip_value"] is None and hand_products(task_obj.T, s["batch"], s["hidden"], widest)
 
 
 #: Sequences of data per run and kernel call in :func:`train_many` (whole chunks, at least one).
@@ -693,8 +700,11 @@ def train_many(settings_list):
         M = np.stack([b[2] for b in batches]) if batches[0][2].shape[0] else np.zeros((0, 0, 0), dtype=dt)
         return X, Y, M
 
+    kernel = engine.run_kernel(first.model, first.T, B, many=(dims, kinds, Ks, clips))
+    for r in runs:
+        r.kernel = kernel
     t0 = time.perf_counter()
-    engine.compile_note(first.model, first.T, B, options=(first.kind, first.K, first.clip_norm, first.clip_value), many=True)
+    engine.compile_note(first.model, first.T, B, many=True, kernel=kernel)
     call(*stacked([r.warmup_batch()[:3] for r in runs]), losses, norms, errors)  # n_iters are 0: compile or load only
     compile_seconds = time.perf_counter() - t0
     # Several chunks per kernel call (a block), each run's data for the block drawn at once (its
@@ -820,6 +830,7 @@ class _Run:
         if self.extra is not None:
             self.columns += self.extra.columns
         self.hstate = engine.new_state(self.model, self.B)
+        self.kernel = self.choose_kernel()  # the kernel the run trains with (recorded in the JSON)
         self.seconds_before = 0.0  # training seconds of the run before a resume
         self.resumable = True  # False: save the weights without the training state
         self.threads = None  # the text kernel's threads (recorded in the JSON)
@@ -866,6 +877,13 @@ class _Run:
             self.extra.restore(state["extra"])
         self.rows = [dict(r) for r in state.get("rows", [])]
         self.seconds_before = float(state.get("train_seconds", 0.0))
+
+    def choose_kernel(self, chars=None):
+        """:func:`fastrnn.dispatch.choose_kernel`'s answer for this run (``chars``: whether the data
+        are fed as character indices; None: when the task's source can give them)."""
+        chars = hasattr(self.source, "next_ids") if chars is None else chars
+        return engine.run_kernel(self.model, self.T, self.B, (self.kind, self.K, self.clip_norm, self.clip_value),
+                                 chars=chars)
 
     def scratch_size(self):
         return engine.chunk_scratch_size(self.model, self.T, self.B)
@@ -1062,7 +1080,7 @@ def _result(run, train_seconds, compile_seconds, writer, save_path, ckpt, final_
         json_path=None if writer is None else writer.json_path, save_path=save_path, rows=run.rows,
         columns=run.columns, checkpoint_path=None if ckpt is None else ckpt.path,
         rows_cut=getattr(run, "rows_cut", 0), notes=[writer.repaired] if writer is not None and writer.repaired else [],
-        final_scores=final_scores or {}, threads=getattr(run, "threads", None),
+        final_scores=final_scores or {}, threads=getattr(run, "threads", None), kernel=getattr(run, "kernel", None),
     )
 
 

@@ -26,6 +26,14 @@ def rng():
     return np.random.default_rng(SEED)
 
 
+@pytest.fixture(params=["auto", "general"], ids=["kernel-auto", "kernel-general"])
+def kernel_choice(request, monkeypatch):
+    """Run a test twice: with the kernels fastrnn chooses, and with ``FASTRNN_KERNEL=general``
+    forcing the general driver everywhere (fastrnn.dispatch). The value is the variable's."""
+    monkeypatch.setenv("FASTRNN_KERNEL", request.param)
+    return request.param
+
+
 def make_data(rng, B, T, I, O, head, masked=False):
     """Random inputs, targets that suit the head, and an optional ragged mask."""
     X = rng.standard_normal((B, T, I))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import fastrnn
-from fastrnn import engine, optim, text
+from fastrnn import dispatch, engine, optim, text
 
 import reference_text as ref
 
@@ -157,19 +157,24 @@ def test_a_non_finite_loss_stops_before_that_iteration_is_applied(example, threa
     assert np.isfinite(mine["theta"]).all()
 
 
-def test_text_runs_at_batch_1_use_it_and_the_others_do_not():
+def test_text_runs_at_batch_1_use_it_and_the_others_do_not(monkeypatch):
+    monkeypatch.delenv(dispatch.ENV, raising=False)
+
+    def kernel(model, batch, opt, K, clip_norm, T=25):
+        return dispatch.for_model(model, T, batch, opt=opt, K=K, clip_norm=clip_norm, chars=True).name
+
     model = fastrnn.RNN(41, 100, 41, activation="tanh", head="softmax")
-    assert engine.chars_kernel(model, 1, optim.ADAGRAD, -1, 25, 0.0)
-    assert engine.chars_kernel(model, 1, optim.RMSPROP, 24, 25, 0.0)  # K >= T - 1 is full BPTT
-    assert not engine.chars_kernel(model, 4, optim.ADAGRAD, -1, 25, 0.0)  # batches: the general kernel
-    assert not engine.chars_kernel(model, 1, optim.ADAM, -1, 25, 0.0)
-    assert not engine.chars_kernel(model, 1, optim.ADAGRAD, 10, 25, 0.0)  # truncated
-    assert not engine.chars_kernel(model, 1, optim.ADAGRAD, -1, 25, 1.0)  # global-norm clipping
+    assert kernel(model, 1, optim.ADAGRAD, -1, 0.0) == "text"
+    assert kernel(model, 1, optim.RMSPROP, 24, 0.0) == "text"  # K >= T - 1 is full BPTT
+    assert kernel(model, 4, optim.ADAGRAD, -1, 0.0) == "general"  # batches: the general kernel
+    assert kernel(model, 1, optim.ADAM, -1, 0.0) == "general"
+    assert kernel(model, 1, optim.ADAGRAD, 10, 0.0) == "general"  # truncated
+    assert kernel(model, 1, optim.ADAGRAD, -1, 1.0) == "general"  # global-norm clipping
     for other in (fastrnn.RNN(41, 100, 41, activation="relu", head="softmax"),
                   fastrnn.RNN(41, 100, 41, activation="tanh", head="softmax", layers=2),
                   fastrnn.RNN(41, 100, 41, head="softmax", cell="gru"),
                   fastrnn.RNN(41, 100, 41, activation="tanh", head="softmax", dtype="float32")):
-        assert not engine.chars_kernel(other, 1, optim.ADAGRAD, -1, 25, 0.0)
+        assert kernel(other, 1, optim.ADAGRAD, -1, 0.0) == "general"
 
 
 def test_without_a_second_thread_the_run_goes_on_on_one(example, monkeypatch):

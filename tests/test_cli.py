@@ -99,9 +99,9 @@ def test_train_divergence_is_reported_not_raised(capsys, tmp_path):
 
 
 def test_ctrl_c_exits_130_and_says_what_was_kept(capsys, tmp_path, monkeypatch):
-    from fastrnn import _train_kernel
+    from fastrnn import engine
 
-    real = _train_kernel.train_chunk
+    real = engine.train_chunk
     calls = {"n": 0}
 
     def interrupted(*args):
@@ -110,7 +110,7 @@ def test_ctrl_c_exits_130_and_says_what_was_kept(capsys, tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(_train_kernel, "train_chunk", interrupted)
+    monkeypatch.setattr(engine, "train_chunk", interrupted)
     code, _, err = run(capsys, "train", "--iters", "500", "--csv", str(tmp_path / "r.csv"), "--save", str(tmp_path / "m.npz"))
     assert code == 130
     assert "Interrupted after 100 iterations" in err and "1 rows kept in" in err and "model saved to" in err

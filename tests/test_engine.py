@@ -43,6 +43,7 @@ def stream_windows(X, Y, mask, K):
     return cut(X), cut(Y), None if mask is None else cut(mask)
 
 
+@pytest.mark.usefixtures("kernel_choice")
 @pytest.mark.parametrize("kind,truncate,masked", [("sgd", None, False), ("adagrad", 2, True), ("rmsprop", None, True)])
 def test_stateful_windows_equal_a_python_loop_of_loss_and_grads(rng, kind, truncate, masked):
     """train_chunk with hstate/resets equals loss_and_grads(h0=..., return_state=True) + Optimizer.step,
@@ -80,6 +81,7 @@ def test_stateful_windows_equal_a_python_loop_of_loss_and_grads(rng, kind, trunc
     np.testing.assert_allclose(hstate.reshape(L, B, H), h, rtol=RTOL_TWIN, atol=1e-13)
 
 
+@pytest.mark.usefixtures("kernel_choice")
 def test_carried_state_matches_the_reference_over_two_windows(rng):
     """The first windows' losses against the plain-numpy reference, state carried by its own forward."""
     B, K, I, H, O = 2, 4, 3, 5, 2
@@ -123,6 +125,7 @@ def test_resets_everywhere_equal_no_resets(rng):
     np.testing.assert_array_equal(outs[0][1], outs[1][1])
 
 
+@pytest.mark.usefixtures("kernel_choice")
 def test_many_models_carry_their_own_state(rng):
     """train_chunks_many with per-model hstates and resets equals train_chunk model by model."""
     B, n, K, I, H, O = 2, 4, 3, 2, 3, 2

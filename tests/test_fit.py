@@ -47,6 +47,7 @@ def sequence_batches(X, Y, M, batch, epochs, order=None):
     return out
 
 
+@pytest.mark.usefixtures("kernel_choice")
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
 def test_in_order_batches_equal_the_python_loop(optimizer):
     X, Y, M = classification(N=12)
@@ -90,6 +91,7 @@ def window_batches(X, Y, M, K, epochs):
     return out
 
 
+@pytest.mark.usefixtures("kernel_choice")
 @pytest.mark.parametrize("T_total, K, truncate, layers", [(12, 4, None, 1), (14, 4, None, 2), (14, 5, 2, 1), (3, 5, None, 1)])
 def test_windows_carry_the_state_as_the_python_loop(T_total, K, truncate, layers):
     X, Y, M = classification(N=3, T=T_total)

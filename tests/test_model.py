@@ -23,6 +23,7 @@ SHAPES = [(1, 1, 1, 1, 1), (1, 8, 2, 16, 1), (3, 5, 3, 4, 2), (2, 1, 2, 3, 4), (
 CASES = list(itertools.product(["tanh", "sigmoid", "relu"], ["softmax", "sigmoid", "linear"], [1, 2], [False, True], [None, 0, 2]))
 
 
+@pytest.mark.usefixtures("kernel_choice")
 @pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}I{}H{}O{}".format(*s))
 @pytest.mark.parametrize("activation,head,layers,masked,K", CASES)
 def test_loss_and_grads_match_reference(rng, shape, activation, head, layers, masked, K):
@@ -111,6 +112,7 @@ def test_loss_and_grads_returns_the_state_that_forward_ends_in(rng):
     np.testing.assert_allclose(h_final, hs[:, :, -1], rtol=1e-14)
 
 
+@pytest.mark.usefixtures("kernel_choice")
 @pytest.mark.parametrize("K", [None, 2])
 @pytest.mark.parametrize("B", [2, 17, 64])
 def test_serial_and_parallel_paths_agree(rng, B, K):

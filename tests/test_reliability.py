@@ -54,7 +54,7 @@ def test_ctrl_c_during_the_first_call_ends_the_run_as_interrupted(capsys, tmp_pa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(training.engine._train_kernel, "train_chunk", interrupted)
+    monkeypatch.setattr(training.engine, "train_chunk", interrupted)
     csv = tmp_path / "run.csv"
     code, out, err = run(capsys, "train", "--iters", "100", "--csv", csv)
     assert code == 130 and out == ""
@@ -70,7 +70,7 @@ def test_other_failures_do_not_leave_the_json_running(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(training.engine._train_kernel, "train_chunk", broken)
+    monkeypatch.setattr(training.engine, "train_chunk", broken)
     csv = tmp_path / "run.csv"
     with pytest.raises(OSError):
         fastrnn.train(iters=100, csv=csv)

@@ -6,10 +6,15 @@ import pytest
 import fastrnn
 import reference as ref
 from conftest import ATOL_TWIN, RTOL_TWIN, make_data, model_from_params
-from fastrnn import _small, _train_kernel, engine, optim
+from fastrnn import _small, _train_kernel, dispatch, engine, optim
 
 CASES = [(act, head, masked, K, B) for act in ("tanh", "sigmoid", "relu") for head in ("softmax", "sigmoid", "linear")
          for masked, K, B in ((False, None, 1), (True, 1, 3), (True, None, 2), (False, 2, 1))]
+
+
+def _lean_fits(dims, T, B, opt, K, clip_norm, clip_value):
+    """Whether the lean kernel can serve a call (fastrnn.dispatch's two predicates of ``small-sgd``)."""
+    return dispatch.small_fits(dims, T, B) and dispatch.sgd_fits(dims, T, opt, K, clip_norm, clip_value)
 
 
 def _chunk(fn, model, K, X, Y, M, B, kind, resets, n, extra=(), clip=1.5):
@@ -33,7 +38,7 @@ def test_small_train_chunk_gives_the_general_kernels_numbers_exactly(rng, act, h
     resets = np.array([1, 0, 1, 0, 0], dtype=np.int64)
     Kc = -1 if K is None else K
     model = fastrnn.RNN(I, H, O, activation=act, head=head, seed=4, init_scale=1.2)
-    assert _small.eligible(model.dims, T, B)
+    assert dispatch.small_fits(model.dims, T, B)
     general = model.copy()
     got = _chunk(_small.train_chunk, model, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n)
     want = _chunk(_train_kernel.train_chunk_general, general, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n, (True, None))
@@ -75,9 +80,9 @@ def test_small_train_chunk_matches_the_reference_over_carried_windows(rng, act, 
 
 
 def test_shapes_that_need_blas_or_more_layers_take_the_general_path():
-    assert _small.eligible(fastrnn.RNN(2, 16, 1).dims, 8, 1)
-    assert not _small.eligible(fastrnn.RNN(2, 16, 1, layers=2).dims, 8, 1)
-    assert not _small.eligible(fastrnn.RNN(20, 100, 10).dims, 10, 32)
+    assert dispatch.small_fits(fastrnn.RNN(2, 16, 1).dims, 8, 1)
+    assert not dispatch.small_fits(fastrnn.RNN(2, 16, 1, layers=2).dims, 8, 1)
+    assert not dispatch.small_fits(fastrnn.RNN(20, 100, 10).dims, 10, 32)
 
 
 def test_a_diverging_iteration_is_not_applied(rng):
@@ -95,13 +100,14 @@ def test_a_diverging_iteration_is_not_applied(rng):
     np.testing.assert_array_equal(got[1][:2], want[1][:2])
 
 
+@pytest.mark.usefixtures("kernel_choice")
 @pytest.mark.parametrize("act,head,masked,K,B", CASES[::2])
 def test_loss_and_grads_on_the_small_path_matches_the_reference(rng, act, head, masked, K, B):
     T, I, H, O = 6, 3, 5, 4
     X, Y, mask = make_data(rng, B, T, I, O, head, masked)
     params = ref.init_params(I, H, O, 1, rng, scale=0.8)
     model = model_from_params(params, act, head)
-    assert _small.eligible(model.dims, T, B)
+    assert dispatch.small_fits(model.dims, T, B)
     h0 = rng.standard_normal((1, B, H)) * 0.5
     loss, grads, h_final = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K, h0=h0, return_state=True)
     want_loss, want = ref.loss_and_grads(params, X, Y, mask, act, head, bptt_truncate=K, h0=h0)
@@ -112,6 +118,7 @@ def test_loss_and_grads_on_the_small_path_matches_the_reference(rng, act, head, 
         np.testing.assert_allclose(grads[name], g, rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
 
 
+@pytest.mark.usefixtures("kernel_choice")
 def test_train_many_on_the_small_path_equals_separate_runs():
     """The sweep's parallel kernel takes the small path model by model: same numbers as train()."""
     settings = [dict(task="binary", iters=300, log_every=100, seed=s, progress=False) for s in (0, 1, 2)]
@@ -204,7 +211,7 @@ def test_the_lean_kernel_gives_the_general_kernels_numbers_exactly(rng, act, mas
     resets = np.array([1, 0, 1, 0, 0], dtype=np.int64)
     Kc = -1 if K is None else K
     model = fastrnn.RNN(I, H, O, activation=act, head="sigmoid", seed=4, init_scale=1.2)
-    assert _small.lean(model.dims, T, B, optim.SGD, Kc, 0.0, 0.0)
+    assert _lean_fits(model.dims, T, B, optim.SGD, Kc, 0.0, 0.0)
     general, small = model.copy(), model.copy()
     got = _lean(model, X, Y, M, B, resets, n)
     want = _chunk(_train_kernel.train_chunk_general, general, Kc, X, Y, M, B, optim.SGD, resets, n, (True, None), clip=0.0)
@@ -262,14 +269,14 @@ def test_the_lean_kernel_stops_before_a_diverging_iteration(rng):
 
 def test_only_plain_sgd_with_a_sigmoid_head_and_full_bptt_takes_the_lean_kernel():
     dims = fastrnn.RNN(2, 16, 1, head="sigmoid").dims
-    assert _small.lean(dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
-    assert _small.lean(dims, 8, 1, optim.SGD, 7, 0.0, 0.0)  # K >= T - 1 is full BPTT
-    assert not _small.lean(dims, 8, 1, optim.SGD, 6, 0.0, 0.0)
-    assert not _small.lean(dims, 8, 1, optim.ADAM, -1, 0.0, 0.0)
-    assert not _small.lean(dims, 8, 1, optim.SGD, -1, 1.0, 0.0)
-    assert not _small.lean(dims, 8, 1, optim.SGD, -1, 0.0, 1.0)
-    assert not _small.lean(fastrnn.RNN(2, 16, 2, head="softmax").dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
-    assert not _small.lean(fastrnn.RNN(2, 16, 1, head="sigmoid", layers=2).dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
+    assert _lean_fits(dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
+    assert _lean_fits(dims, 8, 1, optim.SGD, 7, 0.0, 0.0)  # K >= T - 1 is full BPTT
+    assert not _lean_fits(dims, 8, 1, optim.SGD, 6, 0.0, 0.0)
+    assert not _lean_fits(dims, 8, 1, optim.ADAM, -1, 0.0, 0.0)
+    assert not _lean_fits(dims, 8, 1, optim.SGD, -1, 1.0, 0.0)
+    assert not _lean_fits(dims, 8, 1, optim.SGD, -1, 0.0, 1.0)
+    assert not _lean_fits(fastrnn.RNN(2, 16, 2, head="softmax").dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
+    assert not _lean_fits(fastrnn.RNN(2, 16, 1, head="sigmoid", layers=2).dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
 
 
 def test_a_first_compile_of_the_lean_kernel_is_announced_by_its_name(tmp_path, monkeypatch):
@@ -288,6 +295,7 @@ def test_a_first_compile_of_the_lean_kernel_is_announced_by_its_name(tmp_path, m
     assert engine.compile_note(model, 8, 1, io.StringIO(), options=(optim.SGD, -1, 0.0, 0.0)) is None
 
 
+@pytest.mark.usefixtures("kernel_choice")
 def test_train_many_on_the_lean_kernel_equals_separate_runs_with_other_rates():
     """Sweeps over the headline's settings run the lean kernel in parallel: each run's numbers are its own."""
     settings = [dict(task="binary", iters=300, log_every=100, seed=s, lr=lr) for s, lr in ((0, 0.1), (1, 0.3), (2, 0.05))]
@@ -419,10 +427,10 @@ def test_the_lanes_kernel_matches_the_reference(rng):
 
 def test_sweeps_take_the_lanes_kernel_in_float64_only():
     dims = np.stack([fastrnn.RNN(2, 16, 1, head="sigmoid", seed=s).dims for s in range(3)])
-    assert _small.lanes_many(dims, np.float64)
-    assert not _small.lanes_many(dims, np.float32)
+    assert dispatch.lanes_fit(dims, np.float64)
+    assert not dispatch.lanes_fit(dims, np.float32)
     other = np.stack([dims[0], fastrnn.RNN(2, 8, 1, head="sigmoid").dims])
-    assert not _small.lanes_many(other, np.float64)
+    assert not dispatch.lanes_fit(other, np.float64)
 
 
 def test_a_first_compile_of_the_lanes_kernel_is_announced_for_train_many(tmp_path, monkeypatch):

@@ -119,6 +119,7 @@ def test_pool_sequential_vectorized_and_dask_give_identical_numbers(tmp_path):
             pd.testing.assert_frame_equal(a, b, obj=f"{where} {row.run}")
 
 
+@pytest.mark.usefixtures("kernel_choice")
 def test_train_many_equals_separate_runs():
     from fastrnn.training import can_train_together, train_many
 

@@ -351,6 +351,7 @@ def test_sample_refuses_a_vocabulary_that_does_not_fit():
 # ---------------------------------------------------------------------- min-char-rnn
 
 
+@pytest.mark.usefixtures("kernel_choice")
 @pytest.mark.parametrize("batch", [1, 4])
 def test_training_equals_min_char_rnn(batch, tmp_path):
     """400 iterations of min-char-rnn (lr 0.01, H 100, L 25, clip 5) on the example

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import fastrnn
-from fastrnn import NumericalError, _train_kernel, engine, metrics
+from fastrnn import NumericalError, engine, metrics
 from fastrnn.training import _AccuracyTracker
 
 
@@ -183,7 +183,7 @@ def test_divergence_stops_at_once_and_keeps_the_rows_before(tmp_path):
 
 
 def test_interrupt_keeps_every_finished_row_and_saves_the_model(tmp_path, monkeypatch):
-    real = _train_kernel.train_chunk
+    real = engine.train_chunk
     calls = {"n": 0}
 
     def interrupted(*args):
@@ -192,7 +192,7 @@ def test_interrupt_keeps_every_finished_row_and_saves_the_model(tmp_path, monkey
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(_train_kernel, "train_chunk", interrupted)
+    monkeypatch.setattr(engine, "train_chunk", interrupted)
     path, model_path = tmp_path / "run.csv", tmp_path / "m.npz"
     with pytest.raises(KeyboardInterrupt) as info:
         fastrnn.train(iters=1000, log_every=100, csv=path, save=model_path)

@@ -1,0 +1,243 @@
+"""Which compiled kernel runs: one decision, named, with its reason.
+
+fastrnn has one general driver (any cell, layers, head, optimizer, clipping and
+truncation; :mod:`fastrnn._kernels`, :mod:`fastrnn._train_kernel`) and faster
+special forms of it for common cases, each computing the general driver's
+numbers (:mod:`fastrnn._small`, :mod:`fastrnn._charrnn`). :func:`choose_kernel`
+is the one place that picks between them, from the model (its ``dims`` and
+dtype), the data's shape and the settings; every caller (a training run, ``fit``,
+``train_many``, ``loss_and_grads``, the compile note, the scratch sizes) asks it,
+and a run records its answer in its JSON file (``kernel`` and ``kernel_reason``
+under "result").
+
+The kernels, by name
+--------------------
+One model's training chunks (``call="train"``):
+
+``general``
+    :func:`fastrnn._train_kernel.train_chunk_general`: every setting.
+``small``
+    :func:`fastrnn._small.train_chunk`: one vanilla layer whose every product is
+    below ``config.BLAS_MIN_WORK``; every optimizer, head, clipping and truncation.
+``small-sgd``
+    :func:`fastrnn._small.train_chunk_sgd` (through ``lean_call``): a ``small``
+    model trained with plain SGD, no clipping, full BPTT and a sigmoid head
+    (the binary-addition headline).
+``text``
+    :func:`fastrnn._charrnn.train_chunk`: min-char-rnn's training, one stream of
+    character indices at batch 1 into a one-layer tanh RNN with a softmax head,
+    float64, Adagrad or RMSprop, no global-norm clipping, full BPTT per window.
+
+Many models trained together (``call="many"``, :func:`fastrnn.training.train_many`):
+``many-general``, ``many-small``, ``many-small-sgd`` (the kernels above, one model
+per thread) and ``lanes-sgd`` (:func:`fastrnn._small.train_lanes_sgd`: float64
+``small-sgd`` models of one shape, several in the lanes of a vector).
+
+One loss and gradient (``call="grads"``, :meth:`fastrnn.RNN.loss_and_grads`):
+``general`` (:func:`fastrnn._kernels.loss_and_grads_serial`), ``small``
+(:func:`fastrnn._small.loss_and_grads`) and ``general-threads``
+(:func:`fastrnn._kernels.loss_and_grads_parallel`, the batch split over threads).
+
+Forcing the general path
+------------------------
+The environment variable ``FASTRNN_KERNEL=general`` makes every call take the
+general driver (``general``, ``many-general``, ``general-threads``): the special
+forms compute the same numbers (bit for bit in float64 where the module says so,
+within rounding otherwise), and forcing is how to check that, or to rule a special
+form out when something looks wrong. Unset (or ``auto``), the fastest kernel that
+serves the call is chosen. It is read at each decision; a model keeps the plan of
+a ``loss_and_grads`` shape it has seen.
+
+Plain Python, no numba: importing this module compiles and loads nothing.
+"""
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The environment variable that forces the general kernels, and its values.
+ENV = "FASTRNN_KERNEL"
+CHOICES = ("auto", "general")
+
+# the registry codes read below (fastrnn.optim.OPTIMIZERS, fastrnn.cells.rnn.ACTIVATIONS,
+# fastrnn._kernels.HEADS, fastrnn.cells.CELLS), as plain numbers: this module imports no kernel
+_SGD, _ADAGRAD, _RMSPROP = 0, 3, 4
+_TANH = 0
+_HEAD_SOFTMAX, _HEAD_SIGMOID = 0, 1
+_CELL_RNN = 0
+_BLAS_MIN_WORK = 4096  # config.BLAS_MIN_WORK (checked equal by the tests)
+
+
+@dataclass(frozen=True)
+class KernelChoice:
+    """The kernel a call runs: its ``name`` (see this module's list) and why it was chosen."""
+
+    name: str
+    reason: str
+
+    @property
+    def general(self):
+        """Whether this is the general driver (one model, many models or threads)."""
+        return self.name in ("general", "many-general", "general-threads")
+
+    def record(self):
+        """The fields a run's JSON holds under "result": ``kernel`` and ``kernel_reason``."""
+        return {"kernel": self.name, "kernel_reason": self.reason}
+
+    def instead(self, why):
+        """This choice with ``why`` put before its reason (a fallback's cause)."""
+        return KernelChoice(self.name, f"{why}; {self.reason}")
+
+
+# os.environ.get costs about 1.5 us (it encodes the key and decodes the value on every call), as much as
+# the rest of the decision, which a training run makes once per chunk: read the mapping os.environ keeps
+# (the same one os.environ.get reads; monkeypatch.setenv and os.environ[...] = ... write to it)
+try:
+    _RAW, _RAW_KEY = os.environ._data, os.environ.encodekey(ENV)
+except AttributeError:  # an interpreter without them
+    _RAW = None
+
+
+def forced():
+    """Whether ``FASTRNN_KERNEL`` forces the general kernels; raises
+    :class:`~fastrnn.InvalidArgument` for a value other than ``general``, ``auto`` or empty."""
+    if _RAW is not None:
+        if _RAW.get(_RAW_KEY) is None:
+            return False
+    value = os.environ.get(ENV)
+    if not value:
+        return False
+    value = value.strip().lower()
+    if value == "general":
+        return True
+    if value == "auto":
+        return False
+    from .exceptions import InvalidArgument
+
+    raise InvalidArgument(f"{ENV}={os.environ.get(ENV)!r} is not a kernel choice; set it to 'general' to force the "
+                          f"general kernels, or to 'auto' (or leave it unset) to let fastrnn choose")
+
+
+# ------------------------------------------------------------------ the predicates
+
+
+def hand_products(T, B, H, widest):
+    """Whether every matrix product of a (B, T) batch with ``H`` hidden units and inputs or outputs
+    at most ``widest`` wide (a gated cell's G*H) stays below BLAS_MIN_WORK multiply-adds: the general
+    driver then computes them all in its hand loops, the small-model kernels' numbers, and models
+    may share threads (no BLAS inside threads; :func:`fastrnn.training.can_train_together`)."""
+    return T * B * H * widest < _BLAS_MIN_WORK
+
+
+def small_fits(dims, T, B):
+    """Whether a (B, T) batch of the model with ``dims`` (one row) can take the small-model
+    kernels: one vanilla layer, and every product of the general driver below
+    BLAS_MIN_WORK, so that the general driver uses its hand loops too and both compute
+    the same numbers."""
+    I, H, O, L, _, _, cell = dims.tolist()  # one call: a fifth of the time of seven int() reads
+    return cell == _CELL_RNN and L == 1 and hand_products(T, B, H, max(I, H, O))
+
+
+def sgd_fits(dims, T, opt, K, clip_norm, clip_value):
+    """Whether the settings are the lean kernel's (given :func:`small_fits`): plain SGD, no
+    clipping of either kind, full BPTT (K < 0 or K >= T - 1) and the sigmoid head."""
+    return (int(dims[5]) == _HEAD_SIGMOID and opt == _SGD and clip_norm == 0.0 and clip_value == 0.0
+            and (K < 0 or K >= T - 1))
+
+
+def text_fits(dims, dtype, batch, opt, K, T, clip_norm):
+    """Whether the fused text kernel serves a run whose data are one stream of character
+    indices: batch 1, one tanh RNN layer with a softmax head, float64, Adagrad or RMSprop,
+    no global-norm clipping and full BPTT in each window (min-char-rnn's training)."""
+    return (batch == 1 and int(dims[3]) == 1 and int(dims[6]) == _CELL_RNN and int(dims[4]) == _TANH
+            and int(dims[5]) == _HEAD_SOFTMAX and np.dtype(dtype) == np.float64 and opt in (_ADAGRAD, _RMSPROP)
+            and clip_norm == 0.0 and (K < 0 or K >= T - 1))
+
+
+def lanes_fit(dims, dtype):
+    """Whether stacked ``dims`` of lean models can share vector lanes: float64, one shape."""
+    return np.dtype(dtype) == np.float64 and bool((dims == dims[0]).all())
+
+
+# ------------------------------------------------------------------ the decision
+
+_R_FORCED = f"{ENV}=general forces the general kernels"
+_R_GENERAL = ("the general driver: the model is not one vanilla layer with every product below "
+              f"{_BLAS_MIN_WORK} multiply-adds (the small-model kernels' case)")
+_R_SMALL = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the small-model kernel, "
+            "the general driver's numbers")
+_R_SGD = ("a small model trained with plain SGD, no clipping, full BPTT and a sigmoid head: the lean "
+          "small-model kernel, the general driver's numbers")
+_R_TEXT = ("one stream of character indices at batch 1 into a one-layer tanh RNN with a softmax head, float64, "
+           "Adagrad or RMSprop, no global-norm clipping, full BPTT per window: the fused text kernel")
+_R_LANES = "float64 lean small models of one shape: several models in the lanes of a vector, each its own run's numbers"
+_R_THREADS = "n_threads > 1: the general driver with the batch split over threads (hand-written products)"
+
+_CHOICES = {
+    ("train", "forced"): KernelChoice("general", _R_FORCED),
+    ("train", "general"): KernelChoice("general", _R_GENERAL),
+    ("train", "small"): KernelChoice("small", _R_SMALL),
+    ("train", "sgd"): KernelChoice("small-sgd", _R_SGD),
+    ("train", "text"): KernelChoice("text", _R_TEXT),
+    ("many", "forced"): KernelChoice("many-general", _R_FORCED + ", one model per thread"),
+    ("many", "general"): KernelChoice("many-general", _R_GENERAL + ", one model per thread"),
+    ("many", "small"): KernelChoice("many-small", _R_SMALL + ", one model per thread"),
+    ("many", "sgd"): KernelChoice("many-small-sgd", _R_SGD + ", one model per thread"),
+    ("many", "lanes"): KernelChoice("lanes-sgd", _R_LANES),
+    ("grads", "forced"): KernelChoice("general", _R_FORCED),
+    ("grads", "general"): KernelChoice("general", _R_GENERAL),
+    ("grads", "small"): KernelChoice("small", _R_SMALL),
+    ("grads", "threads"): KernelChoice("general-threads", _R_THREADS),
+}
+
+#: Every kernel name :func:`choose_kernel` may return.
+NAMES = tuple(sorted({c.name for c in _CHOICES.values()}))
+
+
+def choose_kernel(dims, dtype, T, batch, call="train", opt=_SGD, K=-1, clip_norm=0.0, clip_value=0.0, chars=False,
+                  n_threads=1):
+    """The kernel that serves a call, as a :class:`KernelChoice` (name and reason).
+
+    Parameters
+    ----------
+    dims : ndarray
+        The model's ``dims`` (one row), or for ``call="many"`` the stacked rows of
+        every model.
+    dtype : numpy dtype
+        The model's float type.
+    T, batch : int
+        Steps of each sequence and sequences per iteration (the largest of a run's calls:
+        a kernel chosen for a shape serves every smaller one).
+    call : {"train", "many", "grads"}
+        One model's training chunks; many models trained together; one
+        ``loss_and_grads`` call.
+    opt, K, clip_norm, clip_value
+        The optimizer's code, the truncation (-1: full BPTT) and the clipping (0.0:
+        none); for ``call="many"`` one per model (arrays), ``clip_value`` one for all.
+    chars : bool
+        The data are one stream of character indices (the text task's source).
+    n_threads : int
+        ``call="grads"``: threads to split the batch over.
+    """
+    if forced():
+        return _CHOICES[(call, "forced")]
+    if call == "grads":
+        if n_threads > 1:
+            return _CHOICES[("grads", "threads")]
+        return _CHOICES[("grads", "small" if small_fits(dims, T, batch) else "general")]
+    if call == "many":
+        if all(small_fits(dims[m], T, batch) and sgd_fits(dims[m], T, int(opt[m]), int(K[m]), float(clip_norm[m]),
+                                                          clip_value) for m in range(dims.shape[0])):
+            return _CHOICES[("many", "lanes" if lanes_fit(dims, dtype) else "sgd")]
+        return _CHOICES[("many", "small" if small_fits(dims[0], T, batch) else "general")]
+    if chars and text_fits(dims, dtype, batch, opt, K, T, clip_norm):
+        return _CHOICES[("train", "text")]
+    if not small_fits(dims, T, batch):
+        return _CHOICES[("train", "general")]
+    return _CHOICES[("train", "sgd" if sgd_fits(dims, T, opt, K, clip_norm, clip_value) else "small")]
+
+
+def for_model(model, T, batch, call="train", **settings):
+    """:func:`choose_kernel` for a :class:`fastrnn.RNN` (its ``dims`` and dtype)."""
+    return choose_kernel(model.dims, model.dtype, T, batch, call, **settings)
