@@ -10,16 +10,16 @@ cache loader, and the standard library's ``importlib.metadata``.
 The ``fastrnn`` command's own process (:func:`is_command`: ``python -m fastrnn``, the
 installed script, a checkout's ``python cli.py``) takes two shortcuts on top
 (:data:`SHORTCUTS`), each because it measures as worth it on a warm
-``fastrnn train --task binary --iters 20000`` (about 0.36 s with both, 0.70 s with
-neither; ``benchmarks/bench_startup_shortcuts.py`` times each):
+``fastrnn train --task binary --iters 20000`` (0.33-0.36 s with both, 0.70 s with
+neither, on a 2-core machine; ``benchmarks/bench_startup_shortcuts.py`` times each):
 
 - ``gc``: no garbage collection while the command imports, and the collector frozen
   around the command (:func:`pause_gc`, :func:`resume_gc`, :func:`fastrnn.cli.main`):
-  about 0.065 s with the other shortcut (0.15 s without it).
+  0.06-0.10 s of the warm command.
 - ``cache``: fastrnn's own cached kernels load without numba's registry refresh
   (:meth:`fastrnn._cache.KeyedCache.quick_load`, on when ``fastrnn._cache.QUICK_LOADS``
-  is): about 0.08 s with the other shortcut (0.19 s without it), and numba's NumPy
-  support and SciPy's BLAS stay unimported in a command that only loads cached kernels.
+  is): 0.14-0.18 s, since numba's NumPy support and SciPy's BLAS then stay unimported
+  in a command that only loads cached kernels.
 
 ``FASTRNN_PLAIN_NUMBA=1`` turns both off in the command too (a comma-separated list of
 names turns off those only).
@@ -76,7 +76,7 @@ def pause_gc():
     their creation triggers walk them over and over. The command's entry
     (:func:`fastrnn.cli.main`) freezes what the imports made, then turns collection
     back on (:func:`resume_gc`), and freezes again on the way out (no final walk):
-    together about 0.065 s of a warm command. A library import changes nothing.
+    together 0.06-0.10 s of a warm command. A library import changes nothing.
     """
     global _GC_PAUSED
     import gc

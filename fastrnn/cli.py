@@ -948,7 +948,7 @@ def main(argv=None):
     garbage collector before the command and again on the way out: the collections
     during the run and the interpreter's last one at exit would otherwise walk every
     object numba and NumPy created at import (with the paused collection during the
-    imports, about 0.065 s of a warm ``fastrnn train``; the process's memory is freed
+    imports, 0.06-0.10 s of a warm ``fastrnn train``; the process's memory is freed
     by the system anyway). Exit handlers still run and files are still closed.
     """
     freeze = argv is None and "gc" in _startup.shortcuts()
