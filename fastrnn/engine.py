@@ -258,8 +258,9 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
                                   clip_norm, clip_value, hstate, resets, buf, losses, grad_norms, errors)
     if blas and losses.shape[0] == 0:
         # The zero-iteration call that compiles or loads the kernel before training's
-        # clock starts: also load SciPy's BLAS here (fastrnn._startup defers it), or its
-        # first product would pay the import (about 0.2 s) inside the timed training.
+        # clock starts: also load SciPy's BLAS here (a process that loads its kernels from the
+        # cache, as the command does, has not imported it yet), or its first product would pay
+        # the import (about 0.2 s) inside the timed training.
         import scipy.linalg.cython_blas  # noqa: F401
     return _train_kernel.train_chunk_general(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state,
                                              step0, clip_norm, clip_value, hstate, resets, buf, losses, grad_norms,
