@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 
 from . import _startup  # noqa: E402
 
-_startup.install()  # numba's variables checked, numba imported as it ships; the command's own shortcuts (_startup)
+_startup.prepare()  # numba's variables checked, numba imported as it ships; the command's own shortcuts (_startup)
 
 from .exceptions import FastRNNError, InvalidArgument, InvalidType, ModelFileError, NumericalError, OutputError  # noqa: E402
 from .gradcheck import GradcheckReport, gradcheck  # noqa: E402  (eager: the function shadows its module's name)

@@ -11,7 +11,7 @@ the package version and a hash of every module a kernel's code can come from
 index stale and compiles again, writing over the old entries.
 
 In the ``fastrnn`` command's own process (:data:`QUICK_LOADS`, set by
-:func:`fastrnn._startup.install`), a kernel's cache load skips numba's registry refresh
+:func:`fastrnn._startup.prepare`), a kernel's cache load skips numba's registry refresh
 (:meth:`KeyedCache.quick_load`).
 
 A damaged cache file (a truncated index or data file, garbage: a power cut or a full

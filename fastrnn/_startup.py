@@ -122,7 +122,7 @@ def shortcuts(environ=None):
     return tuple(name for name in SHORTCUTS if name not in off)
 
 
-def install():
+def prepare():
     """Called by ``fastrnn/__init__.py`` before any kernel module is imported.
 
     Every process: the environment's numba variables are checked (:func:`check_environment`),

@@ -177,7 +177,7 @@ def test_install_is_idempotent():
     from numba.core import caching
 
     before = (caching.Cache.load_overload, list(sys.meta_path), _cache.QUICK_LOADS)
-    _startup.install()
+    _startup.prepare()
     assert (caching.Cache.load_overload, list(sys.meta_path), _cache.QUICK_LOADS) == before
     assert fastrnn.__version__
 
