@@ -96,10 +96,14 @@ class Task:
     def init_weights(self, model, s):
         """Draw the initial weights in place if the task has its own rule (text: N(0, s^2)); default: the model's."""
 
+    #: Whether every metrics row scores the model on a fixed held-out batch (:class:`HeldOutScores`:
+    #: the task's ``score(yhat, batch)`` and its ``score_columns``).
+    scores_held_out = False
+
     def metrics(self, model):
         """An object adding task columns to the rows (``columns``, ``update(losses, errors) -> dict``,
-        ``state()``, ``restore()``), or None."""
-        return None
+        ``state()``, ``restore()``), or None: the held-out scores of a task that ``scores_held_out``."""
+        return HeldOutScores(model, self) if self.scores_held_out else None
 
     def source(self, rng, batch, dtype):
         """The training data: fresh samples from ``rng``, ``batch`` sequences per iteration."""

@@ -37,7 +37,7 @@ import numpy as np
 
 from ..exceptions import InvalidArgument
 from ..settings import Setting
-from ._base import Batch, HeldOutScores, Task, uniform_ints
+from ._base import Batch, Task, uniform_ints
 
 FORMS = ("unit", "signed", "hochreiter")
 
@@ -146,9 +146,6 @@ class AddingProblem(Task):
         """The scores of the best constant prediction on ``batch`` (its expectation: :attr:`baseline`)."""
         constant = {"unit": 1.0, "signed": 0.0, "hochreiter": 0.5}[self.adding_form]
         return self.score(np.full(batch.Y.shape, constant), batch)
-
-    def metrics(self, model):
-        return HeldOutScores(model, self)
 
     def scores_line(self, row):
         b = self.baseline

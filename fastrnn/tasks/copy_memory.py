@@ -20,7 +20,7 @@ and ``test_recall_accuracy`` (the share of the ten recalled symbols right; 1/8 b
 
 import numpy as np
 
-from ._base import Batch, HeldOutScores, Task, uniform_ints
+from ._base import Batch, Task, uniform_ints
 from .adding import DEFAULTS
 from .recall import LAG
 
@@ -83,9 +83,6 @@ class CopyMemory(Task):
         guess[:, : self.T - COPIED, BLANK] = 1.0
         guess[:, self.T - COPIED :, :SYMBOLS] = 1.0 / SYMBOLS
         return self.score(guess, batch)
-
-    def metrics(self, model):
-        return HeldOutScores(model, self)
 
     def scores_line(self, row):
         b = self.baseline

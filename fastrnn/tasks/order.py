@@ -14,7 +14,7 @@ Every row of a run scores the model on a fixed held-out batch: ``test_ce`` and
 
 import numpy as np
 
-from ._base import Batch, HeldOutScores, Task, uniform_ints
+from ._base import Batch, Task, uniform_ints
 from .adding import DEFAULTS
 
 #: the input symbols, in the order of the one-hot features
@@ -80,9 +80,6 @@ class TemporalOrder(Task):
     def baseline_scores(self, batch):
         """The scores of always answering XX with probabilities 1/4 each (chance) on ``batch``."""
         return self.score(np.full(batch.Y.shape, 0.25), batch)
-
-    def metrics(self, model):
-        return HeldOutScores(model, self)
 
     def scores_line(self, row):
         return (f"test cross-entropy {row['test_ce']:.4f} (chance ln 4 = 1.3863), test accuracy "
