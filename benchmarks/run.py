@@ -8,7 +8,7 @@ Workloads (each written to benchmarks/results/<workload>.csv):
 - headline: binary addition, 20000 SGD iterations at batch 1 (the lab);
 - digits: digit addition at batch 32 (Adam, clipping), time until accuracy first reaches 0.99;
 - throughput: one forward + backward over a grid of hidden size, length and batch;
-- loss_and_grads: one `loss_and_grads` call at the binary and the digit shape (issue 12's target 5);
+- loss_and_grads: one `loss_and_grads` call at the binary and the digit shape;
 - startup: `fastrnn train` in a fresh process, with an empty numba cache (cold) and cached (warm);
 - sweep: `fastrnn.sweep` over 1000 binary seeds (--quick: 32 seeds, scaled to 1000);
 - floor: how close the headline run is to this machine's peak for the same loop shapes.
@@ -30,7 +30,7 @@ line saying so.
 
 Every results file records the machine (platform, CPU, cores), the versions, the
 thread counts read at run time and the date. `--from-csv` renders the tables, the
-notes on scaled times and issue 12's targets table from those files alone into
+notes on scaled times from those files alone into
 benchmarks/results/summary.md and the README (between its `<!-- bench:start -->`
 and `<!-- bench:end -->` marks).
 """
@@ -54,7 +54,7 @@ import numpy_loop
 
 REPEATS = 5
 ITERS = 20000  # the headline's iterations
-SWEEP_SEEDS = 1000  # issue 12's sweep: fastrnn sweep --task binary --seeds 0-999
+SWEEP_SEEDS = 1000  # the sweep: fastrnn sweep --task binary --seeds 0-999
 WORKLOADS = ("headline", "digits", "throughput", "loss_and_grads", "startup", "sweep", "floor")
 
 
@@ -374,7 +374,7 @@ def loss_and_grads():
 
 
 def sweep(quick):
-    """`fastrnn.sweep` over binary seeds, 20000 iterations each, on every core (issue 12's target 6).
+    """`fastrnn.sweep` over binary seeds, 20000 iterations each, on every core.
 
     A few runs across the seed range are trained again on their own with
     `fastrnn.train` first and must give the same metrics rows, number for number.
@@ -463,55 +463,6 @@ def by_contender(rows, name):
     return next((r for r in rows if str(r.get("contender", "")).startswith(name)), None)
 
 
-def targets(results):
-    """Issue 12's targets, each as (target, measured, met), computed from the results rows alone."""
-    out = []
-
-    def add(target, value, text, met):
-        out.append(dict(target=target, measured=text if value is not None else "not measured",
-                        met="-" if value is None else ("met" if met else "missed")))
-
-    head = results.get("headline") or []
-    lib = by_contender(head, "fastrnn (library call)")
-    loop = by_contender(head, "numba single-purpose loop")
-    jax_loop = by_contender(head, "JAX jit loop")
-    t = lib["train_s"] if lib else None
-    add("headline training <= 0.04 s (fastrnn.train's train_seconds, 20000 iterations)", t,
-        f"{fmt(t)} s ({fmt(t / ITERS * 1e6 if t else None)} us an iteration)", t is not None and t <= 0.04)
-    for other, factor in ((jax_loop, 4.0), (loop, 1.75)):
-        if other is None:
-            continue
-        ratio = other["train_s"] / t if t else None
-        add(f"headline training >= {factor:g}x {other['contender']}", ratio, f"{fmt(ratio)}x ({fmt(other['train_s'])} s)",
-            ratio is not None and ratio >= factor)
-    start = {r["start"].split(" ")[0]: r for r in results.get("startup") or []}
-    warm, cold = start.get("warm"), start.get("cold")
-    add("`fastrnn train --task binary --iters 20000` warm <= 0.6 s median", warm, f"{fmt(warm['median_s'])} s" if warm else "",
-        warm is not None and warm["median_s"] <= 0.6)
-    add("the same, first run with an empty numba cache <= 5 s", cold, f"{fmt(cold['median_s'])} s" if cold else "",
-        cold is not None and cold["median_s"] <= 5.0)
-    dig = results.get("digits") or []
-    fd, jd = by_contender(dig, "fastrnn"), by_contender(dig, "JAX")
-    add("digits defaults: first reach 0.99 in <= 0.5 s of training", fd,
-        f"{fmt(fd['median_s'])} s (iteration {fmt(fd['reached_at'])})" if fd else "", fd is not None and fd["median_s"] <= 0.5)
-    if jd is not None and fd is not None:
-        ratio = jd["median_s"] / fd["median_s"]
-        add("digits: >= 2x the JAX contender", ratio, f"{fmt(ratio)}x ({fmt(jd['median_s'])} s)", ratio >= 2.0)
-    lg = results.get("loss_and_grads") or []
-    for shape, label, factor in (("digits", "B=32, T=10, I=20, H=100, O=10", 2.0), ("binary", "the binary shape (B=1, T=8, I=2, H=16, O=1)", 20.0)):
-        rows = {r["contender"]: r for r in lg if r["shape"] == shape}
-        ratio = rows["numpy_batched"]["median_us"] / rows["fastrnn"]["median_us"] if rows else None
-        add(f"`loss_and_grads` >= {factor:g}x batched numpy at {label}", ratio,
-            f"{fmt(ratio)}x ({fmt(rows['fastrnn']['median_us'])} us against {fmt(rows['numpy_batched']['median_us'])} us)" if rows else "",
-            ratio is not None and ratio >= factor)
-    sw = (results.get("sweep") or [None])[0]
-    add(f"sweep of {SWEEP_SEEDS} binary seeds (20000 iterations each) <= 30 s, every run reaching 1.0", sw,
-        (f"{fmt(sw['scaled_s'])} s" + (f" (scaled from {sw['seeds']} seeds in {fmt(sw['wall_s'])} s)" if sw["seeds"] != sw["scaled_to"] else "")
-         + f"; {sw['reached_1']}/{sw['seeds']} reached 1.0") if sw else "",
-        sw is not None and sw["scaled_s"] <= 30.0 and sw["reached_1"] == sw["seeds"])
-    return out
-
-
 def provenance(results, name, base):
     """A note when a workload's file was measured by another command or on another day than the headline's."""
     rows = results.get(name) or []
@@ -592,9 +543,6 @@ def markdown(results):
               f"{f['achieved_gflops']:.2f} GFLOP/s; chained 16x16 matrix-vector products (the recurrence's shape) peak at "
               f"{f['peak_gflops_same_shapes']:.2f} GFLOP/s on this machine, so the headline run reaches "
               f"{100 * f['achieved_over_peak']:.0f}% of that peak."]
-    lines += ["", "**Issue 12's targets**, computed from the files above:", "", "| target | measured | |", "|---|---|---|"]
-    for r in targets(results):
-        lines.append(f"| {r['target']} | {r['measured']} | {r['met']} |")
     return "\n".join(lines) + "\n"
 
 
