@@ -20,37 +20,24 @@ from .tasks import TASKS
 USAGE_ERRORS = (InvalidArgument, InvalidType, ModelFileError)
 
 
-class PositiveFloat(click.ParamType):
-    """A finite number above zero (click's FloatRange lets NaN through)."""
+class FiniteFloat(click.ParamType):
+    """A finite number above (``strict``) or at least ``minimum`` (click's FloatRange lets NaN and infinity through)."""
 
-    name = "positive number"
-
-    def convert(self, value, param, ctx):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(number) or number <= 0:
-            self.fail(f"{value!r} must be a positive finite number", param, ctx)
-        return number
-
-
-POSITIVE = PositiveFloat()
-
-
-class NonNegativeFloat(click.ParamType):
-    """A finite number at least zero (click's FloatRange lets NaN and infinity through)."""
-
-    name = "number >= 0"
+    def __init__(self, minimum, strict, name, needs):
+        self.minimum, self.strict, self.name, self.needs = minimum, strict, name, needs
 
     def convert(self, value, param, ctx):
         try:
             number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number", param, ctx)
-        if not math.isfinite(number) or number < 0:
-            self.fail(f"{value!r} must be a finite number at least 0", param, ctx)
+        if not math.isfinite(number) or number < self.minimum or (self.strict and number == self.minimum):
+            self.fail(f"{value!r} must be {self.needs}", param, ctx)
         return number
+
+
+POSITIVE = FiniteFloat(0.0, True, "positive number", "a positive finite number")
+NON_NEGATIVE = FiniteFloat(0.0, False, "number >= 0", "a finite number at least 0")
 
 
 class InitScale(click.ParamType):
@@ -289,7 +276,7 @@ def _data_summary(result):
 @click.argument("model_path", metavar="MODEL", type=click.Path())
 @click.option("--length", type=click.IntRange(min=0), default=200, show_default=True,
               help="Characters to draw (at most 10000000), printed as they are drawn.")
-@click.option("--temperature", type=NonNegativeFloat(), default=1.0, show_default=True,
+@click.option("--temperature", type=NON_NEGATIVE, default=1.0, show_default=True,
               help="Each character is drawn from softmax(logits / T): below 1 more conservative (the likely characters "
                    "likelier), above 1 more varied (closer to uniform); 0 always takes the most likely character.")
 @click.option("--prime", default="", help="Text the model reads first; the sample continues it (printed before it).")
