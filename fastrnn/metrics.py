@@ -364,10 +364,10 @@ def read_run(csv_path):
         raise InvalidArgument(f"{csv_path} is truncated: {what} has no line ending, so it may be cut short; remove "
                               f"that line or train the run again")
     try:
-        if csv_path.stat().st_size == 0:  # stopped between creating the file and writing its header
+        if not raw:  # stopped between creating the file and writing its header
             frame = pd.DataFrame({c: [] for c in COLUMNS})
         else:
-            frame = pd.read_csv(csv_path)
+            frame = pd.read_csv(io.BytesIO(raw))  # the bytes checked above, not a second read of the file
     except Exception as exc:
         raise InvalidArgument(f"{csv_path} is not a readable metrics CSV ({type(exc).__name__}: {_short(exc)})") from None
     missing = [c for c in COLUMNS if c not in frame.columns]
