@@ -327,14 +327,7 @@ def _rewrite_in_place(path, data):
 def write_csv(path, frame):
     """Write a DataFrame as CSV atomically (a temporary file beside it, then a rename)."""
     path = Path(path)
-    _files.check_replaceable(path, "the CSV")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        frame.to_csv(tmp, index=False)
-        _files.replace(tmp, path, "the CSV")
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    _files.replace_file(path, lambda fh: frame.to_csv(fh, index=False), what="the CSV")
     return path
 
 

@@ -1,9 +1,6 @@
 """Pictures of runs and studies, drawn with matplotlib's non-interactive Agg backend
 (no screen needed). Each function writes one PNG and returns its path."""
 
-import contextlib
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -31,18 +28,13 @@ def check_png(out):
 def _save(fig, out):
     """Write the figure under a temporary name beside ``out``, then rename it (never a partial PNG)."""
     out = check_png(out)
-    _files.check_replaceable(out, "--out")
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-        _files.replace(tmp, out, "--out")
+        _files.replace_file(out, lambda fh: fig.savefig(fh, dpi=110, bbox_inches="tight", format="png"), what="--out")
     except OSError as exc:
         raise InvalidArgument(f"cannot write --out {out}: {exc.strerror or exc}") from None
     finally:
         _pyplot().close(fig)
-        with contextlib.suppress(OSError):
-            tmp.unlink()
     return out
 
 
