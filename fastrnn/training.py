@@ -830,6 +830,8 @@ class _Run:
         if self.extra is not None:
             self.columns += self.extra.columns
         self.hstate = engine.new_state(self.model, self.B)
+        if hasattr(self.extra, "attach"):  # metrics that read the run at its end (a stream's test phase)
+            self.extra.attach(self)
         self.kernel = self.choose_kernel()  # the kernel the run trains with (recorded in the JSON)
         self.seconds_before = 0.0  # training seconds of the run before a resume
         self.resumable = True  # False: save the weights without the training state

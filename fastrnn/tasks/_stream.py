@@ -37,6 +37,13 @@ STREAM_WINDOW = Setting("stream_window", "int", "add, mimic: steps per training 
                         "backpropagation through time (no online rule): BPTT(K, K), the hidden state carried from "
                         "window to window.", 10, minimum=1, maximum=100000, tasks=("add", "mimic"), together=True)
 
+TEST_STEPS = Setting("test_steps", "int", "add, mimic: steps of the test phase after training: fresh streams (their own "
+                     "seed), no updates, the hidden state carried over from training; its loss per step goes to the "
+                     "run's result as test_loss; 0 = none.", 10000, minimum=0, maximum=10_000_000, tasks=("add", "mimic"))
+
+#: The second word of the test streams' seed: default_rng([seed, TEST_STREAM]) (training reads [seed, 1]).
+TEST_STREAM = 5
+
 #: Defaults of the stream tasks: vanilla-rtrl's reference run (n_h 32, tanh, plain SGD at lr 0.03, batch 1).
 DEFAULTS = dict(iters=30000, batch=1, hidden=32, activation="tanh", optimizer="sgd", lr=0.03, clip=None,
                 init_scale="fan_in")
@@ -49,8 +56,6 @@ class StreamTask(Task):
     carries_state = True
     goal = False
     headline = ("loss_per_step",)
-    #: steps of the test phase of an online run (fresh streams, no updates, the state carried)
-    test_steps = 10000
 
     def stream(self, rng, steps, batch=1):
         """The first ``steps`` steps of ``batch`` fresh streams: X (batch, steps, n_in), Y (batch, steps, n_out)."""
@@ -70,10 +75,13 @@ class StreamTask(Task):
         return StreamSource(self.streamer(rng, batch), self.T, dtype)
 
     def metrics(self, model):
-        return PerStepLoss(self.T)
+        return StreamMetrics(self, model, self.T)
 
     def scores_line(self, row):
         """The summary of a training row: its loss per step among the task's reference lines."""
+        if row.get("test_loss") is not None:
+            return (f"test loss {self.results_line(row['test_loss'])} over {row['test_steps']} steps; training "
+                    f"loss {row['loss_per_step']:.4f} per step over the last row")
         return f"training loss {self.results_line(row['loss_per_step'])} over the last row"
 
 
@@ -152,21 +160,57 @@ class StreamSource:
         self.iteration = int(state["iteration"])
 
 
-class PerStepLoss:
-    """The ``loss_per_step`` column: a row's mean loss per step (the loss column sums a window's steps)."""
+class StreamMetrics:
+    """A stream run's own column and end-of-run scores.
 
-    def __init__(self, T):
-        self.T = T
+    ``loss_per_step``: a row's mean loss per step (the loss column of a run on windows
+    sums a window's steps). :meth:`final`: the task's reference lines (``ref_<name>``)
+    and, for a completed run, the test phase: ``test_steps`` steps of fresh streams
+    (``default_rng([seed, TEST_STREAM])``, as many as the run trains), the weights
+    fixed, starting from the hidden state training left (:meth:`attach` gives the run);
+    ``test_loss`` is its mean loss per step. The run's own state is not touched, so a
+    run saved after its test phase resumes as if there had been none.
+    """
+
+    def __init__(self, task, model, T):
+        self.task, self.model, self.T = task, model, T
+        self.run = None
         self.columns = ["loss_per_step"]
+
+    def attach(self, run):
+        self.run = run
 
     def update(self, losses, errors):
         return {"loss_per_step": float(np.sum(losses)) / (len(losses) * self.T)}
+
+    def final(self, score=True):
+        out = {f"ref_{name}": value for name, value in self.task.reference_lines().items()}
+        steps = self.task.test_steps
+        if score and steps and self.run is not None:
+            out.update(test_steps=steps, test_loss=self.test_loss(steps))
+        return out
+
+    def test_loss(self, steps):
+        """The mean loss per step of the test phase (see the class)."""
+        run = self.run
+        X, Y = self.task.stream(np.random.default_rng([run.s["seed"], TEST_STREAM]), steps, run.B)
+        yhat, _ = self.model.forward(X, h0=carried_state(run))
+        return cross_entropy(Y.reshape(-1, Y.shape[2]), yhat.reshape(-1, yhat.shape[2]))
 
     def state(self):
         return None
 
     def restore(self, state):
         pass
+
+
+def carried_state(run):
+    """The hidden state a run carries, as :meth:`fastrnn.RNN.forward`'s ``h0`` (a copy)."""
+    if hasattr(run, "carried_state"):
+        return run.carried_state()
+    m = run.model
+    state = np.array(run.hstate, dtype=np.float64).reshape(m.layers, m.n_states, run.B, m.n_hidden)
+    return state[:, 0] if m.n_states == 1 else (state[:, 0], state[:, 1])
 
 
 def cross_entropy(p, q):

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..exceptions import InvalidArgument
 from ..settings import Setting
-from ._stream import DEFAULTS, STREAM_WINDOW, StreamTask, cross_entropy
+from ._stream import DEFAULTS, STREAM_WINDOW, TEST_STEPS, StreamTask, cross_entropy
 
 T1 = Setting("t1", "int", "add: the target depends on the input t1 steps ago (weight +0.5).", 5, minimum=1,
              maximum=100000, tasks=("add",), together=True)
@@ -78,15 +78,16 @@ class AddTask(StreamTask):
     n_out = 2
     head = "softmax"
     defaults = DEFAULTS
-    PARAMS = (T1, T2, STREAM_WINDOW)
+    PARAMS = (T1, T2, STREAM_WINDOW, TEST_STEPS)
     description = "predicts coin flips that depend on the flips t1 and t2 steps back (a stream)"
 
-    def __init__(self, t1=5, t2=9, stream_window=10):
+    def __init__(self, t1=5, t2=9, stream_window=10, test_steps=10000):
         self.t1, self.t2 = T1.check(t1), T2.check(t2)
         if self.t2 <= self.t1:
             raise InvalidArgument(f"t2 must be larger than t1 (t1={self.t1}), got t2={self.t2}: the target reads the "
                                   f"input t1 steps back and the one t2 > t1 steps back")
         self.stream_window = STREAM_WINDOW.check(stream_window)
+        self.test_steps = TEST_STEPS.check(test_steps)
         self.T = self.positions = self.stream_window
 
     def reference_lines(self):

@@ -33,7 +33,7 @@ import numpy as np
 
 from ..exceptions import InvalidArgument
 from ..settings import Setting
-from ._stream import DEFAULTS, STREAM_WINDOW, StreamTask, cross_entropy
+from ._stream import DEFAULTS, STREAM_WINDOW, TEST_STEPS, StreamTask, cross_entropy
 
 TEACHER_HIDDEN = Setting("teacher_hidden", "int", "mimic: hidden units of the fixed random teacher RNN.", 32, minimum=1,
                          maximum=4096, tasks=("mimic",), together=True)
@@ -71,15 +71,17 @@ class MimicTask(StreamTask):
     name = "mimic"
     head = "softmax"
     defaults = DEFAULTS
-    PARAMS = (TEACHER_HIDDEN, TEACHER_INPUTS, TEACHER_OUTPUTS, TEACHER_SEED, STREAM_WINDOW)
+    PARAMS = (TEACHER_HIDDEN, TEACHER_INPUTS, TEACHER_OUTPUTS, TEACHER_SEED, STREAM_WINDOW, TEST_STEPS)
     description = "imitates a fixed random teacher RNN on a stream of coin flips"
 
-    def __init__(self, teacher_hidden=32, teacher_inputs=2, teacher_outputs=2, teacher_seed=0, stream_window=10):
+    def __init__(self, teacher_hidden=32, teacher_inputs=2, teacher_outputs=2, teacher_seed=0, stream_window=10,
+                 test_steps=10000):
         self.teacher_hidden = TEACHER_HIDDEN.check(teacher_hidden)
         self.teacher_inputs = TEACHER_INPUTS.check(teacher_inputs)
         self.teacher_outputs = TEACHER_OUTPUTS.check(teacher_outputs)
         self.teacher_seed = TEACHER_SEED.check(teacher_seed)
         self.stream_window = STREAM_WINDOW.check(stream_window)
+        self.test_steps = TEST_STEPS.check(test_steps)
         self.n_in, self.n_out = self.teacher_inputs, self.teacher_outputs
         self.T = self.positions = self.stream_window
         self.teacher = draw_teacher(self.n_in, self.teacher_hidden, self.n_out, self.teacher_seed)
