@@ -242,7 +242,7 @@ def _summary(result):
         from .tasks import make_task
 
         own = make_task(task.name, **{p.name: result.settings[p.name] for p in task.PARAMS})
-        text = (f"{task.name}: {own.scores_line(result.rows[-1])} after {result.iterations} iterations; training "
+        text = (f"{task.name}: {own.scores_line({**result.rows[-1], **result.final_scores})} after {result.iterations} iterations; training "
                 f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
         where = _where(result)
         return text + (f"; {where}" if where else "")
