@@ -192,7 +192,7 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     overwrite : bool
         Allow replacing existing ``csv``/``save`` files; without it they are refused.
     progress : bool
-        Show a tqdm progress bar on stderr.
+        Show a progress bar (``tqdm.auto``: a widget in Jupyter, text on stderr elsewhere).
     resume : path or None
         Continue the run saved (with ``save``) in this file, or its checkpoint, up to
         ``iters`` iterations in total, exactly as if it had not stopped (:mod:`fastrnn.checkpoint`).
@@ -360,14 +360,13 @@ def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
         compile_seconds = time.perf_counter() - t0
         stop.install()
         if progress:
-            from tqdm import tqdm
-
+            from . import _progress
             from .tasks import headline
 
             # beside the loss, the task's first other headline metric (text: bpc; the rest: accuracy)
             shown = next((m for m in headline(run.s.get("task")) if m != "loss" and m in run.columns), "accuracy")
 
-            bar = tqdm(total=total, initial=run.done, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
+            bar = _progress.bar(total, initial=run.done, unit="it", desc=desc)
         start = time.perf_counter()
         while run.remaining():
             pending = run.snapshot()  # rewound to if the chunk does not finish (Ctrl-C)
