@@ -116,7 +116,12 @@ class OnlineState:
         seed = _checks.check_int("seed", seed, minimum=0)
         B = _checks.check_int("B", B, minimum=1)
         I, H, O = model.n_in, model.n_hidden, model.n_out
-        arrays = {k: np.zeros(shape) for k, shape in mod.state_shapes(B, H, I, O, settings).items()}
+        shapes = mod.state_shapes(B, H, I, O, settings)
+        # the rule's state and a driver's scratch of the same size (RTRL: B*H*H*(I+H+1) numbers)
+        _checks.check_memory(f"rule {name!r} on {B} streams of a model with n_hidden={H}",
+                             2 * 8 * sum(int(np.prod(shape, dtype=object)) for shape in shapes.values()),
+                             "use fewer streams, a smaller n_hidden, or a cheaper rule")
+        arrays = {k: np.zeros(shape) for k, shape in shapes.items()}
         rng = np.array([np.random.SeedSequence([seed, 0x4F4E4C, b]).generate_state(1, np.uint64)[0] for b in range(B)],
                        dtype=np.uint64)
         mod.init_state(arrays, rng, model.dims, settings, seed)
@@ -276,7 +281,9 @@ def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=No
     Returns
     -------
     OnlineResult
-        ``losses`` (B, N), the ``state`` to continue from, and ``grad_sum``.
+        ``losses`` (B, N), the ``state`` to continue from, and ``grad_sum``. A loss that
+        becomes NaN or infinite is returned as it is (the run does not stop there); the
+        caller decides what to keep.
 
     Raises
     ------

@@ -414,3 +414,9 @@ def test_a_state_from_another_rule_or_shape_is_refused(rng):
         online.run(model, X[:1], Y[:1], rule="bptt", k1=2, k2=3, state=res.state)
     with pytest.raises(InvalidArgument, match="no online state"):
         online.OnlineState.from_arrays({"x": np.zeros(3)})
+
+
+def test_a_state_too_big_for_this_machine_is_refused_before_anything_is_allocated():
+    model = fastrnn.RNN(2, 3000, 2)  # RTRL on 4 streams: 4 * 3000^2 * 3003 numbers, about 0.9 TB
+    with pytest.raises(InvalidArgument, match="rule .rtrl. on 4 streams of a model with n_hidden=3000 would need at least"):
+        online.OnlineState.new(model, "rtrl", {}, 4)

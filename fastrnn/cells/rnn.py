@@ -68,7 +68,7 @@ def backward_step(act, n, dd, dh, hs, hoff, da):
 # ------------------------------------------------------------------ forward mode
 #
 # The pieces the online learning rules (fastrnn.rules) build on, written once here.
-# Notation of docs/online: D_t = diag(f'(a_t)), the one-step Jacobian J_t = D_t W,
+# Notation of Marschall, Cho & Savin (2020): D_t = diag(f'(a_t)), the one-step Jacobian J_t = D_t W,
 # and the immediate influence of the recurrent parameters, D_t (outer) ahat_t with
 # ahat_t = [x_t; h_{t-1}; 1]. A matrix "in theta's layout" has one column per
 # recurrent parameter in the order of theta (U (H, I), then W (H, H), then b (H)):
