@@ -257,7 +257,7 @@ def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=No
         The state a previous call returned, to continue its streams; None starts B
         fresh streams (h = 0, the rule's initial state drawn from ``seed``). Two calls
         with the state carried compute exactly what one call over the concatenated
-        stream does.
+        stream does. ``state`` itself is left as it was: the result holds the new one.
     train : bool
         False is a test phase: no rule state, no updates; the hidden state is carried.
     seed : int

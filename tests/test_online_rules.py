@@ -170,16 +170,18 @@ def test_rules_with_resets_equal_their_twins_started_afresh_at_each_reset(rng):
     R[0, 6] = R[1, 11] = R[0, 13] = 1
     m = I + H + 1
     P = H * m
-    for rule in ("rtrl", "snap1", "uoro", "kf-rtrl"):
+    for rule, settings in (("rtrl", {}), ("snap1", {}), ("uoro", {}), ("kf-rtrl", {}), ("rflo", {"alpha": 0.5})):
         mdl = model.copy()
-        state = online.OnlineState.new(mdl, rule, {}, 2, seed=9)
-        twins = _twin_rules(rule, mdl, state, rules.module(rule).check_settings({}))
+        state = online.OnlineState.new(mdl, rule, settings, 2, seed=9)
+        twins = _twin_rules(rule, mdl, state, rules.module(rule).check_settings(settings))
 
-        def fresh(b, r, rule=rule):
+        def fresh(b, r, rule=rule, state=state):
             if rule == "rtrl":
                 return ref.RTRL(H, m), r
             if rule == "snap1":
                 return ref.SnAp1(H, m), r
+            if rule == "rflo":
+                return ref.RFLO(H, m, 0.5, state.arrays["feedback"]), r
             if rule == "uoro":
                 r, a = ref.draw_normals(r, H)
                 r, bvec = ref.draw_normals(r, P)
@@ -188,7 +190,7 @@ def test_rules_with_resets_equal_their_twins_started_afresh_at_each_reset(rng):
             r, bm = ref.draw_normals(r, H * H)
             return ref.KFRTRL(a, bm.reshape(H, H), 1e-7), r
 
-        res = online.run(mdl, X, Y, rule=rule, lr=0.1, state=state, resets=R)
+        res = online.run(mdl, X, Y, rule=rule, lr=0.1, state=state, resets=R, **settings)
         losses, p, _, _, _ = ref.run_online(twin_params(model), X, Y, "tanh", "softmax", twins, 0.1,
                                             rngs=[int(r) for r in state.rng], resets=R, fresh=fresh)
         close(res.losses, losses)
