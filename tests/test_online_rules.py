@@ -422,3 +422,89 @@ def test_a_state_too_big_for_this_machine_is_refused_before_anything_is_allocate
     model = fastrnn.RNN(2, 3000, 2)  # RTRL on 4 streams: 4 * 3000^2 * 3003 numbers, about 0.9 TB
     with pytest.raises(InvalidArgument, match="rule .rtrl. on 4 streams of a model with n_hidden=3000 would need at least"):
         online.OnlineState.new(model, "rtrl", {}, 4)
+
+
+# ------------------------------------------------------------ vanilla-rtrl's own code
+
+
+def _vanilla_rtrl():
+    """vanilla-rtrl's classes from the checkout $VANILLA_RTRL names, or None."""
+    import os
+    import sys
+
+    path = os.environ.get("VANILLA_RTRL")
+    if not path or not os.path.isfile(os.path.join(path, "learning_algorithms", "RTRL.py")):
+        return None
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import core
+    import functions
+    import learning_algorithms
+
+    return core.RNN, functions, learning_algorithms
+
+
+@pytest.mark.skipif(_vanilla_rtrl() is None, reason="needs $VANILLA_RTRL: a checkout of omarschall/vanilla-rtrl")
+@pytest.mark.parametrize("rule,settings", [("rtrl", {}), ("uoro", {"eps": 0.0}), ("kf-rtrl", {"eps": 0.0}), ("rflo", {}),
+                                           ("rflo", {"alpha": 0.3}), ("bptt", {"k1": 5, "k2": 5})])
+def test_rules_equal_vanilla_rtrls_own_classes_step_for_step(rng, rule, settings):
+    """40 steps of online SGD (lr 0.05; BPTT at lr 0, where vanilla-rtrl's E-BPTT, which updates V
+    every step, is the same algorithm) against vanilla-rtrl's RNN and learning algorithm, fed the
+    same signs and starting factors: the same losses, weights and summed gradients."""
+    VRNN, functions, la = _vanilla_rtrl()
+    n_in, n_h, N = 2, 6, 40
+    lr = 0.0 if rule == "bptt" else 0.05
+    x = rng.integers(0, 2, (1, N)).astype(float)
+    X = np.stack([x, 1 - x], -1)
+    y = rng.uniform(0.2, 0.8, (1, N))
+    Y = np.stack([y, 1 - y], -1)
+    model = fastrnn.RNN(n_in, n_h, 2, head="softmax", seed=1)
+    model.theta[:] = rng.uniform(-0.5, 0.5, model.n_params)
+    p = {k: v.copy() for k, v in model.params.items()}
+    state = online.OnlineState.new(model, rule, settings, 1, seed=2)
+    vr = VRNN(W_in=p["U0"].copy(), W_rec=p["W0"].copy(), W_out=p["V"].copy(), b_rec=p["b0"].copy(), b_out=p["c"].copy(),
+              activation=functions.tanh, alpha=1, output=functions.softmax, loss=functions.softmax_cross_entropy)
+    vr.reset_network(h=np.zeros(n_h))
+
+    def theirs_cols(v):  # vanilla-rtrl orders ahat as [h_{t-1}, x_t, 1]
+        return np.concatenate([v[..., n_in:-1], v[..., :n_in], v[..., -1:]], axis=-1)
+
+    if rule == "rtrl":
+        alg = la.RTRL(vr)
+    elif rule == "uoro":
+        alg = la.UORO(vr, A=state.arrays["a"][0].copy(), B=theirs_cols(ref.theta_vector_to_matrix(state.arrays["b"][0], n_in, n_h)))
+    elif rule == "kf-rtrl":
+        alg = la.KF_RTRL(vr, A=theirs_cols(state.arrays["a"][0]), B=state.arrays["b"][0].copy())
+    elif rule == "rflo":
+        alg = la.RFLO(vr, alpha=settings.get("alpha", 1.0), W_FB=state.arrays["feedback"].copy())
+    else:
+        alg = la.Efficient_BPTT(vr, 5)
+    if rule in ("uoro", "kf-rtrl"):
+        box = [int(state.rng[0])]
+
+        def sample_nu():
+            box[0], nu = ref.draw_signs(box[0], n_h if rule == "uoro" else 2)
+            return nu
+
+        alg.sample_nu = sample_nu
+    res = online.run(model, X, Y, rule=rule, lr=lr, state=state, accumulate=True, **settings)
+    losses, gsum = [], [0.0] * 5
+    for t in range(N):
+        vr.x, vr.y = X[0, t], Y[0, t]
+        vr.next_state(vr.x)
+        vr.z_out()
+        vr.error = functions.softmax_cross_entropy.f_prime(vr.z, vr.y)
+        z = vr.z - vr.z.max()
+        losses.append(-Y[0, t] @ (z - np.log(np.exp(z).sum())))
+        alg.update_learning_vars()
+        grads = alg()
+        gsum = [a + g for a, g in zip(gsum, grads)]
+        vr.params = [w - lr * g for w, g in zip(vr.params, grads)]
+        vr.W_rec, vr.W_in, vr.b_rec, vr.W_out, vr.b_out = vr.params
+    theta = np.concatenate([vr.W_in.ravel(), vr.W_rec.ravel(), vr.b_rec, vr.W_out.ravel(), vr.b_out])
+    gflat = np.concatenate([gsum[1].ravel(), gsum[0].ravel(), gsum[2], gsum[3].ravel(), gsum[4]])
+    close(res.losses[0], losses)
+    close(model.theta, theta)
+    close(res.grad_sum, gflat)
+    if lr > 0:
+        assert np.abs(model.theta - np.concatenate([p[k].ravel() for k in ("U0", "W0", "b0", "V", "c")])).max() > 1e-3
