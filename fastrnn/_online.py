@@ -91,6 +91,26 @@ def fill_signs(rng, b, out, off, n):
 
 
 @njit(**JIT)
+def sumsq(a, off, n):
+    """The sum of squares of a[off:off + n], in four partial sums (one chain of dependent adds
+    would cost about four cycles an entry)."""
+    v = a[off : off + n]
+    n4 = n - n % 4
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    for e in range(0, n4, 4):
+        s0 += v[e] * v[e]
+        s1 += v[e + 1] * v[e + 1]
+        s2 += v[e + 2] * v[e + 2]
+        s3 += v[e + 3] * v[e + 3]
+    for e in range(n4, n):
+        s0 += v[e] * v[e]
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit(**JIT)
 def scratch(B, H, I, O):
     """The per-step buffers every driver uses: ``(xu, hw, hprev, z, g, c, d, ahat, ones)``.
 
@@ -118,41 +138,6 @@ def is_reset(R, b, t):
 
 
 @njit(**JIT)
-def matvec(a, aoff, m, k, v, out, ooff):
-    """out[ooff:ooff + m] = A v, A = a[aoff:] (m, k) row-major, each row's sum in order j = 0..k-1.
-
-    Four rows at a time: four independent sums in flight instead of one chain of
-    dependent adds (the same sums, in the same order, so the same numbers).
-    """
-    m4 = m - m % 4
-    for i in range(0, m4, 4):
-        r0 = a[aoff + i * k : aoff + (i + 1) * k]
-        r1 = a[aoff + (i + 1) * k : aoff + (i + 2) * k]
-        r2 = a[aoff + (i + 2) * k : aoff + (i + 3) * k]
-        r3 = a[aoff + (i + 3) * k : aoff + (i + 4) * k]
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        for j in range(k):
-            vj = v[j]
-            s0 += r0[j] * vj
-            s1 += r1[j] * vj
-            s2 += r2[j] * vj
-            s3 += r3[j] * vj
-        out[ooff + i] = s0
-        out[ooff + i + 1] = s1
-        out[ooff + i + 2] = s2
-        out[ooff + i + 3] = s3
-    for i in range(m4, m):
-        r = a[aoff + i * k : aoff + (i + 1) * k]
-        s = 0.0
-        for j in range(k):
-            s += r[j] * v[j]
-        out[ooff + i] = s
-
-
-@njit(**JIT)
 def forward(theta, dims, X, R, t, h, hprev, xu, hw):
     """Step t of every stream: hprev = h_{t-1} (zeros where R resets), then h = h_t in place."""
     B = X.shape[0]
@@ -175,7 +160,7 @@ def forward(theta, dims, X, R, t, h, hprev, xu, hw):
             for q in range(I):
                 acc += u[q] * x[q]
             xu[b * H + i] = acc
-        matvec(theta, oW, H, H, hp, hw, b * H)
+        rnn.matvec(theta, oW, H, H, hp, hw, b * H)
     rnn.forward_step(dims[4], B * H, xu, zero, hw, h, zero)
 
 
