@@ -148,6 +148,35 @@ def test_each_rule_trained_online_equals_its_numpy_twin(rng, rule, settings):
             close(ref.theta_vector_to_matrix(res.state.arrays["influence"][b], I, H), twins[b].S)
 
 
+@pytest.mark.parametrize("optimizer,clip", [("adam", {"clip_norm": 0.3}), ("momentum", {"clip_value": 0.05})])
+def test_an_optimizer_and_clipping_act_on_each_steps_gradient_as_the_reference_does(rng, optimizer, clip):
+    import reference
+
+    model = make_model(rng)
+    X, Y = random_data(rng, 2, 12, "softmax")
+    params = twin_params(model)
+    buffers = {"m": np.zeros(model.n_params), "v": np.zeros(model.n_params)}
+
+    def update(theta, grad, t):
+        g, _ = reference.clip(grad, clip.get("clip_norm"), clip.get("clip_value"))
+        if optimizer == "adam":
+            theta, buffers["m"], buffers["v"] = reference.adam(theta, g, buffers["m"], buffers["v"], t, 0.01)
+        else:
+            theta, buffers["m"] = reference.momentum(theta, g, buffers["m"], 0.01, 0.9)
+        return theta
+
+    res = online.run(model, X, Y, rule="rtrl", lr=0.01, optimizer=optimizer, **clip)
+    losses, p, _, _, _ = ref.run_online(params, X, Y, "tanh", "softmax", [ref.RTRL(H, I + H + 1) for _ in range(2)], 0.01,
+                                        update=update)
+    close(res.losses, losses)
+    close(model.theta, flat(model, p))
+    assert res.state.counters[1] == 12
+    unclipped = make_model(np.random.default_rng(0))
+    unclipped.theta[:] = flat(model, params)
+    online.run(unclipped, X, Y, rule="rtrl", lr=0.01, optimizer=optimizer)
+    assert np.abs(unclipped.theta - model.theta).max() > 1e-6  # the clipping took effect
+
+
 def test_snap1_is_rtrl_masked_after_every_step_and_differs_from_rtrl(rng):
     model = make_model(rng)
     X, Y = random_data(rng, 1, 12, "softmax")
