@@ -276,7 +276,8 @@ def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=No
     **rule_settings
         The rule's settings: ``k1``, ``k2`` (bptt, defaults 10 and 10); ``eps`` (uoro,
         kf-rtrl, default 1e-7); ``alpha`` (default 1), ``feedback`` ("random" or
-        "symmetric") and ``feedback_scale`` (default 1) for rflo.
+        "symmetric": V itself) and ``feedback_scale`` (default 1: the random feedback
+        matrix has N(0, feedback_scale^2 / n_hidden) entries) for rflo.
 
     Returns
     -------

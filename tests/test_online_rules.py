@@ -373,6 +373,17 @@ def test_the_gradient_of_a_batch_is_the_mean_of_its_streams_gradients(rng, rule)
     close(batch.losses, np.concatenate([s.losses for s in singles]))
 
 
+def test_rflo_feeds_the_error_back_through_a_random_matrix_with_vs_initial_statistics():
+    model = fastrnn.RNN(3, 400, 25)
+    fb = online.OnlineState.new(model, "rflo", {"feedback_scale": 2.0}, 1, seed=3).arrays["feedback"]
+    assert fb.shape == (25, 400)
+    # 10000 entries: the sample std is within 3% of 2 / sqrt(400) = 0.1 (its own std is 0.7%)
+    assert abs(fb.std() - 0.1) < 0.003 and abs(fb.mean()) < 0.004
+    again = online.OnlineState.new(model, "rflo", {"feedback_scale": 2.0}, 1, seed=3).arrays["feedback"]
+    other = online.OnlineState.new(model, "rflo", {"feedback_scale": 2.0}, 1, seed=4).arrays["feedback"]
+    assert np.array_equal(fb, again) and not np.array_equal(fb, other)
+
+
 def test_the_same_seed_gives_the_same_run_and_another_seed_another(rng):
     model = make_model(rng)
     X, Y = random_data(rng, 1, 15, "softmax")
