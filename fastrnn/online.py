@@ -70,7 +70,7 @@ def check_rule_settings(rule, settings=None, **options):
     return rule, mod.check_settings(settings)
 
 
-@dataclass
+@dataclass(eq=False)
 class OnlineState:
     """Everything an online run carries from one call of :func:`run` to the next.
 
@@ -190,7 +190,7 @@ def _literal(text):
     return ast.literal_eval(text)
 
 
-@dataclass
+@dataclass(eq=False)
 class OnlineResult:
     """What :func:`run` returns.
 
