@@ -3,8 +3,7 @@
 Every step's ahat_t = [x_t; h_{t-1}; 1], h_t and output error dL/dz_t are stored, as
 computed with the weights of their time, in a ring of the last k2 steps. Every k1
 training steps the losses of the last k1 steps are backpropagated through the last
-k2 stored steps (fewer after a reset or at the start of a stream), with the current
-weights:
+k2 stored steps (fewer at the start of a stream), with the current weights:
 
     delta_s = D_s (V^T g_s [s among the last k1 steps] + W^T delta_{s+1})
     grad[(i, j)] += delta_s,i ahat_s,j          grad[V] += g_s h_s^T, grad[c] += g_s  (last k1 steps)
@@ -13,9 +12,10 @@ and the weights are updated once. k1 = k2 = K is the window mode (fastrnn's wind
 of K steps with the state carried: a loop of ``loss_and_grads`` over windows).
 V and c get the gradient of the same k1 losses as U, W and b. k2 >= k1 >= 1.
 
-No gradient flows back past a step where a stream's hidden state was reset. A test phase (``train=False``) stores
-nothing and forgets the history and the unfinished window, so training that resumes
-after it starts a fresh window.
+No gradient flows back past a step where a stream's hidden state was reset (the
+losses before the reset still reach their own past). A test phase (``train=False``)
+stores nothing and forgets the history and the unfinished window, so training that
+resumes after it starts a fresh window.
 """
 
 import numpy as np
