@@ -94,12 +94,12 @@ def settings():
 def is_online(s):
     """Whether the resolved settings ``s`` train with :func:`fastrnn.online.run` (not today's BPTT kernels)."""
     rule = s.get("rule", DEFAULT_RULE)
-    return rule != DEFAULT_RULE or any(key in s for key in _rule_keys(DEFAULT_RULE))
+    return rule != DEFAULT_RULE or any(s.get(key) is not None for key in _rule_keys(DEFAULT_RULE))
 
 
 def rule_settings(s):
     """The rule's own settings held in the resolved settings ``s`` (for :func:`fastrnn.online.run`)."""
-    return {key: s[key] for key in _rule_keys(s.get("rule", DEFAULT_RULE)) if key in s}
+    return {key: s[key] for key in _rule_keys(s.get("rule", DEFAULT_RULE)) if s.get(key) is not None}
 
 
 def _rule_keys(rule):
@@ -121,6 +121,7 @@ def resolve(task_obj, s, given):
     rule = DEFAULT_RULE if rule is None else get("rule").check(rule)
     s["rule"] = rule
     table = owners()
+    s.update(dict.fromkeys(table))  # every rule setting is recorded; None where the run's rule does not take it
     mine = _rule_keys(rule)
     values = {}
     for key in table:
@@ -145,7 +146,7 @@ def resolve(task_obj, s, given):
                ("cell", s.get("cell") != "rnn", "the online rules are written for the vanilla cell", "use cell='rnn'"),
                ("layers", s.get("layers") != 1, "the online rules train one layer", "use layers=1"),
                ("dtype", s.get("dtype") != "float64", "the online rules run in float64", "use dtype='float64'"),
-               ("stream_window", given.get("stream_window") is not None,
+               ("stream_window", given.get("stream_window") not in (None, _default("stream_window")),
                 "windows are how rule='bptt' without k1/k2 trains a stream; an online rule steps through it",
                 "leave stream_window out (rule='bptt' with k1=k2=K is windows of K steps)")]
     for name, bad, why, fix in refused:
@@ -157,6 +158,12 @@ def resolve(task_obj, s, given):
     _, checked = check_rule_settings(rule, values)
     s.update(checked)
     return s
+
+
+def _default(name):
+    from .settings import get
+
+    return get(name).default
 
 
 def _stream_tasks():
