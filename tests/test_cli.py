@@ -62,6 +62,9 @@ def test_train_maps_options_to_the_library_call(capsys, tmp_path):
         progress=False, bits=None, digits=4, encoding="interleave", init_scale="fan_in", log_spectrum=False,
         momentum=None, clip_value=None, text=None, seq_length=None, val_fraction=None, init_from=None, cell=None, lag=None,
         forget_bias=None, length=None, adding_form=None, init=None, lr_step=None, lr_gamma=None,
+        t1=None, t2=None, stream_window=None, test_steps=None, teacher_hidden=None, teacher_inputs=None,
+        teacher_outputs=None, teacher_seed=None, rule=None, eps=None, alpha=None, feedback=None, feedback_scale=None,
+        k1=None, k2=None,
     )
 
 
