@@ -222,3 +222,81 @@ def test_a_sweep_sets_the_rule(tmp_path):
     frame = pd.read_csv(out / "add-ruleuoro-seed0.csv")
     pd.testing.assert_frame_equal(frame.drop(columns="elapsed_s"), alone.history.drop(columns="elapsed_s"),
                                   check_dtype=False)
+
+
+# ------------------------------------------------------------------ both stream tasks, every rule
+
+
+@pytest.mark.parametrize("rule, extra", [("rtrl", {}), ("uoro", {}), ("kf-rtrl", {}), ("snap1", {}), ("rflo", {}),
+                                         ("bptt", dict(k1=1, k2=4)), ("bptt", {})],
+                         ids=["rtrl", "uoro", "kf-rtrl", "snap1", "rflo", "bptt-1-4", "bptt-windows"])
+@pytest.mark.parametrize("task, params", [("add", {}), ("mimic", dict(teacher_hidden=4))], ids=["add", "mimic"])
+def test_both_stream_tasks_train_with_every_rule(task, params, rule, extra):
+    result = fastrnn.train(task=task, rule=rule, hidden=4, iters=60, log_every=30, test_steps=50, **params, **extra)
+    assert result.status == "completed" and len(result.rows) == 2
+    assert np.isfinite(result.history["loss_per_step"]).all()
+    assert np.isfinite(result.final_scores["test_loss"]) and "ref_optimal" in result.final_scores
+
+
+# ------------------------------------------------------------------ fit
+
+
+def test_fit_with_a_rule_trains_the_rows_of_x_as_streams_epoch_after_epoch():
+    """fit(rule=...) equals online.run over X's rows together, each epoch from h = 0 (resets at its first step),
+    in chunks of log_every steps that also end at every epoch's end."""
+    X, Y = AddTask().stream(np.random.default_rng(9), 70, 3)
+    start = fastrnn.RNN(2, 5, 2, head="softmax", seed=2)
+    model = start.copy()
+    result = fastrnn.fit(model, X, Y, rule="uoro", epochs=2, log_every=30, lr=0.05, optimizer="sgd", clip=None, seed=6)
+    twin, state, means = start.copy(), None, []
+    for _ in range(2):
+        for t0, t1 in ((0, 30), (30, 60), (60, 70)):
+            resets = np.zeros((3, t1 - t0))
+            resets[:, 0] = t0 == 0
+            res = online.run(twin, X[:, t0:t1], Y[:, t0:t1], rule="uoro", lr=0.05, state=state, seed=6, resets=resets)
+            state = res.state
+            means.append(float(res.losses.mean()))
+    np.testing.assert_array_equal(model.theta, twin.theta)
+    assert result.history["iteration"].tolist() == [30, 60, 70, 100, 130, 140]
+    assert result.history["epoch"].tolist() == [1, 1, 1, 2, 2, 2]
+    assert result.history["loss"].tolist() == means
+    assert result.settings["rule"] == "uoro" and result.settings["shuffle"] is False
+
+
+@pytest.mark.parametrize("kwargs, fragment", [
+    (dict(shuffle=True), "shuffle cannot be combined with rule='rtrl'"),
+    (dict(window=5), "window=5 cannot be combined with rule='rtrl'"),
+    (dict(batch=2), "batch must be left out (or be 3) with rule='rtrl'"),
+    (dict(mask=np.ones((3, 20))), "mask (an array) cannot be combined with rule='rtrl'"),
+    (dict(bptt_truncate=4), "bptt_truncate=4 cannot be combined with rule='rtrl'"),
+    (dict(checkpoint_every=10), "checkpoint_every=10 cannot be combined"),
+    (dict(k1=3), "rule 'rtrl' has no setting 'k1'"),
+])
+def test_fit_with_a_rule_refuses_what_it_cannot_honour(kwargs, fragment):
+    X, Y = AddTask().stream(np.random.default_rng(0), 20, 3)
+    model = fastrnn.RNN(2, 4, 2, head="softmax")
+    before = model.theta.copy()
+    with pytest.raises(fastrnn.InvalidArgument) as info:
+        fastrnn.fit(model, X, Y, rule="rtrl", **kwargs)
+    assert fragment in str(info.value)
+    np.testing.assert_array_equal(model.theta, before)
+
+
+def test_fit_still_rejects_an_unknown_keyword():
+    X, Y = AddTask().stream(np.random.default_rng(0), 20, 3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'epoch'"):
+        fastrnn.fit(fastrnn.RNN(2, 4, 2, head="softmax"), X, Y, epoch=3)
+
+
+def test_train_data_takes_a_rule(capsys, tmp_path):
+    X, Y = AddTask().stream(np.random.default_rng(0), 100, 2)
+    np.savez(tmp_path / "d.npz", X=X, Y=Y)
+    code, out, err = run_cli(capsys, "train", "--data", tmp_path / "d.npz", "--head", "softmax", "--rule", "rflo",
+                             "--epochs", "2", "--log-every", "50", "--hidden", "4", "--csv", tmp_path / "d.csv", "-q")
+    assert code == 0, err
+    frame = pd.read_csv(tmp_path / "d.csv")
+    assert frame["iteration"].tolist() == [50, 100, 150, 200] and frame["epoch"].tolist() == [1, 1, 2, 2]
+    assert json.loads((tmp_path / "d.json").read_text())["rule"] == "rflo"
+    code, _, err = run_cli(capsys, "train", "--data", tmp_path / "d.npz", "--head", "softmax", "--rule", "rflo",
+                           "--shuffle", "--no-csv", "-q")
+    one_line_error(code, err, "shuffle cannot be combined with rule='rflo'")
