@@ -300,3 +300,36 @@ def test_train_data_takes_a_rule(capsys, tmp_path):
     code, _, err = run_cli(capsys, "train", "--data", tmp_path / "d.npz", "--head", "softmax", "--rule", "rflo",
                            "--shuffle", "--no-csv", "-q")
     one_line_error(code, err, "shuffle cannot be combined with rule='rflo'")
+
+
+def test_a_nan_loss_stops_the_run_at_its_step_with_the_weights_of_before(monkeypatch, tmp_path):
+    """The driver's losses are made NaN from step 71 on (a stand-in for a real blow-up, which the saturating
+    tanh and the log-sum-exp loss make hard to provoke): the run stops there, keeps the rows before, and
+    its weights are those after 70 good steps."""
+    real = online.run
+    seen = {"steps": 0}
+
+    def poisoned(model, X, Y, **kw):
+        res = real(model, X, Y, **kw)
+        if kw.get("lr") != 0.0:  # not the compile call
+            first = seen["steps"]
+            seen["steps"] += X.shape[1]
+            bad = 70 - first
+            if 0 <= bad < X.shape[1]:
+                res.losses[:, bad:] = np.nan
+        return res
+
+    case = dict(SMALL, rule="rtrl", iters=150)
+    clean = fastrnn.train(**{**case, "iters": 70})
+    monkeypatch.setattr(online, "run", poisoned)
+    with pytest.raises(fastrnn.NumericalError, match="at step 71; training stopped there") as info:
+        fastrnn.train(**case, csv=tmp_path / "r.csv")
+    result = info.value.result
+    assert result.status == "diverged" and result.iterations == 70
+    assert pd.read_csv(tmp_path / "r.csv")["iteration"].tolist() == [50, 70]
+    np.testing.assert_array_equal(result.model.theta, clean.model.theta)
+
+
+def test_a_step_decay_changes_the_rate_at_its_step():
+    result = fastrnn.train(**dict(SMALL, rule="uoro", iters=200, lr=0.1, lr_step=100, lr_gamma=0.5))
+    assert result.history["learning_rate"].tolist() == [0.1, 0.1, 0.05, 0.05]
