@@ -218,6 +218,9 @@ def test_a_sweep_sets_the_rule(tmp_path):
     assert code in (0, None)
     summary = pd.read_csv(out / "summary.csv")
     assert sorted(summary["rule"]) == ["rtrl", "uoro"] and (summary["status"] == "completed").all()
+    for row in summary.itertuples():
+        meta = json.loads((out / f"{row.run}.json").read_text())
+        assert row.final_test_loss == meta["result"]["test_loss"]
     alone = fastrnn.train(task="add", rule="uoro", iters=100, log_every=50, hidden=4, test_steps=100)
     frame = pd.read_csv(out / "add-ruleuoro-seed0.csv")
     pd.testing.assert_frame_equal(frame.drop(columns="elapsed_s"), alone.history.drop(columns="elapsed_s"),
@@ -333,3 +336,28 @@ def test_a_nan_loss_stops_the_run_at_its_step_with_the_weights_of_before(monkeyp
 def test_a_step_decay_changes_the_rate_at_its_step():
     result = fastrnn.train(**dict(SMALL, rule="uoro", iters=200, lr=0.1, lr_step=100, lr_gamma=0.5))
     assert result.history["learning_rate"].tolist() == [0.1, 0.1, 0.05, 0.05]
+
+
+def test_reports_read_online_runs_whose_accuracy_columns_are_empty(capsys, tmp_path):
+    """An online run's CSV leaves error, accuracy, digit_accuracy and grad_norm empty in every row: the readers
+    take it (the report shows its test loss); one empty cell among numbers is still a corrupt row."""
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    fastrnn.train(**dict(SMALL, rule="snap1"), csv=folder / "a.csv")
+    frame, _ = fastrnn.metrics.read_run(folder / "a.csv")
+    assert frame["accuracy"].isna().all() and frame["loss"].notna().all()
+    code, out, err = run_cli(capsys, "report", folder)
+    assert code == 0, err
+    assert "final_test_loss" in out
+    lines = (folder / "a.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("loss")] = "nan"
+    (tmp_path / "bad.csv").write_text("\n".join([lines[0], ",".join(cells), *lines[2:]]) + "\n")
+    with pytest.raises(fastrnn.InvalidArgument, match="row 1 has no finite number in column loss"):
+        fastrnn.metrics.read_run(tmp_path / "bad.csv")
+    cells = lines[2].split(",")
+    cells[header.index("accuracy")] = "0.5"
+    (tmp_path / "mixed.csv").write_text("\n".join([lines[0], lines[1], ",".join(cells), *lines[3:]]) + "\n")
+    with pytest.raises(fastrnn.InvalidArgument, match="row 1 has no finite number in column accuracy"):
+        fastrnn.metrics.read_run(tmp_path / "mixed.csv")

@@ -55,7 +55,8 @@ class StreamTask(Task):
     online = True
     carries_state = True
     goal = False
-    headline = ("loss_per_step",)
+    #: the test phase's loss first (in the run's result, summary.csv and reports), then the training rows'
+    headline = ("test_loss", "loss_per_step")
 
     def stream(self, rng, steps, batch=1):
         """The first ``steps`` steps of ``batch`` fresh streams: X (batch, steps, n_in), Y (batch, steps, n_out)."""
