@@ -25,10 +25,25 @@ from .training import _Run, _row, _spectral_columns
 PREFIX = "online."
 
 
+def check_rule_memory(rule, settings, B, I, H, O, what):
+    """Refuse, in one line, a rule state that cannot fit in memory (before anything is allocated): the state's
+    arrays (:func:`fastrnn.rules` modules' ``state_shapes``) three times over (the run's, the copy each driver call
+    works on, the chunk's start kept for a divergence)."""
+    from . import _checks, rules
+
+    shapes = rules.module(rule).state_shapes(B, H, I, O, settings)
+    entries = sum(int(np.prod(shape, dtype=object)) for shape in shapes.values())
+    _checks.check_memory(f"{what} (rule {rule}, hidden={H}, {B} stream{'s' if B != 1 else ''})", 3 * 8 * entries,
+                         "choose a smaller hidden or batch, or a rule with a smaller state (RTRL's grows as hidden^3 "
+                         "a stream)")
+
+
 class OnlineRun(_Run):
     """One online training run (see the module); drives like :class:`fastrnn.training._Run`."""
 
     def __init__(self, task_obj, s, fresh=True):
+        check_rule_memory(s["rule"], _rule_settings.rule_settings(s), s["batch"], task_obj.n_in, s["hidden"],
+                          task_obj.n_out, "training online")
         super().__init__(task_obj, s, fresh)
         self.kernel = None  # the online driver of the rule, recorded as the settings' rule
         self.source = task_obj.streamer(np.random.default_rng([s["seed"], 1]), self.B)
@@ -193,6 +208,7 @@ def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimiz
             raise InvalidArgument(f"{name} must be True or False, got {value!r}")
     check_output_files(csv, save)
     save = check_save(save, overwrite, None, None)
+    check_rule_memory(rule, checked, N, model.n_in, model.n_hidden, model.n_out, "fitting online")
     run = _FitOnlineRun(model, X, Y, rule, checked, s, record)
     writer = open_writer(csv, run, overwrite, None, None)
     return drive(run, run.warmup, run.advance, writer, save, progress, run.total, "fit", None)

@@ -181,6 +181,15 @@ def test_the_cli_refuses_what_an_online_rule_cannot_do_in_one_line(capsys, args,
     one_line_error(code, err, *fragments)
 
 
+def test_a_rule_state_too_large_for_memory_is_refused_before_anything_is_allocated(capsys):
+    code, _, err = run_cli(capsys, "train", "--task", "add", "--rule", "rtrl", "--hidden", "2000", "--batch", "8",
+                           "--no-csv", "-q")
+    one_line_error(code, err, "rule rtrl, hidden=2000, 8 streams", "TiB", "choose a smaller hidden or batch")
+    X, Y = AddTask().stream(np.random.default_rng(0), 5, 64)
+    with pytest.raises(fastrnn.InvalidArgument, match="fitting online"):
+        fastrnn.fit(fastrnn.RNN(2, 1500, 2, head="softmax"), X, Y, rule="rtrl")
+
+
 def test_the_library_refuses_bptt_truncate_with_an_online_rule():
     with pytest.raises(fastrnn.InvalidArgument, match="bptt_truncate=3 cannot be combined with rule='uoro'"):
         fastrnn.train(task="add", rule="uoro", bptt_truncate=3, iters=10)
