@@ -2,6 +2,9 @@
 
 import json
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,7 +14,9 @@ import fastrnn
 from fastrnn import checkpoint, online
 from fastrnn.cli import main
 from fastrnn.tasks.add import AddTask, reference_lines
-from conftest import assert_same_run, csv_rows
+from conftest import assert_same_run, csv_rows, interrupt_after_two_rows
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: A small online run of the Add task.
 SMALL = dict(task="add", hidden=5, iters=150, log_every=50, lr=0.05, test_steps=300)
@@ -370,3 +375,24 @@ def test_reports_read_online_runs_whose_accuracy_columns_are_empty(capsys, tmp_p
     (tmp_path / "mixed.csv").write_text("\n".join([lines[0], lines[1], ",".join(cells), *lines[3:]]) + "\n")
     with pytest.raises(fastrnn.InvalidArgument, match="row 1 has no finite number in column accuracy"):
         fastrnn.metrics.read_run(tmp_path / "mixed.csv")
+
+
+def test_sigint_to_the_command_then_resume_equals_one_run(tmp_path):
+    """A real Ctrl-C (SIGINT to a `fastrnn train --rule uoro` process), then `fastrnn train --resume`: the
+    weights and rows equal one uninterrupted run's, UORO's random signs included."""
+    csv, model = tmp_path / "run.csv", tmp_path / "m.npz"
+    args = ["--task", "add", "--rule", "uoro", "--hidden", "4", "--log-every", "200", "--test-steps", "100",
+            "--save", str(model), "-q"]
+    code, _, err = interrupt_after_two_rows([*args, "--iters", "100000000", "--csv", str(csv)], csv)
+    assert code == 130, err
+    done = int(pd.read_csv(csv)["iteration"].iloc[-1])
+    assert done % 200 == 0 and done >= 400
+    total = done + 400
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "fastrnn", "train", "--resume", str(model), "--iters", str(total), "-q"],
+                       env=env, capture_output=True, text=True, timeout=240)
+    assert r.returncode == 0, r.stderr
+    whole = fastrnn.train(task="add", rule="uoro", hidden=4, log_every=200, test_steps=100, iters=total,
+                          csv=tmp_path / "whole.csv")
+    np.testing.assert_array_equal(fastrnn.RNN.load(model).theta, whole.model.theta)
+    pd.testing.assert_frame_equal(csv_rows(csv), csv_rows(tmp_path / "whole.csv"), check_exact=True)
