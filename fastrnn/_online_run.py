@@ -123,10 +123,15 @@ class OnlineRun(_Run):
             self.online = self.new_state()
         start_theta, start_state = self.model.theta.copy(), self.online.copy()
         losses = np.empty((self.B, n))
-        for a, b, lr in self.lr_pieces(n):
-            res = self._call(X[:, a:b], Y[:, a:b], lr)
-            losses[:, a:b] = res.losses
-            self.online = res.state
+        try:
+            for a, b, lr in self.lr_pieces(n):  # one piece unless a step decay changes the rate inside the chunk
+                res = self._call(X[:, a:b], Y[:, a:b], lr)
+                losses[:, a:b] = res.losses
+                self.online = res.state
+        except KeyboardInterrupt:  # a chunk cut between two pieces: its start again (drive rewinds the data)
+            self.model.theta[...] = start_theta
+            self.online = start_state
+            raise
         finite = np.isfinite(losses).all(axis=0)
         done = n if finite.all() else int(np.argmin(finite))
         if done < n:  # keep the weights and state of before the bad step, as the BPTT kernels do

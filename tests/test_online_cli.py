@@ -396,3 +396,25 @@ def test_sigint_to_the_command_then_resume_equals_one_run(tmp_path):
                           csv=tmp_path / "whole.csv")
     np.testing.assert_array_equal(fastrnn.RNN.load(model).theta, whole.model.theta)
     pd.testing.assert_frame_equal(csv_rows(csv), csv_rows(tmp_path / "whole.csv"), check_exact=True)
+
+
+def test_a_ctrl_c_between_two_rates_of_a_chunk_resumes_from_the_chunks_start(tmp_path, monkeypatch):
+    """A step decay at step 60 cuts the chunk 40..80 into two driver calls; Ctrl-C in the second leaves the
+    weights and the rule's state of step 40, so the resumed run equals one run."""
+    case = dict(SMALL, rule="uoro", iters=160, log_every=40, lr_step=60, lr_gamma=0.5)
+    whole = fastrnn.train(**case, csv=tmp_path / "whole.csv")
+    real, calls = online.run, []
+
+    def interrupting(*args, **kw):
+        calls.append(1)
+        if len(calls) == 4:  # the compile call, the first chunk, the second chunk's first piece, then its second
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(online, "run", interrupting)
+    with pytest.raises(KeyboardInterrupt) as info:
+        fastrnn.train(**case, csv=tmp_path / "r.csv", save=tmp_path / "m.npz")
+    assert info.value.result.iterations == 40
+    monkeypatch.setattr(online, "run", real)
+    resumed = fastrnn.train(resume=tmp_path / "m.npz", iters=160, csv=tmp_path / "r.csv")
+    assert_same_run(resumed, whole, tmp_path / "r.csv", tmp_path / "whole.csv")
