@@ -208,7 +208,7 @@ def test_cli_train_with_a_rule_ends_with_the_test_loss_among_the_reference_lines
     code, out, err = run_cli(capsys, "train", "--task", "add", "--rule", "rtrl", "--iters", "200", "--log-every", "100",
                              "--hidden", "4", "--test-steps", "500", "--csv", csv, "-q")
     assert code == 0, err
-    assert out.startswith("add: test loss ") and "over 500 steps" in out
+    assert out.startswith("add: test loss ") and "over 500 steps" in out and "after 200 steps of rule rtrl" in out
     assert "nothing learned 0.6616, only t1 0.5192, optimal 0.4545" in out
     assert pd.read_csv(csv)["iteration"].tolist() == [100, 200]
     meta = json.loads(csv.with_suffix(".json").read_text())
