@@ -31,6 +31,11 @@ HELP = {
     "feedback_scale": "rule rflo: the scale of the random feedback matrix.",
 }
 
+#: Bounds of the known rule settings, checked while the CLI parses them (each rule checks its own values too);
+#: an integer setting not named here must be at least 0, a number is any finite number.
+BOUNDS = {"k1": dict(minimum=1), "k2": dict(minimum=1), "eps": dict(minimum=0.0), "alpha": dict(positive=True),
+          "feedback_scale": dict(positive=True)}
+
 #: The rule that trains as fastrnn always has when none of its settings is given.
 DEFAULT_RULE = "bptt"
 
@@ -86,8 +91,9 @@ def settings():
             choices = tuple(table) if table else (defaults[0],)
         shown = ", ".join(f"{r} {d}" for r, d in zip(rules, defaults))
         help_text = HELP.get(key, f"rule {', '.join(rules)}: its setting {key}.")
+        bounds = BOUNDS.get(key, dict(minimum=0) if kind == "int" else {})
         out.append(Setting(key, kind, f"{help_text} The rule's default: {shown}.", None, choices=choices,
-                           off="the rule's default"))
+                           off="the rule's default", **bounds))
     return tuple(out)
 
 
