@@ -116,8 +116,10 @@ class TrainResult:
         """
         from .tasks import headline
 
-        names = [m for m in headline(self.settings.get("task")) if m in (self.columns or (self.rows[-1] if self.rows else ()))]
-        last = self.rows[-1] if self.rows else {}
+        names = [m for m in headline(self.settings.get("task"))
+                 if m in (self.columns or (self.rows[-1] if self.rows else ())) or m in self.final_scores]
+        # the last row's value; a metric scored once at the end (a stream's test_loss) from the final scores
+        last = {**self.final_scores, **(self.rows[-1] if self.rows else {})}
         out = dict(
             status=self.status,
             iterations_done=self.iterations,
