@@ -45,9 +45,9 @@ import sys
 import time
 from pathlib import Path
 
-# one thread for every BLAS and OpenMP pool, also those loaded later (SciPy's, vanilla-rtrl's imports)
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_var] = "1"
+if __name__ == "__main__":  # one thread for every BLAS and OpenMP pool, also those loaded later (SciPy's)
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[_var] = "1"
 
 import numpy as np  # noqa: E402
 
