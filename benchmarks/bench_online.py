@@ -36,7 +36,8 @@ one thread: the RTRL product's own shape H x H times H x H(H+I+1), and a 512^3 p
 peak), and RTRL's GFLOP/s (2 H^2 P flops a step for W M, P = H(H+I+1)) is reported against it.
 
 Writes benchmarks/results/online_speed.csv (one row per size, rule and contender, with the
-environment columns) and online_speed.md (the table), or both under --out.
+environment columns) and online_speed.md (the tables), or both under --out, and puts the tables
+in docs/online.md between its speed markers (--docs; not with --smoke unless asked).
 """
 
 import argparse
@@ -281,16 +282,20 @@ def time_contenders(n_h, label, entries, Xlong, Ylong, args, log):
         n = steps_for(lambda k: fn(Xlong[:k], Ylong[:k]), args.probe, args.budget)
         steps[name] = min(n, len(Xlong))
     per_step = {name: [] for name in entries}
+    cpu_per_step = {name: [] for name in entries}
     for _ in range(args.repeats):
         for name, (fn, _, _) in entries.items():
             n = steps[name]
+            c0 = time.process_time()
             per_step[name].append(timed(lambda: fn(Xlong[:n], Ylong[:n])) / n)
+            cpu_per_step[name].append((time.process_time() - c0) / n)
     rows = []
     for name, (fn, check, first_call) in entries.items():
         us = np.array(per_step[name]) * 1e6
         row = dict(n_h=n_h, rule=label, contender=name, status="timed", us_per_step=float(np.median(us)),
-                   us_min=float(us.min()), us_max=float(us.max()), steps=steps[name], repeats=args.repeats,
-                   first_call_s=first_call if first_call is not None else "", **check)
+                   us_min=float(us.min()), us_max=float(us.max()),
+                   cpu_us_per_step=float(np.median(cpu_per_step[name])) * 1e6, steps=steps[name],
+                   repeats=args.repeats, first_call_s=first_call if first_call is not None else "", **check)
         rows.append(row)
         log(f"n_h={n_h} {label}: {name} {row['us_per_step']:.2f} us/step (min {row['us_min']:.2f}, "
             f"max {row['us_max']:.2f}; {steps[name]} steps x {args.repeats})")
@@ -307,6 +312,7 @@ def add_ratios(rows, peaks):
         if ref is not None:
             r["reference"] = ref["contender"]
             r["speedup"] = ref["us_per_step"] / r["us_per_step"]
+            r["speedup_cpu"] = ref["cpu_us_per_step"] / r["cpu_us_per_step"]
             if r["n_h"] == 32 and r["rule"] in TARGETS and ref["contender"] == "vanilla-rtrl":
                 r["target"] = TARGETS[r["rule"]]
                 r["meets_target"] = bool(r["speedup"] >= TARGETS[r["rule"]])
@@ -322,52 +328,75 @@ def add_ratios(rows, peaks):
 
 def markdown(rows, env, sizes, why_not):
     lines = [_common.describe(env), "",
-             "Microseconds a training step (batch 1, SGD, float64, one thread), median of interleaved repeats after a "
-             "warm-up; speed-up = the reference's time / fastrnn's, the reference being vanilla-rtrl's own code "
-             "where it has the rule, else its numpy port. Every timed contender was first checked to compute the "
-             "same update (weights after "
-             f"{CHECK_STEPS} steps equal within {TOL_FASTRNN:g}).", ""]
+             "Microseconds a training step (batch 1, SGD, float64, one thread): medians of interleaved repeats after "
+             "a warm-up, wall-clock time (the process's CPU time beside it, which a busy machine inflates less). "
+             "Speed-up = the reference's time / fastrnn's, the reference being vanilla-rtrl's own code where it has "
+             "the rule, else its numpy port. Every timed contender was first checked to compute the same update "
+             f"(weights after {CHECK_STEPS} steps: fastrnn equal to the port's within {TOL_FASTRNN:g}, the port equal "
+             f"to vanilla-rtrl's within {TOL_PORT:g}).", ""]
     if why_not:
         lines += [f"vanilla-rtrl was not run: {why_not}; the port stands in for it.", ""]
-    head = "| rule | " + " | ".join(f"n_h={n}: fastrnn | vanilla-rtrl | port | speed-up" for n in sizes) + " | target (n_h=32) |"
-    lines += [head, "|---|" + "---|" * (4 * len(sizes) + 1)]
     by = {(r["n_h"], r["rule"], r["contender"]): r for r in rows}
 
-    def us(key):
+    def us(key, field="us_per_step"):
         r = by.get(key)
         if r is None:
             return "-"
         if r.get("status") != "timed":
             return r.get("status", "-")
-        return f"{r['us_per_step']:.1f}" if r["us_per_step"] >= 10 else f"{r['us_per_step']:.2f}"
+        v = r[field]
+        return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
 
-    for label in dict.fromkeys(r["rule"] for r in rows):
-        cells = []
-        for n in sizes:
+    labels = list(dict.fromkeys(r["rule"] for r in rows))
+    for n in sizes:
+        lines += [f"n_h = {n}:", "",
+                  "| rule | fastrnn us | vanilla-rtrl us | port us | fastrnn CPU us | reference CPU us | speed-up | "
+                  "speed-up (CPU time) |" + (" target |" if n == 32 else ""),
+                  "|---|---|---|---|---|---|---|---|" + ("---|" if n == 32 else "")]
+        for label in labels:
             f = by.get((n, label, "fastrnn"), {})
+            ref = f.get("reference")
             sp = f"{f['speedup']:.1f}x" if "speedup" in f else "-"
-            cells += [us((n, label, "fastrnn")), us((n, label, "vanilla-rtrl")), us((n, label, "port")), sp]
-        f32 = by.get((32, label, "fastrnn"), {})
-        tgt = (f"{TARGETS[label]:g}x: {'met' if f32['meets_target'] else 'NOT met'}" if "meets_target" in f32
-               else f"{TARGETS.get(label, 0):g}x")
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {tgt} |")
+            spc = f"{f['speedup_cpu']:.1f}x" if "speedup_cpu" in f else "-"
+            row = (f"| {label} | {us((n, label, 'fastrnn'))} | {us((n, label, 'vanilla-rtrl'))} | "
+                   f"{us((n, label, 'port'))} | {us((n, label, 'fastrnn'), 'cpu_us_per_step')} | "
+                   f"{us((n, label, ref), 'cpu_us_per_step') if ref else '-'} | {sp} | {spc} |")
+            if n == 32:
+                row += (f" {TARGETS[label]:g}x: {'met' if f['meets_target'] else 'not met'} |" if "meets_target" in f
+                        else f" {TARGETS.get(label, 0):g}x (vanilla-rtrl not run) |")
+            lines.append(row)
+        lines.append("")
     rt = [r for r in rows if r.get("rule") == "RTRL" and r.get("contender") == "fastrnn" and "rtrl_gflops" in r]
     if rt:
-        lines += ["", "RTRL's W M product (2 H^2 P flops a step, P = H(H+I+1)) against numpy's dgemm on one thread:", "",
+        lines += ["RTRL's W M product (2 H^2 P flops a step, P = H(H+I+1)) against numpy's dgemm on one thread:", "",
                   "| n_h | fastrnn RTRL GFLOP/s | dgemm of the same shape GFLOP/s | dgemm 512^3 (peak) GFLOP/s | fraction of peak |",
                   "|---|---|---|---|---|"]
         for r in rt:
             lines.append(f"| {r['n_h']} | {r['rtrl_gflops']:.2f} | {r['dgemm_same_shape_gflops']:.2f} | "
                          f"{r['dgemm_peak_gflops']:.2f} | {r['fraction_of_peak']:.2f} |")
+        lines.append("")
     comp = [r for r in rows if r.get("contender") == "fastrnn" and r.get("first_call_s") not in ("", None)]
     if comp:
-        lines += ["", "fastrnn's first call of each rule (compile or cache load, 40 steps), seconds: "
-                  + ", ".join(f"n_h={r['n_h']} {r['rule']} {r['first_call_s']:.2f}" for r in comp) + "."]
-    lines += ["", "vanilla-rtrl has no Williams & Peng BPTT(k1, k2) update for update: its E-BPTT(10) (the BPTT(10,10) "
+        lines += ["fastrnn's first call of each rule (compile or cache load, 40 steps), seconds: "
+                  + ", ".join(f"n_h={r['n_h']} {r['rule']} {r['first_call_s']:.2f}" for r in comp) + ".", ""]
+    lines += ["vanilla-rtrl has no Williams & Peng BPTT(k1, k2) update for update: its E-BPTT(10) (the BPTT(10,10) "
               "row) updates the output weights every step, its F-BPTT(10) (the BPTT(1,10) row) delays each gradient "
               "9 steps; they are timed as its nearest rules, and fastrnn's BPTT was checked against the port's "
               "Williams & Peng twin. SnAp-1 has no vanilla-rtrl version; its reference is the port's."]
     return "\n".join(lines) + "\n"
+
+
+SPEED_BEGIN, SPEED_END = "<!-- speed:begin -->", "<!-- speed:end -->"
+
+
+def write_section(page, section):
+    """Put ``section`` between the page's speed markers (added at the end if it has none)."""
+    text = page.read_text() if page.exists() else ""
+    if SPEED_BEGIN not in text or SPEED_END not in text:
+        text += f"\n{SPEED_BEGIN}\n{SPEED_END}\n"
+    before, rest = text.split(SPEED_BEGIN, 1)
+    after = rest.split(SPEED_END, 1)[1]
+    page.write_text(before + SPEED_BEGIN + "\n" + section + SPEED_END + after)
 
 
 def ints(text):
@@ -383,6 +412,8 @@ def main(argv=None):
     parser.add_argument("--probe", type=int, default=20, help="steps of the warm-up and the probe run")
     parser.add_argument("--max-steps", type=int, default=20000)
     parser.add_argument("--out", default=str(_common.RESULTS), help="folder of online_speed.csv and online_speed.md")
+    parser.add_argument("--docs", default=None, help="the folder whose online.md gets the table between its speed "
+                        "markers [docs/, none with --smoke]")
     parser.add_argument("--smoke", action="store_true", help="seconds: n_h 8, 2 repeats, short runs (for tests)")
     args = parser.parse_args(argv)
     unknown = [r for r in args.rules if r not in RULES]
@@ -417,8 +448,14 @@ def main(argv=None):
     env = _common.environment()
     out = Path(args.out)
     _common.write_csv(out / "online_speed.csv", rows, env)
-    (out / "online_speed.md").write_text(markdown(rows, env, args.sizes, why_not))
+    table = markdown(rows, env, args.sizes, why_not)
+    (out / "online_speed.md").write_text(table)
     log(f"wrote {out / 'online_speed.csv'} and {out / 'online_speed.md'}")
+    docs = args.docs if args.docs is not None else (None if args.smoke else str(ROOT / "docs"))
+    if docs:
+        page = Path(docs) / "online.md"
+        write_section(page, table)
+        log(f"wrote the speed section of {page}")
     return 0
 
 

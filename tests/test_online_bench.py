@@ -190,7 +190,9 @@ def read_rows(path):
 
 
 def test_bench_online_smoke_checks_then_times_every_rule(tmp_path):
-    out = run_script(tmp_path, str(ROOT / "benchmarks" / "bench_online.py"), "--smoke", "--out", str(tmp_path / "r"))
+    (tmp_path / "online.md").write_text("# page\n<!-- speed:begin -->\nold\n<!-- speed:end -->\nafter\n")
+    out = run_script(tmp_path, str(ROOT / "benchmarks" / "bench_online.py"), "--smoke", "--out", str(tmp_path / "r"),
+                     "--docs", str(tmp_path))
     assert "vanilla-rtrl: skipped ($VANILLA_RTRL is not set" in out
     rows = read_rows(tmp_path / "r" / "online_speed.csv")
     assert {(r["rule"], r["contender"]) for r in rows} == {(rule, c) for rule in bench_online.RULES
@@ -207,7 +209,11 @@ def test_bench_online_smoke_checks_then_times_every_rule(tmp_path):
     table = (tmp_path / "r" / "online_speed.md").read_text()
     for rule in bench_online.RULES:
         assert f"| {rule} |" in table
-    assert "GFLOP/s" in table and "vanilla-rtrl was not run" in table
+    assert "GFLOP/s" in table and "vanilla-rtrl was not run" in table and "n_h = 8:" in table
+    assert all(float(r["cpu_us_per_step"]) > 0 for r in rows)
+    page = (tmp_path / "online.md").read_text()
+    assert page.startswith("# page\n<!-- speed:begin -->\n") and page.endswith("<!-- speed:end -->\nafter\n")
+    assert table in page and "old" not in page
 
 
 def test_study_online_smoke_writes_the_table_curves_and_plot(tmp_path):
