@@ -13,9 +13,12 @@ the mean loss per step over the test steps.
 
 The rules: RTRL, UORO, KF-RTRL, SnAp-1, RFLO, BPTT(10, 10) and BPTT(1, 10), ``--seeds`` each.
 The seed draws the weights, the training and test streams and the rule's own randomness (UORO's
-and KF-RTRL's noise, RFLO's feedback matrix). Then a small learning-rate grid (``--grid-lrs``) for
-every rule whose runs at lr 0.03 fail (a median test loss above the nothing-learned line, or a
-run that diverged): UORO and KF-RTRL are known to need smaller steps.
+and KF-RTRL's noise, RFLO's feedback matrix). Then, outside the comparison's clock: a small
+learning-rate grid (``--grid-lrs``) for every rule whose runs at lr 0.03 fail (a median test
+loss above the nothing-learned line, or a run that diverged; UORO and KF-RTRL are known to need
+smaller steps), and RFLO with its error fed back through V^T instead of a random matrix. With
+``--vanilla-rtrl``, the rules vanilla-rtrl has (its E-BPTT and F-BPTT for the two BPTT rows) run
+again in its own code (from $VANILLA_RTRL), from the same weights on the same streams.
 
 Runs go to a process pool (``--workers``, one run a task, one thread each). Writes, under
 ``--docs``: online.csv (one row per run: rule, seed, lr, test loss, the train loss of the last
@@ -48,6 +51,11 @@ RULES = {
     "BPTT(10,10)": ("bptt", dict(k1=10, k2=10)),
     "BPTT(1,10)": ("bptt", dict(k1=1, k2=10)),
 }
+#: run after the main comparison (not part of its clock): RFLO with the error fed back through V^T
+VARIANTS = {"RFLO, feedback V^T": ("rflo", dict(feedback="symmetric"))}
+#: vanilla-rtrl's own rules for the same runs (--vanilla-rtrl): label -> (the port's name, its settings)
+VANILLA = {"RTRL": ("rtrl", {}), "UORO": ("uoro", {}), "KF-RTRL": ("kf-rtrl", {}), "RFLO": ("rflo", {}),
+           "BPTT(10,10)": ("ebptt", dict(T=10)), "BPTT(1,10)": ("fbptt", dict(T=10))}
 #: the reference lines of the Add task (t1 = 5, t2 = 9), expected loss per step
 LINES = {"nothing learned": 0.6616, "only t1": 0.5192, "optimal": 0.4544}
 BEGIN, END = "<!-- study:begin -->", "<!-- study:end -->"
@@ -98,26 +106,55 @@ def run_one(job):
 
     threadpool_limits(1)
     numba.set_num_threads(1)
-    from fastrnn import online
 
-    label, lr, seed, train_steps, test_steps, bin_size = job
-    rule, settings = RULES[label]
+    label, lr, seed, train_steps, test_steps, bin_size, implementation = job
     model = study_model(seed)
     Xtr, Ytr, Xte, Yte = streams(seed, train_steps, test_steps)
     t0 = time.perf_counter()
-    train = online.run(model, Xtr, Ytr, rule=rule, lr=lr, seed=seed, **settings)
-    test = online.run(model, Xte, Yte, rule=rule, lr=lr, state=train.state, train=False, seed=seed, **settings)
+    if implementation == "fastrnn":
+        from fastrnn import online
+
+        rule, settings = {**RULES, **VARIANTS}[label]
+        train = online.run(model, Xtr, Ytr, rule=rule, lr=lr, seed=seed, **settings)
+        test = online.run(model, Xte, Yte, rule=rule, lr=lr, state=train.state, train=False, seed=seed, **settings)
+        losses, test_losses = train.losses, test.losses
+    else:
+        losses, test_losses = vanilla_rtrl_run(model, label, lr, seed, Xtr[0], Ytr[0], Xte[0], Yte[0])
     seconds = time.perf_counter() - t0
-    losses = np.asarray(train.losses, dtype=np.float64).ravel()
-    test_losses = np.asarray(test.losses, dtype=np.float64).ravel()
-    test_loss = float(np.mean(test_losses))
+    losses = np.asarray(losses, dtype=np.float64).ravel()
+    test_loss = float(np.mean(np.asarray(test_losses, dtype=np.float64)))
     diverged = not (np.all(np.isfinite(losses)) and math.isfinite(test_loss))
     n_bins = len(losses) // bin_size
     curve = losses[: n_bins * bin_size].reshape(n_bins, bin_size).mean(axis=1)
-    row = dict(rule=label, seed=seed, lr=lr, test_loss=test_loss,
+    row = dict(rule=label, implementation=implementation, seed=seed, lr=lr, test_loss=test_loss,
                train_loss_last_1000=float(np.mean(losses[-1000:])), train_steps=train_steps, test_steps=test_steps,
                diverged=diverged, seconds=seconds)
-    return row, [dict(rule=label, seed=seed, lr=lr, step=(i + 1) * bin_size, loss=float(v)) for i, v in enumerate(curve)]
+    return row, [dict(rule=label, implementation=implementation, seed=seed, lr=lr, step=(i + 1) * bin_size,
+                      loss=float(v)) for i, v in enumerate(curve)]
+
+
+def vanilla_rtrl_run(model, label, lr, seed, Xtr, Ytr, Xte, Yte):
+    """The same run in vanilla-rtrl's own code (from $VANILLA_RTRL): its Simulation trains from the model's
+    weights on the same stream (its noise from np.random.seed(seed), RFLO's W_FB from N(0, 1/n_out) as
+    fastrnn's); the test steps run its forward step with the state carried. Per-step losses of both."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import vanilla_rtrl_port as port
+
+    VR, why = port.import_vanilla_rtrl()
+    if VR is None:
+        raise RuntimeError(f"vanilla-rtrl: {why}")
+    p = model.params
+    params = [p["W0"].copy(), p["U0"].copy(), p["b0"].copy(), p["V"].copy(), p["c"].copy()]
+    name, kw = VANILLA[label]
+    settings = port.rule_settings(name, 2, model.n_hidden, 2, seed, **kw)
+    if name in ("uoro", "kf-rtrl"):  # vanilla-rtrl's own draw of the starting factors
+        settings = dict(A=None, B=None)
+    np.random.seed(seed)  # before the objects are built: UORO and KF-RTRL draw their factors then
+    with np.errstate(all="ignore"):  # a diverging run is reported as diverged, not as warnings
+        final, losses, state = port.vanilla_rtrl_train(VR, params, name, settings, Xtr, Ytr, lr, return_state=True)
+        net = port.Net(final[1], final[0], final[3], final[2], final[4])
+        net.a = state
+        return losses, port.evaluate(net, Xte, Yte)
 
 
 def run_jobs(jobs, workers):
@@ -132,7 +169,7 @@ def run_jobs(jobs, workers):
         try:
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 # the slowest rules first, so that the two workers finish together
-                order = sorted(range(len(jobs)), key=lambda i: jobs[i][0] != "RTRL")
+                order = sorted(range(len(jobs)), key=lambda i: (jobs[i][6] == "fastrnn", jobs[i][0] != "RTRL"))
                 done = dict(zip(order, pool.map(run_one, [jobs[i] for i in order])))
             out = [done[i] for i in range(len(jobs))]
         finally:
@@ -148,7 +185,7 @@ def run_jobs(jobs, workers):
 
 def failing(rows, label):
     """Whether a rule's runs at lr 0.03 fail: median test loss above the nothing-learned line, or a divergence."""
-    mine = [r for r in rows if r["rule"] == label and r["lr"] == LR]
+    mine = [r for r in rows if r["rule"] == label and r["lr"] == LR and r.get("implementation", "fastrnn") == "fastrnn"]
     losses = [r["test_loss"] for r in mine]
     return any(r["diverged"] for r in mine) or not (np.median(losses) <= LINES["nothing learned"])
 
@@ -156,10 +193,10 @@ def failing(rows, label):
 def summary(frame):
     """Per rule and lr: median, min and max test loss over seeds, and how many seeds reach each line."""
     out = []
-    for (label, lr), g in frame.groupby(["rule", "lr"], sort=False):
+    for (label, impl, lr), g in frame.groupby(["rule", "implementation", "lr"], sort=False):
         t = g["test_loss"]
         finite = t[np.isfinite(t)]
-        out.append(dict(rule=label, lr=lr, seeds=len(g), diverged=int(g["diverged"].sum()),
+        out.append(dict(rule=label, implementation=impl, lr=lr, seeds=len(g), diverged=int(g["diverged"].sum()),
                         median=float(np.median(t)) if len(finite) == len(t) else float("nan"),
                         low=float(finite.min()) if len(finite) else float("nan"),
                         high=float(finite.max()) if len(finite) else float("nan"),
@@ -169,12 +206,12 @@ def summary(frame):
 
 
 def table(frame):
-    lines = ["| rule | lr | test loss: median [min, max] | seeds below the t1 line (0.5192) | seeds within 0.01 of the "
-             "optimum (0.4544) | diverged |", "|---|---|---|---|---|---|"]
+    lines = ["| rule | implementation | lr | test loss: median [min, max] | seeds below the t1 line (0.5192) | seeds within 0.01 of the "
+             "optimum (0.4544) | diverged |", "|---|---|---|---|---|---|---|"]
     for s in summary(frame):
         med = "diverged" if math.isnan(s["median"]) else f"{s['median']:.4f}"
         rng = "" if math.isnan(s["low"]) else f" [{s['low']:.4f}, {s['high']:.4f}]"
-        lines.append(f"| {s['rule']} | {s['lr']:g} | {med}{rng} | {s['below_t1']}/{s['seeds']} | "
+        lines.append(f"| {s['rule']} | {s['implementation']} | {s['lr']:g} | {med}{rng} | {s['below_t1']}/{s['seeds']} | "
                      f"{s['near_optimum']}/{s['seeds']} | {s['diverged']} |")
     return "\n".join(lines)
 
@@ -186,12 +223,14 @@ def plot(frame, curves, path, args):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.6), sharey=True)
+    frame = frame[frame["implementation"] == "fastrnn"]
+    curves = curves[curves["implementation"] == "fastrnn"]
     best = {}
     for s in summary(frame):
         if not math.isnan(s["median"]) and (s["rule"] not in best or s["median"] < best[s["rule"]][1]):
             best[s["rule"]] = (s["lr"], s["median"])
     for ax, which in zip(axes, ("lr", "best")):
-        for label in RULES:
+        for label in [*RULES, *VARIANTS]:
             lr = LR if which == "lr" else best.get(label, (LR, 0))[0]
             part = curves[(curves["rule"] == label) & (curves["lr"] == lr)]
             if part.empty:
@@ -232,12 +271,21 @@ def main(argv=None):
                         help="the learning rates tried for the rules that fail at 0.03")
     parser.add_argument("--no-grid", action="store_true", help="run lr 0.03 only")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--vanilla-rtrl", action="store_true", help="also run the rules vanilla-rtrl has in its own "
+                        "code (from $VANILLA_RTRL), from the same weights on the same streams")
     parser.add_argument("--docs", default=str(ROOT / "docs"), help="folder of online.csv, online-curves.csv, "
                         "online.png and online.md")
     parser.add_argument("--smoke", action="store_true", help="seconds: 2 seeds, 1,200 + 400 steps, one grid lr")
     args = parser.parse_args(argv)
     if args.smoke:
         args.seeds, args.train, args.test, args.bin, args.grid_lrs = [0, 1], 1200, 400, 200, [0.003]
+    if args.vanilla_rtrl:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        import vanilla_rtrl_port as port
+
+        if port.import_vanilla_rtrl()[0] is None:
+            parser.error(f"--vanilla-rtrl: {port.import_vanilla_rtrl()[1]}; clone github.com/omarschall/vanilla-rtrl "
+                         f"and set ${port.ENV} to it, or leave --vanilla-rtrl out")
     if args.train < max(args.bin, 1000):
         parser.error(f"--train must be at least 1000 and at least --bin ({args.bin}); got {args.train}")
 
@@ -246,32 +294,47 @@ def main(argv=None):
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    jobs = [(label, LR, seed, args.train, args.test, args.bin) for label in RULES for seed in args.seeds]
+    jobs = [(label, LR, seed, args.train, args.test, args.bin, "fastrnn") for label in RULES for seed in args.seeds]
     rows, curves = run_jobs(jobs, args.workers)
     main_wall = time.perf_counter() - t0
     print(f"{len(jobs)} runs at lr {LR} in {main_wall:.1f} s on {args.workers} workers", flush=True)
     grid_rules = [] if args.no_grid else [label for label in RULES if failing(rows, label)]
-    grid_wall = 0.0
-    if grid_rules:
-        t1 = time.perf_counter()
-        jobs = [(label, lr, seed, args.train, args.test, args.bin) for label in grid_rules for lr in args.grid_lrs
+    t1 = time.perf_counter()
+    jobs = [(label, lr, seed, args.train, args.test, args.bin, "fastrnn") for label in grid_rules
+            for lr in args.grid_lrs for seed in args.seeds]
+    jobs += [(label, LR, seed, args.train, args.test, args.bin, "fastrnn") for label in VARIANTS for seed in args.seeds]
+    more, more_curves = run_jobs(jobs, args.workers)
+    rows += more
+    curves += more_curves
+    extra_wall = time.perf_counter() - t1
+    print(f"lr grid {args.grid_lrs} for {', '.join(grid_rules) or 'no rule'} and {', '.join(VARIANTS)}: "
+          f"{len(jobs)} runs in {extra_wall:.1f} s", flush=True)
+    vanilla_wall = None
+    if args.vanilla_rtrl:
+        t2 = time.perf_counter()
+        jobs = [(label, LR, seed, args.train, args.test, args.bin, "vanilla-rtrl") for label in VANILLA
                 for seed in args.seeds]
+        jobs += [(label, lr, seed, args.train, args.test, args.bin, "vanilla-rtrl") for label in grid_rules
+                 if label in VANILLA for lr in args.grid_lrs for seed in args.seeds]
         more, more_curves = run_jobs(jobs, args.workers)
         rows += more
         curves += more_curves
-        grid_wall = time.perf_counter() - t1
-        print(f"lr grid {args.grid_lrs} for {', '.join(grid_rules)}: {len(jobs)} runs in {grid_wall:.1f} s", flush=True)
+        vanilla_wall = time.perf_counter() - t2
+        print(f"vanilla-rtrl: {len(jobs)} runs in {vanilla_wall:.1f} s", flush=True)
     frame = pd.DataFrame(rows)
     curves = pd.DataFrame(curves)
     frame.to_csv(docs / "online.csv", index=False)
     curves.to_csv(docs / "online-curves.csv", index=False)
     plot(frame, curves, docs / "online.png", args)
-    command = "python benchmarks/study_online.py" + (" --smoke" if args.smoke else "")
+    command = "python benchmarks/study_online.py" + (" --smoke" if args.smoke else "") + (
+        " --vanilla-rtrl" if args.vanilla_rtrl else "")
     section = (f"_Written by `{command}`: {len(frame)} runs of {args.train:,} training and {args.test:,} test steps, "
-               f"seeds {','.join(map(str, args.seeds))}; the {len(RULES) * len(args.seeds)} runs at lr {LR} took "
-               f"{main_wall:.0f} s of wall time on {args.workers} worker processes"
-               + (f", the grid ({', '.join(grid_rules)} at lr {', '.join(f'{v:g}' for v in args.grid_lrs)}) "
-                  f"{grid_wall:.0f} s more" if grid_rules else "") + "._\n\n" + table(frame))
+               f"seeds {','.join(map(str, args.seeds))}. The {len(RULES) * len(args.seeds)} fastrnn runs at lr {LR} "
+               f"took {main_wall:.0f} s of wall time on {args.workers} worker processes (start-up included); the lr "
+               f"grid ({', '.join(grid_rules) or 'no rule'} at lr {', '.join(f'{v:g}' for v in args.grid_lrs)}) and "
+               f"{', '.join(VARIANTS)} {extra_wall:.0f} s more"
+               + (f"; the same runs in vanilla-rtrl's own code {vanilla_wall:.0f} s" if vanilla_wall is not None else "")
+               + "._\n\n" + table(frame))
     write_section(docs / "online.md", section)
     print(table(frame))
     print(f"written: {docs / 'online.csv'}, {docs / 'online-curves.csv'}, {docs / 'online.png'}, "

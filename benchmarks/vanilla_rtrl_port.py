@@ -327,7 +327,7 @@ def train(net, rule, X, Y, lr):
     return losses
 
 
-def test(net, X, Y):
+def evaluate(net, X, Y):
     """The stream run with no updates, the state carried; the losses of the steps."""
     losses = np.empty(len(X))
     for t in range(len(X)):
@@ -391,10 +391,9 @@ def vanilla_rtrl_sim(VR, params, rule, settings):
     la = VR.la
     if rule == "rtrl":
         alg = la.RTRL(rnn)
-    elif rule == "uoro":
-        alg = la.UORO(rnn, A=np.array(settings["A"]), B=np.array(settings["B"]))
-    elif rule == "kf-rtrl":
-        alg = la.KF_RTRL(rnn, A=np.array(settings["A"]), B=np.array(settings["B"]))
+    elif rule in ("uoro", "kf-rtrl"):  # A, B None: the library draws them from np.random
+        starts = {k: np.array(settings[k], float) for k in ("A", "B") if settings.get(k) is not None}
+        alg = (la.UORO if rule == "uoro" else la.KF_RTRL)(rnn, **starts)
     elif rule == "rflo":
         alg = la.RFLO(rnn, alpha=settings["alpha"], W_FB=np.array(settings["W_FB"]))
     elif rule == "ebptt":
@@ -406,8 +405,10 @@ def vanilla_rtrl_sim(VR, params, rule, settings):
     return rnn, alg, VR.Simulation(rnn)
 
 
-def vanilla_rtrl_train(VR, params, rule, settings, X, Y, lr, seed=None, monitor=True):
-    """Train with vanilla-rtrl's own Simulation.run; (final params in the port's order, losses or None)."""
+def vanilla_rtrl_train(VR, params, rule, settings, X, Y, lr, seed=None, monitor=True, return_state=False):
+    """Train with vanilla-rtrl's own Simulation.run; (final params in the port's order, losses or None), and
+    the final state ``a`` with ``return_state``. ``seed`` seeds np.random (the library's generator) once the
+    objects are built, before the run."""
     rnn, alg, sim = vanilla_rtrl_sim(VR, params, rule, settings)
     if seed is not None:
         np.random.seed(seed)
@@ -416,6 +417,8 @@ def vanilla_rtrl_train(VR, params, rule, settings, X, Y, lr, seed=None, monitor=
     sim.run(data, mode="train", learn_alg=alg, optimizer=VR.SGD(lr=lr),
             monitors=["rnn.loss_"] if monitor else [], verbose=False)
     losses = np.asarray(sim.mons["rnn.loss_"]) if monitor else None
+    if return_state:
+        return [np.array(p) for p in sim.rnn.params], losses, np.array(sim.rnn.a)
     return [np.array(p) for p in sim.rnn.params], losses
 
 

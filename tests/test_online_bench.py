@@ -224,13 +224,17 @@ def test_study_online_smoke_writes_the_table_curves_and_plot(tmp_path):
     (docs / "online.md").write_text("# page\n\nbefore\n\n<!-- study:begin -->\nold\n<!-- study:end -->\n\nafter\n")
     out = run_script(tmp_path, str(ROOT / "benchmarks" / "study_online.py"), "--smoke", "--docs", str(docs))
     runs = read_rows(docs / "online.csv")
-    main = [r for r in runs if float(r["lr"]) == study_online.LR]
+    main = [r for r in runs if float(r["lr"]) == study_online.LR and r["rule"] in study_online.RULES]
+    assert {r["implementation"] for r in runs} == {"fastrnn"}
+    assert sorted((r["rule"], int(r["seed"])) for r in runs if r["rule"] in study_online.VARIANTS) == sorted(
+        (rule, s) for rule in study_online.VARIANTS for s in (0, 1))
     assert sorted((r["rule"], int(r["seed"])) for r in main) == sorted((rule, s) for rule in study_online.RULES
                                                                       for s in (0, 1))
     for r in runs:
         assert int(r["train_steps"]) == 1200 and int(r["test_steps"]) == 400
         assert r["diverged"] == "True" or 0.3 < float(r["test_loss"]) < 2.0
     grid = [r for r in runs if float(r["lr"]) != study_online.LR]
+    assert "| RFLO, feedback V^T | fastrnn | 0.03 |" in (docs / "online.md").read_text()
     assert {float(r["lr"]) for r in grid} <= {0.003}
     assert {r["rule"] for r in grid} == {rule for rule in study_online.RULES
                                          if study_online.failing([dict(r, lr=float(r["lr"]), test_loss=float(r["test_loss"]),
@@ -241,5 +245,5 @@ def test_study_online_smoke_writes_the_table_curves_and_plot(tmp_path):
     page = (docs / "online.md").read_text()
     assert page.startswith("# page\n\nbefore\n") and page.endswith("after\n") and "old" not in page
     for rule in study_online.RULES:
-        assert f"| {rule} | 0.03 |" in page
-    assert "| RTRL | 0.03 |" in out
+        assert f"| {rule} | fastrnn | 0.03 |" in page
+    assert "| RTRL | fastrnn | 0.03 |" in out
