@@ -330,7 +330,8 @@ def add_ratios(rows, peaks):
 
 
 def markdown(rows, env, sizes, why_not):
-    lines = [_common.describe(env), "",
+    lines = [_common.describe(env) + f" Load average (1 min) {env['load_start']} at the start, {env['load_end']} at "
+             f"the end, on {env['cores']} cores.", "",
              "Microseconds a training step (batch 1, SGD, float64, one thread): medians of interleaved repeats after "
              "a warm-up, wall-clock time (the process's CPU time beside it, which a busy machine inflates less). "
              "Speed-up = the reference's time / fastrnn's, the reference being vanilla-rtrl's own code where it has "
@@ -441,6 +442,7 @@ def main(argv=None):
 
     if VR is None:
         log(f"vanilla-rtrl: skipped ({why_not}); its numpy port is the reference")
+    load_start = os.getloadavg()[0]
     peaks = {"peak": dgemm_gflops(512, 512, 512, budget=0.02 if args.smoke else 0.2)}
     for H in args.sizes:
         peaks[H] = dgemm_gflops(H, H, H * (H + N_IN + 1), budget=0.02 if args.smoke else 0.2)
@@ -449,7 +451,7 @@ def main(argv=None):
     for H in args.sizes:
         rows.extend(bench_size(H, args, VR, why_not, log))
     rows = add_ratios(rows, peaks)
-    env = _common.environment()
+    env = dict(_common.environment(), load_start=round(load_start, 2), load_end=round(os.getloadavg()[0], 2))
     out = Path(args.out)
     _common.write_csv(out / "online_speed.csv", rows, env)
     table = markdown(rows, env, args.sizes, why_not)

@@ -135,8 +135,8 @@ def run_one(job):
 
 def vanilla_rtrl_run(model, label, lr, seed, Xtr, Ytr, Xte, Yte):
     """The same run in vanilla-rtrl's own code (from $VANILLA_RTRL): its Simulation trains from the model's
-    weights on the same stream (its noise from np.random.seed(seed), RFLO's W_FB from N(0, 1/n_out) as
-    fastrnn's); the test steps run its forward step with the state carried. Per-step losses of both."""
+    weights on the same stream (its noise from np.random.seed(seed), RFLO's W_FB the feedback matrix of
+    fastrnn's run); the test steps run its forward step with the state carried. Per-step losses of both."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import vanilla_rtrl_port as port
 
@@ -149,6 +149,10 @@ def vanilla_rtrl_run(model, label, lr, seed, Xtr, Ytr, Xte, Yte):
     settings = port.rule_settings(name, 2, model.n_hidden, 2, seed, **kw)
     if name in ("uoro", "kf-rtrl"):  # vanilla-rtrl's own draw of the starting factors
         settings = dict(A=None, B=None)
+    if name == "rflo":  # the feedback matrix fastrnn's run of this seed uses
+        from fastrnn import online
+
+        settings["W_FB"] = online.OnlineState.new(model, "rflo", {}, 1, seed=seed).arrays["feedback"]
     np.random.seed(seed)  # before the objects are built: UORO and KF-RTRL draw their factors then
     with np.errstate(all="ignore"):  # a diverging run is reported as diverged, not as warnings
         final, losses, state = port.vanilla_rtrl_train(VR, params, name, settings, Xtr, Ytr, lr, return_state=True)
@@ -252,6 +256,18 @@ def plot(frame, curves, path, args):
     plt.close(fig)
 
 
+def describe_machine(workers):
+    """One sentence: where and with what the study ran (benchmarks/_common.py's environment)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import _common
+
+    env = _common.environment()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"Ran {env['date'][:10]} on {env['cpu']} ({env['cores']} cores, load average {load:.1f} at the end), Python "
+            f"{env['python']}, numpy {env['numpy']}, numba {env['numba']}; each worker process one BLAS thread and "
+            f"one numba thread.")
+
+
 def write_section(page, section):
     text = page.read_text() if page.exists() else f"{BEGIN}\n{END}\n"
     if BEGIN not in text or END not in text:
@@ -334,7 +350,7 @@ def main(argv=None):
                f"grid ({', '.join(grid_rules) or 'no rule'} at lr {', '.join(f'{v:g}' for v in args.grid_lrs)}) and "
                f"{', '.join(VARIANTS)} {extra_wall:.0f} s more"
                + (f"; the same runs in vanilla-rtrl's own code {vanilla_wall:.0f} s" if vanilla_wall is not None else "")
-               + "._\n\n" + table(frame))
+               + "._ " + describe_machine(args.workers) + "\n\n" + table(frame))
     write_section(docs / "online.md", section)
     print(table(frame))
     print(f"written: {docs / 'online.csv'}, {docs / 'online-curves.csv'}, {docs / 'online.png'}, "
