@@ -210,7 +210,15 @@ class RNN:
             top-layer output.
         output : {"linear", "softmax", "sigmoid"}
             The model's head function and loss on top of ``head``'s logits.
+        seed : int
+            Seeds the model's own generator (the weights all come from ``module``).
 
+        Returns
+        -------
+        RNN
+
+        Notes
+        -----
         Refusals name the module's attribute that cannot be converted (see
         :mod:`fastrnn.torch_interop`). The module's ``batch_first`` is kept in
         :attr:`metadata` for :meth:`to_torch`.
