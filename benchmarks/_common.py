@@ -124,16 +124,21 @@ def describe(row):
 
 
 def update_readme(block, mark):
-    """Put ``block`` into the README between ``<!-- mark:start -->`` and ``<!-- mark:end -->``."""
-    path = ROOT / "README.md"
-    text = path.read_text()
+    """Put ``block`` between ``<!-- mark:start -->`` and ``<!-- mark:end -->`` in every page that has them.
+
+    The pages are the README and the documentation (docs/*.md); returns whether any held the marks.
+    """
     start, end = f"<!-- {mark}:start -->", f"<!-- {mark}:end -->"
-    if start not in text or end not in text:
-        return False
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(head + start + "\n" + block + end + tail)
-    return True
+    found = False
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text()
+        if start not in text or end not in text:
+            continue
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        path.write_text(head + start + "\n" + block + end + tail)
+        found = True
+    return found
 
 
 def write_csv(path, rows, env=None):

@@ -346,6 +346,14 @@ def read_run(csv_path):
     truncated in a row, lacks the metrics columns (:data:`COLUMNS`) or has a column that is
     not all finite numbers (every column of a row is one: the tasks' and fits' own too), or
     the JSON beside it is not a JSON object with the run's ``task`` and ``status``.
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> _ = fastrnn.train(task="binary", iters=500, seed=0, csv="run.csv")
+    >>> rows, meta = fastrnn.read_run("run.csv")
+    >>> len(rows), meta["task"], meta["status"]
+    (5, 'binary', 'completed')
     """
     import pandas as pd
 
