@@ -13,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import numpy_batched  # noqa: E402
 import numba_loop  # noqa: E402
 import numpy_loop  # noqa: E402
-from _common import fastrnn_after_sgd  # noqa: E402
+from _common import fastrnn_after, fastrnn_after_sgd  # noqa: E402
 
 
 @pytest.mark.parametrize("activation,head", [("sigmoid", "sigmoid"), ("tanh", "softmax"), ("relu", "sigmoid")])
@@ -85,6 +85,59 @@ def test_jax_loop_on_compact_data_follows_fastrnns_sgd_trajectory(rng, activatio
         np.testing.assert_allclose(trainer.params()[k], want[k], rtol=1e-10, atol=1e-13, err_msg=k)
     with pytest.raises(ValueError, match="0/1"):
         jax_rnn.compact(X + 0.5, Y, head)
+
+
+@pytest.mark.parametrize("activation,head", [("sigmoid", "sigmoid"), ("tanh", "softmax")])
+def test_jax_step_on_staged_data_follows_fastrnns_sgd_trajectory(rng, activation, head):
+    """The jitted step takes each batch from the data staged on the device, by the iteration number."""
+    pytest.importorskip("jax")
+    import jax_rnn
+
+    I, O = (2, 1) if head == "sigmoid" else (6, 3)
+    X = rng.integers(0, 2, (30, 5, I)).astype(float)
+    Y = rng.integers(0, 2, (30, 5, 1)).astype(float) if head == "sigmoid" else np.eye(O)[rng.integers(0, O, (30, 5))]
+    p0 = ref.init_params(I, 7, O, 1, rng)
+    want = fastrnn_after_sgd(p0, X, Y, activation, head, 30, 0.1)
+    trainer = jax_rnn.StepJit(p0, activation, head, 0.1)
+    errors = np.concatenate([trainer.train(X[:12], Y[:12], 12), trainer.train(X[12:], Y[12:], 18)])
+    assert errors.shape == (30,)
+    for k in want:
+        np.testing.assert_allclose(trainer.params()[k], want[k], rtol=1e-10, atol=1e-13, err_msg=k)
+    with pytest.raises(ValueError, match="need 10 sequences"):
+        jax_rnn.StepJit(p0, activation, head, 0.1, batch=2).train(X[:9], Y[:9], 5)
+
+
+def test_jax_sgd_carries_no_optimizer_state_and_adam_carries_its_moments(rng):
+    pytest.importorskip("jax")
+    import jax_rnn
+
+    p0 = ref.init_params(2, 4, 1, 1, rng)
+    for cls in (jax_rnn.StepJit, jax_rnn.JitLoop):
+        assert cls(p0, "tanh", "sigmoid", 0.1).state == ()
+        m, v = cls(p0, "tanh", "sigmoid", 0.01, optimizer="adam").state
+        assert set(m) == set(v) == set(jax_rnn.KEYS)
+    with pytest.raises(ValueError, match="sgd and adam only"):
+        jax_rnn.StepJit(p0, "tanh", "sigmoid", 0.1, optimizer="momentum").train(np.zeros((1, 3, 2)), np.zeros((1, 3, 1)), 1)
+
+
+@pytest.mark.parametrize("name", ["StepJit", "JitLoop"])
+def test_jax_adam_with_clipping_at_batch_4_follows_fastrnn(rng, name):
+    """The digits workload's settings (Adam, global-norm clipping, a batch) on a small shape."""
+    pytest.importorskip("jax")
+    import jax_rnn
+
+    I, O, B, n = 5, 4, 4, 12
+    X = np.eye(I)[rng.integers(0, I, (n * B, 6))]
+    Y = np.eye(O)[rng.integers(0, O, (n * B, 6))]
+    p0 = ref.init_params(I, 8, O, 1, rng, scale=1.0)
+    want = fastrnn_after(p0, X, Y, "tanh", "softmax", n, 0.05, optimizer="adam", clip=0.5, batch=B)
+    sgd = fastrnn_after(p0, X, Y, "tanh", "softmax", n, 0.05, batch=B)
+    assert not np.allclose(want["W0"], sgd["W0"], rtol=1e-6)  # Adam and clipping make a difference here
+    trainer = getattr(jax_rnn, name)(p0, "tanh", "softmax", 0.05, optimizer="adam", clip=0.5, batch=B)
+    trainer.train(X[: 5 * B], Y[: 5 * B], 5)
+    trainer.train(X[5 * B :], Y[5 * B :], n - 5)
+    for k in want:
+        np.testing.assert_allclose(trainer.params()[k], want[k], rtol=1e-9, atol=1e-12, err_msg=k)
 
 
 def test_results_tables_render_from_the_files_alone(tmp_path):
