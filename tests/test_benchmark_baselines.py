@@ -61,6 +61,22 @@ def test_numba_loop_follows_fastrnn_on_the_headline_shape(rng):
         np.testing.assert_allclose(loop.params()[k], want[k], rtol=1e-10, atol=1e-13, err_msg=k)
 
 
+def test_numba_loop_is_compiled_with_numpys_error_model_and_updates_in_place(rng):
+    """numba's default (Python) error model checks every division for zero; the loop opts out, as
+    a numba user tuning it would, and its SGD step writes into the weights it holds."""
+    assert numba_loop._train.targetoptions.get("error_model") == "numpy"
+    p0 = ref.init_params(2, 16, 1, 1, rng, scale=1.0)
+    trainer = numba_loop.Trainer(p0, "sigmoid", "sigmoid", 0.1)
+    held = [trainer.UT, trainer.WT, trainer.b, trainer.VT, trainer.c]
+    before = [a.copy() for a in held]
+    X = rng.integers(0, 2, (5, 8, 2)).astype(float)
+    Y = rng.integers(0, 2, (5, 8, 1)).astype(float)
+    trainer.train(X, Y, 5)
+    for a, b, name in zip(held, before, ("UT", "WT", "b", "VT", "c")):
+        assert getattr(trainer, name) is a, name  # the same arrays, changed in place
+        assert not np.array_equal(a, b), name
+
+
 def test_numba_loop_refuses_other_units(rng):
     p0 = ref.init_params(2, 4, 1, 1, rng)
     with pytest.raises(ValueError, match="sigmoid"):
