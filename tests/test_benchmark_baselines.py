@@ -165,19 +165,29 @@ def test_results_tables_render_from_the_files_alone(tmp_path):
                torch_threads="not loaded", blas="openblas 0.3 (2 threads)")
     spread = dict(min_s=0.0, max_s=1.0)
     rows = {
-        "headline": [dict(contender="fastrnn (library call)", iterations=20000, iterations_timed=20000, final_accuracy=1.0, threads=1,
-                          median_s=0.05, train_s=0.03, x_fastrnn=1.0, **spread),
+        "headline": [dict(contender="fastrnn (library call, default kernel choice)", kernel="small-sgd", iterations=20000,
+                          iterations_timed=20000, final_accuracy=1.0, threads=1, checked="validated trajectory", median_s=0.05,
+                          train_s=0.03, x_fastrnn=1.0, **spread),
+                     dict(contender="fastrnn (library call, FASTRNN_KERNEL=general)", kernel="general", iterations=20000,
+                          iterations_timed=20000, final_accuracy=1.0, threads=1, checked="validated trajectory", median_s=0.09,
+                          train_s=0.08, x_fastrnn=1.8, **spread),
                      dict(contender="numba single-purpose loop", iterations=20000, iterations_timed=20000, final_accuracy=1.0, threads=1,
                           median_s=0.08, train_s=0.08, x_fastrnn=1.6, **spread),
-                     dict(contender="numpy per-sample loop", iterations=20000, iterations_timed=2000, final_accuracy=float("nan"),
-                          threads=1, median_s=6.0, train_s=6.0, x_fastrnn=120.0, **spread)],
+                     dict(contender="numpy per-sample loop, 1 BLAS thread", iterations=20000, iterations_timed=2000,
+                          final_accuracy=float("nan"), threads=1, median_s=6.0, train_s=6.0, x_fastrnn=120.0, **spread),
+                     dict(contender="numpy per-sample loop, 2 BLAS threads", iterations=20000, iterations_timed=2000,
+                          final_accuracy=float("nan"), threads=2, median_s=7.0, train_s=7.0, x_fastrnn=140.0, **spread)],
         "digits": [dict(contender="fastrnn", target=0.99, batch=32, reached_at=1100, per_iteration_ms=0.5, median_s=0.6,
                         x_fastrnn=1.0, x_fastrnn_per_iteration=1.0, **spread)],
-        "throughput": [dict(contender="fastrnn", B=1, T=32, H=16, median_us=10.0, min_us=9.0, max_us=11.0, sequences_per_s=1e5,
-                            gflops=1.0, x_fastrnn=1.0)],
+        "throughput": [dict(contender=c, blas_threads=b, B=1, T=32, H=16, median_us=us, min_us=us, max_us=us,
+                            sequences_per_s=1e6 / us, gflops=1.0, x_fastrnn=us / 10.0)
+                       for c, b, us in (("fastrnn", "", 10.0), ("numpy batched, 1 BLAS thread", 1, 100.0),
+                                        ("numpy batched, 2 BLAS threads", 2, 400.0))],
         "loss_and_grads": [dict(shape=s, B=1, T=8, I=2, H=16, O=1, contender=c, median_us=us, min_us=us, max_us=us, gflops=1.0,
-                                fastrnn_speedup=1.0) for s, c, us in (("binary", "fastrnn", 5.0), ("binary", "numpy_batched", 75.0),
-                                                                      ("digits", "fastrnn", 400.0), ("digits", "numpy_batched", 1000.0))],
+                                fastrnn_speedup=1.0)
+                           for s, c, us in (("binary", "fastrnn", 5.0), ("binary", "numpy_batched_1t", 75.0),
+                                            ("binary", "numpy_batched_2t", 150.0), ("digits", "fastrnn", 400.0),
+                                            ("digits", "numpy_batched_1t", 1000.0), ("digits", "numpy_batched_2t", 800.0))],
         "startup": [dict(start="cold (empty numba cache)", repeats=1, median_s=4.0, compile_or_load_s=3.0, **spread),
                     dict(start="warm (cached)", repeats=5, median_s=0.7, compile_or_load_s=0.02, **spread)],
         "sweep": [dict(seeds=32, iters=20000, workers=2, wall_s=1.6, scaled_to=1000, scaled_s=50.0, reached_1=32, checked_seeds="0 16 31")],
@@ -190,7 +200,18 @@ def test_results_tables_render_from_the_files_alone(tmp_path):
     text = run.markdown(results)
     assert "Measured 2026-11-30 with `python benchmarks/run.py --quick` on Test CPU (2 cores, Linux-x)" in text
     assert "openblas 0.3 (2 threads)" in text
-    assert "'numpy per-sample loop' ran 2000 iterations, and their seconds are multiplied by 20000/2000 = 10" in text
+    assert ("'numpy per-sample loop, 1 BLAS thread' and 'numpy per-sample loop, 2 BLAS threads' ran 2000 iterations, "
+            "and their seconds are multiplied by 20000/2000 = 10") in text
+    # the default kernel and the general one, each named with the kernel its run recorded
+    assert "| fastrnn (library call, default kernel choice) | small-sgd | 0.05 [0-1] | 1 |" in text
+    assert "| fastrnn (library call, FASTRNN_KERNEL=general) | general | 0.09 [0-1] | 1.8 |" in text
+    assert "checked before its time counted" in text
+    # numpy contenders at both BLAS thread counts, in the grid and in loss_and_grads
+    assert "numpy batched, 1 BLAS thread | numpy batched, 2 BLAS threads |" in text
+    assert "| binary | 1 | 8 | 2 | 16 | 1 | 75 us | 150 us | 5 us | 15x | 30x |" in text
+    intro = run.intro(results)
+    assert "a later run of `fastrnn train --task binary --iters 20000` took 0.7 s in all." in intro
+    assert "`fastrnn.train(task=\"binary\", iters=20000)` trains in 0.03 s (`train_seconds`, median)" in intro
     assert "1000 seeds would take 1.6 x 1000/32 = 50 s" in text
     assert "**Floor**: one headline iteration does 14722 flops in 1.5 us, 9.80 GFLOP/s" in text
     assert "targets" not in text and "missed" not in text  # measured rows only: no verdicts of a past round
