@@ -65,7 +65,7 @@ def test_numba_loop_is_compiled_with_numpys_error_model_and_updates_in_place(rng
     """numba's default (Python) error model checks every division for zero; the loop opts out, as
     a numba user tuning it would, and its SGD step writes into the weights it holds."""
     assert numba_loop._train.targetoptions.get("error_model") == "numpy"
-    p0 = ref.init_params(2, 16, 1, 1, rng, scale=1.0)
+    p0 = ref.init_params(2, 16, 1, 1, np.random.default_rng(5), scale=1.0)
     trainer = numba_loop.Trainer(p0, "sigmoid", "sigmoid", 0.1)
     held = [trainer.UT, trainer.WT, trainer.b, trainer.VT, trainer.c]
     before = [a.copy() for a in held]
@@ -75,6 +75,9 @@ def test_numba_loop_is_compiled_with_numpys_error_model_and_updates_in_place(rng
     for a, b, name in zip(held, before, ("UT", "WT", "b", "VT", "c")):
         assert getattr(trainer, name) is a, name  # the same arrays, changed in place
         assert not np.array_equal(a, b), name
+    fresh = ref.init_params(2, 16, 1, 1, np.random.default_rng(5), scale=1.0)
+    for k, v in fresh.items():  # and never the caller's weights (V.T of a one-output head is a view of V)
+        np.testing.assert_array_equal(p0[k], v, err_msg=k)
 
 
 def test_numba_loop_refuses_other_units(rng):
