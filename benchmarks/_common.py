@@ -124,16 +124,27 @@ def describe(row):
 
 
 def update_readme(block, mark):
-    """Put ``block`` into the README between ``<!-- mark:start -->`` and ``<!-- mark:end -->``."""
-    path = ROOT / "README.md"
-    text = path.read_text()
+    """Put ``block`` between ``<!-- mark:start -->`` and ``<!-- mark:end -->`` in every page that has
+    both marks: README.md and the pages under docs/. Returns the pages written (relative paths; an
+    empty list, which is false, when no page has the marks)."""
     start, end = f"<!-- {mark}:start -->", f"<!-- {mark}:end -->"
-    if start not in text or end not in text:
-        return False
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    path.write_text(head + start + "\n" + block + end + tail)
-    return True
+    written = []
+    for path in [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md")):
+        if not path.is_file():
+            continue
+        text = path.read_text()
+        if start not in text or end not in text:
+            continue
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        # links into the repository (written from the root: "](benchmarks/...") made relative to this page
+        up = os.path.relpath(ROOT, path.parent).replace(os.sep, "/")
+        page_block = block if up == "." else block.replace("](benchmarks/", f"]({up}/benchmarks/")
+        new = head + start + "\n" + page_block + end + tail
+        if new != text:
+            path.write_text(new)
+        written.append(path.relative_to(ROOT).as_posix())
+    return written
 
 
 def write_csv(path, rows, env=None):

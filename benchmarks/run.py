@@ -683,8 +683,10 @@ def main():
     block = markdown(results)
     (RESULTS / "summary.md").write_text(block)
     print("\n" + block)
-    if not args.no_readme and update_readme(block, "bench") and update_readme(intro(results), "intro"):
-        print("README.md updated between its bench and intro marks")
+    if not args.no_readme:
+        for mark, text in (("bench", block), ("intro", intro(results))):
+            for page in update_readme(text, mark):
+                print(f"{page} updated between its {mark} marks")
     if (RESULTS / "text.csv").exists():  # the text task's table: measured by bench_text.py, rendered here too
         import bench_text
 

@@ -218,3 +218,67 @@ def test_results_tables_render_from_the_files_alone(tmp_path):
     assert "1000 seeds would take 1.6 x 1000/32 = 50 s" in text
     assert "**Floor**: one headline iteration does 14722 flops in 1.5 us, 9.80 GFLOP/s" in text
     assert "targets" not in text and "missed" not in text  # measured rows only: no verdicts of a past round
+
+
+def test_generated_blocks_go_to_every_page_with_the_marks(tmp_path, monkeypatch):
+    """README.md and any docs page holding a block's marks get it; links into the repository are made relative to the page."""
+    import _common
+
+    (tmp_path / "docs" / "deep").mkdir(parents=True)
+    marks = "intro\n<!-- bench:start -->\nold\n<!-- bench:end -->\nend\n"
+    (tmp_path / "README.md").write_text(marks)
+    (tmp_path / "docs" / "performance.md").write_text(marks)
+    (tmp_path / "docs" / "deep" / "page.md").write_text(marks)
+    (tmp_path / "docs" / "other.md").write_text("no marks here\n")
+    monkeypatch.setattr(_common, "ROOT", tmp_path)
+    block = "a table\n![plot](benchmarks/results/throughput.png)\n"
+    written = _common.update_readme(block, "bench")
+    assert written == ["README.md", "docs/deep/page.md", "docs/performance.md"]
+    assert (tmp_path / "README.md").read_text() == "intro\n<!-- bench:start -->\n" + block + "<!-- bench:end -->\nend\n"
+    assert "](../benchmarks/results/throughput.png)" in (tmp_path / "docs" / "performance.md").read_text()
+    assert "](../../benchmarks/results/throughput.png)" in (tmp_path / "docs" / "deep" / "page.md").read_text()
+    assert (tmp_path / "docs" / "other.md").read_text() == "no marks here\n"
+    assert _common.update_readme(block, "nowhere") == []
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_batched_numpy_text_contender_follows_min_char_rnns_loop(batch):
+    """All streams at once (one (B, H) product a step) against the per-stream loop of tests/reference_text.py."""
+    import numpy_text_batched
+    import reference_text
+
+    from fastrnn import text
+
+    t = text.read_text(text.example_path())
+    ids = np.asarray(t.ids)[:600]  # windows wrap within each stream: the state resets are exercised
+    p0 = reference_text.init_weights(t.n_vocab, 16, np.random.default_rng(3), std=0.1)
+    want_losses, want = reference_text.train(list(ids), p0, 25, 40, 0.01, batch=batch, clip=5.0)
+    trainer = numpy_text_batched.Trainer(ids, p0, 25, batch, 0.01)
+    losses = np.concatenate([trainer.train(15), trainer.train(25)])
+    np.testing.assert_allclose(losses, want_losses, rtol=1e-10)
+    for k in want:
+        np.testing.assert_allclose(trainer.params()[k], want[k], rtol=1e-9, atol=1e-13, err_msg=k)
+    assert (600 // batch) // 25 < 40  # more iterations than windows per stream: at least one reset
+
+
+def test_text_table_lists_every_contender_with_its_blas_threads():
+    import bench_text
+
+    env = dict(date="2026-12-01T10:00:00+00:00", command="python benchmarks/bench_text.py --iters 300", cpu="Test CPU", cores=2,
+               numpy="2.4", numba="0.68", blas="openblas 0.3 (2 threads)", thread_env="none set", repeats=5)
+    rows = [dict(measure="iterations per second, batch 1, 2 threads", contender="min-char-rnn's numpy loop", fastrnn=9000.0,
+                 contender_speed=700.0, speedup=12.5, **env),
+            dict(measure="characters per second, batch 32", contender="numpy batched, one (32, H) product a step, 1 BLAS thread",
+                 fastrnn=5e5, contender_speed=2e5, speedup=2.5, **env),
+            dict(measure="characters per second, batch 32", contender="numpy batched, one (32, H) product a step, 2 BLAS threads",
+                 fastrnn=5e5, contender_speed=1e5, speedup=5.0, **env),
+            dict(measure="characters per second, batch 32", contender="min-char-rnn's numpy loop over the 32 streams",
+                 fastrnn=5e5, contender_speed=2e4, speedup=25.0, **env),
+            dict(measure="first run, empty numba cache: compile s (whole run s in the contender_speed column)", contender="", fastrnn=3.0,
+                 contender_speed=4.0, speedup="", **env)]
+    text = bench_text.markdown(rows, env["command"])
+    assert "Measured 2026-12-01 with `python benchmarks/bench_text.py --iters 300` on Test CPU, 2 cores" in text
+    assert "BLAS: openblas 0.3 (2 threads)" in text and "timed by the wall clock" in text and "medians" in text
+    assert "| characters per second, batch 32 | numpy batched, one (32, H) product a step, 1 BLAS thread | 500,000 | 200,000 | 2.5x |" in text
+    assert "| characters per second, batch 32 | numpy batched, one (32, H) product a step, 2 BLAS threads | 500,000 | 100,000 | 5.0x |" in text
+    assert "over the 32 streams | 500,000 | 20,000 | 25.0x |" in text
