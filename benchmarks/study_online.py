@@ -18,7 +18,8 @@ learning-rate grid (``--grid-lrs``) for every rule whose runs at lr 0.03 fail (a
 loss above the nothing-learned line, or a run that diverged; UORO and KF-RTRL are known to need
 smaller steps), and RFLO with its error fed back through V^T instead of a random matrix. With
 ``--vanilla-rtrl``, the rules vanilla-rtrl has (its E-BPTT and F-BPTT for the two BPTT rows) run
-again in its own code (from $VANILLA_RTRL), from the same weights on the same streams.
+again in its own code (from $VANILLA_RTRL), from the same weights on the same streams, at lr 0.03
+and at the best grid lr of each rule that failed.
 
 Runs go to a process pool (``--workers``, one run a task, one thread each). Writes, under
 ``--docs``: online.csv (one row per run: rule, seed, lr, test loss, the train loss of the last
@@ -194,6 +195,19 @@ def failing(rows, label):
     return any(r["diverged"] for r in mine) or not (np.median(losses) <= LINES["nothing learned"])
 
 
+def best_lrs(rows, labels):
+    """Each rule's grid lr (not 0.03) with the lowest median test loss of fastrnn's runs."""
+    best = {}
+    for label in labels:
+        medians = {}
+        for r in rows:
+            if r["rule"] == label and r["lr"] != LR and r["implementation"] == "fastrnn":
+                medians.setdefault(r["lr"], []).append(r["test_loss"] if math.isfinite(r["test_loss"]) else math.inf)
+        if medians:
+            best[label] = min(medians, key=lambda lr: np.median(medians[lr]))
+    return best
+
+
 def summary(frame):
     """Per rule and lr: median, min and max test loss over seeds, and how many seeds reach each line."""
     out = []
@@ -330,8 +344,9 @@ def main(argv=None):
         t2 = time.perf_counter()
         jobs = [(label, LR, seed, args.train, args.test, args.bin, "vanilla-rtrl") for label in VANILLA
                 for seed in args.seeds]
-        jobs += [(label, lr, seed, args.train, args.test, args.bin, "vanilla-rtrl") for label in grid_rules
-                 if label in VANILLA for lr in args.grid_lrs for seed in args.seeds]
+        best = best_lrs(rows, grid_rules)  # the grid's best lr of each failing rule, not the whole grid
+        jobs += [(label, best[label], seed, args.train, args.test, args.bin, "vanilla-rtrl") for label in best
+                 if label in VANILLA for seed in args.seeds]
         more, more_curves = run_jobs(jobs, args.workers)
         rows += more
         curves += more_curves
