@@ -131,7 +131,7 @@ def run_one(job):
                train_loss_last_1000=float(np.mean(losses[-1000:])), train_steps=train_steps, test_steps=test_steps,
                diverged=diverged, seconds=seconds)
     return row, [dict(rule=label, implementation=implementation, seed=seed, lr=lr, step=(i + 1) * bin_size,
-                      loss=float(v)) for i, v in enumerate(curve)]
+                      loss=round(float(v), 6)) for i, v in enumerate(curve)]
 
 
 def vanilla_rtrl_run(model, label, lr, seed, Xtr, Ytr, Xte, Yte):
