@@ -35,9 +35,15 @@ import sys
 #: defining kernels and every fastrnn module they import (their constants are frozen
 #: into the machine code). tests/test_survival.py checks this list.
 KERNEL_SOURCES = (
-    "_charrnn.py", "_checks.py", "_kernels.py", "_linalg.py", "_mathfn.py", "_small.py", "_train_kernel.py",
+    "_charrnn.py", "_checks.py", "_generate.py", "_kernels.py", "_linalg.py", "_mathfn.py", "_small.py",
+    "_train_kernel.py",
+    "activations/__init__.py", "activations/relu.py", "activations/sigmoid.py", "activations/softsign.py",
+    "activations/tanh.py",
     "cells/__init__.py", "cells/gru.py", "cells/lstm.py", "cells/rnn.py",
-    "config.py", "exceptions.py", "optim.py", "params.py",
+    "config.py", "exceptions.py", "optim.py",
+    "optimizers/__init__.py", "optimizers/_base.py", "optimizers/adagrad.py", "optimizers/adam.py",
+    "optimizers/adamw.py", "optimizers/momentum.py", "optimizers/rmsprop.py", "optimizers/sgd.py",
+    "params.py",
 )
 
 _KEY = None

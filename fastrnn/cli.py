@@ -534,13 +534,23 @@ def _cell_list(value):
     return names
 
 
+def _activation_names():
+    """The registered activations' names (fastrnn.activations), for the commands' choices."""
+    from .activations import ACTIVATIONS
+
+    return list(ACTIVATIONS)
+
+
 def _activation_list(value):
+    from .activations import ACTIVATIONS
+
     if value is None:
         return None
     names = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in names if v not in ("tanh", "sigmoid", "relu")]
+    bad = [v for v in names if v not in ACTIVATIONS]
     if bad or not names:
-        raise click.BadParameter(f"{value!r}: give a comma-separated list of tanh, sigmoid, relu", param_hint="'--activation'")
+        raise click.BadParameter(f"{value!r}: give a comma-separated list of {', '.join(ACTIVATIONS)}",
+                                 param_hint="'--activation'")
     return names
 
 
@@ -581,7 +591,7 @@ def study_options(fn):
 @click.option("--length", type=click.IntRange(min=1), default=6, show_default=True, help="random: time steps.")
 @click.option("--hidden", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True,
+@click.option("--activation", type=click.Choice(_activation_names()), default="tanh", show_default=True,
               help="The vanilla cell's activation.")
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="rnn", show_default=True,
               help="The recurrent cell (gru and lstm: PyTorch's).")

@@ -12,6 +12,7 @@ independent of numba's own generator).
 
 from .. import _checks
 from ..exceptions import InvalidArgument
+from ..settings import task_params
 from ._base import Batch, Task, operands
 from .adding import AddingProblem
 from .binary import BinaryAddition
@@ -31,6 +32,8 @@ TASKS = {
     "copy": CopyMemory,
     "order": TemporalOrder,
 }
+
+task_params(TASKS)  # two tasks declaring one parameter name differently: ImportError, here
 
 #: The registered names (kept for callers of the old module).
 TASK_NAMES = tuple(TASKS)
