@@ -60,7 +60,7 @@ def test_train_maps_options_to_the_library_call(capsys, tmp_path):
         task="digits", iters=7, batch=4, hidden=9, layers=2, activation="relu", lr=0.5, optimizer="momentum", clip=2.0,
         bptt_truncate=3, dtype="float32", seed=11, log_every=5, csv=None, save=str(tmp_path / "m.npz"), overwrite=True,
         progress=False, bits=None, digits=4, encoding="interleave", init_scale="fan_in", log_spectrum=False,
-        momentum=None, clip_value=None, text=None, seq_length=None, val_fraction=None, init_from=None, cell=None, lag=None,
+        momentum=None, weight_decay=None, clip_value=None, text=None, seq_length=None, val_fraction=None, init_from=None, cell=None, lag=None,
         forget_bias=None, length=None, adding_form=None, init=None, lr_step=None, lr_gamma=None,
     )
 

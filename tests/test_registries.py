@@ -324,3 +324,22 @@ def test_sweep_sets_weight_decay():
     assert settings.parse("weight_decay", "0.2") == 0.2
     with pytest.raises(fastrnn.InvalidArgument, match="weight_decay needs a number"):
         settings.parse("weight_decay", "much")
+
+
+def test_study_commands_take_every_tasks_options(capsys, tmp_path):
+    """paths and spectrum offer each task's own parameters (from the task registry), not only bits and digits."""
+    import pandas as pd
+
+    from fastrnn.tasks import make_task
+
+    T = make_task("recall", lag=3).T
+    out, csv = tmp_path / "paths.png", tmp_path / "paths.csv"
+    code, _, err = run_cli(capsys, "paths", "--task", "recall", "--lag", "3", "--samples", "4", "--activation",
+                           "softsign", "--out", out, "--csv", csv)
+    assert code == 0, err
+    assert pd.read_csv(csv)["path_length"].max() == T - 1
+    code, text, err = run_cli(capsys, "spectrum", "--task", "adding", "--length", "7", "--samples", "2")
+    assert code == 0, err
+    assert "k=7" in text and "k=8" not in text
+    code, _, err = run_cli(capsys, "spectrum", "--task", "binary", "--lag", "5")
+    assert_one_line_error(code, err, 2, "lag belongs to the recall and copy tasks")
