@@ -44,6 +44,8 @@ KERNEL_SOURCES = (
     "optimizers/__init__.py", "optimizers/_base.py", "optimizers/adagrad.py", "optimizers/adam.py",
     "optimizers/adamw.py", "optimizers/momentum.py", "optimizers/rmsprop.py", "optimizers/sgd.py",
     "params.py",
+    # the online learning rules (fastrnn.rules) and their shared driver pieces
+    "_online.py", "rules/bptt.py", "rules/kf_rtrl.py", "rules/rflo.py", "rules/rtrl.py", "rules/snap1.py", "rules/uoro.py",
 )
 
 _KEY = None
