@@ -138,6 +138,9 @@ def test_a_text_run_with_adamw_takes_the_general_driver_and_says_why():
     assert choice.name == "general"
     assert "Adagrad or RMSprop" in choice.reason
     assert dispatch.choose_kernel(model.dims, model.dtype, 25, 1, opt=optim.ADAGRAD, chars=True).name == "text"
+    run = fastrnn.train(task="text", optimizer="adamw", lr=0.002, iters=4, log_every=2)
+    assert run.kernel.name == "general" and "Adagrad or RMSprop" in run.kernel.reason
+    assert run.history["loss"].notna().all()
 
 
 def test_an_optimizer_setting_for_another_optimizer_is_refused():
