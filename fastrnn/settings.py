@@ -294,7 +294,8 @@ def task_params(tasks):
     for name, cls in tasks.items():
         for p in cls.PARAMS:
             if p.name in _RESERVED:
-                raise ImportError(f"task {name!r} declares the setting {p.name!r}, which is a training setting: rename it")
+                raise ImportError(f"task {name!r} declares the setting {p.name!r}, which is a training setting: "
+                                  "rename it")
             if p.name in seen:
                 first, owner = seen[p.name]
                 if first != p:

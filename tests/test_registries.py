@@ -350,3 +350,19 @@ def test_study_commands_take_every_tasks_options(capsys, tmp_path):
     assert "k=7" in text and "k=8" not in text
     code, _, err = run_cli(capsys, "spectrum", "--task", "binary", "--lag", "5")
     assert_one_line_error(code, err, 2, "lag belongs to the recall and copy tasks")
+
+
+def test_the_registries_refuse_two_modules_with_one_code_or_one_setting_declared_twice():
+    from types import SimpleNamespace
+
+    from fastrnn.optimizers import _registry, adam, sgd
+    from fastrnn.optimizers._base import Hyper
+
+    twin = SimpleNamespace(NAME="sgd2", CODE=sgd.CODE, STATE=0, SETTINGS=())
+    with pytest.raises(ImportError, match="share the code 0"):
+        _registry((sgd, twin))
+    other_eps = SimpleNamespace(NAME="mine", CODE=17, STATE=1, SETTINGS=(Hyper("eps", 1e-3, "another eps."),))
+    with pytest.raises(ImportError, match="declare the setting 'eps' differently"):
+        _registry((adam, other_eps))
+    with pytest.raises(ImportError, match="repeats a registered name or code"):
+        activations._registry(activations.MODULES + (SimpleNamespace(NAME="soft", CODE=activations.tanh.CODE),))
