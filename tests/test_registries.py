@@ -151,6 +151,8 @@ def test_an_optimizer_setting_for_another_optimizer_is_refused():
                     momentum=0.5)
     with pytest.raises(fastrnn.InvalidArgument, match="weight_decay must be at least 0"):
         fastrnn.Optimizer("adamw", weight_decay=-1.0)
+    with pytest.raises(fastrnn.InvalidArgument, match="unknown optimizer setting 'betta1'"):
+        fastrnn.Optimizer("adam", betta1=0.5)
 
 
 def test_fit_takes_weight_decay_and_records_it(rng):
