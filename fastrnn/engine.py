@@ -308,13 +308,13 @@ def train_chunk_chars(model, inputs, targets, resets, opt, lr, hyper, opt_state,
     ``info``: a dict that gets the threads the call ran on."""
     from . import _charrnn
 
-    decay = float(hyper[4]) if opt == optim.RMSPROP else -1.0
+    decay = float(hyper[optim.optimizers.HYPER_INDEX["decay"]]) if opt == optim.RMSPROP else -1.0
     clip = float(clip_value) if clip_value > 0.0 else np.inf
     # one compiled layout: C-contiguous int64 (a window slice of a larger array is not)
     inputs, targets = np.ascontiguousarray(inputs, dtype=np.int64), np.ascontiguousarray(targets, dtype=np.int64)
     resets = np.ascontiguousarray(resets, dtype=np.int64)
     return _charrnn.train_chunk(model.theta, opt_state[0], model.n_in, model.n_hidden, model.n_out, inputs, targets,
-                                resets, hstate, float(lr), float(hyper[3]), decay, clip, losses, grad_norms, errors,
+                                resets, hstate, float(lr), float(hyper[optim.optimizers.HYPER_INDEX["eps"]]), decay, clip, losses, grad_norms, errors,
                                 chars_threads() if threads is None else threads, info)
 
 

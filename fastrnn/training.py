@@ -859,7 +859,7 @@ class _Run:
         self.B, self.T = s["batch"], task_obj.T
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
         self.kind = optim.OPTIMIZERS[s["optimizer"]]
-        self.hyper = optim.hyper_array(momentum=s["momentum"])
+        self.hyper = optim.hyper_from(s)
         self.state = params.aligned_zeros((2, self.model.n_params), self.model.dtype)
         self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
         self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]

@@ -1144,7 +1144,7 @@ def test_a_killed_sweeps_temporary_files_are_cleared_and_its_runs_redone(tmp_pat
 def _kernel_modules():
     """Modules of the package that define kernels, and every package module they import (parsed)."""
     files = {p.relative_to(PACKAGE).as_posix(): p for p in PACKAGE.rglob("*.py")}
-    defines = {name for name, p in files.items() if re.search(r"@njit|njit\(\*\*|@intrinsic", p.read_text())}
+    defines = {name for name, p in files.items() if re.search(r"@njit|njit\(\*\*|@intrinsic|by_activation\(|by_code\(", p.read_text())}
 
     def imports(name):
         tree = ast.parse(files[name].read_text())
