@@ -769,7 +769,8 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     out : path
         Folder for the runs' CSV/JSON files and ``summary.csv``.
     workers : int or None
-        Local worker processes (default: every core); 1 runs in this process.
+        Local worker processes (default: the CPUs this process may use that other work leaves
+        free, :func:`fastrnn.cpus.policy`); 1 runs in this process.
     scheduler : str or None
         Address of a Dask distributed scheduler (``tcp://host:port``); the runs go
         there instead of to local workers.
@@ -810,7 +811,12 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     if workers is not None and scheduler is not None:
         raise InvalidArgument(f"--workers {workers} sets local worker processes, but --scheduler {scheduler} sends the "
                               f"runs to a Dask cluster, whose workers run them; give one of the two")
-    workers = os.cpu_count() if workers is None else _checks.check_int("workers", workers, minimum=1)
+    if workers is None:  # the thread policy's count for processes: the CPUs allowed that other work leaves free
+        from . import cpus
+
+        workers = cpus.threads("processes", os.cpu_count() or 1).n
+    else:
+        workers = _checks.check_int("workers", workers, minimum=1)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InvalidArgument(f"--out {out} is a file; give a folder for the sweep's runs")
