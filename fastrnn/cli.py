@@ -38,6 +38,7 @@ class FiniteFloat(click.ParamType):
 
 POSITIVE = FiniteFloat(0.0, True, "positive number", "a positive finite number")
 NON_NEGATIVE = FiniteFloat(0.0, False, "number >= 0", "a finite number at least 0")
+FINITE = FiniteFloat(-math.inf, False, "number", "a finite number")
 
 
 class InitScale(click.ParamType):
@@ -76,7 +77,11 @@ def _click_type(setting):
     if setting.kind == "int":
         return click.IntRange(min=setting.minimum, max=setting.maximum)
     if setting.kind == "float":
-        return POSITIVE if setting.positive else click.FloatRange(min=setting.minimum)
+        if setting.positive:
+            return POSITIVE
+        if setting.minimum is None and setting.below is None:  # unbounded: no range to show (click would print x<=None)
+            return FINITE
+        return click.FloatRange(min=setting.minimum, max=setting.below, max_open=setting.below is not None)
     if setting.kind == "scale":
         return InitScale()
     if setting.kind == "choice":
@@ -242,7 +247,7 @@ def _summary(result):
         from .tasks import make_task
 
         own = make_task(task.name, **{p.name: result.settings[p.name] for p in task.PARAMS})
-        text = (f"{task.name}: {own.scores_line(result.rows[-1])} after {result.iterations} iterations; training "
+        text = (f"{task.name}: {own.scores_line({**result.rows[-1], **result.final_scores})} after {result.iterations} iterations; training "
                 f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
         where = _where(result)
         return text + (f"; {where}" if where else "")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _signals, checkpoint, engine, inits, optim, params
+from . import _checks, _rule_settings, _signals, checkpoint, engine, inits, optim, params
 from . import cpus as _cpus
 from . import settings as _settings
 from .exceptions import InvalidArgument, NumericalError, OutputError
@@ -203,7 +203,7 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     overwrite : bool
         Allow replacing existing ``csv``/``save`` files; without it they are refused.
     progress : bool
-        Show a tqdm progress bar on stderr.
+        Show a progress bar (``tqdm.auto``: a widget in Jupyter, text on stderr elsewhere).
     resume : path or None
         Continue the run saved (with ``save``) in this file, or its checkpoint, up to
         ``iters`` iterations in total, exactly as if it had not stopped (:mod:`fastrnn.checkpoint`).
@@ -257,6 +257,14 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     check_training_memory(task_obj, s)
     save = check_save(save, overwrite, resume, saved)
     ckpt = checkpoint.plan(checkpoint_every, checkpoint_seconds, s["log_every"], save, csv, overwrite, resume, saved)
+    if _rule_settings.is_online(s):  # an online rule on a stream task (fastrnn._online_run)
+        from ._online_run import OnlineRun
+
+        run = OnlineRun(task_obj, s, fresh=saved is None)
+        if saved is not None:
+            run.restore(resume, *saved)
+        writer = open_writer(csv, run, overwrite, resume, saved, ckpt, _note)
+        return drive(run, run.warmup, run.advance, writer, save, progress, s["iters"], s["task"], ckpt)
     run = _Run(task_obj, s, fresh=saved is None)
     if saved is not None:
         run.restore(resume, *saved)
@@ -366,14 +374,13 @@ def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
         limited = _thread_plan(run)
         stop.install()
         if progress:
-            from tqdm import tqdm
-
+            from . import _progress
             from .tasks import headline
 
             # beside the loss, the task's first other headline metric (text: bpc; the rest: accuracy)
             shown = next((m for m in headline(run.s.get("task")) if m != "loss" and m in run.columns), "accuracy")
 
-            bar = tqdm(total=total, initial=run.done, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
+            bar = _progress.bar(total, initial=run.done, unit="it", desc=desc)
         start = time.perf_counter()
         while run.remaining():
             pending = run.snapshot()  # rewound to if the chunk does not finish (Ctrl-C)
@@ -463,7 +470,8 @@ def _thread_plan(run):
         use["numba"] = dict(n=1, why=f"the {kernel} kernel runs on the calling thread" if kernel else "a serial kernel",
                             pool=numba)
     if kernel != "general":
-        use["blas"] = dict(n=None, why=f"the {kernel} kernel makes no BLAS call" if kernel else "no BLAS call")
+        use["blas"] = dict(n=None, why=f"the {kernel} kernel makes no BLAS call" if kernel else
+                           "left as it is: this run's driver is not one of the training kernels")
         return contextlib.nullcontext
     plan = getattr(run, "plan", None)
     T, B = (plan.steps(), plan.B) if plan is not None else (run.T, run.B)
@@ -895,6 +903,8 @@ class _Run:
         if self.extra is not None:
             self.columns += self.extra.columns
         self.hstate = engine.new_state(self.model, self.B)
+        if hasattr(self.extra, "attach"):  # metrics that read the run at its end (a stream's test phase)
+            self.extra.attach(self)
         self.kernel = self.choose_kernel()  # the kernel the run trains with (recorded in the JSON)
         self.seconds_before = 0.0  # training seconds of the run before a resume
         self.resumable = True  # False: save the weights without the training state
