@@ -427,3 +427,25 @@ def blas_limited(n):
     finally:
         for lib, count in zip(libraries.lib_controllers, before):
             lib.set_num_threads(count)
+
+
+# ---------------------------------------------------------------- numba's threads
+
+
+@contextlib.contextmanager
+def numba_limited():
+    """numba's parallel regions started from this thread inside the block use the count
+    :func:`threads` gives for "numba" (never more than ``NUMBA_NUM_THREADS``); the block
+    gets that count, and the count from before comes back after it."""
+    from numba import get_num_threads, set_num_threads
+
+    before = get_num_threads()
+    n = max(1, min(threads("numba", before).n, numba_threads() or before))
+    if n == before:
+        yield n
+        return
+    set_num_threads(n)
+    try:
+        yield n
+    finally:
+        set_num_threads(before)

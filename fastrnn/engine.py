@@ -358,11 +358,19 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
     if resets is None:
         resets = np.zeros((0, 0), dtype=np.int64)
     name = dispatch.choose_kernel(dims, thetas.dtype, X.shape[2], batch, "many", opt=opts, K=Ks, clip_norm=clip_norms).name
-    if name == "lanes-sgd":
-        from numba import get_num_threads
+    from . import cpus
 
+    # numba's threads as the thread policy says (each model's numbers are the same on any count)
+    with cpus.numba_limited() as n_threads:
+        _train_many(name, thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
+                    resets, bufs, n_iters, losses, grad_norms, errors, done, n_threads)
+
+
+def _train_many(name, thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
+                resets, bufs, n_iters, losses, grad_norms, errors, done, n_threads):
+    if name == "lanes-sgd":
         _small.train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, n_iters, losses, grad_norms,
-                                       errors, done, get_num_threads())  # the lean kernel's numbers, many models a vector
+                                       errors, done, n_threads)  # the lean kernel's numbers, many models a vector
         return
     if name == "many-small-sgd":  # plain SGD, sigmoid head: the lean kernel
         _small.train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses,

@@ -252,3 +252,29 @@ def test_a_sweep_starts_as_many_workers_as_the_policy_gives(monkeypatch, tmp_pat
     monkeypatch.setattr(cpus, "METER", _Load(0.0))
     sweeps.sweep(task="binary", seeds=(0,), out=tmp_path / "b", iters=100)
     assert counts == [1, 2]
+
+
+@pytest.mark.parametrize("busy", [1.0, 0.0])
+def test_many_models_run_on_the_numba_threads_the_policy_gives(monkeypatch, busy):
+    import numba
+
+    from fastrnn import training
+
+    seen = []
+    inner = engine._train_many
+
+    def watching(*args):
+        seen.append((numba.get_num_threads(), args[-1]))
+        return inner(*args)
+
+    monkeypatch.setattr(engine, "_train_many", watching)
+    monkeypatch.setenv("FASTRNN_THREADS", "auto")
+    monkeypatch.setattr(cpus, "METER", _Load(busy))
+    monkeypatch.setattr(cpus, "available", lambda *a: 2)
+    before = numba.get_num_threads()
+    results = training.train_many([dict(task="binary", iters=200, seed=s) for s in range(3)])
+    assert numba.get_num_threads() == before  # the count comes back
+    want = 1 if busy else min(2, numba.config.NUMBA_NUM_THREADS)
+    assert seen and set(seen) == {(want, want)}
+    alone = fastrnn.train(task="binary", iters=200, seed=2)
+    assert np.array_equal(results[2].model.theta, alone.model.theta)
