@@ -76,7 +76,8 @@ NEIGHBOUR = "while True: pass"
 
 COLUMNS = ["section", "setting", "us_per_iter", "x_default", "bound", "within", "loop", "loop_us_per_iter", "x_loop",
            "iterations", "loop_iterations", "T", "I", "H", "O", "batch", "kernel", "status", "train_s", "wall_s",
-           "quiet", "busy", "busy_x_quiet", "threads_quiet", "threads_busy", "load_quiet", "load_busy", "runs"]
+           "quiet", "busy", "busy_x_quiet", "threads_quiet", "threads_busy", "load_quiet", "load_busy", "runs",
+           "auto_us", "cpus_us", "auto_x_cpus", "threads_auto", "threads_cpus", "decide_us", "limit_us"]
 
 
 # ---------------------------------------------------------------- the settings
@@ -312,6 +313,53 @@ def measure_neighbour(rounds, fit_n, fit_epochs, text_iters):
     return out
 
 
+def measure_policy_cost(rounds, iters):
+    """What the thread policy costs at the digit-addition shape (B=32, T=10, I=20, H=100, O=10):
+    ``fastrnn.train(task="digits")`` under the default policy against ``FASTRNN_THREADS=cpus``
+    (the CPUs allowed, no load check, no limit around the chunks), interleaved, medians; and
+    the decision's own time (a load reading and the policy) and a BLAS limit's set-and-restore."""
+    from fastrnn import cpus
+
+    before = os.environ.get("FASTRNN_THREADS")
+    got = {"auto": [], "cpus": []}
+    threads = {"auto": [], "cpus": []}
+    loads = []
+    try:
+        for policy in got:  # compile or load
+            os.environ["FASTRNN_THREADS"] = policy
+            fastrnn.train(task="digits", iters=100, seed=0)
+        for _ in range(rounds):
+            loads.append(_load())
+            for policy in got:
+                os.environ["FASTRNN_THREADS"] = policy
+                r = fastrnn.train(task="digits", iters=iters, seed=0)
+                got[policy].append(r.train_seconds / r.iterations * 1e6)
+                threads[policy].append((r.thread_use or {}).get("blas", {}).get("n"))
+        os.environ["FASTRNN_THREADS"] = "auto"
+        n = 2000
+        t0 = time.perf_counter()
+        for _ in range(n):
+            cpus.METER.last = None  # a reading of /proc each time, as a run's first decision
+            cpus.threads("blas", 2, work=10**7)
+        decide = (time.perf_counter() - t0) / n * 1e6
+        t0 = time.perf_counter()
+        for _ in range(n):
+            with cpus.blas_limited(1):
+                pass
+        limit = (time.perf_counter() - t0) / n * 1e6
+    finally:
+        if before is None:
+            os.environ.pop("FASTRNN_THREADS", None)
+        else:
+            os.environ["FASTRNN_THREADS"] = before
+    auto, plain = statistics.median(got["auto"]), statistics.median(got["cpus"])
+    return [dict(section="policy", setting="digits B=32 T=10 I=20 H=100 O=10 (adam), FASTRNN_THREADS=auto vs cpus",
+                 auto_us=auto, cpus_us=plain, auto_x_cpus=auto / plain, threads_cpus=_counts(threads["cpus"]),
+                 threads_auto=_counts(threads["auto"]), load_quiet=statistics.median(loads), runs=len(got["auto"]),
+                 iterations=iters, bound=1.10, within="yes" if auto / plain <= 1.10 else "no",
+                 decide_us=decide, limit_us=limit)]
+
+
 class _Nothing:
     def __enter__(self):
         return self
@@ -339,7 +387,7 @@ def _fmt(value, digits=2):
     return str(value)
 
 
-def markdown(envelope, neighbour, env):
+def markdown(envelope, neighbour, policy, env):
     lines = [f"Binary shape (batch 1, T=8, I=2, H=16, O=1), {envelope[0]['iterations']} iterations a run, medians of "
              f"{envelope[0]['runs']} interleaved rounds in one process (load average {envelope[0]['load_quiet']:.1f}).", "",
              "| setting | kernel | us an iteration | x the default path | bound | within | x a single-purpose loop |",
@@ -350,10 +398,11 @@ def markdown(envelope, neighbour, env):
         bound = "-" if r["bound"] is None else f"<= {r['bound']:g}"
         lines.append(f"| {r['setting']}{status} | {r['kernel']} | {r['us_per_iter']:.2f} | {r['x_default']:.2f} | "
                      f"{bound} | {r['within']} | {loop} |")
-    lines += ["", "Beside a busy neighbour (`while True: pass`, started by the benchmark, not pinned): us an iteration, "
-              "medians; threads: BLAS's for fit, the text kernel's for the text model.", "",
-              "| run | quiet | busy | busy / quiet | threads quiet | threads busy | bound | within |",
-              "|---|---|---|---|---|---|---|---|"]
+    if neighbour:
+        lines += ["", "Beside a busy neighbour (`while True: pass`, started by the benchmark, not pinned): us an "
+                  "iteration, medians; threads: BLAS's for fit, the text kernel's for the text model.", "",
+                  "| run | quiet | busy | busy / quiet | threads quiet | threads busy | bound | within |",
+                  "|---|---|---|---|---|---|---|---|"]
     for r in neighbour:
         bound = "-"
         if r.get("bound"):
@@ -364,6 +413,17 @@ def markdown(envelope, neighbour, env):
     if neighbour:
         lines += ["", f"Load average (1 min) at the measurements: quiet {neighbour[0]['load_quiet']:.1f}, "
                       f"busy {neighbour[0]['load_busy']:.1f}."]
+    for r in policy:
+        lines += ["", "The policy's cost at the digit-addition shape: `fastrnn.train(task=\"digits\")`, us an iteration, "
+                      "default policy against `FASTRNN_THREADS=cpus` (no load check, no limit), interleaved, medians "
+                      f"(load average {r['load_quiet']:.1f}).", "",
+                  "| run | cpus | auto | auto / cpus | BLAS threads cpus | BLAS threads auto | bound | within |",
+                  "|---|---|---|---|---|---|---|---|",
+                  f"| {r['setting'].split(',')[0]} | {r['cpus_us']:.1f} | {r['auto_us']:.1f} | {r['auto_x_cpus']:.3f} | "
+                  f"{r['threads_cpus']} | {r['threads_auto']} | <= {r['bound']:g} on a quiet machine | {r['within']} |",
+                  "", f"A decision with a fresh load reading takes {r['decide_us']:.1f} us (once a run for BLAS, at most "
+                      f"every 0.1 s for the text kernel); holding BLAS to a count around a chunk and restoring it, "
+                      f"{r['limit_us']:.1f} us."]
     lines += ["", describe(env)]
     return "\n".join(lines) + "\n"
 
@@ -375,22 +435,23 @@ def main(argv=None):
     ap.add_argument("--no-neighbour", action="store_true", help="the envelope only")
     args = ap.parse_args(argv)
     if args.quick:
-        iters, rounds, nb_rounds, fit_n, fit_epochs, text_iters = 300, 1, 1, 96, 1, 100
+        iters, rounds, nb_rounds, fit_n, fit_epochs, text_iters, digits_iters = 300, 1, 1, 96, 1, 100, 100
     else:
-        iters, rounds, nb_rounds, fit_n, fit_epochs, text_iters = 20000, 5, 3, 1600, 2, 2000
+        iters, rounds, nb_rounds, fit_n, fit_epochs, text_iters, digits_iters = 20000, 5, 3, 1600, 2, 2000, 1500
     env = environment()
     envelope = measure_envelope(iters, rounds)
     neighbour = [] if args.no_neighbour else measure_neighbour(nb_rounds, fit_n, fit_epochs, text_iters)
+    policy = measure_policy_cost(rounds, digits_iters)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "envelope.csv"
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=COLUMNS + list(env))
         writer.writeheader()
-        for row in envelope + neighbour:
+        for row in envelope + neighbour + policy:
             writer.writerow({**{k: row.get(k, "") for k in COLUMNS}, **env})
     os.replace(tmp, path)
-    text = markdown(envelope, neighbour, env)
+    text = markdown(envelope, neighbour, policy, env)
     (args.out / "envelope.md").write_text(text)
     print(text)
 
