@@ -75,7 +75,15 @@ def test_the_neighbour_rows_report_quiet_and_busy_side_by_side(quick):
     assert near["text model, batch 1 (command), FASTRNN_THREADS=2"]["threads_busy"] == "2"  # forced: honoured
     assert near["text model, batch 1 (command), FASTRNN_THREADS=1"]["threads_quiet"] == "1"
     tables = [line for line in md.splitlines() if line.startswith("|")]
-    assert len(tables) == 2 + len(rows) - 5 + 2 + 5  # two headers with their rules, one line a row
+    assert len(tables) == 3 * 2 + len(rows)  # three tables (envelope, neighbour, the policy's cost): a line a row
+
+
+def test_the_policy_cost_row_compares_the_default_policy_with_no_policy(quick):
+    rows, md = quick
+    (cost,) = [r for r in rows if r["section"] == "policy"]
+    assert float(cost["auto_us"]) > 0 and float(cost["cpus_us"]) > 0 and float(cost["bound"]) == 1.1
+    assert float(cost["auto_x_cpus"]) == pytest.approx(float(cost["auto_us"]) / float(cost["cpus_us"]))
+    assert cost["threads_auto"] and cost["threads_cpus"] and float(cost["decide_us"]) > 0
 
 
 @pytest.mark.parametrize("module, optimizer, lr", [(numba_loop, "sgd", 0.1), (numba_loop_adam, "adam", 0.01)])
