@@ -375,12 +375,25 @@ def numba_threads():
         return None
 
 
+#: Seconds an answer of :func:`available` is reused by :func:`threads` (reading the
+#: control group's files takes 50-150 us; a text run decides at every chunk).
+AVAILABLE_SECONDS = 1.0
+_AVAILABLE = [None, -math.inf, 0]  # the function asked, when, its answer
+
+
+def _available_now():
+    now = time.monotonic()
+    if _AVAILABLE[0] is not available or now - _AVAILABLE[1] > AVAILABLE_SECONDS:
+        _AVAILABLE[:] = [available, now, available()]
+    return _AVAILABLE[2]
+
+
 def threads(purpose, wanted, work=None):
     """:func:`policy`'s decision for ``purpose`` in this process now: the CPUs
     :func:`available`, the other work on them (:data:`METER`, only when
     ``FASTRNN_THREADS`` is auto), numba's thread count and a Dask task's share."""
     forced = forced_setting()
-    cpus = available()
+    cpus = _available_now()
     busy = METER.other_work() if forced == "auto" and cpus > 1 and wanted > 1 else None
     return policy(purpose, wanted, cpus=cpus, busy=busy, forced=forced, numba=numba_threads(), slots=_dask_slots(),
                   work=work)
