@@ -80,7 +80,7 @@ class TrainResult:
         run with held-out text has ``val_bpc_all`` (all of it; completed runs only),
         ``val_chars_all`` and ``val_chars_row`` (the characters each row's ``val_bpc`` scores).
     threads : int or None
-        The threads the text kernel trained on (:func:`fastrnn.cpus.kernel_threads`);
+        The threads the text kernel trained on (:func:`fastrnn.cpus.policy`; the last chunk's);
         None for the other kernels. Recorded in the JSON under "result".
     thread_use : dict or None
         The threads each part of the run used and why (:func:`fastrnn.cpus.policy`):
