@@ -86,8 +86,9 @@ def settings():
             choices = tuple(table) if table else (defaults[0],)
         shown = ", ".join(f"{r} {d}" for r, d in zip(rules, defaults))
         help_text = HELP.get(key, f"rule {', '.join(rules)}: its setting {key}.")
+        bounds = {"minimum": 1} if kind == "int" else {}  # the rules' whole-number settings count steps
         out.append(Setting(key, kind, f"{help_text} The rule's default: {shown}.", None, choices=choices,
-                           off="the rule's default"))
+                           off="the rule's default", **bounds))
     return tuple(out)
 
 

@@ -374,7 +374,10 @@ def read_run(csv_path):
         values = frame[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: its column {column} holds text, not numbers")
-        bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+        numbers = values.to_numpy(dtype=np.float64)
+        if len(numbers) and np.isnan(numbers).all():
+            continue  # a metric this kind of run does not measure (an online rule's grad_norm): NaN in every row
+        bad = ~np.isfinite(numbers)
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
             raise InvalidArgument(f"{csv_path} is truncated or corrupt: row {row} has no finite number in column {column}")
