@@ -263,7 +263,7 @@ def _text_once(iters, policy, folder):
     return result["train_seconds"] / result["iterations_done"] * 1e6, result.get("threads")
 
 
-def measure_neighbour(rounds, fit_n, fit_epochs, text_iters):
+def measure_neighbour(rounds, fit_n, fit_epochs, text_iters, warm=True):
     """The busy-neighbour rows: fit and the text model, quiet and beside the neighbour."""
     X, Y = _fit_data(fit_n)
     before = os.environ.get("FASTRNN_THREADS")
@@ -275,7 +275,8 @@ def measure_neighbour(rounds, fit_n, fit_epochs, text_iters):
     loads = {"quiet": [], "busy": []}
     with tempfile.TemporaryDirectory() as folder:
         _fit_once(X[:64], Y[:64], 1, "auto")  # compile or load
-        _text_once(min(text_iters, 200), "1", folder)
+        if warm:  # the text kernel compiled or loaded once before the measured runs
+            _text_once(min(text_iters, 200), "1", folder)
         try:
             for _ in range(rounds):
                 for when in ("quiet", "busy"):
@@ -313,7 +314,7 @@ def measure_neighbour(rounds, fit_n, fit_epochs, text_iters):
     return out
 
 
-def measure_policy_cost(rounds, iters):
+def measure_policy_cost(rounds, iters, looks=2000):
     """What the thread policy costs at the digit-addition shape (B=32, T=10, I=20, H=100, O=10):
     ``fastrnn.train(task="digits")`` under the default policy against ``FASTRNN_THREADS=cpus``
     (the CPUs allowed, no load check, no limit around the chunks), interleaved, medians; and
@@ -336,7 +337,7 @@ def measure_policy_cost(rounds, iters):
                 got[policy].append(r.train_seconds / r.iterations * 1e6)
                 threads[policy].append((r.thread_use or {}).get("blas", {}).get("n"))
         os.environ["FASTRNN_THREADS"] = "auto"
-        n = 2000
+        n = looks
         t0 = time.perf_counter()
         for _ in range(n):
             cpus.METER.last = None  # a reading of /proc each time, as a run's first decision
@@ -440,8 +441,9 @@ def main(argv=None):
         iters, rounds, nb_rounds, fit_n, fit_epochs, text_iters, digits_iters = 20000, 5, 3, 1600, 2, 2000, 1500
     env = environment()
     envelope = measure_envelope(iters, rounds)
-    neighbour = [] if args.no_neighbour else measure_neighbour(nb_rounds, fit_n, fit_epochs, text_iters)
-    policy = measure_policy_cost(rounds, digits_iters)
+    neighbour = [] if args.no_neighbour else measure_neighbour(nb_rounds, fit_n, fit_epochs, text_iters,
+                                                                       warm=not args.quick)
+    policy = measure_policy_cost(rounds, digits_iters, 50 if args.quick else 2000)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "envelope.csv"
     tmp = path.with_suffix(".csv.tmp")
