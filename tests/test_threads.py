@@ -278,3 +278,15 @@ def test_many_models_run_on_the_numba_threads_the_policy_gives(monkeypatch, busy
     assert seen and set(seen) == {(want, want)}
     alone = fastrnn.train(task="binary", iters=200, seed=2)
     assert np.array_equal(results[2].model.theta, alone.model.theta)
+
+
+def test_a_users_own_blas_limit_is_kept(monkeypatch, tmp_path):
+    """BLAS held to one thread by the caller (threadpoolctl, OPENBLAS_NUM_THREADS): fastrnn uses no more."""
+    monkeypatch.setenv("FASTRNN_THREADS", "auto")
+    monkeypatch.setattr(cpus, "METER", _Load(0.0))
+    monkeypatch.setattr(cpus, "available", lambda *a: 2)
+    X, Y = _digits_like()
+    with threadpool_limits(1, user_api="blas"):
+        result = fastrnn.fit(fastrnn.RNN(8, 64, 10), X, Y, epochs=1)
+        assert cpus.blas_threads_now() == 1
+    assert result.thread_use["blas"]["n"] == 1 and "1 wanted" in result.thread_use["blas"]["why"]
