@@ -438,12 +438,12 @@ def main(argv=None):
     if args.quick:
         iters, rounds, nb_rounds, fit_n, fit_epochs, text_iters, digits_iters = 300, 1, 1, 96, 1, 100, 100
     else:
-        iters, rounds, nb_rounds, fit_n, fit_epochs, text_iters, digits_iters = 20000, 5, 3, 1600, 2, 2000, 1500
+        iters, rounds, nb_rounds, fit_n, fit_epochs, text_iters, digits_iters = 20000, 5, 3, 1600, 2, 2000, 600
     env = environment()
     envelope = measure_envelope(iters, rounds)
     neighbour = [] if args.no_neighbour else measure_neighbour(nb_rounds, fit_n, fit_epochs, text_iters,
                                                                        warm=not args.quick)
-    policy = measure_policy_cost(rounds, digits_iters, 50 if args.quick else 2000)
+    policy = measure_policy_cost(min(rounds, 3), digits_iters, 50 if args.quick else 2000)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "envelope.csv"
     tmp = path.with_suffix(".csv.tmp")
