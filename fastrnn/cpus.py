@@ -178,9 +178,10 @@ FORCE = "FASTRNN_THREADS"
 #: The parts :func:`policy` decides for.
 PURPOSES = ("blas", "text", "numba", "processes")
 
-#: OpenBLAS runs a product of fewer multiply-adds than this on one thread whatever its
-#: thread count (its ``GEMM_MULTITHREAD_THRESHOLD`` 4 x 65536): a run whose largest
-#: product is smaller gains nothing from BLAS threads, and gets one.
+#: OpenBLAS runs a matrix product of at most this many multiply-adds on one thread whatever
+#: its thread count (``SMP_THRESHOLD_MIN`` 65536 times ``GEMM_MULTITHREAD_THRESHOLD`` 4 in
+#: its interface/gemm.c): a run whose largest product is smaller gains nothing from BLAS
+#: threads, and gets one.
 BLAS_THREADED_WORK = 262144
 
 #: Seconds of history the load estimate needs: /proc/stat counts in ticks of 10 ms, so
@@ -230,7 +231,7 @@ def policy(purpose, wanted, *, cpus, busy=None, forced="auto", numba=None, slots
     cpus : int
         CPUs this process may use (:func:`available`: the affinity mask, the CPU quota).
     busy : float or None
-        CPUs' worth of other processes' work on those CPUs (:func:`other_work`);
+        CPUs' worth of other processes' work on those CPUs (:meth:`LoadMeter.other_work`);
         None: not known.
     forced : "auto", "cpus" or int
         :data:`FORCE` as :func:`forced_setting` reads it. A number is taken as it is.
@@ -240,8 +241,8 @@ def policy(purpose, wanted, *, cpus, busy=None, forced="auto", numba=None, slots
         Task slots of the Dask workers on this host (1 outside a Dask task): a task's
         share of the CPUs is ``cpus // slots``.
     work : int or None
-        BLAS only: the multiply-adds of the run's largest product; None: no product goes
-        to BLAS (BLAS is left as it is).
+        BLAS only: the multiply-adds of the run's largest product (below
+        :data:`BLAS_THREADED_WORK`: one thread); None: not known.
 
     Threads that wait for each other (the text kernel's) or spin while they wait
     (OpenBLAS's) lose far more than they gain when they outnumber the free CPUs: a
