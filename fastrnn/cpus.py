@@ -254,7 +254,7 @@ def policy(purpose, wanted, *, cpus, busy=None, forced="auto", numba=None, slots
     wanted = max(1, int(wanted))
     if isinstance(forced, int) and not isinstance(forced, bool):
         return Threads(forced, f"{FORCE}={forced}")
-    if purpose == "blas" and work is not None and work < BLAS_THREADED_WORK:
+    if purpose == "blas" and work is not None and work <= BLAS_THREADED_WORK:
         return Threads(1, f"products of at most {work} multiply-adds run on one BLAS thread")
     n, why = min(wanted, cpus), f"{cpus} CPU{'s' if cpus != 1 else ''} allowed"
     if wanted < cpus:

@@ -41,9 +41,9 @@ def test_an_unknown_load_counts_only_the_cpus_allowed():
 
 
 def test_products_below_blas_threading_size_get_one_blas_thread():
-    decision = cpus.policy("blas", 2, cpus=2, busy=0.0, work=cpus.BLAS_THREADED_WORK - 1)
+    decision = cpus.policy("blas", 2, cpus=2, busy=0.0, work=cpus.BLAS_THREADED_WORK)
     assert decision.n == 1 and "one BLAS thread" in decision.why
-    assert cpus.policy("blas", 2, cpus=2, busy=0.0, work=cpus.BLAS_THREADED_WORK).n == 2
+    assert cpus.policy("blas", 2, cpus=2, busy=0.0, work=cpus.BLAS_THREADED_WORK + 1).n == 2
 
 
 def test_numba_threads_and_a_dask_share_cap_the_numba_parts():
