@@ -19,9 +19,10 @@ workers on this host), and no more than the CPUs that other processes leave free
 
 Why the other work counts: OpenBLAS's threads spin while they wait for each other, and
 so do the text kernel's. With one busy neighbour on a 2-core machine, a second thread
-gets a CPU only part of the time and its partner spins waiting: ``fit`` at B=32, H=64
-ran 4 times slower than alone on two BLAS threads, the text model 2.4 times (numbers
-of benchmarks/bench_envelope.py). On one thread each runs at nearly its quiet speed.
+gets a CPU only part of the time and its partner spins waiting for it, so two threads
+run several times slower than one; on one thread a run keeps nearly its quiet speed.
+benchmarks/bench_envelope.py measures ``fit`` and the text model quiet and beside a
+busy process, under this policy and with the thread counts forced.
 """
 
 import contextlib
