@@ -363,7 +363,7 @@ def main(argv=None):
                f"seeds {','.join(map(str, args.seeds))}. The {len(RULES) * len(args.seeds)} fastrnn runs at lr {LR} "
                f"took {main_wall:.0f} s of wall time on {args.workers} worker processes (start-up included); the lr "
                f"grid ({', '.join(grid_rules) or 'no rule'} at lr {', '.join(f'{v:g}' for v in args.grid_lrs)}) and "
-               f"{', '.join(VARIANTS)} {extra_wall:.0f} s more"
+               f"the {', '.join(VARIANTS)} runs took {extra_wall:.0f} s more"
                + (f"; the same runs in vanilla-rtrl's own code {vanilla_wall:.0f} s" if vanilla_wall is not None else "")
                + "._ " + describe_machine(args.workers) + "\n\n" + table(frame))
     write_section(docs / "online.md", section)
