@@ -173,7 +173,7 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     rule_settings = {k: v for k, v in options.items() if k in owners() and k not in _OPTION_DEFAULTS}
     unknown = sorted(set(options) - set(_OPTION_DEFAULTS) - set(rule_settings))
     if unknown:
-        raise InvalidArgument(f"fit() has no setting {unknown[0]!r}; the optimizers' own settings are "
+        raise InvalidType(f"fit() got an unexpected keyword argument {unknown[0]!r}; the optimizers' own settings are "
                               f"{', '.join(_OPTION_DEFAULTS)}; the online rules' {', '.join(owners())}")
     if rule is not None or rule_settings:  # an online rule (fastrnn._online_run), unless rule="bptt" alone
         if rule != "bptt" or rule_settings:

@@ -160,7 +160,7 @@ def test_fit_takes_weight_decay_and_records_it(rng):
     runs = [fastrnn.fit(fastrnn.RNN(3, 4, 2, seed=0), X, Y, epochs=2, optimizer="adamw", weight_decay=wd) for wd in (0.5, 0.0)]
     assert runs[0].settings["weight_decay"] == 0.5
     assert not np.array_equal(runs[0].model.theta, runs[1].model.theta)
-    with pytest.raises(fastrnn.InvalidArgument, match="no setting 'weight_decy'"):
+    with pytest.raises(TypeError, match="unexpected keyword argument 'weight_decy'"):
         fastrnn.fit(fastrnn.RNN(3, 4, 2), X, Y, optimizer="adamw", weight_decy=0.5)
 
 
