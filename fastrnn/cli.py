@@ -75,6 +75,8 @@ def cli():
 def _click_type(setting):
     """The click type of a setting (fastrnn.settings): its bounds and choices, checked while parsing."""
     if setting.kind == "int":
+        if setting.minimum is None and setting.maximum is None:  # unbounded: no range to show (click would print x<=None)
+            return click.INT
         return click.IntRange(min=setting.minimum, max=setting.maximum)
     if setting.kind == "float":
         if setting.positive:

@@ -331,11 +331,6 @@ def write_csv(path, frame):
     return path
 
 
-#: Columns a run may leave unmeasured, empty (NaN) in every row: the online rules' driver measures no accuracy or
-#: gradient norm (fastrnn._online_run). A NaN among numbers still marks a corrupt row.
-UNMEASURED = ("error", "accuracy", "digit_accuracy", "grad_norm")
-
-
 def read_run(csv_path):
     """A run's metrics as a pandas DataFrame and its settings as a dict ({} if no JSON).
 
@@ -379,9 +374,10 @@ def read_run(csv_path):
         values = frame[column]
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: its column {column} holds text, not numbers")
-        bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
-        if column in UNMEASURED and values.isna().all():  # not measured by this run (an online rule's): no number to check
-            continue
+        numbers = values.to_numpy(dtype=np.float64)
+        if len(numbers) and np.isnan(numbers).all():
+            continue  # a metric this kind of run does not measure (an online rule's grad_norm): NaN in every row
+        bad = ~np.isfinite(numbers)
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
             raise InvalidArgument(f"{csv_path} is truncated or corrupt: row {row} has no finite number in column {column}")
