@@ -868,7 +868,7 @@ def _sweepable_help():
 @click.option("--out", type=click.Path(), required=True, help="Folder for the runs' CSV/JSON files and summary.csv.")
 @click.option("--overwrite", is_flag=True,
               help="Redo runs in --out made with other settings or whose files are unreadable (else refused).")
-@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [every core].")
+@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [one per CPU this process may use].")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Send the runs to this Dask scheduler instead.")
 @click.option("--vectorize/--no-vectorize", default=True, show_default=True,
               help="Train small same-shape runs together in one parallel kernel (same numbers as separate runs).")

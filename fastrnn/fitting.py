@@ -147,6 +147,21 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     ------
     InvalidArgument, InvalidType
         A bad argument, named; NumericalError and KeyboardInterrupt as :func:`fastrnn.train`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 10, 2))
+    >>> Y = np.eye(2)[(X[:, :, 0] > X[:, :, 1]).astype(int)]          # which input is larger, at every step
+    >>> model = fastrnn.RNN(2, 16, 2, seed=0)
+    >>> result = fastrnn.fit(model, X, Y, epochs=5, batch=16, lr=0.05)
+    >>> print(result.history[["epoch", "iteration"]].tail(2).to_string(index=False))
+     epoch  iteration
+         4         16
+         5         20
+    >>> bool(result.history["accuracy"].iloc[-1] > 0.9)
+    True
     """
     if rule is not None or rule_settings:  # an online rule (fastrnn._online_run), unless rule="bptt" alone
         from ._rule_settings import owners

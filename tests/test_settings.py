@@ -134,7 +134,7 @@ def test_bad_new_settings(kwargs, pattern):
         fastrnn.train(**kwargs)
 
 
-@pytest.mark.parametrize("args,fragments", [(["--momentum", "1"], ["'--momentum'", "1.0", "0.0<=x<1.0"]),
+@pytest.mark.parametrize("args,fragments", [(["--momentum", "1"], ["'--momentum'", "1.0 is not in the range 0.0<=x<1.0"]),
                                             (["--clip-value", "-1"], ["'--clip-value'", "-1"])])
 def test_bad_new_options_give_one_line(capsys, args, fragments):
     code, _, err = run(capsys, "train", "--no-csv", *args)
