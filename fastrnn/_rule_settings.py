@@ -91,11 +91,7 @@ def settings():
             choices = tuple(table) if table else (defaults[0],)
         shown = ", ".join(f"{r} {d}" for r, d in zip(rules, defaults))
         help_text = HELP.get(key, f"rule {', '.join(rules)}: its setting {key}.")
-<<<<<<< HEAD
         bounds = BOUNDS.get(key, dict(minimum=1) if kind == "int" else {})  # the whole-number ones count steps
-=======
-        bounds = BOUNDS.get(key, dict(minimum=0) if kind == "int" else {})
->>>>>>> main
         out.append(Setting(key, kind, f"{help_text} The rule's default: {shown}.", None, choices=choices,
                            off="the rule's default", **bounds))
     return tuple(out)
