@@ -171,7 +171,7 @@ class OnlineRun(_Run):
 # ---------------------------------------------------------------------- fit on arrays
 
 
-def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimizer, lr, momentum, clip, clip_value,
+def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimizer, lr, optimizer_options, clip, clip_value,
                bptt_truncate, window, shuffle, seed, validation, log_every, csv, save, overwrite, progress, resume,
                checkpoint_every, checkpoint_seconds, record=None):
     """:func:`fastrnn.fit` with an online rule (see its docstring): every row of X is a stream, all trained
@@ -201,8 +201,17 @@ def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimiz
             raise InvalidArgument(f"{name}{' ' if shown.startswith('(') else ''}{shown} cannot be combined with "
                                   f"rule={rule!r}: {why}")
     s = {name: _check_setting(name, value) for name, value in
-         (("epochs", epochs), ("optimizer", optimizer), ("lr", lr), ("momentum", momentum), ("clip", clip),
+         (("epochs", epochs), ("optimizer", optimizer), ("lr", lr), ("clip", clip),
           ("clip_value", clip_value), ("seed", seed), ("log_every", log_every))}
+    # the optimizer's own settings (momentum, weight_decay, ...): those of the chosen optimizer, checked; another's refused
+    own = {h.name for h in optimizers.module(s["optimizer"]).SETTINGS if h.option}
+    for name, value in optimizer_options.items():
+        value = _check_setting(name, value)
+        if name in own:
+            s[name] = value
+        elif value != _default_of(name):
+            raise InvalidArgument(f"{name}={value!r} applies to another optimizer; optimizer={s['optimizer']!r} would "
+                                  f"ignore it: leave {name} unset, or choose the optimizer it belongs to")
     from . import engine
 
     X, Y, _, _ = engine.prepare(model, X, Y)
@@ -219,6 +228,12 @@ def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimiz
     run = _FitOnlineRun(model, X, Y, rule, checked, s, record)
     writer = open_writer(csv, run, overwrite, None, None)
     return drive(run, run.warmup, run.advance, writer, save, progress, run.total, "fit", None)
+
+
+def _default_of(name):
+    from .settings import get
+
+    return get(name).default
 
 
 class _FitOnlineRun:
@@ -238,7 +253,8 @@ class _FitOnlineRun:
                       head=model.head, dtype=model.dtype.name, **s, batch=self.N, shuffle=False, window=None,
                       bptt_truncate=None, iters=self.total, rule=rule, **rule_settings, **(record or {}),
                       versions=versions())
-        self.optimizer_settings = {"momentum": s["momentum"]} if s["optimizer"] == "momentum" else None
+        own = {h.name for h in optimizers.module(s["optimizer"]).SETTINGS if h.option}
+        self.optimizer_settings = {name: s[name] for name in own if s.get(name) is not None} or None
         self.columns = list(COLUMNS) + FIT_COLUMNS
         self.rows, self.status, self.error, self.done = [], "completed", None, 0
         self.online = None

@@ -180,7 +180,8 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
             from ._online_run import fit_online
 
             return fit_online(model, X, Y, mask, rule=rule, rule_settings=rule_settings, epochs=epochs, batch=batch,
-                              optimizer=optimizer, lr=lr, momentum=options.get("momentum", _OPTION_DEFAULTS["momentum"]),
+                              optimizer=optimizer, lr=lr,
+                              optimizer_options={k: options[k] for k in _OPTION_DEFAULTS if k in options},
                               clip=clip, clip_value=clip_value,
                               bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
                               validation=validation, log_every=log_every, csv=csv, save=save, overwrite=overwrite,
