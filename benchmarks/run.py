@@ -21,7 +21,13 @@ digits workload PyTorch gets rtol 1e-6, atol 1e-7, because its clip_grad_norm_ d
 by norm + 1e-6, which moves its parameters by about 5e-9 in 50 iterations); in the
 throughput grid and loss_and_grads every contender's gradients must equal fastrnn's
 (or the plain-numpy twin's) at each shape; in the sweep, runs picked across the
-seed range must equal separate `fastrnn.train` runs row for row. Times are medians
+seed range must equal separate `fastrnn.train` runs row for row. Each timed
+`fastrnn.train` call of the headline counts only if its weights after all 20000
+iterations equal the single-purpose numba loop's from the same weights and data
+(rtol 1e-9) and its metrics rows equal the first checked call's. The numpy
+contenders run at 1 and at 2 BLAS threads (threadpoolctl, set before the clock
+starts): numpy's OpenBLAS uses every core by default, which on a busy machine
+can cost more than it gains. Times are medians
 of 5 repeats after a warm-up, with the min-max spread, and ratios are taken against
 fastrnn in the same run. In the headline and digits workloads the repeats go
 round-robin (each round times every contender once), so a slow spell of the shared
@@ -32,8 +38,10 @@ line saying so.
 Every results file records the machine (platform, CPU, cores), the versions, the
 thread counts read at run time and the date. `--from-csv` renders the tables, the
 notes on scaled times from those files alone into
-benchmarks/results/summary.md and the README (between its `<!-- bench:start -->`
-and `<!-- bench:end -->` marks).
+benchmarks/results/summary.md and every page (README.md, docs/*.md) that has the
+marks: the tables between `<!-- bench:start -->` and `<!-- bench:end -->`, the
+sentence on the first and a later run between `<!-- intro:start -->` and
+`<!-- intro:end -->`.
 """
 
 import argparse
