@@ -578,7 +578,15 @@ def _clear_partial(out, specs):
 
 @dataclass
 class SweepResult:
-    """What :func:`sweep` returns: the summary (one row per run), what ran and where."""
+    """What :func:`sweep` returns: the summary (one row per run), what ran and where.
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> result = fastrnn.sweep(task="binary", seeds=[0, 1], grid={"iters": [500]}, out="runs/demo", workers=1)
+    >>> list(result.summary["seed"])
+    [0, 1]
+    """
 
     summary: object
     out: Path
@@ -816,6 +824,13 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
         ``.result``: every finished run is kept, the workers are stopped, and the
         same call again runs only the rest. Workers never outlive the sweep's
         process, however it ends (:func:`_worker_start`).
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> result = fastrnn.sweep(task="binary", seeds=range(2), grid={"lr": [0.1, 0.3], "iters": [500]}, out="runs/demo", workers=1)
+    >>> len(result.summary), sorted(result.summary["lr"].unique().tolist())
+    (4, [0.1, 0.3])
     """
     specs = expand(task, seeds, grid, **fixed)
     if workers is not None and scheduler is not None:
@@ -849,9 +864,9 @@ def _sweep_locked(out, specs, workers, scheduler, progress, vectorize, overwrite
     start = time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
+        from . import _progress
 
-        bar = tqdm(total=len(specs), initial=skipped, unit="run", file=sys.stderr, dynamic_ncols=True, leave=False)
+        bar = _progress.bar(len(specs), initial=skipped, unit="run")
     finals = []  # the first headline metric of each run that ran, for the progress bar
     ran = 0
     interrupted = False

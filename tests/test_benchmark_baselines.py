@@ -220,6 +220,33 @@ def test_results_tables_render_from_the_files_alone(tmp_path):
     assert "targets" not in text and "missed" not in text  # measured rows only: no verdicts of a past round
 
 
+#: The blocks that the benchmark and study scripts write between marks, and the page that holds each.
+GENERATED_BLOCKS = {"bench": "performance.md", "kernels": "performance.md", "fit": "performance.md", "gated": "performance.md",
+                    "text-bench": "performance.md", "sweep": "performance.md", "defaults-binary": "tasks.md",
+                    "defaults-digits": "tasks.md"}
+
+
+def test_every_generated_block_has_its_marks_on_exactly_one_page():
+    root = Path(__file__).resolve().parent.parent
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    for mark, page in GENERATED_BLOCKS.items():
+        holding = [p.name for p in pages if f"<!-- {mark}:start -->" in p.read_text() and f"<!-- {mark}:end -->" in p.read_text()]
+        assert holding == [page], (mark, holding)
+
+
+def test_a_block_goes_between_its_marks_on_whichever_page_holds_them(tmp_path, monkeypatch):
+    import _common
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "README.md").write_text("# x\n<!-- a:start -->\nold\n<!-- a:end -->\ntail\n")
+    (tmp_path / "docs" / "page.md").write_text("text\n<!-- b:start -->\n<!-- b:end -->\n")
+    monkeypatch.setattr(_common, "ROOT", tmp_path)
+    assert _common.update_readme("new a\n", "a") and _common.update_readme("new b\n", "b")
+    assert not _common.update_readme("nowhere\n", "c")
+    assert (tmp_path / "README.md").read_text() == "# x\n<!-- a:start -->\nnew a\n<!-- a:end -->\ntail\n"
+    assert (tmp_path / "docs" / "page.md").read_text() == "text\n<!-- b:start -->\nnew b\n<!-- b:end -->\n"
+
+
 def test_generated_blocks_go_to_every_page_with_the_marks(tmp_path, monkeypatch):
     """README.md and any docs page holding a block's marks get it; links into the repository are made relative to the page."""
     import _common
