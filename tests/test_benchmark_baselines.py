@@ -309,3 +309,23 @@ def test_text_table_lists_every_contender_with_its_blas_threads():
     assert "| characters per second, batch 32 | numpy batched, one (32, H) product a step, 1 BLAS thread | 500,000 | 200,000 | 2.5x |" in text
     assert "| characters per second, batch 32 | numpy batched, one (32, H) product a step, 2 BLAS threads | 500,000 | 100,000 | 5.0x |" in text
     assert "over the 32 streams | 500,000 | 20,000 | 25.0x |" in text
+
+
+def test_sweep_table_shows_workers_cpus_and_each_runs_time_beside_alone(tmp_path):
+    import bench_sweep
+
+    env = dict(date="2026-12-01T10:00:00+00:00", command="python benchmarks/bench_sweep.py --runs 4", platform="Linux-x", cpu="Test CPU",
+               cores=2, python="3.11", numpy="2.4", numba="0.68", torch="not installed", jax="0.10", numba_threads=2,
+               torch_threads="not loaded", blas="openblas 0.3 (2 threads)")
+    rows = [dict(config=label, cpus=cpus, workers=workers, runs=4, iters=200, repeats=3, wall_s=wall, runs_per_s=4 / wall,
+                 train_s_median=per_run, alone_train_s_median=0.1, reached_1=4, same_as_train=True)
+            for label, cpus, workers, wall, per_run in (("pool, os.cpu_count() workers, pinned to 1 CPU", 1, 2, 3.0, 0.2),
+                                                         ("pool, default workers, pinned to 1 CPU", 1, 1, 0.5, 0.1))]
+    text = bench_sweep.markdown(bench_sweep.read_csv(bench_sweep.write_csv(tmp_path / "s.csv", rows, env)))
+    assert "Measured 2026-12-01 with `python benchmarks/bench_sweep.py --runs 4` on Test CPU" in text
+    assert "every configuration 3 times in turn, medians" in text
+    assert "| configuration | CPUs allowed | workers | runs | wall s | runs/s | train_seconds a run | alone | reached 1.0 |" in text
+    assert "| pool, os.cpu_count() workers, pinned to 1 CPU | 1 | 2 | 4 | 3.0 |" in text
+    assert "| pool, default workers, pinned to 1 CPU | 1 | 1 | 4 | 0.5 |" in text
+    assert [c[2] for c in bench_sweep.CONFIGS][-2:] == [1, 1]  # both pinned rows are measured on one CPU
+    assert "workers" not in bench_sweep.CONFIGS[-1][1]  # the last row lets the sweep choose
