@@ -132,6 +132,22 @@ def spread(times):
 # -------------------------------------------------------------------- headline
 
 
+def check_run(result, validated, reference, name):
+    """A timed ``fastrnn.train`` result counts only if it trained the validated trajectory.
+
+    Its final weights must equal ``validated`` (rtol 1e-9) and its metrics rows
+    (iteration, loss, accuracy) those of the first result checked, which ``reference``
+    (a dict) keeps; it must also have learned. Raises AssertionError otherwise.
+    """
+    for k, v in validated.items():
+        np.testing.assert_allclose(result.model.params[k], v, rtol=1e-9, atol=1e-12,
+                                   err_msg=f"{name}: {k} after {result.iterations} iterations differs from the validated trajectory")
+    rows = result.history[["iteration", "loss", "accuracy"]].to_numpy()
+    want = reference.setdefault("rows", rows)
+    np.testing.assert_allclose(rows, want, rtol=1e-9, atol=0, err_msg=f"{name}: metrics rows differ from the reference run's")
+    assert result.final_accuracy == 1.0, f"{name} did not learn"
+
+
 def headline(quick):
     """Binary addition, 20000 SGD iterations at batch 1, sigmoid units, lr 0.1 (the binary task's defaults)."""
     iters, seed = ITERS, 0
@@ -152,13 +168,7 @@ def headline(quick):
     reference = {}
 
     def checked(result, name):
-        for k, v in validated.items():
-            np.testing.assert_allclose(result.model.params[k], v, rtol=1e-9, atol=1e-12,
-                                       err_msg=f"{name}: {k} after {iters} iterations differs from the validated trajectory")
-        rows = result.history[["iteration", "loss", "accuracy"]].to_numpy()
-        want = reference.setdefault("rows", rows)
-        np.testing.assert_allclose(rows, want, rtol=1e-9, atol=0, err_msg=f"{name}: metrics rows differ from the reference run's")
-        assert result.final_accuracy == 1.0, f"{name} did not learn"
+        check_run(result, validated, reference, name)
 
     kernels = {}  # the kernel each library contender trained with, from its result (as the run's JSON records it)
 

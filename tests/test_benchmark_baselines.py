@@ -329,3 +329,40 @@ def test_sweep_table_shows_workers_cpus_and_each_runs_time_beside_alone(tmp_path
     assert "| pool, default workers, pinned to 1 CPU | 1 | 1 | 4 | 0.5 |" in text
     assert [c[2] for c in bench_sweep.CONFIGS][-2:] == [1, 1]  # both pinned rows are measured on one CPU
     assert "workers" not in bench_sweep.CONFIGS[-1][1]  # the last row lets the sweep choose
+
+
+def test_a_timed_headline_run_counts_only_on_the_validated_trajectory():
+    """run.check_run: the weights of the numba loop trained from the same start on the same data, and the reference rows."""
+    import types
+
+    import run
+
+    import fastrnn
+
+    task = fastrnn.BinaryAddition(8)
+    X, Y = run.stream(task, 0, 300, 1)
+    p0 = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid", seed=0, init_scale=1.0).params
+    loop = numba_loop.Trainer(p0, "sigmoid", "sigmoid", 0.1)
+    loop.train(X, Y, 300)
+    validated = loop.params()
+    reference = {}
+
+    def trained(seed, accuracy=1.0):  # 300 iterations do not learn the task: its weights and rows are what is checked here
+        r = fastrnn.train(task="binary", iters=300, seed=seed, log_every=50)
+        return types.SimpleNamespace(model=r.model, history=r.history.copy(), iterations=r.iterations, final_accuracy=accuracy)
+
+    first = trained(0)
+    run.check_run(first, validated, reference, "first")
+    assert reference["rows"].shape == (6, 3)
+    again = trained(0)
+    run.check_run(again, validated, reference, "again")
+    other = trained(1)  # other data and weights
+    with pytest.raises(AssertionError, match="validated trajectory"):
+        run.check_run(other, validated, reference, "other seed")
+    shifted = trained(0)
+    shifted.history.loc[2, "loss"] *= 1.001  # same weights, a row that differs
+    with pytest.raises(AssertionError, match="reference run"):
+        run.check_run(shifted, validated, reference, "shifted")
+    unlearned = trained(0, accuracy=0.5)
+    with pytest.raises(AssertionError, match="did not learn"):
+        run.check_run(unlearned, validated, reference, "unlearned")
