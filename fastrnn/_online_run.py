@@ -18,7 +18,7 @@ state (:class:`fastrnn.tasks._stream.StreamMetrics`).
 
 import numpy as np
 
-from . import _rule_settings
+from . import _rule_settings, optimizers
 from .training import _Run, _row, _spectral_columns
 
 #: The key prefix of the online state's arrays in a checkpoint (``train_`` + this + ...).
@@ -49,7 +49,9 @@ class OnlineRun(_Run):
         self.source = task_obj.streamer(np.random.default_rng([s["seed"], 1]), self.B)
         self.rule = s["rule"]
         self.rule_settings = _rule_settings.rule_settings(s)
-        self.optimizer_settings = {"momentum": s["momentum"]} if s["optimizer"] == "momentum" else None
+        # the chosen optimizer's own training settings (momentum, weight_decay), as the registry declares them
+        own = {h.name for h in optimizers.module(s["optimizer"]).SETTINGS if h.option}
+        self.optimizer_settings = {name: s[name] for name in own if s.get(name) is not None} or None
         self.online = None  # the OnlineState, made at the first chunk (or restored)
         self.tracker.recent = np.zeros(0, dtype=np.int64)
         nan = float("nan")

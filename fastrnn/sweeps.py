@@ -613,11 +613,12 @@ def _environment(values):
 def default_workers():
     """Worker processes a local sweep starts unless told: one per CPU this process may keep busy
     (:func:`fastrnn.cpus.available`: the affinity mask, or the control group's CPU quota if smaller),
-    not ``os.cpu_count()``. Each worker runs one thread, so more workers than that only take
+    not ``os.cpu_count()``, and no more than other work leaves free (the thread policy,
+    :func:`fastrnn.cpus.policy`). Each worker runs one thread, so more workers than that only take
     turns on the same CPUs, and every run's ``train_seconds`` grows by the ratio."""
     from . import cpus
 
-    return cpus.available()
+    return cpus.threads("processes", cpus.available()).n
 
 
 #: How often a worker looks whether its parent still runs (seconds).
@@ -787,8 +788,8 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     out : path
         Folder for the runs' CSV/JSON files and ``summary.csv``.
     workers : int or None
-        Local worker processes (default: :func:`default_workers`, one per CPU this
-        process may use); 1 runs in this process.
+        Local worker processes (default: :func:`default_workers`, one per CPU this process may
+        use that other work leaves free); 1 runs in this process.
     scheduler : str or None
         Address of a Dask distributed scheduler (``tcp://host:port``); the runs go
         there instead of to local workers.
