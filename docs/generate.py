@@ -11,6 +11,7 @@ What a page shows is run, never typed:
   (so a later block can use a file that an earlier one wrote), with ``fastrnn`` and
   ``python`` meaning this checkout, and its output (stdout and stderr together) replaces
   the one shown;
+* a ```` ```py ```` block is a listing (a module's source, say): shown, never run;
 * a ```` ```python ```` block is run in one namespace per page, in the same folder; when a
   ```` ```text ```` block follows it, that block is replaced by what the code printed;
 * what the commands write under ``docs/`` in that folder (figures, CSV) is copied into
