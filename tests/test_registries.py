@@ -212,6 +212,7 @@ def test_softsign_trains_on_the_lean_and_lanes_kernels_as_on_the_general_one():
     runs = [fastrnn.train(seed=s, **base) for s in (0, 1)]
     assert runs[0].kernel.name == "small-sgd"
     many = fastrnn.training.train_many([dict(seed=s, **base) for s in (0, 1)])
+    assert many[0].kernel.name == "lanes-sgd"
     for a, b in zip(runs, many):
         np.testing.assert_array_equal(a.model.theta, b.model.theta)
         np.testing.assert_array_equal(a.history["loss"].to_numpy(), b.history["loss"].to_numpy())
