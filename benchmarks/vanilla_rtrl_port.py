@@ -25,9 +25,11 @@ The rules (their vanilla-rtrl names in brackets):
 ``SnAp1``     vanilla-rtrl has no SnAp; this is SnAp-1 written in the library's style: the
               influence kept only where the one-step Jacobian is non-zero, so it fits in an
               H x (H+I+1) array, M' = D (diag(W) M + a_hat)
-``WPBPTT``    vanilla-rtrl has no BPTT(k1, k2) with k1 < k2 either; this is Williams &
-              Peng's: every k1 steps, the errors of the last k1 steps go back through the
-              last k2 stored states, with the recurrent weights of the moment of the update
+``WPBPTT``    Williams & Peng's BPTT(k1, k2), which vanilla-rtrl does not have in this form:
+              every k1 steps, the errors of the last k1 steps go back through the last k2
+              stored states with the weights of the moment, and every parameter, the output
+              weights too, is updated once (E-BPTT updates the output weights every step;
+              F-BPTT delays each gradient by T - 1 steps)
 
 Notation follows the library: ``h`` is the pre-activation, ``a`` the state (tanh(h)),
 ``a_hat`` = [a_prev, x, 1], ``q`` = dL/da through the output weights (or W_FB), the
@@ -271,12 +273,13 @@ class FBPTT(Rule):
 
 class WPBPTT(Rule):
     """Williams & Peng's BPTT(k1, k2): the last k2 states kept (newest first); every k1 steps the
-    errors q of the last k1 steps go back through all k2, with the current W_rec."""
+    errors q of the last k1 steps go back through all k2, with the current W_rec, and the output
+    weights get the gradient of the same k1 losses; between updates every gradient is zero."""
 
     def __init__(self, net, k1, k2):
         super().__init__(net)
         self.k1, self.k2 = k1, k2
-        self.a_hats, self.hs, self.qs = [], [], []
+        self.a_hats, self.hs, self.qs, self.outers = [], [], [], []
         self.count = 0
 
     def update(self, net):
@@ -284,13 +287,20 @@ class WPBPTT(Rule):
         self.hs.insert(0, net.h)
         self.feedback(net)
         self.qs.insert(0, self.q)
-        del self.a_hats[self.k2:], self.hs[self.k2:], self.qs[self.k1:]
+        self.outers.insert(0, np.multiply.outer(net.error, np.concatenate([net.a, np.array([1])])))
+        del self.a_hats[self.k2:], self.hs[self.k2:], self.qs[self.k1:], self.outers[self.k1:]
         self.count += 1
+
+    def grads(self, net):
+        H, I = self.n_h, self.n_in
+        if self.count % self.k1:
+            rec, outer = np.zeros((H, self.m)), np.zeros((net.n_out, H + 1))
+        else:
+            rec, outer = self.rec_grads(net), sum(self.outers)
+        return [rec[:, :H], rec[:, H:H + I], rec[:, H + I], outer[:, :H], outer[:, H]]
 
     def rec_grads(self, net):
         rec = np.zeros((self.n_h, self.m))
-        if self.count % self.k1:
-            return rec
         c = np.zeros(self.n_h)
         for i in range(len(self.hs)):
             if i < len(self.qs):
@@ -317,7 +327,7 @@ def train(net, rule, X, Y, lr):
     return losses
 
 
-def test(net, X, Y):
+def evaluate(net, X, Y):
     """The stream run with no updates, the state carried; the losses of the steps."""
     losses = np.empty(len(X))
     for t in range(len(X)):
@@ -381,10 +391,9 @@ def vanilla_rtrl_sim(VR, params, rule, settings):
     la = VR.la
     if rule == "rtrl":
         alg = la.RTRL(rnn)
-    elif rule == "uoro":
-        alg = la.UORO(rnn, A=np.array(settings["A"]), B=np.array(settings["B"]))
-    elif rule == "kf-rtrl":
-        alg = la.KF_RTRL(rnn, A=np.array(settings["A"]), B=np.array(settings["B"]))
+    elif rule in ("uoro", "kf-rtrl"):  # A, B None: the library draws them from np.random
+        starts = {k: np.array(settings[k], float) for k in ("A", "B") if settings.get(k) is not None}
+        alg = (la.UORO if rule == "uoro" else la.KF_RTRL)(rnn, **starts)
     elif rule == "rflo":
         alg = la.RFLO(rnn, alpha=settings["alpha"], W_FB=np.array(settings["W_FB"]))
     elif rule == "ebptt":
@@ -396,8 +405,10 @@ def vanilla_rtrl_sim(VR, params, rule, settings):
     return rnn, alg, VR.Simulation(rnn)
 
 
-def vanilla_rtrl_train(VR, params, rule, settings, X, Y, lr, seed=None, monitor=True):
-    """Train with vanilla-rtrl's own Simulation.run; (final params in the port's order, losses or None)."""
+def vanilla_rtrl_train(VR, params, rule, settings, X, Y, lr, seed=None, monitor=True, return_state=False):
+    """Train with vanilla-rtrl's own Simulation.run; (final params in the port's order, losses or None), and
+    the final state ``a`` with ``return_state``. ``seed`` seeds np.random (the library's generator) once the
+    objects are built, before the run."""
     rnn, alg, sim = vanilla_rtrl_sim(VR, params, rule, settings)
     if seed is not None:
         np.random.seed(seed)
@@ -406,6 +417,8 @@ def vanilla_rtrl_train(VR, params, rule, settings, X, Y, lr, seed=None, monitor=
     sim.run(data, mode="train", learn_alg=alg, optimizer=VR.SGD(lr=lr),
             monitors=["rnn.loss_"] if monitor else [], verbose=False)
     losses = np.asarray(sim.mons["rnn.loss_"]) if monitor else None
+    if return_state:
+        return [np.array(p) for p in sim.rnn.params], losses, np.array(sim.rnn.a)
     return [np.array(p) for p in sim.rnn.params], losses
 
 

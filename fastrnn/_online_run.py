@@ -25,10 +25,25 @@ from .training import _Run, _row, _spectral_columns
 PREFIX = "online."
 
 
+def check_rule_memory(rule, settings, B, I, H, O, what):
+    """Refuse, in one line, a rule state that cannot fit in memory (before anything is allocated): the state's
+    arrays (:func:`fastrnn.rules` modules' ``state_shapes``) three times over (the run's, the copy each driver call
+    works on, the chunk's start kept for a divergence)."""
+    from . import _checks, rules
+
+    shapes = rules.module(rule).state_shapes(B, H, I, O, settings)
+    entries = sum(int(np.prod(shape, dtype=object)) for shape in shapes.values())
+    _checks.check_memory(f"{what} (rule {rule}, hidden={H}, {B} stream{'s' if B != 1 else ''})", 3 * 8 * entries,
+                         "choose a smaller hidden or batch, or a rule with a smaller state (RTRL's grows as hidden^3 "
+                         "a stream)")
+
+
 class OnlineRun(_Run):
     """One online training run (see the module); drives like :class:`fastrnn.training._Run`."""
 
     def __init__(self, task_obj, s, fresh=True):
+        check_rule_memory(s["rule"], _rule_settings.rule_settings(s), s["batch"], task_obj.n_in, s["hidden"],
+                          task_obj.n_out, "training online")
         super().__init__(task_obj, s, fresh)
         self.kernel = None  # the online driver of the rule, recorded as the settings' rule
         self.source = task_obj.streamer(np.random.default_rng([s["seed"], 1]), self.B)
@@ -110,10 +125,15 @@ class OnlineRun(_Run):
             self.online = self.new_state()
         start_theta, start_state = self.model.theta.copy(), self.online.copy()
         losses = np.empty((self.B, n))
-        for a, b, lr in self.lr_pieces(n):
-            res = self._call(X[:, a:b], Y[:, a:b], lr)
-            losses[:, a:b] = res.losses
-            self.online = res.state
+        try:
+            for a, b, lr in self.lr_pieces(n):  # one piece unless a step decay changes the rate inside the chunk
+                res = self._call(X[:, a:b], Y[:, a:b], lr)
+                losses[:, a:b] = res.losses
+                self.online = res.state
+        except KeyboardInterrupt:  # a chunk cut between two pieces: its start again (drive rewinds the data)
+            self.model.theta[...] = start_theta
+            self.online = start_state
+            raise
         finite = np.isfinite(losses).all(axis=0)
         done = n if finite.all() else int(np.argmin(finite))
         if done < n:  # keep the weights and state of before the bad step, as the BPTT kernels do
@@ -146,3 +166,137 @@ class OnlineRun(_Run):
             row.update(_spectral_columns(self.model, self.probe))
         self.rows.append(row)
         return row
+
+
+# ---------------------------------------------------------------------- fit on arrays
+
+
+def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimizer, lr, momentum, clip, clip_value,
+               bptt_truncate, window, shuffle, seed, validation, log_every, csv, save, overwrite, progress, resume,
+               checkpoint_every, checkpoint_seconds, record=None):
+    """:func:`fastrnn.fit` with an online rule (see its docstring): every row of X is a stream, all trained
+    together one step at a time, ``epochs`` passes each from h = 0; a metrics row every ``log_every`` steps and at
+    the end of every epoch."""
+    from . import online
+    from .exceptions import InvalidArgument
+    from .fitting import _check_setting
+    from .metrics import check_output_files
+    from .training import check_save, drive, open_writer
+
+    if rule is None:
+        rule = _rule_settings.DEFAULT_RULE
+    rule, checked = online.check_rule_settings(rule, rule_settings, bptt_truncate=bptt_truncate, shuffle=shuffle)
+    online._check_model(model)
+    for name, value, why in (
+            ("window", window, "an online rule steps through every stream of X from its start; leave window out"),
+            ("mask", None if mask is None else "(an array)", "an online rule learns from every step: give streams whose "
+             "every step has a target, or train with rule=None"),
+            ("validation", None if validation is None else "(arrays)", "score held-out streams afterwards with "
+             "model.forward"),
+            ("resume", resume, "a fit with an online rule saves its weights only; train it again"),
+            ("checkpoint_every", checkpoint_every, "a fit with an online rule takes no checkpoints"),
+            ("checkpoint_seconds", checkpoint_seconds, "a fit with an online rule takes no checkpoints")):
+        if value is not None:
+            shown = value if isinstance(value, str) and value.startswith("(") else f"={value!r}"
+            raise InvalidArgument(f"{name}{' ' if shown.startswith('(') else ''}{shown} cannot be combined with "
+                                  f"rule={rule!r}: {why}")
+    s = {name: _check_setting(name, value) for name, value in
+         (("epochs", epochs), ("optimizer", optimizer), ("lr", lr), ("momentum", momentum), ("clip", clip),
+          ("clip_value", clip_value), ("seed", seed), ("log_every", log_every))}
+    from . import engine
+
+    X, Y, _, _ = engine.prepare(model, X, Y)
+    N, T = X.shape[0], X.shape[1]
+    if batch is not None and _check_setting("batch", batch) != N:
+        raise InvalidArgument(f"batch must be left out (or be {N}) with rule={rule!r}: every step trains all {N} streams "
+                              f"of X together, got {batch}")
+    for name, value in (("overwrite", overwrite), ("progress", progress)):
+        if not isinstance(value, bool):
+            raise InvalidArgument(f"{name} must be True or False, got {value!r}")
+    check_output_files(csv, save)
+    save = check_save(save, overwrite, None, None)
+    check_rule_memory(rule, checked, N, model.n_in, model.n_hidden, model.n_out, "fitting online")
+    run = _FitOnlineRun(model, X, Y, rule, checked, s, record)
+    writer = open_writer(csv, run, overwrite, None, None)
+    return drive(run, run.warmup, run.advance, writer, save, progress, run.total, "fit", None)
+
+
+class _FitOnlineRun:
+    """What :func:`fastrnn.training.drive` needs of a fit with an online rule (see :func:`fit_online`)."""
+
+    def __init__(self, model, X, Y, rule, rule_settings, s, record):
+        from .fitting import FIT_COLUMNS
+        from .metrics import COLUMNS
+        from .training import versions
+
+        self.model, self.X, self.Y = model, X, Y
+        self.N, self.T = X.shape[0], X.shape[1]
+        self.rule, self.rule_settings = rule, rule_settings
+        self.total = s["epochs"] * self.T
+        self.s = dict(task="data", data="arrays", shapes={"X": list(X.shape), "Y": list(Y.shape)}, n_in=model.n_in,
+                      n_out=model.n_out, hidden=model.n_hidden, layers=model.layers, activation=model.activation,
+                      head=model.head, dtype=model.dtype.name, **s, batch=self.N, shuffle=False, window=None,
+                      bptt_truncate=None, iters=self.total, rule=rule, **rule_settings, **(record or {}),
+                      versions=versions())
+        self.optimizer_settings = {"momentum": s["momentum"]} if s["optimizer"] == "momentum" else None
+        self.columns = list(COLUMNS) + FIT_COLUMNS
+        self.rows, self.status, self.error, self.done = [], "completed", None, 0
+        self.online = None
+        self.resumable, self.seconds_before, self.csv = False, 0.0, None  # saved: the weights alone
+        self.tracker = type("NoAccuracy", (), {"first_perfect_iteration": None})()
+        self.kernel = None
+
+    def remaining(self):
+        return self.status == "completed" and self.done < self.total
+
+    def snapshot(self):
+        return self.done, self.model.theta.copy(), None if self.online is None else self.online.copy(), len(self.rows)
+
+    def rewind(self, state):
+        self.done, theta, self.online, n = state
+        self.model.theta[...] = theta
+        del self.rows[n:]
+
+    def _call(self, X, Y, resets, model=None, lr=None):
+        from .online import run
+
+        s = self.s
+        return run(self.model if model is None else model, X, Y, rule=self.rule, lr=s["lr"] if lr is None else lr,
+                   state=None if model is not None else self.online, seed=s["seed"], resets=resets,
+                   optimizer=s["optimizer"], optimizer_settings=self.optimizer_settings, clip_norm=s["clip"],
+                   clip_value=s["clip_value"], **self.rule_settings)
+
+    def warmup(self):
+        self._call(self.X[:, :1], self.Y[:, :1], None, model=self.model.copy(), lr=0.0)
+
+    def advance(self, clock):
+        t0 = self.done % self.T
+        n = min(self.s["log_every"], self.T - t0, self.total - self.done)  # rows also at every epoch's end
+        X, Y = self.X[:, t0 : t0 + n], self.Y[:, t0 : t0 + n]
+        resets = np.zeros((self.N, n))
+        if t0 == 0:
+            resets[:, 0] = 1.0  # every epoch starts every stream from h = 0, the rule's memory cleared
+        start = self.snapshot()
+        res = self._call(X, Y, resets)
+        losses = res.losses
+        finite = np.isfinite(losses).all(axis=0)
+        done = n if finite.all() else int(np.argmin(finite))
+        if done < n:
+            self.rewind(start)
+            self.online = self._call(X[:, :done], Y[:, :done], resets[:, :done]).state if done else self.online
+            self.status = "diverged"
+            self.error = (f"the loss became NaN or infinite at step {self.done + done + 1}; training stopped there "
+                          f"(rule {self.rule}, lr {self.s['lr']}): try a smaller lr or clip")
+            if done == 0:
+                return None, 0
+        else:
+            self.online = res.state
+        from .training import _row
+
+        self.done += done
+        loss = float(losses[:, :done].mean())
+        nan = float("nan")
+        row = _row(self.done, self.N, loss, nan, nan, nan, nan, self.s["lr"], clock())
+        row["epoch"] = -(-self.done // self.T)
+        self.rows.append(row)
+        return row, done

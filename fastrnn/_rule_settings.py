@@ -31,6 +31,11 @@ HELP = {
     "feedback_scale": "rule rflo: the scale of the random feedback matrix.",
 }
 
+#: Bounds of the known rule settings, checked while the CLI parses them (each rule checks its own values too);
+#: an integer setting not named here must be at least 0, a number is any finite number.
+BOUNDS = {"k1": dict(minimum=1), "k2": dict(minimum=1), "eps": dict(minimum=0.0), "alpha": dict(positive=True),
+          "feedback_scale": dict(positive=True)}
+
 #: The rule that trains as fastrnn always has when none of its settings is given.
 DEFAULT_RULE = "bptt"
 
@@ -86,20 +91,21 @@ def settings():
             choices = tuple(table) if table else (defaults[0],)
         shown = ", ".join(f"{r} {d}" for r, d in zip(rules, defaults))
         help_text = HELP.get(key, f"rule {', '.join(rules)}: its setting {key}.")
+        bounds = BOUNDS.get(key, dict(minimum=0) if kind == "int" else {})
         out.append(Setting(key, kind, f"{help_text} The rule's default: {shown}.", None, choices=choices,
-                           off="the rule's default"))
+                           off="the rule's default", **bounds))
     return tuple(out)
 
 
 def is_online(s):
     """Whether the resolved settings ``s`` train with :func:`fastrnn.online.run` (not today's BPTT kernels)."""
     rule = s.get("rule", DEFAULT_RULE)
-    return rule != DEFAULT_RULE or any(key in s for key in _rule_keys(DEFAULT_RULE))
+    return rule != DEFAULT_RULE or any(s.get(key) is not None for key in _rule_keys(DEFAULT_RULE))
 
 
 def rule_settings(s):
     """The rule's own settings held in the resolved settings ``s`` (for :func:`fastrnn.online.run`)."""
-    return {key: s[key] for key in _rule_keys(s.get("rule", DEFAULT_RULE)) if key in s}
+    return {key: s[key] for key in _rule_keys(s.get("rule", DEFAULT_RULE)) if s.get(key) is not None}
 
 
 def _rule_keys(rule):
@@ -121,6 +127,7 @@ def resolve(task_obj, s, given):
     rule = DEFAULT_RULE if rule is None else get("rule").check(rule)
     s["rule"] = rule
     table = owners()
+    s.update(dict.fromkeys(table))  # every rule setting is recorded; None where the run's rule does not take it
     mine = _rule_keys(rule)
     values = {}
     for key in table:
@@ -145,7 +152,7 @@ def resolve(task_obj, s, given):
                ("cell", s.get("cell") != "rnn", "the online rules are written for the vanilla cell", "use cell='rnn'"),
                ("layers", s.get("layers") != 1, "the online rules train one layer", "use layers=1"),
                ("dtype", s.get("dtype") != "float64", "the online rules run in float64", "use dtype='float64'"),
-               ("stream_window", given.get("stream_window") is not None,
+               ("stream_window", given.get("stream_window") not in (None, _default("stream_window")),
                 "windows are how rule='bptt' without k1/k2 trains a stream; an online rule steps through it",
                 "leave stream_window out (rule='bptt' with k1=k2=K is windows of K steps)")]
     for name, bad, why, fix in refused:
@@ -157,6 +164,12 @@ def resolve(task_obj, s, given):
     _, checked = check_rule_settings(rule, values)
     s.update(checked)
     return s
+
+
+def _default(name):
+    from .settings import get
+
+    return get(name).default
 
 
 def _stream_tasks():

@@ -52,6 +52,19 @@ def path_gradients(model, X, Y, mask=None, max_length=None, h0=None):
         name, ``G[name].sum(axis=0)`` equals the full-BPTT gradient of that parameter
         (when max_length >= T - 1), and ``G[name][:K + 1].sum(axis=0)`` the gradient
         with ``bptt_truncate=K``.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> model = fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, seed=0)
+    >>> X = np.random.default_rng(0).standard_normal((4, 5, 2))
+    >>> Y = np.eye(3)[np.random.default_rng(1).integers(0, 3, (4, 5))]
+    >>> G = fastrnn.path_gradients(model, X, Y)
+    >>> sorted(G), G["W0"].shape                     # G_p for p = 0..T-1
+    (['U0', 'W0', 'b0'], (5, 8, 8))
+    >>> loss, grads = model.loss_and_grads(X, Y)
+    >>> bool(np.allclose(G["W0"].sum(axis=0), grads["W0"]))    # summed over p: the full gradient
+    True
     """
     _check_model(model)
     X, Y, M, h0c = engine.prepare(model, X, Y, mask, h0)
@@ -109,7 +122,18 @@ def _path_gradients_by_truncation(model, X, Y, mask, h0, n_paths):
 
 
 def path_profile(G, name="W0"):
-    """mean |G_p| against p for one parameter: an array of length n_paths."""
+    """mean |G_p| against p for one parameter: an array of length n_paths.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> model = fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, seed=0)
+    >>> X = np.random.default_rng(0).standard_normal((4, 5, 2))
+    >>> Y = np.eye(3)[np.random.default_rng(1).integers(0, 3, (4, 5))]
+    >>> profile = fastrnn.path_profile(fastrnn.path_gradients(model, X, Y))
+    >>> profile.shape, bool(profile[0] > profile[3])
+    ((5,), True)
+    """
     return np.abs(G[name]).reshape(G[name].shape[0], -1).mean(axis=1)
 
 
@@ -124,7 +148,15 @@ class Spectrum:
 
 
 def spectrum(W, name="W"):
-    """Spectral radius, eigenvalues (by modulus, largest first) and singular values of W."""
+    """Spectral radius, eigenvalues (by modulus, largest first) and singular values of W.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> s = fastrnn.spectrum(np.array([[0.58, 0.24], [0.24, 0.72]]))
+    >>> round(s.spectral_radius, 6), np.round(s.eigenvalues.real, 6).tolist()
+    (0.9, [0.9, 0.4])
+    """
     W = np.asarray(W, dtype=np.float64)
     if W.ndim != 2 or W.shape[0] != W.shape[1] or W.size == 0:
         raise _checks.InvalidArgument(f"{name} must be a non-empty square matrix, got shape {W.shape}")
@@ -145,6 +177,13 @@ def model_spectra(model):
     The vanilla cell's W{l} is square (H, H). A gated cell's W{l} stacks one (H, H)
     matrix per gate (PyTorch's order: GRU r, z, n; LSTM i, f, g, o): each block gets
     its own spectrum, named ``W{l}[gate]``.
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> spectra = fastrnn.model_spectra(fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, layers=2, seed=0))
+    >>> [s.name for s in spectra], len(spectra[0].singular_values)
+    (['W0', 'W1'], 8)
     """
     _check_model(model)
     if model.cell == "rnn":
@@ -164,6 +203,14 @@ def jacobian_norms(model, X, layer=0, h0=None):
     Returns an array of length T: entry k-1 is the mean norm over k steps.
     Defined for the vanilla cell only (a gated cell's step Jacobian is not
     diag(f') W); gated models are refused.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> model = fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, seed=0)
+    >>> norms = fastrnn.jacobian_norms(model, np.random.default_rng(0).standard_normal((4, 5, 2)))
+    >>> norms.shape, bool(norms[0] > norms[-1])       # k = 1..T: the products shrink here
+    ((5,), True)
     """
     _check_model(model)
     if model.cell != "rnn":

@@ -75,6 +75,8 @@ def cli():
 def _click_type(setting):
     """The click type of a setting (fastrnn.settings): its bounds and choices, checked while parsing."""
     if setting.kind == "int":
+        if setting.minimum is None and setting.maximum is None:  # unbounded: no range to show (click would print x<=None)
+            return click.INT
         return click.IntRange(min=setting.minimum, max=setting.maximum)
     if setting.kind == "float":
         if setting.positive:
@@ -246,8 +248,13 @@ def _summary(result):
     if result.rows and hasattr(task, "scores_line"):  # a task with its own held-out scores says them first
         from .tasks import make_task
 
+        from ._rule_settings import is_online
+
         own = make_task(task.name, **{p.name: result.settings[p.name] for p in task.PARAMS})
-        text = (f"{task.name}: {own.scores_line({**result.rows[-1], **result.final_scores})} after {result.iterations} iterations; training "
+        unit = f"steps of rule {result.settings['rule']}" if is_online(result.settings) else "iterations"
+        if unit == "iterations" and getattr(own, "online", False):
+            unit = f"windows of {own.T} steps (BPTT with the state carried)"
+        text = (f"{task.name}: {own.scores_line({**result.rows[-1], **result.final_scores})} after {result.iterations} {unit}; training "
                 f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
         where = _where(result)
         return text + (f"; {where}" if where else "")
@@ -880,7 +887,8 @@ def _sweepable_help():
 @click.option("--out", type=click.Path(), required=True, help="Folder for the runs' CSV/JSON files and summary.csv.")
 @click.option("--overwrite", is_flag=True,
               help="Redo runs in --out made with other settings or whose files are unreadable (else refused).")
-@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [every core].")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Local worker processes [one per CPU this process may use that other work leaves free].")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Send the runs to this Dask scheduler instead.")
 @click.option("--vectorize/--no-vectorize", default=True, show_default=True,
               help="Train small same-shape runs together in one parallel kernel (same numbers as separate runs).")

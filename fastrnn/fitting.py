@@ -46,7 +46,7 @@ VAL_COLUMNS = ["val_loss", "val_accuracy"]
 def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, clip=1.0,
         clip_value=None, bptt_truncate=None, window=None, shuffle=None, seed=0, validation=None, log_every=100,
         csv=None, save=None, overwrite=False, progress=False, resume=None, checkpoint_every=None, checkpoint_seconds=None,
-        _record=None, _note=None, **options):
+        rule=None, _record=None, _note=None, **options):
     # _record: extra JSON fields from fit_file (the file, the model's settings); _note: where the line about
     # rows cut on a resume goes (the command's stderr); not for users
     """Train ``model`` in place on arrays X (N, T, n_in), Y (N, T, n_out), mask (N, T); return a TrainResult.
@@ -114,6 +114,25 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         and/or ``checkpoint_seconds`` after the last, to ``<save stem>.ckpt.npz`` (or
         ``<csv stem>.ckpt.npz``), from which ``resume`` continues exactly.
 
+    rule : str or None
+        None (or "bptt" with no k1/k2): backpropagation through time, as above. An
+        online rule of :data:`fastrnn.rules.RULES` ("rtrl", "uoro", "kf-rtrl", "snap1",
+        "rflo", or "bptt" with ``k1``/``k2``: Williams & Peng's BPTT(k1, k2)) trains
+        the arrays as streams with :func:`fastrnn.online.run`: every row of X is a
+        stream, all N trained together (``batch`` must be None or N), in time order
+        one update a step (BPTT(k1, k2): every k1 steps), each epoch a pass from the
+        streams' start with h = 0 and the rule's memory cleared. ``iterations`` and
+        ``log_every`` then count steps (an epoch is T of them; a row also ends every
+        epoch); ``loss`` is the mean loss per step, and ``error``, ``accuracy`` and
+        ``grad_norm`` are not measured (NaN). Such a fit refuses ``shuffle=True`` (a
+        stream is learned in order), ``window`` (it steps through whole streams),
+        ``bptt_truncate`` (the rule truncates), ``mask``, ``validation``, ``resume`` and
+        checkpoints, and needs a vanilla one-layer float64 model; ``save`` writes the
+        weights alone.
+    **rule_settings
+        The rule's own settings (``k1``, ``k2``; ``eps``; ``alpha``, ``feedback``,
+        ``feedback_scale``: see :func:`fastrnn.online.run`).
+
     Returns
     -------
     TrainResult
@@ -133,11 +152,40 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     ------
     InvalidArgument, InvalidType
         A bad argument, named; NumericalError and KeyboardInterrupt as :func:`fastrnn.train`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(64, 10, 2))
+    >>> Y = np.eye(2)[(X[:, :, 0] > X[:, :, 1]).astype(int)]          # which input is larger, at every step
+    >>> model = fastrnn.RNN(2, 16, 2, seed=0)
+    >>> result = fastrnn.fit(model, X, Y, epochs=5, batch=16, lr=0.05)
+    >>> print(result.history[["epoch", "iteration"]].tail(2).to_string(index=False))
+     epoch  iteration
+         4         16
+         5         20
+    >>> bool(result.history["accuracy"].iloc[-1] > 0.9)
+    True
     """
-    unknown = sorted(set(options) - set(_OPTION_DEFAULTS))
+    from ._rule_settings import owners
+
+    rule_settings = {k: v for k, v in options.items() if k in owners() and k not in _OPTION_DEFAULTS}
+    unknown = sorted(set(options) - set(_OPTION_DEFAULTS) - set(rule_settings))
     if unknown:
         raise InvalidArgument(f"fit() has no setting {unknown[0]!r}; the optimizers' own settings are "
-                              f"{', '.join(_OPTION_DEFAULTS)}")
+                              f"{', '.join(_OPTION_DEFAULTS)}; the online rules' {', '.join(owners())}")
+    if rule is not None or rule_settings:  # an online rule (fastrnn._online_run), unless rule="bptt" alone
+        if rule != "bptt" or rule_settings:
+            from ._online_run import fit_online
+
+            return fit_online(model, X, Y, mask, rule=rule, rule_settings=rule_settings, epochs=epochs, batch=batch,
+                              optimizer=optimizer, lr=lr, momentum=options.get("momentum", _OPTION_DEFAULTS["momentum"]),
+                              clip=clip, clip_value=clip_value,
+                              bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
+                              validation=validation, log_every=log_every, csv=csv, save=save, overwrite=overwrite,
+                              progress=progress, resume=resume, checkpoint_every=checkpoint_every,
+                              checkpoint_seconds=checkpoint_seconds, record=_record)
     given = dict(epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, clip=clip, clip_value=clip_value,
                  bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed, log_every=log_every,
                  **{name: options.get(name, default) for name, default in _OPTION_DEFAULTS.items()})
@@ -813,6 +861,8 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         setting = _settings.get(name)
         if setting in _settings.DATA or setting in _settings.TRAINING and name not in ("log_spectrum", "lr_step", "lr_gamma"):
             continue
+        if name == "rule" or name in _rule_owners():  # the rule and its settings: fit's rule, **rule_settings
+            continue
         raise InvalidArgument(f"{setting.flag} does not apply to --data (it belongs to the tasks); leave it out")
     if given.get("shuffle") and given.get("window") is not None:
         raise _shuffle_with_window(given["window"])
@@ -856,16 +906,26 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
     validation = _file_validation(arrays)
     kwargs = {k: value[k] for k in ("epochs", "batch", "optimizer", "lr", "clip", "clip_value", "bptt_truncate",
                                     "window", "seed", "log_every", "shuffle", *_OPTION_DEFAULTS)}
+    online = {k: given[k] for k in _rule_owners() if given.get(k) is not None}
+    if given.get("rule") is not None:
+        online["rule"] = _check_setting("rule", given["rule"])
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
                    checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, _note=_note,
                    _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
-                                forget_bias=value["forget_bias"], head_inferred=inferred, init=value["init"]), **kwargs)
+                                forget_bias=value["forget_bias"], head_inferred=inferred, init=value["init"]), **kwargs,
+                   **online)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
             hint = _inferred(Y, M) if "head" in str(exc) and given.get("head") else None
             raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {hint})" if hint else "")) from None
         raise
+
+
+def _rule_owners():
+    from ._rule_settings import owners
+
+    return owners()
 
 
 def resumed_data_file(resume, state):

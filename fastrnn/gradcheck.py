@@ -18,6 +18,16 @@ class GradcheckReport:
     ``errors[name]`` is ``max|a - n| / max(max(|a|) + max(|n|), tiny)`` over the
     entries of that parameter, where ``a`` is the BPTT gradient and ``n`` the
     central difference.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> model = fastrnn.RNN(n_in=2, n_hidden=4, n_out=3, seed=0)
+    >>> X = np.random.default_rng(0).standard_normal((2, 4, 2))
+    >>> Y = np.eye(3)[np.random.default_rng(1).integers(0, 3, (2, 4))]
+    >>> report = fastrnn.gradcheck(model, X, Y)
+    >>> report.passed, report.max_error < 1e-6, report.rows()[0][:2]
+    (True, True, ('U0', (4, 2)))
     """
 
     errors: dict
@@ -54,6 +64,15 @@ def gradcheck(model, X, Y, mask=None, eps=1e-5, h0=None, tolerance=DEFAULT_TOLER
     Returns
     -------
     GradcheckReport
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> model = fastrnn.RNN(n_in=2, n_hidden=4, n_out=3, layers=2, seed=0)
+    >>> X = np.random.default_rng(0).standard_normal((2, 4, 2))
+    >>> Y = np.eye(3)[np.random.default_rng(1).integers(0, 3, (2, 4))]
+    >>> fastrnn.gradcheck(model, X, Y).passed
+    True
     """
     if not isinstance(model, RNN):
         raise _checks.InvalidType(f"model must be a fastrnn.RNN, got {type(model).__name__}")

@@ -80,6 +80,15 @@ class RNN:
         The kernels' description of the architecture (see :attr:`dims`).
     layout : list of (name, shape, offset)
         Where each parameter lives in :attr:`theta`.
+
+    Examples
+    --------
+    >>> import numpy as np, fastrnn
+    >>> model = fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, seed=0)
+    >>> model
+    RNN(n_in=2, n_hidden=8, n_out=3, layers=1, activation='tanh', head='softmax', dtype='float64', seed=0, cell='rnn')
+    >>> sorted(model.params), model.params["W0"].shape
+    (['U0', 'V', 'W0', 'b0', 'c'], (8, 8))
     """
 
     def __init__(self, n_in, n_hidden, n_out, layers=1, activation="tanh", head="softmax", dtype="float64", seed=0,
@@ -210,10 +219,31 @@ class RNN:
             top-layer output.
         output : {"linear", "softmax", "sigmoid"}
             The model's head function and loss on top of ``head``'s logits.
+        seed : int
+            Seeds the model's own generator (the weights all come from ``module``).
 
+        Returns
+        -------
+        RNN
+
+        Notes
+        -----
         Refusals name the module's attribute that cannot be converted (see
         :mod:`fastrnn.torch_interop`). The module's ``batch_first`` is kept in
         :attr:`metadata` for :meth:`to_torch`.
+
+        Examples
+        --------
+        >>> import numpy as np, torch, fastrnn
+        >>> lstm, head = torch.nn.LSTM(3, 16, batch_first=True).double(), torch.nn.Linear(16, 4).double()
+        >>> model = fastrnn.RNN.from_torch(lstm, head, output="linear")
+        >>> model.cell, model.params["W0"].shape
+        ('lstm', (64, 16))
+        >>> X = np.random.default_rng(0).standard_normal((2, 5, 3))
+        >>> with torch.no_grad():
+        ...     want = head(lstm(torch.from_numpy(X))[0]).numpy()
+        >>> bool(np.allclose(model.forward(X)[0], want))
+        True
         """
         from . import torch_interop
 
@@ -240,6 +270,13 @@ class RNN:
         otherwise). PyTorch applies no head function: the head's output is the
         logits z, which this model turns into :attr:`head` probabilities. A vanilla
         model with the sigmoid activation has no PyTorch twin and is refused.
+
+        Examples
+        --------
+        >>> import fastrnn
+        >>> module, head = fastrnn.RNN(n_in=3, n_hidden=16, n_out=4, cell="gru", seed=0).to_torch()
+        >>> type(module).__name__, module.hidden_size, head.out_features
+        ('GRU', 16, 4)
         """
         from . import torch_interop
 
@@ -278,6 +315,15 @@ class RNN:
         h_final : only with ``return_state=True``
             The final state to pass as the next chunk's ``h0``: (layers, B, n_hidden),
             the pair (h, c) of such arrays for an LSTM.
+
+        Examples
+        --------
+        >>> import numpy as np, fastrnn
+        >>> model = fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, seed=0)
+        >>> X = np.random.default_rng(0).standard_normal((4, 5, 2))
+        >>> yhat, hs = model.forward(X)
+        >>> yhat.shape, hs.shape, bool(np.allclose(yhat.sum(axis=-1), 1.0))
+        ((4, 5, 3), (1, 4, 5, 8), True)
         """
         X, _, _, h0 = engine.prepare(self, X, h0=h0)
         return engine.forward(self, X, h0, return_state)
@@ -319,6 +365,19 @@ class RNN:
         grads : dict of str to ndarray
             Same keys and shapes as :attr:`params`; new arrays on every call (``out`` if given).
         h_final : ndarray (the pair of them for an LSTM), only with ``return_state=True``
+
+        Examples
+        --------
+        >>> import numpy as np, fastrnn
+        >>> model = fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, seed=0)
+        >>> X = np.random.default_rng(0).standard_normal((4, 5, 2))
+        >>> Y = np.eye(3)[np.random.default_rng(1).integers(0, 3, (4, 5))]
+        >>> loss, grads = model.loss_and_grads(X, Y)
+        >>> round(loss, 4), grads["W0"].shape
+        (5.4735, (8, 8))
+        >>> loss_k, grads_k = model.loss_and_grads(X, Y, bptt_truncate=2)   # the same loss, a truncated gradient
+        >>> loss_k == loss, bool(np.allclose(grads_k["W0"], grads["W0"]))
+        (True, False)
         """
         X, Y, M, h0 = engine.prepare(self, X, Y, mask, h0)
         K = -1 if bptt_truncate is None else self._check_truncate(bptt_truncate)
@@ -399,7 +458,17 @@ class RNN:
             out[name][...] = grad[part] if shape is None else grad[part].reshape(shape)
 
     def loss(self, X, Y, mask=None, h0=None):
-        """The loss alone (see :meth:`loss_and_grads`)."""
+        """The loss alone (see :meth:`loss_and_grads`).
+
+        Examples
+        --------
+        >>> import numpy as np, fastrnn
+        >>> model = fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, seed=0)
+        >>> X = np.random.default_rng(0).standard_normal((4, 5, 2))
+        >>> Y = np.eye(3)[np.random.default_rng(1).integers(0, 3, (4, 5))]
+        >>> round(model.loss(X, Y), 4)
+        5.4735
+        """
         return self.loss_and_grads(X, Y, mask=mask, h0=h0, parallel=False)[0]
 
     def _n_threads(self, B, T, parallel):
@@ -435,6 +504,16 @@ class RNN:
         file or the complete new one, never a partial write. ``durable``: the
         file and its folder are also synced to disk (fsync), so that this holds
         after a power cut too (checkpoints).
+
+        Examples
+        --------
+        >>> import numpy as np, fastrnn
+        >>> model = fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, seed=0)
+        >>> model.save("model.npz")
+        'model.npz'
+        >>> again = fastrnn.RNN.load("model.npz")
+        >>> bool(np.array_equal(again.params["W0"], model.params["W0"]))
+        True
         """
         meta = dict(format=FORMAT, version=FORMAT_VERSION, config=self.config(), metadata=self.metadata)
         # a device or a pipe at path is never replaced by the model (replace_file refuses it)
@@ -450,6 +529,15 @@ class RNN:
         the stored ``theta``'s size, read from the array's header, before either
         the array is read or the model is built. A small file whose metadata claims
         a huge model is refused in one line, at once.
+
+        Examples
+        --------
+        >>> import fastrnn
+        >>> fastrnn.RNN(n_in=2, n_hidden=8, n_out=3, seed=0).save("model.npz")
+        'model.npz'
+        >>> model = fastrnn.RNN.load("model.npz")
+        >>> model.n_in, model.n_hidden, model.n_out
+        (2, 8, 3)
         """
         path = os.fspath(path)
         kind = _files.not_regular(path)

@@ -70,7 +70,7 @@ def check_rule_settings(rule, settings=None, **options):
     return rule, mod.check_settings(settings)
 
 
-@dataclass
+@dataclass(eq=False)
 class OnlineState:
     """Everything an online run carries from one call of :func:`run` to the next.
 
@@ -116,7 +116,12 @@ class OnlineState:
         seed = _checks.check_int("seed", seed, minimum=0)
         B = _checks.check_int("B", B, minimum=1)
         I, H, O = model.n_in, model.n_hidden, model.n_out
-        arrays = {k: np.zeros(shape) for k, shape in mod.state_shapes(B, H, I, O, settings).items()}
+        shapes = mod.state_shapes(B, H, I, O, settings)
+        # the rule's state and a driver's scratch of the same size (RTRL: B*H*H*(I+H+1) numbers)
+        _checks.check_memory(f"rule {name!r} on {B} streams of a model with n_hidden={H}",
+                             2 * 8 * sum(int(np.prod(shape, dtype=object)) for shape in shapes.values()),
+                             "use fewer streams, a smaller n_hidden, or a cheaper rule")
+        arrays = {k: np.zeros(shape) for k, shape in shapes.items()}
         rng = np.array([np.random.SeedSequence([seed, 0x4F4E4C, b]).generate_state(1, np.uint64)[0] for b in range(B)],
                        dtype=np.uint64)
         mod.init_state(arrays, rng, model.dims, settings, seed)
@@ -185,7 +190,7 @@ def _literal(text):
     return ast.literal_eval(text)
 
 
-@dataclass
+@dataclass(eq=False)
 class OnlineResult:
     """What :func:`run` returns.
 
@@ -252,7 +257,7 @@ def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=No
         The state a previous call returned, to continue its streams; None starts B
         fresh streams (h = 0, the rule's initial state drawn from ``seed``). Two calls
         with the state carried compute exactly what one call over the concatenated
-        stream does.
+        stream does. ``state`` itself is left as it was: the result holds the new one.
     train : bool
         False is a test phase: no rule state, no updates; the hidden state is carried.
     seed : int
@@ -271,12 +276,15 @@ def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=No
     **rule_settings
         The rule's settings: ``k1``, ``k2`` (bptt, defaults 10 and 10); ``eps`` (uoro,
         kf-rtrl, default 1e-7); ``alpha`` (default 1), ``feedback`` ("random" or
-        "symmetric") and ``feedback_scale`` (default 1) for rflo.
+        "symmetric": V itself) and ``feedback_scale`` (default 1: the random feedback
+        matrix has N(0, feedback_scale^2 / n_hidden) entries) for rflo.
 
     Returns
     -------
     OnlineResult
-        ``losses`` (B, N), the ``state`` to continue from, and ``grad_sum``.
+        ``losses`` (B, N), the ``state`` to continue from, and ``grad_sum``. A loss that
+        becomes NaN or infinite is returned as it is (the run does not stop there); the
+        caller decides what to keep.
 
     Raises
     ------

@@ -433,6 +433,16 @@ def evaluate(model, ids, chunk=1000):
     The state is carried through the whole text (computed ``chunk`` steps at a
     time). Returns a dict with ``loss_per_char``, ``bpc``, ``char_accuracy`` and
     ``n_chars`` (``len(ids) - 1`` predictions).
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> from fastrnn import text
+    >>> model = fastrnn.train(task="text", iters=200, seed=0).model
+    >>> vocab = model.metadata["vocab"]
+    >>> scores = text.evaluate(model, text.encode(vocab, "The network learns the text."))
+    >>> sorted(scores), scores["n_chars"]
+    (['bpc', 'char_accuracy', 'loss_per_char', 'n_chars'], 27)
     """
     ids = np.asarray(ids, dtype=np.int64)
     if ids.ndim != 1 or len(ids) < 2:
@@ -642,6 +652,16 @@ def sample(model, vocab=None, length=200, temperature=1.0, prime="", seed=0, h0=
     InvalidArgument
         Among others, a ``length`` above :data:`MAX_SAMPLE_LENGTH`: draw a long text
         in parts, continuing each with ``prime`` (the previous part's end).
+
+    Examples
+    --------
+    >>> import fastrnn
+    >>> model = fastrnn.train(task="text", iters=200, seed=0).model
+    >>> text = fastrnn.text.sample(model, length=40, temperature=0.5, prime="The ", seed=1)
+    >>> len(text)                                   # the characters drawn after the prime
+    40
+    >>> text == fastrnn.text.sample(model, length=40, temperature=0.5, prime="The ", seed=1)   # the same seed, the same text
+    True
     """
     if vocab is None:
         vocab = model.metadata.get(VOCAB_KEY)

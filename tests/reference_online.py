@@ -146,13 +146,14 @@ class RFLO:
 # ------------------------------------------------------------------ drivers
 
 
-def run_online(params, X, Y, act, head, rules_per_stream, lr, rngs=None, resets=None, fresh=None):
+def run_online(params, X, Y, act, head, rules_per_stream, lr, rngs=None, resets=None, fresh=None, update=None):
     """Online SGD on B streams: each step, the mean over streams of each rule's gradient.
 
     ``params`` U, W, b, V, c (modified copies are returned); ``rules_per_stream`` one rule
     object a stream; ``rngs`` the streams' generator states (ints); ``fresh(b, rng)``
-    returns (a fresh rule object, rng) where a stream resets. Returns
-    (losses (B, N), params, grad_sum, rules, rngs).
+    returns (a fresh rule object, rng) where a stream resets; ``update(theta, grad, t)``,
+    if given, replaces SGD: theta and grad are the parameters U, W, b, V, c raveled in
+    that order, t = 1, 2, ... the step. Returns (losses (B, N), params, grad_sum, rules, rngs).
     """
     p = {k: v.copy() for k, v in params.items()}
     B, N, I = X.shape
@@ -187,7 +188,16 @@ def run_online(params, X, Y, act, head, rules_per_stream, lr, rngs=None, resets=
         grads = dict(U=gU, W=gW, b=gb, V=gV, c=gc)
         for k in p:
             gsum[k] += grads[k]
-            p[k] = p[k] - lr * grads[k]
+        if update is None:
+            for k in p:
+                p[k] = p[k] - lr * grads[k]
+        else:
+            keys = ("U", "W", "b", "V", "c")
+            theta = update(np.concatenate([p[k].ravel() for k in keys]), np.concatenate([grads[k].ravel() for k in keys]), t + 1)
+            off = 0
+            for k in keys:
+                p[k] = theta[off : off + p[k].size].reshape(p[k].shape)
+                off += p[k].size
     return losses, p, gsum, rules_per_stream, rngs
 
 

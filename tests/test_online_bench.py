@@ -130,3 +130,120 @@ def test_port_equals_vanilla_rtrl(rule, rng):
     X, Y = stream(rng, 40)
     dw, dl = port.check_against_vanilla_rtrl(VR, rule, X, Y, 0.05, seed=2, n_h=6)
     assert dw <= 1e-12 and dl <= 1e-12
+
+
+# --- fastrnn's rules against the port: the same weights after a few online steps ---------------------
+
+import bench_online  # noqa: E402
+
+#: (fastrnn's rule, its settings, the port's twin and its settings)
+TWINS = {
+    "rtrl": ("rtrl", {}, ("rtrl", {})),
+    "uoro": ("uoro", dict(eps=0.0), ("uoro", {})),
+    "kf-rtrl": ("kf-rtrl", dict(eps=0.0), ("kf-rtrl", {})),
+    "snap1": ("snap1", {}, ("snap1", {})),
+    "rflo": ("rflo", {}, ("rflo", {})),
+    "bptt-4-4": ("bptt", dict(k1=4, k2=4), ("wpbptt", dict(k1=4, k2=4))),
+    "bptt-2-5": ("bptt", dict(k1=2, k2=5), ("wpbptt", dict(k1=2, k2=5))),
+    "bptt-1-4": ("bptt", dict(k1=1, k2=4), ("wpbptt", dict(k1=1, k2=4))),
+}
+
+
+@pytest.mark.parametrize("case", list(TWINS))
+def test_fastrnn_rule_trains_to_the_same_weights_as_the_numpy_port(case, rng):
+    rule, settings, twin = TWINS[case]
+    params = start(rng)
+    X, Y = stream(rng, 25)
+    state0 = bench_online.fastrnn_start(params, rule, settings, seed=3)
+    got = bench_online.fastrnn_run(params, rule, settings, state0, X, Y, 0.05)
+    want = bench_online.port_twin_of_fastrnn(params, twin, state0, X, Y, 0.05)
+    assert max(np.abs(a - b).max() for a, b in zip(want, params)) > 1e-3  # training moved the weights
+    for name, a, b in zip(("W", "U", "b", "V", "c"), got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12, err_msg=name)
+
+
+def test_the_port_follows_fastrnns_noise_only_when_replaying_its_generator(rng):
+    # with other signs the UORO weights differ: the check above could fail
+    params = start(rng)
+    X, Y = stream(rng, 25)
+    state0 = bench_online.fastrnn_start(params, "uoro", dict(eps=0.0), seed=3)
+    got = bench_online.fastrnn_run(params, "uoro", dict(eps=0.0), state0, X, Y, 0.05)
+    other = state0.copy()
+    other.rng[0] += np.uint64(1)
+    want = bench_online.port_twin_of_fastrnn(params, ("uoro", {}), other, X, Y, 0.05)
+    assert max(np.abs(a - b).max() for a, b in zip(got, want)) > 1e-6
+
+
+# --- the scripts at their smoke size ----------------------------------------------------------------
+
+def run_script(tmp_path, *args):
+    env = {k: v for k, v in __import__("os").environ.items() if k != port.ENV}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run([sys.executable, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return proc.stdout
+
+
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_bench_online_smoke_checks_then_times_every_rule(tmp_path):
+    (tmp_path / "online.md").write_text("# page\n<!-- speed:begin -->\nold\n<!-- speed:end -->\nafter\n")
+    out = run_script(tmp_path, str(ROOT / "benchmarks" / "bench_online.py"), "--smoke", "--out", str(tmp_path / "r"),
+                     "--docs", str(tmp_path))
+    assert "vanilla-rtrl: skipped ($VANILLA_RTRL is not set" in out
+    rows = read_rows(tmp_path / "r" / "online_speed.csv")
+    assert {(r["rule"], r["contender"]) for r in rows} == {(rule, c) for rule in bench_online.RULES
+                                                          for c in ("fastrnn", "port")}
+    for r in rows:
+        assert r["status"] == "timed" and float(r["us_per_step"]) > 0 and int(r["steps"]) >= 12
+        assert float(r["us_min"]) <= float(r["us_per_step"]) <= float(r["us_max"])
+        if r["contender"] == "fastrnn":
+            assert float(r["check_max_abs_diff"]) <= float(r["check_tolerance"]) == bench_online.TOL_FASTRNN
+            assert r["reference"] == "port" and float(r["speedup"]) > 0 and float(r["first_call_s"]) > 0
+        assert r["numba_threads"] == "1" and r["date"] and r["cpu"]
+    rtrl = [r for r in rows if r["rule"] == "RTRL" and r["contender"] == "fastrnn"][0]
+    assert 0 < float(rtrl["rtrl_gflops"]) and 0 < float(rtrl["dgemm_peak_gflops"])
+    table = (tmp_path / "r" / "online_speed.md").read_text()
+    for rule in bench_online.RULES:
+        assert f"| {rule} |" in table
+    assert "GFLOP/s" in table and "vanilla-rtrl was not run" in table and "n_h = 8:" in table
+    assert all(float(r["cpu_us_per_step"]) > 0 for r in rows)
+    page = (tmp_path / "online.md").read_text()
+    assert page.startswith("# page\n<!-- speed:begin -->\n") and page.endswith("<!-- speed:end -->\nafter\n")
+    assert table in page and "old" not in page
+
+
+def test_study_online_smoke_writes_the_table_curves_and_plot(tmp_path):
+    import study_online
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "online.md").write_text("# page\n\nbefore\n\n<!-- study:begin -->\nold\n<!-- study:end -->\n\nafter\n")
+    out = run_script(tmp_path, str(ROOT / "benchmarks" / "study_online.py"), "--smoke", "--docs", str(docs))
+    runs = read_rows(docs / "online.csv")
+    main = [r for r in runs if float(r["lr"]) == study_online.LR and r["rule"] in study_online.RULES]
+    assert {r["implementation"] for r in runs} == {"fastrnn"}
+    assert sorted((r["rule"], int(r["seed"])) for r in runs if r["rule"] in study_online.VARIANTS) == sorted(
+        (rule, s) for rule in study_online.VARIANTS for s in (0, 1))
+    assert sorted((r["rule"], int(r["seed"])) for r in main) == sorted((rule, s) for rule in study_online.RULES
+                                                                      for s in (0, 1))
+    for r in runs:
+        assert int(r["train_steps"]) == 1200 and int(r["test_steps"]) == 400
+        assert r["diverged"] == "True" or 0.3 < float(r["test_loss"]) < 2.0
+    grid = [r for r in runs if float(r["lr"]) != study_online.LR]
+    assert "| RFLO, feedback V^T | fastrnn | 0.03 |" in (docs / "online.md").read_text()
+    assert {float(r["lr"]) for r in grid} <= {0.003}
+    assert {r["rule"] for r in grid} == {rule for rule in study_online.RULES
+                                         if study_online.failing([dict(r, lr=float(r["lr"]), test_loss=float(r["test_loss"]),
+                                                                       diverged=r["diverged"] == "True") for r in main], rule)}
+    curves = read_rows(docs / "online-curves.csv")
+    assert len(curves) == len(runs) * (1200 // 200)
+    assert (docs / "online.png").stat().st_size > 10_000
+    page = (docs / "online.md").read_text()
+    assert page.startswith("# page\n\nbefore\n") and page.endswith("after\n") and "old" not in page
+    for rule in study_online.RULES:
+        assert f"| {rule} | fastrnn | 0.03 |" in page
+    assert "| RTRL | fastrnn | 0.03 |" in out

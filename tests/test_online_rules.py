@@ -148,6 +148,35 @@ def test_each_rule_trained_online_equals_its_numpy_twin(rng, rule, settings):
             close(ref.theta_vector_to_matrix(res.state.arrays["influence"][b], I, H), twins[b].S)
 
 
+@pytest.mark.parametrize("optimizer,clip", [("adam", {"clip_norm": 0.3}), ("momentum", {"clip_value": 0.05})])
+def test_an_optimizer_and_clipping_act_on_each_steps_gradient_as_the_reference_does(rng, optimizer, clip):
+    import reference
+
+    model = make_model(rng)
+    X, Y = random_data(rng, 2, 12, "softmax")
+    params = twin_params(model)
+    buffers = {"m": np.zeros(model.n_params), "v": np.zeros(model.n_params)}
+
+    def update(theta, grad, t):
+        g, _ = reference.clip(grad, clip.get("clip_norm"), clip.get("clip_value"))
+        if optimizer == "adam":
+            theta, buffers["m"], buffers["v"] = reference.adam(theta, g, buffers["m"], buffers["v"], t, 0.01)
+        else:
+            theta, buffers["m"] = reference.momentum(theta, g, buffers["m"], 0.01, 0.9)
+        return theta
+
+    res = online.run(model, X, Y, rule="rtrl", lr=0.01, optimizer=optimizer, **clip)
+    losses, p, _, _, _ = ref.run_online(params, X, Y, "tanh", "softmax", [ref.RTRL(H, I + H + 1) for _ in range(2)], 0.01,
+                                        update=update)
+    close(res.losses, losses)
+    close(model.theta, flat(model, p))
+    assert res.state.counters[1] == 12
+    unclipped = make_model(np.random.default_rng(0))
+    unclipped.theta[:] = flat(model, params)
+    online.run(unclipped, X, Y, rule="rtrl", lr=0.01, optimizer=optimizer)
+    assert np.abs(unclipped.theta - model.theta).max() > 1e-6  # the clipping took effect
+
+
 def test_snap1_is_rtrl_masked_after_every_step_and_differs_from_rtrl(rng):
     model = make_model(rng)
     X, Y = random_data(rng, 1, 12, "softmax")
@@ -170,16 +199,18 @@ def test_rules_with_resets_equal_their_twins_started_afresh_at_each_reset(rng):
     R[0, 6] = R[1, 11] = R[0, 13] = 1
     m = I + H + 1
     P = H * m
-    for rule in ("rtrl", "snap1", "uoro", "kf-rtrl"):
+    for rule, settings in (("rtrl", {}), ("snap1", {}), ("uoro", {}), ("kf-rtrl", {}), ("rflo", {"alpha": 0.5})):
         mdl = model.copy()
-        state = online.OnlineState.new(mdl, rule, {}, 2, seed=9)
-        twins = _twin_rules(rule, mdl, state, rules.module(rule).check_settings({}))
+        state = online.OnlineState.new(mdl, rule, settings, 2, seed=9)
+        twins = _twin_rules(rule, mdl, state, rules.module(rule).check_settings(settings))
 
-        def fresh(b, r, rule=rule):
+        def fresh(b, r, rule=rule, state=state):
             if rule == "rtrl":
                 return ref.RTRL(H, m), r
             if rule == "snap1":
                 return ref.SnAp1(H, m), r
+            if rule == "rflo":
+                return ref.RFLO(H, m, 0.5, state.arrays["feedback"]), r
             if rule == "uoro":
                 r, a = ref.draw_normals(r, H)
                 r, bvec = ref.draw_normals(r, P)
@@ -188,7 +219,7 @@ def test_rules_with_resets_equal_their_twins_started_afresh_at_each_reset(rng):
             r, bm = ref.draw_normals(r, H * H)
             return ref.KFRTRL(a, bm.reshape(H, H), 1e-7), r
 
-        res = online.run(mdl, X, Y, rule=rule, lr=0.1, state=state, resets=R)
+        res = online.run(mdl, X, Y, rule=rule, lr=0.1, state=state, resets=R, **settings)
         losses, p, _, _, _ = ref.run_online(twin_params(model), X, Y, "tanh", "softmax", twins, 0.1,
                                             rngs=[int(r) for r in state.rng], resets=R, fresh=fresh)
         close(res.losses, losses)
@@ -342,6 +373,17 @@ def test_the_gradient_of_a_batch_is_the_mean_of_its_streams_gradients(rng, rule)
     close(batch.losses, np.concatenate([s.losses for s in singles]))
 
 
+def test_rflo_feeds_the_error_back_through_a_random_matrix_with_vs_initial_statistics():
+    model = fastrnn.RNN(3, 400, 25)
+    fb = online.OnlineState.new(model, "rflo", {"feedback_scale": 2.0}, 1, seed=3).arrays["feedback"]
+    assert fb.shape == (25, 400)
+    # 10000 entries: the sample std is within 3% of 2 / sqrt(400) = 0.1 (its own std is 0.7%)
+    assert abs(fb.std() - 0.1) < 0.003 and abs(fb.mean()) < 0.004
+    again = online.OnlineState.new(model, "rflo", {"feedback_scale": 2.0}, 1, seed=3).arrays["feedback"]
+    other = online.OnlineState.new(model, "rflo", {"feedback_scale": 2.0}, 1, seed=4).arrays["feedback"]
+    assert np.array_equal(fb, again) and not np.array_equal(fb, other)
+
+
 def test_the_same_seed_gives_the_same_run_and_another_seed_another(rng):
     model = make_model(rng)
     X, Y = random_data(rng, 1, 15, "softmax")
@@ -414,3 +456,95 @@ def test_a_state_from_another_rule_or_shape_is_refused(rng):
         online.run(model, X[:1], Y[:1], rule="bptt", k1=2, k2=3, state=res.state)
     with pytest.raises(InvalidArgument, match="no online state"):
         online.OnlineState.from_arrays({"x": np.zeros(3)})
+
+
+def test_a_state_too_big_for_this_machine_is_refused_before_anything_is_allocated():
+    model = fastrnn.RNN(2, 3000, 2)  # RTRL on 4 streams: 4 * 3000^2 * 3003 numbers, about 0.9 TB
+    with pytest.raises(InvalidArgument, match="rule .rtrl. on 4 streams of a model with n_hidden=3000 would need at least"):
+        online.OnlineState.new(model, "rtrl", {}, 4)
+
+
+# ------------------------------------------------------------ vanilla-rtrl's own code
+
+
+def _vanilla_rtrl():
+    """vanilla-rtrl's classes from the checkout $VANILLA_RTRL names, or None."""
+    import os
+    import sys
+
+    path = os.environ.get("VANILLA_RTRL")
+    if not path or not os.path.isfile(os.path.join(path, "learning_algorithms", "RTRL.py")):
+        return None
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import core
+    import functions
+    import learning_algorithms
+
+    return core.RNN, functions, learning_algorithms
+
+
+@pytest.mark.skipif(_vanilla_rtrl() is None, reason="needs $VANILLA_RTRL: a checkout of omarschall/vanilla-rtrl")
+@pytest.mark.parametrize("rule,settings", [("rtrl", {}), ("uoro", {"eps": 0.0}), ("kf-rtrl", {"eps": 0.0}), ("rflo", {}),
+                                           ("rflo", {"alpha": 0.3}), ("bptt", {"k1": 5, "k2": 5})])
+def test_rules_equal_vanilla_rtrls_own_classes_step_for_step(rng, rule, settings):
+    """40 steps of online SGD (lr 0.05; BPTT at lr 0, where vanilla-rtrl's E-BPTT, which updates V
+    every step, is the same algorithm) against vanilla-rtrl's RNN and learning algorithm, fed the
+    same signs and starting factors: the same losses, weights and summed gradients."""
+    VRNN, functions, la = _vanilla_rtrl()
+    n_in, n_h, N = 2, 6, 40
+    lr = 0.0 if rule == "bptt" else 0.05
+    x = rng.integers(0, 2, (1, N)).astype(float)
+    X = np.stack([x, 1 - x], -1)
+    y = rng.uniform(0.2, 0.8, (1, N))
+    Y = np.stack([y, 1 - y], -1)
+    model = fastrnn.RNN(n_in, n_h, 2, head="softmax", seed=1)
+    model.theta[:] = rng.uniform(-0.5, 0.5, model.n_params)
+    p = {k: v.copy() for k, v in model.params.items()}
+    state = online.OnlineState.new(model, rule, settings, 1, seed=2)
+    vr = VRNN(W_in=p["U0"].copy(), W_rec=p["W0"].copy(), W_out=p["V"].copy(), b_rec=p["b0"].copy(), b_out=p["c"].copy(),
+              activation=functions.tanh, alpha=1, output=functions.softmax, loss=functions.softmax_cross_entropy)
+    vr.reset_network(h=np.zeros(n_h))
+
+    def theirs_cols(v):  # vanilla-rtrl orders ahat as [h_{t-1}, x_t, 1]
+        return np.concatenate([v[..., n_in:-1], v[..., :n_in], v[..., -1:]], axis=-1)
+
+    if rule == "rtrl":
+        alg = la.RTRL(vr)
+    elif rule == "uoro":
+        alg = la.UORO(vr, A=state.arrays["a"][0].copy(), B=theirs_cols(ref.theta_vector_to_matrix(state.arrays["b"][0], n_in, n_h)))
+    elif rule == "kf-rtrl":
+        alg = la.KF_RTRL(vr, A=theirs_cols(state.arrays["a"][0]), B=state.arrays["b"][0].copy())
+    elif rule == "rflo":
+        alg = la.RFLO(vr, alpha=settings.get("alpha", 1.0), W_FB=state.arrays["feedback"].copy())
+    else:
+        alg = la.Efficient_BPTT(vr, 5)
+    if rule in ("uoro", "kf-rtrl"):
+        box = [int(state.rng[0])]
+
+        def sample_nu():
+            box[0], nu = ref.draw_signs(box[0], n_h if rule == "uoro" else 2)
+            return nu
+
+        alg.sample_nu = sample_nu
+    res = online.run(model, X, Y, rule=rule, lr=lr, state=state, accumulate=True, **settings)
+    losses, gsum = [], [0.0] * 5
+    for t in range(N):
+        vr.x, vr.y = X[0, t], Y[0, t]
+        vr.next_state(vr.x)
+        vr.z_out()
+        vr.error = functions.softmax_cross_entropy.f_prime(vr.z, vr.y)
+        z = vr.z - vr.z.max()
+        losses.append(-Y[0, t] @ (z - np.log(np.exp(z).sum())))
+        alg.update_learning_vars()
+        grads = alg()
+        gsum = [a + g for a, g in zip(gsum, grads)]
+        vr.params = [w - lr * g for w, g in zip(vr.params, grads)]
+        vr.W_rec, vr.W_in, vr.b_rec, vr.W_out, vr.b_out = vr.params
+    theta = np.concatenate([vr.W_in.ravel(), vr.W_rec.ravel(), vr.b_rec, vr.W_out.ravel(), vr.b_out])
+    gflat = np.concatenate([gsum[1].ravel(), gsum[0].ravel(), gsum[2], gsum[3].ravel(), gsum[4]])
+    close(res.losses[0], losses)
+    close(model.theta, theta)
+    close(res.grad_sum, gflat)
+    if lr > 0:
+        assert np.abs(model.theta - np.concatenate([p[k].ravel() for k in ("U0", "W0", "b0", "V", "c")])).max() > 1e-3

@@ -196,3 +196,10 @@ def test_windows_for_bptt_are_the_stream_cut_in_order_with_one_reset():
         for b in range(2):
             np.testing.assert_array_equal(windows[it, b], X[b, 4 * it : 4 * it + 4])
     np.testing.assert_array_equal(np.concatenate([Y1, Y2]).reshape(5, 2, 4, 2)[3, 1], Y[1, 12:16])
+
+
+def test_a_corrupt_stream_state_is_refused_in_one_line():
+    state = AddTask().streamer(np.random.default_rng(0), batch=1).state()
+    for broken in ({**state, "rng": {"bit_generator": "PCG64", "state": "x"}}, {**state, "steps": "many"}):
+        with pytest.raises(InvalidArgument, match="the saved stream position is corrupt"):
+            AddTask().streamer(np.random.default_rng(0), batch=1).restore(broken)

@@ -52,7 +52,7 @@ for e in range(n):
 # ------------------------------------------------------------------ forward mode
 #
 # The pieces the online learning rules (fastrnn.rules) build on, written once here.
-# Notation of docs/online: D_t = diag(f'(a_t)), the one-step Jacobian J_t = D_t W,
+# Notation of Marschall, Cho & Savin (2020): D_t = diag(f'(a_t)), the one-step Jacobian J_t = D_t W,
 # and the immediate influence of the recurrent parameters, D_t (outer) ahat_t with
 # ahat_t = [x_t; h_{t-1}; 1]. A matrix "in theta's layout" has one column per
 # recurrent parameter in the order of theta (U (H, I), then W (H, H), then b (H)):
@@ -81,13 +81,51 @@ def input_hat(I, H, x, hprev, hoff, ahat):
 
 
 @njit(**JIT)
+def matvec(a, aoff, m, k, v, out, ooff):
+    """out[ooff:ooff + m] = A v, A = a[aoff:] (m, k) row-major, each row's sum in order j = 0..k-1.
+
+    Four rows at a time: four independent sums in flight instead of one chain of
+    dependent adds (the same sums, in the same order, so the same numbers).
+    """
+    m4 = m - m % 4
+    for i in range(0, m4, 4):
+        r0 = a[aoff + i * k : aoff + (i + 1) * k]
+        r1 = a[aoff + (i + 1) * k : aoff + (i + 2) * k]
+        r2 = a[aoff + (i + 2) * k : aoff + (i + 3) * k]
+        r3 = a[aoff + (i + 3) * k : aoff + (i + 4) * k]
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for j in range(k):
+            vj = v[j]
+            s0 += r0[j] * vj
+            s1 += r1[j] * vj
+            s2 += r2[j] * vj
+            s3 += r3[j] * vj
+        out[ooff + i] = s0
+        out[ooff + i + 1] = s1
+        out[ooff + i + 2] = s2
+        out[ooff + i + 3] = s3
+    for i in range(m4, m):
+        r = a[aoff + i * k : aoff + (i + 1) * k]
+        s = 0.0
+        for j in range(k):
+            s += r[j] * v[j]
+        out[ooff + i] = s
+
+
+@njit(**JIT)
 def jacobian_times(H, theta, woff, d, doff, src, soff, ncols, dst, dstoff, tmp, blas):
     """dst[dstoff:] (H, ncols) = J_t src = D_t (W src), src = src[soff:] (H, ncols), W = theta[woff:] (H, H).
 
     The product goes through ``tmp`` (at least H * ncols entries), so dst may be src:
     an influence matrix is carried forward in place. BLAS from fastrnn._linalg's size on.
     """
-    mm(theta, woff, H, H, src, soff, ncols, tmp, blas)
+    if ncols == 1:  # a vector: four rows at a time (mm's one-column loop is one chain of adds a row)
+        matvec(theta, woff, H, H, src[soff : soff + H], tmp, soff - soff)
+    else:
+        mm(theta, woff, H, H, src, soff, ncols, tmp, blas)
     for i in range(H):
         di = d[doff + i]
         row = tmp[i * ncols : (i + 1) * ncols]
@@ -135,6 +173,23 @@ def row_scale_add(H, I, u, uoff, src, soff, out, ooff):
         for j in range(H):
             ow[j] += ui * sw[j]
         out[ooff + H * (I + H) + i] += ui * src[soff + H * (I + H) + i]
+
+
+
+@njit(**JIT)
+def add_rows(H, I, G, goff, out, ooff):
+    """out[ooff + p(i, j)] += G[goff + i*(I + H + 1) + j]: a gradient held as the matrix
+    [U | W | b] (H, I + H + 1), rows over ahat's entries, added into theta's layout."""
+    m = I + H + 1
+    for i in range(H):
+        gr = G[goff + i * m : goff + (i + 1) * m]
+        ou = out[ooff + i * I : ooff + (i + 1) * I]
+        for q in range(I):
+            ou[q] += gr[q]
+        ow = out[ooff + H * I + i * H : ooff + H * I + (i + 1) * H]
+        for j in range(H):
+            ow[j] += gr[I + j]
+        out[ooff + H * (I + H) + i] += gr[I + H]
 
 
 from .._cache import key_dispatchers  # noqa: E402

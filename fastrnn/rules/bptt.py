@@ -3,8 +3,7 @@
 Every step's ahat_t = [x_t; h_{t-1}; 1], h_t and output error dL/dz_t are stored, as
 computed with the weights of their time, in a ring of the last k2 steps. Every k1
 training steps the losses of the last k1 steps are backpropagated through the last
-k2 stored steps (fewer after a reset or at the start of a stream), with the current
-weights:
+k2 stored steps (fewer at the start of a stream), with the current weights:
 
     delta_s = D_s (V^T g_s [s among the last k1 steps] + W^T delta_{s+1})
     grad[(i, j)] += delta_s,i ahat_s,j          grad[V] += g_s h_s^T, grad[c] += g_s  (last k1 steps)
@@ -13,15 +12,17 @@ and the weights are updated once. k1 = k2 = K is the window mode (fastrnn's wind
 of K steps with the state carried: a loop of ``loss_and_grads`` over windows).
 V and c get the gradient of the same k1 losses as U, W and b. k2 >= k1 >= 1.
 
-No gradient flows back past a step where a stream's hidden state was reset. A test phase (``train=False``) stores
-nothing and forgets the history and the unfinished window, so training that resumes
-after it starts a fresh window.
+No gradient flows back past a step where a stream's hidden state was reset (the
+losses before the reset still reach their own past). A test phase (``train=False``)
+stores nothing and forgets the history and the unfinished window, so training that
+resumes after it starts a fresh window.
 """
 
 import numpy as np
 from numba import njit
 
 from .. import _checks, _online
+from .._linalg import mm_tn
 from ..cells import rnn
 from ..config import JIT
 from ..exceptions import InvalidArgument
@@ -72,6 +73,8 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
     xu, hw, hprev, z, g, c, d, ahat, ones = _online.scratch(B, H, I, O)
     dh = np.empty(H)
     delta = np.empty(H)
+    deltas = np.empty(k2 * H)  # delta_s of a stream's stored steps, by ring slot (zero where none)
+    gm = np.empty(H * m)
     if not train:
         for b in range(B):
             count[b] = 0.0
@@ -97,6 +100,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
             if clock[1] >= k1:
                 for b in range(B):
                     n = int(count[b])
+                    deltas[:] = 0.0
                     for r in range(n):
                         sl = (slot - r + k2) % k2
                         row = b * k2 + sl
@@ -119,9 +123,13 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                                     gv[j] += gk * hs[j]
                                 grad[oc + k] += gk
                         rnn.derivative(act, H, hs, B - B, delta, B - B)
+                        ds = deltas[sl * H : (sl + 1) * H]
                         for i in range(H):
                             delta[i] *= dh[i]
-                        rnn.row_outer(H, I, ones, delta, B - B, AH[row * m : (row + 1) * m], grad, B - B, 0)
+                            ds[i] = delta[i]
+                    # [U | W | b] gradient: sum over the stored steps of delta_s ahat_s^T, one product
+                    mm_tn(deltas, B - B, H, AH, b * k2 * m, m, k2, gm, B - B, True)
+                    rnn.add_rows(H, I, gm, B - B, grad, B - B)
                 clock[1] = 0.0
                 _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
         counters[0] += 1

@@ -84,17 +84,10 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                 rnn.input_hat(I, H, X[b, t], hprev, b * H, ahat)
                 _online.fill_signs(rng, b, nu, B - B, 2)
                 rnn.jacobian_times(H, theta, H * I, d, b * H, Bm, bo, H, bf, B - B, tmp, True)
-                fn = 0.0
-                for e in range(HH):
-                    fn += bf[e] * bf[e]
-                an = 0.0
-                hn = 0.0
-                for j in range(m):
-                    an += A[ao + j] * A[ao + j]
-                    hn += ahat[j] * ahat[j]
-                dn = 0.0
-                for i in range(H):
-                    dn += d[b * H + i] * d[b * H + i]
+                fn = _online.sumsq(bf, B - B, HH)
+                an = _online.sumsq(A, ao, m)
+                hn = _online.sumsq(ahat, B - B, m)
+                dn = _online.sumsq(d, b * H, H)
                 p0 = math.sqrt(math.sqrt(fn) / (math.sqrt(an) + eps)) + eps
                 p1 = math.sqrt(math.sqrt(dn) / (math.sqrt(hn) + eps)) + eps
                 c0 = nu[0] * p0

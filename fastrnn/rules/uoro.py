@@ -86,17 +86,10 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                 rnn.input_hat(I, H, X[b, t], hprev, b * H, ahat)
                 _online.fill_signs(rng, b, nu, B - B, H)
                 rnn.jacobian_times(H, theta, H * I, d, b * H, A, ao, 1, ja, B - B, tmp, True)
-                bn = 0.0
-                for p in range(P):
-                    bn += Bm[bo + p] * Bm[bo + p]
-                jn = 0.0
-                dn = 0.0
-                for i in range(H):
-                    jn += ja[i] * ja[i]
-                    dn += d[b * H + i] * d[b * H + i]
-                an = 0.0
-                for j in range(m):
-                    an += ahat[j] * ahat[j]
+                bn = _online.sumsq(Bm, bo, P)
+                jn = _online.sumsq(ja, B - B, H)
+                dn = _online.sumsq(d, b * H, H)
+                an = _online.sumsq(ahat, B - B, m)
                 rho0 = math.sqrt(math.sqrt(bn) / (math.sqrt(jn) + eps)) + eps
                 rho1 = math.sqrt(math.sqrt(dn) * math.sqrt(an) / (nu_norm + eps)) + eps
                 ca = 0.0

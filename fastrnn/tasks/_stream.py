@@ -55,7 +55,8 @@ class StreamTask(Task):
     online = True
     carries_state = True
     goal = False
-    headline = ("loss_per_step",)
+    #: the test phase's loss first (in the run's result, summary.csv and reports), then the training rows'
+    headline = ("test_loss", "loss_per_step")
 
     def stream(self, rng, steps, batch=1):
         """The first ``steps`` steps of ``batch`` fresh streams: X (batch, steps, n_in), Y (batch, steps, n_out)."""
@@ -115,8 +116,13 @@ class Stream:
                 raise InvalidArgument(f"the saved stream does not fit this run: {key} was {state.get(key)!r}, now "
                                       f"{mine!r}; resume with the same --task and --batch")
         memory = self.task._memory_from_json(state.get("memory"), self.batch)
-        self.rng.bit_generator.state = state["rng"]
-        self.memory, self.steps = memory, int(state["steps"])
+        try:
+            self.rng.bit_generator.state = state["rng"]
+            steps = int(state["steps"])
+        except (KeyError, TypeError, ValueError):
+            raise InvalidArgument("the saved stream position is corrupt (its generator or step count cannot be read); "
+                                  "the run cannot be resumed from it") from None
+        self.memory, self.steps = memory, steps
 
 
 class StreamSource:

@@ -36,11 +36,11 @@ from ..settings import Setting
 from ._stream import DEFAULTS, STREAM_WINDOW, TEST_STEPS, StreamTask, cross_entropy
 
 TEACHER_HIDDEN = Setting("teacher_hidden", "int", "mimic: hidden units of the fixed random teacher RNN.", 32, minimum=1,
-                         maximum=4096, tasks=("mimic",), together=True)
+                         maximum=512, tasks=("mimic",), together=True)
 TEACHER_INPUTS = Setting("teacher_inputs", "int", "mimic: input units (each a fair coin at every step).", 2, minimum=1,
-                         maximum=4096, tasks=("mimic",), together=True)
+                         maximum=512, tasks=("mimic",), together=True)
 TEACHER_OUTPUTS = Setting("teacher_outputs", "int", "mimic: classes of the teacher's softmax output (the soft targets).", 2,
-                          minimum=2, maximum=4096, tasks=("mimic",), together=True)
+                          minimum=2, maximum=512, tasks=("mimic",), together=True)
 TEACHER_SEED = Setting("teacher_seed", "int", "mimic: draws the teacher's weights (the same teacher for every --seed).", 0,
                        minimum=0, tasks=("mimic",))
 
