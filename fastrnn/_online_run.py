@@ -19,6 +19,7 @@ state (:class:`fastrnn.tasks._stream.StreamMetrics`).
 import numpy as np
 
 from . import _rule_settings, optimizers
+from . import settings as _settings
 from .training import _Run, _row, _spectral_columns
 
 #: The key prefix of the online state's arrays in a checkpoint (``train_`` + this + ...).
@@ -38,6 +39,12 @@ def check_rule_memory(rule, settings, B, I, H, O, what):
                          "a stream)")
 
 
+def own_optimizer_settings(s):
+    """The chosen optimizer's own training settings in ``s`` (momentum, weight_decay), as the optimizer
+    registry declares them; None for an optimizer without any."""
+    own = {h.name for h in optimizers.module(s["optimizer"]).SETTINGS if h.option}
+    return {name: s[name] for name in own if s.get(name) is not None} or None
+
 class OnlineRun(_Run):
     """One online training run (see the module); drives like :class:`fastrnn.training._Run`."""
 
@@ -49,9 +56,7 @@ class OnlineRun(_Run):
         self.source = task_obj.streamer(np.random.default_rng([s["seed"], 1]), self.B)
         self.rule = s["rule"]
         self.rule_settings = _rule_settings.rule_settings(s)
-        # the chosen optimizer's own training settings (momentum, weight_decay), as the registry declares them
-        own = {h.name for h in optimizers.module(s["optimizer"]).SETTINGS if h.option}
-        self.optimizer_settings = {name: s[name] for name in own if s.get(name) is not None} or None
+        self.optimizer_settings = own_optimizer_settings(s)
         self.online = None  # the OnlineState, made at the first chunk (or restored)
         self.tracker.recent = np.zeros(0, dtype=np.int64)
         nan = float("nan")
@@ -201,17 +206,9 @@ def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimiz
             raise InvalidArgument(f"{name}{' ' if shown.startswith('(') else ''}{shown} cannot be combined with "
                                   f"rule={rule!r}: {why}")
     s = {name: _check_setting(name, value) for name, value in
-         (("epochs", epochs), ("optimizer", optimizer), ("lr", lr), ("clip", clip),
+         (("epochs", epochs), ("optimizer", optimizer), ("lr", lr), *optimizer_options.items(), ("clip", clip),
           ("clip_value", clip_value), ("seed", seed), ("log_every", log_every))}
-    # the optimizer's own settings (momentum, weight_decay, ...): those of the chosen optimizer, checked; another's refused
-    own = {h.name for h in optimizers.module(s["optimizer"]).SETTINGS if h.option}
-    for name, value in optimizer_options.items():
-        value = _check_setting(name, value)
-        if name in own:
-            s[name] = value
-        elif value != _default_of(name):
-            raise InvalidArgument(f"{name}={value!r} applies to another optimizer; optimizer={s['optimizer']!r} would "
-                                  f"ignore it: leave {name} unset, or choose the optimizer it belongs to")
+    _settings.check_optimizer_options(s)
     from . import engine
 
     X, Y, _, _ = engine.prepare(model, X, Y)
@@ -253,8 +250,7 @@ class _FitOnlineRun:
                       head=model.head, dtype=model.dtype.name, **s, batch=self.N, shuffle=False, window=None,
                       bptt_truncate=None, iters=self.total, rule=rule, **rule_settings, **(record or {}),
                       versions=versions())
-        own = {h.name for h in optimizers.module(s["optimizer"]).SETTINGS if h.option}
-        self.optimizer_settings = {name: s[name] for name in own if s.get(name) is not None} or None
+        self.optimizer_settings = own_optimizer_settings(s)
         self.columns = list(COLUMNS) + FIT_COLUMNS
         self.rows, self.status, self.error, self.done = [], "completed", None, 0
         self.online = None

@@ -174,14 +174,15 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     unknown = sorted(set(options) - set(_OPTION_DEFAULTS) - set(rule_settings))
     if unknown:
         raise InvalidType(f"fit() got an unexpected keyword argument {unknown[0]!r}; the optimizers' own settings are "
-                              f"{', '.join(_OPTION_DEFAULTS)}; the online rules' {', '.join(owners())}")
+                          f"{', '.join(_OPTION_DEFAULTS)}; the online rules' {', '.join(owners())}")
     if rule is not None or rule_settings:  # an online rule (fastrnn._online_run), unless rule="bptt" alone
         if rule != "bptt" or rule_settings:
             from ._online_run import fit_online
 
             return fit_online(model, X, Y, mask, rule=rule, rule_settings=rule_settings, epochs=epochs, batch=batch,
                               optimizer=optimizer, lr=lr,
-                              optimizer_options={k: options[k] for k in _OPTION_DEFAULTS if k in options},
+                              optimizer_options={name: options.get(name, default)
+                                                 for name, default in _OPTION_DEFAULTS.items()},
                               clip=clip, clip_value=clip_value,
                               bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
                               validation=validation, log_every=log_every, csv=csv, save=save, overwrite=overwrite,
