@@ -26,6 +26,10 @@ SMOKE = [
     (r"--seeds 0-99\b", "--seeds 0-3"),  # 100 runs of 20000 iterations
     (r"--seeds 0-9\b", "--seeds 0-1"),  # 60 runs
     (r"^fastrnn train --task digits --save d\.npz$", "fastrnn train --task digits --save d.npz --iters 200"),  # 2000 at batch 32
+    (r"^(fastrnn train --task (?:adding|copy|order)(?:(?! --iters).)*)$", r"\1 --iters 100"),  # 2000 at batch 32, T up to 100
+    (r"--iters 8000\b", "--iters 500"),
+    (r"--seeds 0,1,2 --set length=50,100,200", "--seeds 0 --set length=50 --set iters=100"),
+    (r"--iters 200000\b", "--iters 20000"),
 ]
 
 #: What a smaller run changes in the shown output's words (pattern in a shown command,
