@@ -38,6 +38,8 @@ KERNEL_SOURCES = (
     "_charrnn.py", "_checks.py", "_kernels.py", "_linalg.py", "_mathfn.py", "_small.py", "_train_kernel.py",
     "cells/__init__.py", "cells/gru.py", "cells/lstm.py", "cells/rnn.py",
     "config.py", "exceptions.py", "optim.py", "params.py",
+    # the online learning rules (fastrnn.rules) and their shared driver pieces
+    "_online.py", "rules/bptt.py", "rules/kf_rtrl.py", "rules/rflo.py", "rules/rtrl.py", "rules/snap1.py", "rules/uoro.py",
 )
 
 _KEY = None

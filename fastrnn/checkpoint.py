@@ -12,6 +12,9 @@
 ``train_opt_state``, ``train_hstate``, ``train_recent``
     The optimizer state (2, P), the carried recurrent state (flat), the accuracy
     window's last errors.
+``train_online.*``
+    A run with an online rule: its :class:`fastrnn.online.OnlineState` (the rule's
+    arrays, the streams' hidden states and random generators, the optimizer's buffers).
 
 A run resumed from such a file (``train(resume=PATH, iters=N)``) continues as if
 it had never stopped: the weights and every row (elapsed time aside) equal those
@@ -81,7 +84,9 @@ def load(path):
                     f"--save); it cannot be resumed: start a new run from its weights with --init-from {path}"
                 )
             check_stored_size(path, data, "train_state", META_LIMIT, "its training state")
-            sizes = {k: stored_header(data, f"train_{k}") for k in ARRAYS if f"train_{k}" in data.files}
+            # the run's arrays, and an online run's state (fastrnn._online_run: train_online.*)
+            keys = ARRAYS + tuple(f[len("train_"):] for f in data.files if f.startswith("train_online."))
+            sizes = {k: stored_header(data, f"train_{k}") for k in keys if f"train_{k}" in data.files}
             _check_array_sizes(path, model, sizes)
             state = json.loads(str(data["train_state"][()]))
             arrays = {k: np.array(data[f"train_{k}"]) for k in sizes}

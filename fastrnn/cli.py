@@ -38,6 +38,7 @@ class FiniteFloat(click.ParamType):
 
 POSITIVE = FiniteFloat(0.0, True, "positive number", "a positive finite number")
 NON_NEGATIVE = FiniteFloat(0.0, False, "number >= 0", "a finite number at least 0")
+FINITE = FiniteFloat(-math.inf, False, "number", "a finite number")
 
 
 class InitScale(click.ParamType):
@@ -74,9 +75,15 @@ def cli():
 def _click_type(setting):
     """The click type of a setting (fastrnn.settings): its bounds and choices, checked while parsing."""
     if setting.kind == "int":
+        if setting.minimum is None and setting.maximum is None:  # unbounded: no range to show (click would print x<=None)
+            return click.INT
         return click.IntRange(min=setting.minimum, max=setting.maximum)
     if setting.kind == "float":
-        return POSITIVE if setting.positive else click.FloatRange(min=setting.minimum)
+        if setting.positive:
+            return POSITIVE
+        if setting.minimum is None and setting.below is None:  # unbounded: no range to show (click would print x<=None)
+            return FINITE
+        return click.FloatRange(min=setting.minimum, max=setting.below, max_open=setting.below is not None)
     if setting.kind == "scale":
         return InitScale()
     if setting.kind == "choice":
@@ -241,8 +248,13 @@ def _summary(result):
     if result.rows and hasattr(task, "scores_line"):  # a task with its own held-out scores says them first
         from .tasks import make_task
 
+        from ._rule_settings import is_online
+
         own = make_task(task.name, **{p.name: result.settings[p.name] for p in task.PARAMS})
-        text = (f"{task.name}: {own.scores_line(result.rows[-1])} after {result.iterations} iterations; training "
+        unit = f"steps of rule {result.settings['rule']}" if is_online(result.settings) else "iterations"
+        if unit == "iterations" and getattr(own, "online", False):
+            unit = f"windows of {own.T} steps (BPTT with the state carried)"
+        text = (f"{task.name}: {own.scores_line({**result.rows[-1], **result.final_scores})} after {result.iterations} {unit}; training "
                 f"{result.train_seconds:.3f} s (start-up and compile {result.compile_seconds:.2f} s)")
         where = _where(result)
         return text + (f"; {where}" if where else "")

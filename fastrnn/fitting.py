@@ -46,7 +46,7 @@ VAL_COLUMNS = ["val_loss", "val_accuracy"]
 def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, momentum=0.9, clip=1.0,
         clip_value=None, bptt_truncate=None, window=None, shuffle=None, seed=0, validation=None, log_every=100,
         csv=None, save=None, overwrite=False, progress=False, resume=None, checkpoint_every=None, checkpoint_seconds=None,
-        _record=None, _note=None):
+        rule=None, _record=None, _note=None, **rule_settings):
     # _record: extra JSON fields from fit_file (the file, the model's settings); _note: where the line about
     # rows cut on a resume goes (the command's stderr); not for users
     """Train ``model`` in place on arrays X (N, T, n_in), Y (N, T, n_out), mask (N, T); return a TrainResult.
@@ -109,6 +109,25 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         and/or ``checkpoint_seconds`` after the last, to ``<save stem>.ckpt.npz`` (or
         ``<csv stem>.ckpt.npz``), from which ``resume`` continues exactly.
 
+    rule : str or None
+        None (or "bptt" with no k1/k2): backpropagation through time, as above. An
+        online rule of :data:`fastrnn.rules.RULES` ("rtrl", "uoro", "kf-rtrl", "snap1",
+        "rflo", or "bptt" with ``k1``/``k2``: Williams & Peng's BPTT(k1, k2)) trains
+        the arrays as streams with :func:`fastrnn.online.run`: every row of X is a
+        stream, all N trained together (``batch`` must be None or N), in time order
+        one update a step (BPTT(k1, k2): every k1 steps), each epoch a pass from the
+        streams' start with h = 0 and the rule's memory cleared. ``iterations`` and
+        ``log_every`` then count steps (an epoch is T of them; a row also ends every
+        epoch); ``loss`` is the mean loss per step, and ``error``, ``accuracy`` and
+        ``grad_norm`` are not measured (NaN). Such a fit refuses ``shuffle=True`` (a
+        stream is learned in order), ``window`` (it steps through whole streams),
+        ``bptt_truncate`` (the rule truncates), ``mask``, ``validation``, ``resume`` and
+        checkpoints, and needs a vanilla one-layer float64 model; ``save`` writes the
+        weights alone.
+    **rule_settings
+        The rule's own settings (``k1``, ``k2``; ``eps``; ``alpha``, ``feedback``,
+        ``feedback_scale``: see :func:`fastrnn.online.run`).
+
     Returns
     -------
     TrainResult
@@ -144,6 +163,21 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     >>> bool(result.history["accuracy"].iloc[-1] > 0.9)
     True
     """
+    if rule is not None or rule_settings:  # an online rule (fastrnn._online_run), unless rule="bptt" alone
+        from ._rule_settings import owners
+
+        unknown = [k for k in rule_settings if k not in owners()]
+        if unknown:
+            raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
+        if rule != "bptt" or rule_settings:
+            from ._online_run import fit_online
+
+            return fit_online(model, X, Y, mask, rule=rule, rule_settings=rule_settings, epochs=epochs, batch=batch,
+                              optimizer=optimizer, lr=lr, momentum=momentum, clip=clip, clip_value=clip_value,
+                              bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
+                              validation=validation, log_every=log_every, csv=csv, save=save, overwrite=overwrite,
+                              progress=progress, resume=resume, checkpoint_every=checkpoint_every,
+                              checkpoint_seconds=checkpoint_seconds, record=_record)
     given = dict(epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, momentum=momentum, clip=clip,
                  clip_value=clip_value, bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
                  log_every=log_every)
@@ -815,6 +849,8 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         setting = _settings.get(name)
         if setting in _settings.DATA or setting in _settings.TRAINING and name not in ("log_spectrum", "lr_step", "lr_gamma"):
             continue
+        if name == "rule" or name in _rule_owners():  # the rule and its settings: fit's rule, **rule_settings
+            continue
         raise InvalidArgument(f"{setting.flag} does not apply to --data (it belongs to the tasks); leave it out")
     if given.get("shuffle") and given.get("window") is not None:
         raise _shuffle_with_window(given["window"])
@@ -858,16 +894,26 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
     validation = _file_validation(arrays)
     kwargs = {k: value[k] for k in ("epochs", "batch", "optimizer", "lr", "clip", "clip_value", "bptt_truncate",
                                     "window", "seed", "log_every", "momentum", "shuffle")}
+    online = {k: given[k] for k in _rule_owners() if given.get(k) is not None}
+    if given.get("rule") is not None:
+        online["rule"] = _check_setting("rule", given["rule"])
     try:
         return fit(model, X, Y, M, validation=validation, csv=csv, save=save, overwrite=overwrite, progress=progress,
                    checkpoint_every=checkpoint_every, checkpoint_seconds=checkpoint_seconds, _note=_note,
                    _record=dict(data_file=os.path.abspath(path), init_scale=value["init_scale"], init_from=value["init_from"],
-                                forget_bias=value["forget_bias"], head_inferred=inferred, init=value["init"]), **kwargs)
+                                forget_bias=value["forget_bias"], head_inferred=inferred, init=value["init"]), **kwargs,
+                   **online)
     except (InvalidArgument, InvalidType) as exc:
         if str(exc).startswith(("X", "Y", "mask", "validation")):
             hint = _inferred(Y, M) if "head" in str(exc) and given.get("head") else None
             raise type(exc)(f"--data {path}: {exc}" + (f" (or leave out --head: it is inferred as {hint})" if hint else "")) from None
         raise
+
+
+def _rule_owners():
+    from ._rule_settings import owners
+
+    return owners()
 
 
 def resumed_data_file(resume, state):

@@ -331,6 +331,11 @@ def write_csv(path, frame):
     return path
 
 
+#: Columns a run may leave unmeasured, empty (NaN) in every row: the online rules' driver measures no accuracy or
+#: gradient norm (fastrnn._online_run). A NaN among numbers still marks a corrupt row.
+UNMEASURED = ("error", "accuracy", "digit_accuracy", "grad_norm")
+
+
 def read_run(csv_path):
     """A run's metrics as a pandas DataFrame and its settings as a dict ({} if no JSON).
 
@@ -383,6 +388,8 @@ def read_run(csv_path):
         if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
             raise InvalidArgument(f"{csv_path} is not a fastrnn metrics CSV: its column {column} holds text, not numbers")
         bad = ~np.isfinite(values.to_numpy(dtype=np.float64))
+        if column in UNMEASURED and values.isna().all():  # not measured by this run (an online rule's): no number to check
+            continue
         if bad.any():
             row = int(np.flatnonzero(bad)[0]) + 1
             raise InvalidArgument(f"{csv_path} is truncated or corrupt: row {row} has no finite number in column {column}")

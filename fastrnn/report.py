@@ -83,6 +83,8 @@ def collect(folder):
         for m in headline(meta.get("task")):
             if m in frame.columns:
                 row[f"final_{m}"] = float(frame[m].iloc[-1]) if len(frame) else np.nan
+            elif isinstance(result.get(f"final_{m}"), (int, float)):  # scored once at the end (a stream's test_loss)
+                row[f"final_{m}"] = float(result[f"final_{m}"])
         row.update(
             first_perfect_iteration=result.get("first_perfect_iteration"),
             train_seconds=result.get("train_seconds"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks
+from . import _checks, _rule_settings
 from .exceptions import InvalidArgument, InvalidType
 
 #: The default of a setting whose default the task chooses (its module's DEFAULTS).
@@ -275,7 +275,7 @@ def every():
             if p.name not in seen:
                 seen.add(p.name)
                 out.append(p)
-    return tuple(out) + TRAINING + DATA
+    return tuple(out) + TRAINING + _rule_settings.settings() + DATA
 
 
 def names():
@@ -343,6 +343,7 @@ def resolve(given):
     if s["init"] == "identity" and given.get("init_scale") is not None:
         raise InvalidArgument(f"init_scale={given['init_scale']!r} does not apply with init='identity', which draws U and V"
                               " from N(0, 0.001^2) and sets W = I: leave init_scale unset or choose another init")
+    _rule_settings.resolve(task_obj, s, {**given, **params})  # rule and the rules' own settings (fastrnn._rule_settings)
     if s["lr_step"] is None and s["lr_gamma"] is not None:
         raise InvalidArgument(f"lr_gamma={s['lr_gamma']!r} needs lr_step (every how many iterations to apply it): "
                               "give lr_step too, or leave lr_gamma unset")

@@ -853,9 +853,9 @@ def _sweep_locked(out, specs, workers, scheduler, progress, vectorize, overwrite
     start = time.perf_counter()
     bar = None
     if progress:
-        from tqdm import tqdm
+        from . import _progress
 
-        bar = tqdm(total=len(specs), initial=skipped, unit="run", file=sys.stderr, dynamic_ncols=True, leave=False)
+        bar = _progress.bar(len(specs), initial=skipped, unit="run")
     finals = []  # the first headline metric of each run that ran, for the progress bar
     ran = 0
     interrupted = False

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _checks, _signals, checkpoint, engine, inits, optim, params
+from . import _checks, _rule_settings, _signals, checkpoint, engine, inits, optim, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, NumericalError, OutputError
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
@@ -125,8 +125,10 @@ class TrainResult:
         """
         from .tasks import headline
 
-        names = [m for m in headline(self.settings.get("task")) if m in (self.columns or (self.rows[-1] if self.rows else ()))]
-        last = self.rows[-1] if self.rows else {}
+        names = [m for m in headline(self.settings.get("task"))
+                 if m in (self.columns or (self.rows[-1] if self.rows else ())) or m in self.final_scores]
+        # the last row's value; a metric scored once at the end (a stream's test_loss) from the final scores
+        last = {**self.final_scores, **(self.rows[-1] if self.rows else {})}
         out = dict(
             status=self.status,
             iterations_done=self.iterations,
@@ -201,7 +203,7 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     overwrite : bool
         Allow replacing existing ``csv``/``save`` files; without it they are refused.
     progress : bool
-        Show a tqdm progress bar on stderr.
+        Show a progress bar (``tqdm.auto``: a widget in Jupyter, text on stderr elsewhere).
     resume : path or None
         Continue the run saved (with ``save``) in this file, or its checkpoint, up to
         ``iters`` iterations in total, exactly as if it had not stopped (:mod:`fastrnn.checkpoint`).
@@ -265,6 +267,14 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
     check_training_memory(task_obj, s)
     save = check_save(save, overwrite, resume, saved)
     ckpt = checkpoint.plan(checkpoint_every, checkpoint_seconds, s["log_every"], save, csv, overwrite, resume, saved)
+    if _rule_settings.is_online(s):  # an online rule on a stream task (fastrnn._online_run)
+        from ._online_run import OnlineRun
+
+        run = OnlineRun(task_obj, s, fresh=saved is None)
+        if saved is not None:
+            run.restore(resume, *saved)
+        writer = open_writer(csv, run, overwrite, resume, saved, ckpt, _note)
+        return drive(run, run.warmup, run.advance, writer, save, progress, s["iters"], s["task"], ckpt)
     run = _Run(task_obj, s, fresh=saved is None)
     if saved is not None:
         run.restore(resume, *saved)
@@ -371,14 +381,13 @@ def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
         compile_seconds = time.perf_counter() - t0
         stop.install()
         if progress:
-            from tqdm import tqdm
-
+            from . import _progress
             from .tasks import headline
 
             # beside the loss, the task's first other headline metric (text: bpc; the rest: accuracy)
             shown = next((m for m in headline(run.s.get("task")) if m != "loss" and m in run.columns), "accuracy")
 
-            bar = tqdm(total=total, initial=run.done, unit="it", file=sys.stderr, dynamic_ncols=True, desc=desc, leave=False)
+            bar = _progress.bar(total, initial=run.done, unit="it", desc=desc)
         start = time.perf_counter()
         while run.remaining():
             pending = run.snapshot()  # rewound to if the chunk does not finish (Ctrl-C)
@@ -860,6 +869,8 @@ class _Run:
         if self.extra is not None:
             self.columns += self.extra.columns
         self.hstate = engine.new_state(self.model, self.B)
+        if hasattr(self.extra, "attach"):  # metrics that read the run at its end (a stream's test phase)
+            self.extra.attach(self)
         self.kernel = self.choose_kernel()  # the kernel the run trains with (recorded in the JSON)
         self.seconds_before = 0.0  # training seconds of the run before a resume
         self.resumable = True  # False: save the weights without the training state

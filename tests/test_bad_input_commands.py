@@ -396,8 +396,9 @@ def test_spectrum_of_a_model_trained_on_arrays_needs_only_the_model(data_models,
 
 @pytest.mark.parametrize("command", [["eval", "{m}"], ["predict", "{m}", "1", "2"], ["paths", "{m}", "--out", "{o}"]])
 def test_commands_that_need_a_task_name_the_option_for_a_model_trained_on_arrays(data_models, capsys, tmp_path, command):
-    fits = "binary or --task adding" if command[0] == "paths" else "binary"  # paths takes any task of 2 inputs
-    for model, fragment in ((data_models["bits"], f"pass --task {fits} to give it that task's data"),
+    # paths takes any task of 2 inputs (binary, adding, the streams ...); the others only binary
+    fits = "pass --task binary or --task adding or " if command[0] == "paths" else "pass --task binary to give it that task's data"
+    for model, fragment in ((data_models["bits"], fits),
                             (data_models["other"], "none has inputs of its size n_in=3 (binary 2, digits 20")):
         args = [a.format(m=model, o=tmp_path / "p.png") for a in command]
         code, out, err = run_cli(capsys, *args)

@@ -12,6 +12,7 @@ dL/d(xu_t) = dL/d(hw_t) = f'(a_t) * dh_t, so the driver keeps one of them
 
 from numba import njit
 
+from .._linalg import mm
 from .._mathfn import sigmoid, tanh
 from ..config import JIT
 
@@ -61,6 +62,158 @@ def backward_step(act, n, dd, dh, hs, hoff, da):
     else:
         for e in range(n):
             dd[da + e] = dd[dh + e] if hs[hoff + e] > 0.0 else 0.0
+
+
+
+# ------------------------------------------------------------------ forward mode
+#
+# The pieces the online learning rules (fastrnn.rules) build on, written once here.
+# Notation of Marschall, Cho & Savin (2020): D_t = diag(f'(a_t)), the one-step Jacobian J_t = D_t W,
+# and the immediate influence of the recurrent parameters, D_t (outer) ahat_t with
+# ahat_t = [x_t; h_{t-1}; 1]. A matrix "in theta's layout" has one column per
+# recurrent parameter in the order of theta (U (H, I), then W (H, H), then b (H)):
+# the parameter of row i and ahat-entry j sits at p(i, j) = i*I + j for the inputs
+# (j < I), H*I + i*H + (j - I) for the states (I <= j < I + H) and H*(I + H) + i for
+# the bias (j = I + H).
+
+
+@njit(**JIT)
+def derivative(act, n, hs, hoff, d, doff):
+    """d[doff + e] = f'(a) for the n entries of one step, written from h = hs[hoff + e] (D_t)."""
+    if act == TANH:
+        for e in range(n):
+            h = hs[hoff + e]
+            d[doff + e] = 1.0 - h * h
+    elif act == SIGMOID:
+        for e in range(n):
+            h = hs[hoff + e]
+            d[doff + e] = h * (1.0 - h)
+    else:
+        for e in range(n):
+            d[doff + e] = 1.0 if hs[hoff + e] > 0.0 else 0.0
+
+
+@njit(**JIT)
+def input_hat(I, H, x, hprev, hoff, ahat):
+    """ahat (I + H + 1) = [x_t; h_{t-1}; 1], h_{t-1} = hprev[hoff:hoff + H]: what each row's
+    parameters multiply (in theta's order U, W, b)."""
+    for q in range(I):
+        ahat[q] = x[q]
+    for j in range(H):
+        ahat[I + j] = hprev[hoff + j]
+    ahat[I + H] = 1.0
+
+
+@njit(**JIT)
+def matvec(a, aoff, m, k, v, out, ooff):
+    """out[ooff:ooff + m] = A v, A = a[aoff:] (m, k) row-major, each row's sum in order j = 0..k-1.
+
+    Four rows at a time: four independent sums in flight instead of one chain of
+    dependent adds (the same sums, in the same order, so the same numbers).
+    """
+    m4 = m - m % 4
+    for i in range(0, m4, 4):
+        r0 = a[aoff + i * k : aoff + (i + 1) * k]
+        r1 = a[aoff + (i + 1) * k : aoff + (i + 2) * k]
+        r2 = a[aoff + (i + 2) * k : aoff + (i + 3) * k]
+        r3 = a[aoff + (i + 3) * k : aoff + (i + 4) * k]
+        s0 = 0.0
+        s1 = 0.0
+        s2 = 0.0
+        s3 = 0.0
+        for j in range(k):
+            vj = v[j]
+            s0 += r0[j] * vj
+            s1 += r1[j] * vj
+            s2 += r2[j] * vj
+            s3 += r3[j] * vj
+        out[ooff + i] = s0
+        out[ooff + i + 1] = s1
+        out[ooff + i + 2] = s2
+        out[ooff + i + 3] = s3
+    for i in range(m4, m):
+        r = a[aoff + i * k : aoff + (i + 1) * k]
+        s = 0.0
+        for j in range(k):
+            s += r[j] * v[j]
+        out[ooff + i] = s
+
+
+@njit(**JIT)
+def jacobian_times(H, theta, woff, d, doff, src, soff, ncols, dst, dstoff, tmp, blas):
+    """dst[dstoff:] (H, ncols) = J_t src = D_t (W src), src = src[soff:] (H, ncols), W = theta[woff:] (H, H).
+
+    The product goes through ``tmp`` (at least H * ncols entries), so dst may be src:
+    an influence matrix is carried forward in place. BLAS from fastrnn._linalg's size on.
+    """
+    if ncols == 1:  # a vector: four rows at a time (mm's one-column loop is one chain of adds a row)
+        matvec(theta, woff, H, H, src[soff : soff + H], tmp, soff - soff)
+    else:
+        mm(theta, woff, H, H, src, soff, ncols, tmp, blas)
+    for i in range(H):
+        di = d[doff + i]
+        row = tmp[i * ncols : (i + 1) * ncols]
+        out = dst[dstoff + i * ncols : dstoff + (i + 1) * ncols]
+        for p in range(ncols):
+            out[p] = di * row[p]
+
+
+@njit(**JIT)
+def row_outer(H, I, s, u, uoff, a, out, ooff, rstride):
+    """For every row i and ahat-entry j: out[ooff + i*rstride + p(i, j)] = s[i] out[...] + u[uoff + i] a[j].
+
+    With a = ahat_t and u = D_t this adds the immediate influence of row i's parameters
+    on h_i: into a vector in theta's layout (rstride 0), or into row i of an (H, P)
+    influence matrix in theta's layout (rstride P). ``s`` rescales the old entries
+    first (ones to keep them).
+    """
+    m = I + H
+    for i in range(H):
+        si = s[i]
+        ui = u[uoff + i]
+        base = ooff + i * rstride
+        ou = out[base + i * I : base + (i + 1) * I]
+        for q in range(I):
+            ou[q] = si * ou[q] + ui * a[q]
+        ow = out[base + H * I + i * H : base + H * I + (i + 1) * H]
+        for j in range(H):
+            ow[j] = si * ow[j] + ui * a[I + j]
+        k = base + H * m + i
+        out[k] = si * out[k] + ui * a[m]
+
+
+@njit(**JIT)
+def row_scale_add(H, I, u, uoff, src, soff, out, ooff):
+    """out[ooff + p(i, j)] += u[uoff + i] src[soff + p(i, j)]: each row's parameters scaled by u_i
+    (a vector in theta's layout turned into a gradient by the signal reaching h_i)."""
+    for i in range(H):
+        ui = u[uoff + i]
+        su = src[soff + i * I : soff + (i + 1) * I]
+        ou = out[ooff + i * I : ooff + (i + 1) * I]
+        for q in range(I):
+            ou[q] += ui * su[q]
+        sw = src[soff + H * I + i * H : soff + H * I + (i + 1) * H]
+        ow = out[ooff + H * I + i * H : ooff + H * I + (i + 1) * H]
+        for j in range(H):
+            ow[j] += ui * sw[j]
+        out[ooff + H * (I + H) + i] += ui * src[soff + H * (I + H) + i]
+
+
+
+@njit(**JIT)
+def add_rows(H, I, G, goff, out, ooff):
+    """out[ooff + p(i, j)] += G[goff + i*(I + H + 1) + j]: a gradient held as the matrix
+    [U | W | b] (H, I + H + 1), rows over ahat's entries, added into theta's layout."""
+    m = I + H + 1
+    for i in range(H):
+        gr = G[goff + i * m : goff + (i + 1) * m]
+        ou = out[ooff + i * I : ooff + (i + 1) * I]
+        for q in range(I):
+            ou[q] += gr[q]
+        ow = out[ooff + H * I + i * H : ooff + H * I + (i + 1) * H]
+        for j in range(H):
+            ow[j] += gr[I + j]
+        out[ooff + H * (I + H) + i] += gr[I + H]
 
 
 from .._cache import key_dispatchers  # noqa: E402

@@ -13,10 +13,12 @@ independent of numba's own generator).
 from .. import _checks
 from ..exceptions import InvalidArgument
 from ._base import Batch, Task, operands
+from .add import AddTask
 from .adding import AddingProblem
 from .binary import BinaryAddition
 from .copy_memory import CopyMemory
 from .digits import ENCODINGS, DigitAddition
+from .mimic import MimicTask
 from .order import TemporalOrder
 from .recall import Recall
 from .text import TextTask
@@ -30,12 +32,14 @@ TASKS = {
     "adding": AddingProblem,
     "copy": CopyMemory,
     "order": TemporalOrder,
+    "add": AddTask,
+    "mimic": MimicTask,
 }
 
 #: The registered names (kept for callers of the old module).
 TASK_NAMES = tuple(TASKS)
 
-__all__ = ["AddingProblem", "Batch", "BinaryAddition", "CopyMemory", "DATA_HEADLINE", "DigitAddition", "ENCODINGS", "LOWER_IS_BETTER",
+__all__ = ["AddTask", "AddingProblem", "Batch", "BinaryAddition", "CopyMemory", "DATA_HEADLINE", "DigitAddition", "ENCODINGS", "LOWER_IS_BETTER", "MimicTask",
            "TASKS", "Task", "TemporalOrder", "TextTask", "has_goal", "headline", "make_task", "operands", "require_decoding",
            "task_from_metadata"]
 
@@ -43,7 +47,8 @@ __all__ = ["AddingProblem", "Batch", "BinaryAddition", "CopyMemory", "DATA_HEADL
 DATA_HEADLINE = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 #: Headline metrics where lower is better (for the others higher is).
-LOWER_IS_BETTER = frozenset({"loss", "val_loss", "bpc", "val_bpc", "test_mse", "test_ce_per_step", "test_ce"})
+LOWER_IS_BETTER = frozenset({"loss", "val_loss", "bpc", "val_bpc", "test_mse", "test_ce_per_step", "test_ce",
+                             "loss_per_step", "test_loss"})
 
 
 def headline(task):
