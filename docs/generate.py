@@ -51,6 +51,8 @@ NOT_RUN = {
     "python -m pytest": "the test suite: what CI itself runs",
     "mkdocs build": "the documentation site: CI builds it with --strict after the suite",
     "python docs/generate.py": "this script: the test runs every block it runs",
+    "python docs/notebooks/execute.py": "runs the tutorial notebooks; CI runs them with pytest --nbmake in a step of its own",
+    "fastrnn train --resume m.ckpt.npz": "continues a run killed mid-way; tests/test_survival.py kills runs and resumes them",
 }
 
 
