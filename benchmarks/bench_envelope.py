@@ -31,7 +31,10 @@ the "quiet" ones (interleaved, medians):
   as before the policy); bound: busy <= 1.5x quiet, under the default policy;
 - ``python -m fastrnn train --task text --iters N`` as a subprocess (its JSON's
   training seconds), default policy, and forced to two threads (``FASTRNN_THREADS=2``)
-  and one; bound: busy under the default policy <= 1.7x the quiet two-thread time.
+  and one; bound: busy under the default policy <= 1.7x the quiet two-thread time;
+- a control: the single-purpose SGD loop of ``benchmarks/numba_loop.py`` (one thread, no
+  fastrnn code), whose busy / quiet ratio is what the machine itself does to one busy
+  thread beside the neighbour (on a machine shared with other work, more than 1).
 
 Writes ``benchmarks/results/envelope.csv`` (every measurement's median, one row each)
 and ``envelope.md`` (both tables). ``--quick`` runs a smoke-sized version (for the
@@ -73,6 +76,8 @@ FIT_SHAPE = dict(B=32, T=8, I=8, H=64, O=10)
 FIT_BOUND = 1.5
 TEXT_BOUND = 1.7
 NEIGHBOUR = "while True: pass"
+#: The control row of the neighbour table: a one-thread loop that owes nothing to fastrnn's threads.
+CONTROL = "control: a one-thread numba loop (benchmarks/numba_loop.py), no fastrnn"
 
 COLUMNS = ["section", "setting", "us_per_iter", "x_default", "bound", "within", "loop", "loop_us_per_iter", "x_loop",
            "iterations", "loop_iterations", "T", "I", "H", "O", "batch", "kernel", "status", "train_s", "wall_s",
@@ -251,6 +256,13 @@ def _fit_once(X, Y, epochs, policy):
     return result.train_seconds / result.iterations * 1e6, (result.thread_use or {}).get("blas", {}).get("n")
 
 
+def _control_once(loop):
+    """us an iteration of the single-purpose SGD loop: one thread, no fastrnn (what the machine
+    itself does to one busy thread when the neighbour runs)."""
+    got = loop()
+    return got["wall_s"] / got["iterations"] * 1e6
+
+
 def _text_once(iters, policy, folder):
     env = dict(os.environ, FASTRNN_THREADS=policy, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     csv_path = Path(folder) / "text.csv"
@@ -266,8 +278,10 @@ def _text_once(iters, policy, folder):
 def measure_neighbour(rounds, fit_n, fit_epochs, text_iters, warm=True):
     """The busy-neighbour rows: fit and the text model, quiet and beside the neighbour."""
     X, Y = _fit_data(fit_n)
+    control = _Loop("sgd", text_iters * 10, binary_data(text_iters * 10))
+    control(100)  # compiled or loaded
     before = os.environ.get("FASTRNN_THREADS")
-    cases = [("fit B=32 T=8 I=8 H=64 O=10 (adam)", "auto"), ("fit B=32 T=8 I=8 H=64 O=10 (adam)", "cpus"),
+    cases = [(CONTROL, "-"), ("fit B=32 T=8 I=8 H=64 O=10 (adam)", "auto"), ("fit B=32 T=8 I=8 H=64 O=10 (adam)", "cpus"),
              ("text model, batch 1 (command)", "auto"), ("text model, batch 1 (command)", "2"),
              ("text model, batch 1 (command)", "1")]
     got = {(c, p, w): [] for c, p in cases for w in ("quiet", "busy")}
@@ -284,7 +298,9 @@ def measure_neighbour(rounds, fit_n, fit_epochs, text_iters, warm=True):
                     with ctx:
                         loads[when].append(_load())
                         for case, policy in cases:
-                            if case.startswith("fit"):
+                            if case == CONTROL:
+                                us, n = _control_once(control), 1
+                            elif case.startswith("fit"):
                                 us, n = _fit_once(X, Y, fit_epochs, policy)
                             else:
                                 us, n = _text_once(text_iters, policy, folder)
@@ -299,11 +315,13 @@ def measure_neighbour(rounds, fit_n, fit_epochs, text_iters, warm=True):
     for case, policy in cases:
         quiet = statistics.median(got[(case, policy, "quiet")])
         busy = statistics.median(got[(case, policy, "busy")])
-        row = dict(section="neighbour", setting=f"{case}, FASTRNN_THREADS={policy}", quiet=quiet, busy=busy,
+        setting = case if case == CONTROL else f"{case}, FASTRNN_THREADS={policy}"
+        row = dict(section="neighbour", setting=setting, quiet=quiet, busy=busy,
                    busy_x_quiet=busy / quiet, threads_quiet=_counts(threads[(case, policy, "quiet")]),
                    threads_busy=_counts(threads[(case, policy, "busy")]), load_quiet=statistics.median(loads["quiet"]),
                    load_busy=statistics.median(loads["busy"]), runs=len(got[(case, policy, "busy")]),
-                   iterations=(fit_n // FIT_SHAPE["B"]) * fit_epochs if case.startswith("fit") else text_iters)
+                   iterations=(fit_n // FIT_SHAPE["B"]) * fit_epochs if case.startswith("fit") else
+                   control.iters if case == CONTROL else text_iters)
         if policy == "auto":
             if case.startswith("fit"):
                 row.update(bound=FIT_BOUND, within="yes" if busy / quiet <= FIT_BOUND else "no")
