@@ -54,17 +54,19 @@ least :func:`scratch_size`); nothing is allocated per iteration.
 """
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
 
 from . import activations
-from ._kernels import head_loss
+from ._cache import key_dispatchers
+from ._kernels import HEAD_LINEAR, HEAD_SIGMOID, HEAD_SOFTMAX, HEADS, head_loss
 from ._mathfn import exp, sigmoid
 from ._train_kernel import count_errors
 from .cells import rnn
 from .config import JIT, JIT_PARALLEL
-from .optim import apply_update, clip_grads, global_norm
+from .optim import SGD, UPDATE_OF, apply_update, clip_grads, global_norm
 
 
 @njit(**JIT)
@@ -383,36 +385,60 @@ for j in range(hs.shape[1]):
 """, globals(), "tmp[dc] = tmp[gv] * f'(a), f' from h = hs[q] (rows of 2-D arrays).")
 
 
-def lean_views(theta, buf, T, B, I, H, O):
-    """The arrays :func:`train_chunk_lean` works in, as views of ``theta`` and of the scratch ``buf``
-    (Python, once per run: see :class:`LeanCall`): ``grad`` (n_params), ``mt`` (T*B) and the tuple of
-    2-D views (uT (I, H), wT (H, H), x (T*B, I), y (T*B, O), hs ((T+1)*B, H), g (T*B, O),
-    ds (T*B, H), tmp (4*B, H), W (H, H), V (O, H), gU (H, I), gW (H, H), gV (O, H)).
+#: ``_delta_rows(act, src, sr, dst, dr, ds, r, hs, q)``: dst[dr] = (src[sr] + 0.0) * f'(a), f' written
+#: from h = hs[q], and ds[r] += dst[dr] (rows of 2-D arrays): one origin's delta of a truncated sweep,
+#: :func:`_delta`'s sum.
+_delta_rows = activations.by_activation("_delta_rows", "src, sr, dst, dr, ds, r, hs, q", """
+for j in range(hs.shape[1]):
+    d = (src[sr, j] + 0.0) * DF(hs[q, j])
+    dst[dr, j] = d
+    ds[r, j] += d
+""", globals(), "dst[dr] = (src[sr] + 0.0) * f'(a), f' from h = hs[q]; ds[r] += dst[dr] (rows of 2-D arrays).")
 
-    The layout :func:`train_chunk_sgd` carves inside numba; made here so that the kernel a
-    headline run loads contains no ``reshape`` (whose compiled code makes numba import
-    ``numba.np.arrayobj`` when the cached kernel loads: about 23 ms of a warm command)."""
+
+def lean_shapes(T, B, I, H, O):
+    """The scratch arrays of the lean kernel, in the order :func:`lean_views` carves them:
+    uT (I, H), wT (H, H), x (T*B, I), y (T*B, O), mt (T*B), hs ((T+1)*B, H), g (T*B, O),
+    ds (T*B, H), tmp (4*B, H), z (T*B, O) and win (T*B, H) (the deltas of the loss origins
+    a truncated sweep carries, B rows an origin)."""
+    TB = T * B
+    return ((I, H), (H, H), (TB, I), (TB, O), (TB,), ((T + 1) * B, H), (TB, O), (TB, H), (4 * B, H), (TB, O), (TB, H))
+
+
+def lean_scratch_size(T, B, I, H, O):
+    """Entries of ``buf`` the lean kernel needs after the gradient (:func:`lean_views`)."""
+    return sum(int(np.prod(shape)) for shape in lean_shapes(T, B, I, H, O))
+
+
+def lean_views(theta, buf, T, B, I, H, O):
+    """The arrays the lean kernel (:func:`lean_kernel`) works in, as views of ``theta`` and of the
+    scratch ``buf`` (Python, once per run: see :class:`LeanCall`): ``grad`` (n_params), ``mt`` (T*B)
+    and the tuple of 2-D views (uT, wT, x, y, hs, g, ds, tmp, z, win of :func:`lean_shapes`, then
+    W (H, H), V (O, H), gU (H, I), gW (H, H), gV (O, H)).
+
+    Made here, not inside numba, so that the kernel a headline run loads contains no ``reshape``
+    (whose compiled code makes numba import ``numba.np.arrayobj`` when the cached kernel loads:
+    about 23 ms of a warm command)."""
     P = theta.shape[0]
-    TB, BH = T * B, B * H
     oW, ob = H * I, H * I + H * H
     oV = ob + H
     oc = oV + O * H
     grad = buf[:P]
-    sizes = ((I, H), (H, H), (TB, I), (TB, O), None, ((T + 1) * B, H), (TB, O), (TB, H), (4 * B, H))
     parts, o = [], P
-    for shape in sizes:
-        n = TB if shape is None else shape[0] * shape[1]
-        parts.append(buf[o : o + n] if shape is None else buf[o : o + n].reshape(shape))
+    for shape in lean_shapes(T, B, I, H, O):
+        n = int(np.prod(shape))
+        parts.append(buf[o : o + n].reshape(shape))
         o += n
-    uT, wT, x, y, mt, hs, g, ds, tmp = parts
-    views = (uT, wT, x, y, hs, g, ds, tmp, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
+    uT, wT, x, y, mt, hs, g, ds, tmp, z, win = parts
+    views = (uT, wT, x, y, hs, g, ds, tmp, z, win, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
              grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV:oc].reshape(O, H))
     return grad, mt, views
 
 
 class LeanCall:
-    """Calls of :func:`train_chunk_lean` with :func:`train_chunk_sgd`'s arguments, the views of
-    :func:`lean_views` made once for the last ``theta`` and ``buf`` seen, not once per chunk.
+    """Calls of the lean kernel with :func:`train_chunk`'s arguments: the kernel specialised for the
+    call's optimizer, head and truncation (:func:`lean_kernel`), on the views of :func:`lean_views`
+    made once for the last ``theta`` and ``buf`` seen, not once per chunk.
 
     The views and what they were made for are one tuple, read once per call, so that calls
     from several threads at most rebuild them, never use another call's."""
@@ -422,7 +448,8 @@ class LeanCall:
     def __init__(self):
         self.last = None
 
-    def __call__(self, theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
+    def __call__(self, theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate,
+                 resets, buf, losses, grad_norms, errors):
         T = X.shape[1]
         last = self.last
         if (last is None or last[0] is not theta or last[1] is not buf or last[2] != T or last[3] != batch
@@ -430,19 +457,263 @@ class LeanCall:
             last = (theta, buf, T, batch, dims.tobytes()) + lean_views(theta, buf, T, batch, int(dims[0]), int(dims[1]),
                                                                       int(dims[2]))
             self.last = last
-        return train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, last[5], last[6], last[7], losses,
-                                grad_norms, errors)
+        kernel = lean_kernel(int(opt), int(dims[5]), 0 <= K < T - 1)
+        return kernel(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
+                      last[5], last[6], last[7], losses, grad_norms, errors)
+
+
+#: The constants :func:`_lean` reads, bound per combination by :func:`lean_kernel` (these: the headline's).
+_OPT, _HEAD, _TRUNC = SGD, HEAD_SIGMOID, False
+_UPDATE = UPDATE_OF[SGD]
+
+
+def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, grad, mt,
+          views, losses, grad_norms, errors):
+    """The lean kernel's source: :func:`train_chunk`'s training on the arrays of :func:`lean_views`
+    (``grad``, ``mt`` and the tuple ``views``) instead of one scratch array. Never called as it is:
+    :func:`lean_kernel` compiles it once per optimizer, head and truncation, with ``_OPT``,
+    ``_UPDATE`` (that optimizer's :data:`fastrnn.optim.UPDATE_OF`), ``_HEAD`` and ``_TRUNC`` bound
+    as compile-time constants in its globals (numba drops the branches they rule out).
+
+    Matrices are 2-D views made once per run and indexed by row: an index computed
+    as ``offset + j`` could be negative as far as the compiler knows, and the
+    wraparound check that numba then emits keeps a loop scalar; a view per row
+    instead costs two atomic reference-count updates. Per step the input
+    projection, the recurrence, the activation and the logits run together; the
+    loss and error counts after the recurrence; per backward step g V, d W and f'
+    together. No ``reshape`` and no allocation in here (see :func:`lean_views`).
+    """
+    n_iters = losses.shape[0]
+    T = X.shape[1]
+    I, H, O, act = dims[0], dims[1], dims[2], dims[4]
+    B = batch
+    BH = B * H
+    TB = T * B
+    oW = H * I
+    ob = oW + H * H
+    oV = ob + H
+    oc = oV + O * H
+    scale = 1.0 / B
+    uT, wT, x, y, hs, g, ds, tmp, z, win, W, V, gU, gW, gV = views
+    for it in range(n_iters):
+        for q in range(I):  # the loops' layout of U and W, from this iteration's theta
+            for j in range(H):
+                uT[q, j] = theta[j * I + q]
+        for k in range(H):
+            for j in range(H):
+                wT[k, j] = W[j, k]
+        lo = it * B
+        if resets.shape[0] == 0 or resets[it] != 0:
+            for e in range(BH):
+                hstate[e] = 0.0
+        for i in range(B):
+            for j in range(H):
+                hs[i, j] = hstate[i * H + j]
+            errors[lo + i] = 0
+        for t in range(T):
+            for i in range(B):
+                r = t * B + i
+                for q in range(I):
+                    x[r, q] = X[lo + i, t, q]
+                for q in range(O):
+                    y[r, q] = Y[lo + i, t, q]
+                mt[r] = M[lo + i, t] if M.shape[0] > 0 else 1.0
+        # forward, step by step: the sums of _kernels.forward (x U^T and h W^T each from 0.0 over
+        # p, k ascending, b added to the first, then the two)
+        for t in range(T):
+            for i in range(B):
+                r = t * B + i
+                a = i
+                hw = B + i
+                _vecmat(x, r, uT, I, tmp, a)  # x U^T, then b
+                for j in range(H):
+                    tmp[a, j] += theta[ob + j]
+                _vecmat(hs, r, wT, H, tmp, hw)
+                q = r + B
+                _activate(act, tmp, hw, a, hs, q)
+                for k in range(O):
+                    acc = 0.0
+                    for j in range(H):
+                        acc += hs[q, j] * V[k, j]
+                    z[r, k] = acc + theta[oc + k]
+        # the loss, g = dL/dz and the error counts after the recurrence, rows in order: the sums of
+        # _kernels.head_loss and the counts of _train_kernel.count_errors (its calls, log1p, kept out
+        # of the recurrence's chain)
+        loss = 0.0
+        for t in range(T):
+            for i in range(B):
+                r = t * B + i
+                m = mt[r]
+                row = 0.0
+                wrong = 0
+                if _HEAD == HEAD_SIGMOID:
+                    for k in range(O):
+                        zk = z[r, k]
+                        yk = y[r, k]
+                        row += (zk if zk > 0.0 else 0.0) - yk * zk + math.log1p(exp(-abs(zk)))
+                        pk = sigmoid(zk)
+                        g[r, k] = scale * m * (pk - yk)
+                        if (pk > 0.5) != (yk > 0.5):
+                            wrong = 1
+                elif _HEAD == HEAD_SOFTMAX:
+                    zmax = z[r, 0]
+                    for k in range(1, O):
+                        zmax = z[r, k] if z[r, k] > zmax else zmax
+                    for k in range(O):
+                        g[r, k] = exp(z[r, k] - zmax)
+                    s = 0.0
+                    for k in range(O):
+                        s += g[r, k]
+                    log_s = math.log(s)
+                    for k in range(O):
+                        row -= y[r, k] * (z[r, k] - zmax - log_s)
+                    for k in range(O):
+                        p = g[r, k] / s
+                        z[r, k] = p
+                        g[r, k] = scale * m * (p - y[r, k])
+                    kp = 0
+                    ky = 0
+                    for k in range(1, O):
+                        if z[r, k] > z[r, kp]:
+                            kp = k
+                        if y[r, k] > y[r, ky]:
+                            ky = k
+                    wrong = 1 if kp != ky else 0
+                elif _HEAD == HEAD_LINEAR:
+                    for k in range(O):
+                        dk = z[r, k] - y[r, k]
+                        row += 0.5 * dk * dk
+                        g[r, k] = scale * m * dk
+                        if abs(dk) >= 0.5:
+                            wrong = 1
+                else:
+                    raise ValueError("the lean kernel: unknown head code")
+                if m != 0.0:
+                    loss += scale * m * row
+                    errors[lo + i] += wrong
+        if not np.isfinite(loss):
+            return it
+        if _TRUNC:
+            # truncated: each loss origin t0 back to t0 - K, one sweep for all of them. The deltas of
+            # the origins still open at step k (t0 in [k, k + K]) sit in win, origin t0 in slot
+            # t0 % (K + 1) (B rows a slot); each is d_k = f'(a_k) (d_{k+1} W), or f'(a_k) g_k V at its
+            # origin: _small.loss_grad's sums, and ds_k adds them over the origins in ascending order
+            for k in range(T - 1, -1, -1):
+                top = k + K if k + K < T - 1 else T - 1
+                for i in range(B):
+                    r = k * B + i
+                    gv = B + i
+                    for j in range(H):
+                        tmp[gv, j] = 0.0
+                        ds[r, j] = 0.0
+                    for q in range(O):
+                        gq = g[r, q]
+                        for j in range(H):
+                            tmp[gv, j] += gq * V[q, j]
+                    _delta_rows(act, tmp, gv, win, (k % (K + 1)) * B + i, ds, r, hs, r + B)
+                    for t0 in range(k + 1, top + 1):
+                        slot = (t0 % (K + 1)) * B + i
+                        _vecmat(win, slot, W, H, tmp, i)  # d_{k+1} W of origin t0
+                        _delta_rows(act, tmp, i, win, slot, ds, r, hs, r + B)
+        else:
+            # full: one sweep, dh_k = g_k V + d_{k+1} W (each from 0.0, g V first), d_k = f' dh_k
+            for k in range(T - 1, -1, -1):
+                for i in range(B):
+                    r = k * B + i
+                    gv = B + i
+                    dc = 2 * B + i
+                    dn = 3 * B + i
+                    for j in range(H):
+                        tmp[gv, j] = 0.0
+                    for q in range(O):
+                        gq = g[r, q]
+                        for j in range(H):
+                            tmp[gv, j] += gq * V[q, j]
+                    if k < T - 1:
+                        _vecmat(tmp, dn, W, H, tmp, i)  # d_{k+1} W
+                        for j in range(H):
+                            tmp[gv, j] = tmp[gv, j] + tmp[i, j]
+                    _derive(act, tmp, gv, dc, hs, r + B)
+                    for j in range(H):
+                        ds[r, j] = 0.0 + tmp[dc, j]
+                        tmp[dn, j] = tmp[dc, j]
+        # weight gradients, every entry summed over rows r ascending from 0.0 (_linalg's orders)
+        for j in range(H):
+            for p in range(I):
+                acc = 0.0
+                for r in range(TB):
+                    acc += ds[r, j] * x[r, p]
+                gU[j, p] = acc
+        for j in range(H):
+            grad[ob + j] = 0.0
+            for k in range(H):
+                gW[j, k] = 0.0
+        for k in range(O):
+            grad[oc + k] = 0.0
+            for j in range(H):
+                gV[k, j] = 0.0
+        for r in range(TB):
+            for j in range(H):
+                grad[ob + j] += ds[r, j]
+            for j in range(H):
+                dj = ds[r, j]
+                for k in range(H):
+                    gW[j, k] += dj * hs[r, k]
+            for k in range(O):
+                gk = g[r, k]
+                grad[oc + k] += gk
+                for j in range(H):
+                    gV[k, j] += gk * hs[B + r, j]
+        norm = clip_grads(grad, clip_norm, clip_value)
+        if not np.isfinite(norm):
+            return it
+        losses[it] = loss
+        grad_norms[it] = norm
+        for i in range(B):
+            for j in range(H):
+                hstate[i * H + j] = hs[T * B + i, j]
+        _UPDATE(_OPT, theta, grad, opt_state, step0 + it + 1, lr, hyper)
+    return n_iters
+
+
+_LEAN = {}
+
+
+def lean_kernel(opt, head, truncated):
+    """The lean kernel for optimizer code ``opt``, head code ``head`` and truncated BPTT or not:
+    :func:`_lean` compiled with those as constants (made on first use, compiled on its first call,
+    each combination cached by numba under a name of its own, e.g.
+    ``train_chunk_lean_adam_softmax_truncated``). Arguments: :func:`_lean`'s."""
+    key = (opt, head, bool(truncated))
+    kernel = _LEAN.get(key)
+    if kernel is None:
+        update = UPDATE_OF[opt]  # an unknown optimizer code raises here
+        heads = {code: name for name, code in HEADS.items()}
+        name = (f"train_chunk_lean_{update.py_func.__name__[len('apply_update_'):]}_{heads[head]}"
+                f"{'_truncated' if truncated else ''}")
+        spec = dict(globals(), _OPT=opt, _UPDATE=update, _HEAD=head, _TRUNC=bool(truncated))
+        fn = types.FunctionType(_lean.__code__, spec, name)
+        fn.__qualname__ = name
+        fn.__doc__ = _lean.__doc__
+        kernel = njit(**JIT)(fn)
+        key_dispatchers({name: kernel})
+        _LEAN[key] = kernel
+    return kernel
+
+
+#: The lean kernel of the headline (SGD, sigmoid head, full BPTT), which :func:`train_chunk_sgd` runs.
+train_chunk_lean = lean_kernel(SGD, HEAD_SIGMOID, False)
 
 
 @njit(**JIT)
 def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
-    """:func:`train_chunk` for a ``small-sgd`` call (:func:`fastrnn.dispatch.choose_kernel`): plain SGD (``theta -= lr * grad``), no
-    clipping, full BPTT, the sigmoid head with cross-entropy; any activation, batch,
-    mask and carried state. Same meaning of the arguments, same numbers.
+    """:func:`train_chunk` for plain SGD (``theta -= lr * grad``), no clipping, full BPTT and the
+    sigmoid head with cross-entropy; any activation, batch, mask and carried state. Same meaning
+    of the arguments, same numbers.
 
     Carves :func:`lean_views`'s arrays out of ``buf`` and ``theta`` (inside numba, for
-    the many-model kernel) and runs :func:`train_chunk_lean`; a training run calls
-    that one directly with views made in Python (:class:`LeanCall`).
+    the many-model kernel) and runs :data:`train_chunk_lean`; a training run calls
+    the lean kernels directly with views made in Python (:class:`LeanCall`).
     """
     T = X.shape[1]
     P = theta.shape[0]
@@ -473,161 +744,14 @@ def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses
     ds = buf[o : o + TB * H].reshape(TB, H)
     o += TB * H
     tmp = buf[o : o + 4 * BH].reshape(4 * B, H)  # rows: a (the input part), hw / g V, d, d of the step above
-    views = (uT, wT, x, y, hs, g, ds, tmp, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
+    o += 4 * BH
+    z = buf[o : o + TB * O].reshape(TB, O)
+    o += TB * O
+    win = buf[o : o + TB * H].reshape(TB, H)
+    views = (uT, wT, x, y, hs, g, ds, tmp, z, win, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
              grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV:oc].reshape(O, H))
-    return train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, views, losses, grad_norms,
-                            errors)
-
-
-@njit(**JIT)
-def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, views, losses, grad_norms, errors):
-    """The work of :func:`train_chunk_sgd`, on the arrays of :func:`lean_views` (``grad``,
-    ``mt`` and the tuple ``views``) instead of one scratch array.
-
-    Matrices are 2-D views made once per run and indexed by row: an index computed
-    as ``offset + j`` could be negative as far as the compiler knows, and the
-    wraparound check that numba then emits keeps a loop scalar; a view per row
-    instead costs two atomic reference-count updates. Per step the input
-    projection, the recurrence, the activation, the logits, the loss and the error
-    count run together; per backward step g V, d W and f' together. No ``reshape``
-    and no allocation in here (see :func:`lean_views`).
-    """
-    n_iters = losses.shape[0]
-    T = X.shape[1]
-    P = theta.shape[0]
-    I, H, O, act = dims[0], dims[1], dims[2], dims[4]
-    B = batch
-    BH = B * H
-    TB = T * B
-    oW = H * I
-    ob = oW + H * H
-    oV = ob + H
-    oc = oV + O * H
-    scale = 1.0 / B
-    uT, wT, x, y, hs, g, ds, tmp, W, V, gU, gW, gV = views
-    for it in range(n_iters):
-        for q in range(I):  # the loops' layout of U and W, from this iteration's theta
-            for j in range(H):
-                uT[q, j] = theta[j * I + q]
-        for k in range(H):
-            for j in range(H):
-                wT[k, j] = W[j, k]
-        lo = it * B
-        if resets.shape[0] == 0 or resets[it] != 0:
-            for e in range(BH):
-                hstate[e] = 0.0
-        for i in range(B):
-            for j in range(H):
-                hs[i, j] = hstate[i * H + j]
-            errors[lo + i] = 0
-        for t in range(T):
-            for i in range(B):
-                r = t * B + i
-                for q in range(I):
-                    x[r, q] = X[lo + i, t, q]
-                for q in range(O):
-                    y[r, q] = Y[lo + i, t, q]
-                mt[r] = M[lo + i, t] if M.shape[0] > 0 else 1.0
-        # forward, the loss and the error counts, step by step: the sums of _kernels.forward
-        # (x U^T and h W^T each from 0.0 over p, k ascending, b added to the first, then the
-        # two), of head_loss's sigmoid branch (rows ascending) and of count_errors
-        loss = 0.0
-        for t in range(T):
-            for i in range(B):
-                r = t * B + i
-                a = i
-                hw = B + i
-                _vecmat(x, r, uT, I, tmp, a)  # x U^T, then b
-                for j in range(H):
-                    tmp[a, j] += theta[ob + j]
-                _vecmat(hs, r, wT, H, tmp, hw)
-                q = r + B
-                _activate(act, tmp, hw, a, hs, q)
-                for k in range(O):
-                    acc = 0.0
-                    for j in range(H):
-                        acc += hs[q, j] * V[k, j]
-                    g[r, k] = acc + theta[oc + k]  # the logit, for now
-        # the loss after the recurrence, rows in the same order: its calls (log1p) kept out of the chain
-        for t in range(T):
-            for i in range(B):
-                r = t * B + i
-                m = mt[r]
-                row = 0.0
-                wrong = 0
-                for k in range(O):
-                    zk = g[r, k]
-                    yk = y[r, k]
-                    row += (zk if zk > 0.0 else 0.0) - yk * zk + math.log1p(exp(-abs(zk)))
-                    pk = sigmoid(zk)
-                    g[r, k] = scale * m * (pk - yk)
-                    if (pk > 0.5) != (yk > 0.5):
-                        wrong = 1
-                if m != 0.0:
-                    loss += scale * m * row
-                    errors[lo + i] += wrong
-        if not np.isfinite(loss):
-            return it
-        # backward, one sweep: dh_k = g_k V + d_{k+1} W (each from 0.0, g V first), d_k = f' dh_k
-        for k in range(T - 1, -1, -1):
-            for i in range(B):
-                r = k * B + i
-                gv = B + i
-                dc = 2 * B + i
-                dn = 3 * B + i
-                for j in range(H):
-                    tmp[gv, j] = 0.0
-                for q in range(O):
-                    gq = g[r, q]
-                    for j in range(H):
-                        tmp[gv, j] += gq * V[q, j]
-                if k < T - 1:
-                    _vecmat(tmp, dn, W, H, tmp, i)  # d_{k+1} W
-                    for j in range(H):
-                        tmp[gv, j] = tmp[gv, j] + tmp[i, j]
-                _derive(act, tmp, gv, dc, hs, r + B)
-                for j in range(H):
-                    ds[r, j] = 0.0 + tmp[dc, j]
-                    tmp[dn, j] = tmp[dc, j]
-        # weight gradients, every entry summed over rows r ascending from 0.0 (_linalg's orders)
-        for j in range(H):
-            for p in range(I):
-                acc = 0.0
-                for r in range(TB):
-                    acc += ds[r, j] * x[r, p]
-                gU[j, p] = acc
-        for j in range(H):
-            grad[ob + j] = 0.0
-            for k in range(H):
-                gW[j, k] = 0.0
-        for k in range(O):
-            grad[oc + k] = 0.0
-            for j in range(H):
-                gV[k, j] = 0.0
-        for r in range(TB):
-            for j in range(H):
-                grad[ob + j] += ds[r, j]
-            for j in range(H):
-                dj = ds[r, j]
-                for k in range(H):
-                    gW[j, k] += dj * hs[r, k]
-            for k in range(O):
-                gk = g[r, k]
-                grad[oc + k] += gk
-                for j in range(H):
-                    gV[k, j] += gk * hs[B + r, j]
-        norm = global_norm(grad)
-        if not np.isfinite(norm):
-            return it
-        losses[it] = loss
-        grad_norms[it] = norm
-        for i in range(B):
-            for j in range(H):
-                hstate[i * H + j] = hs[T * B + i, j]
-        for e in range(P):
-            theta[e] -= lr * grad[e]
-    return n_iters
-
+    return train_chunk_lean(theta, dims, T - T - 1, X, Y, M, batch, lr, np.zeros(1), np.zeros((2, 0), theta.dtype),
+                            T - T, 0.0, 0.0, hstate, resets, grad, mt, views, losses, grad_norms, errors)
 
 @njit(**JIT_PARALLEL)
 def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses, grad_norms, errors,
@@ -996,7 +1120,5 @@ def train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, 
     for f in [_POOL[0][1].submit(one, g) for g in groups]:
         f.result()
 
-
-from ._cache import key_dispatchers  # noqa: E402
 
 key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

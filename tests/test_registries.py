@@ -210,7 +210,7 @@ def test_softsign_trains_on_the_lean_and_lanes_kernels_as_on_the_general_one():
     lean runs) and the general driver (forced) give the same numbers."""
     base = dict(task="binary", iters=200, log_every=100, activation="softsign", optimizer="sgd", lr=0.5)
     runs = [fastrnn.train(seed=s, **base) for s in (0, 1)]
-    assert runs[0].kernel.name == "small-sgd"
+    assert runs[0].kernel.name == "small-lean"
     many = fastrnn.training.train_many([dict(seed=s, **base) for s in (0, 1)])
     for a, b in zip(runs, many):
         np.testing.assert_array_equal(a.model.theta, b.model.theta)
@@ -222,7 +222,7 @@ def test_softsign_on_the_forced_general_driver_equals_the_lean_kernel(monkeypatc
     fast = fastrnn.train(**base)
     monkeypatch.setenv("FASTRNN_KERNEL", "general")
     general = fastrnn.train(**base)
-    assert (fast.kernel.name, general.kernel.name) == ("small-sgd", "general")
+    assert (fast.kernel.name, general.kernel.name) == ("small-lean", "general")
     np.testing.assert_array_equal(fast.model.theta, general.model.theta)
 
 
