@@ -368,6 +368,33 @@ def _vecmat(A, ar, M, n, out, orow):
         k += 1
 
 
+@njit(**JIT)
+def _vecmat_rows(A, ar, stride, count, M, n, out, orow):
+    """:func:`_vecmat` of ``count`` rows at once: out[orow + c*stride] = A[ar + c*stride, :n] @ M[:n]
+    for c < count, each entry the same sum (from 0.0 over k ascending, four k a pass); the rows
+    interleaved pass by pass, so that their chains of adds overlap."""
+    m = out.shape[1]
+    for c in range(count):
+        for j in range(m):
+            out[orow + c * stride, j] = 0.0
+    k = n - n
+    while k + 4 <= n:
+        for c in range(count):
+            a = ar + c * stride
+            o = orow + c * stride
+            v0, v1, v2, v3 = A[a, k], A[a, k + 1], A[a, k + 2], A[a, k + 3]
+            for j in range(m):
+                out[o, j] = (((out[o, j] + v0 * M[k, j]) + v1 * M[k + 1, j]) + v2 * M[k + 2, j]) + v3 * M[k + 3, j]
+        k += 4
+    while k < n:
+        for c in range(count):
+            vk = A[ar + c * stride, k]
+            o = orow + c * stride
+            for j in range(m):
+                out[o, j] += vk * M[k, j]
+        k += 1
+
+
 #: ``_activate(act, tmp, hw, a, hs, q)``: hs[q] = f(tmp[hw] + tmp[a]) (rows of 2-D arrays), as
 #: :func:`fastrnn.cells.rnn.forward_step`.
 #:
@@ -385,24 +412,22 @@ for j in range(hs.shape[1]):
 """, globals(), "tmp[dc] = tmp[gv] * f'(a), f' from h = hs[q] (rows of 2-D arrays).")
 
 
-#: ``_delta_rows(act, src, sr, dst, dr, ds, r, hs, q)``: dst[dr] = (src[sr] + 0.0) * f'(a), f' written
-#: from h = hs[q], and ds[r] += dst[dr] (rows of 2-D arrays): one origin's delta of a truncated sweep,
-#: :func:`_delta`'s sum.
-_delta_rows = activations.by_activation("_delta_rows", "src, sr, dst, dr, ds, r, hs, q", """
+#: ``_slope(act, hs, q, out, orow)``: out[orow] = f'(a), written from h = hs[q] (rows of 2-D arrays): the
+#: factor every loss origin's delta at one step of a truncated sweep shares.
+_slope = activations.by_activation("_slope", "hs, q, out, orow", """
 for j in range(hs.shape[1]):
-    d = (src[sr, j] + 0.0) * DF(hs[q, j])
-    dst[dr, j] = d
-    ds[r, j] += d
-""", globals(), "dst[dr] = (src[sr] + 0.0) * f'(a), f' from h = hs[q]; ds[r] += dst[dr] (rows of 2-D arrays).")
+    out[orow, j] = DF(hs[q, j])
+""", globals(), "out[orow] = f'(a), f' from h = hs[q] (rows of 2-D arrays).")
 
 
 def lean_shapes(T, B, I, H, O):
     """The scratch arrays of the lean kernel, in the order :func:`lean_views` carves them:
     uT (I, H), wT (H, H), x (T*B, I), y (T*B, O), mt (T*B), hs ((T+1)*B, H), g (T*B, O),
-    ds (T*B, H), tmp (4*B, H), z (T*B, O) and win (T*B, H) (the deltas of the loss origins
-    a truncated sweep carries, B rows an origin)."""
+    ds (T*B, H), tmp (4*B, H), z (T*B, O) and win (2*T*B, H) (a truncated sweep's deltas of each
+    loss origin, row t0*B + i, and their products with W, row (T + t0)*B + i)."""
     TB = T * B
-    return ((I, H), (H, H), (TB, I), (TB, O), (TB,), ((T + 1) * B, H), (TB, O), (TB, H), (4 * B, H), (TB, O), (TB, H))
+    return ((I, H), (H, H), (TB, I), (TB, O), (TB,), ((T + 1) * B, H), (TB, O), (TB, H), (4 * B, H), (TB, O),
+            (2 * TB, H))
 
 
 def lean_scratch_size(T, B, I, H, O):
@@ -594,10 +619,11 @@ def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm
         if not np.isfinite(loss):
             return it
         if _TRUNC:
-            # truncated: each loss origin t0 back to t0 - K, one sweep for all of them. The deltas of
-            # the origins still open at step k (t0 in [k, k + K]) sit in win, origin t0 in slot
-            # t0 % (K + 1) (B rows a slot); each is d_k = f'(a_k) (d_{k+1} W), or f'(a_k) g_k V at its
-            # origin: _small.loss_grad's sums, and ds_k adds them over the origins in ascending order
+            # truncated: each loss origin t0 back to t0 - K, one sweep for all of them. At step k the
+            # origins t0 in [k, k + K] are open; origin t0's delta sits in row t0*B + i of win:
+            # d_k = f'(a_k) (d_{k+1} W), or f'(a_k) g_k V at its origin (_small.loss_grad's sums), and
+            # ds_k adds them over the origins in ascending order. The products d_{k+1} W of all open
+            # origins run together (rows (T + t0)*B + i), the same sums, interleaved
             for k in range(T - 1, -1, -1):
                 top = k + K if k + K < T - 1 else T - 1
                 for i in range(B):
@@ -610,11 +636,19 @@ def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm
                         gq = g[r, q]
                         for j in range(H):
                             tmp[gv, j] += gq * V[q, j]
-                    _delta_rows(act, tmp, gv, win, (k % (K + 1)) * B + i, ds, r, hs, r + B)
+                    _vecmat_rows(win, (k + 1) * B + i, B, top - k, W, H, win, TB + (k + 1) * B + i)
+                    fp = 2 * B + i
+                    _slope(act, hs, r + B, tmp, fp)  # f'(a_k), shared by every origin
+                    for j in range(H):
+                        d = (tmp[gv, j] + 0.0) * tmp[fp, j]
+                        win[r, j] = d
+                        ds[r, j] += d
                     for t0 in range(k + 1, top + 1):
-                        slot = (t0 % (K + 1)) * B + i
-                        _vecmat(win, slot, W, H, tmp, i)  # d_{k+1} W of origin t0
-                        _delta_rows(act, tmp, i, win, slot, ds, r, hs, r + B)
+                        w = t0 * B + i
+                        for j in range(H):
+                            d = (win[TB + w, j] + 0.0) * tmp[fp, j]
+                            win[w, j] = d
+                            ds[r, j] += d
         else:
             # full: one sweep, dh_k = g_k V + d_{k+1} W (each from 0.0, g V first), d_k = f' dh_k
             for k in range(T - 1, -1, -1):
@@ -747,7 +781,7 @@ def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses
     o += 4 * BH
     z = buf[o : o + TB * O].reshape(TB, O)
     o += TB * O
-    win = buf[o : o + TB * H].reshape(TB, H)
+    win = buf[o : o + 2 * TB * H].reshape(2 * TB, H)
     views = (uT, wT, x, y, hs, g, ds, tmp, z, win, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
              grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV:oc].reshape(O, H))
     return train_chunk_lean(theta, dims, T - T - 1, X, Y, M, batch, lr, np.zeros(1), np.zeros((2, 0), theta.dtype),
