@@ -22,18 +22,22 @@ product). Separate arrays (:func:`workspace`), fused per-step loops and a
 four-way norm (fastrnn.optim.global_norm; one running sum of 321 squares was
 a fifth of the iteration) made the difference.
 
-Two kernels: :func:`train_chunk` takes every option (optimizer, head,
-clipping, truncation); :func:`train_chunk_sgd`, the lean one, only plain SGD
-without clipping, full BPTT and the sigmoid head, which is the headline run
-(binary addition) and what a newcomer's first command compiles: about half the
-compile time of the full one (8.3 -> 4.3 s, measured side by side) and
-3.4 against 6.0 us an iteration. What made it fast: 2-D arrays indexed by row
+Two kernels. The lean one (:func:`_lean`, compiled per optimizer, head and
+truncation by :func:`lean_kernel`) trains every small model a run trains: every
+optimizer of the registry (its own update, :data:`fastrnn.optim.UPDATE_OF`),
+clipping by norm and by value, full or truncated BPTT, every head and activation;
+a run compiles only the combination it uses (the headline's, SGD with the sigmoid
+head and full BPTT, in about 4 s), and numba caches each under its own name.
+:func:`train_chunk` branches on every setting at run time; sweeps of models with
+mixed settings (:func:`train_chunks_many`) and ``loss_and_grads`` use it (through
+:func:`loss_grad`). What made the lean kernel fast: 2-D arrays indexed by row
 (a flat ``offset + j`` index may be negative as far as numba knows, and its
 wraparound check keeps a loop scalar; a view per row costs two atomic
 reference-count updates), the activation and the products in small functions
 of their own (inlined into the big loop, LLVM had left the sigmoid scalar: 9.5
-against 3 ns an element), and the loss (a libm log1p call) after the
-recurrence instead of inside each step.
+against 3 ns an element), the loss (a libm log1p call) after the recurrence
+instead of inside each step, and for truncated BPTT one backward sweep whose
+open loss origins' products with W run interleaved.
 
 Sweeps (:func:`fastrnn.training.train_many`) of float64 lean runs take a third
 form of the lean kernel, :func:`train_lanes_sgd`: up to LANES models at once,
@@ -790,7 +794,7 @@ def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses
 @njit(**JIT_PARALLEL)
 def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses, grad_norms, errors,
                           done):
-    """:func:`train_chunks_many` for models that are all ``small-sgd`` (:func:`fastrnn.dispatch.choose_kernel`): each on :func:`train_chunk_sgd`."""
+    """:func:`train_chunks_many` for models that are all ``many-small-sgd`` (:func:`fastrnn.dispatch.choose_kernel`): each on :func:`train_chunk_sgd`."""
     for m in prange(thetas.shape[0]):
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
