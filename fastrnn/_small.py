@@ -18,19 +18,20 @@ Runs on this path agree with each other exactly (train_many and train alike).
 Why the first version of this path gained nothing end to end: it kept every
 buffer as offsets into one array, and a loop that reads one part of an array
 and writes another runs without vectorisation (measured 6x slower for a 16x16
-product). Separate arrays (:func:`workspace`), fused per-step loops and a
+product). Separate arrays (:func:`lean_views`), fused per-step loops and a
 four-way norm (fastrnn.optim.global_norm; one running sum of 321 squares was
 a fifth of the iteration) made the difference.
 
-Two kernels. The lean one (:func:`_lean`, compiled per optimizer, head and
+One kernel source. The lean kernel (:func:`_lean`, compiled per optimizer, head and
 truncation by :func:`lean_kernel`) trains every small model a run trains: every
 optimizer of the registry (its own update, :data:`fastrnn.optim.UPDATE_OF`),
 clipping by norm and by value, full or truncated BPTT, every head and activation;
 a run compiles only the combination it uses (the headline's, SGD with the sigmoid
 head and full BPTT, in about 4 s), and numba caches each under its own name.
-:func:`train_chunk` branches on every setting at run time; sweeps of models with
-mixed settings (:func:`train_chunks_many`) and ``loss_and_grads`` use it (through
-:func:`loss_grad`). What made the lean kernel fast: 2-D arrays indexed by row
+:func:`train_chunk` is the same source with every optimizer's update, chosen at run
+time, for sweeps of models with mixed settings (:func:`train_chunks_many`);
+:func:`loss_and_grads` is one iteration of it without an update
+(:data:`loss_and_grads_lean`). What made the lean kernel fast: 2-D arrays indexed by row
 (a flat ``offset + j`` index may be negative as far as numba knows, and its
 wraparound check keeps a loop scalar; a view per row costs two atomic
 reference-count updates), the activation and the products in small functions
@@ -54,7 +55,7 @@ command that only trains a small model compiles only the kernel it uses, not
 the general driver (start-up).
 
 Numbers only: no checks. Scratch is the caller's ``buf`` (any length of at
-least :func:`scratch_size`); nothing is allocated per iteration.
+least :func:`lean_scratch_size`, after the gradient for the training kernels); nothing is allocated per iteration.
 """
 
 import math
@@ -65,243 +66,10 @@ from numba import njit, prange
 
 from . import activations
 from ._cache import key_dispatchers
-from ._kernels import HEAD_LINEAR, HEAD_SIGMOID, HEAD_SOFTMAX, HEADS, head_loss
+from ._kernels import HEAD_LINEAR, HEAD_SIGMOID, HEAD_SOFTMAX
 from ._mathfn import exp, sigmoid
-from ._train_kernel import count_errors
-from .cells import rnn
 from .config import JIT, JIT_PARALLEL
 from .optim import SGD, UPDATE_OF, apply_update, clip_grads, global_norm
-
-
-@njit(**JIT)
-def scratch_size(T, B, I, H, O):
-    """Entries of ``buf`` :func:`workspace` carves (train_chunk's buf holds the gradient first)."""
-    TB = T * B
-    return H * I + H * H + TB * (I + 3 * O + 1) + (T + 1) * B * H + 3 * TB * H + 3 * B * H
-
-
-@njit(**JIT)
-def workspace(buf, T, B, I, H, O):
-    """Carve the arrays of :func:`loss_grad` out of ``buf`` (once per kernel call).
-
-    Separate arrays, not offsets into one: a loop that reads one part of an
-    array and writes another cannot be vectorised without run-time overlap
-    checks, and measured 6x slower at H = 16 than the same loop over two arrays.
-    Returns (uT (I*H), wT (H*H), xt (T*B*I), yt (T*B*O), mt (T*B), hs ((T+1)*B*H),
-    xu (T*B*H), z (T*B*O), g (T*B*O), gv (T*B*H), ds (T*B*H), d0, d1, dh (B*H each)).
-    """
-    TB = T * B
-    BH = B * H
-    sizes = (I * H, H * H, TB * I, TB * O, TB, (T + 1) * BH, TB * H, TB * O, TB * O, TB * H, TB * H, BH, BH, BH)
-    o = np.empty(15, np.int64)
-    o[0] = T - T
-    for q in range(14):
-        o[q + 1] = o[q] + sizes[q]
-    return (buf[o[0] : o[1]], buf[o[1] : o[2]], buf[o[2] : o[3]], buf[o[3] : o[4]], buf[o[4] : o[5]],
-            buf[o[5] : o[6]], buf[o[6] : o[7]], buf[o[7] : o[8]], buf[o[8] : o[9]], buf[o[9] : o[10]],
-            buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[13] : o[14]])
-
-
-#: ``_delta(act, n, a, aoff, b, h, hoff, out, ds, doff)``: out[e] = f'(a_t) * (a[aoff + e] + b[e]) and
-#: ds[doff + e] += out[e], f' written from h = h[hoff + e] (:func:`fastrnn.cells.rnn.backward_step`'s product).
-#:
-#: One loop per step for what the general driver does in four (the incoming gradient, the recurrent
-#: term, the cell's step, the sum over loss origins): at H = 16 a loop's set-up costs as much as its
-#: arithmetic.
-_delta = activations.by_activation("_delta", "n, a, aoff, b, h, hoff, out, ds, doff", """
-for e in range(n):
-    d = (a[aoff + e] + b[e]) * DF(h[hoff + e])
-    out[e] = d
-    ds[doff + e] += d
-""", globals(), "out[e] = f'(a_t) * (a[aoff + e] + b[e]); ds[doff + e] += out[e] (f' from h[hoff + e]).")
-
-
-@njit(**JIT)
-def loss_grad(theta, I, H, O, act, head, K, T, B, scale, ws, grad):
-    """Forward, loss and BPTT of one vanilla layer over the time-major data in ``ws``.
-
-    ``ws`` is :func:`workspace`'s tuple, with uT and wT holding the current U and
-    W transposed, xt, yt, mt the data and the first B rows of hs the initial
-    state (all filled by the caller). Writes the gradient (layout of theta) into
-    ``grad``, the predictions into z, and returns the loss. The sums are those of
-    :func:`fastrnn._kernels.forward` and :func:`~fastrnn._kernels.backward`,
-    term for term and in the same order.
-    """
-    uT, wT, xt, yt, mt, hs, xu, z, g, gv, ds, dc, dn, dh = ws
-    TB = T * B
-    BH = B * H
-    oW = H * I
-    ob = oW + H * H
-    oV = ob + H
-    oc = oV + O * H
-    # forward: xu = x U^T + b over all rows, then h_t = f(h_{t-1} W^T + xu_t) step by step
-    for r in range(TB):
-        q = r * H
-        for j in range(H):
-            xu[q + j] = 0.0
-        for p in range(I):
-            xp = xt[r * I + p]
-            w = p * H
-            for j in range(H):
-                xu[q + j] += xp * uT[w + j]
-        for j in range(H):
-            xu[q + j] += theta[ob + j]
-    for t in range(T):
-        for i in range(B):
-            hp = (t * B + i) * H
-            q = i * H
-            for j in range(H):
-                dh[q + j] = 0.0
-            for k in range(H):
-                hk = hs[hp + k]
-                w = k * H
-                for j in range(H):
-                    dh[q + j] += hk * wT[w + j]
-        rnn.forward_step(act, BH, xu, t * BH, dh, hs, (t + 1) * BH)
-    for r in range(TB):
-        hr = BH + r * H
-        for k in range(O):
-            acc = 0.0
-            for j in range(H):
-                acc += hs[hr + j] * theta[oV + k * H + j]
-            z[r * O + k] = acc + theta[oc + k]
-    loss = head_loss(z, yt, mt, O, head, scale, g)
-    # backward: gv = g V, then the delta sweeps (one, or one per loss origin when truncated)
-    for r in range(TB):
-        q = r * H
-        for j in range(H):
-            gv[q + j] = 0.0
-        for k in range(O):
-            gk = g[r * O + k]
-            w = oV + k * H
-            for j in range(H):
-                gv[q + j] += gk * theta[w + j]
-    full = K < 0 or K >= T - 1
-    for e in range(TB * H):
-        ds[e] = 0.0
-    # dh_k = [k is an origin] g_k V + [k below the origin] d_{k+1} W; zb stays zero
-    zb = dh
-    for e in range(BH):
-        zb[e] = 0.0
-    for origin in range(1 if full else T):
-        t0 = T - 1 if full else origin
-        k_min = 0 if full else (t0 - K if t0 > K else 0)
-        for k in range(t0, k_min - 1, -1):
-            rec = zb
-            if k < t0:
-                # d_{k+1} W into xu, one sequence at a time (W's rows as theta holds them)
-                rec = xu
-                for i in range(B):
-                    q = i * H
-                    for j in range(H):
-                        xu[q + j] = 0.0
-                    for m in range(H):
-                        dm = dn[q + m]
-                        w = oW + m * H
-                        for j in range(H):
-                            xu[q + j] += dm * theta[w + j]
-            if full or k == t0:
-                _delta(act, BH, gv, k * BH, rec, hs, (k + 1) * BH, dc, ds, k * BH)
-            else:
-                _delta(act, BH, zb, k - k, rec, hs, (k + 1) * BH, dc, ds, k * BH)  # k - k: no literal 0 (see _linalg)
-            dc, dn = dn, dc
-    # weight gradients from the summed deltas, every entry summed over rows in order
-    for j in range(H):
-        for p in range(I):
-            acc = 0.0
-            for r in range(TB):
-                acc += ds[r * H + j] * xt[r * I + p]
-            grad[j * I + p] = acc
-    # dW in dot order: no store in the inner loop (measured 1.4 -> 1.0 us at H = 16, T = 8)
-    for j in range(H):
-        q = oW + j * H
-        for k in range(H):
-            acc = 0.0
-            for r in range(TB):
-                acc += ds[r * H + j] * hs[r * H + k]
-            grad[q + k] = acc
-    for j in range(H):
-        grad[ob + j] = 0.0
-    for r in range(TB):
-        for j in range(H):
-            grad[ob + j] += ds[r * H + j]
-    for k in range(O):
-        for j in range(H):
-            acc = 0.0
-            for r in range(TB):
-                acc += g[r * O + k] * hs[BH + r * H + j]
-            grad[oV + k * H + j] = acc
-    for k in range(O):
-        acc = 0.0
-        for r in range(TB):
-            acc += g[r * O + k]
-        grad[oc + k] = acc
-    return loss
-
-
-@njit(**JIT)
-def _load(theta, I, H, X, Y, M, lo, B, ws):
-    """U and W transposed, and sequences lo..lo+B-1 of X, Y, M time-major, into ``ws``."""
-    uT, wT, xt, yt, mt = ws[0], ws[1], ws[2], ws[3], ws[4]
-    T, O = X.shape[1], Y.shape[2]
-    for r in range(H):
-        for q in range(I):
-            uT[q * H + r] = theta[r * I + q]
-    oW = H * I
-    for r in range(H):
-        for q in range(H):
-            wT[q * H + r] = theta[oW + r * H + q]
-    for t in range(T):
-        for i in range(B):
-            r = t * B + i
-            for q in range(I):
-                xt[r * I + q] = X[lo + i, t, q]
-            for q in range(O):
-                yt[r * O + q] = Y[lo + i, t, q]
-    if M.shape[0] > 0:
-        for t in range(T):
-            for i in range(B):
-                mt[t * B + i] = M[lo + i, t]
-    else:
-        for r in range(T * B):
-            mt[r] = 1.0
-
-
-@njit(**JIT)
-def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
-                buf, losses, grad_norms, errors):
-    """:func:`fastrnn._train_kernel.train_chunk_general` for an :func:`fastrnn.dispatch.small_fits` model: same arguments
-    (no ``blas``), same meaning, same numbers."""
-    n_iters = losses.shape[0]
-    T = X.shape[1]
-    P = theta.shape[0]
-    I, H, O, act, head = dims[0], dims[1], dims[2], dims[4], dims[5]
-    B = batch
-    BH = B * H
-    grad = buf[:P]
-    ws = workspace(buf[P:], T, B, I, H, O)
-    yt, mt, hs, z = ws[3], ws[4], ws[5], ws[7]
-    for it in range(n_iters):
-        if resets.shape[0] == 0 or resets[it] != 0:
-            for e in range(BH):
-                hstate[e] = 0.0
-        lo = it * B
-        _load(theta, I, H, X, Y, M, lo, B, ws)
-        for e in range(BH):
-            hs[e] = hstate[e]
-        loss = loss_grad(theta, I, H, O, act, head, K, T, B, 1.0 / B, ws, grad)
-        if not np.isfinite(loss):
-            return it
-        norm = clip_grads(grad, clip_norm, clip_value)
-        if not np.isfinite(norm):
-            return it
-        losses[it] = loss
-        grad_norms[it] = norm
-        count_errors(z, yt, mt, T, B, O, head, errors, lo)
-        for e in range(BH):
-            hstate[e] = hs[T * BH + e]
-        apply_update(opt, theta, grad, opt_state, step0 + it + 1, lr, hyper)
-    return n_iters
 
 
 @njit(**JIT_PARALLEL)
@@ -315,27 +83,6 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
         done[m] = train_chunk(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
                               opt_states[m], step0s[m], clip_norms[m], 0.0, hstates[m], Rm, bufs[m], losses[m, :n],
                               grad_norms[m, :n], errors[m, : n * batch])
-
-
-@njit(**JIT)
-def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
-    """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`fastrnn.dispatch.small_fits` model (no ``blas``)."""
-    B, T = X.shape[0], X.shape[1]
-    I, H, O = dims[0], dims[1], dims[2]
-    BH = B * H
-    ws = workspace(buf, T, B, I, H, O)
-    hs = ws[5]
-    _load(theta, I, H, X, Y, M, B - B, B, ws)
-    if h0.shape[0] > 0:
-        for e in range(BH):
-            hs[e] = h0[e]
-    else:
-        for e in range(BH):
-            hs[e] = 0.0
-    loss = loss_grad(theta, I, H, O, dims[4], dims[5], K, T, B, 1.0 / B, ws, grad)
-    for e in range(BH):
-        h_final[e] = hs[T * BH + e]
-    return loss
 
 
 # --------------------------------------------------------------------- the lean kernel
@@ -487,30 +234,27 @@ class LeanCall:
                                                                       int(dims[2]))
             self.last = last
         kernel = lean_kernel(int(opt), int(dims[5]), 0 <= K < T - 1)
-        return kernel(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
-                      last[5], last[6], last[7], losses, grad_norms, errors)
+        return kernel(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate,
+                      resets, last[5], last[6], last[7], losses, grad_norms, errors)
 
 
-#: The constants :func:`_lean` reads, bound per combination by :func:`lean_kernel` (these: the headline's).
-_OPT, _HEAD, _TRUNC = SGD, HEAD_SIGMOID, False
-_UPDATE = UPDATE_OF[SGD]
+#: What :func:`_lean` reads as constants, bound by :func:`lean_kernel`: the optimizer's update, and the
+#: head's code and whether BPTT is truncated (1) or not (0); -1: read from the arguments (these values).
+_UPDATE, _HEAD, _TRUNC = apply_update, -1, -1
 
 
-def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, grad, mt,
-          views, losses, grad_norms, errors):
+def _lean(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, grad,
+          mt, views, losses, grad_norms, errors):
     """The lean kernel's source: :func:`train_chunk`'s training on the arrays of :func:`lean_views`
-    (``grad``, ``mt`` and the tuple ``views``) instead of one scratch array. Never called as it is:
-    :func:`lean_kernel` compiles it once per optimizer, head and truncation, with ``_OPT``,
-    ``_UPDATE`` (that optimizer's :data:`fastrnn.optim.UPDATE_OF`), ``_HEAD`` and ``_TRUNC`` bound
-    as compile-time constants in its globals (numba drops the branches they rule out).
-
-    Matrices are 2-D views made once per run and indexed by row: an index computed
-    as ``offset + j`` could be negative as far as the compiler knows, and the
-    wraparound check that numba then emits keeps a loop scalar; a view per row
-    instead costs two atomic reference-count updates. Per step the input
-    projection, the recurrence, the activation and the logits run together; the
-    loss and error counts after the recurrence; per backward step g V, d W and f'
-    together. No ``reshape`` and no allocation in here (see :func:`lean_views`).
+    (``grad``, ``mt`` and the tuple ``views``) instead of one scratch array. Never called as it
+    is: :func:`lean_kernel` compiles it with ``_UPDATE``, ``_HEAD`` and ``_TRUNC`` bound in its
+    globals, once per optimizer (its :data:`fastrnn.optim.UPDATE_OF`, so that only its update is
+    compiled), head and truncation; :data:`train_chunk_lean_any` with every optimizer's update
+    (:func:`fastrnn.optim.apply_update`) and the head and truncation read from the arguments, for
+    :func:`train_chunk`. One iteration's work is written out in this one function: taking
+    the arrays out of the tuple once, not once an iteration in a callee, saves two
+    reference-count updates an array an iteration. No ``reshape`` and no allocation in here
+    (see :func:`lean_views`).
     """
     n_iters = losses.shape[0]
     T = X.shape[1]
@@ -524,6 +268,8 @@ def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm
     oc = oV + O * H
     scale = 1.0 / B
     uT, wT, x, y, hs, g, ds, tmp, z, win, W, V, gU, gW, gV = views
+    head = dims[5] if _HEAD < 0 else _HEAD  # a constant where lean_kernel bound one
+    trunc = (K >= 0 and K < T - 1) if _TRUNC < 0 else _TRUNC == 1
     for it in range(n_iters):
         for q in range(I):  # the loops' layout of U and W, from this iteration's theta
             for j in range(H):
@@ -575,7 +321,7 @@ def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm
                 m = mt[r]
                 row = 0.0
                 wrong = 0
-                if _HEAD == HEAD_SIGMOID:
+                if head == HEAD_SIGMOID:
                     for k in range(O):
                         zk = z[r, k]
                         yk = y[r, k]
@@ -584,7 +330,7 @@ def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm
                         g[r, k] = scale * m * (pk - yk)
                         if (pk > 0.5) != (yk > 0.5):
                             wrong = 1
-                elif _HEAD == HEAD_SOFTMAX:
+                elif head == HEAD_SOFTMAX:
                     zmax = z[r, 0]
                     for k in range(1, O):
                         zmax = z[r, k] if z[r, k] > zmax else zmax
@@ -608,7 +354,7 @@ def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm
                         if y[r, k] > y[r, ky]:
                             ky = k
                     wrong = 1 if kp != ky else 0
-                elif _HEAD == HEAD_LINEAR:
+                elif head == HEAD_LINEAR:
                     for k in range(O):
                         dk = z[r, k] - y[r, k]
                         row += 0.5 * dk * dk
@@ -620,9 +366,10 @@ def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm
                 if m != 0.0:
                     loss += scale * m * row
                     errors[lo + i] += wrong
+        losses[it] = loss  # also when not finite (loss_and_grads reads it; a run reads done entries only)
         if not np.isfinite(loss):
             return it
-        if _TRUNC:
+        if trunc:
             # truncated: each loss origin t0 back to t0 - K, one sweep for all of them. At step k the
             # origins t0 in [k, k + K] are open; origin t0's delta sits in row t0*B + i of win:
             # d_k = f'(a_k) (d_{k+1} W), or f'(a_k) g_k V at its origin (_small.loss_grad's sums), and
@@ -703,68 +450,73 @@ def _lean(theta, dims, K, X, Y, M, batch, lr, hyper, opt_state, step0, clip_norm
                 for j in range(H):
                     gV[k, j] += gk * hs[B + r, j]
         norm = clip_grads(grad, clip_norm, clip_value)
+        grad_norms[it] = norm
         if not np.isfinite(norm):
             return it
-        losses[it] = loss
-        grad_norms[it] = norm
         for i in range(B):
             for j in range(H):
                 hstate[i * H + j] = hs[T * B + i, j]
-        _UPDATE(_OPT, theta, grad, opt_state, step0 + it + 1, lr, hyper)
+        _UPDATE(opt, theta, grad, opt_state, step0 + it + 1, lr, hyper)
     return n_iters
 
 
 _LEAN = {}
 
 
-def lean_kernel(opt, head, truncated):
-    """The lean kernel for optimizer code ``opt``, head code ``head`` and truncated BPTT or not:
-    :func:`_lean` compiled with those as constants (made on first use, compiled on its first call,
-    each combination cached by numba under a name of its own, e.g.
-    ``train_chunk_lean_adam_softmax_truncated``). Arguments: :func:`_lean`'s."""
-    key = (opt, head, bool(truncated))
-    kernel = _LEAN.get(key)
-    if kernel is None:
-        update = UPDATE_OF[opt]  # an unknown optimizer code raises here
-        heads = {code: name for name, code in HEADS.items()}
-        name = (f"train_chunk_lean_{update.py_func.__name__[len('apply_update_'):]}_{heads[head]}"
-                f"{'_truncated' if truncated else ''}")
-        spec = dict(globals(), _OPT=opt, _UPDATE=update, _HEAD=head, _TRUNC=bool(truncated))
-        fn = types.FunctionType(_lean.__code__, spec, name)
-        fn.__qualname__ = name
-        fn.__doc__ = _lean.__doc__
-        kernel = njit(**JIT)(fn)
-        key_dispatchers({name: kernel})
-        _LEAN[key] = kernel
+def _compile(name, update, head, trunc):
+    """:func:`_lean` compiled with ``update``, ``head`` and ``trunc`` as ``_UPDATE``, ``_HEAD`` and
+    ``_TRUNC``, under ``name`` (numba's cache keys on it, not on the globals)."""
+    fn = types.FunctionType(_lean.__code__, dict(globals(), _UPDATE=update, _HEAD=head, _TRUNC=trunc), name)
+    fn.__qualname__ = name
+    fn.__doc__ = _lean.__doc__
+    kernel = njit(**JIT)(fn)
+    key_dispatchers({name: kernel})
     return kernel
 
 
-#: The lean kernel of the headline (SGD, sigmoid head, full BPTT), which :func:`train_chunk_sgd` runs.
-train_chunk_lean = lean_kernel(SGD, HEAD_SIGMOID, False)
+_HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_SIGMOID: "sigmoid", HEAD_LINEAR: "linear"}
+
+
+def lean_kernel(opt, head, truncated):
+    """The lean kernel for optimizer code ``opt``, head code ``head`` and truncated BPTT or not (an
+    unknown code raises KeyError): :func:`_lean` with those as constants, made on first use,
+    compiled on its first call and cached by numba under a name of its own
+    (``train_chunk_lean_adam_softmax_truncated``). Arguments: :func:`_lean`'s."""
+    key = (opt, head, bool(truncated))
+    kernel = _LEAN.get(key)
+    if kernel is None:
+        update = UPDATE_OF[opt]
+        name = (f"train_chunk_lean_{update.py_func.__name__[len('apply_update_'):]}_{_HEAD_NAMES[head]}"
+                f"{'_truncated' if truncated else ''}")
+        kernel = _LEAN[key] = _compile(name, update, head, 1 if truncated else 0)
+    return kernel
 
 
 @njit(**JIT)
-def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
-    """:func:`train_chunk` for plain SGD (``theta -= lr * grad``), no clipping, full BPTT and the
-    sigmoid head with cross-entropy; any activation, batch, mask and carried state. Same meaning
-    of the arguments, same numbers.
+def _no_update(kind, theta, grad, state, step, lr, hyper):
+    """Leaves theta as it is (:data:`loss_and_grads_lean`'s update)."""
 
-    Carves :func:`lean_views`'s arrays out of ``buf`` and ``theta`` (inside numba, for
-    the many-model kernel) and runs :data:`train_chunk_lean`; a training run calls
-    the lean kernels directly with views made in Python (:class:`LeanCall`).
-    """
-    T = X.shape[1]
-    P = theta.shape[0]
-    I, H, O = dims[0], dims[1], dims[2]
-    B = batch
-    BH = B * H
+
+#: The lean kernel of plain SGD, the sigmoid head and full BPTT, which :func:`train_chunk_sgd` runs.
+train_chunk_lean = lean_kernel(SGD, HEAD_SIGMOID, False)
+#: The lean kernel with every optimizer's update (chosen by ``opt`` at run time) and the head and
+#: truncation read from the arguments, which :func:`train_chunk` runs.
+train_chunk_lean_any = _compile("train_chunk_lean_any", apply_update, -1, -1)
+#: The lean kernel without an update, head and truncation read from the arguments: one iteration of it is
+#: :func:`loss_and_grads`.
+loss_and_grads_lean = _compile("loss_and_grads_lean", _no_update, -1, -1)
+
+
+@njit(**JIT)
+def _carve(buf, T, B, I, H, O, theta):
+    """:func:`lean_views`'s ``mt`` and views, carved out of ``buf`` inside numba (see there)."""
     TB = T * B
+    BH = B * H
     oW = H * I
     ob = oW + H * H
     oV = ob + H
     oc = oV + O * H
-    grad = buf[:P]
-    o = P
+    o = T - T
     uT = buf[o : o + I * H].reshape(I, H)
     o += I * H
     wT = buf[o : o + H * H].reshape(H, H)
@@ -786,10 +538,70 @@ def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses
     z = buf[o : o + TB * O].reshape(TB, O)
     o += TB * O
     win = buf[o : o + 2 * TB * H].reshape(2 * TB, H)
-    views = (uT, wT, x, y, hs, g, ds, tmp, z, win, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
-             grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV:oc].reshape(O, H))
-    return train_chunk_lean(theta, dims, T - T - 1, X, Y, M, batch, lr, np.zeros(1), np.zeros((2, 0), theta.dtype),
-                            T - T, 0.0, 0.0, hstate, resets, grad, mt, views, losses, grad_norms, errors)
+    return mt, (uT, wT, x, y, hs, g, ds, tmp, z, win, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H))
+
+
+@njit(**JIT)
+def _grad_views(grad, H, I, O):
+    """gU (H, I), gW (H, H), gV (O, H): views of the gradient ``grad`` (layout of theta)."""
+    oW = H * I
+    ob = oW + H * H
+    oV = ob + H
+    return grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV : oV + O * H].reshape(O, H)
+
+
+@njit(**JIT)
+def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
+                buf, losses, grad_norms, errors):
+    """:func:`fastrnn._train_kernel.train_chunk_general` for an :func:`fastrnn.dispatch.small_fits` model: same arguments
+    (no ``blas``), same meaning, same numbers. The lean kernel with every optimizer's update
+    (``opt`` chosen at run time), on ``buf`` (the gradient first, then :func:`lean_views`'s arrays)."""
+    P = theta.shape[0]
+    I, H, O = dims[0], dims[1], dims[2]
+    grad = buf[:P]
+    mt, v = _carve(buf[P:], X.shape[1], batch, I, H, O, theta)
+    views = v + _grad_views(grad, H, I, O)
+    return train_chunk_lean_any(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value,
+                                hstate, resets, grad, mt, views, losses, grad_norms, errors)
+
+
+
+@njit(**JIT)
+def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
+    """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`fastrnn.dispatch.small_fits` model (no ``blas``):
+    one iteration of the lean kernel over the whole batch, without an update (:data:`loss_and_grads_lean`),
+    ``buf`` holding :func:`lean_views`'s arrays."""
+    B = X.shape[0]
+    I, H, O = dims[0], dims[1], dims[2]
+    mt, v = _carve(buf, X.shape[1], B, I, H, O, theta)
+    views = v + _grad_views(grad, H, I, O)
+    for e in range(B * H):
+        h_final[e] = h0[e] if h0.shape[0] > 0 else 0.0
+    losses = np.zeros(1, theta.dtype)
+    norms = np.zeros(1, theta.dtype)
+    loss_and_grads_lean(theta, dims, K, X, Y, M, B, 0, 0.0, np.zeros(1), np.zeros((2, 0), theta.dtype), 0, 0.0, 0.0,
+                        h_final, np.zeros(1, np.int64), grad, mt, views, losses, norms, np.zeros(B, np.int64))
+    return losses[0]
+
+
+@njit(**JIT)
+def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
+    """:func:`train_chunk` for plain SGD (``theta -= lr * grad``), no clipping, full BPTT and the
+    sigmoid head with cross-entropy; any activation, batch, mask and carried state. Same meaning
+    of the arguments, same numbers.
+
+    Carves :func:`lean_views`'s arrays out of ``buf`` and ``theta`` (inside numba, for
+    the many-model kernel) and runs :data:`train_chunk_lean`; a training run calls
+    the lean kernels directly with views made in Python (:class:`LeanCall`).
+    """
+    P = theta.shape[0]
+    I, H, O = dims[0], dims[1], dims[2]
+    grad = buf[:P]
+    mt, v = _carve(buf[P:], X.shape[1], batch, I, H, O, theta)
+    views = v + _grad_views(grad, H, I, O)
+    return train_chunk_lean(theta, dims, P - P - 1, X, Y, M, batch, SGD, lr, np.zeros(1), np.zeros((2, 0), theta.dtype),
+                            P - P, 0.0, 0.0, hstate, resets, grad, mt, views, losses, grad_norms, errors)
+
 
 @njit(**JIT_PARALLEL)
 def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses, grad_norms, errors,

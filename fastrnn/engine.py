@@ -157,7 +157,10 @@ def new_state(model, batch):
 
 def scratch_size(model, T, batch, n_threads=1):
     """Scratch entries one :func:`loss_and_grads` call on a (batch, T) batch needs."""
-    return int(_kernels.scratch_size(T, batch, model.dims, n_threads))
+    size = int(_kernels.scratch_size(T, batch, model.dims, n_threads))
+    if model.cell == "rnn" and model.layers == 1:  # enough for the small-model path's arrays too
+        size = max(size, _small.lean_scratch_size(T, batch, model.n_in, model.n_hidden, model.n_out))
+    return size
 
 
 def chunk_scratch_size(model, T, batch, kernel=None):
@@ -165,10 +168,9 @@ def chunk_scratch_size(model, T, batch, kernel=None):
     :func:`fastrnn.dispatch.choose_kernel` chooses for the run, or ``kernel``)."""
     if kernel is None:
         kernel = dispatch.for_model(model, T, batch)
-    if kernel.name in ("small", "small-lean"):  # the sizes in plain Python; a buffer of a small model serves both
+    if kernel.name in ("small", "small-lean"):  # the sizes in plain Python (both kernels carve the same arrays)
         I, H, O = model.n_in, model.n_hidden, model.n_out
-        return model.n_params + max(int(_small.scratch_size.py_func(T, batch, I, H, O)),
-                                    _small.lean_scratch_size(T, batch, I, H, O))
+        return model.n_params + _small.lean_scratch_size(T, batch, I, H, O)
     return int(_train_kernel.chunk_scratch_size(T, batch, model.dims, model.n_params))
 
 

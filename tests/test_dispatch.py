@@ -194,7 +194,7 @@ def test_the_kernel_modules_import_each_other_in_one_direction():
         return found
 
     graph = {name: imports(name) for name in nodes}
-    assert "_small" not in graph["_train_kernel"] and "_train_kernel" in graph["_small"]
+    assert "_small" not in graph["_train_kernel"]
     assert graph["dispatch"] == set()  # the decision loads no kernel
     done, visiting = set(), []
 

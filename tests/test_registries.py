@@ -243,12 +243,12 @@ def test_apply_update_raises_on_an_unknown_optimizer_code():
     lambda: rnn.forward_step(UNKNOWN, 3, np.ones(3), 0, np.ones(3), np.zeros(3), 0),
     lambda: rnn.backward_step(UNKNOWN, 3, np.ones(6), 0, np.ones(3), 0, 3),
     lambda: rnn.derivative(UNKNOWN, 3, np.ones(3), 0, np.zeros(3), 0),
-    lambda: _small._delta(UNKNOWN, 3, np.ones(3), 0, np.ones(3), np.ones(3), 0, np.zeros(3), np.zeros(3), 0),
+    lambda: _small._slope(UNKNOWN, np.ones((2, 3)), 0, np.zeros((2, 3)), 0),
     lambda: _small._activate(UNKNOWN, np.ones((2, 3)), 0, 1, np.zeros((2, 3)), 0),
     lambda: _small._derive(UNKNOWN, np.ones((3, 3)), 0, 1, np.ones((2, 3)), 0),
     lambda: _small._activate_lanes(UNKNOWN, np.ones((2, 3, 4)), 0, 1, np.zeros((2, 3, 4)), 0),
     lambda: _small._derive_lanes(UNKNOWN, np.ones((3, 3, 4)), 0, 1, np.ones((2, 3, 4)), 0),
-], ids=["cell-forward", "cell-backward", "cell-derivative", "small-delta", "lean-activate", "lean-derive", "lanes-activate",
+], ids=["cell-forward", "cell-backward", "cell-derivative", "lean-slope", "lean-activate", "lean-derive", "lanes-activate",
         "lanes-derive"])
 def test_every_activation_dispatch_raises_on_an_unknown_code(call):
     with pytest.raises(ValueError, match="unknown activation code"):
