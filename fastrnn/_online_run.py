@@ -227,6 +227,12 @@ def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimiz
     return drive(run, run.warmup, run.advance, writer, save, progress, run.total, "fit", None)
 
 
+def _default_of(name):
+    from .settings import get
+
+    return get(name).default
+
+
 class _FitOnlineRun:
     """What :func:`fastrnn.training.drive` needs of a fit with an online rule (see :func:`fit_online`)."""
 

@@ -73,7 +73,10 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         The optimizers' own settings, by name, as in :func:`fastrnn.train`: every
         ``option`` an optimizer module declares (:data:`fastrnn.optimizers.OPTIONS`:
         ``momentum`` 0.9 for momentum, ``weight_decay`` 0.01 for adamw). One that the
-        chosen optimizer does not read must be left at its default.
+        chosen optimizer does not read must be left at its default. Also the online
+        rule's own settings (``k1``, ``k2``; ``eps``; ``alpha``, ``feedback``,
+        ``feedback_scale``: see :func:`fastrnn.online.run`). A name that is neither
+        raises TypeError.
     seed : int
         Seeds the order of the sequences (``shuffle``); the weights are the model's.
     window : int or None
@@ -129,9 +132,6 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         ``bptt_truncate`` (the rule truncates), ``mask``, ``validation``, ``resume`` and
         checkpoints, and needs a vanilla one-layer float64 model; ``save`` writes the
         weights alone.
-    **rule_settings
-        The rule's own settings (``k1``, ``k2``; ``eps``; ``alpha``, ``feedback``,
-        ``feedback_scale``: see :func:`fastrnn.online.run`).
 
     Returns
     -------
