@@ -288,7 +288,7 @@ def test_fit_with_a_rule_trains_the_rows_of_x_as_streams_epoch_after_epoch():
     (dict(bptt_truncate=4), "bptt_truncate=4 cannot be combined with rule='rtrl'"),
     (dict(checkpoint_every=10), "checkpoint_every=10 cannot be combined"),
     (dict(k1=3), "rule 'rtrl' has no setting 'k1'"),
-    (dict(optimizer="sgd", momentum=0.5), "momentum=0.5 applies to another optimizer"),
+    (dict(optimizer="sgd", momentum=0.5), "momentum=0.5 applies to optimizer='momentum' only"),
 ])
 def test_fit_with_a_rule_refuses_what_it_cannot_honour(kwargs, fragment):
     X, Y = AddTask().stream(np.random.default_rng(0), 20, 3)
@@ -302,7 +302,7 @@ def test_fit_with_a_rule_refuses_what_it_cannot_honour(kwargs, fragment):
 
 def test_fit_still_rejects_an_unknown_keyword():
     X, Y = AddTask().stream(np.random.default_rng(0), 20, 3)
-    with pytest.raises(fastrnn.InvalidArgument, match="fit\\(\\) has no setting 'epoch'"):
+    with pytest.raises(fastrnn.InvalidType, match="fit\\(\\) got an unexpected keyword argument 'epoch'"):
         fastrnn.fit(fastrnn.RNN(2, 4, 2, head="softmax"), X, Y, epoch=3)
 
 
