@@ -14,11 +14,6 @@ from fastrnn import _small, _train_kernel, activations, dispatch, engine, metric
 from fastrnn.cells import rnn
 
 
-def ref_softsign_rnn_grads(params, X, Y, head):
-    """The reference's loss and gradients of a one-layer softsign model (tests/reference.py)."""
-    return ref.loss_and_grads(params, X, Y, None, "softsign", head)
-
-
 def _flat(model, grads):
     return np.concatenate([grads[k].ravel() for k in model.param_names])
 
