@@ -27,7 +27,7 @@ SMOKE = [
     (r"--seeds 0-9\b", "--seeds 0-1"),  # 60 runs
     (r"^fastrnn train --task digits --save d\.npz$", "fastrnn train --task digits --save d.npz --iters 200"),  # 2000 at batch 32
     (r"^(fastrnn train --task (?:adding|copy|order)(?:(?! --iters).)*)$", r"\1 --iters 100"),  # 2000 at batch 32, T up to 100
-    (r"--iters 8000\b", "--iters 500"),
+    (r"--iters 8000\b", "--iters 200"),
     (r"--seeds 0,1 --set length=50,100", "--seeds 0 --set length=50 --set iters=100"),
     (r"--iters 200000\b", "--iters 20000"),
     (r"^(fastrnn train --task add --rule .*)--iters (?:30000|2000)$", r"\1--iters 100"),  # online rules: one update a step
@@ -141,6 +141,7 @@ def test_the_shape_of_an_output_ignores_numbers_and_spacing_but_not_words():
         ["binary: accuracy 0.875 (never reached 1.0) after 300 iterations; training 12.5 s", "task runs final_accuracy_mean"])
     assert generate.shape(shown) != generate.shape(shown[:1])
     assert generate.shape(["loss 1e-05, nan"]) == generate.shape(["loss 3.5E+02, 7"])
+    assert generate.shape(["best 0.03 (adding-length50-initorthogonal-seed1)"]) == generate.shape(["best 0.2 (adding-initNone-seed0)"])
 
 
 def test_a_console_block_is_read_as_commands_and_their_outputs():
