@@ -124,21 +124,26 @@ def describe(row):
 
 
 def update_readme(block, mark):
-    """Put ``block`` between ``<!-- mark:start -->`` and ``<!-- mark:end -->`` in every page that has them.
-
-    The pages are the README and the documentation (docs/*.md); returns whether any held the marks.
-    """
+    """Put ``block`` between ``<!-- mark:start -->`` and ``<!-- mark:end -->`` in every page that has
+    both marks: README.md and the pages under docs/. Returns the pages written (relative paths; an
+    empty list, which is false, when no page has the marks)."""
     start, end = f"<!-- {mark}:start -->", f"<!-- {mark}:end -->"
-    found = False
-    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+    written = []
+    for path in [ROOT / "README.md"] + sorted((ROOT / "docs").rglob("*.md")):
+        if not path.is_file():
+            continue
         text = path.read_text()
         if start not in text or end not in text:
             continue
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
-        path.write_text(head + start + "\n" + block + end + tail)
-        found = True
-    return found
+        # the same block on every page: links such as benchmarks/results/throughput.png stay as written
+        # (the docs site adds benchmarks/results/*.png under that path: docs/hooks.py)
+        new = head + start + "\n" + block + end + tail
+        if new != text:
+            path.write_text(new)
+        written.append(path.relative_to(ROOT).as_posix())
+    return written
 
 
 def write_csv(path, rows, env=None):
@@ -183,14 +188,23 @@ def fastrnn_after_sgd(p0, X, Y, activation, head, n, lr=0.1):
     The reference trajectory every benchmark contender must reproduce before its
     time counts (and that tests/test_benchmark_baselines.py checks the numpy ones on).
     """
+    return fastrnn_after(p0, X, Y, activation, head, n, lr)
+
+
+def fastrnn_after(p0, X, Y, activation, head, n, lr=0.1, optimizer="sgd", clip=0.0, batch=1):
+    """fastrnn's parameters after n iterations of ``optimizer`` (fastrnn.optim's names, its default
+    hyperparameters) with global-norm clipping at ``clip`` (0: off) at batch ``batch`` from p0 on
+    X, Y (iteration i trains on sequences i*batch .. (i+1)*batch - 1)."""
     import fastrnn
-    from fastrnn import engine
+    from fastrnn import engine, optim
 
     model = fastrnn.RNN(X.shape[2], p0["W0"].shape[0], Y.shape[2], activation=activation, head=head)
     for k, v in p0.items():
         model.params[k][...] = v
     P = model.n_params
-    buf = np.empty(engine.chunk_scratch_size(model, X.shape[1], 1))
-    engine.train_chunk(model, -1, X, Y, np.zeros((0, 0)), 1, 0, lr, np.zeros(5), np.zeros((2, P)), 0, 0.0, 0.0,
-                       engine.new_state(model, 1), None, buf, np.empty(n), np.empty(n), np.empty(n, dtype=np.int64))
+    X, Y = np.ascontiguousarray(X[: n * batch]), np.ascontiguousarray(Y[: n * batch])
+    buf = np.empty(engine.chunk_scratch_size(model, X.shape[1], batch))
+    engine.train_chunk(model, -1, X, Y, np.zeros((0, 0)), batch, optim.OPTIMIZERS[optimizer], lr, optim.hyper_array(),
+                       np.zeros((2, P)), 0, float(clip or 0.0), 0.0, engine.new_state(model, batch), None, buf, np.empty(n),
+                       np.empty(n), np.empty(n * batch, dtype=np.int64))  # errors: one per sequence
     return {k: v.copy() for k, v in model.params.items()}

@@ -22,6 +22,7 @@ into the README between its `<!-- kernels:start -->` and `<!-- kernels:end -->` 
 """
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -72,25 +73,40 @@ def validate(name, got, want):
         np.testing.assert_allclose(grads[k], ref_grads[k], rtol=1e-10, atol=1e-12, err_msg=f"{name} {k}")
 
 
+#: numpy's BLAS threads the numpy contenders are timed at (threadpoolctl): one, and OpenBLAS's default
+#: of every core on a 2-core machine; contenders are named ``numpy_batched_1t``, ``numpy_batched_2t``, ...
+BLAS_THREADS = (1, 2)
+
+
+def blas_threads(n):
+    """A context with numpy's BLAS held to ``n`` threads (None: as it is)."""
+    if n is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(n, user_api="blas")
+
+
 def bench_shape(name, B, T, I, H, O, head):
     p, X, Y, model = make_case(B, T, I, H, O, head)
     want = reference.loss_and_grads(p, X, Y, None, "tanh", head)
-    contenders = {
-        "numpy_twin": lambda: reference.loss_and_grads(p, X, Y, None, "tanh", head),
-        "numpy_batched": lambda: numpy_batched.loss_and_grads(p, X, Y, None, "tanh", head),
-        "fastrnn_serial": lambda: model.loss_and_grads(X, Y, parallel=False),
-        "fastrnn": lambda: model.loss_and_grads(X, Y),
-    }
+    contenders = []
+    for b in BLAS_THREADS:
+        contenders.append((f"numpy_twin_{b}t", lambda: reference.loss_and_grads(p, X, Y, None, "tanh", head), b))
+        contenders.append((f"numpy_batched_{b}t", lambda: numpy_batched.loss_and_grads(p, X, Y, None, "tanh", head), b))
+    contenders += [("fastrnn_serial", lambda: model.loss_and_grads(X, Y, parallel=False), None),
+                   ("fastrnn", lambda: model.loss_and_grads(X, Y), None)]
     rows = []
     times = {}
-    for contender, fn in contenders.items():
+    for contender, fn, blas in contenders:
         validate(contender, fn(), want)
-        repeats = 3 if contender == "numpy_twin" and B * T > 500 else 7
-        med, lo, hi = time_call(fn, repeats=repeats)
+        repeats = 3 if contender.startswith("numpy_twin") and B * T > 500 else 7
+        with blas_threads(blas):  # entered before time_call's clock starts
+            med, lo, hi = time_call(fn, repeats=repeats)
         times[contender] = med
         rows.append(
-            dict(shape=name, B=B, T=T, I=I, H=H, O=O, contender=contender, median_us=med * 1e6, min_us=lo * 1e6,
-                 max_us=hi * 1e6, gflops=flops(B, T, I, H, O) / med / 1e9)
+            dict(shape=name, B=B, T=T, I=I, H=H, O=O, contender=contender, blas_threads=blas or "", median_us=med * 1e6,
+                 min_us=lo * 1e6, max_us=hi * 1e6, gflops=flops(B, T, I, H, O) / med / 1e9)
         )
     for row in rows:
         row["fastrnn_speedup"] = times[row["contender"]] / times["fastrnn"]
@@ -167,13 +183,23 @@ def markdown(rows, first):
     by = {}
     for r in rows:
         by.setdefault(r["shape"], {})[r["contender"]] = r
-    lines = [describe(rows[0]) + " One `loss_and_grads` call (float64, tanh, full BPTT), medians of 7 repeats after a warm-up.", "",
-             "| shape | B | T | I | H | O | numpy twin | numpy batched | fastrnn | fastrnn GFLOP/s | batched / fastrnn |",
+    two = any(str(r["contender"]).endswith("_2t") for r in rows)
+    lines = [describe(rows[0]) + " One `loss_and_grads` call (float64, tanh, full BPTT), medians of 7 repeats after a warm-up; "
+             + ("the numpy contenders at 1 and 2 BLAS threads (threadpoolctl), fastrnn as it runs by default." if two else
+                "every contender at the BLAS threads named above (this file has one thread count for numpy, shown in both columns)."),
+             "",
+             "| shape | B | T | I | H | O | numpy twin, 1 / 2 BLAS threads | numpy batched, 1 / 2 BLAS threads | fastrnn | "
+             "fastrnn GFLOP/s | batched / fastrnn, 1 / 2 BLAS threads |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for shape, c in by.items():
-        f, b, t = c["fastrnn"], c["numpy_batched"], c["numpy_twin"]
-        lines.append(f"| {shape} | {f['B']} | {f['T']} | {f['I']} | {f['H']} | {f['O']} | {_us(t['median_us'])} | {_us(b['median_us'])} | "
-                     f"{_us(f['median_us'])} | {f['gflops']:.2f} | {b['median_us'] / f['median_us']:.1f}x |")
+        f = c["fastrnn"]
+        t1, t2, b1, b2 = (c.get(k) for k in ("numpy_twin_1t", "numpy_twin_2t", "numpy_batched_1t", "numpy_batched_2t"))
+        if b1 is None:  # a results file from before the numpy contenders had two thread counts
+            t1 = t2 = c["numpy_twin"]
+            b1 = b2 = c["numpy_batched"]
+        lines.append(f"| {shape} | {f['B']} | {f['T']} | {f['I']} | {f['H']} | {f['O']} | {_us(t1['median_us'])} / {_us(t2['median_us'])} | "
+                     f"{_us(b1['median_us'])} / {_us(b2['median_us'])} | {_us(f['median_us'])} | {f['gflops']:.2f} | "
+                     f"{b1['median_us'] / f['median_us']:.1f}x / {b2['median_us'] / f['median_us']:.1f}x |")
     if first:
         lines += ["", "First `loss_and_grads` call in a fresh process (binary shape): "
                   + "; ".join(f"{r['start']}: import {r['import_s']:.2f} s, first call {r['first_call_s']:.2f} s" for r in first) + "."]

@@ -1,7 +1,11 @@
-"""JAX on the CPU, float64: ``jax.jit`` of a ``lax.scan`` step, and the whole loop jitted as one ``lax.scan``.
+"""JAX on the CPU, float64: ``jax.jit`` of one training step, and the whole loop jitted as one ``lax.scan``.
 
 The step is the same math as fastrnn's (docs/math.md's loss, global-norm clipping, SGD
-or Adam with bias correction); ``jax.grad`` does BPTT through the scan.
+or Adam with bias correction); ``jax.grad`` does BPTT through a ``lax.scan`` over time.
+Both contenders stage the data on the device once per ``train`` call and take each
+iteration's batch there (``lax.dynamic_slice`` by the iteration number, or the scan
+over iterations), never by slicing arrays in Python; SGD carries no optimizer state,
+Adam carries its first and second moments.
 """
 
 import functools
@@ -44,13 +48,15 @@ def _make_step(activation, head, lr, optimizer, clip):
             norm = jnp.sqrt(sum(jnp.sum(g[k] ** 2) for k in KEYS))
             scale = jnp.where(norm > clip, clip / norm, 1.0)
             g = {k: g[k] * scale for k in KEYS}
-        if optimizer == "sgd":
+        if optimizer == "sgd":  # no state: ``state`` is the empty tuple and passes through
             p = {k: p[k] - lr * g[k] for k in KEYS}
-        else:
+        elif optimizer == "adam":
             m = {k: 0.9 * state[0][k] + 0.1 * g[k] for k in KEYS}
             v = {k: 0.999 * state[1][k] + 0.001 * g[k] ** 2 for k in KEYS}
             p = {k: p[k] - lr * (m[k] / (1 - 0.9**t)) / (jnp.sqrt(v[k] / (1 - 0.999**t)) + 1e-8) for k in KEYS}
             state = (m, v)
+        else:
+            raise ValueError(f"the JAX contender has sgd and adam only, not {optimizer!r}")
         if head == "sigmoid":
             wrong = jnp.any((z > 0) != (y > 0.5), axis=2).sum(axis=1)
         else:
@@ -60,10 +66,29 @@ def _make_step(activation, head, lr, optimizer, clip):
     return step
 
 
+def initial_state(optimizer, p):
+    """The optimizer's state: none for SGD, Adam's first and second moments (zeros) for Adam."""
+    if optimizer == "sgd":
+        return ()
+    return tuple({k: jnp.zeros_like(v) for k, v in p.items()} for _ in range(2))
+
+
 @functools.lru_cache(maxsize=None)
-def _jitted_step(activation, head, lr, optimizer, clip):
-    """One jitted step per configuration, shared by every trainer (compiled once)."""
-    return jax.jit(_make_step(activation, head, lr, optimizer, clip))
+def _jitted_step(activation, head, lr, optimizer, clip, B):
+    """One jitted step per configuration, shared by every trainer (compiled once per data shape).
+
+    It takes the whole staged data (X, Y on the device) and the iteration number
+    ``it``, and slices batch ``it`` inside the jit (``lax.dynamic_slice_in_dim``), so
+    that a step call moves no data and Python slices nothing.
+    """
+    step = _make_step(activation, head, lr, optimizer, clip)
+
+    def run(p, state, t, X, Y, it):
+        x = jax.lax.dynamic_slice_in_dim(X, it * B, B, axis=0)
+        y = jax.lax.dynamic_slice_in_dim(Y, it * B, B, axis=0)
+        return step(p, state, t, x, y)
+
+    return jax.jit(run)
 
 
 @functools.lru_cache(maxsize=None)
@@ -105,8 +130,8 @@ def compact(X, Y, head):
 
 class _Base:
     def __init__(self, params, activation, head, lr, optimizer="sgd", clip=None, batch=1):
-        self.p = {k: jnp.asarray(np.asarray(params[k], dtype=np.float64)) for k in KEYS}
-        self.state = tuple({k: jnp.zeros_like(v) for k, v in self.p.items()} for _ in range(2))  # Adam's m and v
+        self.p = {k: jnp.array(params[k], dtype=np.float64) for k in KEYS}  # copies: the buffers are donated
+        self.state = initial_state(optimizer, self.p)
         self.t = 0
         self.batch = batch
         self.config = (activation, head, lr, optimizer, clip)
@@ -116,21 +141,24 @@ class _Base:
 
 
 class StepJit(_Base):
-    """A Python loop over iterations calling one jitted training step."""
+    """A Python loop over iterations calling one jitted training step on data staged on the device."""
 
     name = "jax jit step (lax.scan)"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.jstep = _jitted_step(*self.config)
+        self.jstep = _jitted_step(*self.config, self.batch)
 
     def train(self, X, Y, n):
         B = self.batch
-        X, Y = jnp.asarray(X), jnp.asarray(Y)
+        if len(X) < n * B:
+            raise ValueError(f"{n} iterations of batch {B} need {n * B} sequences, got {len(X)}")
+        # All of X and Y go to the device once (the same shapes call after call: no recompiling).
+        Xd, Yd = jax.device_put(np.asarray(X, dtype=np.float64)), jax.device_put(np.asarray(Y, dtype=np.float64))
         errors = []
         for it in range(n):
             self.t += 1
-            self.p, self.state, wrong = self.jstep(self.p, self.state, self.t, X[it * B : (it + 1) * B], Y[it * B : (it + 1) * B])
+            self.p, self.state, wrong = self.jstep(self.p, self.state, self.t, Xd, Yd, it)
             errors.append(wrong)
         return np.asarray(jnp.concatenate(errors)) if errors else np.zeros(0, dtype=np.int64)
 

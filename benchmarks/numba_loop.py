@@ -85,7 +85,8 @@ class Trainer:
         if activation != "sigmoid" or head != "sigmoid":
             raise ValueError("the single-purpose loop has sigmoid units and a sigmoid head only")
         self.lr = lr
-        self.UT, self.WT, self.VT = (np.ascontiguousarray(np.asarray(params[k], dtype=np.float64).T) for k in ("U0", "W0", "V"))
+        # copies, always: the loop updates them in place (np.ascontiguousarray would return a view of V.T when O = 1)
+        self.UT, self.WT, self.VT = (np.array(np.asarray(params[k], dtype=np.float64).T, order="C") for k in ("U0", "W0", "V"))
         self.b, self.c = (np.array(params[k], dtype=np.float64) for k in ("b0", "c"))
 
     def train(self, X, Y, n):

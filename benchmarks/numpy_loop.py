@@ -1,4 +1,4 @@
-"""The plain-numpy per-sample training loop a student writes from the lab (docs/math.md).
+"""The plain-numpy per-sample training loop a student writes from the math (docs/math.md).
 
 One sequence per iteration: a forward loop over time, a backward loop over time
 (delta_t = f'(a_t) (V^T g_t + W^T delta_{t+1})), then a plain SGD step. Sigmoid or

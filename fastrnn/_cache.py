@@ -33,14 +33,31 @@ import sys
 
 #: The modules (paths inside the package) whose code a kernel can compile in: the ones
 #: defining kernels and every fastrnn module they import (their constants are frozen
-#: into the machine code). tests/test_survival.py checks this list.
+#: into the machine code), the registry packages' modules added below. tests/test_survival.py checks this list.
 KERNEL_SOURCES = (
-    "_charrnn.py", "_checks.py", "_kernels.py", "_linalg.py", "_mathfn.py", "_small.py", "_train_kernel.py",
+    "_charrnn.py", "_checks.py", "_generate.py", "_kernels.py", "_linalg.py", "_mathfn.py", "_small.py",
+    "_train_kernel.py",
     "cells/__init__.py", "cells/gru.py", "cells/lstm.py", "cells/rnn.py",
     "config.py", "exceptions.py", "optim.py", "params.py",
     # the online learning rules (fastrnn.rules) and their shared driver pieces
     "_online.py", "rules/bptt.py", "rules/kf_rtrl.py", "rules/rflo.py", "rules/rtrl.py", "rules/snap1.py", "rules/uoro.py",
 )
+
+
+def _registry_files(*packages):
+    """Every module of the registry packages (one module per optimizer or activation, so a new one is
+    covered without a line here); () where the package is not a folder (a zipped install: the version keys)."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    found = []
+    for package in packages:
+        try:
+            found += sorted(f"{package}/{name}" for name in os.listdir(os.path.join(root, package)) if name.endswith(".py"))
+        except OSError:
+            pass
+    return tuple(found)
+
+
+KERNEL_SOURCES += _registry_files("activations", "optimizers")
 
 _KEY = None
 _SAID = False

@@ -58,8 +58,9 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from . import activations
 from ._kernels import head_loss
-from ._mathfn import exp, sigmoid, tanh
+from ._mathfn import exp, sigmoid
 from ._train_kernel import count_errors
 from .cells import rnn
 from .config import JIT, JIT_PARALLEL
@@ -95,32 +96,18 @@ def workspace(buf, T, B, I, H, O):
             buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[13] : o[14]])
 
 
-@njit(**JIT)
-def _delta(act, n, a, aoff, b, h, hoff, out, ds, doff):
-    """out[e] = f'(a_t) * (a[aoff + e] + b[e]) and ds[doff + e] += out[e], f' written from
-    h = h[hoff + e] (the expressions of :func:`fastrnn.cells.rnn.backward_step`).
-
-    One loop per step for what the general driver does in four (the incoming
-    gradient, the recurrent term, the cell's step, the sum over loss origins):
-    at H = 16 a loop's set-up costs as much as its arithmetic."""
-    if act == rnn.TANH:
-        for e in range(n):
-            v = h[hoff + e]
-            d = (a[aoff + e] + b[e]) * (1.0 - v * v)
-            out[e] = d
-            ds[doff + e] += d
-    elif act == rnn.SIGMOID:
-        for e in range(n):
-            v = h[hoff + e]
-            d = (a[aoff + e] + b[e]) * (v * (1.0 - v))
-            out[e] = d
-            ds[doff + e] += d
-    else:
-        for e in range(n):
-            g = a[aoff + e] + b[e]
-            d = g if h[hoff + e] > 0.0 else 0.0
-            out[e] = d
-            ds[doff + e] += d
+#: ``_delta(act, n, a, aoff, b, h, hoff, out, ds, doff)``: out[e] = f'(a_t) * (a[aoff + e] + b[e]) and
+#: ds[doff + e] += out[e], f' written from h = h[hoff + e] (:func:`fastrnn.cells.rnn.backward_step`'s product).
+#:
+#: One loop per step for what the general driver does in four (the incoming gradient, the recurrent
+#: term, the cell's step, the sum over loss origins): at H = 16 a loop's set-up costs as much as its
+#: arithmetic.
+_delta = activations.by_activation("_delta", "n, a, aoff, b, h, hoff, out, ds, doff", """
+for e in range(n):
+    d = (a[aoff + e] + b[e]) * DF(h[hoff + e])
+    out[e] = d
+    ds[doff + e] += d
+""", globals(), "out[e] = f'(a_t) * (a[aoff + e] + b[e]); ds[doff + e] += out[e] (f' from h[hoff + e]).")
 
 
 @njit(**JIT)
@@ -379,23 +366,21 @@ def _vecmat(A, ar, M, n, out, orow):
         k += 1
 
 
-@njit(**JIT)
-def _activate(act, tmp, hw, a, hs, q):
-    """hs[q] = f(tmp[hw] + tmp[a]) (rows of 2-D arrays), as :func:`fastrnn.cells.rnn.forward_step`.
+#: ``_activate(act, tmp, hw, a, hs, q)``: hs[q] = f(tmp[hw] + tmp[a]) (rows of 2-D arrays), as
+#: :func:`fastrnn.cells.rnn.forward_step`.
+#:
+#: A function of its own: inlined into the big training loop, the same loop was left scalar by LLVM
+#: (measured 9.5 ns an element of sigmoid there, against about 3 when vectorised).
+_activate = activations.by_activation("_activate", "tmp, hw, a, hs, q", """
+for j in range(hs.shape[1]):
+    hs[q, j] = F(tmp[hw, j] + tmp[a, j])
+""", globals(), "hs[q] = f(tmp[hw] + tmp[a]) (rows of 2-D arrays).")
 
-    A function of its own: inlined into the big training loop, the same loop was left
-    scalar by LLVM (measured 9.5 ns an element of sigmoid there, against about 3 when
-    vectorised)."""
-    if act == rnn.SIGMOID:
-        for j in range(hs.shape[1]):
-            hs[q, j] = sigmoid(tmp[hw, j] + tmp[a, j])
-    elif act == rnn.TANH:
-        for j in range(hs.shape[1]):
-            hs[q, j] = tanh(tmp[hw, j] + tmp[a, j])
-    else:
-        for j in range(hs.shape[1]):
-            v = tmp[hw, j] + tmp[a, j]
-            hs[q, j] = v if v > 0.0 else 0.0
+#: ``_derive(act, tmp, gv, dc, hs, q)``: tmp[dc] = tmp[gv] * f'(a), f' written from h = hs[q] (rows).
+_derive = activations.by_activation("_derive", "tmp, gv, dc, hs, q", """
+for j in range(hs.shape[1]):
+    tmp[dc, j] = tmp[gv, j] * DF(hs[q, j])
+""", globals(), "tmp[dc] = tmp[gv] * f'(a), f' from h = hs[q] (rows of 2-D arrays).")
 
 
 def lean_views(theta, buf, T, B, I, H, O):
@@ -600,18 +585,7 @@ def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, 
                     _vecmat(tmp, dn, W, H, tmp, i)  # d_{k+1} W
                     for j in range(H):
                         tmp[gv, j] = tmp[gv, j] + tmp[i, j]
-                q = r + B
-                if act == rnn.SIGMOID:
-                    for j in range(H):
-                        v = hs[q, j]
-                        tmp[dc, j] = tmp[gv, j] * (v * (1.0 - v))
-                elif act == rnn.TANH:
-                    for j in range(H):
-                        v = hs[q, j]
-                        tmp[dc, j] = tmp[gv, j] * (1.0 - v * v)
-                else:
-                    for j in range(H):
-                        tmp[dc, j] = tmp[gv, j] if hs[q, j] > 0.0 else 0.0
+                _derive(act, tmp, gv, dc, hs, r + B)
                 for j in range(H):
                     ds[r, j] = 0.0 + tmp[dc, j]
                     tmp[dn, j] = tmp[dc, j]
@@ -713,23 +687,21 @@ def _vecmat_lanes(A, ar, M, n, out, orow):
         k += 1
 
 
-@njit(**JIT)
-def _activate_lanes(act, tmp, hw, a, hs, q):
-    """:func:`_activate` lane by lane."""
-    nl = hs.shape[2]
-    if act == rnn.SIGMOID:
-        for j in range(hs.shape[1]):
-            for l in range(nl):
-                hs[q, j, l] = sigmoid(tmp[hw, j, l] + tmp[a, j, l])
-    elif act == rnn.TANH:
-        for j in range(hs.shape[1]):
-            for l in range(nl):
-                hs[q, j, l] = tanh(tmp[hw, j, l] + tmp[a, j, l])
-    else:
-        for j in range(hs.shape[1]):
-            for l in range(nl):
-                v = tmp[hw, j, l] + tmp[a, j, l]
-                hs[q, j, l] = v if v > 0.0 else 0.0
+#: ``_activate_lanes(act, tmp, hw, a, hs, q)``: :func:`_activate` lane by lane.
+_activate_lanes = activations.by_activation("_activate_lanes", "tmp, hw, a, hs, q", """
+nl = hs.shape[2]
+for j in range(hs.shape[1]):
+    for l in range(nl):
+        hs[q, j, l] = F(tmp[hw, j, l] + tmp[a, j, l])
+""", globals(), "_activate lane by lane.")
+
+#: ``_derive_lanes(act, tmp, gv, dc, hs, q)``: :func:`_derive` lane by lane.
+_derive_lanes = activations.by_activation("_derive_lanes", "tmp, gv, dc, hs, q", """
+nl = hs.shape[2]
+for j in range(hs.shape[1]):
+    for l in range(nl):
+        tmp[dc, j, l] = tmp[gv, j, l] * DF(hs[q, j, l])
+""", globals(), "_derive lane by lane.")
 
 
 @njit(**JIT)
@@ -922,21 +894,7 @@ def train_lanes_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, lane_mod
                     for j in range(H):
                         for l in range(L):
                             tmp[gv, j, l] = tmp[gv, j, l] + tmp[i, j, l]
-                q = r + B
-                if act == rnn.SIGMOID:
-                    for j in range(H):
-                        for l in range(L):
-                            v = hs[q, j, l]
-                            tmp[dc, j, l] = tmp[gv, j, l] * (v * (1.0 - v))
-                elif act == rnn.TANH:
-                    for j in range(H):
-                        for l in range(L):
-                            v = hs[q, j, l]
-                            tmp[dc, j, l] = tmp[gv, j, l] * (1.0 - v * v)
-                else:
-                    for j in range(H):
-                        for l in range(L):
-                            tmp[dc, j, l] = tmp[gv, j, l] if hs[q, j, l] > 0.0 else 0.0
+                _derive_lanes(act, tmp, gv, dc, hs, r + B)
                 for j in range(H):
                     for l in range(L):
                         ds[r, j, l] = 0.0 + tmp[dc, j, l]

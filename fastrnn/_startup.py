@@ -209,6 +209,13 @@ def environment_problem(environ=None):
     if value is not None and sorted(value.split()) != sorted(THREADING_LAYERS):
         return (f"NUMBA_THREADING_LAYER_PRIORITY={value!r} must name numba's three threading layers once each, "
                 f"in the order to try them (e.g. 'tbb omp workqueue'), or be unset")
+    from . import cpus  # the standard library only
+    from .exceptions import InvalidArgument
+
+    try:
+        cpus.forced_setting(env)  # FASTRNN_THREADS: auto, cpus or a whole number
+    except InvalidArgument as exc:
+        return str(exc)
     return None
 
 

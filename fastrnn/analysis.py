@@ -21,16 +21,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, engine
+from . import _checks, activations, engine
 from .model import RNN
 
 
 def _activation_grad_from_h(h, activation):
-    if activation == "tanh":
-        return 1.0 - h * h
-    if activation == "sigmoid":
-        return h * (1.0 - h)
-    return (h > 0).astype(h.dtype)
+    """f'(a) written from h = f(a): the kernels' own (fastrnn.activations)."""
+    return activations.derivative(activation, h)
 
 
 def _check_model(model):

@@ -142,8 +142,11 @@ def resume_settings(path, saved, task, given):
     arrays_only = {setting.name for setting in _settings.DATA}  # a task run records its head, not as a setting
     merged = {k: old[k] for k in table if k in old and k not in arrays_only}
     # values an older run recorded though they had no effect (now refused when given): their defaults
-    if merged.get("optimizer") != "momentum":
-        merged.pop("momentum", None)
+    from .optimizers import OPTIONS, users
+
+    for option in OPTIONS:  # an optimizer's own settings (momentum, weight_decay) where another optimizer ran
+        if merged.get("optimizer") not in users(option.name):
+            merged.pop(option.name, None)
     if merged.get("init_from") is not None:
         merged.pop("init_scale", None)
         merged.pop("forget_bias", None)

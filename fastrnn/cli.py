@@ -335,20 +335,23 @@ def _duration(seconds):
 # ------------------------------------------------------------------- predict / eval
 
 
-def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False, decoding=None):
+def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, offer_task=False, decoding=None,
+                params=None):
     """The saved model and the task whose data it reads (None when it has none and none is needed).
 
     The task is ``task`` when given (a name), else the one the model was trained on,
-    at the width ``bits``/``digits`` when given. A model whose stored task is
-    malformed, or does not fit the model's sizes, is refused naming the file.
+    at the width ``bits``/``digits`` (and the other task parameters in ``params``) when
+    given. A model whose stored task is malformed, or does not fit the model's sizes, is
+    refused naming the file.
     """
+    params = {**(params or {}), **{k: v for k, v in dict(bits=bits, digits=digits).items() if v is not None}}
     from .model import RNN
     from .tasks import make_task, require_decoding, task_from_metadata
 
     model = RNN.load(model_path)
     own = model.metadata.get("task")
     if task is not None:
-        task_obj = make_task(task, bits=bits, digits=digits)
+        task_obj = make_task(task, **params)
         what = f"--task {task}"
     elif own is None or own == "data":  # saved by RNN.save, or trained on arrays (fit, train --data): no task
         if not need_task:
@@ -378,7 +381,7 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
             task_from_metadata(model.metadata)
         except FastRNNError as exc:
             raise ModelFileError(f"model file {model_path} is corrupt: its task ({exc})") from None
-        task_obj = task_from_metadata(model.metadata, bits=bits, digits=digits)
+        task_obj = task_from_metadata(model.metadata, **params)
         what = f"the task it was trained on ({task_obj.name})"
     if task_obj.n_in != model.n_in or (need_task and (task_obj.n_out, task_obj.head) != (model.n_out, model.head)):
         raise ModelFileError(
@@ -495,7 +498,7 @@ def evaluate(model_path, samples, bits, digits, seed, task):
 # ------------------------------------------------------------------------ analysis
 
 
-def _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale, need_task=True,
+def _study_models(model_paths, task, activations, hidden, layers, seed, params, init_scale, need_task=True,
                   cells=None):
     """(label, model, task) for each saved model, or a fresh model per activation (and per cell:
     the activations apply to the vanilla cell, the gated cells have their own).
@@ -518,10 +521,10 @@ def _study_models(model_paths, task, activations, hidden, layers, seed, bits, di
                                   f"{'it' if len(shaping) == 1 else 'them'} out, or give no MODEL")
         out = []
         for path in model_paths:
-            model, task_obj = _load_model(path, bits, digits, task=task, need_task=need_task, offer_task=True)
+            model, task_obj = _load_model(path, task=task, need_task=need_task, offer_task=True, params=params)
             out.append((str(path), model, task_obj))
         return out
-    task_obj = make_task(task or "binary", bits=bits, digits=digits)
+    task_obj = make_task(task or "binary", **params)
     d = TASK_DEFAULTS[task_obj.name]
     scale = d["init_scale"] if init_scale is None else init_scale
     out = []
@@ -546,13 +549,23 @@ def _cell_list(value):
     return names
 
 
+def _activation_names():
+    """The registered activations' names (fastrnn.activations), for the commands' choices."""
+    from .activations import ACTIVATIONS
+
+    return list(ACTIVATIONS)
+
+
 def _activation_list(value):
+    from .activations import ACTIVATIONS
+
     if value is None:
         return None
     names = [v.strip() for v in value.split(",") if v.strip()]
-    bad = [v for v in names if v not in ("tanh", "sigmoid", "relu")]
+    bad = [v for v in names if v not in ACTIVATIONS]
     if bad or not names:
-        raise click.BadParameter(f"{value!r}: give a comma-separated list of tanh, sigmoid, relu", param_hint="'--activation'")
+        raise click.BadParameter(f"{value!r}: give a comma-separated list of {', '.join(ACTIVATIONS)}",
+                                 param_hint="'--activation'")
     return names
 
 
@@ -565,11 +578,17 @@ def _setting_option(name, text=None):
                         help=f"{text or setting.help} {setting.default_text(TASKS.values())}")
 
 
+def _task_param_names():
+    """Every task's own parameters (bits, digits, lag, ...), from the task registry."""
+    from .settings import task_params
+
+    return [p.name for p in task_params(TASKS)]
+
+
 STUDY_OPTIONS = [
     click.option("--task", type=click.Choice(list(TASKS)),
                  help="Task whose data the study uses [a MODEL's own task; binary for fresh models]."),
-    _setting_option("bits", "binary: sequence length in bits."),
-    _setting_option("digits"),
+    *[_setting_option(name) for name in _task_param_names()],
     _setting_option("hidden", "Hidden units of fresh models."),
     click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True),
     click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seeds fresh models and the data."),
@@ -593,7 +612,7 @@ def study_options(fn):
 @click.option("--length", type=click.IntRange(min=1), default=6, show_default=True, help="random: time steps.")
 @click.option("--hidden", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--activation", type=click.Choice(["tanh", "sigmoid", "relu"]), default="tanh", show_default=True,
+@click.option("--activation", type=click.Choice(_activation_names()), default="tanh", show_default=True,
               help="The vanilla cell's activation.")
 @click.option("--cell", type=click.Choice(["rnn", "gru", "lstm"]), default="rnn", show_default=True,
               help="The recurrent cell (gru and lstm: PyTorch's).")
@@ -678,8 +697,8 @@ def gradcheck(task, n_in, n_out, head, length, hidden, layers, activation, cell,
 @click.option("--out", type=click.Path(), required=True, help="PNG of mean |G_p| against p.")
 @click.option("--csv", "csv_path", type=click.Path(), help="The curves as CSV (label, path_length, mean_abs_grad).")
 @click.option("--overwrite", is_flag=True, help="Allow replacing --out/--csv.")
-def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_scale, activations, cells, out, csv_path,
-          overwrite):
+def paths(model_paths, task, hidden, layers, seed, samples, init_scale, activations, cells, out, csv_path, overwrite,
+          **params):
     """Path-length gradients: how much of dW flows through paths of p recurrences."""
     import numpy as np
     import pandas as pd
@@ -693,7 +712,7 @@ def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_s
         metrics.check_new_file(csv_path, "CSV", overwrite, "--csv")
     profiles, rows = [], []
     with np.errstate(all="ignore"):  # overflowing states show as inf or nan in the output, not as warnings
-        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits,
+        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, params,
                                                     init_scale, cells=cells):
             _check_data_memory(task_obj, samples, model.n_hidden, model.layers)
             data = task_obj.sample(np.random.default_rng([seed, 2]), samples)
@@ -714,14 +733,14 @@ def paths(model_paths, task, bits, digits, hidden, layers, seed, samples, init_s
 @study_options
 @click.option("--activation", "activations", callback=lambda c, p, v: _activation_list(v),
               help="Fresh models with these activations, e.g. tanh,relu.")
-def spectrum(model_paths, task, bits, digits, hidden, layers, seed, samples, init_scale, activations):
+def spectrum(model_paths, task, hidden, layers, seed, samples, init_scale, activations, **params):
     """Spectral radius and singular values of each W, and norms of step-Jacobian products."""
     import numpy as np
 
     from . import analysis
 
     with np.errstate(all="ignore"):  # overflowing states show as inf or nan in the output, not as warnings
-        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, bits, digits, init_scale,
+        for label, model, task_obj in _study_models(model_paths, task, activations, hidden, layers, seed, params, init_scale,
                                                     need_task=False):
             click.echo(f"== {label}: {model!r}")
             for spec in analysis.model_spectra(model):
@@ -868,7 +887,8 @@ def _sweepable_help():
 @click.option("--out", type=click.Path(), required=True, help="Folder for the runs' CSV/JSON files and summary.csv.")
 @click.option("--overwrite", is_flag=True,
               help="Redo runs in --out made with other settings or whose files are unreadable (else refused).")
-@click.option("--workers", type=click.IntRange(min=1), help="Local worker processes [every core].")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Local worker processes [one per CPU this process may use that other work leaves free].")
 @click.option("--scheduler", metavar="tcp://HOST:PORT", help="Send the runs to this Dask scheduler instead.")
 @click.option("--vectorize/--no-vectorize", default=True, show_default=True,
               help="Train small same-shape runs together in one parallel kernel (same numbers as separate runs).")

@@ -155,6 +155,22 @@ def text_fits(dims, dtype, batch, opt, K, T, clip_norm):
             and clip_norm == 0.0 and (K < 0 or K >= T - 1))
 
 
+def text_misfit(dims, dtype, batch, opt, K, T, clip_norm):
+    """Why :func:`text_fits` is False: its first condition that fails, in words (None if it fits)."""
+    checks = (
+        (batch == 1, f"batch {batch}, not 1"),
+        (int(dims[3]) == 1, f"{int(dims[3])} layers, not 1"),
+        (int(dims[6]) == _CELL_RNN, "a gated cell, not the vanilla one"),
+        (int(dims[4]) == _TANH, "an activation other than tanh"),
+        (int(dims[5]) == _HEAD_SOFTMAX, "a head other than softmax"),
+        (np.dtype(dtype) == np.float64, f"{np.dtype(dtype).name}, not float64"),
+        (opt in (_ADAGRAD, _RMSPROP), "an optimizer other than Adagrad or RMSprop (the text kernel has only those two)"),
+        (clip_norm == 0.0, "global-norm clipping"),
+        (K < 0 or K >= T - 1, "truncated BPTT"),
+    )
+    return next((why for ok, why in checks if not ok), None)
+
+
 def lanes_fit(dims, dtype):
     """Whether stacked ``dims`` of lean models can share vector lanes: float64, one shape."""
     return np.dtype(dtype) == np.float64 and bool((dims == dims[0]).all())
@@ -234,8 +250,10 @@ def choose_kernel(dims, dtype, T, batch, call="train", opt=_SGD, K=-1, clip_norm
     if chars and text_fits(dims, dtype, batch, opt, K, T, clip_norm):
         return _CHOICES[("train", "text")]
     if not small_fits(dims, T, batch):
-        return _CHOICES[("train", "general")]
-    return _CHOICES[("train", "sgd" if sgd_fits(dims, T, opt, K, clip_norm, clip_value) else "small")]
+        choice = _CHOICES[("train", "general")]
+    else:
+        choice = _CHOICES[("train", "sgd" if sgd_fits(dims, T, opt, K, clip_norm, clip_value) else "small")]
+    return choice.instead(f"not the fused text kernel: {text_misfit(dims, dtype, batch, opt, K, T, clip_norm)}") if chars else choice
 
 
 def for_model(model, T, batch, call="train", **settings):

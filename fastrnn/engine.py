@@ -267,13 +267,31 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
                                              errors, blas, cellset(model.dims))
 
 
+def blas_work(model, T, batch):
+    """Multiply-adds of the largest product the general kernel hands BLAS on (batch, T)
+    batches: a weight gradient, which sums over all T*batch rows ((I_l or H) by G*H for a
+    layer, H by O for the output layer). The thread policy (:func:`fastrnn.cpus.policy`)
+    compares it with the size from which BLAS uses more than one thread."""
+    from . import cells
+
+    G = cells.MODULES[cells.CELLS[model.cell]].G
+    H = model.n_hidden
+    return int(T) * int(batch) * H * max(max(model.n_in, H) * G, model.n_out)
+
+
 def chars_threads():
     """Threads :func:`train_chunk_chars` splits an iteration over: 2 when this process may keep
-    two CPUs busy (:func:`fastrnn.cpus.kernel_threads`: the affinity mask, the control group's
-    CPU quota, ``NUMBA_NUM_THREADS``, a Dask worker's share), else 1. The numbers are the same."""
+    two CPUs busy (:func:`fastrnn.cpus.policy`: the affinity mask, the control group's
+    CPU quota, ``NUMBA_NUM_THREADS``, a Dask worker's share, the CPUs other work leaves free),
+    else 1. The numbers are the same."""
+    return chars_decision().n
+
+
+def chars_decision():
+    """:func:`chars_threads` with its reason (a :class:`fastrnn.cpus.Threads`)."""
     from . import cpus
 
-    return cpus.kernel_threads(2)
+    return cpus.threads("text", 2)
 
 
 def chars_ready(stream=None):
@@ -305,17 +323,30 @@ def train_chunk_chars(model, inputs, targets, resets, opt, lr, hyper, opt_state,
     gradient entry. Fills ``losses``, ``grad_norms`` (before clipping), ``errors`` (wrong next
     characters per iteration); returns the iterations completed (see :mod:`fastrnn._charrnn`;
     it raises :class:`fastrnn._charrnn.Stopped`, the state unchanged, when told to stop).
-    ``info``: a dict that gets the threads the call ran on."""
+    ``info``: a dict that gets the threads the call ran on (``threads``) and why that many
+    (``why``). ``threads=None``: as many as :func:`chars_decision` says, decided anew at each
+    call (the numbers do not depend on it)."""
     from . import _charrnn
 
-    decay = float(hyper[4]) if opt == optim.RMSPROP else -1.0
+    decay = float(hyper[optim.optimizers.HYPER_INDEX["decay"]]) if opt == optim.RMSPROP else -1.0
     clip = float(clip_value) if clip_value > 0.0 else np.inf
     # one compiled layout: C-contiguous int64 (a window slice of a larger array is not)
     inputs, targets = np.ascontiguousarray(inputs, dtype=np.int64), np.ascontiguousarray(targets, dtype=np.int64)
     resets = np.ascontiguousarray(resets, dtype=np.int64)
-    return _charrnn.train_chunk(model.theta, opt_state[0], model.n_in, model.n_hidden, model.n_out, inputs, targets,
-                                resets, hstate, float(lr), float(hyper[3]), decay, clip, losses, grad_norms, errors,
-                                chars_threads() if threads is None else threads, info)
+    if threads is None:
+        decision = chars_decision()
+        threads, why = decision.n, decision.why
+    else:
+        why = "given by the caller"
+    if info is None:
+        info = {}
+    info["why"] = why
+    done = _charrnn.train_chunk(model.theta, opt_state[0], model.n_in, model.n_hidden, model.n_out, inputs, targets,
+                                resets, hstate, float(lr), float(hyper[optim.optimizers.HYPER_INDEX["eps"]]), decay, clip, losses, grad_norms, errors,
+                                threads, info)
+    if info.get("threads", threads) < threads:
+        info["why"] = f"{why}; this call ran on one (too short to split, or the two threads stalled)"
+    return done
 
 
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
@@ -327,11 +358,19 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
     if resets is None:
         resets = np.zeros((0, 0), dtype=np.int64)
     name = dispatch.choose_kernel(dims, thetas.dtype, X.shape[2], batch, "many", opt=opts, K=Ks, clip_norm=clip_norms).name
-    if name == "lanes-sgd":
-        from numba import get_num_threads
+    from . import cpus
 
+    # numba's threads as the thread policy says (each model's numbers are the same on any count)
+    with cpus.numba_limited() as n_threads:
+        _train_many(name, thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
+                    resets, bufs, n_iters, losses, grad_norms, errors, done, n_threads)
+
+
+def _train_many(name, thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
+                resets, bufs, n_iters, losses, grad_norms, errors, done, n_threads):
+    if name == "lanes-sgd":
         _small.train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, n_iters, losses, grad_norms,
-                                       errors, done, get_num_threads())  # the lean kernel's numbers, many models a vector
+                                       errors, done, n_threads)  # the lean kernel's numbers, many models a vector
         return
     if name == "many-small-sgd":  # plain SGD, sigmoid head: the lean kernel
         _small.train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses,

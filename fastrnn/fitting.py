@@ -31,7 +31,7 @@ import zlib
 
 import numpy as np
 
-from . import _checks, _files, checkpoint, engine, optim, params
+from . import _checks, _files, checkpoint, engine, optim, optimizers, params
 from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, check_output_files
@@ -43,10 +43,10 @@ FIT_COLUMNS = ["epoch"]
 VAL_COLUMNS = ["val_loss", "val_accuracy"]
 
 
-def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, momentum=0.9, clip=1.0,
+def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0.01, clip=1.0,
         clip_value=None, bptt_truncate=None, window=None, shuffle=None, seed=0, validation=None, log_every=100,
         csv=None, save=None, overwrite=False, progress=False, resume=None, checkpoint_every=None, checkpoint_seconds=None,
-        rule=None, _record=None, _note=None, **rule_settings):
+        rule=None, _record=None, _note=None, **options):
     # _record: extra JSON fields from fit_file (the file, the model's settings); _note: where the line about
     # rows cut on a resume goes (the command's stderr); not for users
     """Train ``model`` in place on arrays X (N, T, n_in), Y (N, T, n_out), mask (N, T); return a TrainResult.
@@ -65,10 +65,18 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         Sequences per iteration; None is min(32, N). A last partial batch is trained
         as a smaller batch. With ``window`` every iteration trains all N streams, so
         batch must be None or N.
-    optimizer, lr, momentum, clip, clip_value, bptt_truncate, log_every
+    optimizer, lr, clip, clip_value, bptt_truncate, log_every
         As in :func:`fastrnn.train` (``clip`` and ``clip_value``: None or 0 is off).
         The defaults are those of ``fastrnn train --data``
         (:data:`fastrnn.settings.DATA_DEFAULTS`).
+    **options
+        The optimizers' own settings, by name, as in :func:`fastrnn.train`: every
+        ``option`` an optimizer module declares (:data:`fastrnn.optimizers.OPTIONS`:
+        ``momentum`` 0.9 for momentum, ``weight_decay`` 0.01 for adamw). One that the
+        chosen optimizer does not read must be left at its default. Also the online
+        rule's own settings (``k1``, ``k2``; ``eps``; ``alpha``, ``feedback``,
+        ``feedback_scale``: see :func:`fastrnn.online.run`). A name that is neither
+        raises TypeError.
     seed : int
         Seeds the order of the sequences (``shuffle``); the weights are the model's.
     window : int or None
@@ -124,9 +132,6 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         ``bptt_truncate`` (the rule truncates), ``mask``, ``validation``, ``resume`` and
         checkpoints, and needs a vanilla one-layer float64 model; ``save`` writes the
         weights alone.
-    **rule_settings
-        The rule's own settings (``k1``, ``k2``; ``eps``; ``alpha``, ``feedback``,
-        ``feedback_scale``: see :func:`fastrnn.online.run`).
 
     Returns
     -------
@@ -163,24 +168,29 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     >>> bool(result.history["accuracy"].iloc[-1] > 0.9)
     True
     """
-    if rule is not None or rule_settings:  # an online rule (fastrnn._online_run), unless rule="bptt" alone
-        from ._rule_settings import owners
+    from ._rule_settings import owners
 
-        unknown = [k for k in rule_settings if k not in owners()]
-        if unknown:
-            raise TypeError(f"fit() got an unexpected keyword argument {unknown[0]!r}")
+    rule_settings = {k: v for k, v in options.items() if k in owners() and k not in _OPTION_DEFAULTS}
+    unknown = sorted(set(options) - set(_OPTION_DEFAULTS) - set(rule_settings))
+    if unknown:
+        raise InvalidType(f"fit() got an unexpected keyword argument {unknown[0]!r}; the optimizers' own settings are "
+                          f"{', '.join(_OPTION_DEFAULTS)}; the online rules' {', '.join(owners())}")
+    if rule is not None or rule_settings:  # an online rule (fastrnn._online_run), unless rule="bptt" alone
         if rule != "bptt" or rule_settings:
             from ._online_run import fit_online
 
             return fit_online(model, X, Y, mask, rule=rule, rule_settings=rule_settings, epochs=epochs, batch=batch,
-                              optimizer=optimizer, lr=lr, momentum=momentum, clip=clip, clip_value=clip_value,
+                              optimizer=optimizer, lr=lr,
+                              optimizer_options={name: options.get(name, default)
+                                                 for name, default in _OPTION_DEFAULTS.items()},
+                              clip=clip, clip_value=clip_value,
                               bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
                               validation=validation, log_every=log_every, csv=csv, save=save, overwrite=overwrite,
                               progress=progress, resume=resume, checkpoint_every=checkpoint_every,
                               checkpoint_seconds=checkpoint_seconds, record=_record)
-    given = dict(epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, momentum=momentum, clip=clip,
-                 clip_value=clip_value, bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
-                 log_every=log_every)
+    given = dict(epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, clip=clip, clip_value=clip_value,
+                 bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed, log_every=log_every,
+                 **{name: options.get(name, default) for name, default in _OPTION_DEFAULTS.items()})
     for name, value in (("csv", csv), ("save", save), ("resume", resume)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise InvalidType(f"{name} must be a file path (str or pathlib.Path) or None, got {type(value).__name__}")
@@ -253,9 +263,12 @@ def _saved_setting(old, name):
     return _check_shuffle(None, old.get("window")) if name == "shuffle" else _DEFAULTS[name]
 
 
+#: The optimizers' own settings fit takes as keywords, with their defaults (fastrnn.optimizers.OPTIONS).
+_OPTION_DEFAULTS = {h.name: h.default for h in optimizers.OPTIONS}
+
 #: fit's defaults: with ``resume`` an argument left at its default takes the saved run's value.
 _DEFAULTS = {name: p.default for name, p in inspect.signature(fit).parameters.items()
-             if p.default is not inspect.Parameter.empty}
+             if p.default is not inspect.Parameter.empty} | _OPTION_DEFAULTS
 
 
 def _check_setting(name, value):
@@ -283,9 +296,10 @@ class _Plan:
         self = cls()
         self.model = model
         s = {}
-        for name in ("epochs", "optimizer", "lr", "momentum", "clip", "clip_value", "bptt_truncate", "window", "seed",
-                     "log_every"):
+        for name in ("epochs", "optimizer", "lr", "clip", "clip_value", "bptt_truncate", "window", "seed", "log_every",
+                     *_OPTION_DEFAULTS):
             s[name] = _check_setting(name, given[name])
+        _settings.check_optimizer_options(s)
         s["shuffle"] = _check_shuffle(given["shuffle"], s["window"])
         self.X, self.Y, self.M, _ = engine.prepare(model, X, Y, mask)
         _require_targets(self.M, "mask", "nothing to learn")
@@ -424,7 +438,7 @@ class _FitRun:
             self.s["shapes"]["X_val"] = list(val[0].shape)
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
         self.kind = optim.OPTIMIZERS[s["optimizer"]]
-        self.hyper = optim.hyper_array(momentum=s["momentum"])
+        self.hyper = optim.hyper_from(s)
         self.opt_state = params.aligned_zeros((2, model.n_params), model.dtype)
         self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
         self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]
@@ -893,7 +907,7 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
         init_from(model, value["init_from"])
     validation = _file_validation(arrays)
     kwargs = {k: value[k] for k in ("epochs", "batch", "optimizer", "lr", "clip", "clip_value", "bptt_truncate",
-                                    "window", "seed", "log_every", "momentum", "shuffle")}
+                                    "window", "seed", "log_every", "shuffle", *_OPTION_DEFAULTS)}
     online = {k: given[k] for k in _rule_owners() if given.get(k) is not None}
     if given.get("rule") is not None:
         online["rule"] = _check_setting("rule", given["rule"])

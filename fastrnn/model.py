@@ -33,7 +33,7 @@ class RNN:
         Input, hidden and output sizes (I, H, O).
     layers : int
         Number of stacked recurrent layers (L); layer l > 0 reads layer l-1's states.
-    activation : {"tanh", "sigmoid", "relu"}
+    activation : {"tanh", "sigmoid", "relu", "softsign"}
         Hidden activation f of the vanilla cell; the gated cells take only "tanh"
         (their activations are fixed).
     head : {"softmax", "sigmoid", "linear"}

@@ -268,7 +268,7 @@ def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=No
         step (and the rule forgets what it carried for that stream). None: never.
     optimizer : str
         "sgd" (online SGD, the default) or another of :data:`fastrnn.optim.OPTIMIZERS`,
-        with ``optimizer_settings`` (momentum, beta1, beta2, eps, decay).
+        with ``optimizer_settings`` (momentum, beta1, beta2, eps, decay, weight_decay).
     clip_norm, clip_value : float or None
         Clip each step's gradient (as :func:`fastrnn.optim.clip_grads`).
     accumulate : bool

@@ -10,15 +10,14 @@ import math
 import numpy as np
 from numba import njit
 
-from . import _checks
+from . import _checks, _generate, optimizers
 from .config import JIT
 
-SGD, MOMENTUM, ADAM, ADAGRAD, RMSPROP = 0, 1, 2, 3, 4
-OPTIMIZERS = {"sgd": SGD, "momentum": MOMENTUM, "adam": ADAM, "adagrad": ADAGRAD, "rmsprop": RMSPROP}
-
-#: The hyperparameters every optimizer kernel reads, in the order of the ``hyper``
-#: array, with their defaults (char-rnn's RMSprop decay 0.95).
-HYPER_DEFAULTS = dict(momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, decay=0.95)
+#: name -> code, and the hyperparameters' order and defaults: the registry's (fastrnn.optimizers).
+OPTIMIZERS = optimizers.OPTIMIZERS
+HYPER_DEFAULTS = optimizers.HYPER_DEFAULTS
+SGD, MOMENTUM, ADAM, ADAGRAD, RMSPROP, ADAMW = (OPTIMIZERS[n] for n in ("sgd", "momentum", "adam", "adagrad", "rmsprop",
+                                                                         "adamw"))
 
 
 def hyper_array(**values):
@@ -92,65 +91,36 @@ def clip_grads(grad, clip_norm, clip_value):
     return norm
 
 
-@njit(**JIT)
-def apply_update(kind, theta, grad, state, step, lr, hyper):
-    """One optimizer step in place.
+def _cases():
+    """One branch of :func:`apply_update` per registered optimizer: its update with its own settings."""
+    for m in optimizers.MODULES:
+        reads = "".join(f", hyper[{optimizers.HYPER_INDEX[h.name]}]" for h in m.SETTINGS)
+        fn = f"_update_{m.NAME}"
+        yield m.CODE, f"{fn}(theta, grad, state, step, lr{reads})", {fn: m.update}
 
-    kind: SGD, MOMENTUM, ADAM, ADAGRAD or RMSPROP. state: (2, P) buffers
-    (velocity; Adam's m and v; Adagrad's and RMSprop's mean square in row 0).
-    step: 1 for the first update (Adam's bias correction). hyper: float64 array
-    [momentum, beta1, beta2, eps, decay] (:func:`hyper_array`).
 
-    SGD: theta -= lr g. Momentum (PyTorch's form): v = mu v + g; theta -= lr v.
-    Adam: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
-          theta -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
-    Adagrad (min-char-rnn): mem += g^2; theta -= lr g / sqrt(mem + eps).
-    RMSprop (char-rnn): ms = a ms + (1-a) g^2; theta -= lr g / sqrt(ms + eps), a = decay.
-    For Adagrad and RMSprop eps sits inside the square root, as those programs write it.
-    """
-    n = theta.shape[0]
-    if kind == SGD:
-        for i in range(n):
-            theta[i] -= lr * grad[i]
-    elif kind == MOMENTUM:
-        mu = hyper[0]
-        vel = state[0]
-        for i in range(n):
-            vel[i] = mu * vel[i] + grad[i]
-            theta[i] -= lr * vel[i]
-    elif kind == ADAGRAD:
-        eps = hyper[3]
-        mem = state[0]
-        for i in range(n):
-            gi = grad[i]
-            mem[i] += gi * gi
-            theta[i] -= lr * gi / math.sqrt(mem[i] + eps)
-    elif kind == RMSPROP:
-        eps, a = hyper[3], hyper[4]
-        ms = state[0]
-        for i in range(n):
-            gi = grad[i]
-            ms[i] = a * ms[i] + (1.0 - a) * gi * gi
-            theta[i] -= lr * gi / math.sqrt(ms[i] + eps)
-    else:
-        b1, b2, eps = hyper[1], hyper[2], hyper[3]
-        m = state[0]
-        v = state[1]
-        c1 = 1.0 / (1.0 - b1**step)
-        c2 = 1.0 / (1.0 - b2**step)
-        for i in range(n):
-            gi = grad[i]
-            m[i] = b1 * m[i] + (1.0 - b1) * gi
-            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
-            theta[i] -= lr * (m[i] * c1) / (math.sqrt(v[i] * c2) + eps)
+#: One optimizer step in place: ``apply_update(kind, theta, grad, state, step, lr, hyper)``.
+#:
+#: kind: a code of :data:`OPTIMIZERS` (another raises ValueError). state: (2, P) buffers
+#: (velocity; Adam's m and v; Adagrad's and RMSprop's mean square in row 0). step: 1 for
+#: the first update (Adam's bias correction). hyper: float64 array of every registered
+#: optimizer's settings (:func:`hyper_array`); each update reads its own. The updates are
+#: those of the optimizer modules (fastrnn/optimizers/), one branch each.
+apply_update = _generate.by_code(
+    "apply_update", "theta, grad, state, step, lr, hyper", "kind", list(_cases()), globals(),
+    "apply_update: unknown optimizer code (fastrnn.optim.OPTIMIZERS lists the codes)",
+    doc="One optimizer step in place (fastrnn.optim.apply_update; generated from fastrnn.optimizers).")
 
 
 class Optimizer:
-    """SGD, SGD with momentum, Adam, Adagrad or RMSprop over a :class:`fastrnn.RNN`'s parameters.
+    """Any registered optimizer (sgd, momentum, adam, adagrad, rmsprop, adamw) over a :class:`fastrnn.RNN`'s parameters.
 
-    ``eps`` is added to Adam's denominator outside the square root and to
-    Adagrad's and RMSprop's inside it (as min-char-rnn and char-rnn write them);
-    ``decay`` is RMSprop's averaging constant (char-rnn's 0.95).
+    ``settings`` are the optimizers' hyperparameters by name (:data:`HYPER_DEFAULTS`:
+    ``momentum``, ``beta1``, ``beta2``, ``eps``, ``decay``, ``weight_decay``); each
+    optimizer reads its own. ``eps`` is added to Adam's denominator outside the square
+    root and to Adagrad's and RMSprop's inside it (as min-char-rnn and char-rnn write
+    them); ``decay`` is RMSprop's averaging constant (char-rnn's 0.95);
+    ``weight_decay`` is AdamW's (PyTorch's default 0.01).
 
     Examples
     --------
@@ -167,22 +137,10 @@ class Optimizer:
     True
     """
 
-    def __init__(self, kind="sgd", lr=0.1, momentum=0.9, beta1=0.9, beta2=0.999, eps=1e-8, clip_norm=None, clip_value=None,
-                 decay=0.95):
+    def __init__(self, kind="sgd", lr=0.1, clip_norm=None, clip_value=None, **settings):
         self.kind = _checks.check_choice("kind", kind, tuple(OPTIMIZERS))
         self.lr = _checks.check_float("lr", lr, positive=True)
-        momentum = _checks.check_float("momentum", momentum, minimum=0.0)
-        beta1 = _checks.check_float("beta1", beta1, minimum=0.0)
-        beta2 = _checks.check_float("beta2", beta2, minimum=0.0)
-        if beta1 >= 1.0 or beta2 >= 1.0 or momentum >= 1.0:
-            raise _checks.InvalidArgument(
-                f"momentum, beta1 and beta2 must be below 1, got {momentum}, {beta1}, {beta2}"
-            )
-        eps = _checks.check_float("eps", eps, positive=True)
-        decay = _checks.check_float("decay", decay, minimum=0.0)
-        if decay >= 1.0:
-            raise _checks.InvalidArgument(f"decay must be below 1, got {decay}")
-        self.hyper = hyper_array(momentum=momentum, beta1=beta1, beta2=beta2, eps=eps, decay=decay)
+        self.hyper = hyper_array(**{name: check_hyper(name, value) for name, value in settings.items()})
         self.clip_norm = 0.0 if clip_norm is None else _checks.check_float("clip_norm", clip_norm, positive=True)
         self.clip_value = 0.0 if clip_value is None else _checks.check_float("clip_value", clip_value, positive=True)
         self.steps = 0
@@ -197,6 +155,22 @@ class Optimizer:
         self.steps += 1
         apply_update(OPTIMIZERS[self.kind], model.theta, flat, self._state, self.steps, self.lr, self.hyper)
         return norm
+
+
+def check_hyper(name, value):
+    """``value`` of the hyperparameter ``name`` checked against its declaration (bounds)."""
+    if name not in optimizers.HYPER:
+        raise _checks.InvalidArgument(f"unknown optimizer setting {name!r}; known: {', '.join(HYPER_DEFAULTS)}")
+    h = optimizers.HYPER[name]
+    value = _checks.check_float(name, value, minimum=h.minimum, positive=h.positive)
+    if h.below is not None and value >= h.below:
+        raise _checks.InvalidArgument(f"{name} must be below {h.below}, got {value}")
+    return value
+
+
+def hyper_from(settings):
+    """The ``hyper`` array of a run's settings dict (its optimizer options; the rest default)."""
+    return hyper_array(**{h.name: settings[h.name] for h in optimizers.OPTIONS if settings.get(h.name) is not None})
 
 
 from ._cache import key_dispatchers  # noqa: E402

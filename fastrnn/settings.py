@@ -179,13 +179,22 @@ class Setting:
 
 
 def _optimizers():
-    from .optim import OPTIMIZERS
+    from .optimizers import OPTIMIZERS
 
     return tuple(OPTIMIZERS)
 
 
+def _optimizer_options():
+    """The optimizers' own settings that are training settings (``momentum``, ``weight_decay``), from
+    their declarations in the optimizer registry (fastrnn.optimizers)."""
+    from .optimizers import OPTIONS
+
+    return tuple(Setting(h.name, "float", h.help, h.default, minimum=h.minimum, below=h.below, positive=h.positive)
+                 for h in OPTIONS)
+
+
 def _activations():
-    from .cells.rnn import ACTIVATIONS
+    from .activations import ACTIVATIONS
 
     return tuple(ACTIVATIONS)
 
@@ -223,7 +232,7 @@ TRAINING = (
             choices=_activations),
     Setting("optimizer", "choice", "Update rule.", PER_TASK, choices=_optimizers),
     Setting("lr", "float", "Learning rate.", PER_TASK, positive=True),
-    Setting("momentum", "float", "Momentum of the momentum optimizer.", 0.9, minimum=0.0, below=1.0),
+    *_optimizer_options(),
     Setting("lr_step", "int", "Step decay: multiply the learning rate by --lr-gamma every N iterations; 0 = off.", None,
             minimum=0, zero_is_off=True, off="constant"),
     Setting("lr_gamma", "float", "Step decay: the factor applied every --lr-step iterations.", None, positive=True,
@@ -238,8 +247,9 @@ TRAINING = (
     Setting("init_scale", "scale", "Initial weights uniform in [-s, s] (text: normal with std s, biases 0), or fan_in "
             "(1/sqrt(fan-in) per matrix).", PER_TASK),
     Setting("init", "choice", "Recurrent weights: default (as --init-scale draws them), orthogonal (every W, every "
-            "gate block, a random orthogonal matrix) or identity (the IRNN: W = I, biases 0, U and V N(0, 0.001^2); "
-            "vanilla cell, meant for --activation relu).", "default", choices=_inits),
+            "gate block, a random orthogonal matrix), identity (the IRNN: W = I, biases 0, U and V N(0, 0.001^2); "
+            "vanilla cell, meant for --activation relu) or normal-orthogonal (W orthogonal, U and V N(0, 1/fan-in), "
+            "biases 0: the online-learning comparisons' initialisation).", "default", choices=_inits),
     Setting("forget_bias", "float", "LSTM only: the forget gate's biases start at this value (1 is the usual advice, "
             "Jozefowicz et al. 2015; 0 = PyTorch's initialisation).", 0.0),
     Setting("init_from", "path", "Start from the weights of this saved model (.npz) instead of drawing them.", None,
@@ -260,6 +270,8 @@ DATA = (
             "softmax, Y in {0, 1} -> sigmoid, else linear (targets that fit two heads are refused: pass --head).", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=("data",)),
 )
 
+_RESERVED = frozenset({"task"} | {s.name for s in TRAINING + DATA})
+
 #: Defaults of the PER_TASK settings when training on arrays (``--data``; ``--help`` shows them as "(--data: V)").
 DATA_DEFAULTS = dict(batch=32, hidden=32, activation="tanh", optimizer="adam", lr=0.01, clip=1.0, init_scale="fan_in")
 
@@ -269,13 +281,31 @@ def every():
     """Every setting: task, each task's parameters (first use wins a shared name), the training settings."""
     from .tasks import TASKS
 
-    out, seen = [TASK], {"task"}
-    for cls in TASKS.values():
+    return (TASK,) + task_params(TASKS) + TRAINING + _rule_settings.settings() + DATA
+
+
+def task_params(tasks):
+    """Every task's own parameters (:attr:`Task.PARAMS`), each name once, in registry order.
+
+    Tasks may share a parameter (recall's and copy's ``lag``) only by declaring the same
+    Setting: one name, one help text, one set of bounds. Two different declarations of
+    one name raise ImportError naming both tasks (the second would otherwise take the
+    first one's help and bounds without a word)."""
+    out, seen = [], {}
+    for name, cls in tasks.items():
         for p in cls.PARAMS:
-            if p.name not in seen:
-                seen.add(p.name)
-                out.append(p)
-    return tuple(out) + TRAINING + _rule_settings.settings() + DATA
+            if p.name in _RESERVED:
+                raise ImportError(f"task {name!r} declares the setting {p.name!r}, which is a training setting: "
+                                  "rename it")
+            if p.name in seen:
+                first, owner = seen[p.name]
+                if first != p:
+                    raise ImportError(f"the tasks {owner!r} and {name!r} both declare the setting {p.name!r}, "
+                                      f"differently ({first} against {p}): share one Setting, or rename one")
+                continue
+            seen[p.name] = (p, name)
+            out.append(p)
+    return tuple(out)
 
 
 def names():
@@ -330,9 +360,7 @@ def resolve(given):
             raise InvalidArgument(f"log_spectrum needs the vanilla cell's square W; a {s['cell']} model stacks gate"
                                   " matrices: train with cell='rnn' or without log_spectrum")
         s["activation"] = "tanh"
-    if s["optimizer"] != "momentum" and s["momentum"] != get("momentum").default:
-        raise InvalidArgument(f"momentum={s['momentum']!r} applies to optimizer='momentum' only; {s['optimizer']} would "
-                              f"ignore it: leave momentum unset or use optimizer='momentum'")
+    check_optimizer_options(s)
     for name in ("init_scale", "forget_bias"):  # both shape the drawn weights, which init_from replaces
         if s["init_from"] is not None and s[name] != get(name).default_for(task_obj):
             raise InvalidArgument(f"{name}={s[name]!r} sets drawn weights, but init_from={s['init_from']!r} replaces "
@@ -353,6 +381,18 @@ def resolve(given):
         raise InvalidArgument(f"forget_bias={s['forget_bias']!r} applies to cell='lstm' only; the {s['cell']} cell has no"
                               " forget gate: leave forget_bias unset or use cell='lstm'")
     return task_obj, s
+
+
+def check_optimizer_options(s):
+    """Refuse an optimizer's own setting (``momentum``, ``weight_decay``) given a value other than its
+    default for an optimizer that does not read it (it would be ignored)."""
+    from .optimizers import OPTIONS, users
+
+    for h in OPTIONS:
+        if s.get(h.name) is not None and s["optimizer"] not in users(h.name) and s[h.name] != h.default:
+            who = " or ".join(f"optimizer={u!r}" for u in users(h.name))
+            raise InvalidArgument(f"{h.name}={s[h.name]!r} applies to {who} only; {s['optimizer']} would ignore it: "
+                                  f"leave {h.name} unset or use {who}")
 
 
 def same_value(a, b):

@@ -1,4 +1,4 @@
-"""Sweeps: many seeds and settings at once, on every core or on a Dask cluster.
+"""Sweeps: many seeds and settings at once, on every CPU this process may use or on a Dask cluster.
 
 ``fastrnn.sweep(task="binary", seeds=range(100), grid={"lr": [0.05, 0.1]}, out="runs/lr")``
 expands the grid over every seed, trains each combination with :func:`fastrnn.train`
@@ -610,6 +610,17 @@ def _environment(values):
                 os.environ[k] = v
 
 
+def default_workers():
+    """Worker processes a local sweep starts unless told: one per CPU this process may keep busy
+    (:func:`fastrnn.cpus.available`: the affinity mask, or the control group's CPU quota if smaller),
+    not ``os.cpu_count()``, and no more than other work leaves free (the thread policy,
+    :func:`fastrnn.cpus.policy`). Each worker runs one thread, so more workers than that only take
+    turns on the same CPUs, and every run's ``train_seconds`` grows by the ratio."""
+    from . import cpus
+
+    return cpus.threads("processes", cpus.available()).n
+
+
 #: How often a worker looks whether its parent still runs (seconds).
 PARENT_CHECK_SECONDS = 0.5
 
@@ -777,7 +788,8 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     out : path
         Folder for the runs' CSV/JSON files and ``summary.csv``.
     workers : int or None
-        Local worker processes (default: every core); 1 runs in this process.
+        Local worker processes (default: :func:`default_workers`, one per CPU this process may
+        use that other work leaves free); 1 runs in this process.
     scheduler : str or None
         Address of a Dask distributed scheduler (``tcp://host:port``); the runs go
         there instead of to local workers.
@@ -825,7 +837,7 @@ def sweep(task="binary", seeds=(0,), grid=None, out="runs/sweep", workers=None, 
     if workers is not None and scheduler is not None:
         raise InvalidArgument(f"--workers {workers} sets local worker processes, but --scheduler {scheduler} sends the "
                               f"runs to a Dask cluster, whose workers run them; give one of the two")
-    workers = os.cpu_count() if workers is None else _checks.check_int("workers", workers, minimum=1)
+    workers = default_workers() if workers is None else _checks.check_int("workers", workers, minimum=1)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InvalidArgument(f"--out {out} is a file; give a folder for the sweep's runs")

@@ -30,6 +30,7 @@ iteration and one reset flag per iteration serves them all.
 """
 
 import codecs
+import functools
 import math
 import os
 import zlib
@@ -470,13 +471,12 @@ def evaluate(model, ids, chunk=1000):
 
 
 def _activation(name):
-    if name == "tanh":
-        return np.tanh
-    if name == "sigmoid":
-        return lambda a: 0.5 + 0.5 * np.tanh(0.5 * a)  # 1 / (1 + exp(-a)), which overflows for a < -709
-    if name == "relu":
-        return lambda a: np.maximum(a, 0.0)
-    raise InvalidArgument(f"sampling does not know the activation {name!r}")
+    """f of the activation ``name`` on arrays: the kernels' own (fastrnn.activations)."""
+    from . import activations
+
+    if name not in activations.ACTIVATIONS:
+        raise InvalidArgument(f"sampling does not know the activation {name!r}")
+    return functools.partial(activations.apply, name)
 
 
 def rnn_step(params, layers, f, state, ix):

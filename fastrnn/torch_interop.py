@@ -26,7 +26,12 @@ from .exceptions import InvalidArgument, InvalidType
 
 #: gates per cell; the vanilla cell is "rnn"
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
-_RNN_MODES = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}
+
+def _torch_names():
+    """torch.nn.RNN's nonlinearity -> fastrnn's activation (the activations that declare one)."""
+    from .activations import TORCH_NAMES
+
+    return TORCH_NAMES
 
 
 class TorchParams(NamedTuple):
@@ -80,10 +85,11 @@ def _check_module(torch, module, cell):
         )
     activation = None
     if cell == "rnn":
-        activation = _RNN_MODES.get(module.mode)
-        if module.nonlinearity not in ("tanh", "relu") or activation is None:
+        activation = _torch_names().get(module.nonlinearity)
+        if activation is None or module.mode != "RNN_" + module.nonlinearity.upper():
             raise InvalidArgument(
-                f"module.nonlinearity is {module.nonlinearity!r}; fastrnn converts nn.RNN with 'tanh' or 'relu' only"
+                f"module.nonlinearity is {module.nonlinearity!r}; fastrnn converts nn.RNN with "
+                f"{' or '.join(repr(n) for n in _torch_names())} only"
             )
     dtype = module.weight_ih_l0.dtype
     if dtype not in (torch.float32, torch.float64):
@@ -159,8 +165,9 @@ def _check_params(cell, params, activation):
     """Shapes and dtype of fastrnn parameters; returns n_in, n_hidden, n_out (None without V, c), layers, dtype."""
     if cell not in GATES:
         raise InvalidArgument(f"cell must be one of {', '.join(repr(c) for c in GATES)}, got {cell!r}")
-    if cell == "rnn" and activation not in ("tanh", "relu"):
-        raise InvalidArgument(f"activation is {activation!r}; torch.nn.RNN computes 'tanh' or 'relu' only")
+    if cell == "rnn" and activation not in _torch_names().values():
+        raise InvalidArgument(f"activation is {activation!r}; torch.nn.RNN computes "
+                              f"{' or '.join(repr(n) for n in _torch_names().values())} only")
     if cell != "rnn" and activation not in (None, "tanh"):
         raise InvalidArgument(f"activation is {activation!r}; the {cell} cell has none to set: leave activation=None")
     if not isinstance(params, dict) or "W0" not in params:
@@ -230,7 +237,8 @@ def torch_from_params(cell, params, batch_first=False, activation=None):
     torch_dtype = torch.float64 if dtype == np.float64 else torch.float32
     kwargs = dict(num_layers=layers, batch_first=batch_first, dtype=torch_dtype)
     if cell == "rnn":
-        module = torch.nn.RNN(n_in, H, nonlinearity=activation, **kwargs)
+        torch_name = {v: k for k, v in _torch_names().items()}[activation]
+        module = torch.nn.RNN(n_in, H, nonlinearity=torch_name, **kwargs)
     elif cell == "gru":
         module = torch.nn.GRU(n_in, H, **kwargs)
     else:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _checks, _rule_settings, _signals, checkpoint, engine, inits, optim, params
+from . import cpus as _cpus
 from . import settings as _settings
 from .exceptions import InvalidArgument, NumericalError, OutputError
 from .metrics import COLUMNS, MetricsWriter, check_new_file, check_output_files
@@ -79,8 +80,15 @@ class TrainResult:
         run with held-out text has ``val_bpc_all`` (all of it; completed runs only),
         ``val_chars_all`` and ``val_chars_row`` (the characters each row's ``val_bpc`` scores).
     threads : int or None
-        The threads the text kernel trained on (:func:`fastrnn.cpus.kernel_threads`);
+        The threads the text kernel trained on (:func:`fastrnn.cpus.policy`; the last chunk's);
         None for the other kernels. Recorded in the JSON under "result".
+    thread_use : dict or None
+        The threads each part of the run used and why (:func:`fastrnn.cpus.policy`):
+        ``blas`` (``n``: BLAS's threads in the general kernel's products, None where the
+        kernel makes no BLAS call), ``numba`` (``n``: the threads of numba's pool the kernel
+        used, ``pool``: its size) and, for the text kernel, ``text`` (``chunks``: how many
+        chunks ran on each thread count, ``why``: the last decision's reason). Recorded in
+        the JSON under "result".
     kernel : fastrnn.dispatch.KernelChoice or None
         The kernel the run trained with and why (:func:`fastrnn.dispatch.choose_kernel`),
         recorded in the JSON under "result" as ``kernel`` and ``kernel_reason``.
@@ -115,6 +123,7 @@ class TrainResult:
     final_scores: dict = field(default_factory=dict)
     threads: object = None  # the threads the text kernel trained on (None: another kernel)
     kernel: object = None  # the dispatch.KernelChoice the run trained with
+    thread_use: object = None  # every part's threads and why (fastrnn.cpus.policy), as in the JSON
 
     def summary(self):
         """The run's outcome as saved in its JSON file under "result".
@@ -142,6 +151,8 @@ class TrainResult:
         )
         if self.threads is not None:
             out["threads"] = self.threads
+        if self.thread_use:
+            out["thread_use"] = self.thread_use
         if self.kernel is not None:
             out.update(self.kernel.record())
         return out
@@ -334,6 +345,7 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
                 raise
             finally:
                 run.threads = info.get("threads", run.threads)
+                _count_text_threads(run, info)
             return done
 
         def chars_warmup():
@@ -377,8 +389,10 @@ def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
         # as "interrupted" like one during training. From then on Ctrl-C (SIGINT), SIGTERM
         # and SIGHUP take effect between chunks, so that the saved state is that of a finished row.
         t0 = time.perf_counter()
+        _cpus.METER.look()  # the load's window opens: the thread decisions after the warm-up read it
         warmup()
         compile_seconds = time.perf_counter() - t0
+        limited = _thread_plan(run)
         stop.install()
         if progress:
             from . import _progress
@@ -392,7 +406,8 @@ def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
         while run.remaining():
             pending = run.snapshot()  # rewound to if the chunk does not finish (Ctrl-C)
             try:
-                row, done = advance(lambda: time.perf_counter() - start)
+                with limited():
+                    row, done = advance(lambda: time.perf_counter() - start)
             except KeyboardInterrupt:
                 stop.check()  # a text chunk stopped by the handler: the signal's own exception
                 raise
@@ -439,6 +454,57 @@ def drive(run, warmup, advance, writer, save, progress, total, desc, ckpt=None):
         raise
     stop.uninstall()
     return _finish(run, time.perf_counter() - start, compile_seconds, writer, save, bar, ckpt)
+
+
+def _count_text_threads(run, info):
+    """Add a text kernel call's threads (``info`` of :func:`fastrnn.engine.train_chunk_chars`) to
+    ``run.thread_use["text"]``: the calls on each thread count, and the last decision's reason."""
+    if "threads" not in info:
+        return
+    use = getattr(run, "thread_use", None)
+    if use is None:
+        use = run.thread_use = {}
+    text = use.setdefault("text", dict(n=None, why=None, chunks={}))
+    n = int(info["threads"])
+    text["chunks"][str(n)] = text["chunks"].get(str(n), 0) + 1
+    text["n"] = max(text["n"] or 0, n)
+    text["why"] = info.get("why")
+
+
+def _thread_plan(run):
+    """Decide the run's BLAS threads once (:func:`fastrnn.cpus.policy`), record every part's
+    threads and why in ``run.thread_use`` (the JSON's ``thread_use``), and return the context
+    that holds BLAS to that count around each chunk (the user's own count comes back after it).
+
+    Once per run, not per chunk: a multi-threaded BLAS may sum in another order than one
+    thread, so a run keeps one count and its numbers do not change with the load midway.
+    The text kernel's threads are decided at each chunk (its numbers are the same on one
+    thread or two); ``run.thread_use["text"]`` counts the chunks of each."""
+    cpus = _cpus
+    kernel = getattr(getattr(run, "kernel", None), "name", None)
+    use = getattr(run, "thread_use", None) or {}
+    run.thread_use = use
+    numba = cpus.numba_threads()
+    if kernel == "text":
+        use["numba"] = dict(n=None, why="the text kernel starts threads of its own (text)", pool=numba)
+    else:
+        use["numba"] = dict(n=1, why=f"the {kernel} kernel runs on the calling thread" if kernel else "a serial kernel",
+                            pool=numba)
+    if kernel != "general":
+        use["blas"] = dict(n=None, why=f"the {kernel} kernel makes no BLAS call" if kernel else
+                           "left as it is: this run's driver is not one of the training kernels")
+        return contextlib.nullcontext
+    plan = getattr(run, "plan", None)
+    T, B = (plan.steps(), plan.B) if plan is not None else (run.T, run.B)
+    wanted = cpus.blas_threads_now()
+    if wanted is None:
+        use["blas"] = dict(n=None, why="no BLAS library that threadpoolctl can set is loaded")
+        return contextlib.nullcontext
+    decision = cpus.threads("blas", wanted, work=engine.blas_work(run.model, T, B))
+    use["blas"] = dict(n=decision.n, why=decision.why)
+    if decision.n == wanted:
+        return contextlib.nullcontext
+    return functools.partial(cpus.blas_limited, decision.n)
 
 
 class _Unwritten(Exception):
@@ -859,7 +925,7 @@ class _Run:
         self.B, self.T = s["batch"], task_obj.T
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
         self.kind = optim.OPTIMIZERS[s["optimizer"]]
-        self.hyper = optim.hyper_array(momentum=s["momentum"])
+        self.hyper = optim.hyper_from(s)
         self.state = params.aligned_zeros((2, self.model.n_params), self.model.dtype)
         self.clip_norm = 0.0 if s["clip"] is None else s["clip"]
         self.clip_value = 0.0 if s["clip_value"] is None else s["clip_value"]
@@ -1122,6 +1188,7 @@ def _result(run, train_seconds, compile_seconds, writer, save_path, ckpt, final_
         columns=run.columns, checkpoint_path=None if ckpt is None else ckpt.path,
         rows_cut=getattr(run, "rows_cut", 0), notes=[writer.repaired] if writer is not None and writer.repaired else [],
         final_scores=final_scores or {}, threads=getattr(run, "threads", None), kernel=getattr(run, "kernel", None),
+        thread_use=getattr(run, "thread_use", None),
     )
 
 

@@ -124,3 +124,13 @@ def interrupt_after_two_rows(train_args, csv):
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=240)
     return proc.returncode, out, err
+
+
+# ---------------------------------------------------------------- thread policy
+# The thread policy (fastrnn.cpus.policy) gives a run fewer threads while other processes keep
+# the CPUs busy. A test's numbers and thread counts must not depend on the load of the machine
+# it runs on, so the tests run with FASTRNN_THREADS=cpus (threads by the CPUs allowed, whatever
+# else runs); tests/test_threads.py checks the load-aware default with given loads.
+import os as _os  # noqa: E402
+
+_os.environ.setdefault("FASTRNN_THREADS", "cpus")

@@ -45,6 +45,8 @@ def activation(a, name):
         return 1.0 / (1.0 + np.exp(-a))
     if name == "relu":
         return np.maximum(a, 0.0)
+    if name == "softsign":
+        return a / (1.0 + np.abs(a))
     raise ValueError(name)
 
 
@@ -57,6 +59,8 @@ def activation_grad(a, name):
         return s * (1.0 - s)
     if name == "relu":
         return (a > 0).astype(float)
+    if name == "softsign":
+        return 1.0 / (1.0 + np.abs(a)) ** 2
     raise ValueError(name)
 
 
@@ -263,6 +267,12 @@ def adam(theta, grad, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8):
     mhat = m / (1 - b1**t)
     vhat = v / (1 - b2**t)
     return theta - lr * mhat / (np.sqrt(vhat) + eps), m, v
+
+
+def adamw(theta, grad, m, v, t, lr, b1=0.9, b2=0.999, eps=1e-8, weight_decay=0.01):
+    """Loshchilov & Hutter's AdamW as torch.optim.AdamW: decay the weights, then Adam's step."""
+    theta = theta - lr * weight_decay * theta
+    return adam(theta, grad, m, v, t, lr, b1, b2, eps)
 
 
 def adagrad(theta, grad, mem, lr, eps=1e-8):

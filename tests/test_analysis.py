@@ -24,7 +24,7 @@ def is_png(path):
 
 
 @pytest.mark.parametrize("layers", [1, 2])
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "softsign"])
 def test_path_gradients_sum_to_the_full_gradient(rng, layers, activation):
     model = fastrnn.RNN(3, 6, 4, layers=layers, activation=activation, seed=2, init_scale=0.7)
     X, Y, mask = make_data(rng, 3, 9, 3, 4, "softmax", masked=True)

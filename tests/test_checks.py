@@ -26,7 +26,7 @@ def data():
         (dict(n_hidden=2.5), InvalidType, "n_hidden must be an integer, got 2.5"),
         (dict(n_hidden=True), InvalidType, "n_hidden must be an integer"),
         (dict(layers=0), InvalidArgument, "layers must be at least 1"),
-        (dict(activation="gelu"), InvalidArgument, "activation must be one of 'tanh', 'sigmoid', 'relu', got 'gelu'"),
+        (dict(activation="gelu"), InvalidArgument, "activation must be one of 'tanh', 'sigmoid', 'relu', 'softsign', got 'gelu'"),
         (dict(head="logsoftmax"), InvalidArgument, "head must be one of"),
         (dict(dtype="float16"), InvalidArgument, "dtype must be one of 'float64', 'float32', got 'float16'"),
         (dict(dtype=int), InvalidArgument, "dtype must be one of"),

@@ -287,4 +287,7 @@ def test_fit_defaults_are_the_data_defaults_of_the_settings():
             assert params[s.name].default is None and s.default is True
         elif s.name != "head":  # the head is the model's
             assert params[s.name].default == s.default, s.name
-    assert params["momentum"].default == settings.get("momentum").default
+    from fastrnn.fitting import _DEFAULTS  # fit's keyword defaults, its optimizer options (**options) included
+
+    for name in ("momentum", "weight_decay"):
+        assert _DEFAULTS[name] == settings.get(name).default, name

@@ -7,7 +7,7 @@ import fastrnn
 from conftest import GRADCHECK_TOL, make_data
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "softsign"])
 @pytest.mark.parametrize("head", ["softmax", "sigmoid", "linear"])
 def test_kernel_gradients_pass_the_finite_difference_check(rng, activation, head):
     model = fastrnn.RNN(3, 5, 3, layers=2, activation=activation, head=head, seed=3, init_scale=0.8)

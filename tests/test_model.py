@@ -21,6 +21,7 @@ def assert_grads_close(comp, ref_grads, rtol=RTOL_TWIN, atol=ATOL_TWIN):
 # enough that the products go to BLAS (m*k*n >= config.BLAS_MIN_WORK).
 SHAPES = [(1, 1, 1, 1, 1), (1, 8, 2, 16, 1), (3, 5, 3, 4, 2), (2, 1, 2, 3, 4), (9, 6, 5, 24, 3)]
 CASES = list(itertools.product(["tanh", "sigmoid", "relu"], ["softmax", "sigmoid", "linear"], [1, 2], [False, True], [None, 0, 2]))
+CASES += list(itertools.product(["softsign"], ["softmax", "linear"], [1, 2], [True], [None, 2]))
 
 
 @pytest.mark.usefixtures("kernel_choice")
@@ -37,7 +38,7 @@ def test_loss_and_grads_match_reference(rng, shape, activation, head, layers, ma
     assert_grads_close(comp_grads, ref_grads)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "softsign"])
 @pytest.mark.parametrize("head", ["softmax", "sigmoid", "linear"])
 @pytest.mark.parametrize("layers", [1, 3])
 def test_forward_matches_reference(rng, activation, head, layers):

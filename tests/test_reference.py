@@ -11,7 +11,7 @@ import reference as ref
 from conftest import GRADCHECK_TOL, make_data
 
 
-@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("activation", ["tanh", "sigmoid", "relu", "softsign"])
 @pytest.mark.parametrize("head", ["softmax", "sigmoid", "linear"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_reference_full_bptt_matches_finite_differences(rng, activation, head, layers):

@@ -8,7 +8,7 @@ import reference as ref
 from conftest import ATOL_TWIN, RTOL_TWIN, make_data, model_from_params
 from fastrnn import _small, _train_kernel, dispatch, engine, optim
 
-CASES = [(act, head, masked, K, B) for act in ("tanh", "sigmoid", "relu") for head in ("softmax", "sigmoid", "linear")
+CASES = [(act, head, masked, K, B) for act in ("tanh", "sigmoid", "relu", "softsign") for head in ("softmax", "sigmoid", "linear")
          for masked, K, B in ((False, None, 1), (True, 1, 3), (True, None, 2), (False, 2, 1))]
 
 
@@ -189,7 +189,7 @@ def test_the_train_command_imports_neither_pandas_nor_scipys_linalg(tmp_path):
 
 # ------------------------------------------------------------------ the lean (headline) kernel
 
-LEAN_CASES = [(act, masked, K, B, H) for act in ("tanh", "sigmoid", "relu")
+LEAN_CASES = [(act, masked, K, B, H) for act in ("tanh", "sigmoid", "relu", "softsign")
               for masked, K, B, H in ((False, None, 1, 16), (True, None, 3, 5), (False, 5, 2, 7), (True, 9, 1, 3))]
 
 
@@ -224,7 +224,7 @@ def test_the_lean_kernel_gives_the_general_kernels_numbers_exactly(rng, act, mas
     np.testing.assert_array_equal(model.theta, small.theta)
 
 
-@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu", "softsign"])
 @pytest.mark.parametrize("masked,B", [(False, 1), (True, 2)])
 def test_the_lean_kernel_matches_the_reference_over_carried_windows(rng, act, masked, B):
     """Two SGD iterations on a stream (state carried into the second window) against tests/reference.py."""
@@ -383,7 +383,7 @@ def _lanes_case(rng, act, B, nm, masked, carried, H=16, T=6, n=7, bad=(), thread
     return D0, n_iters
 
 
-@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu"])
+@pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu", "softsign"])
 @pytest.mark.parametrize("B,nm,masked,carried", [(1, 5, False, False), (2, 19, True, True), (3, 3, True, False)])
 def test_the_lanes_kernel_gives_the_lean_kernels_numbers_exactly(rng, act, B, nm, masked, carried):
     """Models in the lanes of a vector (several lane groups, a short last one, a model with no iterations,

@@ -12,8 +12,8 @@ dL/d(xu_t) = dL/d(hw_t) = f'(a_t) * dh_t, so the driver keeps one of them
 
 from numba import njit
 
+from .. import activations
 from .._linalg import mm
-from .._mathfn import sigmoid, tanh
 from ..config import JIT
 
 #: Gates (xu and hw are G*H wide), state vectors per layer, entries (in units of H)
@@ -29,39 +29,23 @@ SEPARATE_DAH = False
 #: Names of the per-layer extra parameter vectors (each H long), in layout order.
 EXTRA_NAMES = ()
 
-TANH, SIGMOID, RELU = 0, 1, 2
-ACTIVATIONS = {"tanh": TANH, "sigmoid": SIGMOID, "relu": RELU}
+#: name -> code of the activations f (the registry's, fastrnn.activations).
+ACTIVATIONS = activations.ACTIVATIONS
+TANH, SIGMOID, RELU = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"], ACTIVATIONS["relu"]
 
+#: ``forward_step(act, n, xu, xoff, hw, hs, hoff)``: hs[hoff + e] = f(hw[e] + xu[xoff + e]) for the
+#: n = B*H entries of one step; one loop per registered activation (an unknown code raises).
+forward_step = activations.by_activation("forward_step", "n, xu, xoff, hw, hs, hoff", """
+for e in range(n):
+    hs[hoff + e] = F(hw[e] + xu[xoff + e])
+""", globals(), "hs[hoff + e] = f(hw[e] + xu[xoff + e]) for the n = B*H entries of one step.")
 
-@njit(**JIT)
-def forward_step(act, n, xu, xoff, hw, hs, hoff):
-    """hs[hoff + e] = f(hw[e] + xu[xoff + e]) for the n = B*H entries of one step."""
-    if act == TANH:
-        for e in range(n):
-            hs[hoff + e] = tanh(hw[e] + xu[xoff + e])
-    elif act == SIGMOID:
-        for e in range(n):
-            hs[hoff + e] = sigmoid(hw[e] + xu[xoff + e])
-    else:
-        for e in range(n):
-            a = hw[e] + xu[xoff + e]
-            hs[hoff + e] = a if a > 0.0 else 0.0
-
-
-@njit(**JIT)
-def backward_step(act, n, dd, dh, hs, hoff, da):
-    """dd[da + e] = f'(a) * dd[dh + e], with f'(a) written from h = hs[hoff + e]."""
-    if act == TANH:
-        for e in range(n):
-            h = hs[hoff + e]
-            dd[da + e] = dd[dh + e] * (1.0 - h * h)
-    elif act == SIGMOID:
-        for e in range(n):
-            h = hs[hoff + e]
-            dd[da + e] = dd[dh + e] * (h * (1.0 - h))
-    else:
-        for e in range(n):
-            dd[da + e] = dd[dh + e] if hs[hoff + e] > 0.0 else 0.0
+#: ``backward_step(act, n, dd, dh, hs, hoff, da)``: dd[da + e] = f'(a) * dd[dh + e], with f'(a)
+#: written from h = hs[hoff + e].
+backward_step = activations.by_activation("backward_step", "n, dd, dh, hs, hoff, da", """
+for e in range(n):
+    dd[da + e] = dd[dh + e] * DF(hs[hoff + e])
+""", globals(), "dd[da + e] = f'(a) * dd[dh + e], with f'(a) written from h = hs[hoff + e].")
 
 
 
@@ -77,20 +61,12 @@ def backward_step(act, n, dd, dh, hs, hoff, da):
 # the bias (j = I + H).
 
 
-@njit(**JIT)
-def derivative(act, n, hs, hoff, d, doff):
-    """d[doff + e] = f'(a) for the n entries of one step, written from h = hs[hoff + e] (D_t)."""
-    if act == TANH:
-        for e in range(n):
-            h = hs[hoff + e]
-            d[doff + e] = 1.0 - h * h
-    elif act == SIGMOID:
-        for e in range(n):
-            h = hs[hoff + e]
-            d[doff + e] = h * (1.0 - h)
-    else:
-        for e in range(n):
-            d[doff + e] = 1.0 if hs[hoff + e] > 0.0 else 0.0
+#: ``derivative(act, n, hs, hoff, d, doff)``: d[doff + e] = f'(a) for the n entries of one step,
+#: written from h = hs[hoff + e] (D_t); one loop per registered activation.
+derivative = activations.by_activation("derivative", "n, hs, hoff, d, doff", """
+for e in range(n):
+    d[doff + e] = DF(hs[hoff + e])
+""", globals(), "d[doff + e] = f'(a) for the n entries of one step, written from h = hs[hoff + e] (D_t).")
 
 
 @njit(**JIT)

@@ -12,6 +12,7 @@ independent of numba's own generator).
 
 from .. import _checks
 from ..exceptions import InvalidArgument
+from ..settings import task_params
 from ._base import Batch, Task, operands
 from .add import AddTask
 from .adding import AddingProblem
@@ -35,6 +36,8 @@ TASKS = {
     "add": AddTask,
     "mimic": MimicTask,
 }
+
+task_params(TASKS)  # two tasks declaring one parameter name differently: ImportError, here
 
 #: The registered names (kept for callers of the old module).
 TASK_NAMES = tuple(TASKS)

@@ -1,0 +1,24 @@
+"""Plain stochastic gradient descent: theta -= lr g."""
+
+from numba import njit
+
+from ..config import JIT
+
+NAME = "sgd"
+CODE = 0
+#: Rows of the (2, P) optimizer state the update uses.
+STATE = 0
+#: The settings the update reads after ``lr``, in its argument order.
+SETTINGS = ()
+
+
+@njit(**JIT)
+def update(theta, grad, state, step, lr):
+    """theta -= lr g."""
+    for i in range(theta.shape[0]):
+        theta[i] -= lr * grad[i]
+
+
+from .._cache import key_dispatchers  # noqa: E402
+
+key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)
