@@ -49,7 +49,7 @@ SMOKE_BASH = {
     "python benchmarks/run.py --quick": "python benchmarks/run.py --from-csv --no-readme",
     "python benchmarks/bench_kernels.py": "python benchmarks/bench_kernels.py --from-csv --no-readme",
     "python benchmarks/bench_fit.py": "python benchmarks/bench_fit.py --from-csv --no-readme",
-    "python benchmarks/bench_sweep.py": "python benchmarks/bench_sweep.py --runs 2 --iters 300 --no-readme",
+    "python benchmarks/bench_sweep.py": "python benchmarks/bench_sweep.py --from-csv --no-readme",
     "OPENBLAS_NUM_THREADS=1 python benchmarks/bench_text.py": "python benchmarks/bench_text.py --from-csv --no-readme",
     "OPENBLAS_NUM_THREADS=1 python benchmarks/study_recall.py":
         "python benchmarks/study_recall.py --lags 5,10 --seeds 0 --iters 100 --forget-biases 0,3 --out study/recall",
