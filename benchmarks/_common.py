@@ -137,10 +137,9 @@ def update_readme(block, mark):
             continue
         head, rest = text.split(start, 1)
         _, tail = rest.split(end, 1)
-        # links into the repository (written from the root: "](benchmarks/...") made relative to this page
-        up = os.path.relpath(ROOT, path.parent).replace(os.sep, "/")
-        page_block = block if up == "." else block.replace("](benchmarks/", f"]({up}/benchmarks/")
-        new = head + start + "\n" + page_block + end + tail
+        # the same block on every page: links such as benchmarks/results/throughput.png stay as written
+        # (the docs site adds benchmarks/results/*.png under that path: docs/hooks.py)
+        new = head + start + "\n" + block + end + tail
         if new != text:
             path.write_text(new)
         written.append(path.relative_to(ROOT).as_posix())

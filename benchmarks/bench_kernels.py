@@ -183,8 +183,11 @@ def markdown(rows, first):
     by = {}
     for r in rows:
         by.setdefault(r["shape"], {})[r["contender"]] = r
+    two = any(str(r["contender"]).endswith("_2t") for r in rows)
     lines = [describe(rows[0]) + " One `loss_and_grads` call (float64, tanh, full BPTT), medians of 7 repeats after a warm-up; "
-             "the numpy contenders at 1 and 2 BLAS threads (threadpoolctl), fastrnn as it runs by default.", "",
+             + ("the numpy contenders at 1 and 2 BLAS threads (threadpoolctl), fastrnn as it runs by default." if two else
+                "every contender at the BLAS threads named above (this file has one thread count for numpy, shown in both columns)."),
+             "",
              "| shape | B | T | I | H | O | numpy twin, 1 / 2 BLAS threads | numpy batched, 1 / 2 BLAS threads | fastrnn | "
              "fastrnn GFLOP/s | batched / fastrnn, 1 / 2 BLAS threads |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -17,8 +17,8 @@ starts `os.cpu_count()` workers anyway, one lets the sweep choose
 (`fastrnn.sweeps.default_workers`: the CPUs the process may use); workers taking
 turns on one CPU show as `train_seconds` above the runs' alone. Writes
 benchmarks/results/bench_sweep.csv (with the machine, versions, threads and date)
-and puts the table into the README between its `<!-- sweep:start -->` and
-`<!-- sweep:end -->` marks (unless --no-readme).
+and puts the table between the `<!-- sweep:start -->` and `<!-- sweep:end -->`
+marks of every page that has them (README.md, docs/*.md; unless --no-readme).
 
 With --examples it runs the README's example commands instead (`fastrnn sweep` and
 `fastrnn report`) in a temporary folder, keeps their output in
@@ -189,15 +189,17 @@ def main():
         write_csv(CSV, measure(args.runs, args.iters, args.repeats), environment())
     block = markdown(read_csv(CSV))
     print("\n" + block)
-    if not args.no_readme and update_readme(block, "sweep"):
-        print("README.md updated between its sweep marks")
+    if not args.no_readme:
+        for page in update_readme(block, "sweep"):
+            print(f"{page} updated between its sweep marks")
     if EXAMPLES_CSV.exists():
         with open(EXAMPLES_CSV, newline="") as fh:  # read as text: the outputs are not numbers
             import csv
 
             block = examples_markdown(list(csv.DictReader(fh)))
-        if not args.no_readme and update_readme(block, "sweep-examples"):
-            print("README.md updated between its sweep-examples marks")
+        if not args.no_readme:
+            for page in update_readme(block, "sweep-examples"):
+                print(f"{page} updated between its sweep-examples marks")
 
 
 if __name__ == "__main__":

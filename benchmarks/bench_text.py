@@ -211,7 +211,7 @@ def markdown(rows, command):
     for r in timed:
         name = r.get("contender") or "min-char-rnn's numpy loop"
         lines.append(f"| {r['measure']} | {name} | {float(r['fastrnn']):,.0f} | "
-                     f"{float(other(r)):,.0f} | {float(r['speedup']):.1f}x |")
+                     f"{float(other(r)):,.0f} | {_ratio(float(r['speedup']))} |")
     lines += [
         "",
         f"First run of the text path in a fresh process with an empty numba cache: {float(first['fastrnn']):.1f} s "
@@ -220,6 +220,11 @@ def markdown(rows, command):
         "",
     ]
     return "\n".join(lines)
+
+
+def _ratio(v):
+    """A speed-up as the table shows it: one decimal from 1 up, two significant digits below (0.034x)."""
+    return f"{v:.1f}x" if v >= 1 else f"{v:.2g}x"
 
 
 def main(argv=None):

@@ -79,8 +79,7 @@ def _jitted_step(activation, head, lr, optimizer, clip, B):
 
     It takes the whole staged data (X, Y on the device) and the iteration number
     ``it``, and slices batch ``it`` inside the jit (``lax.dynamic_slice_in_dim``), so
-    that a step call moves no data and Python slices nothing. The parameters and the
-    optimizer state are donated: XLA updates them in place.
+    that a step call moves no data and Python slices nothing.
     """
     step = _make_step(activation, head, lr, optimizer, clip)
 
@@ -89,7 +88,7 @@ def _jitted_step(activation, head, lr, optimizer, clip, B):
         y = jax.lax.dynamic_slice_in_dim(Y, it * B, B, axis=0)
         return step(p, state, t, x, y)
 
-    return jax.jit(run, donate_argnums=(0, 1))
+    return jax.jit(run)
 
 
 @functools.lru_cache(maxsize=None)

@@ -21,7 +21,13 @@ digits workload PyTorch gets rtol 1e-6, atol 1e-7, because its clip_grad_norm_ d
 by norm + 1e-6, which moves its parameters by about 5e-9 in 50 iterations); in the
 throughput grid and loss_and_grads every contender's gradients must equal fastrnn's
 (or the plain-numpy twin's) at each shape; in the sweep, runs picked across the
-seed range must equal separate `fastrnn.train` runs row for row. Times are medians
+seed range must equal separate `fastrnn.train` runs row for row. Each timed
+`fastrnn.train` call of the headline counts only if its weights after all 20000
+iterations equal the single-purpose numba loop's from the same weights and data
+(rtol 1e-9) and its metrics rows equal the first checked call's. The numpy
+contenders run at 1 and at 2 BLAS threads (threadpoolctl, set before the clock
+starts): numpy's OpenBLAS uses every core by default, which on a busy machine
+can cost more than it gains. Times are medians
 of 5 repeats after a warm-up, with the min-max spread, and ratios are taken against
 fastrnn in the same run. In the headline and digits workloads the repeats go
 round-robin (each round times every contender once), so a slow spell of the shared
@@ -32,8 +38,10 @@ line saying so.
 Every results file records the machine (platform, CPU, cores), the versions, the
 thread counts read at run time and the date. `--from-csv` renders the tables, the
 notes on scaled times from those files alone into
-benchmarks/results/summary.md and the README (between its `<!-- bench:start -->`
-and `<!-- bench:end -->` marks).
+benchmarks/results/summary.md and every page (README.md, docs/*.md) that has the
+marks: the tables between `<!-- bench:start -->` and `<!-- bench:end -->`, the
+sentence on the first and a later run between `<!-- intro:start -->` and
+`<!-- intro:end -->`.
 """
 
 import argparse
@@ -124,6 +132,22 @@ def spread(times):
 # -------------------------------------------------------------------- headline
 
 
+def check_run(result, validated, reference, name):
+    """A timed ``fastrnn.train`` result counts only if it trained the validated trajectory.
+
+    Its final weights must equal ``validated`` (rtol 1e-9) and its metrics rows
+    (iteration, loss, accuracy) those of the first result checked, which ``reference``
+    (a dict) keeps; it must also have learned. Raises AssertionError otherwise.
+    """
+    for k, v in validated.items():
+        np.testing.assert_allclose(result.model.params[k], v, rtol=1e-9, atol=1e-12,
+                                   err_msg=f"{name}: {k} after {result.iterations} iterations differs from the validated trajectory")
+    rows = result.history[["iteration", "loss", "accuracy"]].to_numpy()
+    want = reference.setdefault("rows", rows)
+    np.testing.assert_allclose(rows, want, rtol=1e-9, atol=0, err_msg=f"{name}: metrics rows differ from the reference run's")
+    assert result.final_accuracy == 1.0, f"{name} did not learn"
+
+
 def headline(quick):
     """Binary addition, 20000 SGD iterations at batch 1, sigmoid units, lr 0.1 (the binary task's defaults)."""
     iters, seed = ITERS, 0
@@ -144,13 +168,7 @@ def headline(quick):
     reference = {}
 
     def checked(result, name):
-        for k, v in validated.items():
-            np.testing.assert_allclose(result.model.params[k], v, rtol=1e-9, atol=1e-12,
-                                       err_msg=f"{name}: {k} after {iters} iterations differs from the validated trajectory")
-        rows = result.history[["iteration", "loss", "accuracy"]].to_numpy()
-        want = reference.setdefault("rows", rows)
-        np.testing.assert_allclose(rows, want, rtol=1e-9, atol=0, err_msg=f"{name}: metrics rows differ from the reference run's")
-        assert result.final_accuracy == 1.0, f"{name} did not learn"
+        check_run(result, validated, reference, name)
 
     kernels = {}  # the kernel each library contender trained with, from its result (as the run's JSON records it)
 

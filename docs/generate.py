@@ -11,6 +11,7 @@ What a page shows is run, never typed:
   (so a later block can use a file that an earlier one wrote), with ``fastrnn`` and
   ``python`` meaning this checkout, and its output (stdout and stderr together) replaces
   the one shown;
+* a ```` ```py ```` block is a listing (a module's source, say): shown, never run;
 * a ```` ```python ```` block is run in one namespace per page, in the same folder; when a
   ```` ```text ```` block follows it, that block is replaced by what the code printed;
 * what the commands write under ``docs/`` in that folder (figures, CSV) is copied into
@@ -36,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[A-Za-z]*)[ \t]*$")
+RUN_NAME = re.compile(r"[\w.+=-]+-seed\d+")  # a sweep's run name: which run is best depends on the numbers
 NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|\b(?:nan|inf)\b")
 
 #: Commands whose output is free text (sampled characters): the shape check only asks
@@ -50,6 +52,8 @@ NOT_RUN = {
     "python -m pytest": "the test suite: what CI itself runs",
     "mkdocs build": "the documentation site: CI builds it with --strict after the suite",
     "python docs/generate.py": "this script: the test runs every block it runs",
+    "python docs/notebooks/execute.py": "runs the tutorial notebooks; CI runs them with pytest --nbmake in a step of its own",
+    "fastrnn train --resume m.ckpt.npz": "continues a run killed mid-way; tests/test_survival.py kills runs and resumes them",
 }
 
 
@@ -112,8 +116,9 @@ def bash_commands(block):
 
 
 def shape(lines):
-    """Output lines with every number replaced by ``#`` and runs of spaces by one: what may not change."""
-    return [re.sub(r"\s+", " ", NUMBER.sub("#", ln)).strip() for ln in lines if ln.strip()]
+    """Output lines with every number replaced by ``#``, a sweep's run names by ``RUN`` and runs of
+    spaces by one: what may not change."""
+    return [re.sub(r"\s+", " ", NUMBER.sub("#", RUN_NAME.sub("RUN", ln))).strip() for ln in lines if ln.strip()]
 
 
 def is_free_text(command):
@@ -260,7 +265,7 @@ def headline_table(results_dir=ROOT / "benchmarks" / "results"):
     for r in head:
         lines.append(f"| {r['contender']} | {fmt(r['median_s'])} | {fmt(r['x_fastrnn'])} |")
     notes = []
-    lib = next((r for r in head if r["contender"] == "fastrnn (library call)"), None)
+    lib = next((r for r in head if str(r["contender"]).startswith("fastrnn (library call")), None)  # the default kernel's row
     if lib is not None and lib.get("train_s") == lib.get("train_s"):
         notes.append(f"of fastrnn's library call, training itself took {fmt(lib['train_s'])} s")
     startup = Path(results_dir) / "startup.csv"

@@ -19,6 +19,7 @@ state (:class:`fastrnn.tasks._stream.StreamMetrics`).
 import numpy as np
 
 from . import _rule_settings, optimizers
+from . import settings as _settings
 from .training import _Run, _row, _spectral_columns
 
 #: The key prefix of the online state's arrays in a checkpoint (``train_`` + this + ...).
@@ -38,6 +39,12 @@ def check_rule_memory(rule, settings, B, I, H, O, what):
                          "a stream)")
 
 
+def own_optimizer_settings(s):
+    """The chosen optimizer's own training settings in ``s`` (momentum, weight_decay), as the optimizer
+    registry declares them; None for an optimizer without any."""
+    own = {h.name for h in optimizers.module(s["optimizer"]).SETTINGS if h.option}
+    return {name: s[name] for name in own if s.get(name) is not None} or None
+
 class OnlineRun(_Run):
     """One online training run (see the module); drives like :class:`fastrnn.training._Run`."""
 
@@ -49,9 +56,7 @@ class OnlineRun(_Run):
         self.source = task_obj.streamer(np.random.default_rng([s["seed"], 1]), self.B)
         self.rule = s["rule"]
         self.rule_settings = _rule_settings.rule_settings(s)
-        # the chosen optimizer's own training settings (momentum, weight_decay), as the registry declares them
-        own = {h.name for h in optimizers.module(s["optimizer"]).SETTINGS if h.option}
-        self.optimizer_settings = {name: s[name] for name in own if s.get(name) is not None} or None
+        self.optimizer_settings = own_optimizer_settings(s)
         self.online = None  # the OnlineState, made at the first chunk (or restored)
         self.tracker.recent = np.zeros(0, dtype=np.int64)
         nan = float("nan")
@@ -171,7 +176,7 @@ class OnlineRun(_Run):
 # ---------------------------------------------------------------------- fit on arrays
 
 
-def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimizer, lr, momentum, clip, clip_value,
+def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimizer, lr, optimizer_options, clip, clip_value,
                bptt_truncate, window, shuffle, seed, validation, log_every, csv, save, overwrite, progress, resume,
                checkpoint_every, checkpoint_seconds, record=None):
     """:func:`fastrnn.fit` with an online rule (see its docstring): every row of X is a stream, all trained
@@ -201,8 +206,9 @@ def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimiz
             raise InvalidArgument(f"{name}{' ' if shown.startswith('(') else ''}{shown} cannot be combined with "
                                   f"rule={rule!r}: {why}")
     s = {name: _check_setting(name, value) for name, value in
-         (("epochs", epochs), ("optimizer", optimizer), ("lr", lr), ("momentum", momentum), ("clip", clip),
+         (("epochs", epochs), ("optimizer", optimizer), ("lr", lr), *optimizer_options.items(), ("clip", clip),
           ("clip_value", clip_value), ("seed", seed), ("log_every", log_every))}
+    _settings.check_optimizer_options(s)
     from . import engine
 
     X, Y, _, _ = engine.prepare(model, X, Y)
@@ -219,6 +225,12 @@ def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimiz
     run = _FitOnlineRun(model, X, Y, rule, checked, s, record)
     writer = open_writer(csv, run, overwrite, None, None)
     return drive(run, run.warmup, run.advance, writer, save, progress, run.total, "fit", None)
+
+
+def _default_of(name):
+    from .settings import get
+
+    return get(name).default
 
 
 class _FitOnlineRun:
@@ -238,7 +250,7 @@ class _FitOnlineRun:
                       head=model.head, dtype=model.dtype.name, **s, batch=self.N, shuffle=False, window=None,
                       bptt_truncate=None, iters=self.total, rule=rule, **rule_settings, **(record or {}),
                       versions=versions())
-        self.optimizer_settings = {"momentum": s["momentum"]} if s["optimizer"] == "momentum" else None
+        self.optimizer_settings = own_optimizer_settings(s)
         self.columns = list(COLUMNS) + FIT_COLUMNS
         self.rows, self.status, self.error, self.done = [], "completed", None, 0
         self.online = None

@@ -32,7 +32,7 @@ HELP = {
 }
 
 #: Bounds of the known rule settings, checked while the CLI parses them (each rule checks its own values too);
-#: an integer setting not named here must be at least 0, a number is any finite number.
+#: an integer setting not named here must be at least 1, a number is any finite number.
 BOUNDS = {"k1": dict(minimum=1), "k2": dict(minimum=1), "eps": dict(minimum=0.0), "alpha": dict(positive=True),
           "feedback_scale": dict(positive=True)}
 
@@ -91,7 +91,7 @@ def settings():
             choices = tuple(table) if table else (defaults[0],)
         shown = ", ".join(f"{r} {d}" for r, d in zip(rules, defaults))
         help_text = HELP.get(key, f"rule {', '.join(rules)}: its setting {key}.")
-        bounds = BOUNDS.get(key, dict(minimum=0) if kind == "int" else {})
+        bounds = BOUNDS.get(key, dict(minimum=1) if kind == "int" else {})  # the whole-number ones count steps
         out.append(Setting(key, kind, f"{help_text} The rule's default: {shown}.", None, choices=choices,
                            off="the rule's default", **bounds))
     return tuple(out)

@@ -157,10 +157,15 @@ for j in range(hs.shape[1]):
 """, globals(), "hs[q] = f(tmp[hw] + tmp[a]) (rows of 2-D arrays).")
 
 #: ``_derive(act, tmp, gv, dc, hs, q)``: tmp[dc] = tmp[gv] * f'(a), f' written from h = hs[q] (rows).
+#:
+#: Inlined by numba into the lean kernel's backward loop (``inline="always"``), where the same loops
+#: were written before they came from the registry: as a call of its own the lean kernel measured
+#: about 5% slower (2.18 against 2.08 us an iteration at the binary shape, thread CPU time).
 _derive = activations.by_activation("_derive", "tmp, gv, dc, hs, q", """
 for j in range(hs.shape[1]):
     tmp[dc, j] = tmp[gv, j] * DF(hs[q, j])
-""", globals(), "tmp[dc] = tmp[gv] * f'(a), f' from h = hs[q] (rows of 2-D arrays).")
+""", globals(), "tmp[dc] = tmp[gv] * f'(a), f' from h = hs[q] (rows of 2-D arrays).",
+                                  jit=dict(JIT, inline="always"))
 
 
 #: ``_slope(act, hs, q, out, orow)``: out[orow] = f'(a), written from h = hs[q] (rows of 2-D arrays): the
@@ -669,13 +674,13 @@ for j in range(hs.shape[1]):
         hs[q, j, l] = F(tmp[hw, j, l] + tmp[a, j, l])
 """, globals(), "_activate lane by lane.")
 
-#: ``_derive_lanes(act, tmp, gv, dc, hs, q)``: :func:`_derive` lane by lane.
+#: ``_derive_lanes(act, tmp, gv, dc, hs, q)``: :func:`_derive` lane by lane (inlined likewise).
 _derive_lanes = activations.by_activation("_derive_lanes", "tmp, gv, dc, hs, q", """
 nl = hs.shape[2]
 for j in range(hs.shape[1]):
     for l in range(nl):
         tmp[dc, j, l] = tmp[gv, j, l] * DF(hs[q, j, l])
-""", globals(), "_derive lane by lane.")
+""", globals(), "_derive lane by lane.", jit=dict(JIT, inline="always"))
 
 
 @njit(**JIT)

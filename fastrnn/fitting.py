@@ -73,7 +73,10 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         The optimizers' own settings, by name, as in :func:`fastrnn.train`: every
         ``option`` an optimizer module declares (:data:`fastrnn.optimizers.OPTIONS`:
         ``momentum`` 0.9 for momentum, ``weight_decay`` 0.01 for adamw). One that the
-        chosen optimizer does not read must be left at its default.
+        chosen optimizer does not read must be left at its default. Also the online
+        rule's own settings (``k1``, ``k2``; ``eps``; ``alpha``, ``feedback``,
+        ``feedback_scale``: see :func:`fastrnn.online.run`). A name that is neither
+        raises TypeError.
     seed : int
         Seeds the order of the sequences (``shuffle``); the weights are the model's.
     window : int or None
@@ -129,9 +132,6 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
         ``bptt_truncate`` (the rule truncates), ``mask``, ``validation``, ``resume`` and
         checkpoints, and needs a vanilla one-layer float64 model; ``save`` writes the
         weights alone.
-    **rule_settings
-        The rule's own settings (``k1``, ``k2``; ``eps``; ``alpha``, ``feedback``,
-        ``feedback_scale``: see :func:`fastrnn.online.run`).
 
     Returns
     -------
@@ -173,14 +173,16 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     rule_settings = {k: v for k, v in options.items() if k in owners() and k not in _OPTION_DEFAULTS}
     unknown = sorted(set(options) - set(_OPTION_DEFAULTS) - set(rule_settings))
     if unknown:
-        raise InvalidArgument(f"fit() has no setting {unknown[0]!r}; the optimizers' own settings are "
-                              f"{', '.join(_OPTION_DEFAULTS)}; the online rules' {', '.join(owners())}")
+        raise InvalidType(f"fit() got an unexpected keyword argument {unknown[0]!r}; the optimizers' own settings are "
+                          f"{', '.join(_OPTION_DEFAULTS)}; the online rules' {', '.join(owners())}")
     if rule is not None or rule_settings:  # an online rule (fastrnn._online_run), unless rule="bptt" alone
         if rule != "bptt" or rule_settings:
             from ._online_run import fit_online
 
             return fit_online(model, X, Y, mask, rule=rule, rule_settings=rule_settings, epochs=epochs, batch=batch,
-                              optimizer=optimizer, lr=lr, momentum=options.get("momentum", _OPTION_DEFAULTS["momentum"]),
+                              optimizer=optimizer, lr=lr,
+                              optimizer_options={name: options.get(name, default)
+                                                 for name, default in _OPTION_DEFAULTS.items()},
                               clip=clip, clip_value=clip_value,
                               bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
                               validation=validation, log_every=log_every, csv=csv, save=save, overwrite=overwrite,

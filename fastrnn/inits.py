@@ -11,6 +11,12 @@ N(0, s^2)). The others:
     uniformly from the orthogonal matrices). A gated cell gets one such Q per gate
     block of W (rows g*H..(g+1)*H-1). Every other parameter stays as drawn (U, V as
     ``init_scale`` sets them; an LSTM's ``forget_bias`` stays).
+``normal-orthogonal`` (the initialisation of the online-learning comparisons of
+    Marschall, Cho & Savin 2020)
+    Every layer's W orthogonal as above; every U_l and V from N(0, 1/fan-in) (fan-in:
+    the number of columns, I_l for U_l, H for V); every bias 0 (an LSTM's
+    ``forget_bias`` stays). With ``--task add --rule rtrl`` this is the configuration of
+    their Add-task results.
 ``identity`` (the IRNN of Le, Jaitly & Hinton 2015)
     W = I and every bias 0; U and V drawn from N(0, 0.001^2). Meant for the vanilla
     cell with ``activation="relu"``; the gated cells refuse it (their W stacks gates).
@@ -49,6 +55,21 @@ def _orthogonal(model, rng):
             W[g * H : (g + 1) * H] = orthogonal_matrix(rng, H)
 
 
+def _normal_orthogonal(model, rng):
+    _orthogonal(model, rng)
+    for name, value in model.params.items():
+        if name.startswith("U") or name == "V":
+            value[...] = rng.normal(0.0, 1.0 / np.sqrt(value.shape[1]), value.shape)
+        elif name == "c":
+            value[...] = 0.0
+        elif name.startswith("b"):
+            H = model.n_hidden
+            forget = value[H : 2 * H].copy() if model.cell == "lstm" else None
+            value[...] = 0.0
+            if forget is not None:  # the LSTM's forget gate block keeps its forget_bias
+                value[H : 2 * H] = forget
+
+
 def _identity(model, rng):
     if model.cell != "rnn":
         raise InvalidArgument(f"init='identity' applies to the vanilla cell only (the IRNN); the {model.cell} cell's W "
@@ -68,6 +89,7 @@ INITS = {
     "default": _default,
     "orthogonal": _orthogonal,
     "identity": _identity,
+    "normal-orthogonal": _normal_orthogonal,
 }
 
 

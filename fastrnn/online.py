@@ -17,6 +17,8 @@ V and c get their immediate gradient dL_t/dz_t h_t^T (BPTT(k1, k2): that of the 
 k1 losses as the other parameters).
 """
 
+import contextlib
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -205,11 +207,15 @@ class OnlineResult:
         produced (each the mean over the streams, before clipping), in the layout of
         ``model.theta``. With ``lr=0`` this is the rule's gradient of the summed loss
         with the weights held fixed (RTRL's equals full BPTT's).
+    blas_threads : dict
+        The BLAS threads the rule's products ran on, and why (:func:`blas_threads`).
     """
 
     losses: np.ndarray
     state: OnlineState
     grad_sum: np.ndarray = None
+    #: The BLAS threads the call ran with and why (``{"n": ..., "why": ...}``; fastrnn.cpus.policy).
+    blas_threads: dict = None
 
     @property
     def loss(self):
@@ -339,9 +345,32 @@ def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=No
     ctl = np.array([lr, clip_norm, clip_value, 1.0 if accumulate else 0.0, float(optim.OPTIMIZERS[optimizer])])
     h = state.h.reshape(-1)
     arrays = [state.arrays[k].reshape(-1) for k in mod.STATE]
-    mod.run(model.theta, model.dims, X, Y, R, h, state.rng, ctl, hyper, state.counters, state.opt_state,
-            mod.settings_array(settings), losses, grad, grad_sum, bool(train), *arrays)
-    return OnlineResult(losses, state, grad_sum if accumulate else None)
+    threads, limit = blas_threads(model, name, settings)
+    with limit():
+        mod.run(model.theta, model.dims, X, Y, R, h, state.rng, ctl, hyper, state.counters, state.opt_state,
+                mod.settings_array(settings), losses, grad, grad_sum, bool(train), *arrays)
+    return OnlineResult(losses, state, grad_sum if accumulate else None, threads)
+
+
+def blas_threads(model, rule, settings):
+    """The BLAS threads a rule's products get (:func:`fastrnn.cpus.threads`, from the rule's largest
+    product: its module's ``blas_work``, else an (H, H) matrix times a vector) and the context that
+    holds BLAS to them; returns ``({"n": ..., "why": ...}, context)``. Threads that wait for each
+    other lose far more than they gain on a busy machine: RTRL's (32, 32) @ (32, 1120) product
+    runs on one thread, the policy's threshold."""
+    from . import cpus
+
+    mod = rules.module(rule)
+    H, I, O = model.n_hidden, model.n_in, model.n_out
+    work = mod.blas_work(H, I, O, settings) if hasattr(mod, "blas_work") else H * H
+    wanted = cpus.blas_threads_now()
+    if wanted is None:
+        return dict(n=None, why="no BLAS library that threadpoolctl can set is loaded"), contextlib.nullcontext
+    decision = cpus.threads("blas", wanted, work=work)
+    info = dict(n=decision.n, why=decision.why)
+    if decision.n == wanted:
+        return info, contextlib.nullcontext
+    return info, functools.partial(cpus.blas_limited, decision.n)
 
 
 def _check_state(state, model, name, settings, optimizer, B):

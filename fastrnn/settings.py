@@ -247,8 +247,9 @@ TRAINING = (
     Setting("init_scale", "scale", "Initial weights uniform in [-s, s] (text: normal with std s, biases 0), or fan_in "
             "(1/sqrt(fan-in) per matrix).", PER_TASK),
     Setting("init", "choice", "Recurrent weights: default (as --init-scale draws them), orthogonal (every W, every "
-            "gate block, a random orthogonal matrix) or identity (the IRNN: W = I, biases 0, U and V N(0, 0.001^2); "
-            "vanilla cell, meant for --activation relu).", "default", choices=_inits),
+            "gate block, a random orthogonal matrix), identity (the IRNN: W = I, biases 0, U and V N(0, 0.001^2); "
+            "vanilla cell, meant for --activation relu) or normal-orthogonal (W orthogonal, U and V N(0, 1/fan-in), "
+            "biases 0: the online-learning comparisons' initialisation).", "default", choices=_inits),
     Setting("forget_bias", "float", "LSTM only: the forget gate's biases start at this value (1 is the usual advice, "
             "Jozefowicz et al. 2015; 0 = PyTorch's initialisation).", 0.0),
     Setting("init_from", "path", "Start from the weights of this saved model (.npz) instead of drawing them.", None,

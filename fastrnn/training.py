@@ -490,6 +490,12 @@ def _thread_plan(run):
     else:
         use["numba"] = dict(n=1, why=f"the {kernel} kernel runs on the calling thread" if kernel else "a serial kernel",
                             pool=numba)
+    rule_settings = getattr(run, "rule_settings", None)
+    if kernel is None and rule_settings is not None:  # an online rule: fastrnn.online.run holds BLAS itself, each call
+        from .online import blas_threads
+
+        use["blas"] = blas_threads(run.model, run.rule, rule_settings)[0]
+        return contextlib.nullcontext
     if kernel != "general":
         use["blas"] = dict(n=None, why=f"the {kernel} kernel makes no BLAS call" if kernel else
                            "left as it is: this run's driver is not one of the training kernels")

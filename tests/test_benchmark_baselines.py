@@ -248,7 +248,7 @@ def test_a_block_goes_between_its_marks_on_whichever_page_holds_them(tmp_path, m
 
 
 def test_generated_blocks_go_to_every_page_with_the_marks(tmp_path, monkeypatch):
-    """README.md and any docs page holding a block's marks get it; links into the repository are made relative to the page."""
+    """README.md and any docs page holding a block's marks get the same block; pages without them are left alone."""
     import _common
 
     (tmp_path / "docs" / "deep").mkdir(parents=True)
@@ -262,8 +262,8 @@ def test_generated_blocks_go_to_every_page_with_the_marks(tmp_path, monkeypatch)
     written = _common.update_readme(block, "bench")
     assert written == ["README.md", "docs/deep/page.md", "docs/performance.md"]
     assert (tmp_path / "README.md").read_text() == "intro\n<!-- bench:start -->\n" + block + "<!-- bench:end -->\nend\n"
-    assert "](../benchmarks/results/throughput.png)" in (tmp_path / "docs" / "performance.md").read_text()
-    assert "](../../benchmarks/results/throughput.png)" in (tmp_path / "docs" / "deep" / "page.md").read_text()
+    for page in ("performance.md", "deep/page.md"):
+        assert (tmp_path / "docs" / page).read_text() == (tmp_path / "README.md").read_text()
     assert (tmp_path / "docs" / "other.md").read_text() == "no marks here\n"
     assert _common.update_readme(block, "nowhere") == []
 
@@ -309,3 +309,60 @@ def test_text_table_lists_every_contender_with_its_blas_threads():
     assert "| characters per second, batch 32 | numpy batched, one (32, H) product a step, 1 BLAS thread | 500,000 | 200,000 | 2.5x |" in text
     assert "| characters per second, batch 32 | numpy batched, one (32, H) product a step, 2 BLAS threads | 500,000 | 100,000 | 5.0x |" in text
     assert "over the 32 streams | 500,000 | 20,000 | 25.0x |" in text
+
+
+def test_sweep_table_shows_workers_cpus_and_each_runs_time_beside_alone(tmp_path):
+    import bench_sweep
+
+    env = dict(date="2026-12-01T10:00:00+00:00", command="python benchmarks/bench_sweep.py --runs 4", platform="Linux-x", cpu="Test CPU",
+               cores=2, python="3.11", numpy="2.4", numba="0.68", torch="not installed", jax="0.10", numba_threads=2,
+               torch_threads="not loaded", blas="openblas 0.3 (2 threads)")
+    rows = [dict(config=label, cpus=cpus, workers=workers, runs=4, iters=200, repeats=3, wall_s=wall, runs_per_s=4 / wall,
+                 train_s_median=per_run, alone_train_s_median=0.1, reached_1=4, same_as_train=True)
+            for label, cpus, workers, wall, per_run in (("pool, os.cpu_count() workers, pinned to 1 CPU", 1, 2, 3.0, 0.2),
+                                                         ("pool, default workers, pinned to 1 CPU", 1, 1, 0.5, 0.1))]
+    text = bench_sweep.markdown(bench_sweep.read_csv(bench_sweep.write_csv(tmp_path / "s.csv", rows, env)))
+    assert "Measured 2026-12-01 with `python benchmarks/bench_sweep.py --runs 4` on Test CPU" in text
+    assert "every configuration 3 times in turn, medians" in text
+    assert "| configuration | CPUs allowed | workers | runs | wall s | runs/s | train_seconds a run | alone | reached 1.0 |" in text
+    assert "| pool, os.cpu_count() workers, pinned to 1 CPU | 1 | 2 | 4 | 3.0 |" in text
+    assert "| pool, default workers, pinned to 1 CPU | 1 | 1 | 4 | 0.5 |" in text
+    assert [c[2] for c in bench_sweep.CONFIGS][-2:] == [1, 1]  # both pinned rows are measured on one CPU
+    assert "workers" not in bench_sweep.CONFIGS[-1][1]  # the last row lets the sweep choose
+
+
+def test_a_timed_headline_run_counts_only_on_the_validated_trajectory():
+    """run.check_run: the weights of the numba loop trained from the same start on the same data, and the reference rows."""
+    import types
+
+    import run
+
+    import fastrnn
+
+    task = fastrnn.BinaryAddition(8)
+    X, Y = run.stream(task, 0, 300, 1)
+    p0 = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid", seed=0, init_scale=1.0).params
+    loop = numba_loop.Trainer(p0, "sigmoid", "sigmoid", 0.1)
+    loop.train(X, Y, 300)
+    validated = loop.params()
+    reference = {}
+
+    def trained(seed, accuracy=1.0):  # 300 iterations do not learn the task: its weights and rows are what is checked here
+        r = fastrnn.train(task="binary", iters=300, seed=seed, log_every=50)
+        return types.SimpleNamespace(model=r.model, history=r.history.copy(), iterations=r.iterations, final_accuracy=accuracy)
+
+    first = trained(0)
+    run.check_run(first, validated, reference, "first")
+    assert reference["rows"].shape == (6, 3)
+    again = trained(0)
+    run.check_run(again, validated, reference, "again")
+    other = trained(1)  # other data and weights
+    with pytest.raises(AssertionError, match="validated trajectory"):
+        run.check_run(other, validated, reference, "other seed")
+    shifted = trained(0)
+    shifted.history.loc[2, "loss"] *= 1.001  # same weights, a row that differs
+    with pytest.raises(AssertionError, match="reference run"):
+        run.check_run(shifted, validated, reference, "shifted")
+    unlearned = trained(0, accuracy=0.5)
+    with pytest.raises(AssertionError, match="did not learn"):
+        run.check_run(unlearned, validated, reference, "unlearned")

@@ -292,6 +292,39 @@ def test_orthogonal_init_keeps_the_forget_bias():
     np.testing.assert_array_equal(model.params["b0"], [0] * 4 + [1] * 4 + [0] * 8)
 
 
+@pytest.mark.parametrize("cell, layers", [("rnn", 1), ("rnn", 2), ("lstm", 1)])
+def test_normal_orthogonal_init_draws_u_and_v_from_n_0_over_fan_in_with_w_orthogonal_and_zero_biases(cell, layers):
+    H, I, O, seed = 12, 3, 2, 5
+    model = fastrnn.RNN(I, H, O, layers=layers, cell=cell, init="normal-orthogonal", forget_bias=1.0 if cell == "lstm" else 0.0,
+                        seed=seed)
+    rng = np.random.default_rng([seed, inits.INIT_STREAM])
+    for l in range(layers):  # first every W block, in order, as init="orthogonal" draws them
+        W = model.params[f"W{l}"]
+        for g in range(W.shape[0] // H):
+            q, r = np.linalg.qr(rng.standard_normal((H, H)))
+            np.testing.assert_array_equal(W[g * H : (g + 1) * H], q * np.sign(np.diag(r)))
+    for name in model.param_names:  # then U_l and V from N(0, 1/fan-in), in the order of the parameters
+        value = model.params[name]
+        if name.startswith("U") or name == "V":
+            np.testing.assert_array_equal(value, rng.normal(0.0, 1.0 / np.sqrt(value.shape[1]), value.shape))
+    for l in range(layers):
+        b = model.params[f"b{l}"]
+        if cell == "lstm":
+            np.testing.assert_array_equal(b, [0] * H + [1] * H + [0] * 2 * H)
+        else:
+            assert not b.any()
+    assert not model.params["c"].any()
+
+
+def test_normal_orthogonal_init_has_the_variance_of_its_fan_in():
+    model = fastrnn.RNN(50, 200, 40, init="normal-orthogonal", seed=0)
+    for name, fan_in in (("U0", 50), ("V", 200)):
+        var = model.params[name].var()
+        n = model.params[name].size
+        # the sample variance of n normal draws has relative std sqrt(2/n): 5 of those is a bound that can fail
+        assert abs(var * fan_in - 1.0) < 5 * np.sqrt(2.0 / n), (name, var * fan_in)
+
+
 def test_identity_init_is_the_irnn():
     model = fastrnn.RNN(300, 50, 200, layers=2, activation="relu", init="identity", seed=1)
     for l in range(2):

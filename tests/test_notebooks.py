@@ -33,3 +33,15 @@ def test_a_notebook_holds_no_path_of_the_machine_that_ran_it(path):
     text = path.read_text(encoding="utf-8")
     for fragment in ("/work/", "/tmp/", "/home/", "site-packages"):
         assert fragment not in text
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_stored_progress_bar_is_a_widget_whose_text_copy_shows_the_finished_run(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    views = [o["data"] for c in nb["cells"] if c["cell_type"] == "code" for o in c["outputs"]
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    state = nb["metadata"].get("widgets", {}).get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    for data in views:
+        assert data["application/vnd.jupyter.widget-view+json"]["model_id"] in state  # the widget renders from the file
+        text = "".join(data["text/plain"])
+        assert "100%|" in text and "0%|" not in text.replace("100%|", "")

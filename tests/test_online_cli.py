@@ -288,6 +288,7 @@ def test_fit_with_a_rule_trains_the_rows_of_x_as_streams_epoch_after_epoch():
     (dict(bptt_truncate=4), "bptt_truncate=4 cannot be combined with rule='rtrl'"),
     (dict(checkpoint_every=10), "checkpoint_every=10 cannot be combined"),
     (dict(k1=3), "rule 'rtrl' has no setting 'k1'"),
+    (dict(optimizer="sgd", momentum=0.5), "momentum=0.5 applies to optimizer='momentum' only"),
 ])
 def test_fit_with_a_rule_refuses_what_it_cannot_honour(kwargs, fragment):
     X, Y = AddTask().stream(np.random.default_rng(0), 20, 3)
@@ -418,3 +419,13 @@ def test_a_ctrl_c_between_two_rates_of_a_chunk_resumes_from_the_chunks_start(tmp
     monkeypatch.setattr(online, "run", real)
     resumed = fastrnn.train(resume=tmp_path / "m.npz", iters=160, csv=tmp_path / "r.csv")
     assert_same_run(resumed, whole, tmp_path / "r.csv", tmp_path / "whole.csv")
+
+
+def test_fit_with_a_rule_passes_the_optimizers_own_settings():
+    X, Y = AddTask().stream(np.random.default_rng(3), 40, 2)
+    start = fastrnn.RNN(2, 4, 2, head="softmax", seed=1)
+    model, twin = start.copy(), start.copy()
+    fastrnn.fit(model, X, Y, rule="snap1", epochs=1, log_every=40, optimizer="momentum", momentum=0.5, lr=0.05,
+                clip=None)
+    online.run(twin, X, Y, rule="snap1", lr=0.05, optimizer="momentum", optimizer_settings={"momentum": 0.5})
+    np.testing.assert_array_equal(model.theta, twin.theta)

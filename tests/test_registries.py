@@ -14,11 +14,6 @@ from fastrnn import _small, _train_kernel, activations, dispatch, engine, metric
 from fastrnn.cells import rnn
 
 
-def ref_softsign_rnn_grads(params, X, Y, head):
-    """The reference's loss and gradients of a one-layer softsign model (tests/reference.py)."""
-    return ref.loss_and_grads(params, X, Y, None, "softsign", head)
-
-
 def _flat(model, grads):
     return np.concatenate([grads[k].ravel() for k in model.param_names])
 
@@ -160,7 +155,7 @@ def test_fit_takes_weight_decay_and_records_it(rng):
     runs = [fastrnn.fit(fastrnn.RNN(3, 4, 2, seed=0), X, Y, epochs=2, optimizer="adamw", weight_decay=wd) for wd in (0.5, 0.0)]
     assert runs[0].settings["weight_decay"] == 0.5
     assert not np.array_equal(runs[0].model.theta, runs[1].model.theta)
-    with pytest.raises(fastrnn.InvalidArgument, match="no setting 'weight_decy'"):
+    with pytest.raises(fastrnn.InvalidType, match="unexpected keyword argument 'weight_decy'"):
         fastrnn.fit(fastrnn.RNN(3, 4, 2), X, Y, optimizer="adamw", weight_decy=0.5)
 
 
@@ -212,6 +207,7 @@ def test_softsign_trains_on_the_lean_and_lanes_kernels_as_on_the_general_one():
     runs = [fastrnn.train(seed=s, **base) for s in (0, 1)]
     assert runs[0].kernel.name == "small-lean"
     many = fastrnn.training.train_many([dict(seed=s, **base) for s in (0, 1)])
+    assert many[0].kernel.name == "lanes-sgd"
     for a, b in zip(runs, many):
         np.testing.assert_array_equal(a.model.theta, b.model.theta)
         np.testing.assert_array_equal(a.history["loss"].to_numpy(), b.history["loss"].to_numpy())
@@ -368,3 +364,18 @@ def test_the_registries_refuse_two_modules_with_one_code_or_one_setting_declared
         _registry((adam, other_eps))
     with pytest.raises(ImportError, match="repeats a registered name or code"):
         activations._registry(activations.MODULES + (SimpleNamespace(NAME="soft", CODE=activations.tanh.CODE),))
+
+
+def test_an_online_rule_takes_adamw_and_its_weight_decay(rng):
+    """The online rules' driver (fastrnn.online) reads the chosen optimizer's own settings from the registry:
+    weight_decay reaches it, in train and in fit."""
+    base = dict(task="add", rule="rtrl", optimizer="adamw", lr=0.01, iters=40, log_every=20, hidden=4)
+    runs = [fastrnn.train(weight_decay=wd, **base) for wd in (0.5, 0.0)]
+    assert runs[0].settings["weight_decay"] == 0.5
+    assert not np.array_equal(runs[0].model.theta, runs[1].model.theta)
+    X, Y, _ = make_data(rng, 3, 6, 2, 2, "softmax")
+    fits = [fastrnn.fit(fastrnn.RNN(2, 3, 2, seed=0), X, Y, epochs=1, rule="rtrl", optimizer="adamw", weight_decay=wd)
+            for wd in (0.5, 0.0)]
+    assert not np.array_equal(fits[0].model.theta, fits[1].model.theta)
+    with pytest.raises(fastrnn.InvalidArgument, match="weight_decay=0.5 applies to optimizer='adamw' only"):
+        fastrnn.fit(fastrnn.RNN(2, 3, 2), X, Y, rule="rtrl", optimizer="sgd", weight_decay=0.5)

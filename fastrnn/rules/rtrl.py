@@ -35,6 +35,11 @@ def settings_array(settings):
     return np.zeros(1)
 
 
+def blas_work(H, I, O, settings):
+    """Multiply-adds of the largest matrix product of a step (W M), for the BLAS thread policy."""
+    return H * H * H * (I + H + 1)
+
+
 def state_shapes(B, H, I, O, settings):
     """name -> shape of each state array (float64)."""
     return {"influence": (B, H, H * (I + H + 1))}
