@@ -575,7 +575,7 @@ def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0
 def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
     """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`fastrnn.dispatch.small_fits` model (no ``blas``):
     one iteration of the lean kernel over the whole batch, without an update (:data:`loss_and_grads_lean`),
-    ``buf`` holding :func:`lean_views`'s arrays."""
+    ``buf`` holding :func:`lean_views`'s arrays. A loss that is not finite comes with a NaN gradient."""
     B = X.shape[0]
     I, H, O = dims[0], dims[1], dims[2]
     mt, v = _carve(buf, X.shape[1], B, I, H, O, theta)
@@ -586,6 +586,14 @@ def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
     norms = np.zeros(1, theta.dtype)
     loss_and_grads_lean(theta, dims, K, X, Y, M, B, 0, 0.0, np.zeros(1), np.zeros((2, 0), theta.dtype), 0, 0.0, 0.0,
                         h_final, np.zeros(1, np.int64), grad, mt, views, losses, norms, np.zeros(B, np.int64))
+    hs = views[4]
+    T = X.shape[1]
+    for i in range(B):  # the final state also when the iteration stopped at a non-finite loss or norm
+        for j in range(H):
+            h_final[i * H + j] = hs[T * B + i, j]
+    if not np.isfinite(losses[0]):  # the kernel stops before the backward pass: no gradient
+        for e in range(grad.shape[0]):
+            grad[e] = np.nan
     return losses[0]
 
 
