@@ -1,4 +1,4 @@
-"""Long memory: which cells learn the recall task as the lag grows (README, "Gated cells and long memory").
+"""Long memory: which cells learn the recall task as the lag grows (docs/gradients.md, "Gated cells and long memory").
 
     python benchmarks/study_recall.py [--out runs/recall-sweep] [--lags 5,10,20,40,80] [--seeds 0,1,2] [--iters 2000]
 
@@ -62,6 +62,11 @@ def main():
     lstm = fastrnn.sweep(grid={"lag": args.lags, "forget_bias": args.forget_biases}, out=f"{args.out}/lstm", cell="lstm",
                          **common).summary
     lstm["cell"] = "lstm"
+    # a sweep's summary has a column for each setting that varies among its runs: one lag, or one forget
+    # bias, varies in none, so the column is added here with its one value
+    for frame_, name, values in ((plain, "lag", args.lags), (lstm, "lag", args.lags), (lstm, "forget_bias", args.forget_biases)):
+        if name not in frame_.columns and len(values) == 1:
+            frame_[name] = values[0]
     frame = pd.concat([plain, lstm], ignore_index=True)
     table = frame[COLUMNS].sort_values(["lag", "cell", "forget_bias", "seed"]).reset_index(drop=True)
     docs = Path(args.docs)

@@ -37,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[A-Za-z]*)[ \t]*$")
+RUN_NAME = re.compile(r"[\w.+=-]+-seed\d+")  # a sweep's run name: which run is best depends on the numbers
 NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|\b(?:nan|inf)\b")
 
 #: Commands whose output is free text (sampled characters): the shape check only asks
@@ -115,8 +116,9 @@ def bash_commands(block):
 
 
 def shape(lines):
-    """Output lines with every number replaced by ``#`` and runs of spaces by one: what may not change."""
-    return [re.sub(r"\s+", " ", NUMBER.sub("#", ln)).strip() for ln in lines if ln.strip()]
+    """Output lines with every number replaced by ``#``, a sweep's run names by ``RUN`` and runs of
+    spaces by one: what may not change."""
+    return [re.sub(r"\s+", " ", NUMBER.sub("#", RUN_NAME.sub("RUN", ln))).strip() for ln in lines if ln.strip()]
 
 
 def is_free_text(command):

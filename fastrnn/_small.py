@@ -18,22 +18,27 @@ Runs on this path agree with each other exactly (train_many and train alike).
 Why the first version of this path gained nothing end to end: it kept every
 buffer as offsets into one array, and a loop that reads one part of an array
 and writes another runs without vectorisation (measured 6x slower for a 16x16
-product). Separate arrays (:func:`workspace`), fused per-step loops and a
+product). Separate arrays (:func:`lean_views`), fused per-step loops and a
 four-way norm (fastrnn.optim.global_norm; one running sum of 321 squares was
 a fifth of the iteration) made the difference.
 
-Two kernels: :func:`train_chunk` takes every option (optimizer, head,
-clipping, truncation); :func:`train_chunk_sgd`, the lean one, only plain SGD
-without clipping, full BPTT and the sigmoid head, which is the headline run
-(binary addition) and what a newcomer's first command compiles: about half the
-compile time of the full one (8.3 -> 4.3 s, measured side by side) and
-3.4 against 6.0 us an iteration. What made it fast: 2-D arrays indexed by row
+One kernel source. The lean kernel (:func:`_lean`, compiled per optimizer, head and
+truncation by :func:`lean_kernel`) trains every small model a run trains: every
+optimizer of the registry (its own update, :data:`fastrnn.optim.UPDATE_OF`),
+clipping by norm and by value, full or truncated BPTT, every head and activation;
+a run compiles only the combination it uses (the headline's, SGD with the sigmoid
+head and full BPTT, in about 4 s), and numba caches each under its own name.
+:func:`train_chunk` is the same source with every optimizer's update, chosen at run
+time, for sweeps of models with mixed settings (:func:`train_chunks_many`);
+:func:`loss_and_grads` is one iteration of it without an update
+(:data:`loss_and_grads_lean`). What made the lean kernel fast: 2-D arrays indexed by row
 (a flat ``offset + j`` index may be negative as far as numba knows, and its
 wraparound check keeps a loop scalar; a view per row costs two atomic
 reference-count updates), the activation and the products in small functions
 of their own (inlined into the big loop, LLVM had left the sigmoid scalar: 9.5
-against 3 ns an element), and the loss (a libm log1p call) after the
-recurrence instead of inside each step.
+against 3 ns an element), the loss (a libm log1p call) after the recurrence
+instead of inside each step, and for truncated BPTT one backward sweep whose
+open loss origins' products with W run interleaved.
 
 Sweeps (:func:`fastrnn.training.train_many`) of float64 lean runs take a third
 form of the lean kernel, :func:`train_lanes_sgd`: up to LANES models at once,
@@ -50,252 +55,21 @@ command that only trains a small model compiles only the kernel it uses, not
 the general driver (start-up).
 
 Numbers only: no checks. Scratch is the caller's ``buf`` (any length of at
-least :func:`scratch_size`); nothing is allocated per iteration.
+least :func:`lean_scratch_size`, after the gradient for the training kernels); nothing is allocated per iteration.
 """
 
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
 
 from . import activations
-from ._kernels import head_loss
+from ._cache import key_dispatchers
+from ._kernels import HEAD_LINEAR, HEAD_SIGMOID, HEAD_SOFTMAX
 from ._mathfn import exp, sigmoid
-from ._train_kernel import count_errors
-from .cells import rnn
 from .config import JIT, JIT_PARALLEL
-from .optim import apply_update, clip_grads, global_norm
-
-
-@njit(**JIT)
-def scratch_size(T, B, I, H, O):
-    """Entries of ``buf`` :func:`workspace` carves (train_chunk's buf holds the gradient first)."""
-    TB = T * B
-    return H * I + H * H + TB * (I + 3 * O + 1) + (T + 1) * B * H + 3 * TB * H + 3 * B * H
-
-
-@njit(**JIT)
-def workspace(buf, T, B, I, H, O):
-    """Carve the arrays of :func:`loss_grad` out of ``buf`` (once per kernel call).
-
-    Separate arrays, not offsets into one: a loop that reads one part of an
-    array and writes another cannot be vectorised without run-time overlap
-    checks, and measured 6x slower at H = 16 than the same loop over two arrays.
-    Returns (uT (I*H), wT (H*H), xt (T*B*I), yt (T*B*O), mt (T*B), hs ((T+1)*B*H),
-    xu (T*B*H), z (T*B*O), g (T*B*O), gv (T*B*H), ds (T*B*H), d0, d1, dh (B*H each)).
-    """
-    TB = T * B
-    BH = B * H
-    sizes = (I * H, H * H, TB * I, TB * O, TB, (T + 1) * BH, TB * H, TB * O, TB * O, TB * H, TB * H, BH, BH, BH)
-    o = np.empty(15, np.int64)
-    o[0] = T - T
-    for q in range(14):
-        o[q + 1] = o[q] + sizes[q]
-    return (buf[o[0] : o[1]], buf[o[1] : o[2]], buf[o[2] : o[3]], buf[o[3] : o[4]], buf[o[4] : o[5]],
-            buf[o[5] : o[6]], buf[o[6] : o[7]], buf[o[7] : o[8]], buf[o[8] : o[9]], buf[o[9] : o[10]],
-            buf[o[10] : o[11]], buf[o[11] : o[12]], buf[o[12] : o[13]], buf[o[13] : o[14]])
-
-
-#: ``_delta(act, n, a, aoff, b, h, hoff, out, ds, doff)``: out[e] = f'(a_t) * (a[aoff + e] + b[e]) and
-#: ds[doff + e] += out[e], f' written from h = h[hoff + e] (:func:`fastrnn.cells.rnn.backward_step`'s product).
-#:
-#: One loop per step for what the general driver does in four (the incoming gradient, the recurrent
-#: term, the cell's step, the sum over loss origins): at H = 16 a loop's set-up costs as much as its
-#: arithmetic.
-_delta = activations.by_activation("_delta", "n, a, aoff, b, h, hoff, out, ds, doff", """
-for e in range(n):
-    d = (a[aoff + e] + b[e]) * DF(h[hoff + e])
-    out[e] = d
-    ds[doff + e] += d
-""", globals(), "out[e] = f'(a_t) * (a[aoff + e] + b[e]); ds[doff + e] += out[e] (f' from h[hoff + e]).")
-
-
-@njit(**JIT)
-def loss_grad(theta, I, H, O, act, head, K, T, B, scale, ws, grad):
-    """Forward, loss and BPTT of one vanilla layer over the time-major data in ``ws``.
-
-    ``ws`` is :func:`workspace`'s tuple, with uT and wT holding the current U and
-    W transposed, xt, yt, mt the data and the first B rows of hs the initial
-    state (all filled by the caller). Writes the gradient (layout of theta) into
-    ``grad``, the predictions into z, and returns the loss. The sums are those of
-    :func:`fastrnn._kernels.forward` and :func:`~fastrnn._kernels.backward`,
-    term for term and in the same order.
-    """
-    uT, wT, xt, yt, mt, hs, xu, z, g, gv, ds, dc, dn, dh = ws
-    TB = T * B
-    BH = B * H
-    oW = H * I
-    ob = oW + H * H
-    oV = ob + H
-    oc = oV + O * H
-    # forward: xu = x U^T + b over all rows, then h_t = f(h_{t-1} W^T + xu_t) step by step
-    for r in range(TB):
-        q = r * H
-        for j in range(H):
-            xu[q + j] = 0.0
-        for p in range(I):
-            xp = xt[r * I + p]
-            w = p * H
-            for j in range(H):
-                xu[q + j] += xp * uT[w + j]
-        for j in range(H):
-            xu[q + j] += theta[ob + j]
-    for t in range(T):
-        for i in range(B):
-            hp = (t * B + i) * H
-            q = i * H
-            for j in range(H):
-                dh[q + j] = 0.0
-            for k in range(H):
-                hk = hs[hp + k]
-                w = k * H
-                for j in range(H):
-                    dh[q + j] += hk * wT[w + j]
-        rnn.forward_step(act, BH, xu, t * BH, dh, hs, (t + 1) * BH)
-    for r in range(TB):
-        hr = BH + r * H
-        for k in range(O):
-            acc = 0.0
-            for j in range(H):
-                acc += hs[hr + j] * theta[oV + k * H + j]
-            z[r * O + k] = acc + theta[oc + k]
-    loss = head_loss(z, yt, mt, O, head, scale, g)
-    # backward: gv = g V, then the delta sweeps (one, or one per loss origin when truncated)
-    for r in range(TB):
-        q = r * H
-        for j in range(H):
-            gv[q + j] = 0.0
-        for k in range(O):
-            gk = g[r * O + k]
-            w = oV + k * H
-            for j in range(H):
-                gv[q + j] += gk * theta[w + j]
-    full = K < 0 or K >= T - 1
-    for e in range(TB * H):
-        ds[e] = 0.0
-    # dh_k = [k is an origin] g_k V + [k below the origin] d_{k+1} W; zb stays zero
-    zb = dh
-    for e in range(BH):
-        zb[e] = 0.0
-    for origin in range(1 if full else T):
-        t0 = T - 1 if full else origin
-        k_min = 0 if full else (t0 - K if t0 > K else 0)
-        for k in range(t0, k_min - 1, -1):
-            rec = zb
-            if k < t0:
-                # d_{k+1} W into xu, one sequence at a time (W's rows as theta holds them)
-                rec = xu
-                for i in range(B):
-                    q = i * H
-                    for j in range(H):
-                        xu[q + j] = 0.0
-                    for m in range(H):
-                        dm = dn[q + m]
-                        w = oW + m * H
-                        for j in range(H):
-                            xu[q + j] += dm * theta[w + j]
-            if full or k == t0:
-                _delta(act, BH, gv, k * BH, rec, hs, (k + 1) * BH, dc, ds, k * BH)
-            else:
-                _delta(act, BH, zb, k - k, rec, hs, (k + 1) * BH, dc, ds, k * BH)  # k - k: no literal 0 (see _linalg)
-            dc, dn = dn, dc
-    # weight gradients from the summed deltas, every entry summed over rows in order
-    for j in range(H):
-        for p in range(I):
-            acc = 0.0
-            for r in range(TB):
-                acc += ds[r * H + j] * xt[r * I + p]
-            grad[j * I + p] = acc
-    # dW in dot order: no store in the inner loop (measured 1.4 -> 1.0 us at H = 16, T = 8)
-    for j in range(H):
-        q = oW + j * H
-        for k in range(H):
-            acc = 0.0
-            for r in range(TB):
-                acc += ds[r * H + j] * hs[r * H + k]
-            grad[q + k] = acc
-    for j in range(H):
-        grad[ob + j] = 0.0
-    for r in range(TB):
-        for j in range(H):
-            grad[ob + j] += ds[r * H + j]
-    for k in range(O):
-        for j in range(H):
-            acc = 0.0
-            for r in range(TB):
-                acc += g[r * O + k] * hs[BH + r * H + j]
-            grad[oV + k * H + j] = acc
-    for k in range(O):
-        acc = 0.0
-        for r in range(TB):
-            acc += g[r * O + k]
-        grad[oc + k] = acc
-    return loss
-
-
-@njit(**JIT)
-def _load(theta, I, H, X, Y, M, lo, B, ws):
-    """U and W transposed, and sequences lo..lo+B-1 of X, Y, M time-major, into ``ws``."""
-    uT, wT, xt, yt, mt = ws[0], ws[1], ws[2], ws[3], ws[4]
-    T, O = X.shape[1], Y.shape[2]
-    for r in range(H):
-        for q in range(I):
-            uT[q * H + r] = theta[r * I + q]
-    oW = H * I
-    for r in range(H):
-        for q in range(H):
-            wT[q * H + r] = theta[oW + r * H + q]
-    for t in range(T):
-        for i in range(B):
-            r = t * B + i
-            for q in range(I):
-                xt[r * I + q] = X[lo + i, t, q]
-            for q in range(O):
-                yt[r * O + q] = Y[lo + i, t, q]
-    if M.shape[0] > 0:
-        for t in range(T):
-            for i in range(B):
-                mt[t * B + i] = M[lo + i, t]
-    else:
-        for r in range(T * B):
-            mt[r] = 1.0
-
-
-@njit(**JIT)
-def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
-                buf, losses, grad_norms, errors):
-    """:func:`fastrnn._train_kernel.train_chunk_general` for an :func:`fastrnn.dispatch.small_fits` model: same arguments
-    (no ``blas``), same meaning, same numbers."""
-    n_iters = losses.shape[0]
-    T = X.shape[1]
-    P = theta.shape[0]
-    I, H, O, act, head = dims[0], dims[1], dims[2], dims[4], dims[5]
-    B = batch
-    BH = B * H
-    grad = buf[:P]
-    ws = workspace(buf[P:], T, B, I, H, O)
-    yt, mt, hs, z = ws[3], ws[4], ws[5], ws[7]
-    for it in range(n_iters):
-        if resets.shape[0] == 0 or resets[it] != 0:
-            for e in range(BH):
-                hstate[e] = 0.0
-        lo = it * B
-        _load(theta, I, H, X, Y, M, lo, B, ws)
-        for e in range(BH):
-            hs[e] = hstate[e]
-        loss = loss_grad(theta, I, H, O, act, head, K, T, B, 1.0 / B, ws, grad)
-        if not np.isfinite(loss):
-            return it
-        norm = clip_grads(grad, clip_norm, clip_value)
-        if not np.isfinite(norm):
-            return it
-        losses[it] = loss
-        grad_norms[it] = norm
-        count_errors(z, yt, mt, T, B, O, head, errors, lo)
-        for e in range(BH):
-            hstate[e] = hs[T * BH + e]
-        apply_update(opt, theta, grad, opt_state, step0 + it + 1, lr, hyper)
-    return n_iters
+from .optim import SGD, UPDATE_OF, apply_update, clip_grads, global_norm
 
 
 @njit(**JIT_PARALLEL)
@@ -309,27 +83,6 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
         done[m] = train_chunk(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
                               opt_states[m], step0s[m], clip_norms[m], 0.0, hstates[m], Rm, bufs[m], losses[m, :n],
                               grad_norms[m, :n], errors[m, : n * batch])
-
-
-@njit(**JIT)
-def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
-    """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`fastrnn.dispatch.small_fits` model (no ``blas``)."""
-    B, T = X.shape[0], X.shape[1]
-    I, H, O = dims[0], dims[1], dims[2]
-    BH = B * H
-    ws = workspace(buf, T, B, I, H, O)
-    hs = ws[5]
-    _load(theta, I, H, X, Y, M, B - B, B, ws)
-    if h0.shape[0] > 0:
-        for e in range(BH):
-            hs[e] = h0[e]
-    else:
-        for e in range(BH):
-            hs[e] = 0.0
-    loss = loss_grad(theta, I, H, O, dims[4], dims[5], K, T, B, 1.0 / B, ws, grad)
-    for e in range(BH):
-        h_final[e] = hs[T * BH + e]
-    return loss
 
 
 # --------------------------------------------------------------------- the lean kernel
@@ -366,6 +119,33 @@ def _vecmat(A, ar, M, n, out, orow):
         k += 1
 
 
+@njit(**JIT)
+def _vecmat_rows(A, ar, stride, count, M, n, out, orow):
+    """:func:`_vecmat` of ``count`` rows at once: out[orow + c*stride] = A[ar + c*stride, :n] @ M[:n]
+    for c < count, each entry the same sum (from 0.0 over k ascending, four k a pass); the rows
+    interleaved pass by pass, so that their chains of adds overlap."""
+    m = out.shape[1]
+    for c in range(count):
+        for j in range(m):
+            out[orow + c * stride, j] = 0.0
+    k = n - n
+    while k + 4 <= n:
+        for c in range(count):
+            a = ar + c * stride
+            o = orow + c * stride
+            v0, v1, v2, v3 = A[a, k], A[a, k + 1], A[a, k + 2], A[a, k + 3]
+            for j in range(m):
+                out[o, j] = (((out[o, j] + v0 * M[k, j]) + v1 * M[k + 1, j]) + v2 * M[k + 2, j]) + v3 * M[k + 3, j]
+        k += 4
+    while k < n:
+        for c in range(count):
+            vk = A[ar + c * stride, k]
+            o = orow + c * stride
+            for j in range(m):
+                out[o, j] += vk * M[k, j]
+        k += 1
+
+
 #: ``_activate(act, tmp, hw, a, hs, q)``: hs[q] = f(tmp[hw] + tmp[a]) (rows of 2-D arrays), as
 #: :func:`fastrnn.cells.rnn.forward_step`.
 #:
@@ -377,42 +157,69 @@ for j in range(hs.shape[1]):
 """, globals(), "hs[q] = f(tmp[hw] + tmp[a]) (rows of 2-D arrays).")
 
 #: ``_derive(act, tmp, gv, dc, hs, q)``: tmp[dc] = tmp[gv] * f'(a), f' written from h = hs[q] (rows).
+#:
+#: Inlined by numba into the lean kernel's backward loop (``inline="always"``), where the same loops
+#: were written before they came from the registry: as a call of its own the lean kernel measured
+#: about 5% slower (2.18 against 2.08 us an iteration at the binary shape, thread CPU time).
 _derive = activations.by_activation("_derive", "tmp, gv, dc, hs, q", """
 for j in range(hs.shape[1]):
     tmp[dc, j] = tmp[gv, j] * DF(hs[q, j])
-""", globals(), "tmp[dc] = tmp[gv] * f'(a), f' from h = hs[q] (rows of 2-D arrays).")
+""", globals(), "tmp[dc] = tmp[gv] * f'(a), f' from h = hs[q] (rows of 2-D arrays).",
+                                  jit=dict(JIT, inline="always"))
+
+
+#: ``_slope(act, hs, q, out, orow)``: out[orow] = f'(a), written from h = hs[q] (rows of 2-D arrays): the
+#: factor every loss origin's delta at one step of a truncated sweep shares.
+_slope = activations.by_activation("_slope", "hs, q, out, orow", """
+for j in range(hs.shape[1]):
+    out[orow, j] = DF(hs[q, j])
+""", globals(), "out[orow] = f'(a), f' from h = hs[q] (rows of 2-D arrays).")
+
+
+def lean_shapes(T, B, I, H, O):
+    """The scratch arrays of the lean kernel, in the order :func:`lean_views` carves them:
+    uT (I, H), wT (H, H), x (T*B, I), y (T*B, O), mt (T*B), hs ((T+1)*B, H), g (T*B, O),
+    ds (T*B, H), tmp (4*B, H), z (T*B, O) and win (2*T*B, H) (a truncated sweep's deltas of each
+    loss origin, row t0*B + i, and their products with W, row (T + t0)*B + i)."""
+    TB = T * B
+    return ((I, H), (H, H), (TB, I), (TB, O), (TB,), ((T + 1) * B, H), (TB, O), (TB, H), (4 * B, H), (TB, O),
+            (2 * TB, H))
+
+
+def lean_scratch_size(T, B, I, H, O):
+    """Entries of ``buf`` the lean kernel needs after the gradient (:func:`lean_views`)."""
+    return sum(int(np.prod(shape)) for shape in lean_shapes(T, B, I, H, O))
 
 
 def lean_views(theta, buf, T, B, I, H, O):
-    """The arrays :func:`train_chunk_lean` works in, as views of ``theta`` and of the scratch ``buf``
-    (Python, once per run: see :class:`LeanCall`): ``grad`` (n_params), ``mt`` (T*B) and the tuple of
-    2-D views (uT (I, H), wT (H, H), x (T*B, I), y (T*B, O), hs ((T+1)*B, H), g (T*B, O),
-    ds (T*B, H), tmp (4*B, H), W (H, H), V (O, H), gU (H, I), gW (H, H), gV (O, H)).
+    """The arrays the lean kernel (:func:`lean_kernel`) works in, as views of ``theta`` and of the
+    scratch ``buf`` (Python, once per run: see :class:`LeanCall`): ``grad`` (n_params), ``mt`` (T*B)
+    and the tuple of 2-D views (uT, wT, x, y, hs, g, ds, tmp, z, win of :func:`lean_shapes`, then
+    W (H, H), V (O, H), gU (H, I), gW (H, H), gV (O, H)).
 
-    The layout :func:`train_chunk_sgd` carves inside numba; made here so that the kernel a
-    headline run loads contains no ``reshape`` (whose compiled code makes numba import
-    ``numba.np.arrayobj`` when the cached kernel loads: about 23 ms of a warm command)."""
+    Made here, not inside numba, so that the kernel a headline run loads contains no ``reshape``
+    (whose compiled code makes numba import ``numba.np.arrayobj`` when the cached kernel loads:
+    about 23 ms of a warm command)."""
     P = theta.shape[0]
-    TB, BH = T * B, B * H
     oW, ob = H * I, H * I + H * H
     oV = ob + H
     oc = oV + O * H
     grad = buf[:P]
-    sizes = ((I, H), (H, H), (TB, I), (TB, O), None, ((T + 1) * B, H), (TB, O), (TB, H), (4 * B, H))
     parts, o = [], P
-    for shape in sizes:
-        n = TB if shape is None else shape[0] * shape[1]
-        parts.append(buf[o : o + n] if shape is None else buf[o : o + n].reshape(shape))
+    for shape in lean_shapes(T, B, I, H, O):
+        n = int(np.prod(shape))
+        parts.append(buf[o : o + n].reshape(shape))
         o += n
-    uT, wT, x, y, mt, hs, g, ds, tmp = parts
-    views = (uT, wT, x, y, hs, g, ds, tmp, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
+    uT, wT, x, y, mt, hs, g, ds, tmp, z, win = parts
+    views = (uT, wT, x, y, hs, g, ds, tmp, z, win, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
              grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV:oc].reshape(O, H))
     return grad, mt, views
 
 
 class LeanCall:
-    """Calls of :func:`train_chunk_lean` with :func:`train_chunk_sgd`'s arguments, the views of
-    :func:`lean_views` made once for the last ``theta`` and ``buf`` seen, not once per chunk.
+    """Calls of the lean kernel with :func:`train_chunk`'s arguments: the kernel specialised for the
+    call's optimizer, head and truncation (:func:`lean_kernel`), on the views of :func:`lean_views`
+    made once for the last ``theta`` and ``buf`` seen, not once per chunk.
 
     The views and what they were made for are one tuple, read once per call, so that calls
     from several threads at most rebuild them, never use another call's."""
@@ -422,7 +229,8 @@ class LeanCall:
     def __init__(self):
         self.last = None
 
-    def __call__(self, theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
+    def __call__(self, theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate,
+                 resets, buf, losses, grad_norms, errors):
         T = X.shape[1]
         last = self.last
         if (last is None or last[0] is not theta or last[1] is not buf or last[2] != T or last[3] != batch
@@ -430,71 +238,31 @@ class LeanCall:
             last = (theta, buf, T, batch, dims.tobytes()) + lean_views(theta, buf, T, batch, int(dims[0]), int(dims[1]),
                                                                       int(dims[2]))
             self.last = last
-        return train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, last[5], last[6], last[7], losses,
-                                grad_norms, errors)
+        kernel = lean_kernel(int(opt), int(dims[5]), 0 <= K < T - 1)
+        return kernel(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate,
+                      resets, last[5], last[6], last[7], losses, grad_norms, errors)
 
 
-@njit(**JIT)
-def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
-    """:func:`train_chunk` for a ``small-sgd`` call (:func:`fastrnn.dispatch.choose_kernel`): plain SGD (``theta -= lr * grad``), no
-    clipping, full BPTT, the sigmoid head with cross-entropy; any activation, batch,
-    mask and carried state. Same meaning of the arguments, same numbers.
-
-    Carves :func:`lean_views`'s arrays out of ``buf`` and ``theta`` (inside numba, for
-    the many-model kernel) and runs :func:`train_chunk_lean`; a training run calls
-    that one directly with views made in Python (:class:`LeanCall`).
-    """
-    T = X.shape[1]
-    P = theta.shape[0]
-    I, H, O = dims[0], dims[1], dims[2]
-    B = batch
-    BH = B * H
-    TB = T * B
-    oW = H * I
-    ob = oW + H * H
-    oV = ob + H
-    oc = oV + O * H
-    grad = buf[:P]
-    o = P
-    uT = buf[o : o + I * H].reshape(I, H)
-    o += I * H
-    wT = buf[o : o + H * H].reshape(H, H)
-    o += H * H
-    x = buf[o : o + TB * I].reshape(TB, I)
-    o += TB * I
-    y = buf[o : o + TB * O].reshape(TB, O)
-    o += TB * O
-    mt = buf[o : o + TB]
-    o += TB
-    hs = buf[o : o + (T + 1) * BH].reshape((T + 1) * B, H)
-    o += (T + 1) * BH
-    g = buf[o : o + TB * O].reshape(TB, O)
-    o += TB * O
-    ds = buf[o : o + TB * H].reshape(TB, H)
-    o += TB * H
-    tmp = buf[o : o + 4 * BH].reshape(4 * B, H)  # rows: a (the input part), hw / g V, d, d of the step above
-    views = (uT, wT, x, y, hs, g, ds, tmp, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H),
-             grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV:oc].reshape(O, H))
-    return train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, views, losses, grad_norms,
-                            errors)
+#: What :func:`_lean` reads as constants, bound by :func:`lean_kernel`: the optimizer's update, and the
+#: head's code and whether BPTT is truncated (1) or not (0); -1: read from the arguments (these values).
+_UPDATE, _HEAD, _TRUNC = apply_update, -1, -1
 
 
-@njit(**JIT)
-def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, views, losses, grad_norms, errors):
-    """The work of :func:`train_chunk_sgd`, on the arrays of :func:`lean_views` (``grad``,
-    ``mt`` and the tuple ``views``) instead of one scratch array.
-
-    Matrices are 2-D views made once per run and indexed by row: an index computed
-    as ``offset + j`` could be negative as far as the compiler knows, and the
-    wraparound check that numba then emits keeps a loop scalar; a view per row
-    instead costs two atomic reference-count updates. Per step the input
-    projection, the recurrence, the activation, the logits, the loss and the error
-    count run together; per backward step g V, d W and f' together. No ``reshape``
-    and no allocation in here (see :func:`lean_views`).
+def _lean(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, grad,
+          mt, views, losses, grad_norms, errors):
+    """The lean kernel's source: :func:`train_chunk`'s training on the arrays of :func:`lean_views`
+    (``grad``, ``mt`` and the tuple ``views``) instead of one scratch array. Never called as it
+    is: :func:`lean_kernel` compiles it with ``_UPDATE``, ``_HEAD`` and ``_TRUNC`` bound in its
+    globals, once per optimizer (its :data:`fastrnn.optim.UPDATE_OF`, so that only its update is
+    compiled), head and truncation; :data:`train_chunk_lean_any` with every optimizer's update
+    (:func:`fastrnn.optim.apply_update`) and the head and truncation read from the arguments, for
+    :func:`train_chunk`. One iteration's work is written out in this one function: taking
+    the arrays out of the tuple once, not once an iteration in a callee, saves two
+    reference-count updates an array an iteration. No ``reshape`` and no allocation in here
+    (see :func:`lean_views`).
     """
     n_iters = losses.shape[0]
     T = X.shape[1]
-    P = theta.shape[0]
     I, H, O, act = dims[0], dims[1], dims[2], dims[4]
     B = batch
     BH = B * H
@@ -504,7 +272,9 @@ def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, 
     oV = ob + H
     oc = oV + O * H
     scale = 1.0 / B
-    uT, wT, x, y, hs, g, ds, tmp, W, V, gU, gW, gV = views
+    uT, wT, x, y, hs, g, ds, tmp, z, win, W, V, gU, gW, gV = views
+    head = dims[5] if _HEAD < 0 else _HEAD  # a constant where lean_kernel bound one
+    trunc = (K >= 0 and K < T - 1) if _TRUNC < 0 else _TRUNC == 1
     for it in range(n_iters):
         for q in range(I):  # the loops' layout of U and W, from this iteration's theta
             for j in range(H):
@@ -528,10 +298,8 @@ def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, 
                 for q in range(O):
                     y[r, q] = Y[lo + i, t, q]
                 mt[r] = M[lo + i, t] if M.shape[0] > 0 else 1.0
-        # forward, the loss and the error counts, step by step: the sums of _kernels.forward
-        # (x U^T and h W^T each from 0.0 over p, k ascending, b added to the first, then the
-        # two), of head_loss's sigmoid branch (rows ascending) and of count_errors
-        loss = 0.0
+        # forward, step by step: the sums of _kernels.forward (x U^T and h W^T each from 0.0 over
+        # p, k ascending, b added to the first, then the two)
         for t in range(T):
             for i in range(B):
                 r = t * B + i
@@ -547,48 +315,118 @@ def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, 
                     acc = 0.0
                     for j in range(H):
                         acc += hs[q, j] * V[k, j]
-                    g[r, k] = acc + theta[oc + k]  # the logit, for now
-        # the loss after the recurrence, rows in the same order: its calls (log1p) kept out of the chain
+                    z[r, k] = acc + theta[oc + k]
+        # the loss, g = dL/dz and the error counts after the recurrence, rows in order: the sums of
+        # _kernels.head_loss and the counts of _train_kernel.count_errors (its calls, log1p, kept out
+        # of the recurrence's chain)
+        loss = 0.0
         for t in range(T):
             for i in range(B):
                 r = t * B + i
                 m = mt[r]
                 row = 0.0
                 wrong = 0
-                for k in range(O):
-                    zk = g[r, k]
-                    yk = y[r, k]
-                    row += (zk if zk > 0.0 else 0.0) - yk * zk + math.log1p(exp(-abs(zk)))
-                    pk = sigmoid(zk)
-                    g[r, k] = scale * m * (pk - yk)
-                    if (pk > 0.5) != (yk > 0.5):
-                        wrong = 1
+                if head == HEAD_SIGMOID:
+                    for k in range(O):
+                        zk = z[r, k]
+                        yk = y[r, k]
+                        row += (zk if zk > 0.0 else 0.0) - yk * zk + math.log1p(exp(-abs(zk)))
+                        pk = sigmoid(zk)
+                        g[r, k] = scale * m * (pk - yk)
+                        if (pk > 0.5) != (yk > 0.5):
+                            wrong = 1
+                elif head == HEAD_SOFTMAX:
+                    zmax = z[r, 0]
+                    for k in range(1, O):
+                        zmax = z[r, k] if z[r, k] > zmax else zmax
+                    for k in range(O):
+                        g[r, k] = exp(z[r, k] - zmax)
+                    s = 0.0
+                    for k in range(O):
+                        s += g[r, k]
+                    log_s = math.log(s)
+                    for k in range(O):
+                        row -= y[r, k] * (z[r, k] - zmax - log_s)
+                    for k in range(O):
+                        p = g[r, k] / s
+                        z[r, k] = p
+                        g[r, k] = scale * m * (p - y[r, k])
+                    kp = 0
+                    ky = 0
+                    for k in range(1, O):
+                        if z[r, k] > z[r, kp]:
+                            kp = k
+                        if y[r, k] > y[r, ky]:
+                            ky = k
+                    wrong = 1 if kp != ky else 0
+                elif head == HEAD_LINEAR:
+                    for k in range(O):
+                        dk = z[r, k] - y[r, k]
+                        row += 0.5 * dk * dk
+                        g[r, k] = scale * m * dk
+                        if abs(dk) >= 0.5:
+                            wrong = 1
+                else:
+                    raise ValueError("the lean kernel: unknown head code")
                 if m != 0.0:
                     loss += scale * m * row
                     errors[lo + i] += wrong
+        losses[it] = loss  # also when not finite (loss_and_grads reads it; a run reads done entries only)
         if not np.isfinite(loss):
             return it
-        # backward, one sweep: dh_k = g_k V + d_{k+1} W (each from 0.0, g V first), d_k = f' dh_k
-        for k in range(T - 1, -1, -1):
-            for i in range(B):
-                r = k * B + i
-                gv = B + i
-                dc = 2 * B + i
-                dn = 3 * B + i
-                for j in range(H):
-                    tmp[gv, j] = 0.0
-                for q in range(O):
-                    gq = g[r, q]
+        if trunc:
+            # truncated: each loss origin t0 back to t0 - K, one sweep for all of them. At step k the
+            # origins t0 in [k, k + K] are open; origin t0's delta sits in row t0*B + i of win:
+            # d_k = f'(a_k) (d_{k+1} W), or f'(a_k) g_k V at its origin (_small.loss_grad's sums), and
+            # ds_k adds them over the origins in ascending order. The products d_{k+1} W of all open
+            # origins run together (rows (T + t0)*B + i), the same sums, interleaved
+            for k in range(T - 1, -1, -1):
+                top = k + K if k + K < T - 1 else T - 1
+                for i in range(B):
+                    r = k * B + i
+                    gv = B + i
                     for j in range(H):
-                        tmp[gv, j] += gq * V[q, j]
-                if k < T - 1:
-                    _vecmat(tmp, dn, W, H, tmp, i)  # d_{k+1} W
+                        tmp[gv, j] = 0.0
+                        ds[r, j] = 0.0
+                    for q in range(O):
+                        gq = g[r, q]
+                        for j in range(H):
+                            tmp[gv, j] += gq * V[q, j]
+                    _vecmat_rows(win, (k + 1) * B + i, B, top - k, W, H, win, TB + (k + 1) * B + i)
+                    fp = 2 * B + i
+                    _slope(act, hs, r + B, tmp, fp)  # f'(a_k), shared by every origin
                     for j in range(H):
-                        tmp[gv, j] = tmp[gv, j] + tmp[i, j]
-                _derive(act, tmp, gv, dc, hs, r + B)
-                for j in range(H):
-                    ds[r, j] = 0.0 + tmp[dc, j]
-                    tmp[dn, j] = tmp[dc, j]
+                        d = (tmp[gv, j] + 0.0) * tmp[fp, j]
+                        win[r, j] = d
+                        ds[r, j] += d
+                    for t0 in range(k + 1, top + 1):
+                        w = t0 * B + i
+                        for j in range(H):
+                            d = (win[TB + w, j] + 0.0) * tmp[fp, j]
+                            win[w, j] = d
+                            ds[r, j] += d
+        else:
+            # full: one sweep, dh_k = g_k V + d_{k+1} W (each from 0.0, g V first), d_k = f' dh_k
+            for k in range(T - 1, -1, -1):
+                for i in range(B):
+                    r = k * B + i
+                    gv = B + i
+                    dc = 2 * B + i
+                    dn = 3 * B + i
+                    for j in range(H):
+                        tmp[gv, j] = 0.0
+                    for q in range(O):
+                        gq = g[r, q]
+                        for j in range(H):
+                            tmp[gv, j] += gq * V[q, j]
+                    if k < T - 1:
+                        _vecmat(tmp, dn, W, H, tmp, i)  # d_{k+1} W
+                        for j in range(H):
+                            tmp[gv, j] = tmp[gv, j] + tmp[i, j]
+                    _derive(act, tmp, gv, dc, hs, r + B)
+                    for j in range(H):
+                        ds[r, j] = 0.0 + tmp[dc, j]
+                        tmp[dn, j] = tmp[dc, j]
         # weight gradients, every entry summed over rows r ascending from 0.0 (_linalg's orders)
         for j in range(H):
             for p in range(I):
@@ -616,23 +454,172 @@ def train_chunk_lean(theta, dims, X, Y, M, batch, lr, hstate, resets, grad, mt, 
                 grad[oc + k] += gk
                 for j in range(H):
                     gV[k, j] += gk * hs[B + r, j]
-        norm = global_norm(grad)
+        norm = clip_grads(grad, clip_norm, clip_value)
+        grad_norms[it] = norm
         if not np.isfinite(norm):
             return it
-        losses[it] = loss
-        grad_norms[it] = norm
         for i in range(B):
             for j in range(H):
                 hstate[i * H + j] = hs[T * B + i, j]
-        for e in range(P):
-            theta[e] -= lr * grad[e]
+        _UPDATE(opt, theta, grad, opt_state, step0 + it + 1, lr, hyper)
     return n_iters
+
+
+_LEAN = {}
+
+
+def _compile(name, update, head, trunc):
+    """:func:`_lean` compiled with ``update``, ``head`` and ``trunc`` as ``_UPDATE``, ``_HEAD`` and
+    ``_TRUNC``, under ``name`` (numba's cache keys on it, not on the globals)."""
+    fn = types.FunctionType(_lean.__code__, dict(globals(), _UPDATE=update, _HEAD=head, _TRUNC=trunc), name)
+    fn.__qualname__ = name
+    fn.__doc__ = _lean.__doc__
+    kernel = njit(**JIT)(fn)
+    key_dispatchers({name: kernel})
+    return kernel
+
+
+_HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_SIGMOID: "sigmoid", HEAD_LINEAR: "linear"}
+
+
+def lean_kernel(opt, head, truncated):
+    """The lean kernel for optimizer code ``opt``, head code ``head`` and truncated BPTT or not (an
+    unknown code raises KeyError): :func:`_lean` with those as constants, made on first use,
+    compiled on its first call and cached by numba under a name of its own
+    (``train_chunk_lean_adam_softmax_truncated``). Arguments: :func:`_lean`'s."""
+    key = (opt, head, bool(truncated))
+    kernel = _LEAN.get(key)
+    if kernel is None:
+        update = UPDATE_OF[opt]
+        name = (f"train_chunk_lean_{update.py_func.__name__[len('apply_update_'):]}_{_HEAD_NAMES[head]}"
+                f"{'_truncated' if truncated else ''}")
+        kernel = _LEAN[key] = _compile(name, update, head, 1 if truncated else 0)
+    return kernel
+
+
+@njit(**JIT)
+def _no_update(kind, theta, grad, state, step, lr, hyper):
+    """Leaves theta as it is (:data:`loss_and_grads_lean`'s update)."""
+
+
+#: The lean kernel of plain SGD, the sigmoid head and full BPTT, which :func:`train_chunk_sgd` runs.
+train_chunk_lean = lean_kernel(SGD, HEAD_SIGMOID, False)
+#: The lean kernel with every optimizer's update (chosen by ``opt`` at run time) and the head and
+#: truncation read from the arguments, which :func:`train_chunk` runs.
+train_chunk_lean_any = _compile("train_chunk_lean_any", apply_update, -1, -1)
+#: The lean kernel without an update, head and truncation read from the arguments: one iteration of it is
+#: :func:`loss_and_grads`.
+loss_and_grads_lean = _compile("loss_and_grads_lean", _no_update, -1, -1)
+
+
+@njit(**JIT)
+def _carve(buf, T, B, I, H, O, theta):
+    """:func:`lean_views`'s ``mt`` and views, carved out of ``buf`` inside numba (see there)."""
+    TB = T * B
+    BH = B * H
+    oW = H * I
+    ob = oW + H * H
+    oV = ob + H
+    oc = oV + O * H
+    o = T - T
+    uT = buf[o : o + I * H].reshape(I, H)
+    o += I * H
+    wT = buf[o : o + H * H].reshape(H, H)
+    o += H * H
+    x = buf[o : o + TB * I].reshape(TB, I)
+    o += TB * I
+    y = buf[o : o + TB * O].reshape(TB, O)
+    o += TB * O
+    mt = buf[o : o + TB]
+    o += TB
+    hs = buf[o : o + (T + 1) * BH].reshape((T + 1) * B, H)
+    o += (T + 1) * BH
+    g = buf[o : o + TB * O].reshape(TB, O)
+    o += TB * O
+    ds = buf[o : o + TB * H].reshape(TB, H)
+    o += TB * H
+    tmp = buf[o : o + 4 * BH].reshape(4 * B, H)  # rows: a (the input part), hw / g V, d, d of the step above
+    o += 4 * BH
+    z = buf[o : o + TB * O].reshape(TB, O)
+    o += TB * O
+    win = buf[o : o + 2 * TB * H].reshape(2 * TB, H)
+    return mt, (uT, wT, x, y, hs, g, ds, tmp, z, win, theta[oW:ob].reshape(H, H), theta[oV:oc].reshape(O, H))
+
+
+@njit(**JIT)
+def _grad_views(grad, H, I, O):
+    """gU (H, I), gW (H, H), gV (O, H): views of the gradient ``grad`` (layout of theta)."""
+    oW = H * I
+    ob = oW + H * H
+    oV = ob + H
+    return grad[:oW].reshape(H, I), grad[oW:ob].reshape(H, H), grad[oV : oV + O * H].reshape(O, H)
+
+
+@njit(**JIT)
+def train_chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets,
+                buf, losses, grad_norms, errors):
+    """:func:`fastrnn._train_kernel.train_chunk_general` for an :func:`fastrnn.dispatch.small_fits` model: same arguments
+    (no ``blas``), same meaning, same numbers. The lean kernel with every optimizer's update
+    (``opt`` chosen at run time), on ``buf`` (the gradient first, then :func:`lean_views`'s arrays)."""
+    P = theta.shape[0]
+    I, H, O = dims[0], dims[1], dims[2]
+    grad = buf[:P]
+    mt, v = _carve(buf[P:], X.shape[1], batch, I, H, O, theta)
+    views = v + _grad_views(grad, H, I, O)
+    return train_chunk_lean_any(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value,
+                                hstate, resets, grad, mt, views, losses, grad_norms, errors)
+
+
+
+@njit(**JIT)
+def loss_and_grads(theta, dims, K, X, Y, M, h0, grad, h_final, buf):
+    """:func:`fastrnn._kernels.loss_and_grads_serial` for an :func:`fastrnn.dispatch.small_fits` model (no ``blas``):
+    one iteration of the lean kernel over the whole batch, without an update (:data:`loss_and_grads_lean`),
+    ``buf`` holding :func:`lean_views`'s arrays. A loss that is not finite comes with a NaN gradient."""
+    B = X.shape[0]
+    I, H, O = dims[0], dims[1], dims[2]
+    mt, v = _carve(buf, X.shape[1], B, I, H, O, theta)
+    views = v + _grad_views(grad, H, I, O)
+    for e in range(B * H):
+        h_final[e] = h0[e] if h0.shape[0] > 0 else 0.0
+    losses = np.zeros(1, theta.dtype)
+    norms = np.zeros(1, theta.dtype)
+    loss_and_grads_lean(theta, dims, K, X, Y, M, B, 0, 0.0, np.zeros(1), np.zeros((2, 0), theta.dtype), 0, 0.0, 0.0,
+                        h_final, np.zeros(1, np.int64), grad, mt, views, losses, norms, np.zeros(B, np.int64))
+    hs = views[4]
+    T = X.shape[1]
+    for i in range(B):  # the final state also when the iteration stopped at a non-finite loss or norm
+        for j in range(H):
+            h_final[i * H + j] = hs[T * B + i, j]
+    if not np.isfinite(losses[0]):  # the kernel stops before the backward pass: no gradient
+        for e in range(grad.shape[0]):
+            grad[e] = np.nan
+    return losses[0]
+
+
+@njit(**JIT)
+def train_chunk_sgd(theta, dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms, errors):
+    """:func:`train_chunk` for plain SGD (``theta -= lr * grad``), no clipping, full BPTT and the
+    sigmoid head with cross-entropy; any activation, batch, mask and carried state. Same meaning
+    of the arguments, same numbers.
+
+    Carves :func:`lean_views`'s arrays out of ``buf`` and ``theta`` (inside numba, for
+    the many-model kernel) and runs :data:`train_chunk_lean`; a training run calls
+    the lean kernels directly with views made in Python (:class:`LeanCall`).
+    """
+    P = theta.shape[0]
+    I, H, O = dims[0], dims[1], dims[2]
+    grad = buf[:P]
+    mt, v = _carve(buf[P:], X.shape[1], batch, I, H, O, theta)
+    views = v + _grad_views(grad, H, I, O)
+    return train_chunk_lean(theta, dims, P - P - 1, X, Y, M, batch, SGD, lr, np.zeros(1), np.zeros((2, 0), theta.dtype),
+                            P - P, 0.0, 0.0, hstate, resets, grad, mt, views, losses, grad_norms, errors)
 
 
 @njit(**JIT_PARALLEL)
 def train_chunks_many_sgd(thetas, dims, X, Y, M, batch, lrs, hstates, resets, bufs, n_iters, losses, grad_norms, errors,
                           done):
-    """:func:`train_chunks_many` for models that are all ``small-sgd`` (:func:`fastrnn.dispatch.choose_kernel`): each on :func:`train_chunk_sgd`."""
+    """:func:`train_chunks_many` for models that are all ``many-small-sgd`` (:func:`fastrnn.dispatch.choose_kernel`): each on :func:`train_chunk_sgd`."""
     for m in prange(thetas.shape[0]):
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
@@ -695,13 +682,13 @@ for j in range(hs.shape[1]):
         hs[q, j, l] = F(tmp[hw, j, l] + tmp[a, j, l])
 """, globals(), "_activate lane by lane.")
 
-#: ``_derive_lanes(act, tmp, gv, dc, hs, q)``: :func:`_derive` lane by lane.
+#: ``_derive_lanes(act, tmp, gv, dc, hs, q)``: :func:`_derive` lane by lane (inlined likewise).
 _derive_lanes = activations.by_activation("_derive_lanes", "tmp, gv, dc, hs, q", """
 nl = hs.shape[2]
 for j in range(hs.shape[1]):
     for l in range(nl):
         tmp[dc, j, l] = tmp[gv, j, l] * DF(hs[q, j, l])
-""", globals(), "_derive lane by lane.")
+""", globals(), "_derive lane by lane.", jit=dict(JIT, inline="always"))
 
 
 @njit(**JIT)
@@ -996,7 +983,5 @@ def train_chunks_many_lanes(thetas, dims, X, Y, M, batch, lrs, hstates, resets, 
     for f in [_POOL[0][1].submit(one, g) for g in groups]:
         f.result()
 
-
-from ._cache import key_dispatchers  # noqa: E402
 
 key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

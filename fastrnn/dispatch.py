@@ -16,22 +16,23 @@ One model's training chunks (``call="train"``):
 
 ``general``
     :func:`fastrnn._train_kernel.train_chunk_general`: every setting.
-``small``
-    :func:`fastrnn._small.train_chunk`: one vanilla layer whose every product is
-    below ``config.BLAS_MIN_WORK``; every optimizer, head, clipping and truncation.
-``small-sgd``
-    :func:`fastrnn._small.train_chunk_sgd` (through ``lean_call``): a ``small``
-    model trained with plain SGD, no clipping, full BPTT and a sigmoid head
-    (the binary-addition headline).
+``small-lean``
+    :func:`fastrnn._small.lean_kernel` (through ``lean_call``): one vanilla layer
+    whose every product is below ``config.BLAS_MIN_WORK``, with every optimizer,
+    head, activation, clipping and truncation; compiled once per optimizer, head
+    and truncation that a run uses (the binary-addition headline is SGD, the sigmoid
+    head and full BPTT).
 ``text``
     :func:`fastrnn._charrnn.train_chunk`: min-char-rnn's training, one stream of
     character indices at batch 1 into a one-layer tanh RNN with a softmax head,
     float64, Adagrad or RMSprop, no global-norm clipping, full BPTT per window.
 
 Many models trained together (``call="many"``, :func:`fastrnn.training.train_many`):
-``many-general``, ``many-small``, ``many-small-sgd`` (the kernels above, one model
-per thread) and ``lanes-sgd`` (:func:`fastrnn._small.train_lanes_sgd`: float64
-``small-sgd`` models of one shape, several in the lanes of a vector).
+``many-general`` (the general driver), ``many-small``
+(:func:`fastrnn._small.train_chunk`: a small model, every setting), ``many-small-sgd``
+(the lean kernel with plain SGD, no clipping, full BPTT and a sigmoid head), one model
+per thread, and ``lanes-sgd`` (:func:`fastrnn._small.train_lanes_sgd`: float64
+``many-small-sgd`` models of one shape, several in the lanes of a vector).
 
 One loss and gradient (``call="grads"``, :meth:`fastrnn.RNN.loss_and_grads`):
 ``general`` (:func:`fastrnn._kernels.loss_and_grads_serial`), ``small``
@@ -140,7 +141,7 @@ def small_fits(dims, T, B):
 
 
 def sgd_fits(dims, T, opt, K, clip_norm, clip_value):
-    """Whether the settings are the lean kernel's (given :func:`small_fits`): plain SGD, no
+    """Whether many models' settings are the SGD lean kernel's (given :func:`small_fits`): plain SGD, no
     clipping of either kind, full BPTT (K < 0 or K >= T - 1) and the sigmoid head."""
     return (int(dims[5]) == _HEAD_SIGMOID and opt == _SGD and clip_norm == 0.0 and clip_value == 0.0
             and (K < 0 or K >= T - 1))
@@ -185,6 +186,8 @@ _R_SMALL = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multip
             "the general driver's numbers")
 _R_SGD = ("a small model trained with plain SGD, no clipping, full BPTT and a sigmoid head: the lean "
           "small-model kernel, the general driver's numbers")
+_R_LEAN = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the lean small-model kernel "
+           "specialised for the run's optimizer, head and truncation, the general driver's numbers")
 _R_TEXT = ("one stream of character indices at batch 1 into a one-layer tanh RNN with a softmax head, float64, "
            "Adagrad or RMSprop, no global-norm clipping, full BPTT per window: the fused text kernel")
 _R_LANES = "float64 lean small models of one shape: several models in the lanes of a vector, each its own run's numbers"
@@ -193,8 +196,7 @@ _R_THREADS = "n_threads > 1: the general driver with the batch split over thread
 _CHOICES = {
     ("train", "forced"): KernelChoice("general", _R_FORCED),
     ("train", "general"): KernelChoice("general", _R_GENERAL),
-    ("train", "small"): KernelChoice("small", _R_SMALL),
-    ("train", "sgd"): KernelChoice("small-sgd", _R_SGD),
+    ("train", "lean"): KernelChoice("small-lean", _R_LEAN),
     ("train", "text"): KernelChoice("text", _R_TEXT),
     ("many", "forced"): KernelChoice("many-general", _R_FORCED + ", one model per thread"),
     ("many", "general"): KernelChoice("many-general", _R_GENERAL + ", one model per thread"),
@@ -252,7 +254,7 @@ def choose_kernel(dims, dtype, T, batch, call="train", opt=_SGD, K=-1, clip_norm
     if not small_fits(dims, T, batch):
         choice = _CHOICES[("train", "general")]
     else:
-        choice = _CHOICES[("train", "sgd" if sgd_fits(dims, T, opt, K, clip_norm, clip_value) else "small")]
+        choice = _CHOICES[("train", "lean")]
     return choice.instead(f"not the fused text kernel: {text_misfit(dims, dtype, batch, opt, K, T, clip_norm)}") if chars else choice
 
 

@@ -157,7 +157,10 @@ def new_state(model, batch):
 
 def scratch_size(model, T, batch, n_threads=1):
     """Scratch entries one :func:`loss_and_grads` call on a (batch, T) batch needs."""
-    return int(_kernels.scratch_size(T, batch, model.dims, n_threads))
+    size = int(_kernels.scratch_size(T, batch, model.dims, n_threads))
+    if model.cell == "rnn" and model.layers == 1:  # enough for the small-model path's arrays too
+        size = max(size, _small.lean_scratch_size(T, batch, model.n_in, model.n_hidden, model.n_out))
+    return size
 
 
 def chunk_scratch_size(model, T, batch, kernel=None):
@@ -165,8 +168,9 @@ def chunk_scratch_size(model, T, batch, kernel=None):
     :func:`fastrnn.dispatch.choose_kernel` chooses for the run, or ``kernel``)."""
     if kernel is None:
         kernel = dispatch.for_model(model, T, batch)
-    if kernel.name in ("small", "small-sgd"):  # the sizes in plain Python
-        return model.n_params + int(_small.scratch_size.py_func(T, batch, model.n_in, model.n_hidden, model.n_out))
+    if kernel.name in ("small", "small-lean"):  # the sizes in plain Python (both kernels carve the same arrays)
+        I, H, O = model.n_in, model.n_hidden, model.n_out
+        return model.n_params + _small.lean_scratch_size(T, batch, I, H, O)
     return int(_train_kernel.chunk_scratch_size(T, batch, model.dims, model.n_params))
 
 
@@ -240,7 +244,7 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
     """Train ``losses.shape[0]`` iterations of ``model`` in place, on the kernel
     :func:`fastrnn.dispatch.choose_kernel` chooses for this call (``general``:
     :func:`fastrnn._train_kernel.train_chunk_general`, whose arguments these are;
-    ``small`` and ``small-sgd``: :mod:`fastrnn._small`, the same numbers). Only the
+    ``small-lean``: :mod:`fastrnn._small`'s lean kernel, the same numbers). Only the
     chosen kernel is compiled (or loaded from numba's cache).
 
     ``resets=None`` starts every iteration from zeros; ``hstate`` is a flat state
@@ -250,12 +254,9 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
     if resets is None:
         resets = _NO_RESETS
     name = dispatch.for_model(model, X.shape[1], batch, opt=opt, K=K, clip_norm=clip_norm, clip_value=clip_value).name
-    if name == "small-sgd":
-        return _small.lean_call(model.theta, model.dims, X, Y, M, batch, lr, hstate, resets, buf, losses, grad_norms,
-                                errors)
-    if name == "small":
-        return _small.train_chunk(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0,
-                                  clip_norm, clip_value, hstate, resets, buf, losses, grad_norms, errors)
+    if name == "small-lean":
+        return _small.lean_call(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
+                                clip_value, hstate, resets, buf, losses, grad_norms, errors)
     if blas and losses.shape[0] == 0:
         # The zero-iteration call that compiles or loads the kernel before training's
         # clock starts: also load SciPy's BLAS here (a process that loads its kernels from the
@@ -386,13 +387,12 @@ def _train_many(name, thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
 
 
 #: What a first compile of each training kernel costs on the project's 2-core machine (measured, empty cache).
-_COMPILE_SECONDS = {"small-model SGD training": 4, "small-model training": 9, "general training": 12,
+_COMPILE_SECONDS = {"small-model training": 4, "general training": 12,
                     "many-model SGD training": 8, "text training": 12}
 
 #: The kernels the compile note names: choice name -> (module, function, words).
 _NOTED = {"general": ("_train_kernel", "train_chunk_general", "general training"),
-          "small": ("_small", "train_chunk", "small-model training"),
-          "small-sgd": ("_small", "train_chunk_lean", "small-model SGD training"),
+          "small-lean": ("_small", "lean_kernel", "small-model training"),
           "lanes-sgd": ("_small", "train_lanes_sgd", "many-model SGD training"),
           "text": ("_charrnn", "run", "text training")}
 
@@ -437,6 +437,9 @@ def compile_note(model, T, batch, stream=None, options=None, many=False, chars=F
     import importlib
 
     compiled = getattr(importlib.import_module(f"fastrnn.{noted[0]}"), noted[1])
+    if kernel.name == "small-lean":  # the lean kernel of this run's optimizer, head and truncation
+        opt, K = (0, -1) if options is None or options[0] is None else (int(options[0]), int(options[1]))
+        compiled = compiled(opt, int(model.dims[5]), 0 <= K < T - 1)
     name = noted[2]
     if compiled.signatures:
         return None

@@ -112,6 +112,21 @@ apply_update = _generate.by_code(
     doc="One optimizer step in place (fastrnn.optim.apply_update; generated from fastrnn.optimizers).")
 
 
+def _single(code):
+    """:func:`apply_update` with the one branch of optimizer ``code`` (same arguments; another code raises)."""
+    case = next(c for c in _cases() if c[0] == code)
+    name = optimizers.module(next(n for n, k in OPTIMIZERS.items() if k == code)).NAME
+    return _generate.by_code(
+        f"apply_update_{name}", "theta, grad, state, step, lr, hyper", "kind", [case], globals(),
+        f"apply_update_{name}: called with another optimizer's code",
+        doc=f"apply_update for {name} alone (generated from fastrnn.optimizers).")
+
+
+#: code -> :func:`apply_update` for that optimizer alone: what a kernel specialised for one
+#: optimizer calls (:func:`fastrnn._small.lean_kernel`), so that it compiles only that update.
+UPDATE_OF = {code: _single(code) for code in OPTIMIZERS.values()}
+
+
 class Optimizer:
     """Any registered optimizer (sgd, momentum, adam, adagrad, rmsprop, adamw) over a :class:`fastrnn.RNN`'s parameters.
 
@@ -176,3 +191,4 @@ def hyper_from(settings):
 from ._cache import key_dispatchers  # noqa: E402
 
 key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)
+key_dispatchers(UPDATE_OF)

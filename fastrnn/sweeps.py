@@ -170,7 +170,8 @@ def expand(task="binary", seeds=(0,), grid=None, **fixed):
             raise InvalidArgument(f"sweep settings {seen[key]} and {where} are the same run (a default given as a value?); "
                                   f"give each value once")
         seen[key] = where
-        label = "-".join(f"{n}{_slug(v)}" for n, v in zip(names, combo))
+        # a value given as the default (None) is named by the value it resolves to: "initdefault", not "initNone"
+        label = "-".join(f"{n}{_slug(resolved.get(n, v) if v is None else v)}" for n, v in zip(names, combo))
         combos.append((run, label))
     uses = collections.Counter(label for _, label in combos)
     specs = []

@@ -31,13 +31,14 @@ def test_the_codes_the_decision_reads_are_the_registries():
 def test_each_call_gets_the_kernel_that_serves_it(monkeypatch):
     monkeypatch.delenv(dispatch.ENV, raising=False)
     headline = fastrnn.RNN(2, 16, 1, head="sigmoid")
-    assert _choose(headline, 8, 1, opt=SGD) == "small-sgd"
-    assert _choose(headline, 8, 1, opt=SGD, K=7) == "small-sgd"  # K >= T - 1 is full BPTT
-    assert _choose(headline, 8, 1, opt=SGD, K=3) == "small"
-    assert _choose(headline, 8, 1, opt=ADAM) == "small"
-    assert _choose(headline, 8, 1, opt=SGD, clip_norm=1.0) == "small"
-    assert _choose(headline, 8, 1, opt=SGD, clip_value=1.0) == "small"
-    assert _choose(fastrnn.RNN(2, 16, 2, head="softmax"), 8, 1, opt=SGD) == "small"
+    # every optimizer, clipping, truncation and head of a small model: the lean kernel
+    assert _choose(headline, 8, 1, opt=SGD) == "small-lean"
+    assert _choose(headline, 8, 1, opt=SGD, K=7) == "small-lean"
+    assert _choose(headline, 8, 1, opt=SGD, K=3) == "small-lean"
+    assert _choose(headline, 8, 1, opt=ADAM) == "small-lean"
+    assert _choose(headline, 8, 1, opt=SGD, clip_norm=1.0) == "small-lean"
+    assert _choose(headline, 8, 1, opt=SGD, clip_value=1.0) == "small-lean"
+    assert _choose(fastrnn.RNN(2, 16, 2, head="softmax"), 8, 1, opt=SGD) == "small-lean"
     assert _choose(fastrnn.RNN(2, 16, 1, layers=2), 8, 1, opt=SGD) == "general"
     assert _choose(fastrnn.RNN(2, 16, 1, cell="gru"), 8, 1, opt=SGD) == "general"
     assert _choose(fastrnn.RNN(20, 100, 10), 10, 32, opt=SGD) == "general"  # products for BLAS
@@ -85,7 +86,7 @@ def test_forcing_the_general_kernel_reaches_every_call(monkeypatch):
     assert engine.chunk_scratch_size(headline, 8, 1) == engine._train_kernel.chunk_scratch_size(8, 1, headline.dims,
                                                                                              headline.n_params)
     monkeypatch.setenv(dispatch.ENV, "auto")
-    assert _choose(headline, 8, 1, opt=SGD) == "small-sgd"
+    assert _choose(headline, 8, 1, opt=SGD) == "small-lean"
     assert engine.plan(headline, 8, 1)[0] == engine.SMALL
 
 
@@ -116,9 +117,9 @@ def test_a_run_records_its_kernel_and_forcing_the_general_one_changes_only_that(
     monkeypatch.delenv(dispatch.ENV, raising=False)
     args = ("--iters", "200", "--log-every", "50", "--seed", "3")
     chosen, rows = _run_record(capsys, tmp_path, "chosen", *args)
-    assert chosen["kernel"] == "small-sgd" and "plain SGD" in chosen["kernel_reason"]
+    assert chosen["kernel"] == "small-lean" and "one vanilla layer" in chosen["kernel_reason"]
     adam, _ = _run_record(capsys, tmp_path, "adam", *args, "--optimizer", "adam", "--lr", "0.01")
-    assert adam["kernel"] == "small" and "one vanilla layer" in adam["kernel_reason"]
+    assert adam["kernel"] == "small-lean" and "optimizer, head and truncation" in adam["kernel_reason"]
     monkeypatch.setenv(dispatch.ENV, "general")
     forced, forced_rows = _run_record(capsys, tmp_path, "forced", *args)
     assert forced["kernel"] == "general" and "FASTRNN_KERNEL=general" in forced["kernel_reason"]
@@ -143,7 +144,7 @@ def test_fits_and_sweeps_record_their_kernel(tmp_path, monkeypatch):
     X = rng.standard_normal((6, 5, 2))
     Y = np.eye(2)[rng.integers(0, 2, (6, 5))]
     result = fastrnn.fit(fastrnn.RNN(2, 4, 2, head="softmax"), X, Y, epochs=2, batch=3, csv=tmp_path / "fit.csv")
-    assert fastrnn.read_run(tmp_path / "fit.csv")[1]["result"]["kernel"] == result.kernel.name == "small"
+    assert fastrnn.read_run(tmp_path / "fit.csv")[1]["result"]["kernel"] == result.kernel.name == "small-lean"
     settings = [dict(task="binary", iters=100, log_every=50, seed=s) for s in (0, 1)]
     together = fastrnn.training.train_many(settings)
     assert [r.summary()["kernel"] for r in together] == ["lanes-sgd", "lanes-sgd"]
@@ -193,7 +194,7 @@ def test_the_kernel_modules_import_each_other_in_one_direction():
         return found
 
     graph = {name: imports(name) for name in nodes}
-    assert "_small" not in graph["_train_kernel"] and "_train_kernel" in graph["_small"]
+    assert "_small" not in graph["_train_kernel"]
     assert graph["dispatch"] == set()  # the decision loads no kernel
     done, visiting = set(), []
 

@@ -14,11 +14,6 @@ from fastrnn import _small, _train_kernel, activations, dispatch, engine, metric
 from fastrnn.cells import rnn
 
 
-def ref_softsign_rnn_grads(params, X, Y, head):
-    """The reference's loss and gradients of a one-layer softsign model (tests/reference.py)."""
-    return ref.loss_and_grads(params, X, Y, None, "softsign", head)
-
-
 def _flat(model, grads):
     return np.concatenate([grads[k].ravel() for k in model.param_names])
 
@@ -210,7 +205,7 @@ def test_softsign_trains_on_the_lean_and_lanes_kernels_as_on_the_general_one():
     lean runs) and the general driver (forced) give the same numbers."""
     base = dict(task="binary", iters=200, log_every=100, activation="softsign", optimizer="sgd", lr=0.5)
     runs = [fastrnn.train(seed=s, **base) for s in (0, 1)]
-    assert runs[0].kernel.name == "small-sgd"
+    assert runs[0].kernel.name == "small-lean"
     many = fastrnn.training.train_many([dict(seed=s, **base) for s in (0, 1)])
     assert many[0].kernel.name == "lanes-sgd"
     for a, b in zip(runs, many):
@@ -223,7 +218,7 @@ def test_softsign_on_the_forced_general_driver_equals_the_lean_kernel(monkeypatc
     fast = fastrnn.train(**base)
     monkeypatch.setenv("FASTRNN_KERNEL", "general")
     general = fastrnn.train(**base)
-    assert (fast.kernel.name, general.kernel.name) == ("small-sgd", "general")
+    assert (fast.kernel.name, general.kernel.name) == ("small-lean", "general")
     np.testing.assert_array_equal(fast.model.theta, general.model.theta)
 
 
@@ -244,12 +239,12 @@ def test_apply_update_raises_on_an_unknown_optimizer_code():
     lambda: rnn.forward_step(UNKNOWN, 3, np.ones(3), 0, np.ones(3), np.zeros(3), 0),
     lambda: rnn.backward_step(UNKNOWN, 3, np.ones(6), 0, np.ones(3), 0, 3),
     lambda: rnn.derivative(UNKNOWN, 3, np.ones(3), 0, np.zeros(3), 0),
-    lambda: _small._delta(UNKNOWN, 3, np.ones(3), 0, np.ones(3), np.ones(3), 0, np.zeros(3), np.zeros(3), 0),
+    lambda: _small._slope(UNKNOWN, np.ones((2, 3)), 0, np.zeros((2, 3)), 0),
     lambda: _small._activate(UNKNOWN, np.ones((2, 3)), 0, 1, np.zeros((2, 3)), 0),
     lambda: _small._derive(UNKNOWN, np.ones((3, 3)), 0, 1, np.ones((2, 3)), 0),
     lambda: _small._activate_lanes(UNKNOWN, np.ones((2, 3, 4)), 0, 1, np.zeros((2, 3, 4)), 0),
     lambda: _small._derive_lanes(UNKNOWN, np.ones((3, 3, 4)), 0, 1, np.ones((2, 3, 4)), 0),
-], ids=["cell-forward", "cell-backward", "cell-derivative", "small-delta", "lean-activate", "lean-derive", "lanes-activate",
+], ids=["cell-forward", "cell-backward", "cell-derivative", "lean-slope", "lean-activate", "lean-derive", "lanes-activate",
         "lanes-derive"])
 def test_every_activation_dispatch_raises_on_an_unknown_code(call):
     with pytest.raises(ValueError, match="unknown activation code"):

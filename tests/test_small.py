@@ -13,23 +13,31 @@ CASES = [(act, head, masked, K, B) for act in ("tanh", "sigmoid", "relu", "softs
 
 
 def _lean_fits(dims, T, B, opt, K, clip_norm, clip_value):
-    """Whether the lean kernel can serve a call (fastrnn.dispatch's two predicates of ``small-sgd``)."""
+    """Whether the many-model SGD lean kernel can serve a model (fastrnn.dispatch's two predicates of ``many-small-sgd``)."""
     return dispatch.small_fits(dims, T, B) and dispatch.sgd_fits(dims, T, opt, K, clip_norm, clip_value)
 
 
-def _chunk(fn, model, K, X, Y, M, B, kind, resets, n, extra=(), clip=1.5):
+def _chunk(fn, model, K, X, Y, M, B, kind, resets, n, extra=(), clip=1.5, clip_value=0.0):
     hstate = np.full(engine.state_size(model, B), 0.25)
     losses, norms, errors = np.empty(n), np.empty(n), np.empty(n * B, dtype=np.int64)
     state = np.zeros((2, model.n_params))
-    buf = np.empty(_train_kernel.chunk_scratch_size(X.shape[1], B, model.dims, model.n_params))  # the general kernel's
-    done = fn(model.theta, model.dims, K, X, Y, M, B, kind, 0.05, optim.hyper_array(), state, 0, clip, 0.0, hstate,
+    T = X.shape[1]
+    buf = np.empty(max(_train_kernel.chunk_scratch_size(T, B, model.dims, model.n_params),  # the general kernel's
+                       engine.chunk_scratch_size(model, T, B)))
+    done = fn(model.theta, model.dims, K, X, Y, M, B, kind, 0.05, optim.hyper_array(), state, 0, clip, clip_value, hstate,
               resets, buf, losses, norms, errors, *extra)
     return done, losses, norms, errors, hstate
 
 
+#: The small-model kernels with train_chunk's arguments: the one that branches on every setting, and the
+#: lean kernel specialised for each call's optimizer, head and truncation (what a training run calls).
+SMALL_KERNELS = {"small": _small.train_chunk, "lean": _small.LeanCall()}
+
+
 @pytest.mark.parametrize("act,head,masked,K,B", CASES)
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
-def test_small_train_chunk_gives_the_general_kernels_numbers_exactly(rng, act, head, masked, K, B, kind):
+@pytest.mark.parametrize("kernel", sorted(SMALL_KERNELS))
+def test_small_train_chunk_gives_the_general_kernels_numbers_exactly(rng, act, head, masked, K, B, kind, kernel):
     """Same arithmetic in the same order: every loss, norm, error count, state and parameter equal bit for bit,
     with carried state, resets in the middle, clipping and truncation."""
     n, T, I, H, O = 5, 6, 3, 5, 4
@@ -40,7 +48,7 @@ def test_small_train_chunk_gives_the_general_kernels_numbers_exactly(rng, act, h
     model = fastrnn.RNN(I, H, O, activation=act, head=head, seed=4, init_scale=1.2)
     assert dispatch.small_fits(model.dims, T, B)
     general = model.copy()
-    got = _chunk(_small.train_chunk, model, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n)
+    got = _chunk(SMALL_KERNELS[kernel], model, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n)
     want = _chunk(_train_kernel.train_chunk_general, general, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n, (True, None))
     assert got[0] == want[0] == n
     for a, b in zip(got[1:], want[1:]):
@@ -48,8 +56,34 @@ def test_small_train_chunk_gives_the_general_kernels_numbers_exactly(rng, act, h
     np.testing.assert_array_equal(model.theta, general.theta)
 
 
+@pytest.mark.parametrize("kind", list(optim.OPTIMIZERS))
+@pytest.mark.parametrize("clip,clip_value", [(0.0, 0.0), (0.7, 0.0), (0.0, 0.05), (0.7, 0.05)])
+def test_the_lean_kernel_gives_the_general_kernels_numbers_for_every_optimizer_and_clipping(rng, kind, clip, clip_value):
+    """Every registered optimizer, clipping off, by norm, by value and both, on the lean kernel: bit for bit
+    the general kernel's losses, norms, error counts, state and parameters (truncated BPTT, resets)."""
+    n, T, I, H, O, B = 5, 6, 3, 5, 2, 2
+    X, Y, mask = make_data(rng, n * B, T, I, O, "sigmoid", True)
+    resets = np.array([1, 0, 1, 0, 0], dtype=np.int64)
+    model = fastrnn.RNN(I, H, O, activation="tanh", head="sigmoid", seed=4, init_scale=1.2)
+    general = model.copy()
+    code = optim.OPTIMIZERS[kind]
+    got = _chunk(_small.LeanCall(), model, 2, X, Y, mask, B, code, resets, n, clip=clip, clip_value=clip_value)
+    want = _chunk(_train_kernel.train_chunk_general, general, 2, X, Y, mask, B, code, resets, n, (True, None), clip=clip,
+                  clip_value=clip_value)
+    assert got[0] == want[0] == n
+    for a, b in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.theta, general.theta)
+
+
+def test_an_unknown_optimizer_code_has_no_lean_kernel():
+    with pytest.raises(KeyError):
+        _small.lean_kernel(max(optim.OPTIMIZERS.values()) + 1, 1, False)
+
+
 @pytest.mark.parametrize("act,head,masked,K,B", CASES)
-def test_small_train_chunk_matches_the_reference_over_carried_windows(rng, act, head, masked, K, B):
+@pytest.mark.parametrize("kernel", sorted(SMALL_KERNELS))
+def test_small_train_chunk_matches_the_reference_over_carried_windows(rng, act, head, masked, K, B, kernel):
     """Two SGD iterations on a stream (state carried from the first window into the second) against
     tests/reference.py: losses, final state and parameters at rtol 1e-10."""
     T, I, H, O, lr = 5, 2, 6, 3, 0.1
@@ -61,7 +95,7 @@ def test_small_train_chunk_matches_the_reference_over_carried_windows(rng, act, 
     Mw = np.zeros((0, 0)) if mask is None else cut(mask)
     hstate = np.full(engine.state_size(model, B), 9.0)  # the reset must clear it
     losses, norms, errors = np.empty(2), np.empty(2), np.empty(2 * B, dtype=np.int64)
-    done = _small.train_chunk(model.theta, model.dims, -1 if K is None else K, Xw, Yw, Mw, B, optim.SGD, lr,
+    done = SMALL_KERNELS[kernel](model.theta, model.dims, -1 if K is None else K, Xw, Yw, Mw, B, optim.SGD, lr,
                               optim.hyper_array(), np.zeros((2, model.n_params)), 0, 0.0, 0.0, hstate,
                               np.array([1, 0], dtype=np.int64), np.empty(engine.chunk_scratch_size(model, T, B)), losses,
                               norms, errors)
@@ -158,7 +192,7 @@ def test_a_first_compile_is_announced_once(tmp_path, monkeypatch):
 
     model = fastrnn.RNN(2, 16, 1)
     fake = SimpleNamespace(signatures=[], _cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(tmp_path / "k.nbi"))))
-    monkeypatch.setattr(_small, "train_chunk", fake)
+    monkeypatch.setattr(_small, "lean_kernel", lambda opt, head, truncated: fake)
     out = io.StringIO()
     line = engine.compile_note(model, 8, 1, out)
     assert line is not None and "compiling the small-model training kernels once, about" in out.getvalue()
@@ -267,7 +301,7 @@ def test_the_lean_kernel_stops_before_a_diverging_iteration(rng):
     np.testing.assert_array_equal(got[1][:2], want[1][:2])
 
 
-def test_only_plain_sgd_with_a_sigmoid_head_and_full_bptt_takes_the_lean_kernel():
+def test_only_plain_sgd_with_a_sigmoid_head_and_full_bptt_takes_the_many_model_sgd_kernel():
     dims = fastrnn.RNN(2, 16, 1, head="sigmoid").dims
     assert _lean_fits(dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
     assert _lean_fits(dims, 8, 1, optim.SGD, 7, 0.0, 0.0)  # K >= T - 1 is full BPTT
@@ -279,20 +313,23 @@ def test_only_plain_sgd_with_a_sigmoid_head_and_full_bptt_takes_the_lean_kernel(
     assert not _lean_fits(fastrnn.RNN(2, 16, 1, head="sigmoid", layers=2).dims, 8, 1, optim.SGD, -1, 0.0, 0.0)
 
 
-def test_a_first_compile_of_the_lean_kernel_is_announced_by_its_name(tmp_path, monkeypatch):
-    """The headline's options (plain SGD, no clipping, full BPTT, sigmoid head) compile only the lean kernel:
-    the note names that one and its own time."""
+def test_the_compile_note_asks_after_the_lean_kernel_of_the_runs_settings(tmp_path, monkeypatch):
+    """The note looks for the lean kernel of the run's optimizer, head and truncation (each is compiled and
+    cached on its own), and names the small-model kernels and their time."""
     import io
     from types import SimpleNamespace
 
     model = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid")
     fake = SimpleNamespace(signatures=[], _cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(tmp_path / "k.nbi"))))
-    monkeypatch.setattr(_small, "train_chunk_lean", fake)
+    asked = []
+    monkeypatch.setattr(_small, "lean_kernel", lambda *key: asked.append(key) or fake)
     out = io.StringIO()
-    line = engine.compile_note(model, 8, 1, out, options=(optim.SGD, -1, 0.0, 0.0))
-    assert line is not None and "compiling the small-model SGD training kernels once, about 4 s" in out.getvalue()
+    line = engine.compile_note(model, 8, 1, out, options=(optim.ADAM, 4, 1.0, 0.0))
+    assert line is not None and "compiling the small-model training kernels once, about 4 s" in out.getvalue()
+    assert asked == [(optim.ADAM, 1, True)]
     (tmp_path / "k.nbi").write_text("")
-    assert engine.compile_note(model, 8, 1, io.StringIO(), options=(optim.SGD, -1, 0.0, 0.0)) is None
+    assert engine.compile_note(model, 8, 1, io.StringIO(), options=(optim.SGD, 7, 0.0, 0.0)) is None
+    assert asked[-1] == (optim.SGD, 1, False)  # K >= T - 1 is full BPTT
 
 
 @pytest.mark.usefixtures("kernel_choice")
@@ -309,7 +346,7 @@ def test_train_many_on_the_lean_kernel_equals_separate_runs_with_other_rates():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_the_training_loops_lean_call_equals_train_chunk_sgd_bit_for_bit(dtype):
-    """The training loop calls train_chunk_lean with views made in Python (LeanCall); the numbers are
+    """The training loop calls the lean kernel with views made in Python (LeanCall); the numbers are
     train_chunk_sgd's (which carves the same views inside numba), exactly, chunk after chunk, and a
     new scratch array or model is picked up."""
     rng = np.random.default_rng(5)
@@ -317,8 +354,13 @@ def test_the_training_loops_lean_call_equals_train_chunk_sgd_bit_for_bit(dtype):
         m1 = fastrnn.RNN(2, 16, 1, activation=act, head="sigmoid", dtype=dtype, seed=3)
         m2 = fastrnn.RNN(2, 16, 1, activation=act, head="sigmoid", dtype=dtype, seed=3)
         n, T = 7, 8
-        call = _small.LeanCall()
-        size = m1.n_params + int(_small.scratch_size.py_func(T, B, 2, 16, 1))
+        lean = _small.LeanCall()
+
+        def call(theta, dims, X, Y, M, B, lr, h, resets, buf, losses, norms, errors):
+            return lean(theta, dims, -1, X, Y, M, B, optim.SGD, lr, optim.hyper_array(), np.zeros((2, theta.shape[0]), dtype),
+                        0, 0.0, 0.0, h, resets, buf, losses, norms, errors)
+
+        size = engine.chunk_scratch_size(m1, T, B)
         h1, h2 = np.zeros(B * 16, dtype), np.zeros(B * 16, dtype)
         for chunk in range(3):
             X = rng.integers(0, 2, (n * B, T, 2)).astype(dtype)

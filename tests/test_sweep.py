@@ -518,3 +518,10 @@ def test_run_csv_text_is_csv_dictwriters_byte_for_byte():
     assert sweeps._csv_text(columns, rows + [dict(rows[0], loss=True)]) is None
     assert sweeps._csv_text(columns, [{k: rows[0][k] for k in reversed(columns)}]) is None
     assert sweeps._csv_text(columns + ["a b"], []) is None
+
+
+def test_a_default_given_as_a_sweep_value_is_named_by_what_it_resolves_to():
+    name, values = sweeps.parse_set("init=default,orthogonal")
+    assert values[0] is None  # "default": the setting's own default
+    names = [spec["name"] for spec in sweeps.expand("adding", [0], {name: values})]
+    assert names == ["adding-initdefault-seed0", "adding-initorthogonal-seed0"]

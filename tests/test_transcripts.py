@@ -27,7 +27,8 @@ SMOKE = [
     (r"--seeds 0-9\b", "--seeds 0-1"),  # 60 runs
     (r"^fastrnn train --task digits --save d\.npz$", "fastrnn train --task digits --save d.npz --iters 200"),  # 2000 at batch 32
     (r"^(fastrnn train --task (?:adding|copy|order)(?:(?! --iters).)*)$", r"\1 --iters 100"),  # 2000 at batch 32, T up to 100
-    (r"--iters 8000\b", "--iters 500"),
+    (r"--iters 8000\b", "--iters 200"),
+    (r"^(FASTRNN_THREADS=1 fastrnn train --task digits) --iters 5000$", r"\1 --iters 100"),
     (r"--seeds 0,1 --set length=50,100", "--seeds 0 --set length=50 --set iters=100"),
     (r"--iters 200000\b", "--iters 20000"),
     (r"^(fastrnn train --task add --rule .*)--iters (?:30000|2000)$", r"\1--iters 100"),  # online rules: one update a step
@@ -38,6 +39,7 @@ SMOKE = [
 #: pattern in its shown output, what it becomes): a short digits run does not reach 1.0.
 SMOKE_SHOWN = [
     (r"^fastrnn train --task digits --save d\.npz$", r"\(first 1\.0 at iteration \d+\)", "(never reached 1.0)"),
+    (r"^FASTRNN_THREADS=1 fastrnn train --task digits --iters 5000$", r"\(first 1\.0 at iteration \d+\)", "(never reached 1.0)"),
 ]
 
 #: Benchmark commands of the ```bash blocks, and what the test runs instead: the same script
@@ -47,7 +49,7 @@ SMOKE_BASH = {
     "python benchmarks/run.py --quick": "python benchmarks/run.py --from-csv --no-readme",
     "python benchmarks/bench_kernels.py": "python benchmarks/bench_kernels.py --from-csv --no-readme",
     "python benchmarks/bench_fit.py": "python benchmarks/bench_fit.py --from-csv --no-readme",
-    "python benchmarks/bench_sweep.py": "python benchmarks/bench_sweep.py --runs 2 --iters 300 --no-readme",
+    "python benchmarks/bench_sweep.py": "python benchmarks/bench_sweep.py --from-csv --no-readme",
     "OPENBLAS_NUM_THREADS=1 python benchmarks/bench_text.py": "python benchmarks/bench_text.py --from-csv --no-readme",
     "OPENBLAS_NUM_THREADS=1 python benchmarks/study_recall.py":
         "python benchmarks/study_recall.py --lags 5,10 --seeds 0 --iters 100 --forget-biases 0,3 --out study/recall",
@@ -76,7 +78,7 @@ def _runnable(path):
 def _bash(command):
     if command in SMOKE_BASH:
         return SMOKE_BASH[command]
-    if command.startswith("fastrnn ") and not command.startswith(tuple(generate.NOT_RUN)):
+    if re.match(r"(\w+=\S+ )*fastrnn ", command) and not command.startswith(tuple(generate.NOT_RUN)):
         return smoke(command)  # a command shown without its output: run (at a smoke size), its exit status checked
     if command in NOT_RUN_BENCH or command.startswith(tuple(generate.NOT_RUN)):
         return None
@@ -141,6 +143,7 @@ def test_the_shape_of_an_output_ignores_numbers_and_spacing_but_not_words():
         ["binary: accuracy 0.875 (never reached 1.0) after 300 iterations; training 12.5 s", "task runs final_accuracy_mean"])
     assert generate.shape(shown) != generate.shape(shown[:1])
     assert generate.shape(["loss 1e-05, nan"]) == generate.shape(["loss 3.5E+02, 7"])
+    assert generate.shape(["best 0.03 (adding-length50-initorthogonal-seed1)"]) == generate.shape(["best 0.2 (adding-initNone-seed0)"])
 
 
 def test_a_console_block_is_read_as_commands_and_their_outputs():

@@ -51,7 +51,7 @@ def module(name):
     return _BY_NAME[name]
 
 
-def by_activation(name, args, body, namespace, doc=""):
+def by_activation(name, args, body, namespace, doc="", jit=None):
     """``name(act, *args)``: ``body`` (loop source using ``F(a)`` and ``DF(h)``) compiled once per
     registered activation, chosen by the code ``act`` outside the loop; an unknown code raises
     ValueError. ``namespace``: the asking module's ``globals()`` (see :func:`fastrnn._generate.by_code`)."""
@@ -60,7 +60,8 @@ def by_activation(name, args, body, namespace, doc=""):
         f, df = f"_f_{m.NAME}", f"_df_{m.NAME}"
         cases.append((m.CODE, _generate.substitute(body, {"F": f, "DF": df}), {f: m.f, df: m.df}))
     return _generate.by_code(name, args, "act", cases, namespace,
-                             f"{name}: unknown activation code (fastrnn.activations.ACTIVATIONS lists the codes)", doc)
+                             f"{name}: unknown activation code (fastrnn.activations.ACTIVATIONS lists the codes)", doc,
+                             **({} if jit is None else dict(jit=jit)))
 
 
 _apply = by_activation("_apply", "x, out", """
