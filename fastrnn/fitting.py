@@ -36,7 +36,7 @@ from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, check_output_files
 from .model import RNN
-from .training import check_save, drive, init_from, open_writer, versions
+from .training import blas_threads_of, check_save, drive, init_from, open_writer, versions
 
 #: The columns fit adds to metrics.COLUMNS (val_* only with ``validation``).
 FIT_COLUMNS = ["epoch"]
@@ -506,7 +506,8 @@ class _FitRun:
         source = dict(kind="arrays", epoch=self.epoch, at=self.at, rng=rng, checksum=self.checksum())
         state = dict(settings=settings, done=int(self.done), source=source,
                      tracker=dict(first_perfect_iteration=self.tracker.first_perfect_iteration), rows=self.rows,
-                     columns=self.columns, train_seconds=float(train_seconds), csv=self.csv)
+                     columns=self.columns, train_seconds=float(train_seconds), csv=self.csv,
+                     blas_threads=blas_threads_of(self))
         return state, dict(opt_state=self.opt_state, hstate=self.hstate)
 
     def restore(self, path, model, state, arrays):
@@ -542,6 +543,7 @@ class _FitRun:
         self.tracker.first_perfect_iteration = state["tracker"].get("first_perfect_iteration")
         self.rows = [dict(r) for r in state.get("rows", [])]
         self.seconds_before = float(state.get("train_seconds", 0.0))
+        self.blas_before = state.get("blas_threads")  # the first leg's BLAS threads: the same sums
         for key, value in state["settings"].items():  # what the first leg recorded beyond the settings (data_file)
             self.s.setdefault(key, value)
 

@@ -471,6 +471,12 @@ def _count_text_threads(run, info):
     text["why"] = info.get("why")
 
 
+def blas_threads_of(run):
+    """The BLAS threads a run's chunks were held to (None where BLAS was left as it was), for its checkpoint."""
+    n = ((getattr(run, "thread_use", None) or {}).get("blas") or {}).get("n")
+    return n if isinstance(n, int) else None
+
+
 def _thread_plan(run):
     """Decide the run's BLAS threads once (:func:`fastrnn.cpus.policy`), record every part's
     threads and why in ``run.thread_use`` (the JSON's ``thread_use``), and return the context
@@ -506,7 +512,11 @@ def _thread_plan(run):
     if wanted is None:
         use["blas"] = dict(n=None, why="no BLAS library that threadpoolctl can set is loaded")
         return contextlib.nullcontext
-    decision = cpus.threads("blas", wanted, work=engine.blas_work(run.model, T, B))
+    before = getattr(run, "blas_before", None)
+    if isinstance(before, int) and before >= 1:  # a resumed run keeps its first leg's count: the same numbers
+        decision = cpus.Threads(before, "as in the run this one resumes (a BLAS product's sums depend on its threads)")
+    else:
+        decision = cpus.threads("blas", wanted, work=engine.blas_work(run.model, T, B))
     use["blas"] = dict(n=decision.n, why=decision.why)
     if decision.n == wanted:
         return contextlib.nullcontext
@@ -964,7 +974,8 @@ class _Run:
         settings = {k: v for k, v in self.s.items() if k != "versions"}
         state = dict(settings=settings, done=int(self.done), source=self.source.state(),
                      tracker=self.tracker.state(), extra=None if self.extra is None else self.extra.state(),
-                     rows=self.rows, columns=self.columns, train_seconds=float(train_seconds), csv=self.csv)
+                     rows=self.rows, columns=self.columns, train_seconds=float(train_seconds), csv=self.csv,
+                     blas_threads=blas_threads_of(self))
         arrays = dict(opt_state=self.state, hstate=self.hstate, recent=self.tracker.recent)
         return state, arrays
 
@@ -990,6 +1001,7 @@ class _Run:
             self.extra.restore(state["extra"])
         self.rows = [dict(r) for r in state.get("rows", [])]
         self.seconds_before = float(state.get("train_seconds", 0.0))
+        self.blas_before = state.get("blas_threads")  # the first leg's BLAS threads: the same sums
 
     def choose_kernel(self, chars=None):
         """:func:`fastrnn.dispatch.choose_kernel`'s answer for this run (``chars``: whether the data

@@ -290,3 +290,23 @@ def test_a_users_own_blas_limit_is_kept(monkeypatch, tmp_path):
         result = fastrnn.fit(fastrnn.RNN(8, 64, 10), X, Y, epochs=1)
         assert cpus.blas_threads_now() == 1
     assert result.thread_use["blas"]["n"] == 1 and "1 wanted" in result.thread_use["blas"]["why"]
+
+
+def test_a_resumed_fit_keeps_the_blas_threads_of_the_run_it_resumes(monkeypatch, tmp_path):
+    """The load may differ when a run is resumed; a BLAS product's sums depend on its thread count,
+    so the second leg keeps the first leg's count and ends with the weights of one uninterrupted run."""
+    monkeypatch.setenv("FASTRNN_THREADS", "auto")
+    monkeypatch.setattr(cpus, "available", lambda *a: 2)
+    X, Y = _digits_like()
+    with threadpool_limits(2, user_api="blas"):
+        monkeypatch.setattr(cpus, "METER", _Load(1.0))  # busy: the first leg gets one BLAS thread
+        fastrnn.fit(fastrnn.RNN(8, 64, 10, seed=1), X, Y, epochs=1, csv=tmp_path / "a.csv", save=tmp_path / "a.npz")
+        whole = fastrnn.fit(fastrnn.RNN(8, 64, 10, seed=1), X, Y, epochs=2, csv=tmp_path / "w.csv")
+        monkeypatch.setattr(cpus, "METER", _Load(0.0))  # idle now: a fresh decision would give two
+        resumed = fastrnn.fit(fastrnn.RNN(8, 64, 10, seed=1), X, Y, epochs=2, resume=tmp_path / "a.npz",
+                              csv=tmp_path / "a.csv")
+        fresh = fastrnn.fit(fastrnn.RNN(8, 64, 10, seed=1), X, Y, epochs=1, csv=tmp_path / "f.csv")
+    use = json.loads((tmp_path / "a.json").read_text())["result"]["thread_use"]
+    assert use["blas"]["n"] == 1 and "resumes" in use["blas"]["why"]
+    assert fresh.thread_use["blas"]["n"] == 2  # the policy itself would have chosen two
+    np.testing.assert_array_equal(resumed.model.theta, whole.model.theta)
