@@ -38,6 +38,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[A-Za-z]*)[ \t]*$")
 RUN_NAME = re.compile(r"[\w.+=-]+-seed\d+")  # a sweep's run name: which run is best depends on the numbers
+#: A run's default file name (runs/TASK-DATE-TIME.csv, "-1" added when two runs start in one second).
+RUN_FILE = re.compile(r"\bruns/([a-z]+)-\d{8}-\d{6}(?:-\d+)?\b")
 NUMBER = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|\b(?:nan|inf)\b")
 
 #: Commands whose output is free text (sampled characters): the shape check only asks
@@ -116,9 +118,10 @@ def bash_commands(block):
 
 
 def shape(lines):
-    """Output lines with every number replaced by ``#``, a sweep's run names by ``RUN`` and runs of
-    spaces by one: what may not change."""
-    return [re.sub(r"\s+", " ", NUMBER.sub("#", RUN_NAME.sub("RUN", ln))).strip() for ln in lines if ln.strip()]
+    """Output lines with every number replaced by ``#``, a sweep's run names by ``RUN``, a run's
+    default file name by ``runs/TASK-DATE`` and runs of spaces by one: what may not change."""
+    return [re.sub(r"\s+", " ", NUMBER.sub("#", RUN_NAME.sub("RUN", RUN_FILE.sub(r"runs/\1-DATE", ln)))).strip()
+            for ln in lines if ln.strip()]
 
 
 def is_free_text(command):
