@@ -39,6 +39,7 @@ from ._kernels import head_loss
 from .cells import rnn
 from .config import JIT
 from .optim import apply_update, clip_grads
+from .optimizers import sgd
 
 #: Entries of ``ctl``; the fields in order.
 CTL_FIELDS = ("lr", "clip_norm", "clip_value", "accumulate", "optimizer")
@@ -219,7 +220,11 @@ def update(theta, grad, grad_sum, ctl, hyper, counters, opt_state):
     if ctl[1] > 0.0 or ctl[2] > 0.0:
         clip_grads(grad, ctl[1], ctl[2])
     counters[1] += 1
-    apply_update(int(ctl[4]), theta, grad, opt_state, counters[1], ctl[0], hyper)
+    kind = int(ctl[4])
+    if kind == sgd.CODE:  # the common case: the step and the clearing in one pass over the parameters
+        sgd.update_and_clear(theta, grad, ctl[0])
+        return
+    apply_update(kind, theta, grad, opt_state, counters[1], ctl[0], hyper)
     for p in range(grad.shape[0]):
         grad[p] = 0.0
 

@@ -83,9 +83,8 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                 for i in range(H):
                     d[b * H + i] *= alpha
                 rnn.input_hat(I, H, X[b, t], hprev, b * H, ahat)
-                rnn.row_outer(H, I, keep, d, b * H, ahat, E, mo, 0)
                 if symmetric:
-                    rnn.row_scale_add(H, I, c, b * H, E, mo, grad, 0)
+                    rnn.row_outer_scale_add(H, I, keep, d, b * H, ahat, E, mo, c, b * H, grad, 0)
                 else:
                     for i in range(H):
                         e[i] = 0.0
@@ -94,7 +93,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                         row = fb[k * H : (k + 1) * H]
                         for i in range(H):
                             e[i] += gk * row[i]
-                    rnn.row_scale_add(H, I, e, B - B, E, mo, grad, 0)
+                    rnn.row_outer_scale_add(H, I, keep, d, b * H, ahat, E, mo, e, B - B, grad, 0)
             _online.output_grad(dims, B, h, g, grad)
             _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
         counters[0] += 1

@@ -60,8 +60,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                 rnn.input_hat(I, H, X[b, t], hprev, b * H, ahat)
                 for i in range(H):
                     s[i] = d[b * H + i] * theta[oW + i * H + i]
-                rnn.row_outer(H, I, s, d, b * H, ahat, M, mo, 0)
-                rnn.row_scale_add(H, I, c, b * H, M, mo, grad, 0)
+                rnn.row_outer_scale_add(H, I, s, d, b * H, ahat, M, mo, c, b * H, grad, 0)
             _online.output_grad(dims, B, h, g, grad)
             _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
         counters[0] += 1
