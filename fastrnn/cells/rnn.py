@@ -187,6 +187,56 @@ def row_outer_scale_add(H, I, s, u, uoff, a, m, moff, v, voff, out, ooff):
 
 
 @njit(**JIT)
+def row_outer_scale_step(H, I, s, u, uoff, a, m, moff, v, voff, theta, lr):
+    """:func:`row_outer` of a vector in theta's layout, then plain SGD with the gradient that
+    :func:`row_scale_add` would add into a cleared buffer, in one pass:
+    m[moff + p(i, j)] = s[i] m[...] + u[uoff + i] a[j], theta[p(i, j)] -= lr (0 + v[voff + i] m[...]).
+
+    The numbers of the pieces one after the other (gradient buffer at zero, then
+    :mod:`fastrnn.optimizers.sgd`'s update), without the buffer: for a rule whose gradient of
+    these entries is this one term (one stream, no clipping, no accumulation)."""
+    k = I + H
+    for i in range(H):
+        si = s[i]
+        ui = u[uoff + i]
+        vi = v[voff + i]
+        mu = m[moff + i * I : moff + (i + 1) * I]
+        tu = theta[i * I : (i + 1) * I]
+        for q in range(I):
+            e = si * mu[q] + ui * a[q]
+            mu[q] = e
+            tu[q] -= lr * (0.0 + vi * e)
+        mw = m[moff + H * I + i * H : moff + H * I + (i + 1) * H]
+        tw = theta[H * I + i * H : H * I + (i + 1) * H]
+        aw = a[I : I + H]
+        for j in range(H):
+            e = si * mw[j] + ui * aw[j]
+            mw[j] = e
+            tw[j] -= lr * (0.0 + vi * e)
+        e = si * m[moff + H * k + i] + ui * a[k]
+        m[moff + H * k + i] = e
+        theta[H * k + i] -= lr * (0.0 + vi * e)
+
+
+@njit(**JIT)
+def outer_step(H, I, u, uoff, a, theta, lr):
+    """Plain SGD with the gradient that :func:`row_outer` (unit scale, rstride 0) would add into a
+    cleared buffer, in one pass: theta[p(i, j)] -= lr (0 + u[uoff + i] a[j]) (the numbers of the
+    pieces one after the other, as :func:`row_outer_scale_step`)."""
+    k = I + H
+    for i in range(H):
+        ui = u[uoff + i]
+        tu = theta[i * I : (i + 1) * I]
+        for q in range(I):
+            tu[q] -= lr * (0.0 + ui * a[q])
+        tw = theta[H * I + i * H : H * I + (i + 1) * H]
+        aw = a[I : I + H]
+        for j in range(H):
+            tw[j] -= lr * (0.0 + ui * aw[j])
+        theta[H * k + i] -= lr * (0.0 + ui * a[k])
+
+
+@njit(**JIT)
 def influence_step(H, I, theta, woff, d, doff, a, mat, moff, tmp, c, coff, grad, blas):
     """RTRL's step of an (H, P) influence matrix in theta's layout, P = H*(I + H + 1), in place,
     and its gradient: mat[moff:] = J_t mat + D_t (outer) a (:func:`jacobian_times`, then
