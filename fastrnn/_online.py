@@ -39,6 +39,7 @@ from ._kernels import head_loss
 from .cells import rnn
 from .config import JIT
 from .optim import apply_update, clip_grads
+from .optimizers import sgd
 
 #: Entries of ``ctl``; the fields in order.
 CTL_FIELDS = ("lr", "clip_norm", "clip_value", "accumulate", "optimizer")
@@ -211,6 +212,24 @@ def output_grad(dims, B, h, g, grad):
 
 
 @njit(**JIT)
+def sgd_in_pass(B, ctl):
+    """Whether a rule may take the step's update of the recurrent parameters in its own pass
+    (:func:`fastrnn.cells.rnn.row_outer_scale_step`): one stream (its gradient is then one term
+    an entry, final when its pass ends), plain SGD, no clipping (which needs the whole gradient)
+    and no accumulation (which needs it kept). The gradient buffer of those parameters then
+    stays at zero; :func:`update_rest` takes the rest of the step."""
+    return B == 1 and int(ctl[4]) == sgd.CODE and ctl[3] == 0.0 and not (ctl[1] > 0.0 or ctl[2] > 0.0)
+
+
+@njit(**JIT)
+def update_rest(theta, grad, counters, lr, P):
+    """:func:`update` where the rule's pass has already stepped theta[:P] (:func:`sgd_in_pass`): the
+    SGD step of the output parameters theta[P:] and the clearing of their gradient."""
+    counters[1] += 1
+    sgd.update_and_clear(theta[P:], grad[P:], lr)
+
+
+@njit(**JIT)
 def update(theta, grad, grad_sum, ctl, hyper, counters, opt_state):
     """Add grad into grad_sum (if ctl asks), clip, take the optimizer step, clear grad."""
     if ctl[3] != 0.0:
@@ -219,7 +238,11 @@ def update(theta, grad, grad_sum, ctl, hyper, counters, opt_state):
     if ctl[1] > 0.0 or ctl[2] > 0.0:
         clip_grads(grad, ctl[1], ctl[2])
     counters[1] += 1
-    apply_update(int(ctl[4]), theta, grad, opt_state, counters[1], ctl[0], hyper)
+    kind = int(ctl[4])
+    if kind == sgd.CODE:  # the common case: the step and the clearing in one pass over the parameters
+        sgd.update_and_clear(theta, grad, ctl[0])
+        return
+    apply_update(kind, theta, grad, opt_state, counters[1], ctl[0], hyper)
     for p in range(grad.shape[0]):
         grad[p] = 0.0
 

@@ -148,6 +148,27 @@ def test_each_rule_trained_online_equals_its_numpy_twin(rng, rule, settings):
             close(ref.theta_vector_to_matrix(res.state.arrays["influence"][b], I, H), twins[b].S)
 
 
+@pytest.mark.parametrize("rule,settings", TWIN_CASES, ids=[f"{r}-{s}" for r, s in TWIN_CASES])
+def test_each_rule_trained_online_on_one_stream_with_sgd_equals_its_numpy_twin(rng, rule, settings):
+    # one stream, plain SGD, nothing accumulated: the case where a rule may step the weights in its own pass
+    model = make_model(rng)
+    X, Y = random_data(rng, 1, 16, "softmax")
+    name = "snap1" if rule == "snap1-masked-rtrl" else rule
+    state = online.OnlineState.new(model, name, settings, 1, seed=5)
+    twins = _twin_rules(rule, model, state, rules.module(name).check_settings(settings))
+    params = twin_params(model)
+    rngs = [int(r) for r in state.rng]
+    res = online.run(model, X, Y, rule=name, lr=0.2, state=state, **settings)
+    losses, p, _, twins, _ = ref.run_online(params, X, Y, "tanh", "softmax", twins, 0.2, rngs=rngs)
+    close(res.losses, losses)
+    close(model.theta, flat(model, p))
+    if rule == "kf-rtrl":
+        close(res.state.arrays["a"][0], twins[0].A)
+        close(res.state.arrays["b"][0], twins[0].B)
+    if rule == "snap1":
+        close(ref.theta_vector_to_matrix(res.state.arrays["influence"][0], I, H), twins[0].S)
+
+
 @pytest.mark.parametrize("optimizer,clip", [("adam", {"clip_norm": 0.3}), ("momentum", {"clip_value": 0.05})])
 def test_an_optimizer_and_clipping_act_on_each_steps_gradient_as_the_reference_does(rng, optimizer, clip):
     import reference

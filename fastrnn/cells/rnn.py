@@ -159,6 +159,116 @@ def row_outer(H, I, s, u, uoff, a, out, ooff, rstride):
 
 
 @njit(**JIT)
+def row_outer_scale_add(H, I, s, u, uoff, a, m, moff, v, voff, out, ooff):
+    """:func:`row_outer` of a vector in theta's layout, then :func:`row_scale_add` of it, in one pass:
+    m[moff + p(i, j)] = s[i] m[...] + u[uoff + i] a[j], then out[ooff + p(i, j)] += v[voff + i] m[...]
+    (each entry's numbers as the two pieces give them, one after the other)."""
+    k = I + H
+    for i in range(H):
+        si = s[i]
+        ui = u[uoff + i]
+        vi = v[voff + i]
+        mu = m[moff + i * I : moff + (i + 1) * I]
+        ou = out[ooff + i * I : ooff + (i + 1) * I]
+        for q in range(I):
+            e = si * mu[q] + ui * a[q]
+            mu[q] = e
+            ou[q] += vi * e
+        mw = m[moff + H * I + i * H : moff + H * I + (i + 1) * H]
+        ow = out[ooff + H * I + i * H : ooff + H * I + (i + 1) * H]
+        aw = a[I : I + H]
+        for j in range(H):
+            e = si * mw[j] + ui * aw[j]
+            mw[j] = e
+            ow[j] += vi * e
+        e = si * m[moff + H * k + i] + ui * a[k]
+        m[moff + H * k + i] = e
+        out[ooff + H * k + i] += vi * e
+
+
+@njit(**JIT)
+def row_outer_scale_step(H, I, s, u, uoff, a, m, moff, v, voff, theta, lr):
+    """:func:`row_outer` of a vector in theta's layout, then plain SGD with the gradient that
+    :func:`row_scale_add` would add into a cleared buffer, in one pass:
+    m[moff + p(i, j)] = s[i] m[...] + u[uoff + i] a[j], theta[p(i, j)] -= lr (0 + v[voff + i] m[...]).
+
+    The numbers of the pieces one after the other (gradient buffer at zero, then
+    :mod:`fastrnn.optimizers.sgd`'s update), without the buffer: for a rule whose gradient of
+    these entries is this one term (one stream, no clipping, no accumulation)."""
+    k = I + H
+    for i in range(H):
+        si = s[i]
+        ui = u[uoff + i]
+        vi = v[voff + i]
+        mu = m[moff + i * I : moff + (i + 1) * I]
+        tu = theta[i * I : (i + 1) * I]
+        for q in range(I):
+            e = si * mu[q] + ui * a[q]
+            mu[q] = e
+            tu[q] -= lr * (0.0 + vi * e)
+        mw = m[moff + H * I + i * H : moff + H * I + (i + 1) * H]
+        tw = theta[H * I + i * H : H * I + (i + 1) * H]
+        aw = a[I : I + H]
+        for j in range(H):
+            e = si * mw[j] + ui * aw[j]
+            mw[j] = e
+            tw[j] -= lr * (0.0 + vi * e)
+        e = si * m[moff + H * k + i] + ui * a[k]
+        m[moff + H * k + i] = e
+        theta[H * k + i] -= lr * (0.0 + vi * e)
+
+
+@njit(**JIT)
+def outer_step(H, I, u, uoff, a, theta, lr):
+    """Plain SGD with the gradient that :func:`row_outer` (unit scale, rstride 0) would add into a
+    cleared buffer, in one pass: theta[p(i, j)] -= lr (0 + u[uoff + i] a[j]) (the numbers of the
+    pieces one after the other, as :func:`row_outer_scale_step`)."""
+    k = I + H
+    for i in range(H):
+        ui = u[uoff + i]
+        tu = theta[i * I : (i + 1) * I]
+        for q in range(I):
+            tu[q] -= lr * (0.0 + ui * a[q])
+        tw = theta[H * I + i * H : H * I + (i + 1) * H]
+        aw = a[I : I + H]
+        for j in range(H):
+            tw[j] -= lr * (0.0 + ui * aw[j])
+        theta[H * k + i] -= lr * (0.0 + ui * a[k])
+
+
+@njit(**JIT)
+def influence_step(H, I, theta, woff, d, doff, a, mat, moff, tmp, c, coff, grad, blas):
+    """RTRL's step of an (H, P) influence matrix in theta's layout, P = H*(I + H + 1), in place,
+    and its gradient: mat[moff:] = J_t mat + D_t (outer) a (:func:`jacobian_times`, then
+    :func:`row_outer` with unit scale), then grad[:P] += c[coff:coff + H]^T mat.
+
+    The product W mat goes to ``tmp`` (H * P entries); then one sweep row by row (a row in
+    cache) scales it by D_t into mat, adds the immediate influence and adds the row times c_i
+    into grad: the numbers of the separate pieces, one pass over the matrix instead of three.
+    """
+    P = H * (I + H + 1)
+    mm(theta, woff, H, H, mat, moff, P, tmp, blas)
+    gr = grad[:P]
+    aw = a[I : I + H]
+    for i in range(H):
+        di = d[doff + i]
+        ci = c[coff + i]
+        row = tmp[i * P : (i + 1) * P]
+        out = mat[moff + i * P : moff + (i + 1) * P]
+        for p in range(P):
+            out[p] = di * row[p]
+        ou = out[i * I : (i + 1) * I]
+        for q in range(I):
+            ou[q] = ou[q] + di * a[q]
+        ow = out[H * I + i * H : H * I + (i + 1) * H]
+        for j in range(H):
+            ow[j] = ow[j] + di * aw[j]
+        out[H * (I + H) + i] = out[H * (I + H) + i] + di * a[I + H]
+        for p in range(P):
+            gr[p] += ci * out[p]
+
+
+@njit(**JIT)
 def row_scale_add(H, I, u, uoff, src, soff, out, ooff):
     """out[ooff + p(i, j)] += u[uoff + i] src[soff + p(i, j)]: each row's parameters scaled by u_i
     (a vector in theta's layout turned into a gradient by the signal reaching h_i)."""

@@ -76,6 +76,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
     bf = np.empty(HH)
     tmp = np.empty(HH)
     qb = np.empty(H)
+    fused = _online.sgd_in_pass(B, ctl)
     for t in range(N):
         _online.forward(theta, dims, X, R, t, h, hprev, xu, hw)
         _online.head(theta, dims, Y, t, h, z, g, c, ones, losses)
@@ -112,9 +113,15 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                     row = Bm[bo + i * H : bo + (i + 1) * H]
                     for k in range(H):
                         qb[k] += ci * row[k]
-                rnn.row_outer(H, I, ones, qb, B - B, A[ao : ao + m], grad, B - B, 0)
+                if fused:
+                    rnn.outer_step(H, I, qb, B - B, A[ao : ao + m], theta, ctl[0])
+                else:
+                    rnn.row_outer(H, I, ones, qb, B - B, A[ao : ao + m], grad, B - B, 0)
             _online.output_grad(dims, B, h, g, grad)
-            _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
+            if fused:
+                _online.update_rest(theta, grad, counters, ctl[0], H * m)
+            else:
+                _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
         counters[0] += 1
 
 

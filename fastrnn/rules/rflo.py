@@ -71,6 +71,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
         keep[i] = 1.0 - alpha
     e = np.empty(H)
     fb = Bfb  # (O, H), flat
+    fused = _online.sgd_in_pass(B, ctl)
     for t in range(N):
         _online.forward(theta, dims, X, R, t, h, hprev, xu, hw)
         _online.head(theta, dims, Y, t, h, z, g, c, ones, losses)
@@ -83,10 +84,9 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                 for i in range(H):
                     d[b * H + i] *= alpha
                 rnn.input_hat(I, H, X[b, t], hprev, b * H, ahat)
-                rnn.row_outer(H, I, keep, d, b * H, ahat, E, mo, 0)
-                if symmetric:
-                    rnn.row_scale_add(H, I, c, b * H, E, mo, grad, 0)
-                else:
+                sig = c
+                so = b * H
+                if not symmetric:
                     for i in range(H):
                         e[i] = 0.0
                     for k in range(O):
@@ -94,9 +94,17 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                         row = fb[k * H : (k + 1) * H]
                         for i in range(H):
                             e[i] += gk * row[i]
-                    rnn.row_scale_add(H, I, e, B - B, E, mo, grad, 0)
+                    sig = e
+                    so = B - B
+                if fused:
+                    rnn.row_outer_scale_step(H, I, keep, d, b * H, ahat, E, mo, sig, so, theta, ctl[0])
+                else:
+                    rnn.row_outer_scale_add(H, I, keep, d, b * H, ahat, E, mo, sig, so, grad, 0)
             _online.output_grad(dims, B, h, g, grad)
-            _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
+            if fused:
+                _online.update_rest(theta, grad, counters, ctl[0], P)
+            else:
+                _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
         counters[0] += 1
 
 

@@ -69,14 +69,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                     M[mo : mo + HP] = 0.0
                 rnn.derivative(act, H, h, b * H, d, b * H)
                 rnn.input_hat(I, H, X[b, t], hprev, b * H, ahat)
-                rnn.jacobian_times(H, theta, H * I, d, b * H, M, mo, P, M, mo, tmp, True)
-                rnn.row_outer(H, I, ones, d, b * H, ahat, M, mo, P)
-                gr = grad[:P]
-                for i in range(H):
-                    ci = c[b * H + i]
-                    row = M[mo + i * P : mo + (i + 1) * P]
-                    for p in range(P):
-                        gr[p] += ci * row[p]
+                rnn.influence_step(H, I, theta, H * I, d, b * H, ahat, M, mo, tmp, c, b * H, grad, True)
             _online.output_grad(dims, B, h, g, grad)
             _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
         counters[0] += 1

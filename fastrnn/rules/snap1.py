@@ -48,6 +48,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
     oW = H * I
     xu, hw, hprev, z, g, c, d, ahat, ones = _online.scratch(B, H, I, O)
     s = np.empty(H)
+    fused = _online.sgd_in_pass(B, ctl)
     for t in range(N):
         _online.forward(theta, dims, X, R, t, h, hprev, xu, hw)
         _online.head(theta, dims, Y, t, h, z, g, c, ones, losses)
@@ -60,10 +61,15 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                 rnn.input_hat(I, H, X[b, t], hprev, b * H, ahat)
                 for i in range(H):
                     s[i] = d[b * H + i] * theta[oW + i * H + i]
-                rnn.row_outer(H, I, s, d, b * H, ahat, M, mo, 0)
-                rnn.row_scale_add(H, I, c, b * H, M, mo, grad, 0)
+                if fused:
+                    rnn.row_outer_scale_step(H, I, s, d, b * H, ahat, M, mo, c, b * H, theta, ctl[0])
+                else:
+                    rnn.row_outer_scale_add(H, I, s, d, b * H, ahat, M, mo, c, b * H, grad, 0)
             _online.output_grad(dims, B, h, g, grad)
-            _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
+            if fused:
+                _online.update_rest(theta, grad, counters, ctl[0], P)
+            else:
+                _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
         counters[0] += 1
 
 
