@@ -1,9 +1,9 @@
-"""The course's studies: path-length gradients, W's spectrum and step-Jacobian products.
+"""Gradient studies: path-length gradients, W's spectrum and step-Jacobian products.
 
 Plain numpy on top of :meth:`fastrnn.RNN.forward`: these run once per study, not per
 training step, and stay readable next to the math (docs/math.md, section 6).
 
-Path-length decomposition (the material's ``bptt_viz``): G_p is the part of a
+Path-length decomposition: G_p is the part of a
 recurrent parameter's gradient carried by paths of exactly p recurrences, from the
 loss at step t to the parameter's use at step t - p. Summed over p it is the full
 gradient; summed over p <= K it is the gradient of truncated BPTT with

@@ -55,7 +55,7 @@ def test_path_gradients_max_length(rng):
 
 
 def test_sigmoid_gradients_vanish_along_the_path():
-    """The course's point: with sigmoid units, mean |G_p| falls geometrically with p."""
+    """Vanishing gradients: with sigmoid units, mean |G_p| falls geometrically with p."""
     task = fastrnn.BinaryAddition(20)
     data = task.sample(np.random.default_rng(0), 32)
     model = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid", seed=0, init_scale=1.0)
@@ -70,7 +70,7 @@ def test_spectrum_of_the_material_matrix():
     np.testing.assert_allclose(spec.eigenvalues, [0.9, 0.4], rtol=1e-12)
     assert spec.spectral_radius == pytest.approx(0.9, rel=1e-12)
     np.testing.assert_allclose(spec.singular_values, np.linalg.svd(W, compute_uv=False), rtol=1e-12)
-    # the material's exercise: W^30 through the eigendecomposition, and its size set by 0.9^30
+    # the classic exercise: W^30 through the eigendecomposition, and its size set by 0.9^30
     vals, vecs = np.linalg.eigh(W)
     W30 = vecs @ np.diag(vals**30) @ vecs.T
     np.testing.assert_allclose(W30, np.linalg.matrix_power(W, 30), rtol=1e-10)

@@ -15,7 +15,7 @@ def test_binary_task_reaches_accuracy_one():
     result = fastrnn.train(task="binary", iters=20000, seed=0)
     assert result.status == "completed"
     assert result.final_accuracy == 1.0
-    assert result.first_perfect_iteration is not None and result.first_perfect_iteration < 10000  # the lab's bar
+    assert result.first_perfect_iteration is not None and result.first_perfect_iteration < 10000  # the binary task's goal
     assert result.history["iteration"].iloc[-1] == 20000
     assert result.train_seconds > 0 and isinstance(result.model, fastrnn.RNN)
     # the learned recurrence carries over to longer numbers (docs/math.md)

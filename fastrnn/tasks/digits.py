@@ -5,7 +5,7 @@ lands on the last digit and no extra output step is needed (docs/math.md's choic
 
 Encodings: ``pair`` (default) reads both digits of a position in one step,
 x_t = onehot(a_t) ++ onehot(b_t) (input 20, T = digits); ``interleave`` is the
-material's one digit per step, a_1, b_1, a_2, b_2, ... (input 10, T = 2 digits),
+one digit per step (the classic exercise's form), a_1, b_1, a_2, b_2, ... (input 10, T = 2 digits),
 with the target on each b step and the mask 0 on each a step.
 """
 
