@@ -20,7 +20,7 @@ import numpy as np
 
 from . import _rule_settings, optimizers
 from . import settings as _settings
-from .training import _Run, _row, _spectral_columns
+from .training import _Run, _row, _spectral_columns, divergence_error
 
 #: The key prefix of the online state's arrays in a checkpoint (``train_`` + this + ...).
 PREFIX = "online."
@@ -153,11 +153,8 @@ class OnlineRun(_Run):
         """The row of a chunk of n steps of which ``done`` finished (see :meth:`fastrnn.training._Run.record`)."""
         s = self.s
         if done < n:
-            bad = self.done + done + 1
             self.status = "diverged"
-            advice = "try --clip 1.0 or a smaller --lr" if s["clip"] is None else "try a smaller --lr or --clip"
-            self.error = (f"the loss became NaN or infinite at step {bad}; training stopped there (rule {self.rule}, "
-                          f"lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
+            self.error = divergence_error(s, self.done + done + 1, "step", rule=self.rule)
             if done == 0:
                 return None
             n = done
@@ -212,7 +209,7 @@ def fit_online(model, X, Y, mask, *, rule, rule_settings, epochs, batch, optimiz
     from . import engine
 
     X, Y, _, _ = engine.prepare(model, X, Y)
-    N, T = X.shape[0], X.shape[1]
+    N = X.shape[0]
     if batch is not None and _check_setting("batch", batch) != N:
         raise InvalidArgument(f"batch must be left out (or be {N}) with rule={rule!r}: every step trains all {N} streams "
                               f"of X together, got {batch}")

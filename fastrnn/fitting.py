@@ -36,7 +36,7 @@ from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, check_output_files
 from .model import RNN
-from .training import blas_threads_of, check_save, drive, init_from, open_writer, versions
+from .training import blas_threads_of, check_save, divergence_error, drive, init_from, open_writer, versions
 
 #: The columns fit adds to metrics.COLUMNS (val_* only with ``validation``).
 FIT_COLUMNS = ["epoch"]
@@ -588,10 +588,7 @@ class _FitRun:
             self.at += done
             if done < n:
                 self.status = "diverged"
-                s = self.s
-                advice = "try clip=1.0 or a smaller lr" if s["clip"] is None else "try a smaller lr or clip"
-                self.error = (f"the loss became NaN or infinite at iteration {self.done + 1}; training stopped there "
-                              f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
+                self.error = divergence_error(self.s, self.done + 1, flags=False)
                 if self.done == 0:  # no update has been made: the numbers themselves overflow
                     self.error = self._overflow_at_start()
                 break

@@ -471,6 +471,18 @@ def _count_text_threads(run, info):
     text["why"] = info.get("why")
 
 
+def divergence_error(s, at, unit="iteration", rule=None, flags=True):
+    """The one line a diverged run records: where the loss became NaN or infinite, the settings ``s``
+    that matter and what to try (spelled as the command's options with ``flags``, else as arguments)."""
+    if flags:
+        advice = "try --clip 1.0 or a smaller --lr" if s["clip"] is None else "try a smaller --lr or --clip"
+    else:
+        advice = "try clip=1.0 or a smaller lr" if s["clip"] is None else "try a smaller lr or clip"
+    rule = f"rule {rule}, " if rule else ""
+    return (f"the loss became NaN or infinite at {unit} {at}; training stopped there ({rule}lr {s['lr']}, "
+            f"optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
+
+
 def blas_threads_of(run):
     """The BLAS threads a run's chunks were held to (None where BLAS was left as it was), for its checkpoint."""
     n = ((getattr(run, "thread_use", None) or {}).get("blas") or {}).get("n")
@@ -1072,11 +1084,8 @@ class _Run:
         """
         s, B = self.s, self.B
         if done < n:
-            bad = self.done + done + 1
             self.status = "diverged"
-            advice = "try --clip 1.0 or a smaller --lr" if s["clip"] is None else "try a smaller --lr or --clip"
-            self.error = (f"the loss became NaN or infinite at iteration {bad}; training stopped there "
-                          f"(lr {s['lr']}, optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
+            self.error = divergence_error(s, self.done + done + 1)
             if done == 0:
                 return None
             n = done
