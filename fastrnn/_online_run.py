@@ -107,7 +107,7 @@ class OnlineRun(_Run):
         s = self.s
         return run(self.model, X, Y, rule=self.rule, lr=lr, state=self.online, train=train, seed=s["seed"],
                    optimizer=s["optimizer"], optimizer_settings=self.optimizer_settings, clip_norm=s["clip"],
-                   clip_value=s["clip_value"], **self.rule_settings)
+                   clip_value=s["clip_value"], blas_threads=getattr(self, "blas_n", None), **self.rule_settings)
 
     def warmup(self):
         """Compile (or load) the rule's driver on one step of a throwaway model copy, before the clock."""
@@ -273,7 +273,7 @@ class _FitOnlineRun:
         return run(self.model if model is None else model, X, Y, rule=self.rule, lr=s["lr"] if lr is None else lr,
                    state=None if model is not None else self.online, seed=s["seed"], resets=resets,
                    optimizer=s["optimizer"], optimizer_settings=self.optimizer_settings, clip_norm=s["clip"],
-                   clip_value=s["clip_value"], **self.rule_settings)
+                   clip_value=s["clip_value"], blas_threads=getattr(self, "blas_n", None), **self.rule_settings)
 
     def warmup(self):
         self._call(self.X[:, :1], self.Y[:, :1], None, model=self.model.copy(), lr=0.0)

@@ -236,7 +236,7 @@ def _check_model(model):
 
 
 def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=None, optimizer="sgd", optimizer_settings=None,
-        clip_norm=None, clip_value=None, accumulate=False, **rule_settings):
+        clip_norm=None, clip_value=None, accumulate=False, blas_threads=None, **rule_settings):
     """Run B streams through ``model`` step by step, learning online with ``rule``.
 
     For each step t of every stream, in this order: the forward step with the current
@@ -279,6 +279,10 @@ def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=No
         Clip each step's gradient (as :func:`fastrnn.optim.clip_grads`).
     accumulate : bool
         Also return the sum of every step's gradient (``OnlineResult.grad_sum``).
+    blas_threads : int or None
+        Hold BLAS to this many threads (a training run decides once, so that its numbers
+        do not change with the load midway); None: fastrnn's thread policy decides at
+        this call (:func:`blas_threads`).
     **rule_settings
         The rule's settings: ``k1``, ``k2`` (bptt, defaults 10 and 10); ``eps`` (uoro,
         kf-rtrl, default 1e-7); ``alpha`` (default 1), ``feedback`` ("random" or
@@ -345,11 +349,21 @@ def run(model, X, Y, *, rule, lr=0.03, state=None, train=True, seed=0, resets=No
     ctl = np.array([lr, clip_norm, clip_value, 1.0 if accumulate else 0.0, float(optim.OPTIMIZERS[optimizer])])
     h = state.h.reshape(-1)
     arrays = [state.arrays[k].reshape(-1) for k in mod.STATE]
-    threads, limit = blas_threads(model, name, settings)
+    if blas_threads is not None:
+        blas_threads = _checks.check_int("blas_threads", blas_threads, minimum=1)
+    threads, limit = _blas_limit(model, name, settings, blas_threads)
     with limit():
         mod.run(model.theta, model.dims, X, Y, R, h, state.rng, ctl, hyper, state.counters, state.opt_state,
                 mod.settings_array(settings), losses, grad, grad_sum, bool(train), *arrays)
     return OnlineResult(losses, state, grad_sum if accumulate else None, threads)
+
+
+def _blas_limit(model, rule, settings, n):
+    if n is None:
+        return blas_threads(model, rule, settings)
+    from . import cpus
+
+    return dict(n=n, why="given by the caller"), functools.partial(cpus.blas_limited, n)
 
 
 def blas_threads(model, rule, settings):

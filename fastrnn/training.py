@@ -483,6 +483,10 @@ def divergence_error(s, at, unit="iteration", rule=None, flags=True):
             f"optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
 
 
+#: Why a resumed run's BLAS threads are those of the run it resumes.
+RESUMED_BLAS = "as in the run this one resumes (a BLAS product's sums depend on its threads)"
+
+
 def blas_threads_of(run):
     """The BLAS threads a run's chunks were held to (None where BLAS was left as it was), for its checkpoint."""
     n = ((getattr(run, "thread_use", None) or {}).get("blas") or {}).get("n")
@@ -509,10 +513,14 @@ def _thread_plan(run):
         use["numba"] = dict(n=1, why=f"the {kernel} kernel runs on the calling thread" if kernel else "a serial kernel",
                             pool=numba)
     rule_settings = getattr(run, "rule_settings", None)
-    if kernel is None and rule_settings is not None:  # an online rule: fastrnn.online.run holds BLAS itself, each call
+    before = getattr(run, "blas_before", None)
+    resumed = isinstance(before, int) and before >= 1  # a resumed run keeps its first leg's count: the same numbers
+    if kernel is None and rule_settings is not None:  # an online rule: fastrnn.online.run holds BLAS to run.blas_n
         from .online import blas_threads
 
-        use["blas"] = blas_threads(run.model, run.rule, rule_settings)[0]
+        use["blas"] = (dict(n=before, why=RESUMED_BLAS) if resumed
+                       else blas_threads(run.model, run.rule, rule_settings)[0])
+        run.blas_n = use["blas"]["n"]
         return contextlib.nullcontext
     if kernel != "general":
         use["blas"] = dict(n=None, why=f"the {kernel} kernel makes no BLAS call" if kernel else
@@ -524,9 +532,8 @@ def _thread_plan(run):
     if wanted is None:
         use["blas"] = dict(n=None, why="no BLAS library that threadpoolctl can set is loaded")
         return contextlib.nullcontext
-    before = getattr(run, "blas_before", None)
-    if isinstance(before, int) and before >= 1:  # a resumed run keeps its first leg's count: the same numbers
-        decision = cpus.Threads(before, "as in the run this one resumes (a BLAS product's sums depend on its threads)")
+    if resumed:
+        decision = cpus.Threads(before, RESUMED_BLAS)
     else:
         decision = cpus.threads("blas", wanted, work=engine.blas_work(run.model, T, B))
     use["blas"] = dict(n=decision.n, why=decision.why)

@@ -310,3 +310,31 @@ def test_a_resumed_fit_keeps_the_blas_threads_of_the_run_it_resumes(monkeypatch,
     assert use["blas"]["n"] == 1 and "resumes" in use["blas"]["why"]
     assert fresh.thread_use["blas"]["n"] == 2  # the policy itself would have chosen two
     np.testing.assert_array_equal(resumed.model.theta, whole.model.theta)
+
+
+def test_an_online_run_holds_blas_to_one_count_decided_once_and_kept_on_resume(monkeypatch, tmp_path):
+    """RTRL's W M product (H=32) is BLAS-threaded: the run decides its count once (a chunk's numbers must
+    not depend on the load at that moment) and a resume keeps the first leg's count."""
+    from fastrnn import online
+
+    monkeypatch.setenv("FASTRNN_THREADS", "auto")
+    monkeypatch.setattr(cpus, "available", lambda *a: 2)
+    given = []
+    run = online.run
+
+    def watching(*args, **kwargs):
+        given.append(kwargs.get("blas_threads"))
+        return run(*args, **kwargs)
+
+    monkeypatch.setattr(online, "run", watching)
+    common = dict(task="add", rule="rtrl", hidden=32, iters=40, log_every=10, test_steps=0)
+    with threadpool_limits(2, user_api="blas"):
+        monkeypatch.setattr(cpus, "METER", _Load(1.0))  # busy: one BLAS thread
+        fastrnn.train(**common, csv=tmp_path / "a.csv", save=tmp_path / "a.npz", checkpoint_every=10)
+        first = json.loads((tmp_path / "a.json").read_text())["result"]["thread_use"]["blas"]
+        monkeypatch.setattr(cpus, "METER", _Load(0.0))  # idle now: a fresh decision would give two
+        fastrnn.train(**dict(common, iters=80), resume=tmp_path / "a.npz", csv=tmp_path / "a.csv")
+    second = json.loads((tmp_path / "a.json").read_text())["result"]["thread_use"]["blas"]
+    assert first["n"] == 1 and second["n"] == 1 and "resumes" in second["why"]
+    trained = [n for n in given if n is not None]
+    assert trained and set(trained) == {1}  # every training chunk ran on the run's one decision
