@@ -175,22 +175,19 @@ def fit(model, X, Y, mask=None, *, epochs=10, batch=None, optimizer="adam", lr=0
     if unknown:
         raise InvalidType(f"fit() got an unexpected keyword argument {unknown[0]!r}; the optimizers' own settings are "
                           f"{', '.join(_OPTION_DEFAULTS)}; the online rules' {', '.join(owners())}")
-    if rule is not None or rule_settings:  # an online rule (fastrnn._online_run), unless rule="bptt" alone
-        if rule != "bptt" or rule_settings:
-            from ._online_run import fit_online
+    optimizer_options = {name: options.get(name, default) for name, default in _OPTION_DEFAULTS.items()}
+    if (rule is not None and rule != "bptt") or rule_settings:  # an online rule (fastrnn._online_run)
+        from ._online_run import fit_online
 
-            return fit_online(model, X, Y, mask, rule=rule, rule_settings=rule_settings, epochs=epochs, batch=batch,
-                              optimizer=optimizer, lr=lr,
-                              optimizer_options={name: options.get(name, default)
-                                                 for name, default in _OPTION_DEFAULTS.items()},
-                              clip=clip, clip_value=clip_value,
-                              bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
-                              validation=validation, log_every=log_every, csv=csv, save=save, overwrite=overwrite,
-                              progress=progress, resume=resume, checkpoint_every=checkpoint_every,
-                              checkpoint_seconds=checkpoint_seconds, record=_record)
+        return fit_online(model, X, Y, mask, rule=rule, rule_settings=rule_settings, epochs=epochs, batch=batch,
+                          optimizer=optimizer, lr=lr, optimizer_options=optimizer_options, clip=clip,
+                          clip_value=clip_value, bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed,
+                          validation=validation, log_every=log_every, csv=csv, save=save, overwrite=overwrite,
+                          progress=progress, resume=resume, checkpoint_every=checkpoint_every,
+                          checkpoint_seconds=checkpoint_seconds, record=_record)
     given = dict(epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, clip=clip, clip_value=clip_value,
                  bptt_truncate=bptt_truncate, window=window, shuffle=shuffle, seed=seed, log_every=log_every,
-                 **{name: options.get(name, default) for name, default in _OPTION_DEFAULTS.items()})
+                 **optimizer_options)
     for name, value in (("csv", csv), ("save", save), ("resume", resume)):
         if value is not None and not isinstance(value, (str, os.PathLike)):
             raise InvalidType(f"{name} must be a file path (str or pathlib.Path) or None, got {type(value).__name__}")
