@@ -56,7 +56,9 @@ def environment(command=None):
     try:
         from threadpoolctl import threadpool_info
 
-        blas = "; ".join(f"{d.get('internal_api')} {d.get('version')} ({d.get('num_threads')} threads)" for d in threadpool_info())
+        blas = "; ".join(f"{d.get('internal_api')} {d.get('version')} ({d.get('num_threads')} threads"
+                         + (f", {d['architecture']} kernels" if d.get("architecture") else "") + ")"
+                         for d in threadpool_info())
     except Exception as exc:  # threadpoolctl missing or failing: say so instead of guessing
         blas = f"unknown ({exc.__class__.__name__})"
     return dict(
@@ -79,8 +81,9 @@ def environment(command=None):
 
 ENVIRONMENT_KEYS = ("date", "command", "platform", "cpu", "cores", "python", "numpy", "numba", "torch", "jax",
                     "numba_threads", "torch_threads", "blas", "thread_env")
-#: environment variables that set thread counts, recorded when set
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "XLA_FLAGS")
+#: environment variables that set thread counts (and OpenBLAS's kernels), recorded when set
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS", "XLA_FLAGS",
+                    "OPENBLAS_CORETYPE")
 
 
 def machine():

@@ -116,22 +116,32 @@ def matvec(a, aoff, m, k, v, out, ooff):
 
 
 @njit(**JIT)
-def jacobian_times(H, theta, woff, d, doff, src, soff, ncols, dst, dstoff, tmp, blas):
-    """dst[dstoff:] (H, ncols) = J_t src = D_t (W src), src = src[soff:] (H, ncols), W = theta[woff:] (H, H).
+def jacobian(H, theta, woff, d, doff, ws):
+    """ws[:H*H] (H, H) = J_t = D_t W, W = theta[woff:] (H, H): row i of W scaled by d[doff + i]."""
+    for i in range(H):
+        di = d[doff + i]
+        w = theta[woff + i * H : woff + (i + 1) * H]
+        o = ws[i * H : (i + 1) * H]
+        for k in range(H):
+            o[k] = di * w[k]
 
-    The product goes through ``tmp`` (at least H * ncols entries), so dst may be src:
-    an influence matrix is carried forward in place. BLAS from fastrnn._linalg's size on.
+
+@njit(**JIT)
+def jacobian_times(H, theta, woff, d, doff, src, soff, ncols, dst, dstoff, tmp, blas):
+    """dst[dstoff:] (H, ncols) = J_t src, src = src[soff:] (H, ncols), W = theta[woff:] (H, H).
+
+    A vector (ncols 1) is D_t (W src), through ``tmp`` (H entries), so dst may be src. A
+    matrix is (D_t W) src: :func:`jacobian` into ``tmp`` (H * H entries), then one product
+    straight into dst, which must then be another buffer than src. BLAS from
+    fastrnn._linalg's size on.
     """
     if ncols == 1:  # a vector: four rows at a time (mm's one-column loop is one chain of adds a row)
         matvec(theta, woff, H, H, src[soff : soff + H], tmp, soff - soff)
-    else:
-        mm(theta, woff, H, H, src, soff, ncols, tmp, blas)
-    for i in range(H):
-        di = d[doff + i]
-        row = tmp[i * ncols : (i + 1) * ncols]
-        out = dst[dstoff + i * ncols : dstoff + (i + 1) * ncols]
-        for p in range(ncols):
-            out[p] = di * row[p]
+        for i in range(H):
+            dst[dstoff + i] = d[doff + i] * tmp[i]
+        return
+    jacobian(H, theta, woff, d, doff, tmp)
+    mm(tmp, soff - soff, H, H, src, soff, ncols, dst[dstoff : dstoff + H * ncols], blas)
 
 
 @njit(**JIT)
@@ -237,26 +247,23 @@ def outer_step(H, I, u, uoff, a, theta, lr):
 
 
 @njit(**JIT)
-def influence_step(H, I, theta, woff, d, doff, a, mat, moff, tmp, c, coff, grad, blas):
-    """RTRL's step of an (H, P) influence matrix in theta's layout, P = H*(I + H + 1), in place,
-    and its gradient: mat[moff:] = J_t mat + D_t (outer) a (:func:`jacobian_times`, then
-    :func:`row_outer` with unit scale), then grad[:P] += c[coff:coff + H]^T mat.
+def influence_step(H, I, theta, woff, d, doff, a, src, soff, dst, dstoff, ws, c, coff, grad, blas):
+    """RTRL's step of an (H, P) influence matrix in theta's layout, P = H*(I + H + 1), and its
+    gradient: dst[dstoff:] = J_t src[soff:] + D_t (outer) a (:func:`jacobian_times`, then
+    :func:`row_outer` with unit scale), then grad[:P] += c[coff:coff + H]^T dst.
 
-    The product W mat goes to ``tmp`` (H * P entries); then one sweep row by row (a row in
-    cache) scales it by D_t into mat, adds the immediate influence and adds the row times c_i
-    into grad: the numbers of the separate pieces, one pass over the matrix instead of three.
+    The product (D_t W) src (``ws``: H * H entries) goes straight into dst, which must be
+    another buffer than src (a driver alternates two); then one sweep row by row (a row in
+    cache) adds the immediate influence and the row times c_i into grad.
     """
     P = H * (I + H + 1)
-    mm(theta, woff, H, H, mat, moff, P, tmp, blas)
+    jacobian_times(H, theta, woff, d, doff, src, soff, P, dst, dstoff, ws, blas)
     gr = grad[:P]
     aw = a[I : I + H]
     for i in range(H):
         di = d[doff + i]
         ci = c[coff + i]
-        row = tmp[i * P : (i + 1) * P]
-        out = mat[moff + i * P : moff + (i + 1) * P]
-        for p in range(P):
-            out[p] = di * row[p]
+        out = dst[dstoff + i * P : dstoff + (i + 1) * P]
         ou = out[i * I : (i + 1) * I]
         for q in range(I):
             ou[q] = ou[q] + di * a[q]

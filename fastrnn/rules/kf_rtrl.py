@@ -102,17 +102,19 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                     A[ao + j] = c0 * A[ao + j] + c1 * ahat[j]
                 f0 = nu[0] / p0
                 f1 = nu[1] / p1
-                for e in range(HH):
-                    Bm[bo + e] = f0 * bf[e]
-                for i in range(H):
-                    Bm[bo + i * H + i] += f1 * d[b * H + i]
                 for k in range(H):
                     qb[k] = 0.0
-                for i in range(H):
+                for i in range(H):  # B_t and c_t B_t in one pass over the rows, the diagonal term after
                     ci = c[b * H + i]
+                    src = bf[i * H : (i + 1) * H]
                     row = Bm[bo + i * H : bo + (i + 1) * H]
                     for k in range(H):
-                        qb[k] += ci * row[k]
+                        e = f0 * src[k]
+                        row[k] = e
+                        qb[k] += ci * e
+                    e = f1 * d[b * H + i]
+                    row[i] += e
+                    qb[i] += ci * e
                 if fused:
                     rnn.outer_step(H, I, qb, B - B, A[ao : ao + m], theta, ctl[0])
                 else:

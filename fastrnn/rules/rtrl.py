@@ -7,7 +7,9 @@ M_t = dh_t/dtheta_rec (H x P, P = H*(I + H + 1), columns in theta's order U, W, 
 
 M starts at zero and is zeroed where a stream's hidden state is reset (h_{t-1} = 0 then
 depends on no parameter). Over a stream with no updates, the sum of g_t is full BPTT's
-gradient exactly. The work of a step is the (H, H) @ (H, P) product W M: O(H^4).
+gradient exactly. The work of a step is the (H, H) @ (H, P) product J_t M: O(H^4); it writes
+its result into a second buffer (a product cannot overwrite its own input), and the driver
+alternates between the two, copying back into the state at the end of a call.
 """
 
 import numpy as np
@@ -58,7 +60,10 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
     P = H * m
     HP = H * P
     xu, hw, hprev, z, g, c, d, ahat, ones = _online.scratch(B, H, I, O)
-    tmp = np.empty(HP)
+    ws = np.empty(H * H)
+    other = np.empty(B * HP)  # the influence alternates between M and this buffer, a step each
+    cur, nxt = M, other
+    moved = False  # whether cur is the other buffer
     for t in range(N):
         _online.forward(theta, dims, X, R, t, h, hprev, xu, hw)
         _online.head(theta, dims, Y, t, h, z, g, c, ones, losses)
@@ -66,13 +71,17 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
             for b in range(B):
                 mo = b * HP
                 if _online.is_reset(R, b, t):
-                    M[mo : mo + HP] = 0.0
+                    cur[mo : mo + HP] = 0.0
                 rnn.derivative(act, H, h, b * H, d, b * H)
                 rnn.input_hat(I, H, X[b, t], hprev, b * H, ahat)
-                rnn.influence_step(H, I, theta, H * I, d, b * H, ahat, M, mo, tmp, c, b * H, grad, True)
+                rnn.influence_step(H, I, theta, H * I, d, b * H, ahat, cur, mo, nxt, mo, ws, c, b * H, grad, True)
+            cur, nxt = nxt, cur
+            moved = not moved
             _online.output_grad(dims, B, h, g, grad)
             _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
         counters[0] += 1
+    if moved:
+        M[:] = cur
 
 
 from .._cache import key_dispatchers  # noqa: E402
