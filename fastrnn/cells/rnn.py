@@ -12,7 +12,7 @@ dL/d(xu_t) = dL/d(hw_t) = f'(a_t) * dh_t, so the driver keeps one of them
 
 from numba import njit
 
-from .. import activations
+from .. import _simd, activations
 from .._linalg import mm
 from ..config import JIT
 
@@ -132,7 +132,8 @@ def jacobian_times(H, theta, woff, d, doff, src, soff, ncols, dst, dstoff, tmp, 
 
     A vector (ncols 1) is D_t (W src), through ``tmp`` (H entries), so dst may be src. A
     matrix is (D_t W) src: :func:`jacobian` into ``tmp`` (H * H entries), then one product
-    straight into dst, which must then be another buffer than src. BLAS from
+    straight into dst, which must then be another buffer than src: fastrnn._simd's vector
+    kernel where it is the faster (:func:`fastrnn._simd.fits`), else BLAS from
     fastrnn._linalg's size on.
     """
     if ncols == 1:  # a vector: four rows at a time (mm's one-column loop is one chain of adds a row)
@@ -141,7 +142,10 @@ def jacobian_times(H, theta, woff, d, doff, src, soff, ncols, dst, dstoff, tmp, 
             dst[dstoff + i] = d[doff + i] * tmp[i]
         return
     jacobian(H, theta, woff, d, doff, tmp)
-    mm(tmp, soff - soff, H, H, src, soff, ncols, dst[dstoff : dstoff + H * ncols], blas)
+    if _simd.fits(H, H, ncols):
+        _simd.mm(tmp, soff - soff, H, H, src, soff, ncols, dst, dstoff)
+    else:
+        mm(tmp, soff - soff, H, H, src, soff, ncols, dst[dstoff : dstoff + H * ncols], blas)
 
 
 @njit(**JIT)
