@@ -35,6 +35,7 @@ import math
 import numpy as np
 from numba import njit
 
+from . import _simd
 from ._kernels import head_loss
 from .cells import rnn
 from .config import JIT
@@ -151,7 +152,7 @@ def forward(theta, dims, X, R, t, h, hprev, xu, hw):
             for q in range(I):
                 acc += theta[i * I + q] * X[b, t, q]
             xu[b * H + i] = acc
-        rnn.matvec(theta, oW, H, H, hprev[b * H : (b + 1) * H], hw, b * H)
+        _simd.matvec(theta, oW, H, H, hprev, b * H, hw, b * H)
     rnn.forward_step(dims[4], B * H, xu, zero, hw, h, zero)
 
 

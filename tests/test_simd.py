@@ -95,3 +95,21 @@ def test_a_strided_operand_read_in_vectors_is_refused_at_compile_time():
     w = np.ones(16)[::2]  # w and out are read and written eight entries at a time: they must be contiguous
     with pytest.raises(TypingError, match="1-D C-contiguous float64"):
         _simd.mm(np.ones(1), 0, 1, 1, w, 0, 8, np.empty(8), 0)
+
+
+@pytest.mark.parametrize("m,k", [(1, 1), (5, 3), (4, 8), (7, 19), (32, 32), (9, 40)])
+def test_the_matrix_vector_product_is_within_the_rounding_bound_and_every_row_is_summed_alike(m, k):
+    rng = np.random.default_rng(m * 10 + k)
+    a, v = rng.normal(size=(m, k)), rng.normal(size=k)
+    vbuf = np.concatenate([np.full(3, np.nan), v])
+    out = np.full(m + 2, 42.0)
+    _simd.matvec(a.ravel(), 0, m, k, vbuf, 3, out, 1)
+    exact = exact_product(a, v[:, None])[:, 0]
+    bound = (k + 1) * np.finfo(float).eps * (np.abs(a) @ np.abs(v))
+    assert np.all(np.abs(out[1:m + 1] - exact) <= bound)
+    assert out[0] == 42.0 and out[m + 1] == 42.0
+    # a row alone (the one-row path) gives the number it gets among four (the four-row path)
+    for i in range(m):
+        alone = np.empty(1)
+        _simd.matvec(a[i].copy(), 0, 1, k, v, 0, alone, 0)
+        assert alone[0] == out[1 + i]

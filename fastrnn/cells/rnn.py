@@ -81,41 +81,6 @@ def input_hat(I, H, x, hprev, hoff, ahat):
 
 
 @njit(**JIT)
-def matvec(a, aoff, m, k, v, out, ooff):
-    """out[ooff:ooff + m] = A v, A = a[aoff:] (m, k) row-major, each row's sum in order j = 0..k-1.
-
-    Four rows at a time: four independent sums in flight instead of one chain of
-    dependent adds (the same sums, in the same order, so the same numbers).
-    """
-    m4 = m - m % 4
-    for i in range(0, m4, 4):
-        r0 = a[aoff + i * k : aoff + (i + 1) * k]
-        r1 = a[aoff + (i + 1) * k : aoff + (i + 2) * k]
-        r2 = a[aoff + (i + 2) * k : aoff + (i + 3) * k]
-        r3 = a[aoff + (i + 3) * k : aoff + (i + 4) * k]
-        s0 = 0.0
-        s1 = 0.0
-        s2 = 0.0
-        s3 = 0.0
-        for j in range(k):
-            vj = v[j]
-            s0 += r0[j] * vj
-            s1 += r1[j] * vj
-            s2 += r2[j] * vj
-            s3 += r3[j] * vj
-        out[ooff + i] = s0
-        out[ooff + i + 1] = s1
-        out[ooff + i + 2] = s2
-        out[ooff + i + 3] = s3
-    for i in range(m4, m):
-        r = a[aoff + i * k : aoff + (i + 1) * k]
-        s = 0.0
-        for j in range(k):
-            s += r[j] * v[j]
-        out[ooff + i] = s
-
-
-@njit(**JIT)
 def jacobian(H, theta, woff, d, doff, ws):
     """ws[:H*H] (H, H) = J_t = D_t W, W = theta[woff:] (H, H): row i of W scaled by d[doff + i]."""
     for i in range(H):
@@ -130,14 +95,15 @@ def jacobian(H, theta, woff, d, doff, ws):
 def jacobian_times(H, theta, woff, d, doff, src, soff, ncols, dst, dstoff, tmp, blas):
     """dst[dstoff:] (H, ncols) = J_t src, src = src[soff:] (H, ncols), W = theta[woff:] (H, H).
 
-    A vector (ncols 1) is D_t (W src), through ``tmp`` (H entries), so dst may be src. A
+    A vector (ncols 1) is D_t (W src) (:func:`fastrnn._simd.matvec`), through ``tmp`` (H
+    entries), so dst may be src. A
     matrix is (D_t W) src: :func:`jacobian` into ``tmp`` (H * H entries), then one product
     straight into dst, which must then be another buffer than src: fastrnn._simd's vector
     kernel where it is the faster (:func:`fastrnn._simd.fits`), else BLAS from
     fastrnn._linalg's size on.
     """
-    if ncols == 1:  # a vector: four rows at a time (mm's one-column loop is one chain of adds a row)
-        matvec(theta, woff, H, H, src[soff : soff + H], tmp, soff - soff)
+    if ncols == 1:  # a vector: fastrnn._simd's matrix-vector product (mm's one-column loop is one chain of adds a row)
+        _simd.matvec(theta, woff, H, H, src, soff, tmp, soff - soff)
         for i in range(H):
             dst[dstoff + i] = d[doff + i] * tmp[i]
         return
