@@ -21,8 +21,8 @@ resumes after it starts a fresh window.
 import numpy as np
 from numba import njit
 
-from .. import _checks, _online
-from .._linalg import mm_tn
+from .. import _checks, _online, _simd
+from .._linalg import mm
 from ..cells import rnn
 from ..config import JIT
 from ..exceptions import InvalidArgument
@@ -73,7 +73,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
     xu, hw, hprev, z, g, c, d, ahat, ones = _online.scratch(B, H, I, O)
     dh = np.empty(H)
     delta = np.empty(H)
-    deltas = np.empty(k2 * H)  # delta_s of a stream's stored steps, by ring slot (zero where none)
+    deltas = np.empty(H * k2)  # delta_s of a stream's stored steps, (H, k2): column = ring slot (zero where none)
     gm = np.empty(H * m)
     if not train:
         for b in range(B):
@@ -104,14 +104,11 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                     for r in range(n):
                         sl = (slot - r + k2) % k2
                         row = b * k2 + sl
-                        for i in range(H):
-                            dh[i] = 0.0
-                        if r > 0 and ST[b * k2 + (sl + 1) % k2] == 0.0:
+                        if r > 0 and ST[b * k2 + (sl + 1) % k2] == 0.0:  # dh = W^T delta_{s+1}, a (1, H) @ (H, H) product
+                            _simd.mm(delta, B - B, 1, H, theta, oW, H, dh, B - B)
+                        else:
                             for i in range(H):
-                                di = delta[i]
-                                w = theta[oW + i * H : oW + (i + 1) * H]
-                                for j in range(H):
-                                    dh[j] += di * w[j]
+                                dh[i] = 0.0
                         hs = HS[row * H : (row + 1) * H]
                         if r < k1:
                             for k in range(O):
@@ -123,12 +120,14 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                                     gv[j] += gk * hs[j]
                                 grad[oc + k] += gk
                         rnn.derivative(act, H, hs, B - B, delta, B - B)
-                        ds = deltas[sl * H : (sl + 1) * H]
                         for i in range(H):
                             delta[i] *= dh[i]
-                            ds[i] = delta[i]
-                    # [U | W | b] gradient: sum over the stored steps of delta_s ahat_s^T, one product
-                    mm_tn(deltas, B - B, H, AH, b * k2 * m, m, k2, gm, B - B, True)
+                            deltas[i * k2 + sl] = delta[i]
+                    # [U | W | b] gradient: sum over the stored steps of delta_s ahat_s^T, one (H, k2) @ (k2, m) product
+                    if _simd.fits(H, k2, m):
+                        _simd.mm(deltas, B - B, H, k2, AH, b * k2 * m, m, gm, B - B)
+                    else:
+                        mm(deltas, B - B, H, k2, AH, b * k2 * m, m, gm, True)
                     rnn.add_rows(H, I, gm, B - B, grad, B - B)
                 clock[1] = 0.0
                 _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
