@@ -10,7 +10,7 @@ Workloads (each written to benchmarks/results/<workload>.csv):
 - digits: digit addition at batch 32 (Adam, clipping), time until accuracy first reaches 0.99;
 - throughput: one forward + backward over a grid of hidden size, length and batch;
 - loss_and_grads: one `loss_and_grads` call at the binary and the digit shape;
-- startup: `fastrnn train` in a fresh process, with an empty numba cache (cold) and cached (warm);
+- startup: `fastrnn train` of every task (and `--data`) in a fresh process, with an empty numba cache (cold) and cached (warm);
 - sweep: `fastrnn.sweep` over 1000 binary seeds (--quick: 32 seeds, scaled to 1000);
 - floor: how close the headline run is to this machine's peak for the same loop shapes.
 
@@ -424,21 +424,40 @@ def plot_throughput(rows, out):
 # ---------------------------------------------------------------------- startup
 
 
+#: The start-up table's runs: the headline, then a short first run of every other built-in task and of
+#: ``--data`` (1,400 sequences of 8 steps of 8 inputs, 10 classes: the shape of scikit-learn's 8x8 digits
+#: read row by row, drawn at random here), each a fresh process.
+STARTUP_RUNS = (
+    ("binary", ["--task", "binary", "--iters", "20000"]),
+    ("digits", ["--task", "digits", "--iters", "200"]),
+    ("text", ["--task", "text", "--iters", "200"]),
+    ("recall", ["--task", "recall", "--iters", "200"]),
+    ("data", ["--data", "{data}", "--epochs", "1"]),
+)
+
+
 def startup():
-    """`fastrnn train --task binary --iters 20000` in fresh processes: empty numba cache, then cached."""
-    cmd = [sys.executable, "-m", "fastrnn", "train", "--task", "binary", "--iters", "20000", "--no-csv", "-q"]
+    """Each of STARTUP_RUNS in fresh processes: once on an empty numba cache of its own (cold), then cached (warm)."""
     rows = []
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        for start, repeats in (("cold (empty numba cache)", 1), ("warm (cached)", REPEATS)):
-            times, compile_s = [], []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
-                times.append(time.perf_counter() - t0)
-                compile_s.append(float(out.split("start-up and compile ")[1].split(" s")[0]) if "start-up and compile " in out else np.nan)
-            rows.append(dict(start=start, repeats=repeats, **dict(zip(("median_s", "min_s", "max_s"), spread(times))),
-                             compile_or_load_s=float(np.median(compile_s))))
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        data = os.path.join(tmp, "rows.npz")
+        labels = rng.integers(0, 10, 1400)
+        np.savez(data, X=rng.normal(size=(1400, 8, 8)), Y=np.repeat(np.eye(10)[labels][:, None, :], 8, 1))
+        for task, args in STARTUP_RUNS:
+            cmd = [sys.executable, "-m", "fastrnn", "train", *[a.format(data=data) for a in args], "--no-csv", "-q"]
+            env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(tmp, f"cache-{task}"))
+            for start, repeats in (("cold (empty numba cache)", 1), ("warm (cached)", REPEATS)):
+                times, compile_s = [], []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True, cwd=tmp).stdout
+                    times.append(time.perf_counter() - t0)
+                    compile_s.append(float(out.split("start-up and compile ")[1].split(" s")[0]) if "start-up and compile " in out else np.nan)
+                rows.append(dict(task=task, start=start, repeats=repeats, run="fastrnn train " + " ".join(args).format(data="rows.npz"),
+                                 **dict(zip(("median_s", "min_s", "max_s"), spread(times))),
+                                 compile_or_load_s=float(np.median(compile_s))))
+                print(f"  {task} {start}: {rows[-1]['median_s']:.2f} s", flush=True)
     return rows
 
 
@@ -627,10 +646,16 @@ def markdown(results):
                          f"{fmt(b2['median_us'])} us | {fmt(f['median_us'])} us | {fmt(b1['median_us'] / f['median_us'])}x | "
                          f"{fmt(b2['median_us'] / f['median_us'])}x |")
         lines += provenance(results, "loss_and_grads", base)
-    lines += ["", "**Start-up** of `fastrnn train --task binary --iters 20000` in a fresh process:", "",
-              "| start | wall seconds | of which compile or cache load |", "|---|---|---|"]
-    for r in results["startup"]:
-        lines.append(f"| {r['start']} | {fmt(r['median_s'])} [{fmt(r['min_s'])}-{fmt(r['max_s'])}] | {fmt(r['compile_or_load_s'])} |")
+    lines += ["", "**Start-up**: the first run of each task in a fresh process with an empty numba cache of its own "
+              "(cold, once), then later runs (warm, cached; medians); wall seconds, of which start-up and compile or "
+              "cache load as the command reports it:", "",
+              "| run | cold: wall s | of which compile | warm: wall s [min-max] | of which load |", "|---|---|---|---|---|"]
+    for task, pair in startup_by_task(results["startup"]).items():
+        cold, warm = pair.get("cold"), pair.get("warm")
+        command = (cold or warm).get("run") or "fastrnn train --task binary --iters 20000"
+        lines.append(f"| `{command}` | {fmt(cold['median_s']) if cold else '-'} | {fmt(cold['compile_or_load_s']) if cold else '-'} | "
+                     + (f"{fmt(warm['median_s'])} [{fmt(warm['min_s'])}-{fmt(warm['max_s'])}] | {fmt(warm['compile_or_load_s'])} |"
+                        if warm else "- | - |"))
     lines += provenance(results, "startup", base)
     if results.get("sweep"):
         sw = results["sweep"][0]
@@ -648,10 +673,20 @@ def markdown(results):
     return "\n".join(lines) + "\n"
 
 
+def startup_by_task(rows):
+    """{task: {"cold": row, "warm": row}} of the start-up rows (rows from before the task column: the headline's)."""
+    out = {}
+    for r in rows:
+        task = r.get("task")
+        task = "binary" if task is None or (isinstance(task, float) and np.isnan(task)) or task == "" else task
+        out.setdefault(task, {})[r["start"].split(" ")[0]] = r
+    return out
+
+
 def intro(results):
     """The sentence at the top of the README: first run, a later run, training time."""
     lib = by_contender(results["headline"], "fastrnn (library call")
-    start = {r["start"].split(" ")[0]: r for r in results.get("startup") or []}
+    start = startup_by_task(results.get("startup") or []).get("binary", {})
     base = results["headline"][0]
     parts = []
     if "cold" in start:

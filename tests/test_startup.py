@@ -306,3 +306,66 @@ def test_fastrnn_plain_numba_turns_every_shortcut_off_in_the_command_and_compute
     import numpy as np
 
     assert np.array_equal(fastrnn.RNN.load(tmp_path / "quick.npz").theta, fastrnn.RNN.load(tmp_path / "plain.npz").theta)
+
+
+#: One short run of each built-in task and of ``--data`` (the digits read row by row stand-in: B 32, softmax).
+FIRST_RUNS = {
+    "binary": ["train", "--task", "binary", "--iters", "40"],
+    "digits": ["train", "--task", "digits", "--iters", "4"],
+    "text": ["train", "--task", "text", "--iters", "40"],
+    "recall": ["train", "--task", "recall", "--iters", "4"],
+    "data": ["train", "--data", "{data}", "--epochs", "1"],
+}
+
+#: Runs each task's command in this process (as a library import, numba's own cache loading) and prints, per
+#: task, every fastrnn kernel numba compiled (a cache miss) while it ran: numba's "numba:compile" event fires
+#: for a compile only, never for a load from the cache.
+COUNT_COMPILES = """
+import json, sys
+from numba.core import event
+runs = json.loads(sys.argv[1])
+compiled = []
+class Listener(event.Listener):
+    def on_start(self, ev):
+        d = ev.data["dispatcher"]
+        if d.py_func.__module__.startswith("fastrnn"):
+            compiled.append(d.py_func.__module__ + "." + d.py_func.__qualname__)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Listener())
+from fastrnn import cli
+for name, args in runs.items():
+    del compiled[:]
+    try:
+        cli.main(args + ["--no-csv", "-q"])
+        status = 0
+    except SystemExit as exc:
+        status = exc.code
+    print("COMPILED", name, status, json.dumps(sorted(set(compiled))))
+"""
+
+
+def test_a_second_process_loads_every_kernel_of_each_task_from_the_cache_without_compiling(tmp_path):
+    """The first process runs each task (compiling what the cache lacks); a second process, the same runs, must load
+    every kernel it uses from numba's on-disk cache: a factory's closure or a literal argument in a cache key that
+    changed from process to process would show up here as a compile."""
+    import json
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "rows.npz", X=rng.normal(size=(64, 8, 8)), Y=np.eye(10)[rng.integers(0, 10, 64)][:, None, :]
+             .repeat(8, 1))
+    runs = {name: [a.format(data=tmp_path / "rows.npz") for a in args] for name, args in FIRST_RUNS.items()}
+    out1 = subprocess.run([sys.executable, "-c", COUNT_COMPILES, json.dumps(runs)], capture_output=True, text=True,
+                          cwd=tmp_path, env=_env())
+    assert out1.returncode == 0, out1.stdout + out1.stderr
+    assert [line.split(" ")[1:3] for line in out1.stdout.splitlines() if line.startswith("COMPILED ")] == \
+        [[name, "0"] for name in runs], out1.stdout
+    out2 = subprocess.run([sys.executable, "-c", COUNT_COMPILES, json.dumps(runs)], capture_output=True, text=True,
+                          cwd=tmp_path, env=_env())
+    assert out2.returncode == 0, out2.stdout + out2.stderr
+    second = {line.split(" ", 3)[1]: json.loads(line.split(" ", 3)[3]) for line in out2.stdout.splitlines()
+              if line.startswith("COMPILED ") and line.split(" ")[2] == "0"}
+    assert list(second) == list(runs)
+    assert second == {name: [] for name in runs}, second
