@@ -287,9 +287,12 @@ def store_state(hs, cs, dims, T, B, lo, n_rows, h_final):
 
 
 @njit(**JIT)
-def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cellset):
-    """Run every layer over the sequences in xt (hs, cs must hold the states at step 0); logits into z."""
-    I, H, O, L, act, cell = dims[0], dims[1], dims[2], dims[3], dims[4], dims[6]
+def forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cellset, act):
+    """Run every layer over the sequences in xt (hs, cs must hold the states at step 0); logits into z.
+
+    ``act`` is the activation's code, ``dims[4]``: a constant where the caller has one (numba then
+    compiles that activation's loops only, :func:`fastrnn._train_kernel.general_kernel`)."""
+    I, H, O, L, cell = dims[0], dims[1], dims[2], dims[3], dims[6]
     G = cells.gates(cell)
     S = cells.states(cell)
     C = cells.cache_size(cell, H)
@@ -410,7 +413,7 @@ def _delta_offsets(B, dims):
 
 @njit(**JIT)
 def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, xc, xn, hc, hn, rc, rn, dho, tmp, blas,
-                cellset, lstride):
+                cellset, lstride, act):
     """da_x and da_h of every layer at step k, top layer first, into dd at xc and hc
     (layer l at ``xc + l * lstride``; hn: da_h of step k+1, layer l at ``hn + l * lstride``).
 
@@ -418,7 +421,7 @@ def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, x
              + [l below top] da_x^{l+1}_k U_{l+1}; the cell turns it (with its
     carried state-gradient from step k+1) into da_x^l_k and da_h^l_k.
     """
-    I, H, L, act, cell = dims[0], dims[1], dims[3], dims[4], dims[6]
+    I, H, L, cell = dims[0], dims[1], dims[3], dims[6]
     GH = cells.gates(cell) * H
     S = cells.states(cell)
     C = cells.cache_size(cell, H)
@@ -450,8 +453,8 @@ def _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, inject, has_next, dd, x
 
 
 @njit(**JIT)
-def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas, cellset):
-    """BPTT from g = dL/dz; writes every parameter's gradient into ``grad``.
+def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas, cellset, act):
+    """BPTT from g = dL/dz; writes every parameter's gradient into ``grad`` (``act``: as :func:`forward`'s).
 
     K < 0: full BPTT, one backward sweep. K >= 0: the loss at step t reaches only
     steps t-K..t (docs/math.md), so each loss origin gets its own sweep of K + 1 steps;
@@ -497,7 +500,7 @@ def backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, 
                 xc, hc = k * BGH, hbase + k * BGH
                 xn, hn = xc + BGH, hc + BGH
             _delta_step(theta, dims, T, B, hs, cs, cache, gv, k, full or k == t0, k < t0, dd, xc, xn, hc, hn, rc, rn,
-                        dho, tmp, blas, cellset, lstride)
+                        dho, tmp, blas, cellset, lstride, act)
             if not full:
                 for l in range(L):
                     dst = (l * T + k) * BGH
@@ -545,9 +548,9 @@ def loss_grad_slice(theta, thetaT, dims, K, X, Y, M, h0, n_rows, lo, hi, scale, 
     B = hi - lo
     load_data(X, Y, M, lo, hi, xt, yt, mt)
     load_state(h0, lo, n_rows, dims, T, B, hs, cs)
-    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cellset)
+    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cellset, dims[4])
     loss = head_loss(z, yt, mt, dims[2], dims[5], scale, g)
-    backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas, cellset)
+    backward(theta, dims, K, T, B, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas, cellset, dims[4])
     return loss
 
 
@@ -568,7 +571,7 @@ def predict(theta, dims, X, h0, yhat, states, h_final, blas, cellset):
     xt, yt, mt, hs, cs, cache, xu, tmp, z, g = workspace(buf, theta.shape[0], T, B, dims)[:10]
     load_data(X, np.zeros((B, T, O), theta.dtype), np.zeros((B, T), theta.dtype), zero, B, xt, yt, mt)
     load_state(h0, zero, B, dims, T, B, hs, cs)
-    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cellset)
+    forward(theta, thetaT, dims, T, B, xt, hs, cs, cache, xu, tmp, z, blas, cellset, dims[4])
     head_loss(z, yt, mt, O, dims[5], 0.0, g)
     for i in range(B):
         for t in range(T):

@@ -7,14 +7,18 @@ optimizer step) inside numba, and Python only sees the chunk's per-iteration los
 gradient norms and per-sample error counts. Numbers only: the caller validates.
 """
 
+import types
+
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import (HEAD_SIGMOID, HEAD_SOFTMAX, load_data, load_state, store_state, transpose_params, workspace,
+from ._kernels import (HEAD_LINEAR, HEAD_SIGMOID, HEAD_SOFTMAX, load_data, load_state, store_state, transpose_params, workspace,
                        workspace_size)
 from ._kernels import backward, forward, head_loss
+from ._cache import key_dispatchers
+from . import activations
 from .config import JIT, JIT_PARALLEL
-from .optim import apply_update, clip_grads
+from .optim import UPDATE_OF, apply_update, clip_grads
 
 
 @njit(**JIT)
@@ -59,9 +63,14 @@ def count_errors(z, yt, mt, T, B, O, head, errors, off):
             errors[off + i] += wrong
 
 
-@njit(**JIT)
-def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate,
-                        resets, buf, losses, grad_norms, errors, blas, cellset):
+#: What :func:`_chunk` reads as constants, bound by :func:`general_kernel`: the optimizer's update, the
+#: head's and the activation's codes; -1: read from ``dims`` (these values: every optimizer, chosen by
+#: ``opt`` at run time).
+_UPDATE, _HEAD, _ACT = apply_update, -1, -1
+
+
+def _chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate,
+           resets, buf, losses, grad_norms, errors, blas, cellset):
     """Run ``losses.shape[0]`` training iterations on ``theta`` in place.
 
     Iteration ``it`` uses samples ``it*batch .. (it+1)*batch - 1`` of X (n, T, I),
@@ -88,7 +97,8 @@ def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_stat
     T = X.shape[1]
     P = theta.shape[0]
     O = dims[2]
-    head = dims[5]
+    head = dims[5] if _HEAD < 0 else _HEAD  # constants where general_kernel bound them
+    act = dims[4] if _ACT < 0 else _ACT
     thetaT = buf[:P]
     grad = buf[P : 2 * P]
     xt, yt, mt, hs, cs, cache, xu, tmp, z, g, gv, dsx, dsh, dd = workspace(buf, 2 * P, T, batch, dims)
@@ -100,11 +110,11 @@ def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_stat
         lo = it * batch
         load_data(X, Y, M, lo, lo + batch, xt, yt, mt)
         load_state(hstate, zero, batch, dims, T, batch, hs, cs)
-        forward(theta, thetaT, dims, T, batch, xt, hs, cs, cache, xu, tmp, z, blas, cellset)
+        forward(theta, thetaT, dims, T, batch, xt, hs, cs, cache, xu, tmp, z, blas, cellset, act)
         loss = head_loss(z, yt, mt, O, head, 1.0 / batch, g)
         if not np.isfinite(loss):
             return it
-        backward(theta, dims, K, T, batch, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas, cellset)
+        backward(theta, dims, K, T, batch, xt, hs, cs, cache, g, gv, dsx, dsh, dd, tmp, grad, blas, cellset, act)
         norm = clip_grads(grad, clip_norm, clip_value)
         if not np.isfinite(norm):
             return it
@@ -112,14 +122,59 @@ def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_stat
         grad_norms[it] = norm
         count_errors(z, yt, mt, T, batch, O, head, errors, lo)
         store_state(hs, cs, dims, T, batch, zero, batch, hstate)
-        apply_update(opt, theta, grad, opt_state, step0 + it + 1, lr, hyper)
+        _UPDATE(opt, theta, grad, opt_state, step0 + it + 1, lr, hyper)
     return n_iters
+
+
+def _compile(name, update, head, act):
+    """:func:`_chunk` compiled with ``update``, ``head`` and ``act`` as ``_UPDATE``, ``_HEAD`` and ``_ACT``,
+    under ``name`` (numba's cache keys on it, not on the globals)."""
+    fn = types.FunctionType(_chunk.__code__, dict(globals(), _UPDATE=update, _HEAD=head, _ACT=act), name)
+    fn.__qualname__ = name
+    fn.__doc__ = _chunk.__doc__
+    kernel = njit(**JIT)(fn)
+    key_dispatchers({name: kernel})
+    return kernel
+
+
+_HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_SIGMOID: "sigmoid", HEAD_LINEAR: "linear"}
+_GENERAL = {}
+
+
+def general_kernel(opt, head, act):
+    """The general driver compiled for optimizer code ``opt``, head code ``head`` and activation code
+    ``act`` only (an unknown code raises KeyError): :func:`_chunk` with the optimizer's own update
+    (:data:`fastrnn.optim.UPDATE_OF`), the head and the activation as constants, so that numba compiles
+    neither the other optimizers' updates nor the other heads' and activations' loops (a first run
+    compiles about 1.3 s less). Made on first use, compiled on its first call and cached by numba under
+    a name of its own (``train_chunk_general_adam_softmax_tanh``). Arguments: :func:`_chunk`'s."""
+    key = (int(opt), int(head), int(act))
+    kernel = _GENERAL.get(key)
+    if kernel is None:
+        update = UPDATE_OF[key[0]]
+        name = (f"train_chunk_general_{update.py_func.__name__[len('apply_update_'):]}_{_HEAD_NAMES[key[1]]}_"
+                f"{activations.NAMES[key[2]]}")
+        kernel = _GENERAL[key] = _compile(name, update, key[1], key[2])
+    return kernel
+
+
+def train_chunk_general(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate,
+                        resets, buf, losses, grad_norms, errors, blas, cellset):
+    """:func:`_chunk` on one model: the kernel :func:`general_kernel` makes for the call's optimizer and the
+    model's head and activation."""
+    return general_kernel(opt, dims[5], dims[4])(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
+                                        clip_value, hstate, resets, buf, losses, grad_norms, errors, blas, cellset)
+
+
+#: The general driver with every optimizer's update (chosen by ``opt`` at run time) and the head read from
+#: ``dims``: the many-model kernel's, whose models may each have their own.
+train_chunk_any = _compile("train_chunk_any", apply_update, -1, -1)
 
 
 @njit(**JIT_PARALLEL)
 def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_states, step0s, clip_norms, hstates,
                       resets, bufs, n_iters, losses, grad_norms, errors, done, blas, cellset):
-    """:func:`train_chunk_general` for many models at once, one model per prange iteration.
+    """:func:`train_chunk_general` for many models at once, one model per prange iteration (:data:`train_chunk_any`).
 
     Model m trains ``n_iters[m]`` iterations on its own rows of every array (its
     parameters ``thetas[m]``, data ``X[m]``, optimizer state, carried state
@@ -132,11 +187,9 @@ def train_chunks_many(thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
         n = n_iters[m]
         Mm = M[m] if M.shape[0] > 0 else np.zeros((0, 0), thetas.dtype)
         Rm = resets[m] if resets.shape[0] > 0 else np.zeros(0, np.int64)
-        done[m] = train_chunk_general(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
+        done[m] = train_chunk_any(thetas[m], dims[m], Ks[m], X[m], Y[m], Mm, batch, opts[m], lrs[m], hypers[m],
                               opt_states[m], step0s[m], clip_norms[m], 0.0, hstates[m], Rm, bufs[m], losses[m, :n],
                               grad_norms[m, :n], errors[m, : n * batch], blas, cellset)
 
-
-from ._cache import key_dispatchers  # noqa: E402
 
 key_dispatchers(globals())  # the on-disk cache of these kernels, keyed on every kernel source (fastrnn._cache)

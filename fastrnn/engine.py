@@ -391,7 +391,7 @@ _COMPILE_SECONDS = {"small-model training": 4, "general training": 12,
                     "many-model SGD training": 8, "text training": 12}
 
 #: The kernels the compile note names: choice name -> (module, function, words).
-_NOTED = {"general": ("_train_kernel", "train_chunk_general", "general training"),
+_NOTED = {"general": ("_train_kernel", "general_kernel", "general training"),
           "small-lean": ("_small", "lean_kernel", "small-model training"),
           "lanes-sgd": ("_small", "train_lanes_sgd", "many-model SGD training"),
           "text": ("_charrnn", "run", "text training")}
@@ -437,9 +437,10 @@ def compile_note(model, T, batch, stream=None, options=None, many=False, chars=F
     import importlib
 
     compiled = getattr(importlib.import_module(f"fastrnn.{noted[0]}"), noted[1])
-    if kernel.name == "small-lean":  # the lean kernel of this run's optimizer, head and truncation
+    if kernel.name in ("small-lean", "general"):  # the kernel of this run's optimizer and head (and truncation)
         opt, K = (0, -1) if options is None or options[0] is None else (int(options[0]), int(options[1]))
-        compiled = compiled(opt, int(model.dims[5]), 0 <= K < T - 1)
+        compiled = (compiled(opt, int(model.dims[5]), 0 <= K < T - 1) if kernel.name == "small-lean"
+                    else compiled(opt, int(model.dims[5]), int(model.dims[4])))
     name = noted[2]
     if compiled.signatures:
         return None

@@ -92,7 +92,7 @@ def test_forcing_the_general_kernel_reaches_every_call(monkeypatch):
 
 def test_the_compile_note_names_the_chosen_kernel(tmp_path, monkeypatch):
     fake = SimpleNamespace(signatures=[], _cache=SimpleNamespace(_cache_file=SimpleNamespace(_index_path=str(tmp_path / "k.nbi"))))
-    monkeypatch.setattr(engine._train_kernel, "train_chunk_general", fake)
+    monkeypatch.setattr(engine._train_kernel, "general_kernel", lambda opt, head, act: fake)
     model = fastrnn.RNN(2, 16, 1, head="sigmoid")
     monkeypatch.setenv(dispatch.ENV, "general")
     out = io.StringIO()

@@ -49,7 +49,7 @@ def test_small_train_chunk_gives_the_general_kernels_numbers_exactly(rng, act, h
     assert dispatch.small_fits(model.dims, T, B)
     general = model.copy()
     got = _chunk(SMALL_KERNELS[kernel], model, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n)
-    want = _chunk(_train_kernel.train_chunk_general, general, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n, (True, None))
+    want = _chunk(_train_kernel.train_chunk_any, general, Kc, X, Y, M, B, optim.OPTIMIZERS[kind], resets, n, (True, None))
     assert got[0] == want[0] == n
     for a, b in zip(got[1:], want[1:]):
         np.testing.assert_array_equal(a, b)
@@ -68,7 +68,7 @@ def test_the_lean_kernel_gives_the_general_kernels_numbers_for_every_optimizer_a
     general = model.copy()
     code = optim.OPTIMIZERS[kind]
     got = _chunk(_small.LeanCall(), model, 2, X, Y, mask, B, code, resets, n, clip=clip, clip_value=clip_value)
-    want = _chunk(_train_kernel.train_chunk_general, general, 2, X, Y, mask, B, code, resets, n, (True, None), clip=clip,
+    want = _chunk(_train_kernel.train_chunk_any, general, 2, X, Y, mask, B, code, resets, n, (True, None), clip=clip,
                   clip_value=clip_value)
     assert got[0] == want[0] == n
     for a, b in zip(got[1:], want[1:]):
@@ -127,7 +127,7 @@ def test_a_diverging_iteration_is_not_applied(rng):
     model = fastrnn.RNN(2, 3, 2, head="linear", seed=1)
     general = model.copy()
     got = _chunk(_small.train_chunk, model, -1, X, Y, np.zeros((0, 0)), B, optim.SGD, np.zeros(0, np.int64), n)
-    want = _chunk(_train_kernel.train_chunk_general, general, -1, X, Y, np.zeros((0, 0)), B, optim.SGD, np.zeros(0, np.int64),
+    want = _chunk(_train_kernel.train_chunk_any, general, -1, X, Y, np.zeros((0, 0)), B, optim.SGD, np.zeros(0, np.int64),
                   n, (True, None))
     assert got[0] == want[0] == 2
     np.testing.assert_array_equal(model.theta, general.theta)
@@ -248,7 +248,7 @@ def test_the_lean_kernel_gives_the_general_kernels_numbers_exactly(rng, act, mas
     assert _lean_fits(model.dims, T, B, optim.SGD, Kc, 0.0, 0.0)
     general, small = model.copy(), model.copy()
     got = _lean(model, X, Y, M, B, resets, n)
-    want = _chunk(_train_kernel.train_chunk_general, general, Kc, X, Y, M, B, optim.SGD, resets, n, (True, None), clip=0.0)
+    want = _chunk(_train_kernel.train_chunk_any, general, Kc, X, Y, M, B, optim.SGD, resets, n, (True, None), clip=0.0)
     also = _chunk(_small.train_chunk, small, Kc, X, Y, M, B, optim.SGD, resets, n, clip=0.0)
     assert got[0] == want[0] == also[0] == n
     for a, b, c in zip(got[1:], want[1:], also[1:]):
@@ -294,7 +294,7 @@ def test_the_lean_kernel_stops_before_a_diverging_iteration(rng):
     model = fastrnn.RNN(2, 3, 1, head="sigmoid", seed=1)
     general = model.copy()
     got = _lean(model, X, Y, np.zeros((0, 0)), B, np.zeros(0, np.int64), n)
-    want = _chunk(_train_kernel.train_chunk_general, general, -1, X, Y, np.zeros((0, 0)), B, optim.SGD,
+    want = _chunk(_train_kernel.train_chunk_any, general, -1, X, Y, np.zeros((0, 0)), B, optim.SGD,
                   np.zeros(0, np.int64), n, (True, None), clip=0.0)
     assert got[0] == want[0] == 2
     np.testing.assert_array_equal(model.theta, general.theta)
@@ -489,3 +489,28 @@ def test_a_first_compile_of_the_lanes_kernel_is_announced_for_train_many(tmp_pat
     single = fastrnn.RNN(2, 16, 1, activation="sigmoid", head="sigmoid", dtype="float32")
     assert engine.compile_note(single, 8, 1, io.StringIO(), options=(optim.SGD, -1, 0.0, 0.0), many=True) is None
     assert engine.compile_note(model, 8, 1, io.StringIO(), options=(optim.ADAM, -1, 0.0, 0.0), many=True) is None
+
+
+@pytest.mark.parametrize("kind,act,head,cell", [("adam", "tanh", "softmax", "rnn"), ("sgd", "relu", "sigmoid", "rnn"),
+                                                ("rmsprop", "softsign", "linear", "rnn"), ("momentum", "tanh", "softmax", "gru")])
+def test_the_general_kernel_compiled_for_a_runs_settings_gives_the_any_setting_kernels_numbers_exactly(rng, kind, act,
+                                                                                                     head, cell):
+    """general_kernel(opt, head, act) (what a training run calls: the other optimizers, heads and activations not
+    compiled) and train_chunk_any (every setting read at run time, what many-model groups call) are one source:
+    bit for bit the same on a model beyond the small kernels (two layers, products large enough for BLAS), with a
+    mask, truncation, clipping and resets."""
+    n, T, I, H, O, B = 3, 6, 3, 24, 4, 8
+    X, Y, mask = make_data(rng, n * B, T, I, O, head, True)
+    resets = np.array([1, 0, 1], dtype=np.int64)
+    model = fastrnn.RNN(I, H, O, layers=2, activation=act, head=head, cell=cell, seed=3, init_scale=1.1)
+    assert not dispatch.small_fits(model.dims, T, B)
+    other = model.copy()
+    code = optim.OPTIMIZERS[kind]
+    cellset = engine.cellset(model.dims)
+    got = _chunk(_train_kernel.train_chunk_general, model, 2, X, Y, mask, B, code, resets, n, (True, cellset), clip=0.9)
+    want = _chunk(_train_kernel.train_chunk_any, other, 2, X, Y, mask, B, code, resets, n, (True, cellset), clip=0.9)
+    assert got[0] == want[0] == n
+    for a, b in zip(got[1:], want[1:]):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(model.theta, other.theta)
+    assert _train_kernel.general_kernel(code, model.dims[5], model.dims[4]).signatures  # the specialised one ran

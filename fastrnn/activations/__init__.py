@@ -42,6 +42,8 @@ def _registry(modules):
 _BY_NAME = _registry(MODULES)
 #: name -> code.
 ACTIVATIONS = {name: m.CODE for name, m in _BY_NAME.items()}
+#: code -> name.
+NAMES = {m.CODE: m.NAME for m in MODULES}
 #: torch.nn.RNN's nonlinearity -> name, for the activations PyTorch's RNN has.
 TORCH_NAMES = {m.TORCH: m.NAME for m in MODULES if m.TORCH is not None}
 
