@@ -387,7 +387,7 @@ def _train_many(name, thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
 
 
 #: What a first compile of each training kernel costs on the project's 2-core machine (measured, empty cache).
-_COMPILE_SECONDS = {"small-model training": 4, "general training": 12,
+_COMPILE_SECONDS = {"small-model training": 4, "general training": 11,
                     "many-model SGD training": 8, "text training": 12}
 
 #: The kernels the compile note names: choice name -> (module, function, words).
