@@ -483,6 +483,11 @@ def divergence_error(s, at, unit="iteration", rule=None, flags=True):
             f"optimizer {s['optimizer']}, clip {s['clip'] or 'off'}): {advice}")
 
 
+#: Why a text run with held-out text holds BLAS to one thread: its rows score the held-out text (a forward
+#: pass and the logits, BLAS products) between the text kernel's chunks, and BLAS threads left spinning after a
+#: product took the cores from the kernel's own two threads (the training ran 4x slower beside them).
+HELD_OUT_BLAS = ("one thread for the held-out scoring between the text kernel's chunks: BLAS threads left spinning "
+                 "after it would take the cores the kernel's own threads need")
 #: Why a resumed run's BLAS threads are those of the run it resumes.
 RESUMED_BLAS = "as in the run this one resumes (a BLAS product's sums depend on its threads)"
 
@@ -522,6 +527,9 @@ def _thread_plan(run):
                        else blas_threads(run.model, run.rule, rule_settings)[0])
         run.blas_n = use["blas"]["n"]
         return contextlib.nullcontext
+    if kernel == "text" and getattr(getattr(run, "extra", None), "val_ids", None) is not None:
+        use["blas"] = dict(n=1, why=HELD_OUT_BLAS)
+        return functools.partial(cpus.blas_limited, 1)
     if kernel != "general":
         use["blas"] = dict(n=None, why=f"the {kernel} kernel makes no BLAS call" if kernel else
                            "left as it is: this run's driver is not one of the training kernels")

@@ -1,6 +1,7 @@
 """The thread policy (fastrnn.cpus.policy): its decisions for given CPUs and loads, the load
 meter on given /proc files, the FASTRNN_THREADS override, and what a run records and does."""
 
+import contextlib
 import json
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 import fastrnn
-from fastrnn import cpus, engine
+from fastrnn import cpus, engine, training
 from fastrnn.exceptions import InvalidArgument
 
 
@@ -225,6 +226,29 @@ def test_the_text_kernel_threads_follow_the_policy(monkeypatch, tmp_path, busy, 
     assert ("other work" in use["thread_use"]["text"]["why"]) == (forced == "auto")
     assert use["thread_use"]["blas"]["n"] is None
     assert result.threads == threads
+
+
+def test_a_text_run_that_scores_held_out_text_holds_blas_to_one_thread_around_its_chunks(monkeypatch, tmp_path):
+    """The rows' held-out scoring is BLAS work between the text kernel's chunks: it runs on one BLAS thread (none
+    left spinning on the cores the kernel's threads need), recorded with its reason; the numbers are those of a
+    run that leaves BLAS alone."""
+    seen = []
+    real = cpus.blas_limited
+
+    def spy(n):
+        seen.append(n)
+        return real(n)
+
+    monkeypatch.setattr(cpus, "blas_limited", spy)
+    result = fastrnn.train(task="text", hidden=16, iters=300, log_every=100, seed=1, val_fraction=0.2,
+                           csv=tmp_path / "t.csv")
+    use = json.loads((tmp_path / "t.json").read_text())["result"]["thread_use"]
+    assert use["blas"]["n"] == 1 and "held-out scoring" in use["blas"]["why"]
+    assert seen and set(seen) == {1}
+    monkeypatch.setattr(training, "_thread_plan", lambda run: contextlib.nullcontext)
+    alone = fastrnn.train(task="text", hidden=16, iters=300, log_every=100, seed=1, val_fraction=0.2, csv=None)
+    assert result.history["val_bpc"].tolist() == alone.history["val_bpc"].tolist()
+    np.testing.assert_array_equal(result.model.theta, alone.model.theta)
 
 
 def test_the_text_kernel_gives_the_same_numbers_whatever_the_policy_says(monkeypatch):
