@@ -8,6 +8,9 @@ the loop from vectorising). :func:`by_code` writes that ``if code == K: ... elif
 written once, and ends it with ``raise``: an unknown code is an error, never
 another algorithm's numbers.
 
+:func:`specialise` compiles one function with chosen constants bound as its globals (the
+lean kernel and the general driver for a run's optimizer, head and activation).
+
 The source is compiled under the file name of the module that asks for it (a real
 file, so that numba's on-disk cache, :mod:`fastrnn._cache`, keys it as it keys that
 module's own kernels: by the file and by every kernel source). The generated text
@@ -16,6 +19,7 @@ is kept as the dispatcher's ``source`` attribute (``print(fastrnn.optim.apply_up
 
 import re
 import textwrap
+import types
 
 from numba import njit
 
@@ -66,3 +70,21 @@ def substitute(body, names):
     for key, value in names.items():
         body = re.sub(rf"\b{re.escape(key)}\b", value, body)
     return body
+
+
+def specialise(fn, name, constants, jit=JIT):
+    """``fn`` compiled with ``constants`` (name -> value) bound as its globals, under ``name``.
+
+    numba reads a global as a compile-time constant, so the kernel compiles only the
+    branches those values take (an optimizer's own update, one head's code). numba's
+    on-disk cache keys a function on its name, not on its globals: each set of
+    constants needs a name of its own (``train_chunk_lean_adam_softmax``).
+    """
+    from ._cache import key_dispatchers
+
+    f = types.FunctionType(fn.__code__, dict(fn.__globals__, **constants), name)
+    f.__qualname__ = name
+    f.__doc__ = fn.__doc__
+    kernel = njit(**jit)(f)
+    key_dispatchers({name: kernel})
+    return kernel

@@ -59,12 +59,11 @@ least :func:`lean_scratch_size`, after the gradient for the training kernels); n
 """
 
 import math
-import types
 
 import numpy as np
 from numba import njit, prange
 
-from . import activations
+from . import _generate, activations
 from ._cache import key_dispatchers
 from ._kernels import HEAD_LINEAR, HEAD_SIGMOID, HEAD_SOFTMAX
 from ._mathfn import exp, sigmoid
@@ -470,13 +469,8 @@ _LEAN = {}
 
 def _compile(name, update, head, trunc):
     """:func:`_lean` compiled with ``update``, ``head`` and ``trunc`` as ``_UPDATE``, ``_HEAD`` and
-    ``_TRUNC``, under ``name`` (numba's cache keys on it, not on the globals)."""
-    fn = types.FunctionType(_lean.__code__, dict(globals(), _UPDATE=update, _HEAD=head, _TRUNC=trunc), name)
-    fn.__qualname__ = name
-    fn.__doc__ = _lean.__doc__
-    kernel = njit(**JIT)(fn)
-    key_dispatchers({name: kernel})
-    return kernel
+    ``_TRUNC``, under ``name`` (:func:`fastrnn._generate.specialise`)."""
+    return _generate.specialise(_lean, name, dict(_UPDATE=update, _HEAD=head, _TRUNC=trunc))
 
 
 _HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_SIGMOID: "sigmoid", HEAD_LINEAR: "linear"}

@@ -7,8 +7,6 @@ optimizer step) inside numba, and Python only sees the chunk's per-iteration los
 gradient norms and per-sample error counts. Numbers only: the caller validates.
 """
 
-import types
-
 import numpy as np
 from numba import njit, prange
 
@@ -16,7 +14,7 @@ from ._kernels import (HEAD_LINEAR, HEAD_SIGMOID, HEAD_SOFTMAX, load_data, load_
                        workspace_size)
 from ._kernels import backward, forward, head_loss
 from ._cache import key_dispatchers
-from . import activations
+from . import _generate, activations
 from .config import JIT, JIT_PARALLEL
 from .optim import UPDATE_OF, apply_update, clip_grads
 
@@ -128,13 +126,8 @@ def _chunk(theta, dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, cli
 
 def _compile(name, update, head, act):
     """:func:`_chunk` compiled with ``update``, ``head`` and ``act`` as ``_UPDATE``, ``_HEAD`` and ``_ACT``,
-    under ``name`` (numba's cache keys on it, not on the globals)."""
-    fn = types.FunctionType(_chunk.__code__, dict(globals(), _UPDATE=update, _HEAD=head, _ACT=act), name)
-    fn.__qualname__ = name
-    fn.__doc__ = _chunk.__doc__
-    kernel = njit(**JIT)(fn)
-    key_dispatchers({name: kernel})
-    return kernel
+    under ``name`` (:func:`fastrnn._generate.specialise`)."""
+    return _generate.specialise(_chunk, name, dict(_UPDATE=update, _HEAD=head, _ACT=act))
 
 
 _HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_SIGMOID: "sigmoid", HEAD_LINEAR: "linear"}
