@@ -46,6 +46,8 @@ from .config import JIT, JIT_PARALLEL
 
 HEAD_SOFTMAX, HEAD_SIGMOID, HEAD_LINEAR = 0, 1, 2
 HEADS = {"softmax": HEAD_SOFTMAX, "sigmoid": HEAD_SIGMOID, "linear": HEAD_LINEAR}
+#: code -> name.
+HEAD_NAMES = {code: name for name, code in HEADS.items()}
 #: Length of ``dims``; the fields in order.
 DIMS_FIELDS = ("n_in", "n_hidden", "n_out", "layers", "activation", "head", "cell")
 

@@ -30,6 +30,7 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, register_model
 
+from . import _linalg
 from .config import JIT
 
 #: Doubles in one vector.
@@ -306,6 +307,16 @@ FITS_ROWS = 64
 def fits(m, k, n):
     """Whether an (m, k) @ (k, n) product goes to :func:`mm` rather than BLAS."""
     return m <= FITS_ROWS and k * n <= FITS_MAX
+
+
+@njit(**JIT)
+def product(a, aoff, m, k, w, woff, n, out, ooff, blas):
+    """:func:`mm`'s product where it :func:`fits`, else fastrnn._linalg's (BLAS from its size on, where
+    ``blas``): the one place that chooses."""
+    if fits(m, k, n):
+        mm(a, aoff, m, k, w, woff, n, out, ooff)
+    else:
+        _linalg.mm(a, aoff, m, k, w, woff, n, out[ooff : ooff + m * n], blas)
 
 
 from ._cache import key_dispatchers  # noqa: E402

@@ -65,7 +65,7 @@ from numba import njit, prange
 
 from . import _generate, activations
 from ._cache import key_dispatchers
-from ._kernels import HEAD_LINEAR, HEAD_SIGMOID, HEAD_SOFTMAX
+from ._kernels import HEAD_LINEAR, HEAD_NAMES, HEAD_SIGMOID, HEAD_SOFTMAX
 from ._mathfn import exp, sigmoid
 from .config import JIT, JIT_PARALLEL
 from .optim import SGD, UPDATE_OF, apply_update, clip_grads, global_norm
@@ -473,7 +473,6 @@ def _compile(name, update, head, trunc):
     return _generate.specialise(_lean, name, dict(_UPDATE=update, _HEAD=head, _TRUNC=trunc))
 
 
-_HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_SIGMOID: "sigmoid", HEAD_LINEAR: "linear"}
 
 
 def lean_kernel(opt, head, truncated):
@@ -485,7 +484,7 @@ def lean_kernel(opt, head, truncated):
     kernel = _LEAN.get(key)
     if kernel is None:
         update = UPDATE_OF[opt]
-        name = (f"train_chunk_lean_{update.py_func.__name__[len('apply_update_'):]}_{_HEAD_NAMES[head]}"
+        name = (f"train_chunk_lean_{update.py_func.__name__[len('apply_update_'):]}_{HEAD_NAMES[head]}"
                 f"{'_truncated' if truncated else ''}")
         kernel = _LEAN[key] = _compile(name, update, head, 1 if truncated else 0)
     return kernel

@@ -10,7 +10,7 @@ gradient norms and per-sample error counts. Numbers only: the caller validates.
 import numpy as np
 from numba import njit, prange
 
-from ._kernels import (HEAD_LINEAR, HEAD_SIGMOID, HEAD_SOFTMAX, load_data, load_state, store_state, transpose_params, workspace,
+from ._kernels import (HEAD_NAMES, HEAD_SIGMOID, HEAD_SOFTMAX, load_data, load_state, store_state, transpose_params, workspace,
                        workspace_size)
 from ._kernels import backward, forward, head_loss
 from ._cache import key_dispatchers
@@ -130,7 +130,6 @@ def _compile(name, update, head, act):
     return _generate.specialise(_chunk, name, dict(_UPDATE=update, _HEAD=head, _ACT=act))
 
 
-_HEAD_NAMES = {HEAD_SOFTMAX: "softmax", HEAD_SIGMOID: "sigmoid", HEAD_LINEAR: "linear"}
 _GENERAL = {}
 
 
@@ -145,7 +144,7 @@ def general_kernel(opt, head, act):
     kernel = _GENERAL.get(key)
     if kernel is None:
         update = UPDATE_OF[key[0]]
-        name = (f"train_chunk_general_{update.py_func.__name__[len('apply_update_'):]}_{_HEAD_NAMES[key[1]]}_"
+        name = (f"train_chunk_general_{update.py_func.__name__[len('apply_update_'):]}_{HEAD_NAMES[key[1]]}_"
                 f"{activations.NAMES[key[2]]}")
         kernel = _GENERAL[key] = _compile(name, update, key[1], key[2])
     return kernel

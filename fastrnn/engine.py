@@ -437,10 +437,11 @@ def compile_note(model, T, batch, stream=None, options=None, many=False, chars=F
     import importlib
 
     compiled = getattr(importlib.import_module(f"fastrnn.{noted[0]}"), noted[1])
-    if kernel.name in ("small-lean", "general"):  # the kernel of this run's optimizer and head (and truncation)
-        opt, K = (0, -1) if options is None or options[0] is None else (int(options[0]), int(options[1]))
-        compiled = (compiled(opt, int(model.dims[5]), 0 <= K < T - 1) if kernel.name == "small-lean"
-                    else compiled(opt, int(model.dims[5]), int(model.dims[4])))
+    opt, K = (0, -1) if options is None or options[0] is None else (int(options[0]), int(options[1]))
+    if kernel.name == "small-lean":  # the kernel made for this run's optimizer, head and truncation
+        compiled = compiled(opt, int(model.dims[5]), 0 <= K < T - 1)
+    elif kernel.name == "general":  # the kernel made for this run's optimizer, head and activation
+        compiled = compiled(opt, int(model.dims[5]), int(model.dims[4]))
     name = noted[2]
     if compiled.signatures:
         return None

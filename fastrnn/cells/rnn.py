@@ -13,7 +13,6 @@ dL/d(xu_t) = dL/d(hw_t) = f'(a_t) * dh_t, so the driver keeps one of them
 from numba import njit
 
 from .. import _simd, activations
-from .._linalg import mm
 from ..config import JIT
 
 #: Gates (xu and hw are G*H wide), state vectors per layer, entries (in units of H)
@@ -98,9 +97,8 @@ def jacobian_times(H, theta, woff, d, doff, src, soff, ncols, dst, dstoff, tmp, 
     A vector (ncols 1) is D_t (W src) (:func:`fastrnn._simd.matvec`), through ``tmp`` (H
     entries), so dst may be src. A
     matrix is (D_t W) src: :func:`jacobian` into ``tmp`` (H * H entries), then one product
-    straight into dst, which must then be another buffer than src: fastrnn._simd's vector
-    kernel where it is the faster (:func:`fastrnn._simd.fits`), else BLAS from
-    fastrnn._linalg's size on.
+    straight into dst, which must then be another buffer than src (:func:`fastrnn._simd.product`:
+    the vector kernel where it is the faster, else BLAS from fastrnn._linalg's size on).
     """
     if ncols == 1:  # a vector: fastrnn._simd's matrix-vector product (mm's one-column loop is one chain of adds a row)
         _simd.matvec(theta, woff, H, H, src, soff, tmp, soff - soff)
@@ -108,10 +106,7 @@ def jacobian_times(H, theta, woff, d, doff, src, soff, ncols, dst, dstoff, tmp, 
             dst[dstoff + i] = d[doff + i] * tmp[i]
         return
     jacobian(H, theta, woff, d, doff, tmp)
-    if _simd.fits(H, H, ncols):
-        _simd.mm(tmp, soff - soff, H, H, src, soff, ncols, dst, dstoff)
-    else:
-        mm(tmp, soff - soff, H, H, src, soff, ncols, dst[dstoff : dstoff + H * ncols], blas)
+    _simd.product(tmp, soff - soff, H, H, src, soff, ncols, dst, dstoff, blas)
 
 
 @njit(**JIT)

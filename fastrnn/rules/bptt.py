@@ -22,7 +22,6 @@ import numpy as np
 from numba import njit
 
 from .. import _checks, _online, _simd
-from .._linalg import mm
 from ..cells import rnn
 from ..config import JIT
 from ..exceptions import InvalidArgument
@@ -124,10 +123,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                             delta[i] *= dh[i]
                             deltas[i * k2 + sl] = delta[i]
                     # [U | W | b] gradient: sum over the stored steps of delta_s ahat_s^T, one (H, k2) @ (k2, m) product
-                    if _simd.fits(H, k2, m):
-                        _simd.mm(deltas, B - B, H, k2, AH, b * k2 * m, m, gm, B - B)
-                    else:
-                        mm(deltas, B - B, H, k2, AH, b * k2 * m, m, gm, True)
+                    _simd.product(deltas, B - B, H, k2, AH, b * k2 * m, m, gm, B - B, True)
                     rnn.add_rows(H, I, gm, B - B, grad, B - B)
                 clock[1] = 0.0
                 _online.update(theta, grad, grad_sum, ctl, hyper, counters, opt_state)
