@@ -121,52 +121,34 @@ TWIN_CASES = [
 ]
 
 
+@pytest.mark.parametrize("streams", [2, 1], ids=["two-streams-accumulated", "one-stream-sgd"])
 @pytest.mark.parametrize("rule,settings", TWIN_CASES, ids=[f"{r}-{s}" for r, s in TWIN_CASES])
-def test_each_rule_trained_online_equals_its_numpy_twin(rng, rule, settings):
+def test_each_rule_trained_online_equals_its_numpy_twin(rng, rule, settings, streams):
+    """Two streams with the gradients accumulated, and one stream with plain SGD and nothing accumulated:
+    the case where a rule may step the weights in its own pass."""
+    accumulate = streams > 1
     model = make_model(rng)
-    X, Y = random_data(rng, 2, 16, "softmax")
+    X, Y = random_data(rng, streams, 16, "softmax")
     name = "snap1" if rule == "snap1-masked-rtrl" else rule
-    state = online.OnlineState.new(model, name, settings, 2, seed=5)
+    state = online.OnlineState.new(model, name, settings, streams, seed=5)
     twins = _twin_rules(rule, model, state, rules.module(name).check_settings(settings))
     params = twin_params(model)
     rngs = [int(r) for r in state.rng]
-    res = online.run(model, X, Y, rule=name, lr=0.2, state=state, accumulate=True, **settings)
+    res = online.run(model, X, Y, rule=name, lr=0.2, state=state, accumulate=accumulate, **settings)
     losses, p, gsum, twins, _ = ref.run_online(params, X, Y, "tanh", "softmax", twins, 0.2, rngs=rngs)
     close(res.losses, losses)
     close(model.theta, flat(model, p))
-    close(res.grad_sum, flat(model, gsum))
-    if rule == "uoro":
-        for b in range(2):
+    if accumulate:
+        close(res.grad_sum, flat(model, gsum))
+    for b in range(streams):
+        if rule == "uoro":
             close(res.state.arrays["a"][b], twins[b].A)
             close(ref.theta_vector_to_matrix(res.state.arrays["b"][b], I, H), twins[b].B)
-    if rule == "kf-rtrl":
-        for b in range(2):
+        if rule == "kf-rtrl":
             close(res.state.arrays["a"][b], twins[b].A)
             close(res.state.arrays["b"][b], twins[b].B)
-    if rule == "snap1":
-        for b in range(2):
+        if rule == "snap1":
             close(ref.theta_vector_to_matrix(res.state.arrays["influence"][b], I, H), twins[b].S)
-
-
-@pytest.mark.parametrize("rule,settings", TWIN_CASES, ids=[f"{r}-{s}" for r, s in TWIN_CASES])
-def test_each_rule_trained_online_on_one_stream_with_sgd_equals_its_numpy_twin(rng, rule, settings):
-    # one stream, plain SGD, nothing accumulated: the case where a rule may step the weights in its own pass
-    model = make_model(rng)
-    X, Y = random_data(rng, 1, 16, "softmax")
-    name = "snap1" if rule == "snap1-masked-rtrl" else rule
-    state = online.OnlineState.new(model, name, settings, 1, seed=5)
-    twins = _twin_rules(rule, model, state, rules.module(name).check_settings(settings))
-    params = twin_params(model)
-    rngs = [int(r) for r in state.rng]
-    res = online.run(model, X, Y, rule=name, lr=0.2, state=state, **settings)
-    losses, p, _, twins, _ = ref.run_online(params, X, Y, "tanh", "softmax", twins, 0.2, rngs=rngs)
-    close(res.losses, losses)
-    close(model.theta, flat(model, p))
-    if rule == "kf-rtrl":
-        close(res.state.arrays["a"][0], twins[0].A)
-        close(res.state.arrays["b"][0], twins[0].B)
-    if rule == "snap1":
-        close(ref.theta_vector_to_matrix(res.state.arrays["influence"][0], I, H), twins[0].S)
 
 
 @pytest.mark.parametrize("optimizer,clip", [("adam", {"clip_norm": 0.3}), ("momentum", {"clip_value": 0.05})])
