@@ -18,8 +18,10 @@ One model's training chunks (``call="train"``):
     :func:`fastrnn._train_kernel.train_chunk_general`: every setting.
 ``small-lean``
     :func:`fastrnn._small.lean_kernel` (through ``lean_call``): one vanilla layer
-    whose every product is below ``config.BLAS_MIN_WORK``, with every optimizer,
-    head, activation, clipping and truncation; compiled once per optimizer, head
+    whose every product is below ``config.BLAS_MIN_WORK`` (the general driver's
+    numbers bit for bit), or whose per-step work is at most
+    :data:`LEAN_MAX_STEP_WORK` and not a character stream (faster than the general
+    driver's BLAS calls there; equal to rounding), with every optimizer, head, activation, clipping and truncation; compiled once per optimizer, head
     and truncation that a run uses (the binary-addition headline is SGD, the sigmoid
     head and full BPTT).
 ``text``
@@ -140,6 +142,28 @@ def small_fits(dims, T, B):
     return cell == _CELL_RNN and L == 1 and hand_products(T, B, H, max(I, H, O))
 
 
+#: The largest per-step work, B * H * max(I, H, O) multiply-adds, and the most hidden units, at which
+#: one vanilla layer past :func:`small_fits` still trains faster on the lean kernel than on the general
+#: driver with BLAS: measured on the binary task at batch 1, 4 and 16, H = 16 to 64, T = 8 and 16 (the
+#: lean kernel 1.3-2.3x faster at batch 1 to 4, as fast at the bound: B=8 with H=32 or 64, B=16 with
+#: H=32, B=32 with H=16; 0.9x past it, at B=16, H=48). Not for character
+#: streams: their one-hot rows let the general driver gather columns of U instead of multiplying (the
+#: text task with Adam: 39 against 34 us an iteration at H=20, 104 against 64 at H=64).
+LEAN_MAX_STEP_WORK = 16384
+LEAN_MAX_HIDDEN = 64
+
+
+def lean_fits(dims, T, B):
+    """Whether one model's training chunks take the lean kernel: :func:`small_fits` (then with the
+    general driver's numbers bit for bit), or one vanilla layer of at most :data:`LEAN_MAX_HIDDEN` units
+    whose per-step work is at most :data:`LEAN_MAX_STEP_WORK`, where the general driver would send
+    products to BLAS (then the same sums in another order: equal to rounding). :func:`choose_kernel`
+    leaves character streams to the general driver or the text kernel."""
+    I, H, O, L, _, _, cell = dims.tolist()
+    return cell == _CELL_RNN and L == 1 and (hand_products(T, B, H, max(I, H, O))
+                                             or (H <= LEAN_MAX_HIDDEN and B * H * max(I, H, O) <= LEAN_MAX_STEP_WORK))
+
+
 def sgd_fits(dims, T, opt, K, clip_norm, clip_value):
     """Whether many models' settings are the SGD lean kernel's (given :func:`small_fits`): plain SGD, no
     clipping of either kind, full BPTT (K < 0 or K >= T - 1) and the sigmoid head."""
@@ -182,12 +206,17 @@ def lanes_fit(dims, dtype):
 _R_FORCED = f"{ENV}=general forces the general kernels"
 _R_GENERAL = ("the general driver: the model is not one vanilla layer with every product below "
               f"{_BLAS_MIN_WORK} multiply-adds (the small-model kernels' case)")
+_R_GENERAL_TRAIN = ("the general driver: the model is not one vanilla layer whose per-step work (batch x hidden x "
+                    f"widest layer) is at most {LEAN_MAX_STEP_WORK} (the lean kernel's case)")
 _R_SMALL = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the small-model kernel, "
             "the general driver's numbers")
 _R_SGD = ("a small model trained with plain SGD, no clipping, full BPTT and a sigmoid head: the lean "
           "small-model kernel, the general driver's numbers")
 _R_LEAN = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the lean small-model kernel "
            "specialised for the run's optimizer, head and truncation, the general driver's numbers")
+_R_LEAN_WIDE = ("one vanilla layer whose per-step work (batch x hidden x widest layer) is at most "
+                f"{LEAN_MAX_STEP_WORK}: the lean small-model kernel specialised for the run's optimizer, head and truncation, "
+                "faster here than the general driver's BLAS calls; its numbers equal the general driver's to rounding")
 _R_TEXT = ("one stream of character indices at batch 1 into a one-layer tanh RNN with a softmax head, float64, "
            "Adagrad or RMSprop, no global-norm clipping, full BPTT per window: the fused text kernel")
 _R_LANES = "float64 lean small models of one shape: several models in the lanes of a vector, each its own run's numbers"
@@ -195,8 +224,9 @@ _R_THREADS = "n_threads > 1: the general driver with the batch split over thread
 
 _CHOICES = {
     ("train", "forced"): KernelChoice("general", _R_FORCED),
-    ("train", "general"): KernelChoice("general", _R_GENERAL),
+    ("train", "general"): KernelChoice("general", _R_GENERAL_TRAIN),
     ("train", "lean"): KernelChoice("small-lean", _R_LEAN),
+    ("train", "lean-wide"): KernelChoice("small-lean", _R_LEAN_WIDE),
     ("train", "text"): KernelChoice("text", _R_TEXT),
     ("many", "forced"): KernelChoice("many-general", _R_FORCED + ", one model per thread"),
     ("many", "general"): KernelChoice("many-general", _R_GENERAL + ", one model per thread"),
@@ -214,7 +244,7 @@ NAMES = tuple(sorted({c.name for c in _CHOICES.values()}))
 
 
 def choose_kernel(dims, dtype, T, batch, call="train", opt=_SGD, K=-1, clip_norm=0.0, clip_value=0.0, chars=False,
-                  n_threads=1):
+                  n_threads=1, fused_text=True):
     """The kernel that serves a call, as a :class:`KernelChoice` (name and reason).
 
     Parameters
@@ -235,6 +265,8 @@ def choose_kernel(dims, dtype, T, batch, call="train", opt=_SGD, K=-1, clip_norm
         none); for ``call="many"`` one per model (arrays), ``clip_value`` one for all.
     chars : bool
         The data are one stream of character indices (the text task's source).
+    fused_text : bool
+        Whether the fused text kernel can be built (False after it failed to compile).
     n_threads : int
         ``call="grads"``: threads to split the batch over.
     """
@@ -249,13 +281,17 @@ def choose_kernel(dims, dtype, T, batch, call="train", opt=_SGD, K=-1, clip_norm
                                                           clip_value) for m in range(dims.shape[0])):
             return _CHOICES[("many", "lanes" if lanes_fit(dims, dtype) else "sgd")]
         return _CHOICES[("many", "small" if small_fits(dims[0], T, batch) else "general")]
-    if chars and text_fits(dims, dtype, batch, opt, K, T, clip_norm):
+    if chars and fused_text and text_fits(dims, dtype, batch, opt, K, T, clip_norm):
         return _CHOICES[("train", "text")]
-    if not small_fits(dims, T, batch):
-        choice = _CHOICES[("train", "general")]
-    else:
+    if small_fits(dims, T, batch):
         choice = _CHOICES[("train", "lean")]
-    return choice.instead(f"not the fused text kernel: {text_misfit(dims, dtype, batch, opt, K, T, clip_norm)}") if chars else choice
+    elif not chars and lean_fits(dims, T, batch):
+        choice = _CHOICES[("train", "lean-wide")]
+    else:
+        choice = _CHOICES[("train", "general")]
+    if not chars or not fused_text:
+        return choice
+    return choice.instead(f"not the fused text kernel: {text_misfit(dims, dtype, batch, opt, K, T, clip_norm)}")
 
 
 def for_model(model, T, batch, call="train", **settings):

@@ -163,12 +163,16 @@ def scratch_size(model, T, batch, n_threads=1):
     return size
 
 
+#: The kernels that carve the lean kernel's arrays (:func:`fastrnn._small.lean_views`) from their scratch.
+_LEAN_SIZED = ("small", "small-lean", "many-small", "many-small-sgd", "lanes-sgd")
+
+
 def chunk_scratch_size(model, T, batch, kernel=None):
     """Scratch entries :func:`train_chunk` needs for sequences of T steps (for the kernel
     :func:`fastrnn.dispatch.choose_kernel` chooses for the run, or ``kernel``)."""
     if kernel is None:
         kernel = dispatch.for_model(model, T, batch)
-    if kernel.name in ("small", "small-lean"):  # the sizes in plain Python (both kernels carve the same arrays)
+    if kernel.name in _LEAN_SIZED:  # the sizes in plain Python (these kernels carve the same arrays)
         I, H, O = model.n_in, model.n_hidden, model.n_out
         return model.n_params + _small.lean_scratch_size(T, batch, I, H, O)
     return int(_train_kernel.chunk_scratch_size(T, batch, model.dims, model.n_params))
@@ -240,9 +244,10 @@ def loss_and_grads_into(model, X, Y, M, h0, K, buf, grad, h_final, plan):
 
 
 def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm, clip_value, hstate, resets, buf,
-                losses, grad_norms, errors, blas=True):
-    """Train ``losses.shape[0]`` iterations of ``model`` in place, on the kernel
-    :func:`fastrnn.dispatch.choose_kernel` chooses for this call (``general``:
+                losses, grad_norms, errors, blas=True, kernel=None):
+    """Train ``losses.shape[0]`` iterations of ``model`` in place, on ``kernel`` (the run's
+    :class:`fastrnn.dispatch.KernelChoice`, which also sized ``buf``; None: the one
+    :func:`fastrnn.dispatch.choose_kernel` chooses for this call) (``general``:
     :func:`fastrnn._train_kernel.train_chunk_general`, whose arguments these are;
     ``small-lean``: :mod:`fastrnn._small`'s lean kernel, the same numbers). Only the
     chosen kernel is compiled (or loaded from numba's cache).
@@ -253,8 +258,9 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
     """
     if resets is None:
         resets = _NO_RESETS
-    name = dispatch.for_model(model, X.shape[1], batch, opt=opt, K=K, clip_norm=clip_norm, clip_value=clip_value).name
-    if name == "small-lean":
+    if kernel is None:
+        kernel = dispatch.for_model(model, X.shape[1], batch, opt=opt, K=K, clip_norm=clip_norm, clip_value=clip_value)
+    if kernel.name == "small-lean":
         return _small.lean_call(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
                                 clip_value, hstate, resets, buf, losses, grad_norms, errors)
     if blas and losses.shape[0] == 0:
@@ -397,17 +403,19 @@ _NOTED = {"general": ("_train_kernel", "general_kernel", "general training"),
           "text": ("_charrnn", "run", "text training")}
 
 
-def run_kernel(model, T, batch, options=None, many=None, chars=False):
+def run_kernel(model, T, batch, options=None, many=None, chars=False, fused_text=True):
     """The kernel a training run of ``model`` on (batch, T) batches takes
     (:func:`fastrnn.dispatch.choose_kernel`'s answer): ``options`` is
     ``(opt, K, clip_norm, clip_value)`` (None: not given; then ``small`` or ``general``), ``many``
     the stacked ``(dims, opts, Ks, clip_norms)`` of a :func:`train_chunks_many` group, ``chars``
-    whether the data are one stream of character indices."""
+    whether the data are one stream of character indices, ``fused_text`` whether the fused text
+    kernel can be built."""
     opt, K, clip_norm, clip_value = (None, -1, 0.0, 0.0) if options is None else options
     if many is not None:
         dims, opts, Ks, clip_norms = many
         return dispatch.choose_kernel(dims, model.dtype, T, batch, "many", opt=opts, K=Ks, clip_norm=clip_norms)
-    return dispatch.for_model(model, T, batch, opt=opt, K=K, clip_norm=clip_norm, clip_value=clip_value, chars=chars)
+    return dispatch.for_model(model, T, batch, opt=opt, K=K, clip_norm=clip_norm, clip_value=clip_value, chars=chars,
+                              fused_text=fused_text)
 
 
 def compile_note(model, T, batch, stream=None, options=None, many=False, chars=False, kernel=None):

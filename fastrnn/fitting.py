@@ -548,7 +548,7 @@ class _FitRun:
         losses, norms, errors = out
         return engine.train_chunk(self.model, self.K, X, Y, M, batch, self.kind, self.s["lr"], self.hyper,
                                   self.opt_state, self.done, self.clip_norm, self.clip_value, self.hstate, resets,
-                                  self.buf, losses[:n], norms[:n], errors[: n * batch])
+                                  self.buf, losses[:n], norms[:n], errors[: n * batch], kernel=self.kernel)
 
     def warmup(self):
         engine.compile_note(self.model, self.plan.steps(), self.plan.B, kernel=self.kernel)

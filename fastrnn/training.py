@@ -304,7 +304,7 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
                                      M[a * B : b * B] if M.shape[0] else M, B, run.kind, lr, run.hyper, run.state,
                                      run.done + a, run.clip_norm, run.clip_value, hstate,
                                      resets[a:b] if resets.shape[0] else resets, buf, losses[a:b], norms[a:b],
-                                     errors[a * B : b * B])
+                                     errors[a * B : b * B], kernel=run.kernel)
             done = a + got
             if got < b - a:
                 break
@@ -352,7 +352,7 @@ def train(task=None, *, csv=None, save=None, overwrite=False, progress=False, re
             # on a terminal, when the kernel is neither compiled nor cached
             engine.compile_note(model, run.T, B, kernel=run.kernel)
             if not engine.chars_ready():  # a numba that cannot build it: the general kernel (one line said so)
-                run.kernel = run.choose_kernel(chars=False).instead("the fused text kernel could not be compiled")
+                run.kernel = run.choose_kernel(fused_text=False).instead("the fused text kernel could not be compiled")
                 general_warmup()
 
         fetch, call, warmup = run.source.next_ids, chars_call, chars_warmup
@@ -826,12 +826,13 @@ def train_many(settings_list):
     dims = np.stack([r.model.dims for r in runs])
     hstates = np.zeros((n_models, engine.state_size(first.model, B)), dtype=dt)
     states = params.aligned_zeros((n_models, 2, P), dt)
-    bufs = params.aligned_empty((n_models, first.scratch_size()), dt)
     Ks = np.array([r.K for r in runs], dtype=np.int64)
     kinds = np.array([r.kind for r in runs], dtype=np.int64)
     lrs = np.array([r.s["lr"] for r in runs])
     hypers = np.stack([r.hyper for r in runs])
     clips = np.array([r.clip_norm for r in runs])
+    kernel = engine.run_kernel(first.model, first.T, B, many=(dims, kinds, Ks, clips))
+    bufs = params.aligned_empty((n_models, engine.chunk_scratch_size(first.model, first.T, B, kernel)), dt)
     losses, norms = np.empty((n_models, chunk)), np.empty((n_models, chunk))
     errors = np.empty((n_models, chunk * B), dtype=np.int64)
     n_iters = np.zeros(n_models, dtype=np.int64)
@@ -848,7 +849,6 @@ def train_many(settings_list):
         M = np.stack([b[2] for b in batches]) if batches[0][2].shape[0] else np.zeros((0, 0, 0), dtype=dt)
         return X, Y, M
 
-    kernel = engine.run_kernel(first.model, first.T, B, many=(dims, kinds, Ks, clips))
     for r in runs:
         r.kernel = kernel
     t0 = time.perf_counter()
@@ -1030,15 +1030,14 @@ class _Run:
         self.seconds_before = float(state.get("train_seconds", 0.0))
         self.blas_before = state.get("blas_threads")  # the first leg's BLAS threads: the same sums
 
-    def choose_kernel(self, chars=None):
-        """:func:`fastrnn.dispatch.choose_kernel`'s answer for this run (``chars``: whether the data
-        are fed as character indices; None: when the task's source can give them)."""
-        chars = hasattr(self.source, "next_ids") if chars is None else chars
+    def choose_kernel(self, fused_text=True):
+        """:func:`fastrnn.dispatch.choose_kernel`'s answer for this run (character streams where the
+        task's source gives them; ``fused_text=False``: the fused text kernel cannot be built)."""
         return engine.run_kernel(self.model, self.T, self.B, (self.kind, self.K, self.clip_norm, self.clip_value),
-                                 chars=chars)
+                                 chars=hasattr(self.source, "next_ids"), fused_text=fused_text)
 
     def scratch_size(self):
-        return engine.chunk_scratch_size(self.model, self.T, self.B)
+        return engine.chunk_scratch_size(self.model, self.T, self.B, self.kernel)
 
     def remaining(self):
         return self.status == "completed" and self.done < self.s["iters"]

@@ -110,11 +110,11 @@ def test_ctrl_c_exits_130_and_says_what_was_kept(capsys, tmp_path, monkeypatch):
     real = engine.train_chunk
     calls = {"n": 0}
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "train_chunk", interrupted)
     code, _, err = run(capsys, "train", "--iters", "500", "--csv", str(tmp_path / "r.csv"), "--save", str(tmp_path / "m.npz"))

@@ -42,10 +42,15 @@ def test_each_call_gets_the_kernel_that_serves_it(monkeypatch):
     assert _choose(fastrnn.RNN(2, 16, 1, layers=2), 8, 1, opt=SGD) == "general"
     assert _choose(fastrnn.RNN(2, 16, 1, cell="gru"), 8, 1, opt=SGD) == "general"
     assert _choose(fastrnn.RNN(20, 100, 10), 10, 32, opt=SGD) == "general"  # products for BLAS
+    # past the hand loops, one vanilla layer with a small per-step work still trains on the lean kernel
+    assert _choose(fastrnn.RNN(2, 32, 1, head="sigmoid"), 8, 1, opt=SGD) == "small-lean"
+    assert _choose(fastrnn.RNN(8, 64, 10), 8, 4, opt=ADAM) == "small-lean"
+    assert _choose(fastrnn.RNN(8, 48, 10), 8, 16, opt=ADAM) == "general"
+    assert _choose(fastrnn.RNN(2, 32, 1, head="sigmoid"), 8, 1, call="grads") == "general"
 
     chars = fastrnn.RNN(30, 20, 30, head="softmax")
     assert _choose(chars, 25, 1, opt=ADAGRAD, chars=True) == "text"
-    assert _choose(chars, 25, 1, opt=ADAGRAD, chars=False) == "general"  # the same model fed one-hot rows
+    assert _choose(chars, 25, 1, opt=ADAGRAD, chars=False) == "small-lean"  # the same model fed arrays
     assert _choose(chars, 25, 4, opt=ADAGRAD, chars=True) == "general"
     assert _choose(chars, 25, 1, opt=ADAM, chars=True) == "general"
     assert _choose(chars, 25, 1, opt=ADAGRAD, clip_norm=1.0, chars=True) == "general"
@@ -219,16 +224,17 @@ def test_a_fit_compiles_the_kernel_of_its_full_batches_before_the_clock(monkeypa
     real = engine.train_chunk
 
     def spy(model, K, X, Y, M, batch, *args, **kwargs):
-        seen.append(dispatch.for_model(model, X.shape[1], batch, opt=args[0], K=K, clip_norm=args[5],
-                                       clip_value=args[6]).name)
+        at_shape = dispatch.for_model(model, X.shape[1], batch, opt=args[0], K=K, clip_norm=args[5], clip_value=args[6])
+        assert kwargs["kernel"].name == at_shape.name  # the run's kernel is given, and it is the call's shape's
+        seen.append(kwargs["kernel"].name)
         return real(model, K, X, Y, M, batch, *args, **kwargs)
 
     monkeypatch.setattr(engine, "train_chunk", spy)
     rng = np.random.default_rng(1)
     X = rng.standard_normal((64, 8, 8))
     Y = np.eye(4)[rng.integers(0, 4, (64, 8))]
-    result = fastrnn.fit(fastrnn.RNN(8, 16, 4, head="softmax"), X, Y, epochs=1, batch=32)
-    assert result.kernel.name == "general"  # 8 * 32 * 16 * 16 multiply-adds: BLAS's size
+    result = fastrnn.fit(fastrnn.RNN(8, 48, 4, head="softmax"), X, Y, epochs=1, batch=32)
+    assert result.kernel.name == "general"  # 32 * 48 * 48 multiply-adds a step: past the lean kernel's size
     assert seen[0] == "general" and set(seen) == {"general"}
 
 

@@ -113,6 +113,62 @@ def test_small_train_chunk_matches_the_reference_over_carried_windows(rng, act, 
         np.testing.assert_allclose(model.params[name], v - lr * g1[name], rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
 
 
+#: A shape past the general driver's hand loops (T*B*H*H = 9216 multiply-adds: BLAS there) that the lean
+#: kernel still takes for one model's training (per-step work B*H*H = 1152, below dispatch.LEAN_MAX_STEP_WORK).
+WIDE = dict(T=8, B=2, I=3, H=24, O=2)
+
+
+@pytest.mark.parametrize("K", [None, 2])
+def test_the_lean_kernel_past_the_hand_loops_matches_the_reference(rng, K):
+    """Where the general driver's products go to BLAS the lean kernel still trains one model: two SGD
+    iterations on a stream against tests/reference.py at rtol 1e-10 (full and truncated BPTT)."""
+    T, B, I, H, O = (WIDE[k] for k in "TBIHO")
+    lr = 0.1
+    X, Y, mask = make_data(rng, B, 2 * T, I, O, "softmax", True)
+    params = ref.init_params(I, H, O, 1, rng, scale=0.8)
+    model = model_from_params(params, "tanh", "softmax")
+    assert not dispatch.small_fits(model.dims, T, B) and dispatch.lean_fits(model.dims, T, B)
+    choice = dispatch.for_model(model, T, B)
+    assert choice.name == "small-lean" and "to rounding" in choice.reason
+    cut = lambda A: np.ascontiguousarray(np.concatenate([A[:, :T], A[:, T:]]))  # noqa: E731
+    hstate = np.full(engine.state_size(model, B), 9.0)
+    losses, norms, errors = np.empty(2), np.empty(2), np.empty(2 * B, dtype=np.int64)
+    done = _small.LeanCall()(model.theta, model.dims, -1 if K is None else K, cut(X), cut(Y), cut(mask), B, optim.SGD, lr,
+                             optim.hyper_array(), np.zeros((2, model.n_params)), 0, 0.0, 0.0, hstate,
+                             np.array([1, 0], dtype=np.int64), np.empty(engine.chunk_scratch_size(model, T, B)), losses,
+                             norms, errors)
+    assert done == 2
+    loss0, g0 = ref.loss_and_grads(params, X[:, :T], Y[:, :T], mask[:, :T], "tanh", "softmax", bptt_truncate=K)
+    _, s0 = ref.forward(params, X[:, :T], "tanh", "softmax")
+    p1 = {k: v - lr * g0[k] for k, v in params.items()}
+    loss1, g1 = ref.loss_and_grads(p1, X[:, T:], Y[:, T:], mask[:, T:], "tanh", "softmax", bptt_truncate=K,
+                                   h0=s0[:, :, -1])
+    np.testing.assert_allclose(losses, [loss0, loss1], rtol=RTOL_TWIN)
+    for name, v in p1.items():
+        np.testing.assert_allclose(model.params[name], v - lr * g1[name], rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_the_lean_kernel_past_the_hand_loops_equals_the_general_driver_to_rounding(rng, kind):
+    """The same run on the general driver, whose products there go to BLAS: the same sums in another order,
+    so every loss, norm and parameter equal to rounding (the twins' tolerance: Adam's step divides by the
+    gradient's size and carries the last bits further), the error counts exactly."""
+    T, B, I, H, O = (WIDE[k] for k in "TBIHO")
+    n = 5
+    X, Y, mask = make_data(rng, n * B, T, I, O, "sigmoid", True)
+    resets = np.array([1, 0, 1, 0, 0], dtype=np.int64)
+    model = fastrnn.RNN(I, H, O, activation="tanh", head="sigmoid", seed=4, init_scale=1.2)
+    general = model.copy()
+    code = optim.OPTIMIZERS[kind]
+    got = _chunk(_small.LeanCall(), model, 3, X, Y, mask, B, code, resets, n)
+    want = _chunk(_train_kernel.train_chunk_any, general, 3, X, Y, mask, B, code, resets, n, (True, None))
+    assert got[0] == want[0] == n
+    np.testing.assert_array_equal(got[3], want[3])
+    for a, b in zip(got[1:3] + got[4:], want[1:3] + want[4:]):
+        np.testing.assert_allclose(a, b, rtol=RTOL_TWIN, atol=ATOL_TWIN)
+    np.testing.assert_allclose(model.theta, general.theta, rtol=RTOL_TWIN, atol=ATOL_TWIN)
+
+
 def test_shapes_that_need_blas_or_more_layers_take_the_general_path():
     assert dispatch.small_fits(fastrnn.RNN(2, 16, 1).dims, 8, 1)
     assert not dispatch.small_fits(fastrnn.RNN(2, 16, 1, layers=2).dims, 8, 1)

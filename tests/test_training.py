@@ -186,11 +186,11 @@ def test_interrupt_keeps_every_finished_row_and_saves_the_model(tmp_path, monkey
     real = engine.train_chunk
     calls = {"n": 0}
 
-    def interrupted(*args):
+    def interrupted(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 4:  # the warm-up call, then two chunks, then Ctrl-C
             raise KeyboardInterrupt
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(engine, "train_chunk", interrupted)
     path, model_path = tmp_path / "run.csv", tmp_path / "m.npz"
