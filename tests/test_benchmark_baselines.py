@@ -192,7 +192,7 @@ def test_results_tables_render_from_the_files_alone(tmp_path):
                                             ("binary", "numpy_batched_2t", 150.0), ("digits", "fastrnn", 400.0),
                                             ("digits", "numpy_batched_1t", 1000.0), ("digits", "numpy_batched_2t", 800.0))],
         "startup": [dict(start="cold (empty numba cache)", repeats=1, median_s=4.0, compile_or_load_s=3.0, **spread),
-                    dict(start="warm (cached)", repeats=5, median_s=0.7, compile_or_load_s=0.02, **spread)],
+                    dict(start="warm (cached)", repeats=5, median_s=0.7, compile_or_load_s=0.02, train_s=0.05, **spread)],
         "sweep": [dict(seeds=32, iters=20000, workers=2, wall_s=1.6, scaled_to=1000, scaled_s=50.0, reached_1=32, checked_seeds="0 16 31")],
         "floor": [dict(flops_per_iteration=14722, seconds_per_iteration=1.5e-6, achieved_gflops=9.8, peak_gflops_same_shapes=10.0,
                        achieved_over_peak=0.98)],
@@ -209,6 +209,8 @@ def test_results_tables_render_from_the_files_alone(tmp_path):
     assert "| fastrnn (library call, default kernel choice) | small-sgd | 0.05 [0-1] | 1 |" in text
     assert "| fastrnn (library call, FASTRNN_KERNEL=general) | general | 0.09 [0-1] | 1.8 |" in text
     assert "checked before its time counted" in text
+    # the start-up table: the warm run's load and its training seconds, apart from its wall time
+    assert "| of which load | of which training |" in text and "| 0.02 | 0.05 |" in text
     # numpy contenders at both BLAS thread counts, in the grid and in loss_and_grads
     assert "numpy batched, 1 BLAS thread | numpy batched, 2 BLAS threads |" in text
     assert "| binary | 1 | 8 | 2 | 16 | 1 | 75 us | 150 us | 5 us | 15x | 30x |" in text
