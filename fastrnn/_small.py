@@ -15,6 +15,12 @@ float32 they agree to float32 rounding: a few sums that the general kernel
 accumulates in a float32 array run here in a float64 scalar, or the reverse.
 Runs on this path agree with each other exactly (train_many and train alike).
 
+One model's training also takes the lean kernel past that size, up to a step's work of
+``dispatch.LEAN_MAX_BATCH_WIDTH`` for batch x widest layer (:func:`fastrnn.dispatch.lean_fits`), where it
+is still the faster: there the general driver hands its time-batched products to BLAS, so
+the two agree to rounding, not to the bit (tests/test_small.py checks both against
+tests/reference.py, and each other at the twins' tolerance).
+
 Why the first version of this path gained nothing end to end: it kept every
 buffer as offsets into one array, and a loop that reads one part of an array
 and writes another runs without vectorisation (measured 6x slower for a 16x16

@@ -19,10 +19,11 @@ One model's training chunks (``call="train"``):
 ``small-lean``
     :func:`fastrnn._small.lean_kernel` (through ``lean_call``): one vanilla layer
     whose every product is below ``config.BLAS_MIN_WORK`` (the general driver's
-    numbers bit for bit), or whose per-step work is at most
-    :data:`LEAN_MAX_STEP_WORK` and not a character stream (faster than the general
-    driver's BLAS calls there; equal to rounding), with every optimizer, head, activation, clipping and truncation; compiled once per optimizer, head
-    and truncation that a run uses (the binary-addition headline is SGD, the sigmoid
+    numbers bit for bit), or of at most :data:`LEAN_MAX_HIDDEN` units whose batch
+    times widest layer is at most :data:`LEAN_MAX_BATCH_WIDTH`, not a character
+    stream (faster than the general driver's BLAS calls there; equal to rounding);
+    every optimizer, head, activation, clipping and truncation; compiled once per
+    optimizer, head and truncation that a run uses (the binary-addition headline is SGD, the sigmoid
     head and full BPTT).
 ``text``
     :func:`fastrnn._charrnn.train_chunk`: min-char-rnn's training, one stream of
@@ -142,26 +143,26 @@ def small_fits(dims, T, B):
     return cell == _CELL_RNN and L == 1 and hand_products(T, B, H, max(I, H, O))
 
 
-#: The largest per-step work, B * H * max(I, H, O) multiply-adds, and the most hidden units, at which
-#: one vanilla layer past :func:`small_fits` still trains faster on the lean kernel than on the general
-#: driver with BLAS: measured on the binary task at batch 1, 4 and 16, H = 16 to 64, T = 8 and 16 (the
-#: lean kernel 1.3-2.3x faster at batch 1 to 4, as fast at the bound: B=8 with H=32 or 64, B=16 with
-#: H=32, B=32 with H=16; 0.9x past it, at B=16, H=48). Not for character
-#: streams: their one-hot rows let the general driver gather columns of U instead of multiplying (the
-#: text task with Adam: 39 against 34 us an iteration at H=20, 104 against 64 at H=64).
-LEAN_MAX_STEP_WORK = 16384
+#: The largest batch x widest layer (B * max(I, H, O)), and the most hidden units, at which one vanilla
+#: layer past :func:`small_fits` still trains faster on the lean kernel than on the general driver with
+#: BLAS (``python benchmarks/bench_lean_size.py``, binary task, T=8: the lean kernel 1.4-3x faster at
+#: batch 1 to 4 with 16 to 64 units, 1.1-1.2x at batch 8 with 32 or 48 and batch 16 with 16; about as fast
+#: at batch 8 with 64 and batch 16 with 32, 0.87-0.93x at batch 16 with 48 or 64 and batch 32). Not for
+#: character streams: their one-hot rows let the general driver gather columns of U instead of
+#: multiplying (the text task with Adam: 39 against 34 us an iteration at H=20, 104 against 64 at H=64).
+LEAN_MAX_BATCH_WIDTH = 384
 LEAN_MAX_HIDDEN = 64
 
 
 def lean_fits(dims, T, B):
     """Whether one model's training chunks take the lean kernel: :func:`small_fits` (then with the
     general driver's numbers bit for bit), or one vanilla layer of at most :data:`LEAN_MAX_HIDDEN` units
-    whose per-step work is at most :data:`LEAN_MAX_STEP_WORK`, where the general driver would send
+    whose batch times widest layer is at most :data:`LEAN_MAX_BATCH_WIDTH`, where the general driver would send
     products to BLAS (then the same sums in another order: equal to rounding). :func:`choose_kernel`
     leaves character streams to the general driver or the text kernel."""
     I, H, O, L, _, _, cell = dims.tolist()
     return cell == _CELL_RNN and L == 1 and (hand_products(T, B, H, max(I, H, O))
-                                             or (H <= LEAN_MAX_HIDDEN and B * H * max(I, H, O) <= LEAN_MAX_STEP_WORK))
+                                             or (H <= LEAN_MAX_HIDDEN and B * max(I, H, O) <= LEAN_MAX_BATCH_WIDTH))
 
 
 def sgd_fits(dims, T, opt, K, clip_norm, clip_value):
@@ -206,16 +207,18 @@ def lanes_fit(dims, dtype):
 _R_FORCED = f"{ENV}=general forces the general kernels"
 _R_GENERAL = ("the general driver: the model is not one vanilla layer with every product below "
               f"{_BLAS_MIN_WORK} multiply-adds (the small-model kernels' case)")
-_R_GENERAL_TRAIN = ("the general driver: the model is not one vanilla layer whose per-step work (batch x hidden x "
-                    f"widest layer) is at most {LEAN_MAX_STEP_WORK} (the lean kernel's case)")
+_R_GENERAL_TRAIN = (f"the general driver: the model is not one vanilla layer of at most {LEAN_MAX_HIDDEN} units whose "
+                    f"batch x widest layer is at most {LEAN_MAX_BATCH_WIDTH} (the lean kernel's case)")
 _R_SMALL = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the small-model kernel, "
             "the general driver's numbers")
-_R_SGD = ("a small model trained with plain SGD, no clipping, full BPTT and a sigmoid head: the lean "
-          "small-model kernel, the general driver's numbers")
+_R_SMALL_MANY = ("one vanilla layer of the lean kernel's size (dispatch.lean_fits): the small-model kernel, the numbers "
+                 "of each run alone")
+_R_SGD = ("a small model (dispatch.lean_fits) trained with plain SGD, no clipping, full BPTT and a sigmoid head: the lean "
+          "small-model kernel, the numbers of each run alone")
 _R_LEAN = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the lean small-model kernel "
            "specialised for the run's optimizer, head and truncation, the general driver's numbers")
-_R_LEAN_WIDE = ("one vanilla layer whose per-step work (batch x hidden x widest layer) is at most "
-                f"{LEAN_MAX_STEP_WORK}: the lean small-model kernel specialised for the run's optimizer, head and truncation, "
+_R_LEAN_WIDE = (f"one vanilla layer of at most {LEAN_MAX_HIDDEN} units whose batch x widest layer is at most "
+                f"{LEAN_MAX_BATCH_WIDTH}: the lean small-model kernel specialised for the run's optimizer, head and truncation, "
                 "faster here than the general driver's BLAS calls; its numbers equal the general driver's to rounding")
 _R_TEXT = ("one stream of character indices at batch 1 into a one-layer tanh RNN with a softmax head, float64, "
            "Adagrad or RMSprop, no global-norm clipping, full BPTT per window: the fused text kernel")
@@ -230,7 +233,7 @@ _CHOICES = {
     ("train", "text"): KernelChoice("text", _R_TEXT),
     ("many", "forced"): KernelChoice("many-general", _R_FORCED + ", one model per thread"),
     ("many", "general"): KernelChoice("many-general", _R_GENERAL + ", one model per thread"),
-    ("many", "small"): KernelChoice("many-small", _R_SMALL + ", one model per thread"),
+    ("many", "small"): KernelChoice("many-small", _R_SMALL_MANY + ", one model per thread"),
     ("many", "sgd"): KernelChoice("many-small-sgd", _R_SGD + ", one model per thread"),
     ("many", "lanes"): KernelChoice("lanes-sgd", _R_LANES),
     ("grads", "forced"): KernelChoice("general", _R_FORCED),
@@ -276,11 +279,14 @@ def choose_kernel(dims, dtype, T, batch, call="train", opt=_SGD, K=-1, clip_norm
         if n_threads > 1:
             return _CHOICES[("grads", "threads")]
         return _CHOICES[("grads", "small" if small_fits(dims, T, batch) else "general")]
-    if call == "many":
-        if all(small_fits(dims[m], T, batch) and sgd_fits(dims[m], T, int(opt[m]), int(K[m]), float(clip_norm[m]),
-                                                          clip_value) for m in range(dims.shape[0])):
-            return _CHOICES[("many", "lanes" if lanes_fit(dims, dtype) else "sgd")]
-        return _CHOICES[("many", "small" if small_fits(dims[0], T, batch) else "general")]
+    if call == "many":  # the lean kernel for the models one run alone trains on it, so that each equals its run alone
+        if all(lean_fits(dims[m], T, batch) and sgd_fits(dims[m], T, int(opt[m]), int(K[m]), float(clip_norm[m]),
+                                                         clip_value) for m in range(dims.shape[0])):
+            # the lanes only within the hand loops' size: past it their vectors of every model's entries
+            # run slower than one model a thread (32 units: 1.3 against 0.64 s for eight runs one by one)
+            lanes = lanes_fit(dims, dtype) and small_fits(dims[0], T, batch)
+            return _CHOICES[("many", "lanes" if lanes else "sgd")]
+        return _CHOICES[("many", "small" if lean_fits(dims[0], T, batch) else "general")]
     if chars and fused_text and text_fits(dims, dtype, batch, opt, K, T, clip_norm):
         return _CHOICES[("train", "text")]
     if small_fits(dims, T, batch):

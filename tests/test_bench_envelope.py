@@ -97,3 +97,20 @@ def test_the_single_purpose_loops_compute_fastrnns_numbers(rng, module, optimize
     fastrnn.fit(model, X, Y, epochs=1, batch=1, optimizer=optimizer, lr=lr, clip=None, shuffle=False)
     for k, v in loop.params().items():
         np.testing.assert_allclose(v, model.params[k], rtol=1e-10, atol=1e-13, err_msg=k)
+
+
+def test_the_lean_size_benchmark_compares_both_kernels_and_names_the_choice(tmp_path):
+    """benchmarks/bench_lean_size.py at smoke size: each grid cell timed on the lean kernel and the general driver
+    (which the script first checks end at the same parameters), with the kernel fastrnn chooses there."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_lean_size.py"), "--quick", "--out", str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(tmp_path / "lean_size.csv", newline="") as fh:
+        rows = {(int(r["H"]), int(r["B"])): r for r in csv.DictReader(fh)}
+    assert set(rows) == {(32, 1), (16, 4)}
+    assert rows[(32, 1)]["chosen"] == "small-lean"  # 32 x 32 a step: within the lean kernel's bound
+    for r in rows.values():
+        assert float(r["lean_us"]) > 0 and float(r["general_us"]) > 0
+        assert np.isclose(float(r["general_x_lean"]), float(r["general_us"]) / float(r["lean_us"]))
+    assert "| H | batch | step work | lean us | general us | general / lean | chosen |" in (tmp_path / "lean_size.md").read_text()

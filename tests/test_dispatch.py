@@ -42,7 +42,7 @@ def test_each_call_gets_the_kernel_that_serves_it(monkeypatch):
     assert _choose(fastrnn.RNN(2, 16, 1, layers=2), 8, 1, opt=SGD) == "general"
     assert _choose(fastrnn.RNN(2, 16, 1, cell="gru"), 8, 1, opt=SGD) == "general"
     assert _choose(fastrnn.RNN(20, 100, 10), 10, 32, opt=SGD) == "general"  # products for BLAS
-    # past the hand loops, one vanilla layer with a small per-step work still trains on the lean kernel
+    # past the hand loops, one vanilla layer with a small batch x widest layer still trains on the lean kernel
     assert _choose(fastrnn.RNN(2, 32, 1, head="sigmoid"), 8, 1, opt=SGD) == "small-lean"
     assert _choose(fastrnn.RNN(8, 64, 10), 8, 4, opt=ADAM) == "small-lean"
     assert _choose(fastrnn.RNN(8, 48, 10), 8, 16, opt=ADAM) == "general"
@@ -71,8 +71,11 @@ def test_each_call_gets_the_kernel_that_serves_it(monkeypatch):
     assert many([f32, f32], [SGD, SGD]) == "many-small-sgd"
     assert many([headline, headline], [SGD, ADAM]) == "many-small"
     assert many([headline, headline], [SGD, SGD], clips=[0.0, 1.0]) == "many-small"
-    wide = fastrnn.RNN(2, 64, 1, head="sigmoid")
-    assert many([wide, wide], [SGD, SGD]) == "many-general"
+    wide = fastrnn.RNN(2, 64, 1, head="sigmoid")  # the lean kernel's size, past the hand loops: one model a thread
+    assert many([wide, wide], [SGD, SGD]) == "many-small-sgd"
+    assert many([wide, wide], [SGD, ADAM]) == "many-small"
+    wider = fastrnn.RNN(2, 100, 1, head="sigmoid")
+    assert many([wider, wider], [SGD, SGD]) == "many-general"
 
 
 def test_forcing_the_general_kernel_reaches_every_call(monkeypatch):

@@ -114,7 +114,7 @@ def test_small_train_chunk_matches_the_reference_over_carried_windows(rng, act, 
 
 
 #: A shape past the general driver's hand loops (T*B*H*H = 9216 multiply-adds: BLAS there) that the lean
-#: kernel still takes for one model's training (per-step work B*H*H = 1152, below dispatch.LEAN_MAX_STEP_WORK).
+#: kernel still takes for one model's training (batch x widest layer 48, below dispatch.LEAN_MAX_BATCH_WIDTH).
 WIDE = dict(T=8, B=2, I=3, H=24, O=2)
 
 
@@ -167,6 +167,22 @@ def test_the_lean_kernel_past_the_hand_loops_equals_the_general_driver_to_roundi
     for a, b in zip(got[1:3] + got[4:], want[1:3] + want[4:]):
         np.testing.assert_allclose(a, b, rtol=RTOL_TWIN, atol=ATOL_TWIN)
     np.testing.assert_allclose(model.theta, general.theta, rtol=RTOL_TWIN, atol=ATOL_TWIN)
+
+
+@pytest.mark.parametrize("settings", [dict(), dict(optimizer="adam", lr=0.01)], ids=["sgd", "adam"])
+def test_runs_past_the_hand_loops_trained_together_each_equal_their_run_alone(settings):
+    """32 hidden units at the binary shape: one run alone takes the lean kernel, and so do such runs trained
+    together (train_many): each model's weights and rows bit for bit its run's alone."""
+    from fastrnn.training import train_many
+
+    base = dict(task="binary", hidden=32, iters=120, log_every=40, **settings)
+    together = train_many([dict(base, seed=s) for s in (0, 1)])
+    assert together[0].kernel.name == ("many-small-sgd" if not settings else "many-small")
+    for s, got in zip((0, 1), together):
+        alone = fastrnn.train(seed=s, **base)
+        assert alone.kernel.name == "small-lean"
+        np.testing.assert_array_equal(got.model.theta, alone.model.theta)
+        np.testing.assert_array_equal(got.history["loss"].to_numpy(), alone.history["loss"].to_numpy())
 
 
 def test_shapes_that_need_blas_or_more_layers_take_the_general_path():
