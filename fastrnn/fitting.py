@@ -36,7 +36,7 @@ from . import settings as _settings
 from .exceptions import InvalidArgument, InvalidType
 from .metrics import COLUMNS, check_output_files
 from .model import RNN
-from .training import blas_threads_of, check_save, divergence_error, drive, init_from, open_writer, versions
+from .training import blas_threads_of, build_model, check_save, divergence_error, drive, open_writer, versions
 
 #: The columns fit adds to metrics.COLUMNS (val_* only with ``validation``).
 FIT_COLUMNS = ["epoch"]
@@ -893,14 +893,10 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
     head = value["head"] = _check_setting("head", value["head"])
     for name in ("hidden", "layers", "activation", "dtype", "init_scale", "seed", "cell", "forget_bias", "init"):
         value[name] = _check_setting(name, value[name])
-    model = RNN(X.shape[2], value["hidden"], Y.shape[2], layers=value["layers"], activation=value["activation"],
-                head=head, dtype=value["dtype"], seed=value["seed"],
-                init_scale=None if value["init_scale"] == "fan_in" else value["init_scale"], cell=value["cell"],
-                forget_bias=value["forget_bias"], init=value["init"])
-    model.metadata = {"task": "data", "data_file": os.path.abspath(path)}
     if value["init_from"] is not None:
         value["init_from"] = _check_setting("init_from", value["init_from"])
-        init_from(model, value["init_from"])
+    model = build_model(X.shape[2], Y.shape[2], head, value)
+    model.metadata = {"task": "data", "data_file": os.path.abspath(path)}
     validation = _file_validation(arrays)
     kwargs = {k: value[k] for k in ("epochs", "batch", "optimizer", "lr", "clip", "clip_value", "bptt_truncate",
                                     "window", "seed", "log_every", "shuffle", *_OPTION_DEFAULTS)}

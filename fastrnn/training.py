@@ -719,6 +719,26 @@ def stop_text_kernel():
         charrnn.stop_all()
 
 
+def build_model(n_in, n_out, head, s, task=None, fresh=True):
+    """The model a run's checked settings ``s`` describe: the one place a run builds its model.
+
+    ``n_in``, ``n_out`` and ``head`` come from the task (``task``: its metadata and its own draw of
+    the weights, then ``s["init"]`` over that draw) or from the user's arrays; a fresh run (not a
+    resume) then copies the weights of ``s["init_from"]`` where one is given.
+    """
+    model = RNN(n_in, s["hidden"], n_out, layers=s["layers"], activation=s["activation"], head=head, dtype=s["dtype"],
+                seed=s["seed"], init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"], cell=s["cell"],
+                forget_bias=s["forget_bias"], init=s["init"])
+    if task is not None:
+        model.metadata = dict(task.model_metadata())
+        task.init_weights(model, s)
+        if s["init"] != "default":  # over a task's own draw (text), the same numbers as the model's
+            inits.apply(model, s["init"], s["seed"])
+    if fresh and s["init_from"] is not None:
+        init_from(model, s["init_from"])
+    return model
+
+
 def init_from(model, path):
     """Copy a saved model's weights into ``model``; refuse, in one line naming both shapes, ones that do not fit."""
     src = RNN.load(path)
@@ -955,16 +975,7 @@ class _Run:
     def __init__(self, task_obj, s, fresh=True):
         self.task, self.s = task_obj, s
         s["versions"] = versions()
-        self.model = RNN(task_obj.n_in, s["hidden"], task_obj.n_out, layers=s["layers"], activation=s["activation"],
-                         head=task_obj.head, dtype=s["dtype"], seed=s["seed"],
-                         init_scale=None if s["init_scale"] == "fan_in" else s["init_scale"], cell=s["cell"], forget_bias=s["forget_bias"],
-                         init=s["init"])
-        self.model.metadata = dict(task_obj.model_metadata())
-        task_obj.init_weights(self.model, s)
-        if s["init"] != "default":  # over a task's own draw (text), the same numbers as the model's
-            inits.apply(self.model, s["init"], s["seed"])
-        if fresh and s["init_from"] is not None:
-            init_from(self.model, s["init_from"])
+        self.model = build_model(task_obj.n_in, task_obj.n_out, task_obj.head, s, task=task_obj, fresh=fresh)
         self.B, self.T = s["batch"], task_obj.T
         self.K = -1 if s["bptt_truncate"] is None else s["bptt_truncate"]
         self.kind = optim.OPTIMIZERS[s["optimizer"]]
