@@ -211,6 +211,9 @@ _R_GENERAL_TRAIN = (f"the general driver: the model is not one vanilla layer of 
                     f"batch x widest layer is at most {LEAN_MAX_BATCH_WIDTH} (the lean kernel's case)")
 _R_SMALL = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the small-model kernel, "
             "the general driver's numbers")
+_R_SMALL_WIDE = (f"one vanilla layer of at most {LEAN_MAX_HIDDEN} units whose batch x widest layer is at most "
+                 f"{LEAN_MAX_BATCH_WIDTH}: the small-model kernel, faster here than the general driver's BLAS calls; its "
+                 "numbers equal the general driver's to rounding")
 _R_SMALL_MANY = ("one vanilla layer of the lean kernel's size (dispatch.lean_fits): the small-model kernel, the numbers "
                  "of each run alone")
 _R_SGD = ("a small model (dispatch.lean_fits) trained with plain SGD, no clipping, full BPTT and a sigmoid head: the lean "
@@ -239,6 +242,7 @@ _CHOICES = {
     ("grads", "forced"): KernelChoice("general", _R_FORCED),
     ("grads", "general"): KernelChoice("general", _R_GENERAL),
     ("grads", "small"): KernelChoice("small", _R_SMALL),
+    ("grads", "small-wide"): KernelChoice("small", _R_SMALL_WIDE),
     ("grads", "threads"): KernelChoice("general-threads", _R_THREADS),
 }
 
@@ -278,7 +282,9 @@ def choose_kernel(dims, dtype, T, batch, call="train", opt=_SGD, K=-1, clip_norm
     if call == "grads":
         if n_threads > 1:
             return _CHOICES[("grads", "threads")]
-        return _CHOICES[("grads", "small" if small_fits(dims, T, batch) else "general")]
+        if small_fits(dims, T, batch):
+            return _CHOICES[("grads", "small")]
+        return _CHOICES[("grads", "small-wide" if lean_fits(dims, T, batch) else "general")]
     if call == "many":  # the lean kernel for the models one run alone trains on it, so that each equals its run alone
         if all(lean_fits(dims[m], T, batch) and sgd_fits(dims[m], T, int(opt[m]), int(K[m]), float(clip_norm[m]),
                                                          clip_value) for m in range(dims.shape[0])):

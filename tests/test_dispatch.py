@@ -46,7 +46,8 @@ def test_each_call_gets_the_kernel_that_serves_it(monkeypatch):
     assert _choose(fastrnn.RNN(2, 32, 1, head="sigmoid"), 8, 1, opt=SGD) == "small-lean"
     assert _choose(fastrnn.RNN(8, 64, 10), 8, 4, opt=ADAM) == "small-lean"
     assert _choose(fastrnn.RNN(8, 48, 10), 8, 16, opt=ADAM) == "general"
-    assert _choose(fastrnn.RNN(2, 32, 1, head="sigmoid"), 8, 1, call="grads") == "general"
+    assert _choose(fastrnn.RNN(2, 32, 1, head="sigmoid"), 8, 1, call="grads") == "small"
+    assert _choose(fastrnn.RNN(8, 48, 10), 8, 16, call="grads") == "general"
 
     chars = fastrnn.RNN(30, 20, 30, head="softmax")
     assert _choose(chars, 25, 1, opt=ADAGRAD, chars=True) == "text"

@@ -225,6 +225,27 @@ def test_loss_and_grads_on_the_small_path_matches_the_reference(rng, act, head, 
 
 
 @pytest.mark.usefixtures("kernel_choice")
+@pytest.mark.parametrize("K", [None, 3])
+def test_loss_and_grads_past_the_hand_loops_matches_the_reference(rng, K, kernel_choice):
+    """At a shape past the general driver's hand loops, loss_and_grads takes the small-model kernel (unless
+    forced to the general one) and matches tests/reference.py."""
+    T, B, I, H, O = (WIDE[k] for k in "TBIHO")
+    X, Y, mask = make_data(rng, B, T, I, O, "softmax", True)
+    params = ref.init_params(I, H, O, 1, rng, scale=0.8)
+    model = model_from_params(params, "tanh", "softmax")
+    choice = dispatch.for_model(model, T, B, "grads")
+    assert choice.name == ("small" if kernel_choice == "auto" else "general")
+    h0 = rng.standard_normal((1, B, H)) * 0.5
+    loss, grads, h_final = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K, h0=h0, return_state=True)
+    want_loss, want = ref.loss_and_grads(params, X, Y, mask, "tanh", "softmax", bptt_truncate=K, h0=h0)
+    _, states = ref.forward(params, X, "tanh", "softmax", h0=h0)
+    np.testing.assert_allclose(loss, want_loss, rtol=RTOL_TWIN)
+    np.testing.assert_allclose(h_final, states[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
+    for name, g in want.items():
+        np.testing.assert_allclose(grads[name], g, rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+
+
+@pytest.mark.usefixtures("kernel_choice")
 def test_train_many_on_the_small_path_equals_separate_runs():
     """The sweep's parallel kernel takes the small path model by model: same numbers as train()."""
     settings = [dict(task="binary", iters=300, log_every=100, seed=s, progress=False) for s in (0, 1, 2)]
