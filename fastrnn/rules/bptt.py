@@ -70,8 +70,7 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
     k1 = int(rs[0])
     k2 = int(rs[1])
     xu, hw, hprev, z, g, c, d, ahat, ones = _online.scratch(B, H, I, O)
-    dh = np.empty(H)
-    delta = np.empty(H)
+    dd = np.empty(2 * H)  # dL/dh of a step, then its delta (cells.rnn.backward_step's one buffer)
     deltas = np.empty(H * k2)  # delta_s of a stream's stored steps, (H, k2): column = ring slot (zero where none)
     gm = np.empty(H * m)
     if not train:
@@ -104,10 +103,10 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                         sl = (slot - r + k2) % k2
                         row = b * k2 + sl
                         if r > 0 and ST[b * k2 + (sl + 1) % k2] == 0.0:  # dh = W^T delta_{s+1}, a (1, H) @ (H, H) product
-                            _simd.mm(delta, B - B, 1, H, theta, oW, H, dh, B - B)
+                            _simd.mm(dd, H, 1, H, theta, oW, H, dd, B - B)
                         else:
                             for i in range(H):
-                                dh[i] = 0.0
+                                dd[i] = 0.0
                         hs = HS[row * H : (row + 1) * H]
                         if r < k1:
                             for k in range(O):
@@ -115,13 +114,12 @@ def run(theta, dims, X, Y, R, h, rng, ctl, hyper, counters, opt_state, rs, losse
                                 v = theta[oV + k * H : oV + (k + 1) * H]
                                 gv = grad[oV + k * H : oV + (k + 1) * H]
                                 for j in range(H):
-                                    dh[j] += gk * v[j]
+                                    dd[j] += gk * v[j]
                                     gv[j] += gk * hs[j]
                                 grad[oc + k] += gk
-                        rnn.derivative(act, H, hs, B - B, delta, B - B)
+                        rnn.backward_step(act, H, dd, B - B, hs, B - B, H)  # delta = f'(a) * dh: the cell's own step
                         for i in range(H):
-                            delta[i] *= dh[i]
-                            deltas[i * k2 + sl] = delta[i]
+                            deltas[i * k2 + sl] = dd[H + i]
                     # [U | W | b] gradient: sum over the stored steps of delta_s ahat_s^T, one (H, k2) @ (k2, m) product
                     _simd.product(deltas, B - B, H, k2, AH, b * k2 * m, m, gm, B - B, True)
                     rnn.add_rows(H, I, gm, B - B, grad, B - B)
