@@ -242,7 +242,7 @@ class _FitOnlineRun:
         self.N, self.T = X.shape[0], X.shape[1]
         self.rule, self.rule_settings = rule, rule_settings
         self.total = s["epochs"] * self.T
-        self.s = dict(task="data", data="arrays", shapes={"X": list(X.shape), "Y": list(Y.shape)}, n_in=model.n_in,
+        self.s = dict(task=_settings.ARRAYS, data="arrays", shapes={"X": list(X.shape), "Y": list(Y.shape)}, n_in=model.n_in,
                       n_out=model.n_out, hidden=model.n_hidden, layers=model.layers, activation=model.activation,
                       head=model.head, dtype=model.dtype.name, **s, batch=self.N, shuffle=False, window=None,
                       bptt_truncate=None, iters=self.total, rule=rule, **rule_settings, **(record or {}),

@@ -135,7 +135,7 @@ def resume_settings(path, saved, task, given):
     a difference is refused in one line naming the setting and both values.
     """
     old = saved["settings"]
-    if old.get("task") == "data":
+    if _settings.on_arrays(old):
         raise InvalidArgument(f"{path} holds a fit on arrays, not a task run; resume it with fastrnn train --data FILE.npz "
                               f"--resume {path} --epochs N (library: fastrnn.fit(None, X, Y, resume=PATH, epochs=N))")
     table = _settings.by_name()

@@ -156,7 +156,7 @@ def _train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpo
         from . import checkpoint
 
         _, state, _ = checkpoint.load(resume)
-        if state["settings"].get("task") == "data" and data is None:  # a fit: on the file it was trained on
+        if setting_defs.on_arrays(state["settings"]) and data is None:  # a fit: on the file it was trained on
             from .fitting import resumed_data_file
 
             data = resumed_data_file(resume, state)
@@ -176,7 +176,7 @@ def _train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpo
             save = checkpoint.saved_model_path(state) if checkpoint.is_checkpoint(state) else resume
         extra["resume"] = resume
     if not no_csv and csv_path is None:
-        csv_path = metrics.default_csv_path(task if data is None else "data")
+        csv_path = metrics.default_csv_path(task if data is None else setting_defs.ARRAYS)
     for name, value in (("checkpoint_every", checkpoint_every), ("checkpoint_seconds", checkpoint_seconds)):
         if value is not None:
             extra[name] = value
@@ -199,8 +199,7 @@ def _train(task, csv_path, no_csv, save, overwrite, quiet, resume, data, checkpo
         elif result.iterations == 0 and not result.train_seconds:
             click.echo(f"{stopped} before the first iteration (while compiling or loading the kernels). {_where(result)}".rstrip(), err=True)
         else:
-            s = result.settings
-            goal = f"--epochs {s['epochs']}" if s.get("task") == "data" else f"--iters {s['iters']}"
+            goal = setting_defs.resume_goal(result.settings)
             again = result.save_path if result.save_path is not None else result.checkpoint_path
             how = f" Continue with: fastrnn train --resume {again} {goal}" if again is not None else ""
             click.echo(f"{stopped} after {result.iterations} iterations. {_where(result)}{how}".rstrip(), err=True)
@@ -227,7 +226,9 @@ def _where(result):
 
 
 def _summary(result):
-    if result.settings.get("task") == "data":
+    from .settings import on_arrays
+
+    if on_arrays(result.settings):
         return _data_summary(result)
     if result.rows and "bpc" in result.rows[-1]:  # the rows, not .history: that would import pandas (start-up)
         row = result.rows[-1]
@@ -346,6 +347,7 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
     """
     params = {**(params or {}), **{k: v for k, v in dict(bits=bits, digits=digits).items() if v is not None}}
     from .model import RNN
+    from .settings import on_arrays
     from .tasks import make_task, require_decoding, task_from_metadata
 
     model = RNN.load(model_path)
@@ -353,10 +355,10 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
     if task is not None:
         task_obj = make_task(task, **params)
         what = f"--task {task}"
-    elif own is None or own == "data":  # saved by RNN.save, or trained on arrays (fit, train --data): no task
+    elif own is None or on_arrays(model.metadata):  # saved by RNN.save, or trained on arrays (fit, train --data): no task
         if not need_task:
             return model, None
-        if own == "data":
+        if own is not None:
             origin = f"was trained on arrays (--data {_short_text(model.metadata.get('data_file', 'arrays'))})"
         else:
             origin = "was saved with RNN.save"

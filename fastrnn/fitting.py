@@ -222,7 +222,7 @@ def _resumed(path, saved, model, given):
     """The model and settings of a resumed fit: the saved run's; ``given`` may differ only in epochs and defaults."""
     loaded, state, _ = saved
     old = state["settings"]
-    if old.get("task") != "data":
+    if not _settings.on_arrays(old):
         raise InvalidArgument(f"resume: {path} holds a run of the {old.get('task')} task, not a fit on arrays; resume it "
                               f"with fastrnn.train(resume=...) or fastrnn train --resume {path} --iters N")
     if model is None:
@@ -428,7 +428,7 @@ class _FitRun:
     def __init__(self, model, plan, val, record):
         self.model, self.plan, self.val = model, plan, val
         s = plan.s
-        self.s = dict(task="data", data="arrays", shapes=plan.shapes, n_in=model.n_in, n_out=model.n_out,
+        self.s = dict(task=_settings.ARRAYS, data="arrays", shapes=plan.shapes, n_in=model.n_in, n_out=model.n_out,
                       hidden=model.n_hidden, layers=model.layers, activation=model.activation, head=model.head,
                       dtype=model.dtype.name, **s, iters=plan.total, **(record or {}), versions=versions())
         if val is not None:
@@ -896,7 +896,7 @@ def fit_file(path, *, csv=None, save=None, overwrite=False, progress=False, resu
     if value["init_from"] is not None:
         value["init_from"] = _check_setting("init_from", value["init_from"])
     model = build_model(X.shape[2], Y.shape[2], head, value)
-    model.metadata = {"task": "data", "data_file": os.path.abspath(path)}
+    model.metadata = {"task": _settings.ARRAYS, "data_file": os.path.abspath(path)}
     validation = _file_validation(arrays)
     kwargs = {k: value[k] for k in ("epochs", "batch", "optimizer", "lr", "clip", "clip_value", "bptt_truncate",
                                     "window", "seed", "log_every", "shuffle", *_OPTION_DEFAULTS)}
@@ -979,7 +979,7 @@ def _resume_file(path, resume, given, files):
     """``fastrnn train --data FILE --resume MODEL --epochs N``: the saved run's settings, checked against those given."""
     saved_model, state, _ = checkpoint.load(resume)
     old = state["settings"]
-    if old.get("task") != "data":
+    if not _settings.on_arrays(old):
         raise InvalidArgument(f"--resume {resume} holds a run of the {old.get('task')} task, not a fit on arrays; leave "
                               f"out --data to resume it")
     if given.get("epochs") is None:

@@ -29,6 +29,22 @@ from .exceptions import InvalidArgument, InvalidType
 #: The default of a setting whose default the task chooses (its module's DEFAULTS).
 PER_TASK = "per task"
 
+#: The ``task`` that a run on the user's own arrays records in its settings and its model's metadata
+#: (``fastrnn.fit``, ``fastrnn train --data``): the one run kind that is not a task of the registry.
+ARRAYS = "data"
+
+
+def on_arrays(record):
+    """Whether a run's recorded settings (or a saved model's metadata) are those of a fit on arrays."""
+    return record.get("task") == ARRAYS
+
+
+def resume_goal(record):
+    """What continuing this run must give on the command line: ``--epochs N`` for a fit on arrays, else
+    ``--iters N`` (N the run's own total)."""
+    return f"--epochs {record['epochs']}" if on_arrays(record) else f"--iters {record['iters']}"
+
+
 #: The step decay's factor when ``lr_step`` is given without ``lr_gamma`` (PyTorch's StepLR's).
 LR_GAMMA = 0.1
 
@@ -261,13 +277,13 @@ TRAINING = (
 
 #: The settings of training on arrays only (``fastrnn.fit``, ``fastrnn train --data``); a task run refuses them.
 DATA = (
-    Setting("epochs", "int", "--data: passes over the training arrays.", 10, minimum=1, tasks=("data",)),
+    Setting("epochs", "int", "--data: passes over the training arrays.", 10, minimum=1, tasks=(ARRAYS,)),
     Setting("window", "int", "--data: train windows of K steps of long streams, carrying the state (BPTT(K, K)).", None,
-            minimum=1, off="whole sequences", tasks=("data",)),
+            minimum=1, off="whole sequences", tasks=(ARRAYS,)),
     Setting("shuffle", "flag", "--data: a new order of the sequences every epoch (not with --window).", True,
-            tasks=("data",)),
+            tasks=(ARRAYS,)),
     Setting("head", "choice", "--data: output head; left out, inferred from the steps the mask keeps: one-hot Y rows -> "
-            "softmax, Y in {0, 1} -> sigmoid, else linear (targets that fit two heads are refused: pass --head).", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=("data",)),
+            "softmax, Y in {0, 1} -> sigmoid, else linear (targets that fit two heads are refused: pass --head).", None, choices=("softmax", "sigmoid", "linear"), off="inferred", tasks=(ARRAYS,)),
 )
 
 _RESERVED = frozenset({"task"} | {s.name for s in TRAINING + DATA})

@@ -582,8 +582,7 @@ def _failure_line(run, failure, writer, ckpt, save_path, stopped, unsaved=None):
         parts.append(f"no model saved to {unsaved[0]} ({unsaved[1].strerror or unsaved[1]})")
     again = ckpt.path if ckpt is not None and ckpt.at is not None else save_path
     if again is not None and stopped:
-        goal = f"--epochs {run.s['epochs']}" if run.s.get("task") == "data" else f"--iters {run.s['iters']}"
-        parts.append(f"once the cause is fixed, continue with: fastrnn train --resume {again} {goal}")
+        parts.append(f"once the cause is fixed, continue with: fastrnn train --resume {again} {_settings.resume_goal(run.s)}")
     return "; ".join(parts)
 
 
