@@ -12,7 +12,7 @@ independent of numba's own generator).
 
 from .. import _checks
 from ..exceptions import InvalidArgument
-from ..settings import task_params
+from ..settings import ARRAYS, task_params
 from ._base import Batch, Task, operands
 from .add import AddTask
 from .adding import AddingProblem
@@ -55,8 +55,9 @@ LOWER_IS_BETTER = frozenset({"loss", "val_loss", "bpc", "val_bpc", "test_mse", "
 
 
 def headline(task):
-    """The headline metrics (:attr:`Task.headline`) of a run of ``task``: a registry name, or "data" for a fit."""
-    if task == "data":
+    """The headline metrics (:attr:`Task.headline`) of a run of ``task``: a registry name, or
+    ``settings.ARRAYS`` for a fit."""
+    if task == ARRAYS:
         return DATA_HEADLINE
     cls = TASKS.get(task) if isinstance(task, str) else None
     return cls.headline if cls is not None else Task.headline
