@@ -128,6 +128,38 @@ def same_setting(setting, a, b):
     return _settings.same_value(a, b)
 
 
+#: What an ``adjust`` of :func:`refuse_changes` returns for a given setting that is not to be compared.
+SKIP = object()
+
+
+def refuse_changes(path, old, given, goal, recorded_default, adjust=None, hint="", label=None):
+    """The one check of a resume's given settings against the run saved in ``path``.
+
+    ``old`` is the saved run's recorded settings and ``given`` the settings given with the
+    resume (name -> value; None: not given; ``goal``, the resume's new total, ``iters`` or
+    ``epochs``, is not compared). A setting the run did not record (saved before the setting existed) has
+    ``recorded_default(name)``. ``adjust(setting, checked)`` may return the value as the run
+    would have taken it, or :data:`SKIP` for one not to compare. A difference is refused in one
+    line naming the setting (its flag; ``label(setting)``: another name, a library argument's)
+    and both values (``hint``: what else to do, after "leave it out"). An unknown name raises,
+    naming the choices.
+    """
+    for name, value in given.items():
+        if value is None or name == goal:
+            continue
+        setting = _settings.get(name)
+        checked = setting.check(value)
+        if adjust is not None:
+            checked = adjust(setting, checked)
+            if checked is SKIP:
+                continue
+        recorded = old[name] if name in old else recorded_default(name)
+        if not same_setting(setting, checked, recorded):
+            named = setting.flag if label is None else label(setting)
+            raise InvalidArgument(f"{named} {checked} differs from the saved run's {recorded} in {path}; a resume "
+                                  f"continues that run with its own settings (leave {named} out{hint})")
+
+
 def resume_settings(path, saved, task, given):
     """The settings of a resumed run: the saved run's, with ``iters`` from ``given``.
 
@@ -153,30 +185,22 @@ def resume_settings(path, saved, task, given):
     if task is not None and task != old.get("task"):
         raise InvalidArgument(f"--task {task} differs from the saved run's task {old.get('task')} in {path}; "
                               f"a resume continues that run (leave --task out)")
-    full = None
-    for name, value in given.items():
-        if value is None or name == "iters":
-            continue
-        setting = table.get(name)
-        if setting is None:
-            _settings.get(name)  # raises, naming the choices
-        checked = setting.check(value)
-        if setting.kind == "path" and setting.tasks is not None and old.get(name) is not None:
+    full = {}
+
+    def recorded_default(name):  # a run saved before the setting existed: it had the default
+        if not full:
+            full.update(_settings.resolve(merged)[1])
+        return full.get(name)
+
+    def moved(setting, checked):
+        if setting.kind == "path" and setting.tasks is not None and old.get(setting.name) is not None:
             # a task's data file (the text) given at another path: a file moved since; its content is checked
             # when the run is restored (the text's vocabulary and checksum), so the new path is taken
-            merged[name] = checked
-            continue
-        if name in old:
-            recorded = old[name]
-        else:  # a run saved before the setting existed: it had the default
-            if full is None:
-                full = _settings.resolve(merged)[1]
-            recorded = full.get(name)
-        if not same_setting(setting, checked, recorded):
-            raise InvalidArgument(
-                f"{setting.flag} {checked} differs from the saved run's {recorded} in {path}; a resume continues "
-                f"that run with its own settings (leave {setting.flag} out, or start a new run with --init-from {path})"
-            )
+            merged[setting.name] = checked
+            return SKIP
+        return checked
+
+    refuse_changes(path, old, given, "iters", recorded_default, moved, f", or start a new run with --init-from {path}")
     for setting in _settings.every():
         recorded = merged.get(setting.name)
         if (setting.kind == "path" and setting.tasks is not None and isinstance(recorded, str)

@@ -234,22 +234,20 @@ def _resumed(path, saved, model, given):
         if mine != theirs:
             raise InvalidArgument(f"model {model!r} differs from the model saved in {path} ({loaded!r}); pass model=None "
                                   f"to continue the saved one")
-    out = {}
-    for name, value in given.items():
-        if name == "epochs" or value is None or _settings.same_value(value, _DEFAULTS[name]):
-            out[name] = value if name == "epochs" else _saved_setting(old, name)
-            continue
-        checked = _check_setting(name, value)
-        if name == "batch" and old.get("shapes", {}).get("X"):
-            checked = min(checked, old["shapes"]["X"][0])  # as the plan takes it
-        if name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
-            checked = False
-        if not _settings.same_value(checked, _saved_setting(old, name)):
-            raise InvalidArgument(f"{name} {checked} differs from the saved run's {_saved_setting(old, name)} in {path}; a resume "
-                                  f"continues that run with its own settings (leave {name} out, or start a new run "
-                                  f"from its weights with fit(fastrnn.RNN.load({str(path)!r}), ...))")
-        out[name] = _saved_setting(old, name)
-    return model, out
+
+    def adjust(setting, checked):
+        if setting.name == "batch" and old.get("shapes", {}).get("X"):
+            return min(checked, old["shapes"]["X"][0])  # as the plan takes it
+        if setting.name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
+            return False
+        return checked
+
+    # fit's signature cannot tell a default from a value given: only values other than its defaults are compared
+    changed = {name: value for name, value in given.items() if not _settings.same_value(value, _DEFAULTS[name])}
+    checkpoint.refuse_changes(path, old, changed, "epochs", lambda name: _saved_setting(old, name), adjust,
+                              f", or start a new run from its weights with fit(fastrnn.RNN.load({str(path)!r}), ...)",
+                              label=lambda setting: setting.name)
+    return model, {name: value if name == "epochs" else _saved_setting(old, name) for name, value in given.items()}
 
 
 def _saved_setting(old, name):
@@ -987,21 +985,19 @@ def _resume_file(path, resume, given, files):
         per_epoch = old["iters"] / old["epochs"] if old.get("epochs") else float("nan")
         raise InvalidArgument(f"resuming {resume} needs --epochs N, the total number of epochs to reach (it has {done} "
                               f"iterations, {done / per_epoch:g} epochs)")
-    for name, value in given.items():
-        setting = _settings.get(name)
-        if value is None or name == "epochs" or (setting.kind == "flag" and value is False and not setting.default):
-            continue
-        checked = setting.check(value)
-        if name == "batch" and old.get("shapes", {}).get("X"):
-            checked = min(checked, old["shapes"]["X"][0])  # as the plan takes it
-        if name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
+
+    def adjust(setting, checked):
+        if setting.kind == "flag" and checked is False and not setting.default:
+            return checkpoint.SKIP  # a switch left off: not given
+        if setting.name == "batch" and old.get("shapes", {}).get("X"):
+            return min(checked, old["shapes"]["X"][0])  # as the plan takes it
+        if setting.name == "shuffle" and old.get("window") is not None:  # recorded as False with a window
             if checked:
                 raise _shuffle_with_window(old["window"])
-            continue
-        recorded = old[name] if name in old else _file_default(name, saved_model)  # saved before it existed
-        if not checkpoint.same_setting(setting, checked, recorded):
-            raise InvalidArgument(f"{setting.flag} {checked} differs from the saved run's {recorded} in {resume}; "
-                                  f"a resume continues that run with its own settings (leave {setting.flag} out)")
+            return checkpoint.SKIP
+        return checked
+
+    checkpoint.refuse_changes(resume, old, given, "epochs", lambda name: _file_default(name, saved_model), adjust)
     arrays = load_arrays(path)
     try:
         return fit(None, arrays["X"], arrays["Y"], arrays.get("mask"), validation=_file_validation(arrays),
