@@ -59,6 +59,9 @@ SMOKE_BASH = {
 NOT_RUN_BENCH = {
     "python benchmarks/bench_gated.py --quick": "needs PyTorch and JAX and measures for minutes; tests/test_benchmark_baselines.py "
                                                 "checks its contenders",
+    "python benchmarks/bench_envelope.py": "measures for about half a minute beside a busy process it starts; "
+                                           "tests/test_bench_envelope.py runs it at smoke size",
+    "python benchmarks/bench_lean_size.py": "tests/test_bench_envelope.py runs it at smoke size",
 }
 
 
