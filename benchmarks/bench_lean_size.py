@@ -37,15 +37,15 @@ WORK = 20000 * 1 * 16 * 16
 
 
 def run(H, B, iters, general):
-    env = dict(os.environ)
+    before = os.environ.pop(dispatch.ENV, None)
     if general:
         os.environ[dispatch.ENV] = "general"
     try:
-        result = fastrnn.train(task="binary", hidden=H, batch=B, iters=iters, lr=0.01, seed=0, log_every=iters)
+        return fastrnn.train(task="binary", hidden=H, batch=B, iters=iters, lr=0.01, seed=0, log_every=iters)
     finally:
-        os.environ.clear()
-        os.environ.update(env)
-    return result
+        os.environ.pop(dispatch.ENV, None)
+        if before is not None:
+            os.environ[dispatch.ENV] = before
 
 
 def main():

@@ -15,9 +15,9 @@ float32 they agree to float32 rounding: a few sums that the general kernel
 accumulates in a float32 array run here in a float64 scalar, or the reverse.
 Runs on this path agree with each other exactly (train_many and train alike).
 
-One model's training also takes the lean kernel past that size, up to a step's work of
-``dispatch.LEAN_MAX_BATCH_WIDTH`` for batch x widest layer (:func:`fastrnn.dispatch.lean_fits`), where it
-is still the faster: there the general driver hands its time-batched products to BLAS, so
+One model's training also takes the lean kernel past that size, up to ``dispatch.LEAN_MAX_HIDDEN``
+units and ``dispatch.LEAN_MAX_BATCH_WIDTH`` for batch x widest layer (:func:`fastrnn.dispatch.lean_fits`),
+where it is still the faster: there the general driver hands its time-batched products to BLAS, so
 the two agree to rounding, not to the bit (tests/test_small.py checks both against
 tests/reference.py, and each other at the twins' tolerance).
 

@@ -185,11 +185,12 @@ def resume_settings(path, saved, task, given):
     if task is not None and task != old.get("task"):
         raise InvalidArgument(f"--task {task} differs from the saved run's task {old.get('task')} in {path}; "
                               f"a resume continues that run (leave --task out)")
-    full = {}
+    full = None
 
     def recorded_default(name):  # a run saved before the setting existed: it had the default
-        if not full:
-            full.update(_settings.resolve(merged)[1])
+        nonlocal full
+        if full is None:
+            full = _settings.resolve(merged)[1]
         return full.get(name)
 
     def moved(setting, checked):

@@ -358,7 +358,7 @@ def _load_model(model_path, bits=None, digits=None, task=None, need_task=True, o
     elif own is None or on_arrays(model.metadata):  # saved by RNN.save, or trained on arrays (fit, train --data): no task
         if not need_task:
             return model, None
-        if own is not None:
+        if on_arrays(model.metadata):
             origin = f"was trained on arrays (--data {_short_text(model.metadata.get('data_file', 'arrays'))})"
         else:
             origin = "was saved with RNN.save"

@@ -207,22 +207,20 @@ def lanes_fit(dims, dtype):
 _R_FORCED = f"{ENV}=general forces the general kernels"
 _R_GENERAL = ("the general driver: the model is not one vanilla layer with every product below "
               f"{_BLAS_MIN_WORK} multiply-adds (the small-model kernels' case)")
-_R_GENERAL_TRAIN = (f"the general driver: the model is not one vanilla layer of at most {LEAN_MAX_HIDDEN} units whose "
-                    f"batch x widest layer is at most {LEAN_MAX_BATCH_WIDTH} (the lean kernel's case)")
+#: The lean kernel's range past the hand loops (:func:`lean_fits`), and what taking it there means.
+_WIDE = f"one vanilla layer of at most {LEAN_MAX_HIDDEN} units whose batch x widest layer is at most {LEAN_MAX_BATCH_WIDTH}"
+_WIDE_NUMBERS = "faster here than the general driver's BLAS calls; its numbers equal the general driver's to rounding"
+_R_GENERAL_TRAIN = f"the general driver: the model is not {_WIDE} (the lean kernel's case)"
 _R_SMALL = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the small-model kernel, "
             "the general driver's numbers")
-_R_SMALL_WIDE = (f"one vanilla layer of at most {LEAN_MAX_HIDDEN} units whose batch x widest layer is at most "
-                 f"{LEAN_MAX_BATCH_WIDTH}: the small-model kernel, faster here than the general driver's BLAS calls; its "
-                 "numbers equal the general driver's to rounding")
+_R_SMALL_WIDE = f"{_WIDE}: the small-model kernel, {_WIDE_NUMBERS}"
 _R_SMALL_MANY = ("one vanilla layer of the lean kernel's size (dispatch.lean_fits): the small-model kernel, the numbers "
                  "of each run alone")
 _R_SGD = ("a small model (dispatch.lean_fits) trained with plain SGD, no clipping, full BPTT and a sigmoid head: the lean "
           "small-model kernel, the numbers of each run alone")
 _R_LEAN = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the lean small-model kernel "
            "specialised for the run's optimizer, head and truncation, the general driver's numbers")
-_R_LEAN_WIDE = (f"one vanilla layer of at most {LEAN_MAX_HIDDEN} units whose batch x widest layer is at most "
-                f"{LEAN_MAX_BATCH_WIDTH}: the lean small-model kernel specialised for the run's optimizer, head and truncation, "
-                "faster here than the general driver's BLAS calls; its numbers equal the general driver's to rounding")
+_R_LEAN_WIDE = f"{_WIDE}: the lean small-model kernel specialised for the run's optimizer, head and truncation, {_WIDE_NUMBERS}"
 _R_TEXT = ("one stream of character indices at batch 1 into a one-layer tanh RNN with a softmax head, float64, "
            "Adagrad or RMSprop, no global-norm clipping, full BPTT per window: the fused text kernel")
 _R_LANES = "float64 lean small models of one shape: several models in the lanes of a vector, each its own run's numbers"
