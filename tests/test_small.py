@@ -81,6 +81,25 @@ def test_an_unknown_optimizer_code_has_no_lean_kernel():
         _small.lean_kernel(max(optim.OPTIMIZERS.values()) + 1, 1, False)
 
 
+def _assert_two_windows_are_the_references(model, params, X, Y, mask, act, head, K, lr, losses, hstate):
+    """Two SGD iterations of ``model`` on the two halves of a stream (its state carried from the first into
+    the second) against tests/reference.py: the losses, the final state and the parameters (rtol 1e-10).
+    Returns the reference's gradient of the first window."""
+    B, T, H = X.shape[0], X.shape[1] // 2, model.n_hidden
+    m0 = None if mask is None else mask[:, :T]
+    m1 = None if mask is None else mask[:, T:]
+    loss0, g0 = ref.loss_and_grads(params, X[:, :T], Y[:, :T], m0, act, head, bptt_truncate=K)
+    _, s0 = ref.forward(params, X[:, :T], act, head)
+    p1 = {k: v - lr * g0[k] for k, v in params.items()}
+    loss1, g1 = ref.loss_and_grads(p1, X[:, T:], Y[:, T:], m1, act, head, bptt_truncate=K, h0=s0[:, :, -1])
+    _, s1 = ref.forward(p1, X[:, T:], act, head, h0=s0[:, :, -1])
+    np.testing.assert_allclose(losses, [loss0, loss1], rtol=RTOL_TWIN)
+    np.testing.assert_allclose(hstate.reshape(1, B, H), s1[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
+    for name, v in p1.items():
+        np.testing.assert_allclose(model.params[name], v - lr * g1[name], rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+    return g0
+
+
 @pytest.mark.parametrize("act,head,masked,K,B", CASES)
 @pytest.mark.parametrize("kernel", sorted(SMALL_KERNELS))
 def test_small_train_chunk_matches_the_reference_over_carried_windows(rng, act, head, masked, K, B, kernel):
@@ -100,17 +119,7 @@ def test_small_train_chunk_matches_the_reference_over_carried_windows(rng, act, 
                               np.array([1, 0], dtype=np.int64), np.empty(engine.chunk_scratch_size(model, T, B)), losses,
                               norms, errors)
     assert done == 2
-    m0 = None if mask is None else mask[:, :T]
-    m1 = None if mask is None else mask[:, T:]
-    loss0, g0 = ref.loss_and_grads(params, X[:, :T], Y[:, :T], m0, act, head, bptt_truncate=K)
-    _, s0 = ref.forward(params, X[:, :T], act, head)
-    p1 = {k: v - lr * g0[k] for k, v in params.items()}
-    loss1, g1 = ref.loss_and_grads(p1, X[:, T:], Y[:, T:], m1, act, head, bptt_truncate=K, h0=s0[:, :, -1])
-    _, s1 = ref.forward(p1, X[:, T:], act, head, h0=s0[:, :, -1])
-    np.testing.assert_allclose(losses, [loss0, loss1], rtol=RTOL_TWIN)
-    np.testing.assert_allclose(hstate.reshape(1, B, H), s1[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
-    for name, v in p1.items():
-        np.testing.assert_allclose(model.params[name], v - lr * g1[name], rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+    _assert_two_windows_are_the_references(model, params, X, Y, mask, act, head, K, lr, losses, hstate)
 
 
 #: A shape past the general driver's hand loops (T*B*H*H = 9216 multiply-adds: BLAS there) that the lean
@@ -138,14 +147,7 @@ def test_the_lean_kernel_past_the_hand_loops_matches_the_reference(rng, K):
                              np.array([1, 0], dtype=np.int64), np.empty(engine.chunk_scratch_size(model, T, B)), losses,
                              norms, errors)
     assert done == 2
-    loss0, g0 = ref.loss_and_grads(params, X[:, :T], Y[:, :T], mask[:, :T], "tanh", "softmax", bptt_truncate=K)
-    _, s0 = ref.forward(params, X[:, :T], "tanh", "softmax")
-    p1 = {k: v - lr * g0[k] for k, v in params.items()}
-    loss1, g1 = ref.loss_and_grads(p1, X[:, T:], Y[:, T:], mask[:, T:], "tanh", "softmax", bptt_truncate=K,
-                                   h0=s0[:, :, -1])
-    np.testing.assert_allclose(losses, [loss0, loss1], rtol=RTOL_TWIN)
-    for name, v in p1.items():
-        np.testing.assert_allclose(model.params[name], v - lr * g1[name], rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+    _assert_two_windows_are_the_references(model, params, X, Y, mask, "tanh", "softmax", K, lr, losses, hstate)
 
 
 @pytest.mark.parametrize("kind", ["sgd", "adam"])
@@ -206,6 +208,18 @@ def test_a_diverging_iteration_is_not_applied(rng):
     np.testing.assert_array_equal(got[1][:2], want[1][:2])
 
 
+def _assert_loss_and_grads_are_the_references(rng, model, params, X, Y, mask, act, head, K):
+    """model.loss_and_grads from a random h0 against tests/reference.py: loss, final state and every gradient."""
+    h0 = rng.standard_normal((1, X.shape[0], model.n_hidden)) * 0.5
+    loss, grads, h_final = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K, h0=h0, return_state=True)
+    want_loss, want = ref.loss_and_grads(params, X, Y, mask, act, head, bptt_truncate=K, h0=h0)
+    _, states = ref.forward(params, X, act, head, h0=h0)
+    np.testing.assert_allclose(loss, want_loss, rtol=RTOL_TWIN)
+    np.testing.assert_allclose(h_final, states[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
+    for name, g in want.items():
+        np.testing.assert_allclose(grads[name], g, rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+
+
 @pytest.mark.usefixtures("kernel_choice")
 @pytest.mark.parametrize("act,head,masked,K,B", CASES[::2])
 def test_loss_and_grads_on_the_small_path_matches_the_reference(rng, act, head, masked, K, B):
@@ -214,14 +228,7 @@ def test_loss_and_grads_on_the_small_path_matches_the_reference(rng, act, head, 
     params = ref.init_params(I, H, O, 1, rng, scale=0.8)
     model = model_from_params(params, act, head)
     assert dispatch.small_fits(model.dims, T, B)
-    h0 = rng.standard_normal((1, B, H)) * 0.5
-    loss, grads, h_final = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K, h0=h0, return_state=True)
-    want_loss, want = ref.loss_and_grads(params, X, Y, mask, act, head, bptt_truncate=K, h0=h0)
-    _, states = ref.forward(params, X, act, head, h0=h0)
-    np.testing.assert_allclose(loss, want_loss, rtol=RTOL_TWIN)
-    np.testing.assert_allclose(h_final, states[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
-    for name, g in want.items():
-        np.testing.assert_allclose(grads[name], g, rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+    _assert_loss_and_grads_are_the_references(rng, model, params, X, Y, mask, act, head, K)
 
 
 @pytest.mark.usefixtures("kernel_choice")
@@ -235,14 +242,7 @@ def test_loss_and_grads_past_the_hand_loops_matches_the_reference(rng, K, kernel
     model = model_from_params(params, "tanh", "softmax")
     choice = dispatch.for_model(model, T, B, "grads")
     assert choice.name == ("small" if kernel_choice == "auto" else "general")
-    h0 = rng.standard_normal((1, B, H)) * 0.5
-    loss, grads, h_final = model.loss_and_grads(X, Y, mask=mask, bptt_truncate=K, h0=h0, return_state=True)
-    want_loss, want = ref.loss_and_grads(params, X, Y, mask, "tanh", "softmax", bptt_truncate=K, h0=h0)
-    _, states = ref.forward(params, X, "tanh", "softmax", h0=h0)
-    np.testing.assert_allclose(loss, want_loss, rtol=RTOL_TWIN)
-    np.testing.assert_allclose(h_final, states[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
-    for name, g in want.items():
-        np.testing.assert_allclose(grads[name], g, rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
+    _assert_loss_and_grads_are_the_references(rng, model, params, X, Y, mask, "tanh", "softmax", K)
 
 
 @pytest.mark.usefixtures("kernel_choice")
@@ -366,18 +366,8 @@ def test_the_lean_kernel_matches_the_reference_over_carried_windows(rng, act, ma
     done = _small.train_chunk_sgd(model.theta, model.dims, cut(X), cut(Y), Mw, B, lr, hstate, np.array([1, 0]),
                                   np.empty(engine.chunk_scratch_size(model, T, B)), losses, norms, errors)
     assert done == 2
-    m0 = None if mask is None else mask[:, :T]
-    m1 = None if mask is None else mask[:, T:]
-    loss0, g0 = ref.loss_and_grads(params, X[:, :T], Y[:, :T], m0, act, "sigmoid")
-    _, s0 = ref.forward(params, X[:, :T], act, "sigmoid")
-    p1 = {k: v - lr * g0[k] for k, v in params.items()}
-    loss1, g1 = ref.loss_and_grads(p1, X[:, T:], Y[:, T:], m1, act, "sigmoid", h0=s0[:, :, -1])
-    _, s1 = ref.forward(p1, X[:, T:], act, "sigmoid", h0=s0[:, :, -1])
-    np.testing.assert_allclose(losses, [loss0, loss1], rtol=RTOL_TWIN)
+    g0 = _assert_two_windows_are_the_references(model, params, X, Y, mask, act, "sigmoid", None, lr, losses, hstate)
     np.testing.assert_allclose(norms[0], np.sqrt(sum(np.sum(g * g) for g in g0.values())), rtol=RTOL_TWIN)
-    np.testing.assert_allclose(hstate.reshape(1, B, H), s1[:, :, -1], rtol=RTOL_TWIN, atol=ATOL_TWIN)
-    for name, v in p1.items():
-        np.testing.assert_allclose(model.params[name], v - lr * g1[name], rtol=RTOL_TWIN, atol=ATOL_TWIN, err_msg=name)
 
 
 def test_the_lean_kernel_stops_before_a_diverging_iteration(rng):
