@@ -34,16 +34,24 @@ TANH, SIGMOID, RELU = ACTIVATIONS["tanh"], ACTIVATIONS["sigmoid"], ACTIVATIONS["
 
 #: ``forward_step(act, n, xu, xoff, hw, hs, hoff)``: hs[hoff + e] = f(hw[e] + xu[xoff + e]) for the
 #: n = B*H entries of one step; one loop per registered activation (an unknown code raises).
+#: The loop indexes views of the step's entries, not ``hs[hoff + e]``: numba makes a signed index
+#: ``i if i >= 0 else i + len``, and for ``hoff + e`` LLVM cannot drop that select, which kept the
+#: loop (and its activation) scalar (see fastrnn._linalg).
 forward_step = activations.by_activation("forward_step", "n, xu, xoff, hw, hs, hoff", """
+h = hs[hoff : hoff + n]
+a = xu[xoff : xoff + n]
 for e in range(n):
-    hs[hoff + e] = F(hw[e] + xu[xoff + e])
+    h[e] = F(hw[e] + a[e])
 """, globals(), "hs[hoff + e] = f(hw[e] + xu[xoff + e]) for the n = B*H entries of one step.")
 
 #: ``backward_step(act, n, dd, dh, hs, hoff, da)``: dd[da + e] = f'(a) * dd[dh + e], with f'(a)
 #: written from h = hs[hoff + e].
 backward_step = activations.by_activation("backward_step", "n, dd, dh, hs, hoff, da", """
+h = hs[hoff : hoff + n]
+d = dd[dh : dh + n]
+out = dd[da : da + n]
 for e in range(n):
-    dd[da + e] = dd[dh + e] * DF(hs[hoff + e])
+    out[e] = d[e] * DF(h[e])
 """, globals(), "dd[da + e] = f'(a) * dd[dh + e], with f'(a) written from h = hs[hoff + e].")
 
 
