@@ -36,6 +36,7 @@ import sys
 #: into the machine code), the registry packages' modules added below. tests/test_survival.py checks this list.
 KERNEL_SOURCES = (
     "_charrnn.py", "_checks.py", "_generate.py", "_kernels.py", "_linalg.py", "_mathfn.py", "_simd.py", "_small.py",
+    "_small_cells.py",
     "_train_kernel.py",
     "cells/__init__.py", "cells/gru.py", "cells/lstm.py", "cells/rnn.py",
     "config.py", "exceptions.py", "optim.py", "params.py",

@@ -25,6 +25,14 @@ One model's training chunks (``call="train"``):
     every optimizer, head, activation, clipping and truncation; compiled once per
     optimizer, head and truncation that a run uses (the binary-addition headline is SGD, the sigmoid
     head and full BPTT).
+``small-cells``
+    :func:`fastrnn._small_cells.cells_kernel`: the general driver's full BPTT for any cell
+    and depth in the lean kernel's layout (rows of 2-D arrays, the weights the products read
+    copied once an iteration, one function a whole iteration), the cells' own step functions;
+    for a GRU, an LSTM or stacked vanilla layers with at most :data:`CELLS_MAX_WIDTH` gate
+    units a layer, batch at most :data:`CELLS_MAX_BATCH`, inputs and outputs at most
+    :data:`CELLS_MAX_WIDTH` wide, full BPTT, not a character stream (equal to the general
+    driver's numbers to rounding).
 ``text``
     :func:`fastrnn._charrnn.train_chunk`: min-char-rnn's training, one stream of
     character indices at batch 1 into a one-layer tanh RNN with a softmax head,
@@ -153,6 +161,16 @@ def small_fits(dims, T, B):
 LEAN_MAX_BATCH_WIDTH = 384
 LEAN_MAX_HIDDEN = 64
 
+#: The range of the small-model kernel for every cell and depth (:func:`cells_fits`): gate units a layer
+#: (G x H) and inputs and outputs at most this wide, and at most this many sequences a batch. Measured
+#: with ``python benchmarks/bench_cells_size.py`` (binary task, T=8, against the general driver): 1.7-1.9x
+#: faster at batch 1 with 16 units, 1.15-1.6x at batch 4 or 32 units, as fast for two vanilla layers of 64
+#: units at batch 1; slower at batch 16 (0.64-0.95x) and for a GRU or an LSTM of 64 units (0.72-0.84x at
+#: batch 1), whose products BLAS does faster.
+CELLS_MAX_WIDTH = 128
+CELLS_MAX_BATCH = 4
+_GATES = (1, 3, 4)  # G of each cell code (fastrnn.cells: rnn, gru, lstm)
+
 
 def lean_fits(dims, T, B):
     """Whether one model's training chunks take the lean kernel: :func:`small_fits` (then with the
@@ -163,6 +181,15 @@ def lean_fits(dims, T, B):
     I, H, O, L, _, _, cell = dims.tolist()
     return cell == _CELL_RNN and L == 1 and (hand_products(T, B, H, max(I, H, O))
                                              or (H <= LEAN_MAX_HIDDEN and B * max(I, H, O) <= LEAN_MAX_BATCH_WIDTH))
+
+
+def cells_fits(dims, B, K, T):
+    """Whether one model's training chunks take the small-model kernel for every cell and depth
+    (:mod:`fastrnn._small_cells`): not the lean kernel's one vanilla layer, full BPTT, at most
+    :data:`CELLS_MAX_BATCH` sequences, and G x H, inputs and outputs at most :data:`CELLS_MAX_WIDTH`."""
+    I, H, O, L, _, _, cell = dims.tolist()
+    return ((cell != _CELL_RNN or L > 1) and (K < 0 or K >= T - 1) and B <= CELLS_MAX_BATCH
+            and max(I, _GATES[cell] * H, O) <= CELLS_MAX_WIDTH)
 
 
 def sgd_fits(dims, T, opt, K, clip_norm, clip_value):
@@ -221,6 +248,10 @@ _R_SGD = ("a small model (dispatch.lean_fits) trained with plain SGD, no clippin
 _R_LEAN = (f"one vanilla layer with every product below {_BLAS_MIN_WORK} multiply-adds: the lean small-model kernel "
            "specialised for the run's optimizer, head and truncation, the general driver's numbers")
 _R_LEAN_WIDE = f"{_WIDE}: the lean small-model kernel specialised for the run's optimizer, head and truncation, {_WIDE_NUMBERS}"
+_R_CELLS = (f"a gated cell or stacked layers with at most {CELLS_MAX_WIDTH} gate units a layer, inputs and outputs at "
+            f"most {CELLS_MAX_WIDTH} wide, batch at most {CELLS_MAX_BATCH} and full BPTT: the small-model kernel for any "
+            "cell and depth, specialised for the run's optimizer and head, faster here than the general driver; its "
+            "numbers equal the general driver's to rounding")
 _R_TEXT = ("one stream of character indices at batch 1 into a one-layer tanh RNN with a softmax head, float64, "
            "Adagrad or RMSprop, no global-norm clipping, full BPTT per window: the fused text kernel")
 _R_LANES = "float64 lean small models of one shape: several models in the lanes of a vector, each its own run's numbers"
@@ -231,6 +262,7 @@ _CHOICES = {
     ("train", "general"): KernelChoice("general", _R_GENERAL_TRAIN),
     ("train", "lean"): KernelChoice("small-lean", _R_LEAN),
     ("train", "lean-wide"): KernelChoice("small-lean", _R_LEAN_WIDE),
+    ("train", "cells"): KernelChoice("small-cells", _R_CELLS),
     ("train", "text"): KernelChoice("text", _R_TEXT),
     ("many", "forced"): KernelChoice("many-general", _R_FORCED + ", one model per thread"),
     ("many", "general"): KernelChoice("many-general", _R_GENERAL + ", one model per thread"),
@@ -297,6 +329,8 @@ def choose_kernel(dims, dtype, T, batch, call="train", opt=_SGD, K=-1, clip_norm
         choice = _CHOICES[("train", "lean")]
     elif not chars and lean_fits(dims, T, batch):
         choice = _CHOICES[("train", "lean-wide")]
+    elif not chars and cells_fits(dims, batch, K, T):
+        choice = _CHOICES[("train", "cells")]
     else:
         choice = _CHOICES[("train", "general")]
     if not chars or not fused_text:

@@ -22,7 +22,7 @@ import sys
 
 import numpy as np
 
-from . import _checks, _kernels, _small, _train_kernel, dispatch, optim
+from . import _checks, _kernels, _small, _small_cells, _train_kernel, dispatch, optim
 from .config import DTYPES
 from .exceptions import InvalidArgument
 
@@ -175,6 +175,8 @@ def chunk_scratch_size(model, T, batch, kernel=None):
     if kernel.name in _LEAN_SIZED:  # the sizes in plain Python (these kernels carve the same arrays)
         I, H, O = model.n_in, model.n_hidden, model.n_out
         return model.n_params + _small.lean_scratch_size(T, batch, I, H, O)
+    if kernel.name == "small-cells":
+        return _small_cells.scratch_size(T, batch, model.dims, model.n_params)
     return int(_train_kernel.chunk_scratch_size(T, batch, model.dims, model.n_params))
 
 
@@ -249,7 +251,8 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
     :class:`fastrnn.dispatch.KernelChoice`, which also sized ``buf``; None: the one
     :func:`fastrnn.dispatch.choose_kernel` chooses for this call) (``general``:
     :func:`fastrnn._train_kernel.train_chunk_general`, whose arguments these are;
-    ``small-lean``: :mod:`fastrnn._small`'s lean kernel, the same numbers). Only the
+    ``small-lean``: :mod:`fastrnn._small`'s lean kernel, the same numbers; ``small-cells``:
+    :mod:`fastrnn._small_cells`, the same numbers to rounding). Only the
     chosen kernel is compiled (or loaded from numba's cache).
 
     ``resets=None`` starts every iteration from zeros; ``hstate`` is a flat state
@@ -260,6 +263,10 @@ def train_chunk(model, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip
         resets = _NO_RESETS
     if kernel is None:
         kernel = dispatch.for_model(model, X.shape[1], batch, opt=opt, K=K, clip_norm=clip_norm, clip_value=clip_value)
+    if kernel.name == "small-cells":  # full BPTT: dispatch.cells_fits
+        return _small_cells.train_chunk(model.theta, model.dims, X, Y, M, batch, opt, lr, hyper, opt_state, step0,
+                                        clip_norm, clip_value, hstate, resets, buf, losses, grad_norms, errors,
+                                        cellset(model.dims))
     if kernel.name == "small-lean":
         return _small.lean_call(model.theta, model.dims, K, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_norm,
                                 clip_value, hstate, resets, buf, losses, grad_norms, errors)
@@ -393,12 +400,13 @@ def _train_many(name, thetas, dims, Ks, X, Y, M, batch, opts, lrs, hypers, opt_s
 
 
 #: What a first compile of each training kernel costs on the project's 2-core machine (measured, empty cache).
-_COMPILE_SECONDS = {"small-model training": 4, "general training": 11,
+_COMPILE_SECONDS = {"small-model training": 4, "gated small-model training": 12, "general training": 11,
                     "many-model SGD training": 8, "text training": 12}
 
 #: The kernels the compile note names: choice name -> (module, function, words).
 _NOTED = {"general": ("_train_kernel", "general_kernel", "general training"),
           "small-lean": ("_small", "lean_kernel", "small-model training"),
+          "small-cells": ("_small_cells", "cells_kernel", "gated small-model training"),
           "lanes-sgd": ("_small", "train_lanes_sgd", "many-model SGD training"),
           "text": ("_charrnn", "run", "text training")}
 
@@ -448,9 +456,13 @@ def compile_note(model, T, batch, stream=None, options=None, many=False, chars=F
     opt, K = (0, -1) if options is None or options[0] is None else (int(options[0]), int(options[1]))
     if kernel.name == "small-lean":  # the kernel made for this run's optimizer, head and truncation
         compiled = compiled(opt, int(model.dims[5]), 0 <= K < T - 1)
+    elif kernel.name == "small-cells":  # the kernel made for this run's optimizer and head
+        compiled = compiled(opt, int(model.dims[5]))
     elif kernel.name == "general":  # the kernel made for this run's optimizer, head and activation
         compiled = compiled(opt, int(model.dims[5]), int(model.dims[4]))
     name = noted[2]
+    if kernel.name == "small-cells" and model.cell == "rnn":  # stacked vanilla layers compile no gated cell
+        name = "small-model training"
     if compiled.signatures:
         return None
     cache = getattr(compiled, "_cache", None)

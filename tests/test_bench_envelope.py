@@ -114,3 +114,20 @@ def test_the_lean_size_benchmark_compares_both_kernels_and_names_the_choice(tmp_
         assert float(r["lean_us"]) > 0 and float(r["general_us"]) > 0
         assert np.isclose(float(r["general_x_lean"]), float(r["general_us"]) / float(r["lean_us"]))
     assert "| H | batch | step work | lean us | general us | general / lean | chosen |" in (tmp_path / "lean_size.md").read_text()
+
+
+def test_the_cells_size_benchmark_compares_both_kernels_and_names_the_choice(tmp_path):
+    """benchmarks/bench_cells_size.py at smoke size: each grid cell timed on small-cells and the general driver
+    (which the script first checks end at the same parameters), with the kernel fastrnn chooses there."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_cells_size.py"), "--quick", "--out",
+                           str(tmp_path)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(tmp_path / "cells_size.csv", newline="") as fh:
+        rows = {(r["model"], int(r["H"]), int(r["B"])): r for r in csv.DictReader(fh)}
+    assert set(rows) == {("gru", 8, 1), ("rnn x2", 8, 2)}
+    assert rows[("gru", 8, 1)]["chosen"] == "small-cells"  # 24 gate units at batch 1: within the bounds
+    for r in rows.values():
+        assert float(r["cells_us"]) > 0 and float(r["general_us"]) > 0
+        assert np.isclose(float(r["general_x_cells"]), float(r["general_us"]) / float(r["cells_us"]))
+    assert "| model | H | batch | gate units | small-cells us | general us |" in (tmp_path / "cells_size.md").read_text()

@@ -39,8 +39,11 @@ def test_each_call_gets_the_kernel_that_serves_it(monkeypatch):
     assert _choose(headline, 8, 1, opt=SGD, clip_norm=1.0) == "small-lean"
     assert _choose(headline, 8, 1, opt=SGD, clip_value=1.0) == "small-lean"
     assert _choose(fastrnn.RNN(2, 16, 2, head="softmax"), 8, 1, opt=SGD) == "small-lean"
-    assert _choose(fastrnn.RNN(2, 16, 1, layers=2), 8, 1, opt=SGD) == "general"
-    assert _choose(fastrnn.RNN(2, 16, 1, cell="gru"), 8, 1, opt=SGD) == "general"
+    # stacked layers and gated cells of a small model with full BPTT: the small-model kernel for every cell
+    assert _choose(fastrnn.RNN(2, 16, 1, layers=2), 8, 1, opt=SGD) == "small-cells"
+    assert _choose(fastrnn.RNN(2, 16, 1, cell="gru"), 8, 1, opt=ADAM) == "small-cells"
+    assert _choose(fastrnn.RNN(2, 16, 1, cell="gru"), 8, 1, opt=SGD, K=3) == "general"
+    assert _choose(fastrnn.RNN(2, 16, 1, cell="gru"), 8, 1, call="grads") == "general"
     assert _choose(fastrnn.RNN(20, 100, 10), 10, 32, opt=SGD) == "general"  # products for BLAS
     # past the hand loops, one vanilla layer with a small batch x widest layer still trains on the lean kernel
     assert _choose(fastrnn.RNN(2, 32, 1, head="sigmoid"), 8, 1, opt=SGD) == "small-lean"

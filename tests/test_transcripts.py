@@ -62,6 +62,7 @@ NOT_RUN_BENCH = {
     "python benchmarks/bench_envelope.py": "measures for about half a minute beside a busy process it starts; "
                                            "tests/test_bench_envelope.py runs it at smoke size",
     "python benchmarks/bench_lean_size.py": "tests/test_bench_envelope.py runs it at smoke size",
+    "python benchmarks/bench_cells_size.py": "tests/test_bench_envelope.py runs it at smoke size",
 }
 
 
