@@ -20,7 +20,10 @@ lean kernel fast:
 The cell's math is not written here: every step calls the cell registry's
 :func:`fastrnn.cells.forward_step` and :func:`fastrnn.cells.backward_step` (and
 :func:`fastrnn.cells.extras_grad`) on the general driver's flat buffers
-(:func:`fastrnn._kernels.workspace`), exactly as the general driver does, and the loss is its
+(:func:`fastrnn._kernels.workspace`), exactly as the general driver does (stacked vanilla layers
+call the lean kernel's steps on rows of the same buffers, ``fastrnn._small._activate`` and
+``_derive``, the same arithmetic: 13% of their iteration went to the calls through the registry
+and the views of a flat step), and the loss is its
 :func:`fastrnn._kernels.head_loss`. Every product entry is the general driver's sum, the same
 terms in the same order, but its numbers equal this kernel's to rounding, not to the bit: LLVM
 fuses some of the general driver's multiply-adds (where its loops are vectorised) and not these,
@@ -40,9 +43,9 @@ from numba import njit
 
 from . import _generate, cells
 from ._cache import key_dispatchers
-from ._kernels import (HEAD_NAMES, _delta_offsets, head_loss, layer_offset, load_data, load_state, store_state, workspace,
-                       workspace_size)
-from ._small import _vecmat
+from ._kernels import (HEAD_NAMES, _delta_offsets, _workspace_sizes, head_loss, layer_offset, load_data, load_state,
+                       store_state, workspace, workspace_size)
+from ._small import _activate, _derive, _vecmat, _vecmat_rows
 from ._train_kernel import count_errors
 from .config import JIT
 from .optim import UPDATE_OF, apply_update, clip_grads
@@ -135,6 +138,12 @@ def _train(theta, dims, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_n
     hs2 = hs.reshape(L * (T + 1) * B, H)
     xu2 = xu.reshape(TB, GH)
     tmp2 = tmp.reshape(B, GH)
+    # the workspace carves tmp right after xu: rows 0..TB-1 of xh are xu, rows TB.. tmp (the lean kernel's
+    # vanilla step reads both from one array); dd as rows of H (its parts are whole rows of a vanilla model)
+    sizes = _workspace_sizes(T, B, dims)
+    ox = P + sizes[0] + sizes[1] + sizes[2] + sizes[3] + sizes[4] + sizes[5]
+    xh = buf[ox : ox + (TB + B) * GH].reshape(TB + B, GH)
+    dd2 = dd.reshape(dd.shape[0] // H, H)
     gv2 = gv.reshape(TB, H)
     if not sep:
         dsh = dsx
@@ -145,7 +154,10 @@ def _train(theta, dims, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_n
     rc, rn, dho = rc + base, rn + base, dho + base
     dh2 = dd[dho : dho + BH].reshape(B, H)
     hbase = dsx.shape[0] if sep else zero  # dsh's start in dd
-    oV = layer_offset(dims, L)
+    offs = np.empty(L + 1, np.int64)  # each layer's offset in theta, then V's: read in the loops, not recomputed
+    for l in range(L + 1):
+        offs[l] = layer_offset(dims, l)
+    oV = offs[L]
     V = theta[oV : oV + O * H].reshape(O, H)
     gV = grad[oV : oV + O * H].reshape(O, H)
     top = (L - 1) * (T + 1) * B  # the top layer's h_0 row in hs2
@@ -154,44 +166,41 @@ def _train(theta, dims, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_n
             hstate[:] = 0.0
         # the products' layouts of this iteration's weights
         for l in range(L):
-            ol = layer_offset(dims, l)
+            ol = offs[l]
             Il = I if l == 0 else H
             ow = ol + GH * Il
-            for k in range(H):
-                for j in range(GH):
-                    wT[l, k, j] = theta[ow + j * H + k]
             src = theta[ow : ow + GH * H]
             dst = wc[l * GH * H : (l + 1) * GH * H]
             for e in range(GH * H):
                 dst[e] = src[e]
+            for j in range(GH):  # the transposes from the copies: 3-D indices, no flat offset in the loop
+                for k in range(H):
+                    wT[l, k, j] = w3[l, j, k]
             if l == 0:
                 for p in range(I):
                     for j in range(GH):
                         uT0[p, j] = theta[ol + j * I + p]
             else:
-                for k in range(H):
-                    for j in range(GH):
-                        uT[l, k, j] = theta[ol + j * H + k]
                 src = theta[ol : ol + GH * H]
                 dst = uc[l * GH * H : (l + 1) * GH * H]
                 for e in range(GH * H):
                     dst[e] = src[e]
+                for j in range(GH):
+                    for k in range(H):
+                        uT[l, k, j] = u3[l, j, k]
         lo = it * B
         load_data(X, Y, M, lo, lo + B, xt, yt, mt)
         load_state(hstate, zero, B, dims, T, B, hs, cs)
         # forward: _kernels.forward's sums (x U^T from 0.0, then b; h W^T from 0.0 per step)
         for l in range(L):
-            ol = layer_offset(dims, l)
+            ol = offs[l]
             Il = I if l == 0 else H
             bo = ol + GH * Il + GH * H
             sbase = (l * (T + 1)) * B
-            if l == 0:
-                for r in range(TB):
-                    _vecmat(x2, r, uT0, I, xu2, r)
+            if l == 0:  # every row's input products in one call, their chains interleaved
+                _vecmat_rows(x2, zero, 1, TB, uT0, I, xu2, zero)
             else:
-                ul = uT[l]
-                for r in range(TB):
-                    _vecmat(hs2, (l - 1) * (T + 1) * B + B + r, ul, H, xu2, r)
+                _vecmat_rows(hs2, (l - 1) * (T + 1) * B + B, 1, TB, uT[l], H, xu2, zero)
             bias = theta[bo : bo + GH]
             for r in range(TB):
                 for j in range(GH):
@@ -201,6 +210,10 @@ def _train(theta, dims, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_n
             for t in range(T):
                 for i in range(B):
                     _vecmat(hs2, sbase + t * B + i, wl, H, tmp2, i)
+                if cellset is None:  # vanilla layers only (pruned at compile time): the lean kernel's step on rows
+                    for i in range(B):
+                        _activate(act, xh, TB + i, t * B + i, hs2, sbase + (t + 1) * B + i)
+                    continue
                 cells.forward_step(cellset, cell, act, B, H, xu, t * BGH, tmp, theta, bo + GH, hs, (sbase + t * B) * H,
                                    (sbase + (t + 1) * B) * H, cs, cbase + t * (S - 1) * BH,
                                    cbase + (t + 1) * (S - 1) * BH, cache, (l * T + t) * B * C)
@@ -225,7 +238,7 @@ def _train(theta, dims, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_n
         for k in range(T - 1, -1, -1):
             has_next = k < T - 1
             for l in range(L - 1, -1, -1):
-                ol = layer_offset(dims, l)
+                ol = offs[l]
                 Il = I if l == 0 else H
                 row = (l * T + k) * B
                 for i in range(B):
@@ -247,6 +260,10 @@ def _train(theta, dims, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_n
                         _vecmat(dsx2, ((l + 1) * T + k) * B + i, ul, GH, prod, i)
                         for j in range(H):
                             dh2[i, j] += prod[i, j]
+                if cellset is None:  # as in the forward pass: da_x = da_h = f'(a) dh, a row at a time
+                    for i in range(B):
+                        _derive(act, dd2, dho // H + i, row + i, hs2, (l * (T + 1) + k + 1) * B + i)
+                    continue
                 sb = l * (T + 1) * BH
                 cb = l * (S - 1) * (T + 1) * BH
                 cells.backward_step(cellset, cell, act, B, H, dd, dho, has_next, rn + l * B * R, rc + l * B * R, row * GH,
@@ -256,7 +273,7 @@ def _train(theta, dims, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_n
         # weight gradients, every entry from 0.0 over the rows in order (_linalg's hand loops), as
         # products of the transposed deltas (_tmat)
         for l in range(L):
-            ol = layer_offset(dims, l)
+            ol = offs[l]
             Il = I if l == 0 else H
             dx = dsx2[l * TB : (l + 1) * TB]
             if l == 0:  # dU_0 (G*H, I) summed as its transpose, a row of G*H for each input
