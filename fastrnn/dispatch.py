@@ -163,10 +163,10 @@ LEAN_MAX_HIDDEN = 64
 
 #: The range of the small-model kernel for every cell and depth (:func:`cells_fits`): gate units a layer
 #: (G x H) and inputs and outputs at most this wide, and at most this many sequences a batch. Measured
-#: with ``python benchmarks/bench_cells_size.py`` (binary task, T=8, against the general driver): 1.7-1.9x
-#: faster at batch 1 with 16 units, 1.15-1.6x at batch 4 or 32 units, as fast for two vanilla layers of 64
-#: units at batch 1; slower at batch 16 (0.64-0.95x) and for a GRU or an LSTM of 64 units (0.72-0.84x at
-#: batch 1), whose products BLAS does faster.
+#: with ``python benchmarks/bench_cells_size.py`` (binary task, T=8, against the general driver): 1.7-2.3x
+#: faster at batch 1 with 16 units, 1.1-1.6x at batch 4 or 32 units, as fast for two vanilla layers of 64
+#: units at batch 1; slower at batch 16 (0.6-0.97x) and for a GRU or an LSTM of 64 units at batch 1, whose
+#: products BLAS does faster.
 CELLS_MAX_WIDTH = 128
 CELLS_MAX_BATCH = 4
 _GATES = (1, 3, 4)  # G of each cell code (fastrnn.cells: rnn, gru, lstm)
