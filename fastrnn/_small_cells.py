@@ -150,7 +150,7 @@ def _train(theta, dims, X, Y, M, batch, opt, lr, hyper, opt_state, step0, clip_n
     base = dsx.shape[0] + (dsx.shape[0] if sep else 0)
     dsx2 = dsx.reshape(L * TB, GH)
     dsh2 = dsh.reshape(L * TB, GH)
-    xc0, xn0, hc0, hn0, rc, rn, dho = _delta_offsets(B, dims)
+    rc, rn, dho = _delta_offsets(B, dims)[4:]
     rc, rn, dho = rc + base, rn + base, dho + base
     dh2 = dd[dho : dho + BH].reshape(B, H)
     hbase = dsx.shape[0] if sep else zero  # dsh's start in dd
