@@ -168,6 +168,20 @@ def test_a_diverging_iteration_is_not_applied_on_the_cells_kernel(rng):
     np.testing.assert_allclose(model.theta, general.theta, **TWIN)
 
 
+@pytest.mark.parametrize("settings", [dict(cell="gru", hidden=6), dict(layers=2, hidden=4)])
+def test_small_gated_and_stacked_runs_trained_together_equal_their_run_alone(settings):
+    """A sweep trains models whose products all stay in the hand loops together (the general driver, one model
+    a thread); each run alone takes the cells kernel. Within the hand loops both compute every sum in the
+    same order: the same parameters, bit for bit."""
+    runs = [dict(task="binary", iters=300, log_every=100, seed=s, **settings) for s in (0, 1)]
+    assert all(fastrnn.training.can_train_together(r) for r in runs)
+    together = fastrnn.training.train_many(runs)
+    alone = [fastrnn.train(**r) for r in runs]
+    for a, b in zip(together, alone):
+        assert (a.kernel.name, b.kernel.name) == ("many-general", "small-cells")
+        np.testing.assert_array_equal(a.model.theta, b.model.theta)
+
+
 def _choose(model, T, B, **settings):
     return dispatch.for_model(model, T, B, **settings).name
 
