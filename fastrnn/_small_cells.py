@@ -25,10 +25,13 @@ call the lean kernel's steps on rows of the same buffers, ``fastrnn._small._acti
 ``_derive``, the same arithmetic: 13% of their iteration went to the calls through the registry
 and the views of a flat step), and the loss is its
 :func:`fastrnn._kernels.head_loss`. Every product entry is the general driver's sum, the same
-terms in the same order, but its numbers equal this kernel's to rounding, not to the bit: LLVM
-fuses some of the general driver's multiply-adds (where its loops are vectorised) and not these,
-and past its hand-loop size it sends the time-batched products to BLAS (tests/test_small_cells.py
-compares both with tests/reference.py at rtol 1e-10, and each other at the twins' tolerance).
+terms in the same order: within the general driver's hand loops the numbers have been its own bit
+for bit (a sweep of such models trained together on the general driver equals each run alone on
+this kernel: tested), but the kernels are compiled apart, and nothing forbids LLVM to fuse a
+multiply and an add in one and not the other, so the guarantee is equality to rounding; past the
+hand loops the general driver sends the time-batched products to BLAS, which adds in another
+order (tests/test_small_cells.py compares both with tests/reference.py at rtol 1e-10, and each
+other at the twins' tolerance).
 Full BPTT only: truncated runs take the general driver (:func:`fastrnn.dispatch.choose_kernel`).
 
 Compiled per optimizer and head (:func:`cells_kernel`), like the lean kernel; ``cellset`` None

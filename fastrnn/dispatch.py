@@ -78,6 +78,7 @@ _SGD, _ADAGRAD, _RMSPROP = 0, 3, 4
 _TANH = 0
 _HEAD_SOFTMAX, _HEAD_SIGMOID = 0, 1
 _CELL_RNN = 0
+_GATES = {0: 1, 1: 3, 2: 4}  # G of each cell code (fastrnn.cells.MODULES[code].G: rnn, gru, lstm)
 _BLAS_MIN_WORK = 4096  # config.BLAS_MIN_WORK (checked equal by the tests)
 
 
@@ -169,7 +170,6 @@ LEAN_MAX_HIDDEN = 64
 #: products BLAS does faster.
 CELLS_MAX_WIDTH = 128
 CELLS_MAX_BATCH = 4
-_GATES = (1, 3, 4)  # G of each cell code (fastrnn.cells: rnn, gru, lstm)
 
 
 def lean_fits(dims, T, B):

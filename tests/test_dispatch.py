@@ -11,7 +11,7 @@ import pytest
 import fastrnn
 from conftest import assert_one_line_error, run_cli
 from fastrnn import _kernels, config, dispatch, engine, metrics, optim
-from fastrnn.cells import CELLS, rnn
+from fastrnn.cells import CELLS, MODULES, rnn
 
 SGD, ADAM, ADAGRAD = optim.SGD, optim.ADAM, optim.ADAGRAD
 
@@ -26,6 +26,7 @@ def test_the_codes_the_decision_reads_are_the_registries():
     assert dispatch._TANH == rnn.ACTIVATIONS["tanh"] and dispatch._CELL_RNN == CELLS["rnn"]
     assert (dispatch._HEAD_SOFTMAX, dispatch._HEAD_SIGMOID) == (_kernels.HEADS["softmax"], _kernels.HEADS["sigmoid"])
     assert dispatch._BLAS_MIN_WORK == config.BLAS_MIN_WORK
+    assert dispatch._GATES == {code: module.G for code, module in MODULES.items()}  # every registered cell's gates
 
 
 def test_each_call_gets_the_kernel_that_serves_it(monkeypatch):
