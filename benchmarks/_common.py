@@ -167,6 +167,17 @@ def write_csv(path, rows, env=None):
     return path
 
 
+def write_results(out, name, rows, lines, env=None):
+    """``out/name.csv`` (:func:`write_csv`) and ``out/name.md``: the table's ``lines`` and then the
+    machine they were measured on (:func:`describe`); the markdown is printed too. Returns it."""
+    env = environment() if env is None else env
+    write_csv(Path(out) / f"{name}.csv", rows, env)
+    text = "\n".join(lines + ["", describe(env)]) + "\n"
+    (Path(out) / f"{name}.md").write_text(text)
+    print(text, end="")
+    return text
+
+
 def read_csv(path):
     """Rows of a results CSV with numbers as numbers (empty cells as NaN)."""
     rows = []

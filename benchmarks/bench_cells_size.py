@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, describe, environment, write_csv  # noqa: E402
+from _common import RESULTS, write_results  # noqa: E402
 
 import fastrnn  # noqa: E402
 from fastrnn import cells, dispatch  # noqa: E402
@@ -90,9 +90,6 @@ def main():
         fast_m, general_m = statistics.median(fast_us), statistics.median(general_us)
         rows.append(dict(model=m, H=H, B=B, T=8, gate_units=gate_units(m, H), cells_us=fast_m, general_us=general_m,
                          general_x_cells=general_m / fast_m, chosen=chosen, rounds=rounds))
-    args.out.mkdir(parents=True, exist_ok=True)
-    env = environment()
-    write_csv(args.out / "cells_size.csv", rows, env)
     lines = [f"A GRU, an LSTM and two vanilla layers at the binary task's shape (T=8, I=2, O=1), us an iteration, "
              f"medians of {rounds} interleaved rounds: the small-model kernel for every cell and depth (small-cells) "
              "against the general driver, and the kernel fastrnn chooses (small-cells up to "
@@ -102,9 +99,7 @@ def main():
     for row in rows:
         lines.append(f"| {row['model']} | {row['H']} | {row['B']} | {row['gate_units']} | {row['cells_us']:.1f} | "
                      f"{row['general_us']:.1f} | {row['general_x_cells']:.2f} | {row['chosen']} |")
-    lines += ["", describe(env)]
-    (args.out / "cells_size.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, "cells_size", rows, lines)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, describe, environment, write_csv  # noqa: E402
+from _common import RESULTS, write_results  # noqa: E402
 
 import fastrnn  # noqa: E402
 from fastrnn import dispatch  # noqa: E402
@@ -80,9 +80,6 @@ def main():
         lean_m, general_m = statistics.median(lean_us), statistics.median(general_us)
         rows.append(dict(H=H, B=B, T=8, step_work=work, lean_us=lean_m, general_us=general_m,
                          general_x_lean=general_m / lean_m, chosen=chosen, rounds=rounds))
-    args.out.mkdir(parents=True, exist_ok=True)
-    env = environment()
-    write_csv(args.out / "lean_size.csv", rows, env)
     lines = [f"One vanilla layer at the binary task's shape (T=8, I=2, O=1), us an iteration, medians of {rounds} "
              "interleaved rounds: the lean kernel against the general driver, and the kernel fastrnn chooses "
              f"(lean up to a batch x widest layer of {bound} and {hidden} units).", "",
@@ -90,9 +87,7 @@ def main():
     for row in rows:
         lines.append(f"| {row['H']} | {row['B']} | {row['step_work']} | {row['lean_us']:.1f} | {row['general_us']:.1f} | "
                      f"{row['general_x_lean']:.2f} | {row['chosen']} |")
-    lines += ["", describe(env)]
-    (args.out / "lean_size.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(args.out, "lean_size", rows, lines)
 
 
 if __name__ == "__main__":
