@@ -167,6 +167,34 @@ def write_csv(path, rows, env=None):
     return path
 
 
+def size_arguments(doc):
+    """The size benchmarks' command line (``--quick``, ``--rounds``, ``--out``), parsed; ``doc`` is the script's docstring."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke-sized grid (numbers mean nothing)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the folder for the results files")
+    return parser.parse_args()
+
+
+def train_binary(general, iters, **settings):
+    """``fastrnn.train(task="binary", iters=iters, lr=0.01, seed=0, **settings)``, on the general driver when
+    ``general`` (``FASTRNN_KERNEL=general`` for the call; the variable as it was afterwards)."""
+    import fastrnn
+    from fastrnn import dispatch
+
+    before = os.environ.pop(dispatch.ENV, None)
+    if general:
+        os.environ[dispatch.ENV] = "general"
+    try:
+        return fastrnn.train(task="binary", iters=iters, lr=0.01, seed=0, log_every=iters, **settings)
+    finally:
+        os.environ.pop(dispatch.ENV, None)
+        if before is not None:
+            os.environ[dispatch.ENV] = before
+
+
 def write_results(out, name, rows, lines, env=None):
     """``out/name.csv`` (:func:`write_csv`) and ``out/name.md``: the table's ``lines`` and then the
     machine they were measured on (:func:`describe`); the markdown is printed too. Returns it."""

@@ -15,8 +15,6 @@ Writes ``lean_size.csv`` and ``lean_size.md`` into ``benchmarks/results`` (or ``
 ``--quick``: a smoke-sized grid (for the tests; its numbers mean nothing).
 """
 
-import argparse
-import os
 import statistics
 import sys
 from pathlib import Path
@@ -25,7 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import RESULTS, write_results  # noqa: E402
+from _common import size_arguments, train_binary, write_results  # noqa: E402
 
 import fastrnn  # noqa: E402
 from fastrnn import dispatch  # noqa: E402
@@ -37,23 +35,11 @@ WORK = 20000 * 1 * 16 * 16
 
 
 def run(H, B, iters, general):
-    before = os.environ.pop(dispatch.ENV, None)
-    if general:
-        os.environ[dispatch.ENV] = "general"
-    try:
-        return fastrnn.train(task="binary", hidden=H, batch=B, iters=iters, lr=0.01, seed=0, log_every=iters)
-    finally:
-        os.environ.pop(dispatch.ENV, None)
-        if before is not None:
-            os.environ[dispatch.ENV] = before
+    return train_binary(general, iters, hidden=H, batch=B)
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a smoke-sized grid (numbers mean nothing)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="the folder for the results files")
-    args = parser.parse_args()
+    args = size_arguments(__doc__)
     grid = QUICK if args.quick else GRID
     rounds = 1 if args.quick else args.rounds
     bound, hidden = dispatch.LEAN_MAX_BATCH_WIDTH, dispatch.LEAN_MAX_HIDDEN
