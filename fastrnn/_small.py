@@ -74,7 +74,7 @@ from ._cache import key_dispatchers
 from ._kernels import HEAD_LINEAR, HEAD_NAMES, HEAD_SIGMOID, HEAD_SOFTMAX
 from ._mathfn import exp, sigmoid
 from .config import JIT, JIT_PARALLEL
-from .optim import SGD, UPDATE_OF, apply_update, clip_grads, global_norm
+from .optim import NAME_OF, SGD, UPDATE_OF, apply_update, clip_grads, global_norm
 
 
 @njit(**JIT_PARALLEL)
@@ -490,7 +490,7 @@ def lean_kernel(opt, head, truncated):
     kernel = _LEAN.get(key)
     if kernel is None:
         update = UPDATE_OF[opt]
-        name = (f"train_chunk_lean_{update.py_func.__name__[len('apply_update_'):]}_{HEAD_NAMES[head]}"
+        name = (f"train_chunk_lean_{NAME_OF[opt]}_{HEAD_NAMES[head]}"
                 f"{'_truncated' if truncated else ''}")
         kernel = _LEAN[key] = _compile(name, update, head, 1 if truncated else 0)
     return kernel

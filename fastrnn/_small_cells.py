@@ -5,7 +5,7 @@ most of a general-driver iteration on its generality rather than on the products
 row for every row of every product (two atomic reference-count updates each), nested calls
 that each take their arrays again, the transposes and the scratch offsets walked anew. This
 module runs the same forward pass, loss and full BPTT as :mod:`fastrnn._kernels` for models whose
-products are small (:func:`fastrnn.dispatch.cells_fit`), with what made :mod:`fastrnn._small`'s
+products are small (:func:`fastrnn.dispatch.cells_fits`), with what made :mod:`fastrnn._small`'s
 lean kernel fast:
 
 * the products are :func:`fastrnn._small._vecmat` on 2-D arrays indexed by row (each entry the
@@ -51,7 +51,7 @@ from ._kernels import (HEAD_NAMES, _delta_offsets, _workspace_sizes, head_loss, 
 from ._small import _activate, _derive, _vecmat, _vecmat_rows
 from ._train_kernel import count_errors
 from .config import JIT
-from .optim import UPDATE_OF, apply_update, clip_grads
+from .optim import NAME_OF, UPDATE_OF, apply_update, clip_grads
 
 
 def extra_size(B, I, H, L, G):
@@ -333,7 +333,7 @@ def cells_kernel(opt, head):
     kernel = _KERNELS.get(key)
     if kernel is None:
         update = UPDATE_OF[key[0]]
-        name = f"train_chunk_cells_{update.py_func.__name__[len('apply_update_'):]}_{HEAD_NAMES[key[1]]}"
+        name = f"train_chunk_cells_{NAME_OF[key[0]]}_{HEAD_NAMES[key[1]]}"
         kernel = _KERNELS[key] = _generate.specialise(_train, name, dict(_UPDATE=update, _HEAD=key[1]))
     return kernel
 

@@ -16,7 +16,7 @@ from ._kernels import backward, forward, head_loss
 from ._cache import key_dispatchers
 from . import _generate, activations
 from .config import JIT, JIT_PARALLEL
-from .optim import UPDATE_OF, apply_update, clip_grads
+from .optim import NAME_OF, UPDATE_OF, apply_update, clip_grads
 
 
 @njit(**JIT)
@@ -144,7 +144,7 @@ def general_kernel(opt, head, act):
     kernel = _GENERAL.get(key)
     if kernel is None:
         update = UPDATE_OF[key[0]]
-        name = (f"train_chunk_general_{update.py_func.__name__[len('apply_update_'):]}_{HEAD_NAMES[key[1]]}_"
+        name = (f"train_chunk_general_{NAME_OF[key[0]]}_{HEAD_NAMES[key[1]]}_"
                 f"{activations.NAMES[key[2]]}")
         kernel = _GENERAL[key] = _compile(name, update, key[1], key[2])
     return kernel

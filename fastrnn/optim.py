@@ -18,6 +18,8 @@ OPTIMIZERS = optimizers.OPTIMIZERS
 HYPER_DEFAULTS = optimizers.HYPER_DEFAULTS
 SGD, MOMENTUM, ADAM, ADAGRAD, RMSPROP, ADAMW = (OPTIMIZERS[n] for n in ("sgd", "momentum", "adam", "adagrad", "rmsprop",
                                                                          "adamw"))
+#: code -> name (the name a kernel specialised for one optimizer carries: ``train_chunk_lean_adam_...``).
+NAME_OF = {code: name for name, code in OPTIMIZERS.items()}
 
 
 def hyper_array(**values):
@@ -115,7 +117,7 @@ apply_update = _generate.by_code(
 def _single(code):
     """:func:`apply_update` with the one branch of optimizer ``code`` (same arguments; another code raises)."""
     case = next(c for c in _cases() if c[0] == code)
-    name = optimizers.module(next(n for n, k in OPTIMIZERS.items() if k == code)).NAME
+    name = NAME_OF[code]
     return _generate.by_code(
         f"apply_update_{name}", "theta, grad, state, step, lr, hyper", "kind", [case], globals(),
         f"apply_update_{name}: called with another optimizer's code",
