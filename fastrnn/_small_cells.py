@@ -64,10 +64,13 @@ def extra_size(B, I, H, L, G):
 
 def scratch_size(T, B, dims, P):
     """Entries of ``buf`` a chunk of (B, T) batches needs: the gradient, the general driver's workspace and
-    :func:`extra_size` (plain Python but for the workspace's size)."""
+    :func:`extra_size` (plain Python but for the workspace's size), and at least what the general driver
+    needs (:func:`fastrnn._train_kernel.chunk_scratch_size`: a second P for its transposed weights): whether
+    a model's chunks take this kernel depends on the truncation, which a size asked for without it
+    (``engine.chunk_scratch_size(model, T, B)``) does not know, so a buffer of this size serves either."""
     I, H, _, L, _, _, cell = (int(v) for v in dims)
     G = cells.MODULES[cell].G
-    return P + int(workspace_size(T, B, dims)) + extra_size(B, I, H, L, G)
+    return P + int(workspace_size(T, B, dims)) + max(extra_size(B, I, H, L, G), P)
 
 
 @njit(**JIT)

@@ -240,3 +240,14 @@ def test_the_compile_note_asks_after_the_cells_kernel_of_the_runs_optimizer_and_
     assert "compiling the small-model training kernels once, about 4 s" in out.getvalue()
     (tmp_path / "k.nbi").write_text("")
     assert engine.compile_note(gru, 8, 1, io.StringIO(), options=(optim.SGD, -1, 0.0, 0.0)) is None
+
+
+def test_a_buffer_sized_without_the_truncation_serves_either_kernel():
+    """``engine.chunk_scratch_size(model, T, B)`` is not told the truncation, which decides between this kernel
+    (full BPTT) and the general driver (truncated): its size covers both, also where the output layer
+    outweighs this kernel's own arrays (a GRU of 2 units into 128 outputs)."""
+    for model in (fastrnn.RNN(1, 2, 128, cell="gru"), fastrnn.RNN(2, 16, 1, cell="lstm", layers=2)):
+        assert dispatch.for_model(model, 8, 1).name == "small-cells"
+        assert dispatch.for_model(model, 8, 1, K=2).name == "general"
+        size = engine.chunk_scratch_size(model, 8, 1)
+        assert size >= int(_train_kernel.chunk_scratch_size(8, 1, model.dims, model.n_params))
