@@ -10,7 +10,7 @@ import pytest
 import fastrnn
 import reference as ref
 from conftest import ATOL_TWIN, RTOL_FLOAT32, RTOL_TWIN, RTOL_TORCH_GRAD, TOL_TORCH_FORWARD, make_data
-from fastrnn import engine, optim
+from fastrnn import dispatch, engine, optim
 from fastrnn.exceptions import InvalidArgument, InvalidType
 
 GATED = ["gru", "lstm"]
@@ -215,15 +215,19 @@ def test_forget_bias_reaches_the_trained_model(tmp_path):
 
 @pytest.mark.parametrize("cell", GATED)
 @pytest.mark.parametrize("K", [-1, 1])
-def test_train_chunk_carries_h_and_c_across_windows(rng, cell, K):
+@pytest.mark.parametrize("layers", [1, 2])
+def test_train_chunk_carries_h_and_c_across_windows(rng, cell, K, layers):
     """Two SGD iterations over consecutive windows of one stream (resets [1, 0]): the second
-    window starts from the first one's final (h, c), and each update is the twin's gradient."""
+    window starts from the first one's final (h, c), and each update is the twin's gradient.
+    Full BPTT runs on the small-model kernel for every cell (fastrnn._small_cells), truncated
+    BPTT on the general driver."""
     B, T, I, H, O, lr = 2, 4, 2, 3, 2, 0.1
-    p = ref.init_gated_params(cell, I, H, O, 1, rng)
+    p = ref.init_gated_params(cell, I, H, O, layers, rng)
     model = gated_model(cell, p, "softmax")
+    assert dispatch.for_model(model, T, B, K=K).name == ("small-cells" if K < 0 else "general")
     X, Y, _ = make_data(rng, 2 * B, T, I, O, "softmax")
     hstate = engine.new_state(model, B)
-    assert hstate.shape == (model.n_states * B * H,)
+    assert hstate.shape == (layers * model.n_states * B * H,)
     losses, norms, errors = np.empty(2), np.empty(2), np.empty(2 * B, dtype=np.int64)
     buf = np.empty(engine.chunk_scratch_size(model, T, B))
     done = engine.train_chunk(model, K, X, Y, np.zeros((0, 0)), B, optim.SGD, lr, optim.hyper_array(),
@@ -241,7 +245,7 @@ def test_train_chunk_carries_h_and_c_across_windows(rng, cell, K):
             theta[k] = theta[k] - lr * grads[k]
     for k in theta:
         np.testing.assert_allclose(model.params[k], theta[k], err_msg=k, **TWIN)
-    np.testing.assert_allclose(hstate.reshape(1, model.n_states, B, H), state, **TWIN)
+    np.testing.assert_allclose(hstate.reshape(layers, model.n_states, B, H), state, **TWIN)
 
 
 @pytest.mark.parametrize("cell", GATED)

@@ -78,45 +78,6 @@ def test_every_optimizer_runs_on_the_cells_kernel(rng, kind):
     np.testing.assert_allclose(model.theta, general.theta, rtol=1e-8, atol=1e-12)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-@pytest.mark.parametrize("layers", [1, 2])
-def test_gated_cells_on_the_cells_kernel_match_the_reference_over_carried_windows(rng, cell, layers):
-    """Two SGD iterations over consecutive windows of one stream through ``engine.train_chunk`` (which chooses
-    this kernel): each loss, the carried (h, c) and the parameters against tests/reference.py at rtol 1e-10."""
-    B, T, I, H, O, lr = 2, 4, 2, 3, 2, 0.1
-    p = ref.init_gated_params(cell, I, H, O, layers, rng)
-    model = fastrnn.RNN(I, H, O, layers=layers, head="softmax", cell=cell)
-    for k, v in p.items():
-        model.params[k][...] = v
-    assert dispatch.for_model(model, T, B).name == "small-cells"
-    X, Y, _ = make_data(rng, 2 * B, T, I, O, "softmax")
-    hstate = engine.new_state(model, B)
-    losses, norms, errors = np.empty(2), np.empty(2), np.empty(2 * B, dtype=np.int64)
-    buf = np.empty(engine.chunk_scratch_size(model, T, B))
-    done = engine.train_chunk(model, -1, X, Y, np.zeros((0, 0)), B, optim.SGD, lr, optim.hyper_array(),
-                              np.zeros((2, model.n_params)), 0, 0.0, 0.0, hstate, np.array([1, 0]), buf, losses, norms,
-                              errors)
-    assert done == 2
-    theta = {k: v.copy() for k, v in p.items()}
-    state = None
-    for it in range(2):
-        rows = slice(it * B, (it + 1) * B)
-        if cell == "gru":
-            loss, grads, hT = ref.gru_loss_and_grads(theta, X[rows], Y[rows], None, "softmax", None,
-                                                     None if state is None else state[:, 0])
-            state = hT[:, None]
-        else:
-            h0, c0 = (None, None) if state is None else (state[:, 0], state[:, 1])
-            loss, grads, (hT, cT) = ref.lstm_loss_and_grads(theta, X[rows], Y[rows], None, "softmax", None, h0, c0)
-            state = np.stack([hT, cT], axis=1)
-        assert losses[it] == pytest.approx(loss, rel=RTOL_TWIN)
-        for k in theta:
-            theta[k] = theta[k] - lr * grads[k]
-    for k in theta:
-        np.testing.assert_allclose(model.params[k], theta[k], err_msg=k, **TWIN)
-    np.testing.assert_allclose(hstate.reshape(layers, model.n_states, B, H), state, **TWIN)
-
-
 @pytest.mark.parametrize("act", ["tanh", "sigmoid", "relu", "softsign"])
 @pytest.mark.parametrize("head,masked", [("softmax", False), ("sigmoid", True), ("linear", True)])
 def test_stacked_vanilla_layers_on_the_cells_kernel_match_the_reference(rng, act, head, masked):
